@@ -1,0 +1,94 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "Switchboard",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "EventLog", targets: ["EventLog"]),
+        .library(name: "Projections", targets: ["Projections"]),
+        .library(name: "Workers", targets: ["Workers"]),
+        .executable(name: "agent", targets: ["agent"]),
+        .executable(name: "replay", targets: ["replay"]),
+        .executable(name: "bench", targets: ["bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+    ],
+    targets: [
+        // LMDB from Debian's liblmdb-dev (ships lmdb.pc). Only EventLog imports it.
+        .systemLibrary(
+            name: "CLMDB",
+            pkgConfig: "lmdb",
+            providers: [.apt(["liblmdb-dev"])]
+        ),
+        // CRC32C (Castagnoli) with SSE4.2 hardware path and a portable fallback.
+        .target(name: "CRC32C"),
+        .target(
+            name: "EventLog",
+            dependencies: [
+                "CLMDB",
+                "CRC32C",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "Projections",
+            dependencies: ["EventLog"],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "Workers",
+            dependencies: [
+                "Projections",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "agent",
+            dependencies: [
+                "Workers",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "replay",
+            dependencies: [
+                "Projections",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "bench",
+            dependencies: [
+                "EventLog",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Spawned by the tests as a separate process (multi-process append, crash, tail, bad input).
+        .executableTarget(
+            name: "switchboard-test-helper",
+            dependencies: ["EventLog"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "EventLogTests",
+            dependencies: ["EventLog", "switchboard-test-helper"],
+            swiftSettings: strictSettings
+        ),
+    ]
+)

@@ -1,0 +1,300 @@
+import CLMDB
+import Foundation
+import Logging
+
+/// How commits reach the disk.
+public enum Durability: String, Sendable, CaseIterable, Codable {
+    /// Every commit is fully synced (data and meta page) before `append` returns. The default.
+    case durable
+    /// `MDB_NOMETASYNC`: data pages are synced, the meta page is not. The log stays consistent, but an
+    /// operating-system crash or power loss may undo the last committed transaction (one group commit).
+    /// A process crash loses nothing.
+    case relaxed
+}
+
+/// How to open an ``EventLog``.
+public struct EventLogConfiguration: Sendable {
+    /// The directory holding the LMDB environment (`data.mdb`, `lock.mdb`) and the `doorbell` file.
+    public var directory: String
+    /// The identity stamped on every record this process appends.
+    public var writer: WriterIdentity
+    /// Commit durability; ``Durability/durable`` by default.
+    public var durability: Durability = .durable
+    /// The map size to start with, in bytes. The map grows (doubling) when full.
+    public var initialMapSize: Int = 256 << 20
+    /// The largest the map may grow to; beyond it appends fail with ``EventLogError/Code/mapFull``.
+    public var maxMapSize: Int = 1 << 40
+    /// LMDB reader slots (one per concurrent read transaction across all processes).
+    public var maxReaders: UInt32 = 126
+    /// Extra named tables (LMDB sub-databases) kept beside the log, e.g. projection state.
+    public var tables: [String] = []
+    /// The most events one group commit may carry.
+    public var maxBatchEvents: Int = 8192
+    /// How often tailing readers check for commits when no doorbell rang (fallback for a crashed writer).
+    public var pollInterval: Duration = .milliseconds(100)
+    /// The wall clock the writer reads before clamping it to the last record's time. Replace it only to
+    /// simulate clock skew in tests.
+    public var wallClock: @Sendable () -> LogTimestamp = { LogTimestamp.wallClock() }
+
+    /// Creates a configuration for the log in `directory`.
+    public init(directory: String, writer: WriterIdentity) {
+        self.directory = directory
+        self.writer = writer
+    }
+}
+
+/// What a ``EventLog/transact(_:)`` command produced once committed.
+public struct Committed<Value: Sendable>: Sendable {
+    /// The body's return value.
+    public var value: Value
+    /// The seqs the command appended (empty when it appended nothing).
+    public var seqs: Range<UInt64>
+    /// The log time of the transaction.
+    public var timestamp: LogTimestamp
+}
+
+/// The durable, append-only event log on LMDB that several processes on one host share.
+///
+/// - Appends from many tasks are grouped into one write transaction and one durable commit
+///   (``append(_:)``, ``transact(_:)``); each caller resumes after its commit with its seqs.
+/// - Records are keyed by a gapless big-endian `UInt64` seq starting at 1 and carry a checksummed envelope
+///   (see ``Record``), verified on every read.
+/// - ``tail(from:)`` streams committed records, in order, across processes.
+///
+/// Open one `EventLog` per environment per process (LMDB forbids opening it twice) and share it.
+public final class EventLog: Sendable {
+    /// The configuration the log was opened with.
+    public let configuration: EventLogConfiguration
+    let env: LMDBEnvironment
+    let logDB: MDB_dbi
+    private let checkpointsDB: MDB_dbi
+    let writer: GroupCommitWriter
+    let notifier: CommitNotifier
+    private let logger: Logger
+
+    static let logDatabase = "log"
+    static let metaDatabase = "meta"
+    static let checkpointDatabase = "checkpoints"
+    static let formatKey = Array("format".utf8)
+    static let format = Array("switchboard-eventlog/1".utf8)
+
+    /// Opens (creating when needed) the log in `configuration.directory`.
+    ///
+    /// - Throws: ``EventLogError`` with ``EventLogError/Code/notAnEnvironment`` when the directory holds
+    ///   something that is not this log, ``EventLogError/Code/permissionDenied`` when its files cannot be
+    ///   created or written, ``EventLogError/Code/alreadyOpen`` when this process has it open already.
+    public init(_ configuration: EventLogConfiguration, logger: Logger) throws {
+        self.configuration = configuration
+        self.logger = logger
+        let reserved = [Self.logDatabase, Self.metaDatabase, Self.checkpointDatabase]
+        if let clash = configuration.tables.first(where: reserved.contains) {
+            throw EventLogError(.invalidArgument, "table name \(clash) is reserved")
+        }
+        let env = try LMDBEnvironment(
+            directory: configuration.directory, initialMapSize: configuration.initialMapSize,
+            maxMapSize: configuration.maxMapSize, maxReaders: configuration.maxReaders,
+            relaxedDurability: configuration.durability == .relaxed, databases: reserved + configuration.tables)
+        self.env = env
+        logDB = env.database(Self.logDatabase)
+        checkpointsDB = env.database(Self.checkpointDatabase)
+        let metaDB = env.database(Self.metaDatabase)
+        try env.withWriteTransaction { txn in
+            let stored = try Self.formatKey.withUnsafeBytes { k in
+                try txn.view.get(metaDB, k) { $0.map { [UInt8]($0) } }
+            }
+            if let stored {
+                guard stored == Self.format else {
+                    throw EventLogError(
+                        .versionMismatch,
+                        "\(configuration.directory) holds log format \(String(decoding: stored, as: UTF8.self)), "
+                            + "this build reads \(String(decoding: Self.format, as: UTF8.self))")
+                }
+            } else {
+                try Self.formatKey.withUnsafeBytes { k in
+                    try Self.format.withUnsafeBytes { v in try txn.view.put(metaDB, k, v) }
+                }
+            }
+        }
+        let notifier = try CommitNotifier(
+            directory: configuration.directory, pollInterval: configuration.pollInterval,
+            lastTransactionID: { [env] in env.lastTransactionID() })
+        self.notifier = notifier
+        writer = try GroupCommitWriter(
+            env: env, logDB: logDB, writer: configuration.writer, maxBatchEvents: configuration.maxBatchEvents,
+            wallClock: configuration.wallClock, logger: logger, afterCommit: { _ in notifier.ring() })
+        logger.info(
+            "eventlog.opened",
+            metadata: [
+                "eventlog.directory": "\(configuration.directory)",
+                "eventlog.map_size": "\(env.mapSize)",
+                "eventlog.durability": "\(configuration.durability.rawValue)",
+                "eventlog.stale_readers_cleared": "\(env.staleReadersCleared)",
+            ])
+    }
+
+    /// Finishes queued appends, stops background threads and closes the environment.
+    /// Later calls fail with ``EventLogError/Code/closed``.
+    public func close() {
+        writer.stop()
+        notifier.shutdown()
+        env.close()
+    }
+
+    // MARK: Writing
+
+    /// Appends `events` in order, atomically, and returns their seqs once durably committed.
+    ///
+    /// Concurrent calls share one write transaction and one sync (group commit).
+    @discardableResult
+    public func append(_ events: [PendingEvent]) async throws -> Range<UInt64> {
+        for event in events { try Envelope.validate(event) }
+        return try await writer.submit(events: events, body: nil).seqs
+    }
+
+    /// Appends one typed event and returns its seq once committed.
+    @discardableResult
+    public func append<E: EventPayload>(_ event: E, correlationID: String? = nil, causationID: UInt64? = nil)
+        async throws -> UInt64
+    {
+        try await append([PendingEvent(event, correlationID: correlationID, causationID: causationID)]).lowerBound
+    }
+
+    /// Runs `body` inside the write transaction — the seam for deciders — and commits.
+    ///
+    /// The body reads state that is current at that moment (no other process can commit in between), decides,
+    /// and appends events or writes tables through the ``WriteContext``; its result is returned with the seqs
+    /// it appended. Throwing from the body rejects the command: its changes are rolled back and the error is
+    /// rethrown here, while other commands of the same group commit are unaffected. The body runs on the
+    /// writer thread and may run again if the map has to grow, so it must not block or have outside effects.
+    public func transact<R: Sendable>(_ body: @escaping @Sendable (inout WriteContext) throws -> R) async throws
+        -> Committed<R>
+    {
+        let outcome = try await writer.submit(events: [], body: { context in try body(&context) })
+        return Committed(value: outcome.value as! R, seqs: outcome.seqs, timestamp: outcome.timestamp)
+    }
+
+    // MARK: Reading
+
+    /// Runs `body` with a consistent snapshot, on the calling thread. Keep it short; never call it from inside
+    /// a ``transact(_:)`` body.
+    public func withSnapshot<R>(_ body: (borrowing Snapshot) throws -> R) throws -> R {
+        try env.withReadTransaction { txn in
+            try body(Snapshot(txn: txn.view, logDB: logDB))
+        }
+    }
+
+    /// Runs `body` with a consistent snapshot on a background thread, keeping the caller's executor free.
+    public func read<R: Sendable>(_ body: @escaping @Sendable (borrowing Snapshot) throws -> R) async throws -> R {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result { try self.withSnapshot(body) })
+            }
+        }
+    }
+
+    /// The last committed seq; 0 when the log is empty.
+    public func lastSeq() throws -> UInt64 { try withSnapshot { try $0.lastSeq } }
+
+    /// The record at `seq`, or `nil`.
+    public func record(at seq: UInt64) throws -> Record? { try withSnapshot { try $0.record(at: seq) } }
+
+    /// Up to `limit` records from `start` (inclusive), in order.
+    public func records(from start: UInt64, limit: Int = .max) throws -> [Record] {
+        try withSnapshot { try $0.records(from: start, limit: limit) }
+    }
+
+    /// The table declared as `name` in ``EventLogConfiguration/tables``.
+    public func table(_ name: String) -> Table {
+        precondition(configuration.tables.contains(name), "table \(name) is not declared in the configuration")
+        return Table(name: name, dbi: env.database(name))
+    }
+
+    // MARK: Tailing and checkpoints
+
+    /// Committed records from `seq` (inclusive) on, in order, waiting for new ones at the end: across
+    /// processes, woken by the doorbell, with polling as the fallback.
+    public func tail(from seq: UInt64 = 1) -> LogTail { LogTail(log: self, start: max(1, seq)) }
+
+    /// The seq a reader named `name` saved with ``saveCheckpoint(_:seq:)``, or `nil`.
+    public func checkpoint(_ name: String) throws -> UInt64? {
+        try env.withReadTransaction { txn in
+            try Array(name.utf8).withUnsafeBytes { k in
+                try txn.view.get(checkpointsDB, k) { $0.map { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) } }
+            }
+        }
+    }
+
+    /// Durably records that reader `name` has processed everything up to and including `seq`.
+    public func saveCheckpoint(_ name: String, seq: UInt64) async throws {
+        let db = checkpointsDB
+        _ = try await writer.submit(events: []) { context in
+            try Array(name.utf8).withUnsafeBytes { k in
+                try withUnsafeBytes(of: seq.littleEndian) { v in try context.txn.put(db, k, v) }
+            }
+            return ()
+        }
+    }
+
+    /// A tail that resumes after reader `name`'s checkpoint (from seq 1 when it has none).
+    public func tail(resumingAfter name: String) throws -> LogTail {
+        tail(from: (try checkpoint(name) ?? 0) + 1)
+    }
+
+    // MARK: Maintenance
+
+    /// Current map size in bytes.
+    public var mapSize: Int { env.mapSize }
+
+    /// Clears reader slots left by dead processes; returns how many were cleared.
+    @discardableResult
+    public func clearStaleReaders() -> Int { env.readerCheck() }
+}
+
+/// An `AsyncSequence` of committed records from a seq on, waiting for new commits at the end.
+///
+/// A slow consumer never blocks writers: each batch is read in a short read transaction. Iteration ends
+/// (returns `nil`) when the task is cancelled or the log is closed.
+public struct LogTail: AsyncSequence, Sendable {
+    public typealias Element = Record
+    let log: EventLog
+    let start: UInt64
+    /// Records read per read transaction.
+    public var batchSize = 256
+
+    public func makeAsyncIterator() -> Iterator { Iterator(log: log, next: start, batchSize: batchSize) }
+
+    /// The iterator of a ``LogTail``.
+    public struct Iterator: AsyncIteratorProtocol {
+        let log: EventLog
+        /// The seq of the next record to deliver.
+        public private(set) var next: UInt64
+        let batchSize: Int
+        private var buffer: [Record] = []
+        private var index = 0
+
+        init(log: EventLog, next: UInt64, batchSize: Int) {
+            self.log = log
+            self.next = next
+            self.batchSize = batchSize
+        }
+
+        public mutating func next() async throws -> Record? {
+            while true {
+                if index < buffer.count {
+                    let record = buffer[index]
+                    index += 1
+                    return record
+                }
+                if Task.isCancelled { return nil }
+                let generation = log.notifier.generation
+                buffer = try log.records(from: next, limit: batchSize)
+                index = 0
+                if let last = buffer.last {
+                    next = last.seq + 1
+                    continue
+                }
+                await log.notifier.wait(afterGeneration: generation)
+            }
+        }
+    }
+}

@@ -1,0 +1,208 @@
+import CLMDB
+import Foundation
+import Logging
+import Synchronization
+
+/// What a committed command produced.
+struct WriteOutcome: @unchecked Sendable {  // @unchecked: `value` is the Sendable `R` of `transact`, erased.
+    var value: Any?
+    var seqs: Range<UInt64>
+    var timestamp: LogTimestamp
+}
+
+/// One queued command: plain events (the fast path) or a decider body run inside the transaction.
+final class WriteCommand: @unchecked Sendable {  // @unchecked: touched only by the writer thread until resumed.
+    let events: [PendingEvent]
+    let body: (@Sendable (inout WriteContext) throws -> Any)?
+    let continuation: UnsafeContinuation<WriteOutcome, any Error>
+    var result: Result<WriteOutcome, any Error>?
+
+    init(
+        events: [PendingEvent], body: (@Sendable (inout WriteContext) throws -> Any)?,
+        continuation: UnsafeContinuation<WriteOutcome, any Error>
+    ) {
+        self.events = events
+        self.body = body
+        self.continuation = continuation
+    }
+
+    var eventCount: Int { body == nil ? events.count : 1 }
+}
+
+/// The single writer thread of a process: it takes every queued command, runs them all in one LMDB write
+/// transaction and commits once (group commit), then resumes each caller with its seqs.
+///
+/// LMDB write transactions are bound to the thread that began them, so they all run here and never cross an
+/// `await`. Commands queued while a commit is in flight form the next group.
+final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `queue`/`stopping` are guarded by `condition`.
+    private let env: LMDBEnvironment
+    private let logDB: MDB_dbi
+    private let writer: WriterIdentity
+    private let writerEncoding: WriterEncoding
+    private let maxBatchEvents: Int
+    private let afterCommit: @Sendable (UInt64) -> Void
+    private let wallClock: @Sendable () -> LogTimestamp
+    private let logger: Logger
+    private let condition = NSCondition()
+    private var queue: [WriteCommand] = []
+    private var stopping = false
+    private var stopped = false
+    private let finished = DispatchSemaphore(value: 0)
+
+    /// Commits made, for diagnostics and benchmarks.
+    let commits = Atomic<Int>(0)
+
+    init(
+        env: LMDBEnvironment, logDB: MDB_dbi, writer: WriterIdentity, maxBatchEvents: Int,
+        wallClock: @escaping @Sendable () -> LogTimestamp, logger: Logger,
+        afterCommit: @escaping @Sendable (UInt64) -> Void
+    ) throws(EventLogError) {
+        self.wallClock = wallClock
+        self.env = env
+        self.logDB = logDB
+        self.writer = writer
+        self.writerEncoding = try WriterEncoding(writer)
+        self.maxBatchEvents = max(1, maxBatchEvents)
+        self.logger = logger
+        self.afterCommit = afterCommit
+        let thread = Thread { [self] in self.run() }
+        thread.name = "eventlog-writer"
+        thread.start()
+    }
+
+    /// Queues a command and waits for its commit.
+    func submit(events: [PendingEvent], body: (@Sendable (inout WriteContext) throws -> Any)?) async throws
+        -> WriteOutcome
+    {
+        try await withUnsafeThrowingContinuation { continuation in
+            let command = WriteCommand(events: events, body: body, continuation: continuation)
+            condition.lock()
+            if stopping {
+                condition.unlock()
+                continuation.resume(throwing: EventLogError(.closed, "the event log is closed"))
+                return
+            }
+            queue.append(command)
+            condition.signal()
+            condition.unlock()
+        }
+    }
+
+    /// Finishes queued commands, then stops the thread. Idempotent.
+    func stop() {
+        condition.lock()
+        let wasStopping = stopping
+        stopping = true
+        condition.signal()
+        condition.unlock()
+        if !wasStopping { finished.wait() }
+    }
+
+    private func run() {
+        while true {
+            condition.lock()
+            while queue.isEmpty && !stopping { condition.wait() }
+            if queue.isEmpty && stopping {
+                condition.unlock()
+                finished.signal()
+                return
+            }
+            var batch: [WriteCommand] = []
+            var events = 0
+            var taken = 0
+            for command in queue {
+                if !batch.isEmpty && events + command.eventCount > maxBatchEvents { break }
+                batch.append(command)
+                events += command.eventCount
+                taken += 1
+            }
+            queue.removeFirst(taken)
+            condition.unlock()
+            process(batch)
+        }
+    }
+
+    private func process(_ batch: [WriteCommand]) {
+        while true {
+            do {
+                let last = try runOnce(batch)
+                commits.add(1, ordering: .relaxed)
+                if let last { afterCommit(last) }
+                for command in batch {
+                    switch command.result! {
+                    case .success(let outcome): command.continuation.resume(returning: outcome)
+                    case .failure(let error): command.continuation.resume(throwing: error)
+                    }
+                }
+                return
+            } catch let error as EventLogError where error.code == .mapFull {
+                do {
+                    if try env.grow() {
+                        logger.info("eventlog.map.grown", metadata: ["eventlog.map_size": "\(env.mapSize)"])
+                        continue
+                    }
+                } catch {
+                    fail(batch, error)
+                    return
+                }
+                fail(batch, EventLogError(
+                    .mapFull, "the log reached its maximum map size of \(env.maxMapSize) bytes", cause: error))
+                return
+            } catch {
+                fail(batch, error)
+                return
+            }
+        }
+    }
+
+    private func fail(_ batch: [WriteCommand], _ error: any Error) {
+        let error = (error as? EventLogError).map(env.diagnose) ?? error
+        logger.error("eventlog.commit.failed", metadata: ["error": "\(error)"])
+        for command in batch { command.continuation.resume(throwing: error) }
+    }
+
+    /// Runs the whole batch in one write transaction. Returns the last seq appended, or `nil` if none.
+    /// Throws (after the transaction is aborted) when the batch as a whole failed.
+    private func runOnce(_ batch: [WriteCommand]) throws -> UInt64? {
+        let txn = try env.begin(readOnly: false)
+        var next: UInt64 = 1
+        var lastTimestamp = LogTimestamp(microseconds: .min)
+        _ = try txn.view.last(logDB) { key, value in
+            next = seqFromKey(key) + 1
+            if let clock = Envelope.peekClock(value) { lastTimestamp = clock.timestamp }
+        }
+        let start = next
+        // The log clock: wall time, but never before the last record (of any process).
+        let now = max(wallClock(), lastTimestamp)
+        for command in batch {
+            if let body = command.body {
+                let child = try txn.child()
+                var context = WriteContext(
+                    txn: child.view, logDB: logDB, writer: writer, writerEncoding: writerEncoding, now: now,
+                    nextSeq: next)
+                let value: Any
+                do {
+                    value = try body(&context)
+                } catch let error as EventLogError where error.code == .mapFull {
+                    throw error  // The whole batch retries after the map grows.
+                } catch {
+                    child.abort()  // Rejects only this command.
+                    command.result = .failure(error)
+                    continue
+                }
+                try child.commit()
+                command.result = .success(WriteOutcome(value: value, seqs: next..<context.nextSeq, timestamp: now))
+                next = context.nextSeq
+            } else {
+                let first = next
+                for event in command.events {
+                    try appendRecord(txn.view, logDB, event, seq: next, timestamp: now, writer: writerEncoding)
+                    next += 1
+                }
+                command.result = .success(WriteOutcome(value: nil, seqs: first..<next, timestamp: now))
+            }
+        }
+        try txn.commit()
+        return next > start ? next - 1 : nil
+    }
+}

@@ -1,0 +1,56 @@
+import CLMDB
+import Foundation
+
+/// A consistent point-in-time view of the log and its tables (one LMDB read transaction).
+///
+/// A snapshot lives only inside the closure given to ``EventLog/withSnapshot(_:)`` or ``EventLog/read(_:)``;
+/// keep it short: an open snapshot keeps LMDB from reusing pages freed after it began and delays map growth.
+public struct Snapshot: ~Copyable {
+    let txn: TxnView
+    let logDB: MDB_dbi
+
+    /// The last seq in this snapshot; 0 when the log is empty.
+    public var lastSeq: UInt64 {
+        get throws { try txn.last(logDB) { k, _ in seqFromKey(k) } ?? 0 }
+    }
+
+    /// The record at `seq`, or `nil` when there is none. Throws ``EventLogError/Code/corruptRecord`` when the
+    /// stored bytes fail their checksum.
+    public func record(at seq: UInt64) throws -> Record? {
+        try readRecord(txn, logDB, seq)
+    }
+
+    /// Visits records in seq order from `start` (inclusive) until `body` returns `false` or the log ends.
+    /// Each record's checksum is verified before `body` sees it.
+    public func forEach(from start: UInt64 = 1, _ body: (Record) throws -> Bool) throws {
+        try withSeqKey(start) { k in
+            try txn.scan(logDB, from: k) { key, value in
+                try body(try Envelope.decode(seq: seqFromKey(key), value))
+            }
+        }
+    }
+
+    /// Up to `limit` records from `start` (inclusive), in order.
+    public func records(from start: UInt64, limit: Int = .max) throws -> [Record] {
+        var out: [Record] = []
+        if limit <= 0 { return out }
+        try forEach(from: start) { record in
+            out.append(record)
+            return out.count < limit
+        }
+        return out
+    }
+
+    /// The value stored under `key` in `table`.
+    public func get(_ table: Table, _ key: [UInt8]) throws -> [UInt8]? {
+        try key.withUnsafeBytes { k in try txn.get(table.dbi, k) { $0.map { [UInt8]($0) } } }
+    }
+
+    /// Visits `table` in key order from the first key ≥ `start` until `body` returns `false`.
+    public func scan(_ table: Table, from start: [UInt8]? = nil, _ body: ([UInt8], [UInt8]) throws -> Bool) throws {
+        try scanTable(txn, table, from: start, body)
+    }
+
+    /// Number of entries in `table`.
+    public func count(_ table: Table) throws -> Int { try txn.count(table.dbi) }
+}

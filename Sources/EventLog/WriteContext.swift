@@ -1,0 +1,125 @@
+import CLMDB
+import Foundation
+
+/// A named sub-database of the log's environment, for state kept beside the log (projections, checkpoints).
+///
+/// Tables are declared in ``EventLogConfiguration/tables`` and obtained with ``EventLog/table(_:)``.
+public struct Table: Hashable, Sendable, CustomStringConvertible {
+    /// The table name.
+    public let name: String
+    let dbi: UInt32
+
+    public var description: String { name }
+}
+
+/// The write transaction as seen by one command: read current state, decide, then append events and write
+/// tables — or throw to reject, which rolls back only this command's changes.
+///
+/// A `WriteContext` exists only inside the body passed to ``EventLog/transact(_:)``, which runs on the log's
+/// writer thread inside an LMDB write transaction (nested, so a throwing command does not disturb the others
+/// of its group commit). Everything read here is current: no other writer, in this process or another, can
+/// commit between the read and the append. The body may run more than once (after the map grows), so it must
+/// have no side effects outside this context.
+public struct WriteContext: ~Copyable {
+    let txn: TxnView
+    let logDB: MDB_dbi
+    let writerEncoding: WriterEncoding
+
+    /// The log time of this transaction: every record it appends carries it. Judge expiry against it.
+    public let now: LogTimestamp
+    /// The identity stamped on appended records.
+    public let writer: WriterIdentity
+    /// The seq the next appended record will get.
+    public private(set) var nextSeq: UInt64
+    /// The seqs appended by this command so far.
+    public var appended: Range<UInt64> { firstSeq..<nextSeq }
+    private let firstSeq: UInt64
+
+    init(
+        txn: TxnView, logDB: MDB_dbi, writer: WriterIdentity, writerEncoding: WriterEncoding, now: LogTimestamp,
+        nextSeq: UInt64
+    ) {
+        self.txn = txn
+        self.logDB = logDB
+        self.writer = writer
+        self.writerEncoding = writerEncoding
+        self.now = now
+        self.nextSeq = nextSeq
+        self.firstSeq = nextSeq
+    }
+
+    /// The last committed seq as this transaction sees it (including this command's appends); 0 when empty.
+    public var lastSeq: UInt64 { nextSeq - 1 }
+
+    /// Appends `event` and returns its seq.
+    @discardableResult
+    public mutating func append(_ event: PendingEvent) throws -> UInt64 {
+        try Envelope.validate(event)
+        let seq = nextSeq
+        try appendRecord(txn, logDB, event, seq: seq, timestamp: now, writer: writerEncoding)
+        nextSeq += 1
+        return seq
+    }
+
+    /// Appends a typed event and returns its seq.
+    @discardableResult
+    public mutating func append<E: EventPayload>(_ event: E, correlationID: String? = nil, causationID: UInt64? = nil)
+        throws -> UInt64
+    {
+        try append(PendingEvent(event, correlationID: correlationID, causationID: causationID))
+    }
+
+    /// The record at `seq`, or `nil` when there is none.
+    public func record(at seq: UInt64) throws -> Record? {
+        try readRecord(txn, logDB, seq)
+    }
+
+    /// The value stored under `key` in `table`.
+    public func get(_ table: Table, _ key: [UInt8]) throws -> [UInt8]? {
+        try key.withUnsafeBytes { k in try txn.get(table.dbi, k) { $0.map { [UInt8]($0) } } }
+    }
+
+    /// Stores `value` under `key` in `table`.
+    public func put(_ table: Table, _ key: [UInt8], _ value: [UInt8]) throws {
+        try key.withUnsafeBytes { k in try value.withUnsafeBytes { v in try txn.put(table.dbi, k, v) } }
+    }
+
+    /// Deletes `key` from `table`; returns whether it existed.
+    @discardableResult
+    public func delete(_ table: Table, _ key: [UInt8]) throws -> Bool {
+        try key.withUnsafeBytes { k in try txn.delete(table.dbi, k) }
+    }
+
+    /// Visits `table` in key order from the first key ≥ `start` until `body` returns `false`.
+    public func scan(_ table: Table, from start: [UInt8]? = nil, _ body: ([UInt8], [UInt8]) throws -> Bool) throws {
+        try scanTable(txn, table, from: start, body)
+    }
+}
+
+/// Encodes `event` straight into the page LMDB reserves for it.
+func appendRecord(
+    _ txn: TxnView, _ logDB: MDB_dbi, _ event: PendingEvent, seq: UInt64, timestamp: LogTimestamp,
+    writer: WriterEncoding
+) throws(EventLogError) {
+    let size = Envelope.size(of: event, writer: writer)
+    var key = seq.bigEndian
+    try withUnsafeBytes(of: &key) { (k) throws(EventLogError) in
+        try txn.putReserved(logDB, k, count: size, append: true) { out in
+            Envelope.encode(event, seq: seq, timestamp: timestamp, writer: writer, into: out)
+        }
+    }
+}
+
+func readRecord(_ txn: TxnView, _ logDB: MDB_dbi, _ seq: UInt64) throws -> Record? {
+    try withSeqKey(seq) { k in
+        try txn.get(logDB, k) { value in try value.map { v throws(EventLogError) in try Envelope.decode(seq: seq, v) } }
+    }
+}
+
+func scanTable(_ txn: TxnView, _ table: Table, from start: [UInt8]?, _ body: ([UInt8], [UInt8]) throws -> Bool) throws {
+    if let start {
+        try start.withUnsafeBytes { s in try txn.scan(table.dbi, from: s) { try body([UInt8]($0), [UInt8]($1)) } }
+    } else {
+        try txn.scan(table.dbi, from: nil) { try body([UInt8]($0), [UInt8]($1)) }
+    }
+}

@@ -1,0 +1,93 @@
+import EventLog
+import Foundation
+import Testing
+
+@Suite("Tailing across processes")
+struct TailTests {
+    static func seqs(_ lines: [String]) -> [UInt64] {
+        lines.compactMap { line in
+            guard line.hasPrefix("record ") else { return nil }
+            return UInt64(line.dropFirst(7).prefix { $0 != " " })
+        }
+    }
+
+    @Test func aReaderInAnotherProcessReceivesEveryRecordInOrder() async throws {
+        let dir = TemporaryDirectory()
+        let log = try openLog(dir.path)
+        try await log.append((0..<10).map { testEvent($0) })
+        let reader = try HelperProcess(["tail", "--dir", dir.path, "--from", "1", "--count", "310"])
+        #expect(await reader.nextLine() == "ready")
+        // Single appends and batches, while the reader waits at the end of the log.
+        for i in 10..<110 { try await log.append([testEvent(i)]) }
+        for batch in 0..<10 { try await log.append((0..<20).map { testEvent(110 + batch * 20 + $0) }) }
+        let (status, lines) = await reader.finish()
+        #expect(status == 0)
+        #expect(Self.seqs(lines) == Array(1...310))
+        #expect(lines.last == "done 310")
+        log.close()
+    }
+
+    @Test func aLateReaderCatchesUpFromItsCheckpointThenGoesLive() async throws {
+        let dir = TemporaryDirectory()
+        let log = try openLog(dir.path)
+        try await log.append((0..<100).map { testEvent($0) })
+        // First run: reads 30 records, saving its checkpoint after each, and stops.
+        let first = try await runHelper(["tail", "--dir", dir.path, "--checkpoint", "reader-a", "--count", "30"])
+        #expect(Self.seqs(first.lines) == Array(1...30))
+        #expect(try log.checkpoint("reader-a") == 30)
+        // Second run resumes after 30: catches up on 31...100 from disk, then receives new commits live.
+        let second = try HelperProcess(["tail", "--dir", dir.path, "--checkpoint", "reader-a", "--count", "100"])
+        var seen: [UInt64] = []
+        while seen.last != 100, let line = await second.nextLine() {
+            seen += Self.seqs([line])
+        }
+        #expect(seen == Array(31...100))
+        for i in 100..<130 { try await log.append([testEvent(i)]) }
+        let (status, rest) = await second.finish()
+        #expect(status == 0)
+        #expect(Self.seqs(rest) == Array(101...130))
+        #expect(try log.checkpoint("reader-a") == 130)
+        log.close()
+    }
+
+    @Test func aTailInThisProcessWakesOnCommitAndEndsOnCancel() async throws {
+        let dir = TemporaryDirectory()
+        let log = try openLog(dir.path)
+        let (received, continuation) = AsyncStream<UInt64>.makeStream()
+        let reader = Task {
+            for try await record in log.tail(from: 1) { continuation.yield(record.seq) }
+            continuation.finish()
+        }
+        var iterator = received.makeAsyncIterator()
+        for i in 0..<20 {
+            let seq = try await log.append([testEvent(i)]).lowerBound
+            #expect(await iterator.next() == seq)
+        }
+        reader.cancel()
+        #expect(await iterator.next() == nil)
+        try await reader.value
+        log.close()
+    }
+
+    @Test func aTailWakesByPollingWhenNoDoorbellRings() async throws {
+        // Another process commits but its doorbell ring is lost (as when a writer dies between commit and
+        // ring): the poll fallback still delivers. Removing the doorbell file makes the inotify watch useless.
+        let dir = TemporaryDirectory()
+        let log = try openLog(dir.path) { $0.pollInterval = .milliseconds(20) }
+        let (received, continuation) = AsyncStream<UInt64>.makeStream()
+        let reader = Task {
+            for try await record in log.tail(from: 1) { continuation.yield(record.seq) }
+        }
+        var iterator = received.makeAsyncIterator()
+        try await log.append([testEvent(0)])
+        #expect(await iterator.next() == 1)
+        try FileManager.default.removeItem(atPath: dir.sub("doorbell"))
+        let helper = try await runHelper(["append", "--dir", dir.path, "--writer", "other", "--count", "3"])
+        #expect(helper.status == 0)
+        #expect(await iterator.next() == 2)
+        #expect(await iterator.next() == 3)
+        #expect(await iterator.next() == 4)
+        reader.cancel()
+        log.close()
+    }
+}
