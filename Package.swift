@@ -85,9 +85,16 @@ let package = Package(
             dependencies: ["EventLog"],
             swiftSettings: strictSettings
         ),
+        // Test-only support: temporary directories and spawned executables.
+        .target(name: "TestSupport", swiftSettings: strictSettings),
         .testTarget(
             name: "EventLogTests",
-            dependencies: ["EventLog", "switchboard-test-helper"],
+            dependencies: ["EventLog", "TestSupport", "switchboard-test-helper"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "WorkersTests",
+            dependencies: ["Workers", "EventLog", "TestSupport", "agent", "replay"],
             swiftSettings: strictSettings
         ),
     ]

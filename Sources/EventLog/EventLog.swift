@@ -32,6 +32,9 @@ public struct EventLogConfiguration: Sendable {
     public var maxBatchEvents: Int = 8192
     /// How often tailing readers check for commits when no doorbell rang (fallback for a crashed writer).
     public var pollInterval: Duration = .milliseconds(100)
+    /// Whether opening creates the directory and an empty log when none exists. Read-only tools set it to
+    /// `false` and get ``EventLogError/Code/notFound`` instead.
+    public var createIfMissing = true
     /// The wall clock the writer reads before clamping it to the last record's time. Replace it only to
     /// simulate clock skew in tests.
     public var wallClock: @Sendable () -> LogTimestamp = { LogTimestamp.wallClock() }
@@ -89,6 +92,11 @@ public final class EventLog: Sendable {
         let reserved = [Self.logDatabase, Self.metaDatabase, Self.checkpointDatabase]
         if let clash = configuration.tables.first(where: reserved.contains) {
             throw EventLogError(.invalidArgument, "table name \(clash) is reserved")
+        }
+        if !configuration.createIfMissing
+            && !FileManager.default.fileExists(atPath: configuration.directory + "/data.mdb")
+        {
+            throw EventLogError(.notFound, "no event log at \(configuration.directory) (no data.mdb)")
         }
         let env = try LMDBEnvironment(
             directory: configuration.directory, initialMapSize: configuration.initialMapSize,

@@ -13,15 +13,8 @@ struct DurabilityTests {
         try await log.append((21..<30).map { testEvent($0) })
         log.close()
 
-        // Flip one byte of the marker inside data.mdb, as a failing disk would.
-        let file = dir.sub("data.mdb")
-        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: file)))
-        let needle = Array(marker.utf8)
-        let at = try #require(bytes.indices.first { i in
-            i + needle.count <= bytes.count && Array(bytes[i..<i + needle.count]) == needle
-        })
-        bytes[at + 3] ^= 0x20
-        try Data(bytes).write(to: URL(fileURLWithPath: file))
+        // Flip a bit of the marker inside data.mdb, as a failing disk would.
+        #expect(try corruptEveryOccurrence(of: marker, in: dir.sub("data.mdb")) >= 1)
 
         log = try openLog(dir.path)
         let error = try #require(throws: EventLogError.self) { try log.record(at: 21) }

@@ -46,7 +46,7 @@ public struct WorkerStopped: EventPayload {
     public var workerID: String
     /// The per-process instance id.
     public var instance: String
-    /// Why: `sigterm`, `sigint`, `error` or `finished`.
+    /// Why: `graceful` (SIGTERM or SIGINT), `error` or `finished`.
     public var reason: String
     /// More detail, e.g. the error description.
     public var detail: String?

@@ -1,0 +1,121 @@
+import EventLog
+import Foundation
+import Logging
+import TestSupport
+import Testing
+import Workers
+
+@Suite("Agent settings")
+struct AgentSettingsTests {
+    @Test func defaultsMatchTheRunbook() throws {
+        let settings = try AgentSettings(environment: [:])
+        #expect(settings.role == .all)
+        #expect(settings.dataDirectory == "./data")
+        #expect(settings.durability == .durable)
+        #expect(settings.whatsappAccountID == "default")
+        #expect(settings.leaseTTL == .seconds(45))
+        #expect(settings.leaseHeartbeat == .seconds(15))
+        #expect(settings.workerID.hasPrefix("all-"))
+    }
+
+    @Test func operatorValuesAreTaken() throws {
+        let settings = try AgentSettings(environment: [
+            "AGENT_ROLE": "whatsapp", "WORKER_ID": "wa-1", "DATA_DIR": "/srv/log", "EVENTLOG_DURABILITY": "relaxed",
+            "WHATSAPP_ACCOUNT_ID": "cloud-api", "WHATSAPP_LEASE_TTL_MS": "60000", "WHATSAPP_HEARTBEAT_MS": "20000",
+        ])
+        #expect(settings.role == .whatsapp)
+        #expect(settings.workerID == "wa-1")
+        #expect(settings.dataDirectory == "/srv/log")
+        #expect(settings.durability == .relaxed)
+        #expect(settings.whatsappAccountID == "cloud-api")
+        #expect(settings.leaseTTL == .seconds(60))
+        #expect(settings.leaseHeartbeat == .seconds(20))
+    }
+
+    @Test(arguments: [
+        (["AGENT_ROLE": "sender"], "AGENT_ROLE"),
+        (["EVENTLOG_DURABILITY": "fast"], "EVENTLOG_DURABILITY"),
+        (["WHATSAPP_LEASE_TTL_MS": "45s"], "WHATSAPP_LEASE_TTL_MS"),
+        (["WHATSAPP_LEASE_TTL_MS": "5000"], "WHATSAPP_LEASE_TTL_MS"),
+        (["WHATSAPP_HEARTBEAT_MS": "-1"], "WHATSAPP_HEARTBEAT_MS"),
+        (["WHATSAPP_HEARTBEAT_MS": "22500"], "WHATSAPP_HEARTBEAT_MS"),
+        (["WHATSAPP_LEASE_TTL_MS": "20000", "WHATSAPP_HEARTBEAT_MS": "15000"], "WHATSAPP_HEARTBEAT_MS"),
+        (["WORKER_ID": String(repeating: "w", count: 256)], "WORKER_ID"),
+    ])
+    func badValuesNameTheVariable(environment: [String: String], variable: String) {
+        #expect {
+            try AgentSettings(environment: environment)
+        } throws: { error in
+            (error as? SettingsError)?.variable == variable
+        }
+    }
+}
+
+@Suite("Agent and replay processes")
+struct AgentProcessTests {
+    static func quietLog(_ dir: String) throws -> EventLog {
+        try EventLog(
+            EventLogConfiguration(directory: dir, writer: WriterIdentity(role: "test", workerID: "checker")),
+            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+    }
+
+    @Test func theAgentRecordsItsLifeInTheLogAndStopsGracefullyOnSIGTERM() async throws {
+        let dir = TemporaryDirectory()
+        let agent = try SpawnedProcess(
+            "agent", [], environment: ["DATA_DIR": dir.sub("data"), "WORKER_ID": "wa-1", "AGENT_ROLE": "whatsapp"],
+            readStandardError: true)
+        let startup = await agent.lines(until: "worker.started")
+        #expect(startup.contains { $0.contains("[main] Agent is running (role: whatsapp)") }, "\(startup)")
+        #expect(startup.contains { $0.contains("agent.roles.not_built") && $0.contains("roles=whatsapp") })
+        agent.signal(SIGTERM)
+        let (status, rest) = await agent.finish()
+        #expect(status == 0, "\(rest)")
+        let log = try Self.quietLog(dir.sub("data"))
+        defer { log.close() }
+        let records = try log.records(from: 1)
+        #expect(records.map(\.type) == ["worker.started", "worker.stopped"])
+        let started = try records[0].decode(WorkerStarted.self)
+        let stopped = try records[1].decode(WorkerStopped.self)
+        #expect(started.workerID == "wa-1")
+        #expect(started.role == "whatsapp")
+        #expect(started.pid == agent.process.processIdentifier)
+        #expect(stopped.reason == "graceful")
+        #expect(stopped.instance == started.instance)
+        #expect(records[0].writer.instanceID == records[1].writer.instanceID)
+    }
+
+    @Test func badConfigurationExitsWithAClearMessageAndWritesNothing() async throws {
+        let dir = TemporaryDirectory()
+        let result = try await SpawnedProcess(
+            "agent", [], environment: ["DATA_DIR": dir.sub("data"), "AGENT_ROLE": "nonsense"],
+            readStandardError: true
+        ).finish()
+        #expect(result.status == 64)
+        #expect(result.lines.contains { $0.contains("AGENT_ROLE") && $0.contains("nonsense") })
+        #expect(!FileManager.default.fileExists(atPath: dir.sub("data")))
+    }
+
+    @Test func replayVerifyPassesACleanLogAndFailsACorruptedOne() async throws {
+        let dir = TemporaryDirectory()
+        let log = try Self.quietLog(dir.path)
+        for i in 0..<40 {
+            try await log.append([PendingEvent(type: "test.event", payload: Array("{\"n\":\"value-\(i)-zz\"}".utf8))])
+        }
+        log.close()
+        let clean = try await SpawnedProcess.run("replay", ["verify", "--data-dir", dir.path])
+        #expect(clean.status == 0)
+        #expect(clean.lines.last?.hasPrefix("[OK] 40 records") == true, "\(clean.lines)")
+
+        #expect(try corruptEveryOccurrence(of: "value-17-zz", in: dir.sub("data.mdb")) >= 1)
+        let corrupt = try await SpawnedProcess.run("replay", ["verify", "--data-dir", dir.path])
+        #expect(corrupt.status == 1)
+        #expect(corrupt.lines.contains { $0.hasPrefix("[FAIL] seq 18: corruptRecord") }, "\(corrupt.lines)")
+    }
+
+    @Test func replayRefusesADirectoryWithoutALog() async throws {
+        let dir = TemporaryDirectory()
+        let result = try await SpawnedProcess.run("replay", ["verify", "--data-dir", dir.sub("missing")])
+        #expect(result.status != 0)
+        #expect(!FileManager.default.fileExists(atPath: dir.sub("missing")))
+    }
+}
