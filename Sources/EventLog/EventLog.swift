@@ -30,6 +30,9 @@ public struct EventLogConfiguration: Sendable {
     public var tables: [String] = []
     /// The most events one group commit may carry.
     public var maxBatchEvents: Int = 8192
+    /// The longest the writer waits, after a group of several commands, for the callers it resumed to queue
+    /// their next commands so they share one sync. A lone sequential appender never waits. `.zero` disables.
+    public var groupCommitWindow: Duration = .microseconds(200)
     /// How often tailing readers check for commits when no doorbell rang (fallback for a crashed writer).
     public var pollInterval: Duration = .milliseconds(100)
     /// Whether opening creates the directory and an empty log when none exists. Read-only tools set it to
@@ -129,7 +132,7 @@ public final class EventLog: Sendable {
         self.notifier = notifier
         writer = try GroupCommitWriter(
             env: env, logDB: logDB, writer: configuration.writer, maxBatchEvents: configuration.maxBatchEvents,
-            wallClock: configuration.wallClock, logger: logger, afterCommit: { _ in notifier.ring() })
+            groupCommitWindow: configuration.groupCommitWindow, wallClock: configuration.wallClock, logger: logger, afterCommit: { _ in notifier.ring() })
         logger.info(
             "eventlog.opened",
             metadata: [

@@ -46,7 +46,11 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `queue`/`st
     private let condition = NSCondition()
     private var queue: [WriteCommand] = []
     private var stopping = false
-    private var stopped = false
+    /// Submitters signal the writer when the queue reaches this many commands (1 outside a commit window).
+    private var wakeAt = 1
+    /// Commands in the previous group: under concurrency, the callers it resumed are about to come back.
+    private var lastGroupSize = 0
+    private let window: Duration
     private let finished = DispatchSemaphore(value: 0)
 
     /// Commits made, for diagnostics and benchmarks.
@@ -54,10 +58,11 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `queue`/`st
 
     init(
         env: LMDBEnvironment, logDB: MDB_dbi, writer: WriterIdentity, maxBatchEvents: Int,
-        wallClock: @escaping @Sendable () -> LogTimestamp, logger: Logger,
+        groupCommitWindow: Duration, wallClock: @escaping @Sendable () -> LogTimestamp, logger: Logger,
         afterCommit: @escaping @Sendable (UInt64) -> Void
     ) throws(EventLogError) {
         self.wallClock = wallClock
+        self.window = groupCommitWindow
         self.env = env
         self.logDB = logDB
         self.writer = writer
@@ -83,7 +88,7 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `queue`/`st
                 return
             }
             queue.append(command)
-            condition.signal()
+            if queue.count == 1 || queue.count >= wakeAt { condition.signal() }
             condition.unlock()
         }
     }
@@ -102,6 +107,18 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `queue`/`st
         while true {
             condition.lock()
             while queue.isEmpty && !stopping { condition.wait() }
+            // Commit window: after a group of several commands, wait (briefly, bounded by `window`) until as
+            // many commands are queued as that group had, so the callers it resumed share the next sync
+            // instead of each starting a small group. A lone sequential appender never waits.
+            if lastGroupSize > 1 && queue.count < lastGroupSize && !stopping && window > .zero {
+                let (seconds, attoseconds) = window.components
+                let deadline = Date(timeIntervalSinceNow: Double(seconds) + Double(attoseconds) / 1e18)
+                wakeAt = lastGroupSize
+                while queue.count < lastGroupSize && !stopping {
+                    if !condition.wait(until: deadline) { break }
+                }
+                wakeAt = 1
+            }
             if queue.isEmpty && stopping {
                 condition.unlock()
                 finished.signal()
@@ -117,6 +134,7 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `queue`/`st
                 taken += 1
             }
             queue.removeFirst(taken)
+            lastGroupSize = taken
             condition.unlock()
             process(batch)
         }

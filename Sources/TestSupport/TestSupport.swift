@@ -24,6 +24,8 @@ public final class SpawnedProcess: @unchecked Sendable {  // @unchecked: `iterat
     /// The running process.
     public let process = Process()
     private var iterator: AsyncStream<String>.Iterator
+    /// Kept open for the life of this process: a helper exits when it reads EOF (the test process died).
+    private let stdinPipe = Pipe()
 
     /// The directory holding the built executables (where the test bundle itself runs from).
     public static var buildDirectory: URL {
@@ -37,9 +39,10 @@ public final class SpawnedProcess: @unchecked Sendable {  // @unchecked: `iterat
     ) throws {
         process.executableURL = Self.buildDirectory.appendingPathComponent(executable)
         process.arguments = arguments
-        if let environment {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        }
+        process.environment = ProcessInfo.processInfo.environment
+            .merging(environment ?? [:]) { $1 }
+            .merging(["SWITCHBOARD_EXIT_ON_STDIN_EOF": "1"]) { $1 }
+        process.standardInput = stdinPipe
         let pipe = Pipe()
         if readStandardError {
             process.standardError = pipe

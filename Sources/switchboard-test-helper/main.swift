@@ -42,6 +42,16 @@ func describe(_ error: any Error) -> String {
     return "error other \(error)"
 }
 
+// Die with the test process: a crashed test run must not leave helpers holding its output pipes open. The
+// tests keep a pipe on our stdin; it reads EOF when the test process is gone.
+if ProcessInfo.processInfo.environment["SWITCHBOARD_EXIT_ON_STDIN_EOF"] == "1" {
+    Thread {
+        var byte: UInt8 = 0
+        while read(0, &byte, 1) > 0 {}
+        _exit(3)
+    }.start()
+}
+
 let arguments = CommandLine.arguments
 guard arguments.count >= 2 else {
     say("usage: switchboard-test-helper COMMAND --dir DIR ...")

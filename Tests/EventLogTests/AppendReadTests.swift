@@ -2,7 +2,7 @@ import EventLog
 import Foundation
 import Testing
 
-@Suite("Append and read")
+@Suite("Append and read", .timeLimit(.minutes(2)))
 struct AppendReadTests {
     @Test func roundTripKeepsEveryEnvelopeField() async throws {
         let dir = TemporaryDirectory()

@@ -2,7 +2,7 @@ import EventLog
 import Foundation
 import Testing
 
-@Suite("Corruption, map growth and bad input")
+@Suite("Corruption, map growth and bad input", .timeLimit(.minutes(2)))
 struct DurabilityTests {
     @Test func aCorruptedRecordIsReportedWithItsSeqNeverDecoded() async throws {
         let dir = TemporaryDirectory()

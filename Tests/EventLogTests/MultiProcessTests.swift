@@ -2,7 +2,7 @@ import EventLog
 import Foundation
 import Testing
 
-@Suite("Several processes on one environment")
+@Suite("Several processes on one environment", .timeLimit(.minutes(2)))
 struct MultiProcessTests {
     @Test(arguments: [2, 4])
     func separateProcessesAppendIntoOneGaplessOrder(processes: Int) async throws {

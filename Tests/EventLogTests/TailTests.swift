@@ -2,7 +2,7 @@ import EventLog
 import Foundation
 import Testing
 
-@Suite("Tailing across processes")
+@Suite("Tailing across processes", .timeLimit(.minutes(2)))
 struct TailTests {
     static func seqs(_ lines: [String]) -> [UInt64] {
         lines.compactMap { line in

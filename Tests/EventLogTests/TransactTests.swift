@@ -3,7 +3,7 @@ import Foundation
 import Testing
 
 /// The write-transaction seam: read current state, decide, append or reject — atomically.
-@Suite("Deciders inside the write transaction")
+@Suite("Deciders inside the write transaction", .timeLimit(.minutes(2)))
 struct TransactTests {
     static let counterKey = Array("counter".utf8)
 

@@ -51,7 +51,7 @@ struct AgentSettingsTests {
     }
 }
 
-@Suite("Agent and replay processes")
+@Suite("Agent and replay processes", .timeLimit(.minutes(2)))
 struct AgentProcessTests {
     static func quietLog(_ dir: String) throws -> EventLog {
         try EventLog(
@@ -73,7 +73,7 @@ struct AgentProcessTests {
         let log = try Self.quietLog(dir.sub("data"))
         defer { log.close() }
         let records = try log.records(from: 1)
-        #expect(records.map(\.type) == ["worker.started", "worker.stopped"])
+        try #require(records.map(\.type) == ["worker.started", "worker.stopped"])
         let started = try records[0].decode(WorkerStarted.self)
         let stopped = try records[1].decode(WorkerStopped.self)
         #expect(started.workerID == "wa-1")
