@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
     ],
     targets: [
         // LMDB from Debian's liblmdb-dev (ships lmdb.pc). Only EventLog imports it.
@@ -41,7 +42,10 @@ let package = Package(
         ),
         .target(
             name: "Projections",
-            dependencies: ["EventLog"],
+            dependencies: [
+                "EventLog",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: strictSettings
         ),
         .target(
@@ -82,7 +86,7 @@ let package = Package(
         // Spawned by the tests as a separate process (multi-process append, crash, tail, bad input).
         .executableTarget(
             name: "switchboard-test-helper",
-            dependencies: ["EventLog"],
+            dependencies: ["EventLog", "Projections"],
             swiftSettings: strictSettings
         ),
         // Test-only support: temporary directories and spawned executables.
@@ -90,6 +94,11 @@ let package = Package(
         .testTarget(
             name: "EventLogTests",
             dependencies: ["EventLog", "TestSupport", "switchboard-test-helper"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "ProjectionsTests",
+            dependencies: ["Projections", "EventLog", "TestSupport", "switchboard-test-helper"],
             swiftSettings: strictSettings
         ),
         .testTarget(

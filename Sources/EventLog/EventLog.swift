@@ -35,6 +35,9 @@ public struct EventLogConfiguration: Sendable {
     public var groupCommitWindow: Duration = .microseconds(200)
     /// How often tailing readers check for commits when no doorbell rang (fallback for a crashed writer).
     public var pollInterval: Duration = .milliseconds(100)
+    /// Derives state from every appended record inside its write transaction (see ``Projector``). Its tables
+    /// are opened with the log.
+    public var projector: (any Projector)?
     /// Whether opening creates the directory and an empty log when none exists. Read-only tools set it to
     /// `false` and get ``EventLogError/Code/notFound`` instead.
     public var createIfMissing = true
@@ -104,7 +107,8 @@ public final class EventLog: Sendable {
         let env = try LMDBEnvironment(
             directory: configuration.directory, initialMapSize: configuration.initialMapSize,
             maxMapSize: configuration.maxMapSize, maxReaders: configuration.maxReaders,
-            relaxedDurability: configuration.durability == .relaxed, databases: reserved + configuration.tables)
+            relaxedDurability: configuration.durability == .relaxed,
+            databases: reserved + configuration.tables + (configuration.projector?.tables ?? []))
         self.env = env
         logDB = env.database(Self.logDatabase)
         checkpointsDB = env.database(Self.checkpointDatabase)
@@ -132,7 +136,8 @@ public final class EventLog: Sendable {
         self.notifier = notifier
         writer = try GroupCommitWriter(
             env: env, logDB: logDB, writer: configuration.writer, maxBatchEvents: configuration.maxBatchEvents,
-            groupCommitWindow: configuration.groupCommitWindow, wallClock: configuration.wallClock, logger: logger, afterCommit: { _ in notifier.ring() })
+            groupCommitWindow: configuration.groupCommitWindow, wallClock: configuration.wallClock,
+            projector: configuration.projector, logger: logger, afterCommit: { _ in notifier.ring() })
         logger.info(
             "eventlog.opened",
             metadata: [
@@ -214,9 +219,10 @@ public final class EventLog: Sendable {
         try withSnapshot { try $0.records(from: start, limit: limit) }
     }
 
-    /// The table declared as `name` in ``EventLogConfiguration/tables``.
+    /// The table declared as `name` in ``EventLogConfiguration/tables`` or by the projector.
     public func table(_ name: String) -> Table {
-        precondition(configuration.tables.contains(name), "table \(name) is not declared in the configuration")
+        let declared = configuration.tables + (configuration.projector?.tables ?? [])
+        precondition(declared.contains(name), "table \(name) is not declared in the configuration")
         return Table(name: name, dbi: env.database(name))
     }
 

@@ -42,6 +42,8 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `queue`/`st
     private let maxBatchEvents: Int
     private let afterCommit: @Sendable (UInt64) -> Void
     private let wallClock: @Sendable () -> LogTimestamp
+    private let projector: (any Projector)?
+    private let resolveTable: @Sendable (String) -> MDB_dbi?
     private let logger: Logger
     private let condition = NSCondition()
     private var queue: [WriteCommand] = []
@@ -58,9 +60,11 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `queue`/`st
 
     init(
         env: LMDBEnvironment, logDB: MDB_dbi, writer: WriterIdentity, maxBatchEvents: Int,
-        groupCommitWindow: Duration, wallClock: @escaping @Sendable () -> LogTimestamp, logger: Logger,
-        afterCommit: @escaping @Sendable (UInt64) -> Void
+        groupCommitWindow: Duration, wallClock: @escaping @Sendable () -> LogTimestamp,
+        projector: (any Projector)?, logger: Logger, afterCommit: @escaping @Sendable (UInt64) -> Void
     ) throws(EventLogError) {
+        self.projector = projector
+        self.resolveTable = { [env] name in env.databases[name] }
         self.wallClock = wallClock
         self.window = groupCommitWindow
         self.env = env
@@ -197,7 +201,7 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `queue`/`st
                 let child = try txn.child()
                 var context = WriteContext(
                     txn: child.view, logDB: logDB, writer: writer, writerEncoding: writerEncoding, now: now,
-                    nextSeq: next)
+                    nextSeq: next, projector: projector, resolveTable: resolveTable)
                 let value: Any
                 do {
                     value = try body(&context)
@@ -215,6 +219,11 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `queue`/`st
                 let first = next
                 for event in command.events {
                     try appendRecord(txn.view, logDB, event, seq: next, timestamp: now, writer: writerEncoding)
+                    if let projector {
+                        try projector.apply(
+                            ProjectedRecord(event, seq: next, timestamp: now, writer: writer),
+                            to: TableWriter(txn: txn.view, resolve: resolveTable))
+                    }
                     next += 1
                 }
                 command.result = .success(WriteOutcome(value: nil, seqs: first..<next, timestamp: now))

@@ -154,6 +154,22 @@ public struct PendingEvent: Sendable, Hashable {
     public var causationID: UInt64?
     public var payloadEncoding: PayloadEncoding
     public var payload: [UInt8]
+    /// The typed event, when created from one (handed to the projector so it need not decode the payload).
+    /// Not part of equality.
+    public var typed: (any EventPayload)?
+
+    public static func == (lhs: PendingEvent, rhs: PendingEvent) -> Bool {
+        lhs.type == rhs.type && lhs.schemaVersion == rhs.schemaVersion && lhs.correlationID == rhs.correlationID
+            && lhs.causationID == rhs.causationID && lhs.payloadEncoding == rhs.payloadEncoding
+            && lhs.payload == rhs.payload
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(type)
+        hasher.combine(payload)
+        hasher.combine(correlationID)
+        hasher.combine(causationID)
+    }
 
     /// Encodes a typed event.
     public init<E: EventPayload>(_ event: E, correlationID: String? = nil, causationID: UInt64? = nil)
@@ -168,6 +184,7 @@ public struct PendingEvent: Sendable, Hashable {
         self.init(
             type: E.eventType, schemaVersion: E.schemaVersion, payload: [UInt8](data),
             correlationID: correlationID, causationID: causationID)
+        typed = event
     }
 
     /// Creates an event from raw parts (any type name, including ones this build does not know).

@@ -24,6 +24,8 @@ public struct WriteContext: ~Copyable {
     let txn: TxnView
     let logDB: MDB_dbi
     let writerEncoding: WriterEncoding
+    let projector: (any Projector)?
+    let resolveTable: @Sendable (String) -> MDB_dbi?
 
     /// The log time of this transaction: every record it appends carries it. Judge expiry against it.
     public let now: LogTimestamp
@@ -37,8 +39,10 @@ public struct WriteContext: ~Copyable {
 
     init(
         txn: TxnView, logDB: MDB_dbi, writer: WriterIdentity, writerEncoding: WriterEncoding, now: LogTimestamp,
-        nextSeq: UInt64
+        nextSeq: UInt64, projector: (any Projector)?, resolveTable: @escaping @Sendable (String) -> MDB_dbi?
     ) {
+        self.projector = projector
+        self.resolveTable = resolveTable
         self.txn = txn
         self.logDB = logDB
         self.writer = writer
@@ -51,15 +55,23 @@ public struct WriteContext: ~Copyable {
     /// The last committed seq as this transaction sees it (including this command's appends); 0 when empty.
     public var lastSeq: UInt64 { nextSeq - 1 }
 
-    /// Appends `event` and returns its seq.
+    /// Appends `event` and returns its seq. The log's projector (if any) applies it before this returns, so
+    /// reads that follow in the same body see its effect.
     @discardableResult
     public mutating func append(_ event: PendingEvent) throws -> UInt64 {
         try Envelope.validate(event)
         let seq = nextSeq
         try appendRecord(txn, logDB, event, seq: seq, timestamp: now, writer: writerEncoding)
+        if let projector {
+            try projector.apply(ProjectedRecord(event, seq: seq, timestamp: now, writer: writer), to: tables)
+        }
         nextSeq += 1
         return seq
     }
+
+    /// Direct access to the tables. Deciders read state here; projection state should change only through
+    /// appended events (the projector), so a rebuild reproduces it.
+    public var tables: TableWriter { TableWriter(txn: txn, resolve: resolveTable) }
 
     /// Appends a typed event and returns its seq.
     @discardableResult

@@ -3,6 +3,7 @@
 import EventLog
 import Foundation
 import Logging
+import Projections
 
 
 struct Options {
@@ -167,6 +168,9 @@ do {
         log.close()
         say("done")
 
+    case "chaos":
+        try await chaos(options, worker: worker)
+
     default:
         say("error other unknown command \(command)")
         exit(2)
@@ -174,4 +178,128 @@ do {
 } catch {
     say(describe(error))
     exit(3)
+}
+
+/// Random commands against one shared log for --seconds: leases with a short TTL, jobs and deliveries with
+/// short visibilities, and deliberately stale tokens now and then. Claims are sometimes abandoned so they
+/// expire. Prints "ready", then "done <commands> <rejections>".
+func chaos(_ options: Options, worker: String) async throws {
+    var settings = EngineSettings(
+        lease: try LeaseTiming(ttl: .milliseconds(options.int("ttl-ms", 300)), heartbeat: .milliseconds(100)))
+    settings.jobs.visibility = .milliseconds(200)
+    settings.jobs.retry.baseDelay = .milliseconds(20)
+    settings.jobs.retry.maxDelay = .milliseconds(100)
+    settings.deliveries.visibility = .milliseconds(200)
+    settings.deliveries.retry.baseDelay = .milliseconds(20)
+    settings.deliveries.retry.maxDelay = .milliseconds(100)
+    settings.deliveries.rateLimits = [:]
+    let engine = try Switchboard(
+        EventLogConfiguration(directory: options["dir"]!, writer: WriterIdentity(role: "chaos", workerID: worker)),
+        settings: settings, logger: Logger(label: "chaos", factory: { _ in SwiftLogNoOpLogHandler() }))
+    var random = SeededRandom(seed: UInt64(options.int("seed", 1)))
+    let resource = "whatsapp/default"
+    let deadline = ContinuousClock.now.advanced(by: .seconds(options.int("seconds", 10)))
+    var leaseToken: UInt64?
+    var oldTokens: [UInt64] = [0]
+    var jobClaims: [JobClaim] = []
+    var deliveryClaims: [DeliveryClaim] = []
+    var commands = 0
+    var rejections = 0
+    say("ready")
+    while ContinuousClock.now < deadline {
+        commands += 1
+        switch random.next(16) {
+        case 0, 1:
+            if let grant = try await engine.acquireLease(resource).grant {
+                if let leaseToken, leaseToken != grant.token { oldTokens.append(leaseToken) }
+                leaseToken = grant.token
+            } else {
+                leaseToken = nil
+            }
+        case 2:
+            if let token = leaseToken, try await engine.renewLease(resource, token: token).grant == nil {
+                leaseToken = nil
+                rejections += 1
+            }
+        case 3:
+            if random.next(4) == 0, let token = leaseToken {
+                _ = try await engine.releaseLease(resource, token: token)
+                oldTokens.append(token)
+                leaseToken = nil
+            }
+        case 4, 5:
+            var job = NewJob(idempotencyKey: "key-\(random.next(400))", conversationID: "conv-\(random.next(6))")
+            job.priority = random.next(3)
+            _ = try await engine.enqueueJob(job)
+        case 6, 7:
+            if let claim = try await engine.claimJob() { jobClaims.append(claim) }
+        case 8:
+            if !jobClaims.isEmpty {
+                let claim = jobClaims.remove(at: random.next(jobClaims.count))
+                let token = random.next(5) == 0 ? claim.token - 1 : claim.token
+                if case .rejected = try await engine.completeJob(claim.job.jobID, token: token) { rejections += 1 }
+            }
+        case 9:
+            if !jobClaims.isEmpty {
+                let claim = jobClaims.remove(at: random.next(jobClaims.count))
+                let outcome = try await engine.failJob(
+                    claim.job.jobID, token: claim.token, reason: "timeout", message: "chaos", retryable: random.next(4) != 0)
+                if case .rejected = outcome { rejections += 1 }
+            }
+        case 10:
+            if let claim = jobClaims.last, case .rejected = try await engine.heartbeatJob(claim.job.jobID, token: claim.token) {
+                rejections += 1
+                jobClaims.removeLast()
+            }
+        case 11:
+            let recipient = "+1555000\(random.next(5))"
+            _ = try await engine.enqueueDelivery(
+                NewDelivery(
+                    idempotencyKey: "msg-\(random.next(300)):0", channel: "whatsapp", accountID: "default",
+                    recipient: recipient, conversationID: "whatsapp:default:\(recipient)", text: "hello"))
+        case 12:
+            // Sometimes claim with a stale lease token on purpose.
+            let token = random.next(4) == 0 ? oldTokens[random.next(oldTokens.count)] : (leaseToken ?? 0)
+            switch try await engine.claimDelivery(channel: "whatsapp", accountID: "default", leaseToken: token) {
+            case .claimed(let claim): deliveryClaims.append(claim)
+            case .rejected: rejections += 1
+            case .empty: break
+            }
+        case 13, 14:
+            if !deliveryClaims.isEmpty {
+                let claim = deliveryClaims.remove(at: random.next(deliveryClaims.count))
+                let lease = random.next(5) == 0 ? oldTokens[random.next(oldTokens.count)] : claim.leaseToken
+                let id = claim.delivery.deliveryID
+                if case .rejected = try await engine.attemptDelivery(id, token: claim.token, leaseToken: lease) {
+                    rejections += 1
+                    continue
+                }
+                switch random.next(6) {
+                case 0: _ = try await engine.deliveryFailed(id, token: claim.token, permanent: false, errorCode: "429", message: "rate")
+                case 1: _ = try await engine.deliveryUncertain(id, token: claim.token, reason: "timeout after write")
+                case 2: break  // crash-like: never report the outcome
+                default: _ = try await engine.deliverySent(id, token: claim.token, providerMessageID: "wamid.\(id)")
+                }
+            }
+        default:
+            // Abandon a claim so it expires.
+            if !jobClaims.isEmpty { jobClaims.removeFirst() }
+        }
+    }
+    engine.close()
+    say("done \(commands) \(rejections)")
+}
+
+/// A small deterministic generator (SplitMix64).
+struct SeededRandom {
+    var state: UInt64
+    init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
+    mutating func next(_ bound: Int) -> Int {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        return Int(z % UInt64(max(1, bound)))
+    }
 }

@@ -7,6 +7,9 @@ public enum EventCatalog {
     public static let allTypes: [any EventPayload.Type] = [
         // Messages
         MessageReceived.self,
+        // Contacts and rejected commands
+        ContactUpdated.self,
+        CommandRejected.self,
         // Jobs
         JobEnqueued.self,
         JobClaimed.self,

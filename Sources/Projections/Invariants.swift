@@ -1,0 +1,191 @@
+import EventLog
+import Foundation
+
+/// A broken safety property found in a log, with the seqs that show it.
+public struct InvariantViolation: Sendable, Equatable, CustomStringConvertible {
+    /// `two_lease_holders`, `stale_lease_renewal`, `claim_while_claimed`, `stale_job_token`,
+    /// `stale_delivery_token`, `stale_lease_token`, `send_after_lease_expiry`, `job_left_failed`.
+    public var kind: String
+    /// The evidence, in log order.
+    public var seqs: [UInt64]
+    public var message: String
+
+    public var description: String { "\(kind) at seqs \(seqs.map(String.init).joined(separator: ",")): \(message)" }
+}
+
+/// Checks Switchboard's safety properties from the log alone, record by record, with the log clock:
+/// never two unexpired holders of one lease at any log time; no job heartbeat or completion and no delivery
+/// claim, attempt or send under a stale token or lease; no job left in a failed state.
+public struct InvariantChecker {
+    struct Lease {
+        var owner: Owner
+        var token: UInt64
+        var expiresAt: LogTimestamp
+        var held: Bool
+        var grantSeq: UInt64
+    }
+
+    struct Job {
+        var token: UInt64 = 0
+        var claimSeq: UInt64 = 0
+        var running = false
+        var visibleUntil = LogTimestamp(microseconds: 0)
+        var status = "pending"
+        var failedSeq: UInt64?
+    }
+
+    struct Delivery {
+        var token: UInt64 = 0
+        var claimSeq: UInt64 = 0
+        var resource = ""
+        var leaseToken: UInt64 = 0
+    }
+
+    private var leases: [String: Lease] = [:]
+    private var jobs: [String: Job] = [:]
+    private var deliveries: [String: Delivery] = [:]
+    public private(set) var violations: [InvariantViolation] = []
+    /// Records checked.
+    public private(set) var records = 0
+
+    public init() {}
+
+    /// Final job statuses (`pending`, `running`, `completed`, `dead`), by job id.
+    public var jobStatuses: [String: String] { jobs.mapValues(\.status) }
+
+    private mutating func flag(_ kind: String, _ seqs: [UInt64], _ message: String) {
+        violations.append(InvariantViolation(kind: kind, seqs: seqs, message: message))
+    }
+
+    /// Checks the next record (records must come in seq order).
+    public mutating func check(_ record: Record) throws {
+        records += 1
+        let seq = record.seq
+        let now = record.timestamp
+        // A failure must be settled (retried or dead) by the very next record of the job.
+        guard let event = try record.event() else { return }
+        switch event {
+        case let e as LeaseAcquired:
+            let owner = Owner(workerID: e.ownerWorkerID, instance: e.ownerInstance)
+            if let current = leases[e.resource], current.held, now <= current.expiresAt, current.owner != owner {
+                flag("two_lease_holders", [current.grantSeq, seq],
+                    "\(e.resource) granted to \(owner) while \(current.owner) held it until \(current.expiresAt)")
+            }
+            leases[e.resource] = Lease(owner: owner, token: e.token, expiresAt: e.expiresAt, held: true, grantSeq: seq)
+        case let e as LeaseRenewed:
+            guard var lease = leases[e.resource], lease.token == e.token, lease.held, now <= lease.expiresAt else {
+                flag("stale_lease_renewal", [leases[e.resource]?.grantSeq ?? 0, seq].filter { $0 > 0 },
+                    "\(e.resource) renewed under token \(e.token) that is not live")
+                return
+            }
+            lease.expiresAt = e.expiresAt
+            leases[e.resource] = lease
+        case let e as LeaseReleased:
+            if leases[e.resource]?.token == e.token { leases[e.resource]?.held = false }
+        case let e as LeaseExpired:
+            if leases[e.resource]?.token == e.token { leases[e.resource]?.held = false }
+
+        case let e as JobEnqueued:
+            jobs[e.jobID] = Job()
+        case let e as JobClaimed:
+            var job = jobs[e.jobID] ?? Job()
+            if job.running && now <= job.visibleUntil {
+                flag("claim_while_claimed", [job.claimSeq, seq], "job \(e.jobID) claimed while its claim was live")
+            }
+            job.token = e.token
+            job.claimSeq = seq
+            job.running = true
+            job.visibleUntil = e.visibleUntil
+            job.status = "running"
+            jobs[e.jobID] = job
+        case let e as JobHeartbeat:
+            guard var job = jobs[e.jobID], job.running, job.token == e.token else {
+                flag("stale_job_token", [jobs[e.jobID]?.claimSeq ?? 0, seq].filter { $0 > 0 },
+                    "job \(e.jobID) heartbeat under token \(e.token)")
+                return
+            }
+            job.visibleUntil = e.visibleUntil
+            jobs[e.jobID] = job
+        case let e as JobCompleted:
+            guard var job = jobs[e.jobID], job.running, job.token == e.token else {
+                flag("stale_job_token", [jobs[e.jobID]?.claimSeq ?? 0, seq].filter { $0 > 0 },
+                    "job \(e.jobID) completed under token \(e.token)")
+                return
+            }
+            job.running = false
+            job.status = "completed"
+            jobs[e.jobID] = job
+        case let e as JobFailed:
+            guard var job = jobs[e.jobID], job.running, job.token == e.token else {
+                flag("stale_job_token", [jobs[e.jobID]?.claimSeq ?? 0, seq].filter { $0 > 0 },
+                    "job \(e.jobID) failed under token \(e.token)")
+                return
+            }
+            job.running = false
+            job.status = "failed"
+            job.failedSeq = seq
+            jobs[e.jobID] = job
+        case let e as JobRetried:
+            jobs[e.jobID]?.status = "pending"
+            jobs[e.jobID]?.failedSeq = nil
+        case let e as JobDead:
+            jobs[e.jobID]?.status = "dead"
+            jobs[e.jobID]?.failedSeq = nil
+        case let e as JobRequeued:
+            jobs[e.jobID]?.status = "pending"
+
+        case let e as DeliveryClaimed:
+            if let reason = leaseProblem(e.leaseResource, e.leaseToken, now) {
+                flag("stale_lease_token", [leases[e.leaseResource]?.grantSeq ?? 0, seq].filter { $0 > 0 },
+                    "delivery \(e.deliveryID) claimed under lease token \(e.leaseToken): \(reason)")
+            }
+            deliveries[e.deliveryID] = Delivery(token: e.token, claimSeq: seq, resource: e.leaseResource, leaseToken: e.leaseToken)
+        case let e as DeliveryAttempted:
+            guard let delivery = deliveries[e.deliveryID], delivery.token == e.token else {
+                flag("stale_delivery_token", [deliveries[e.deliveryID]?.claimSeq ?? 0, seq].filter { $0 > 0 },
+                    "delivery \(e.deliveryID) attempted under token \(e.token)")
+                return
+            }
+            if let reason = leaseProblem(delivery.resource, e.leaseToken, now) {
+                flag(reason == "expired" ? "send_after_lease_expiry" : "stale_lease_token",
+                    [leases[delivery.resource]?.grantSeq ?? 0, delivery.claimSeq, seq].filter { $0 > 0 },
+                    "delivery \(e.deliveryID) attempted under lease token \(e.leaseToken): \(reason)")
+            }
+        case let e as DeliverySent:
+            if deliveries[e.deliveryID]?.token != e.token {
+                flag("stale_delivery_token", [deliveries[e.deliveryID]?.claimSeq ?? 0, seq].filter { $0 > 0 },
+                    "delivery \(e.deliveryID) sent under token \(e.token)")
+            }
+        default:
+            break
+        }
+    }
+
+    private func leaseProblem(_ resource: String, _ token: UInt64, _ now: LogTimestamp) -> String? {
+        guard let lease = leases[resource] else { return "no lease" }
+        if lease.token != token { return "not the current token \(lease.token)" }
+        if !lease.held { return "released" }
+        if now > lease.expiresAt { return "expired" }
+        return nil
+    }
+
+    /// End-of-log checks: every job settled (`pending`, `running`, `completed` or `dead`).
+    public mutating func finish() {
+        for (jobID, job) in jobs.sorted(by: { $0.key < $1.key }) where job.status == "failed" {
+            flag("job_left_failed", [job.failedSeq ?? 0], "job \(jobID) failed without being retried or dead")
+        }
+    }
+
+    /// Checks every record of `log`.
+    public static func check(_ log: EventLog) throws -> InvariantChecker {
+        var checker = InvariantChecker()
+        try log.withSnapshot { snapshot in
+            try snapshot.forEach { record in
+                try checker.check(record)
+                return true
+            }
+        }
+        checker.finish()
+        return checker
+    }
+}

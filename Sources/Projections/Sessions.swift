@@ -1,0 +1,140 @@
+import Crypto
+import EventLog
+import Foundation
+
+/// Where channel session entries (credentials, cursors, tokens) live.
+public enum SessionBackend: String, Sendable, Equatable {
+    /// Inside the LMDB environment, as `session.entry.*` events (values sealed when a key is configured).
+    case log
+    /// Files in a directory on this host, one file per namespace, replaced atomically.
+    case local
+}
+
+/// One change of a session batch: set a value, or remove the key (`nil`).
+public typealias SessionChanges = [String: Data?]
+
+/// Seals session values with ChaChaPoly when a 32-byte key is configured.
+public struct SessionSealer: Sendable {
+    let key: SymmetricKey?
+
+    /// - Parameter keyBase64: a base64 32-byte key (`SESSION_ENCRYPTION_KEY`), or `nil` for no encryption.
+    public init(keyBase64: String?) throws(ProjectionError) {
+        guard let keyBase64 else {
+            key = nil
+            return
+        }
+        guard let bytes = Data(base64Encoded: keyBase64), bytes.count == 32 else {
+            throw ProjectionError(.invalidArgument, "SESSION_ENCRYPTION_KEY must be 32 bytes, base64-encoded")
+        }
+        key = SymmetricKey(data: bytes)
+    }
+
+    /// Whether values are encrypted.
+    public var encrypts: Bool { key != nil }
+
+    func seal(_ value: Data, namespace: String, entry: String) throws -> Data {
+        guard let key else { return value }
+        do {
+            return try ChaChaPoly.seal(value, using: key, authenticating: Data("\(namespace)\u{0}\(entry)".utf8)).combined
+        } catch {
+            throw ProjectionError(.crypto, "cannot seal a session value")
+        }
+    }
+
+    func open(_ value: Data, encrypted: Bool, namespace: String, entry: String) throws -> Data {
+        guard encrypted else { return value }
+        guard let key else { throw ProjectionError(.crypto, "the value is encrypted and no key is configured") }
+        do {
+            let box = try ChaChaPoly.SealedBox(combined: value)
+            return try ChaChaPoly.open(box, using: key, authenticating: Data("\(namespace)\u{0}\(entry)".utf8))
+        } catch {
+            throw ProjectionError(.crypto, "a session value failed to decrypt (wrong key or tampered)")
+        }
+    }
+}
+
+/// The session decider of the `log` backend: writes a batch atomically, only for the current lease holder of
+/// the namespace (the namespace is the lease resource, e.g. `whatsapp/default`).
+public enum SessionDecider {
+    /// Writes `changes` to `namespace` in one transaction, or refuses (recording `command.rejected`) when
+    /// `owner` does not hold the namespace's lease under `leaseToken`.
+    public static func write(
+        namespace: String, changes: SessionChanges, owner: Owner, leaseToken: UInt64, sealer: SessionSealer,
+        _ context: inout WriteContext
+    ) throws -> DeliveryCommandResult {
+        if let reason = try LeaseDecider.checkHolder(namespace, owner: owner, leaseToken: leaseToken, context) {
+            try context.append(
+                CommandRejected(
+                    command: "session.write", subject: namespace, reason: reason, presentedToken: nil,
+                    currentToken: nil, presentedLeaseToken: leaseToken, workerID: owner.workerID,
+                    instance: owner.instance))
+            return .rejected(reason: reason)
+        }
+        for key in changes.keys.sorted() {
+            if let value = changes[key] ?? nil {
+                try context.append(
+                    SessionEntrySet(
+                        namespace: namespace, key: key, value: try sealer.seal(value, namespace: namespace, entry: key),
+                        encrypted: sealer.encrypts, leaseToken: leaseToken))
+            } else {
+                try context.append(SessionEntryRemoved(namespace: namespace, key: key, leaseToken: leaseToken))
+            }
+        }
+        return .accepted
+    }
+}
+
+/// Files-on-disk session store (`local` backend): one JSON file per namespace, written to a temporary file,
+/// synced and renamed over the old one, so a batch is all or nothing even if the process dies mid-write.
+public struct LocalSessionFiles: Sendable {
+    public let directory: String
+
+    public init(directory: String) { self.directory = directory }
+
+    struct FileEntry: Codable {
+        var value: Data
+        var encrypted: Bool
+    }
+
+    func path(_ namespace: String) -> String {
+        let safe = namespace.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? String($0) : "%" + String($0.asciiValue ?? 0, radix: 16) }
+        return directory + "/" + safe.joined() + ".json"
+    }
+
+    func read(_ namespace: String) throws -> [String: FileEntry] {
+        let file = path(namespace)
+        guard FileManager.default.fileExists(atPath: file) else { return [:] }
+        do {
+            return try JSONDecoder().decode([String: FileEntry].self, from: Data(contentsOf: URL(fileURLWithPath: file)))
+        } catch {
+            throw ProjectionError(.io, "session file \(file) is unreadable: \(error)")
+        }
+    }
+
+    func write(_ namespace: String, _ entries: [String: FileEntry]) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let data = try encoder.encode(entries)
+        let file = path(namespace)
+        let temporary = file + ".tmp-\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw ProjectionError(.io, "cannot create \(temporary): errno \(errno)") }
+        let written = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        let synced = fsync(fd)
+        close(fd)
+        guard written == data.count, synced == 0 else {
+            unlink(temporary)
+            throw ProjectionError(.io, "cannot write \(temporary)")
+        }
+        guard rename(temporary, file) == 0 else {
+            unlink(temporary)
+            throw ProjectionError(.io, "cannot replace \(file): errno \(errno)")
+        }
+        let dir = open(directory, O_RDONLY | O_DIRECTORY)
+        if dir >= 0 {
+            fsync(dir)
+            close(dir)
+        }
+    }
+}

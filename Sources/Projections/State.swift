@@ -1,0 +1,264 @@
+import EventLog
+import Foundation
+
+/// The tables the Switchboard projector owns, by name. All of them are derived from the log.
+public enum ProjectionTables {
+    public static let leases = "p.leases"
+    public static let jobs = "p.jobs"
+    public static let jobKeys = "p.job_keys"
+    public static let jobReady = "p.job_ready"
+    public static let jobRunning = "p.job_running"
+    public static let jobStatus = "p.job_status"
+    public static let conversationRunning = "p.conversation_running"
+    public static let deliveries = "p.deliveries"
+    public static let deliveryKeys = "p.delivery_keys"
+    public static let deliveryPending = "p.delivery_pending"
+    public static let deliveryInflight = "p.delivery_inflight"
+    public static let deliveryStatus = "p.delivery_status"
+    public static let recipientQueue = "p.recipient_queue"
+    public static let recipientRate = "p.recipient_rate"
+    public static let accountRate = "p.account_rate"
+    public static let inbound = "p.inbound"
+    public static let conversations = "p.conversations"
+    public static let messages = "p.messages"
+    public static let contacts = "p.contacts"
+    public static let sessions = "p.sessions"
+
+    /// Every table, in digest order.
+    public static let all: [String] = [
+        leases, jobs, jobKeys, jobReady, jobRunning, jobStatus, conversationRunning, deliveries, deliveryKeys,
+        deliveryPending, deliveryInflight, deliveryStatus, recipientQueue, recipientRate, accountRate, inbound,
+        conversations, messages, contacts, sessions,
+    ].sorted()
+}
+
+// MARK: Keys
+
+/// Builds table keys: string parts separated by a 0 byte, numbers as fixed-width big-endian (so keys sort in
+/// numeric order).
+struct Key {
+    private(set) var bytes: [UInt8] = []
+
+    init(_ parts: String...) {
+        for (index, part) in parts.enumerated() {
+            if index > 0 { bytes.append(0) }
+            bytes += Array(part.utf8)
+        }
+    }
+
+    func appending(_ part: String) -> Key {
+        var key = self
+        key.bytes.append(0)
+        key.bytes += Array(part.utf8)
+        return key
+    }
+
+    func appending(_ number: UInt64) -> Key {
+        var key = self
+        key.bytes.append(0)
+        withUnsafeBytes(of: number.bigEndian) { key.bytes += $0 }
+        return key
+    }
+
+    /// The key as a prefix (with its trailing separator) for scanning everything under it.
+    var prefix: [UInt8] { bytes + [0] }
+}
+
+/// A log time as an order-preserving unsigned number (for keys).
+func orderKey(_ time: LogTimestamp) -> UInt64 { UInt64(bitPattern: time.microseconds) ^ (1 << 63) }
+
+func hasPrefix(_ bytes: [UInt8], _ prefix: [UInt8]) -> Bool {
+    bytes.count >= prefix.count && bytes[0..<prefix.count].elementsEqual(prefix)
+}
+
+// MARK: Stored state
+
+enum StateCoding {
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+    static let decoder = JSONDecoder()
+
+    static func encode<T: Encodable>(_ value: T) throws -> [UInt8] { [UInt8](try encoder.encode(value)) }
+    static func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8]) throws -> T {
+        try decoder.decode(type, from: Data(bytes))
+    }
+}
+
+extension TableWriter {
+    func load<T: Decodable>(_ type: T.Type, _ table: String, _ key: Key) throws -> T? {
+        try get(self.table(table), key.bytes).map { try StateCoding.decode(type, $0) }
+    }
+
+    func store<T: Encodable>(_ value: T, _ table: String, _ key: Key) throws {
+        try put(self.table(table), key.bytes, try StateCoding.encode(value))
+    }
+
+    func mark(_ table: String, _ key: Key, _ value: [UInt8] = []) throws {
+        try put(self.table(table), key.bytes, value)
+    }
+
+    func remove(_ table: String, _ key: Key) throws {
+        try delete(self.table(table), key.bytes)
+    }
+}
+
+extension Snapshot {
+    func load<T: Decodable>(_ type: T.Type, _ table: Table, _ key: Key) throws -> T? {
+        try get(table, key.bytes).map { try StateCoding.decode(type, $0) }
+    }
+}
+
+/// Who holds or asks for a lease or a claim: the worker id and the process instance.
+public struct Owner: Hashable, Sendable, Codable, CustomStringConvertible {
+    /// The operator's worker id (`WORKER_ID`).
+    public var workerID: String
+    /// The process instance (the `uuidString` of its `WriterIdentity.instanceID`).
+    public var instance: String
+
+    public init(workerID: String, instance: String) {
+        self.workerID = workerID
+        self.instance = instance
+    }
+
+    /// The owner a process is: its writer identity.
+    public init(_ writer: WriterIdentity) {
+        self.init(workerID: writer.workerID, instance: writer.instanceID.uuidString)
+    }
+
+    public var description: String { "\(workerID)#\(instance.prefix(8).lowercased())" }
+}
+
+/// A lease as the projection holds it.
+public struct LeaseState: Codable, Sendable, Equatable {
+    public var resource: String
+    public var owner: Owner
+    /// The fencing token of the current (or last) tenure: the seq of its `lease.acquired`.
+    public var token: UInt64
+    public var acquiredAt: LogTimestamp
+    public var expiresAt: LogTimestamp
+    /// `false` once released or recorded as expired.
+    public var held: Bool
+
+    /// Whether the lease is held and not expired at `now` (it expires strictly after `expiresAt`).
+    public func isLive(at now: LogTimestamp) -> Bool { held && now <= expiresAt }
+}
+
+/// Job statuses.
+public enum JobStatus: String, Codable, Sendable, CaseIterable {
+    case pending, running, completed, dead
+}
+
+/// A job as the projection holds it.
+public struct JobState: Codable, Sendable, Equatable {
+    public var jobID: String
+    public var idempotencyKey: String
+    public var conversationID: String
+    public var kind: String
+    public var priority: Int
+    public var parentJobID: String?
+    public var rootJobID: String
+    public var maxAttempts: Int
+    public var payload: [String: String]
+    public var enqueueSeq: UInt64
+    public var status: JobStatus
+    /// Claims made so far (the attempt number of the current or last claim).
+    public var attempt: Int
+    /// Not claimable before this time.
+    public var notBefore: LogTimestamp
+    /// The current claim's fencing token (the seq of its `job.claimed`); 0 before the first claim.
+    public var token: UInt64
+    public var claimedBy: Owner?
+    public var visibleUntil: LogTimestamp?
+    public var lastReason: String?
+    public var lastMessage: String?
+    public var result: String?
+}
+
+/// Delivery statuses.
+public enum DeliveryStatus: String, Codable, Sendable, CaseIterable {
+    /// Waiting to be claimed (possibly not before `notBefore`).
+    case pending
+    /// Claimed; no provider call started yet.
+    case claimed
+    /// `delivery.attempted` recorded: the provider call may be in flight.
+    case attempting
+    case sent
+    /// Permanently failed or out of attempts.
+    case failed
+    /// The request may have reached the provider; not retried automatically.
+    case uncertain
+}
+
+/// A delivery as the projection holds it.
+public struct DeliveryState: Codable, Sendable, Equatable {
+    public var deliveryID: String
+    public var idempotencyKey: String
+    public var channel: String
+    public var accountID: String
+    public var recipient: String
+    public var conversationID: String
+    public var kind: String
+    public var text: String
+    public var part: Int
+    public var maxAttempts: Int
+    public var enqueueSeq: UInt64
+    public var status: DeliveryStatus
+    public var attempt: Int
+    public var notBefore: LogTimestamp
+    public var token: UInt64
+    public var leaseToken: UInt64?
+    public var claimedBy: Owner?
+    public var visibleUntil: LogTimestamp?
+    public var lastError: String?
+    public var providerMessageID: String?
+    public var sourceMessageID: String?
+    public var replyToExternalID: String?
+
+    /// The lease resource guarding this delivery's channel account.
+    public var leaseResource: String { "\(channel)/\(accountID)" }
+}
+
+/// A conversation: one per contact per channel account.
+public struct ConversationState: Codable, Sendable, Equatable {
+    public var conversationID: String
+    public var channel: String
+    public var accountID: String
+    public var contactID: String
+    public var firstSeq: UInt64
+    public var lastSeq: UInt64
+    public var messageCount: Int
+}
+
+/// One message of a conversation's history.
+public struct HistoryMessage: Codable, Sendable, Equatable {
+    /// `user` or `assistant`.
+    public var role: String
+    public var text: String
+    public var seq: UInt64
+    public var time: LogTimestamp
+}
+
+/// A contact's access.
+public struct ContactState: Codable, Sendable, Equatable {
+    public var channel: String
+    public var accountID: String
+    public var contactID: String
+    /// `allowed`, `blocked` or `pending`.
+    public var status: String
+    public var pairingCodeHash: String?
+}
+
+/// A session entry (log backend).
+public struct SessionEntryState: Codable, Sendable, Equatable {
+    public var value: Data
+    public var encrypted: Bool
+    public var seq: UInt64
+}
+
+/// The conversation id of a contact on a channel account: one conversation per contact (never one per account).
+public func conversationID(channel: String, accountID: String, contactID: String) -> String {
+    "\(channel):\(accountID):\(contactID)"
+}

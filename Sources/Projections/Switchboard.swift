@@ -1,0 +1,291 @@
+import EventLog
+import Foundation
+import Logging
+
+/// The settings of the deciders.
+public struct EngineSettings: Sendable, Equatable {
+    public var lease: LeaseTiming
+    public var jobs = JobSettings()
+    public var deliveries = DeliverySettings()
+    public var contactPolicy = ContactPolicy.open
+
+    public init(lease: LeaseTiming) { self.lease = lease }
+
+    /// TTL 45 s, heartbeat 15 s, job visibility 60 s and 3 attempts, delivery visibility 120 s and 5 attempts.
+    public static func defaults() -> EngineSettings {
+        // The default timing is valid by construction.
+        EngineSettings(lease: try! LeaseTiming())
+    }
+}
+
+/// Switchboard's state engine: the event log opened with the projector, and every command as an async call
+/// that runs its decider inside the write transaction.
+///
+/// Commands are decided against the state current in the write transaction — across every process sharing
+/// the log — and their events (or the rejection) are committed with the state change. The caller's process
+/// identity is the owner of leases and claims unless another ``Owner`` is given.
+public final class Switchboard: Sendable {
+    /// The underlying log.
+    public let log: EventLog
+    public let settings: EngineSettings
+    /// This process as an owner.
+    public let owner: Owner
+    let sealer: SessionSealer
+
+    /// Opens the log in `configuration.directory` with the Switchboard projector.
+    public init(
+        _ configuration: EventLogConfiguration, settings: EngineSettings = .defaults(),
+        sessionKeyBase64: String? = nil, logger: Logger
+    ) throws {
+        var configuration = configuration
+        configuration.projector = SwitchboardProjector()
+        log = try EventLog(configuration, logger: logger)
+        self.settings = settings
+        owner = Owner(configuration.writer)
+        sealer = try SessionSealer(keyBase64: sessionKeyBase64)
+    }
+
+    /// Closes the log.
+    public func close() { log.close() }
+
+    func decide<R: Sendable>(_ body: @escaping @Sendable (inout WriteContext) throws -> R) async throws -> R {
+        try await log.transact(body).value
+    }
+
+    // MARK: Leases
+
+    public func acquireLease(_ resource: String, as owner: Owner? = nil) async throws -> LeaseDecision {
+        let owner = owner ?? self.owner
+        let ttl = settings.lease.ttl
+        return try await decide { try LeaseDecider.acquire(resource, owner: owner, ttl: ttl, &$0) }
+    }
+
+    public func renewLease(_ resource: String, token: UInt64, as owner: Owner? = nil) async throws -> LeaseDecision {
+        let owner = owner ?? self.owner
+        let ttl = settings.lease.ttl
+        return try await decide { try LeaseDecider.renew(resource, owner: owner, token: token, ttl: ttl, &$0) }
+    }
+
+    public func releaseLease(_ resource: String, token: UInt64, as owner: Owner? = nil) async throws -> LeaseDecision {
+        let owner = owner ?? self.owner
+        return try await decide { try LeaseDecider.release(resource, owner: owner, token: token, &$0) }
+    }
+
+    // MARK: Jobs
+
+    public func enqueueJob(_ job: NewJob) async throws -> JobEnqueue {
+        let settings = settings.jobs
+        return try await decide { try JobDecider.enqueue(job, settings: settings, &$0) }
+    }
+
+    public func claimJob(as owner: Owner? = nil) async throws -> JobClaim? {
+        let owner = owner ?? self.owner
+        let settings = settings.jobs
+        return try await decide { try JobDecider.claim(owner: owner, settings: settings, &$0) }
+    }
+
+    public func heartbeatJob(_ jobID: String, token: UInt64, as owner: Owner? = nil) async throws -> JobCommandResult {
+        let owner = owner ?? self.owner
+        let settings = settings.jobs
+        return try await decide { try JobDecider.heartbeat(jobID, token: token, owner: owner, settings: settings, &$0) }
+    }
+
+    public func completeJob(
+        _ jobID: String, token: UInt64, result: String? = nil, modelUsed: String? = nil, as owner: Owner? = nil
+    ) async throws -> JobCommandResult {
+        let owner = owner ?? self.owner
+        return try await decide {
+            try JobDecider.complete(jobID, token: token, owner: owner, result: result, modelUsed: modelUsed, &$0)
+        }
+    }
+
+    public func failJob(
+        _ jobID: String, token: UInt64, reason: String, message: String, retryable: Bool, as owner: Owner? = nil
+    ) async throws -> JobFailureOutcome {
+        let owner = owner ?? self.owner
+        let settings = settings.jobs
+        return try await decide {
+            try JobDecider.fail(
+                jobID, token: token, owner: owner, reason: reason, message: message, retryable: retryable,
+                settings: settings, &$0)
+        }
+    }
+
+    public func requeueJob(_ jobID: String, byOperator name: String, reason: String) async throws -> JobCommandResult {
+        try await decide { try JobDecider.requeue(jobID, byOperator: name, reason: reason, &$0) }
+    }
+
+    // MARK: Deliveries
+
+    public func enqueueDelivery(_ delivery: NewDelivery) async throws -> (deliveryID: String, duplicate: Bool) {
+        let settings = settings.deliveries
+        let result = try await decide { context -> [String] in
+            let r = try DeliveryDecider.enqueue(delivery, settings: settings, &context)
+            return [r.deliveryID, r.duplicate ? "1" : "0"]
+        }
+        return (result[0], result[1] == "1")
+    }
+
+    public func claimDelivery(
+        channel: String, accountID: String, leaseToken: UInt64, as owner: Owner? = nil
+    ) async throws -> DeliveryClaimResult {
+        let owner = owner ?? self.owner
+        let settings = settings.deliveries
+        return try await decide {
+            try DeliveryDecider.claim(
+                channel: channel, accountID: accountID, owner: owner, leaseToken: leaseToken, settings: settings, &$0)
+        }
+    }
+
+    public func attemptDelivery(
+        _ deliveryID: String, token: UInt64, leaseToken: UInt64, as owner: Owner? = nil
+    ) async throws -> DeliveryCommandResult {
+        let owner = owner ?? self.owner
+        return try await decide {
+            try DeliveryDecider.attempt(deliveryID, token: token, leaseToken: leaseToken, owner: owner, &$0)
+        }
+    }
+
+    public func deliverySent(
+        _ deliveryID: String, token: UInt64, providerMessageID: String?, as owner: Owner? = nil
+    ) async throws -> DeliveryCommandResult {
+        let owner = owner ?? self.owner
+        return try await decide {
+            try DeliveryDecider.sent(deliveryID, token: token, providerMessageID: providerMessageID, owner: owner, &$0)
+        }
+    }
+
+    public func deliveryFailed(
+        _ deliveryID: String, token: UInt64, permanent: Bool, retryAfter: LogTimestamp? = nil, errorCode: String?,
+        message: String, as owner: Owner? = nil
+    ) async throws -> DeliveryCommandResult {
+        let owner = owner ?? self.owner
+        let settings = settings.deliveries
+        return try await decide {
+            try DeliveryDecider.failed(
+                deliveryID, token: token, owner: owner, permanent: permanent, retryAfter: retryAfter,
+                errorCode: errorCode, message: message, settings: settings, &$0)
+        }
+    }
+
+    public func deliveryUncertain(
+        _ deliveryID: String, token: UInt64, reason: String, as owner: Owner? = nil
+    ) async throws -> DeliveryCommandResult {
+        let owner = owner ?? self.owner
+        let settings = settings.deliveries
+        return try await decide {
+            try DeliveryDecider.uncertain(deliveryID, token: token, owner: owner, reason: reason, settings: settings, &$0)
+        }
+    }
+
+    // MARK: Inbound and contacts
+
+    public func ingest(_ message: InboundMessage, enqueueJob: Bool = true) async throws -> IngestResult {
+        let policy = settings.contactPolicy
+        let jobs = settings.jobs
+        return try await decide {
+            try InboundDecider.ingest(message, policy: policy, enqueueJob: enqueueJob, jobSettings: jobs, &$0)
+        }
+    }
+
+    public func setContact(
+        channel: String, accountID: String, contactID: String, status: String, by name: String
+    ) async throws {
+        try await decide {
+            try InboundDecider.setContact(
+                channel: channel, accountID: accountID, contactID: contactID, status: status, by: name, &$0)
+        }
+    }
+
+    public func startPairing(channel: String, accountID: String, contactID: String, code: String, by name: String)
+        async throws
+    {
+        try await decide {
+            try InboundDecider.startPairing(
+                channel: channel, accountID: accountID, contactID: contactID, code: code, by: name, &$0)
+        }
+    }
+
+    public func completePairing(channel: String, accountID: String, contactID: String, code: String) async throws
+        -> Bool
+    {
+        try await decide {
+            try InboundDecider.completePairing(
+                channel: channel, accountID: accountID, contactID: contactID, code: code, &$0)
+        }
+    }
+
+    // MARK: Queries (consistent snapshots)
+
+    public func lease(_ resource: String) throws -> LeaseState? {
+        try log.withSnapshot { try $0.load(LeaseState.self, log.table(ProjectionTables.leases), Key(resource)) }
+    }
+
+    public func job(_ jobID: String) throws -> JobState? {
+        try log.withSnapshot { try $0.load(JobState.self, log.table(ProjectionTables.jobs), Key(jobID)) }
+    }
+
+    public func delivery(_ deliveryID: String) throws -> DeliveryState? {
+        try log.withSnapshot { try $0.load(DeliveryState.self, log.table(ProjectionTables.deliveries), Key(deliveryID)) }
+    }
+
+    public func contact(channel: String, accountID: String, contactID: String) throws -> ContactState? {
+        try log.withSnapshot {
+            try $0.load(ContactState.self, log.table(ProjectionTables.contacts), Key(channel, accountID, contactID))
+        }
+    }
+
+    public func conversation(_ id: String) throws -> ConversationState? {
+        try log.withSnapshot { try $0.load(ConversationState.self, log.table(ProjectionTables.conversations), Key(id)) }
+    }
+
+    /// Jobs with `status`, in id order.
+    public func jobs(_ status: JobStatus) throws -> [JobState] {
+        try log.withSnapshot { snapshot in
+            try ids(snapshot, ProjectionTables.jobStatus, status.rawValue).compactMap {
+                try snapshot.load(JobState.self, log.table(ProjectionTables.jobs), Key($0))
+            }
+        }
+    }
+
+    /// Deliveries with `status`, in id order.
+    public func deliveries(_ status: DeliveryStatus) throws -> [DeliveryState] {
+        try log.withSnapshot { snapshot in
+            try ids(snapshot, ProjectionTables.deliveryStatus, status.rawValue).compactMap {
+                try snapshot.load(DeliveryState.self, log.table(ProjectionTables.deliveries), Key($0))
+            }
+        }
+    }
+
+    /// The last `limit` messages of a conversation, oldest first.
+    public func history(_ conversationID: String, limit: Int = 50) throws -> [HistoryMessage] {
+        try log.withSnapshot { snapshot in
+            var all: [HistoryMessage] = []
+            let prefix = Key(conversationID).prefix
+            try snapshot.scan(log.table(ProjectionTables.messages), from: prefix) { key, value in
+                guard hasPrefix(key, prefix) else { return false }
+                all.append(try StateCoding.decode(HistoryMessage.self, value))
+                return true
+            }
+            return Array(all.suffix(limit))
+        }
+    }
+
+    private func ids(_ snapshot: borrowing Snapshot, _ table: String, _ status: String) throws -> [String] {
+        var out: [String] = []
+        let prefix = Key(status).prefix
+        try snapshot.scan(log.table(table), from: prefix) { key, _ in
+            guard hasPrefix(key, prefix) else { return false }
+            out.append(String(decoding: key[prefix.count...], as: UTF8.self))
+            return true
+        }
+        return out
+    }
+
+    // MARK: Digest
+
+    /// The digest of the live projection state.
+    public func digest() throws -> StateDigest {
+        try log.withSnapshot { try StateDigest.of($0, log: log) }
+    }
+}

@@ -1,0 +1,298 @@
+import EventLog
+import Foundation
+
+/// Applies Switchboard's events to the projection tables, inside the write transaction that appends them.
+///
+/// This is the only code that writes projection state: deciders read the tables and append events, and every
+/// change comes from here, so a rebuild from seq 1 reproduces the state exactly (compare ``StateDigest``).
+/// Recent-attempt lists for rate limits keep at most ``rateHistoryLimit`` times per key.
+public struct SwitchboardProjector: Projector {
+    /// The most attempt times kept per recipient and per account (rate-limit counts above it are capped).
+    public static let rateHistoryLimit = 256
+
+    public init() {}
+
+    public var tables: [String] { ProjectionTables.all }
+
+    public func apply(_ record: ProjectedRecord, to tables: TableWriter) throws {
+        guard let event = try record.event() else { return }
+        let seq = record.seq
+        let now = record.timestamp
+        typealias T = ProjectionTables
+        switch event {
+        // MARK: Leases
+        case let e as LeaseAcquired:
+            try tables.store(
+                LeaseState(
+                    resource: e.resource, owner: Owner(workerID: e.ownerWorkerID, instance: e.ownerInstance),
+                    token: e.token, acquiredAt: now, expiresAt: e.expiresAt, held: true),
+                T.leases, Key(e.resource))
+        case let e as LeaseRenewed:
+            guard var lease = try tables.load(LeaseState.self, T.leases, Key(e.resource)), lease.token == e.token
+            else { return }
+            lease.expiresAt = e.expiresAt
+            try tables.store(lease, T.leases, Key(e.resource))
+        case let e as LeaseReleased:
+            try endLease(e.resource, token: e.token, tables)
+        case let e as LeaseExpired:
+            try endLease(e.resource, token: e.token, tables)
+
+        // MARK: Jobs
+        case let e as JobEnqueued:
+            let job = JobState(
+                jobID: e.jobID, idempotencyKey: e.idempotencyKey, conversationID: e.conversationID, kind: e.kind,
+                priority: e.priority, parentJobID: e.parentJobID, rootJobID: e.rootJobID ?? e.jobID,
+                maxAttempts: e.maxAttempts, payload: e.payload, enqueueSeq: seq, status: .pending, attempt: 0,
+                notBefore: e.runAt ?? now, token: 0, claimedBy: nil, visibleUntil: nil, lastReason: nil,
+                lastMessage: nil, result: nil)
+            try tables.mark(T.jobKeys, Key(e.idempotencyKey), Array(e.jobID.utf8))
+            try saveJob(job, previous: nil, tables)
+        case let e as JobClaimed:
+            guard var job = try tables.load(JobState.self, T.jobs, Key(e.jobID)) else { return }
+            let previous = job
+            job.status = .running
+            job.token = e.token
+            job.attempt = e.attempt
+            job.claimedBy = Owner(workerID: e.workerID, instance: e.ownerInstance)
+            job.visibleUntil = e.visibleUntil
+            try saveJob(job, previous: previous, tables)
+        case let e as JobHeartbeat:
+            guard var job = try tables.load(JobState.self, T.jobs, Key(e.jobID)), job.token == e.token else { return }
+            let previous = job
+            job.visibleUntil = e.visibleUntil
+            try saveJob(job, previous: previous, tables)
+        case let e as JobCompleted:
+            guard var job = try tables.load(JobState.self, T.jobs, Key(e.jobID)), job.token == e.token else { return }
+            let previous = job
+            job.status = .completed
+            job.result = e.result
+            job.visibleUntil = nil
+            try saveJob(job, previous: previous, tables)
+        case let e as JobFailed:
+            guard var job = try tables.load(JobState.self, T.jobs, Key(e.jobID)), job.token == e.token else { return }
+            let previous = job
+            // The decider follows with job.retried or job.dead in the same transaction.
+            job.status = .pending
+            job.lastReason = e.reason
+            job.lastMessage = e.message
+            job.visibleUntil = nil
+            job.notBefore = LogTimestamp(microseconds: .max)
+            try saveJob(job, previous: previous, tables)
+        case let e as JobRetried:
+            guard var job = try tables.load(JobState.self, T.jobs, Key(e.jobID)) else { return }
+            let previous = job
+            job.status = .pending
+            job.notBefore = e.notBefore
+            try saveJob(job, previous: previous, tables)
+        case let e as JobDead:
+            guard var job = try tables.load(JobState.self, T.jobs, Key(e.jobID)) else { return }
+            let previous = job
+            job.status = .dead
+            job.lastReason = e.lastReason
+            job.lastMessage = e.lastMessage
+            job.visibleUntil = nil
+            try saveJob(job, previous: previous, tables)
+        case let e as JobRequeued:
+            guard var job = try tables.load(JobState.self, T.jobs, Key(e.jobID)) else { return }
+            let previous = job
+            job.status = .pending
+            job.attempt = 0
+            job.notBefore = now
+            try saveJob(job, previous: previous, tables)
+
+        // MARK: Deliveries
+        case let e as DeliveryEnqueued:
+            let delivery = DeliveryState(
+                deliveryID: e.deliveryID, idempotencyKey: e.idempotencyKey, channel: e.channel,
+                accountID: e.accountID, recipient: e.recipient, conversationID: e.conversationID, kind: e.kind,
+                text: e.text, part: e.part, maxAttempts: e.maxAttempts, enqueueSeq: seq, status: .pending,
+                attempt: 0, notBefore: now, token: 0, leaseToken: nil, claimedBy: nil, visibleUntil: nil,
+                lastError: nil, providerMessageID: nil, sourceMessageID: e.sourceMessageID,
+                replyToExternalID: e.replyToExternalID)
+            try tables.mark(T.deliveryKeys, Key(e.idempotencyKey), Array(e.deliveryID.utf8))
+            try saveDelivery(delivery, previous: nil, tables)
+        case let e as DeliveryClaimed:
+            guard var delivery = try tables.load(DeliveryState.self, T.deliveries, Key(e.deliveryID)) else { return }
+            let previous = delivery
+            delivery.status = .claimed
+            delivery.token = e.token
+            delivery.leaseToken = e.leaseToken
+            delivery.attempt = e.attempt
+            delivery.claimedBy = Owner(workerID: e.workerID, instance: e.ownerInstance)
+            delivery.visibleUntil = e.visibleUntil
+            try saveDelivery(delivery, previous: previous, tables)
+        case let e as DeliveryAttempted:
+            guard var delivery = try tables.load(DeliveryState.self, T.deliveries, Key(e.deliveryID)),
+                delivery.token == e.token
+            else { return }
+            let previous = delivery
+            delivery.status = .attempting
+            try saveDelivery(delivery, previous: previous, tables)
+            try recordAttempt(delivery, at: now, tables)
+        case let e as DeliverySent:
+            guard var delivery = try tables.load(DeliveryState.self, T.deliveries, Key(e.deliveryID)),
+                delivery.token == e.token
+            else { return }
+            let previous = delivery
+            delivery.status = .sent
+            delivery.providerMessageID = e.providerMessageID
+            delivery.visibleUntil = nil
+            try saveDelivery(delivery, previous: previous, tables)
+        case let e as DeliveryFailed:
+            guard var delivery = try tables.load(DeliveryState.self, T.deliveries, Key(e.deliveryID)),
+                delivery.token == e.token
+            else { return }
+            let previous = delivery
+            delivery.lastError = [e.errorCode, e.message].compactMap { $0 }.joined(separator: ": ")
+            delivery.visibleUntil = nil
+            if e.permanent {
+                delivery.status = .failed
+            } else {
+                delivery.status = .pending
+                delivery.notBefore = e.retryAfter ?? now
+            }
+            try saveDelivery(delivery, previous: previous, tables)
+        case let e as DeliveryUncertain:
+            guard var delivery = try tables.load(DeliveryState.self, T.deliveries, Key(e.deliveryID)),
+                delivery.token == e.token
+            else { return }
+            let previous = delivery
+            delivery.status = .uncertain
+            delivery.lastError = e.reason
+            delivery.visibleUntil = nil
+            try saveDelivery(delivery, previous: previous, tables)
+
+        // MARK: Inbound, conversations, contacts
+        case let e as MessageReceived:
+            try tables.mark(
+                T.inbound, Key(e.channel, e.accountID, e.externalID), withUnsafeBytes(of: seq.bigEndian) { Array($0) })
+            var conversation =
+                try tables.load(ConversationState.self, T.conversations, Key(e.conversationID))
+                ?? ConversationState(
+                    conversationID: e.conversationID, channel: e.channel, accountID: e.accountID,
+                    contactID: e.contactID, firstSeq: seq, lastSeq: seq, messageCount: 0)
+            conversation.lastSeq = seq
+            conversation.messageCount += 1
+            try tables.store(conversation, T.conversations, Key(e.conversationID))
+            try tables.store(
+                HistoryMessage(role: "user", text: e.text, seq: seq, time: now), T.messages,
+                Key(e.conversationID).appending(seq))
+        case let e as AssistantMessage where e.final:
+            guard var conversation = try tables.load(ConversationState.self, T.conversations, Key(e.conversationID))
+            else { return }
+            conversation.lastSeq = seq
+            conversation.messageCount += 1
+            try tables.store(conversation, T.conversations, Key(e.conversationID))
+            try tables.store(
+                HistoryMessage(role: "assistant", text: e.text, seq: seq, time: now), T.messages,
+                Key(e.conversationID).appending(seq))
+        case let e as ContactUpdated:
+            try tables.store(
+                ContactState(
+                    channel: e.channel, accountID: e.accountID, contactID: e.contactID, status: e.status,
+                    pairingCodeHash: e.pairingCodeHash),
+                T.contacts, Key(e.channel, e.accountID, e.contactID))
+
+        // MARK: Sessions
+        case let e as SessionEntrySet:
+            try tables.store(
+                SessionEntryState(value: e.value, encrypted: e.encrypted, seq: seq), T.sessions,
+                Key(e.namespace, e.key))
+        case let e as SessionEntryRemoved:
+            try tables.remove(T.sessions, Key(e.namespace, e.key))
+        default:
+            return
+        }
+    }
+
+    private func endLease(_ resource: String, token: UInt64, _ tables: TableWriter) throws {
+        guard var lease = try tables.load(LeaseState.self, ProjectionTables.leases, Key(resource)),
+            lease.token == token
+        else { return }
+        lease.held = false
+        try tables.store(lease, ProjectionTables.leases, Key(resource))
+    }
+
+    // MARK: Job indexes
+
+    static func readyKey(_ job: JobState) -> Key {
+        // Higher priority first, then earliest notBefore, then enqueue order.
+        let priority = UInt64(Int64(Int32.max) - Int64(max(Int(Int32.min), min(Int(Int32.max), job.priority))))
+        return Key().appending(priority).appending(orderKey(job.notBefore)).appending(job.enqueueSeq)
+    }
+
+    static func runningKey(_ job: JobState) -> Key {
+        Key().appending(orderKey(job.visibleUntil ?? LogTimestamp(microseconds: 0))).appending(job.jobID)
+    }
+
+    private func saveJob(_ job: JobState, previous: JobState?, _ tables: TableWriter) throws {
+        typealias T = ProjectionTables
+        if let previous {
+            try tables.remove(T.jobStatus, Key(previous.status.rawValue, previous.jobID))
+            if previous.status == .pending { try tables.remove(T.jobReady, Self.readyKey(previous)) }
+            if previous.status == .running {
+                try tables.remove(T.jobRunning, Self.runningKey(previous))
+                try tables.remove(T.conversationRunning, Key(previous.conversationID, previous.jobID))
+            }
+        }
+        try tables.mark(T.jobStatus, Key(job.status.rawValue, job.jobID))
+        if job.status == .pending && job.notBefore.microseconds != .max {
+            try tables.mark(T.jobReady, Self.readyKey(job), Array(job.jobID.utf8))
+        }
+        if job.status == .running {
+            try tables.mark(T.jobRunning, Self.runningKey(job), Array(job.jobID.utf8))
+            try tables.mark(T.conversationRunning, Key(job.conversationID, job.jobID), Array(job.rootJobID.utf8))
+        }
+        try tables.store(job, T.jobs, Key(job.jobID))
+    }
+
+    // MARK: Delivery indexes
+
+    static func accountKey(_ channel: String, _ accountID: String) -> Key { Key(channel, accountID) }
+
+    static func pendingKey(_ d: DeliveryState) -> Key { accountKey(d.channel, d.accountID).appending(d.enqueueSeq) }
+
+    static func inflightKey(_ d: DeliveryState) -> Key {
+        accountKey(d.channel, d.accountID).appending(orderKey(d.visibleUntil ?? LogTimestamp(microseconds: 0)))
+            .appending(d.deliveryID)
+    }
+
+    static func recipientKey(_ d: DeliveryState) -> Key {
+        accountKey(d.channel, d.accountID).appending(d.recipient).appending(d.enqueueSeq)
+    }
+
+    private func saveDelivery(_ d: DeliveryState, previous: DeliveryState?, _ tables: TableWriter) throws {
+        typealias T = ProjectionTables
+        let unfinished: Set<DeliveryStatus> = [.pending, .claimed, .attempting]
+        if let previous {
+            try tables.remove(T.deliveryStatus, Key(previous.status.rawValue, previous.deliveryID))
+            if previous.status == .pending { try tables.remove(T.deliveryPending, Self.pendingKey(previous)) }
+            if previous.status == .claimed || previous.status == .attempting {
+                try tables.remove(T.deliveryInflight, Self.inflightKey(previous))
+            }
+            if unfinished.contains(previous.status) && !unfinished.contains(d.status) {
+                try tables.remove(T.recipientQueue, Self.recipientKey(previous))
+            }
+        }
+        try tables.mark(T.deliveryStatus, Key(d.status.rawValue, d.deliveryID))
+        if d.status == .pending { try tables.mark(T.deliveryPending, Self.pendingKey(d), Array(d.deliveryID.utf8)) }
+        if d.status == .claimed || d.status == .attempting {
+            try tables.mark(T.deliveryInflight, Self.inflightKey(d), Array(d.deliveryID.utf8))
+        }
+        if unfinished.contains(d.status) && (previous.map { !unfinished.contains($0.status) } ?? true) {
+            try tables.mark(T.recipientQueue, Self.recipientKey(d), Array(d.deliveryID.utf8))
+        }
+        try tables.store(d, T.deliveries, Key(d.deliveryID))
+    }
+
+    private func recordAttempt(_ d: DeliveryState, at now: LogTimestamp, _ tables: TableWriter) throws {
+        typealias T = ProjectionTables
+        let account = Self.accountKey(d.channel, d.accountID)
+        for (table, key) in [(T.recipientRate, account.appending(d.recipient)), (T.accountRate, account)] {
+            var times = try tables.load([Int64].self, table, key) ?? []
+            times.append(now.microseconds)
+            if times.count > Self.rateHistoryLimit { times.removeFirst(times.count - Self.rateHistoryLimit) }
+            try tables.store(times, table, key)
+        }
+    }
+}

@@ -1,0 +1,30 @@
+import EventLog
+import Foundation
+import Logging
+import Projections
+@_exported import TestSupport
+
+let quietLogger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+
+/// A Switchboard engine on a fresh log in `directory`. `clock` replaces the wall clock (the log clock still
+/// never goes back), so tests move time forward explicitly instead of sleeping.
+func openEngine(
+    _ directory: String, worker: String = "tester", settings: EngineSettings = .defaults(),
+    clock: TestClock? = nil, sessionKey: String? = nil
+) throws -> Switchboard {
+    var configuration = EventLogConfiguration(directory: directory, writer: WriterIdentity(role: "test", workerID: worker))
+    if let clock { configuration.wallClock = { clock.now } }
+    return try Switchboard(configuration, settings: settings, sessionKeyBase64: sessionKey, logger: quietLogger)
+}
+
+/// A settable wall clock for deciders under test.
+final class TestClock: @unchecked Sendable {  // @unchecked: `lock` guards `current`.
+    private let lock = NSLock()
+    private var current: LogTimestamp
+
+    init(_ start: LogTimestamp = LogTimestamp(microseconds: 1_800_000_000_000_000)) { current = start }
+
+    var now: LogTimestamp { lock.withLock { current } }
+
+    func advance(_ duration: Duration) { lock.withLock { current = current.advanced(by: duration) } }
+}
