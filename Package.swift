@@ -79,6 +79,7 @@ let package = Package(
             name: "bench",
             dependencies: [
                 "EventLog",
+                "Projections",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings

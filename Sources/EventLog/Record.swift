@@ -89,7 +89,7 @@ public struct WriterIdentity: Hashable, Sendable, Codable, CustomStringConvertib
 public struct PayloadEncoding: RawRepresentable, Hashable, Sendable, Codable {
     public var rawValue: UInt8
     public init(rawValue: UInt8) { self.rawValue = rawValue }
-    /// UTF-8 JSON with sorted keys (the only encoding of envelope v1).
+    /// UTF-8 JSON (the only encoding of envelope v1); see `PayloadJSON` for the exact form.
     public static let json = PayloadEncoding(rawValue: 1)
 }
 
@@ -175,14 +175,14 @@ public struct PendingEvent: Sendable, Hashable {
     public init<E: EventPayload>(_ event: E, correlationID: String? = nil, causationID: UInt64? = nil)
         throws(EventLogError)
     {
-        let data: Data
+        let bytes: [UInt8]
         do {
-            data = try PayloadCoding.encoder.encode(event)
+            bytes = try PayloadJSON.encode(event)
         } catch {
             throw EventLogError(.encoding, "cannot encode \(E.eventType): \(error)")
         }
         self.init(
-            type: E.eventType, schemaVersion: E.schemaVersion, payload: [UInt8](data),
+            type: E.eventType, schemaVersion: E.schemaVersion, payload: bytes,
             correlationID: correlationID, causationID: causationID)
         typed = event
     }

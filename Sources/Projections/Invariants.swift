@@ -99,9 +99,9 @@ public struct InvariantChecker {
             job.status = "running"
             jobs[e.jobID] = job
         case let e as JobHeartbeat:
-            guard var job = jobs[e.jobID], job.running, job.token == e.token else {
+            guard var job = jobs[e.jobID], job.running, job.token == e.token, now <= job.visibleUntil else {
                 flag("stale_job_token", [jobs[e.jobID]?.claimSeq ?? 0, seq].filter { $0 > 0 },
-                    "job \(e.jobID) heartbeat under token \(e.token)")
+                    "job \(e.jobID) heartbeat under token \(e.token) that is stale or past its deadline")
                 return
             }
             job.visibleUntil = e.visibleUntil

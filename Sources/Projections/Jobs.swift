@@ -8,7 +8,7 @@ public struct RetryPolicy: Sendable, Equatable {
     public var maxAttempts: Int = 3
     /// The delay before the second attempt (default 1 s); doubles each attempt.
     public var baseDelay: Duration = .seconds(1)
-    /// The longest delay (default 30 s).
+    /// The longest delay before jitter (default 30 s; with the default jitter a delay is at most 36 s).
     public var maxDelay: Duration = .seconds(30)
     /// Extra random delay, as a fraction of the delay (default 0.2 = up to +20 %).
     public var jitter: Double = 0.2
@@ -75,7 +75,7 @@ public struct JobClaim: Sendable, Equatable {
 /// The outcome of a token-fenced job command.
 public enum JobCommandResult: Sendable, Equatable {
     case accepted
-    /// `reason`: `stale_token`, `wrong_state` or `unknown`.
+    /// `reason`: `stale_token`, `expired` (heartbeat only), `wrong_state` or `unknown`.
     case rejected(reason: String, currentToken: UInt64?)
 }
 
@@ -186,12 +186,25 @@ public enum JobDecider {
         }
     }
 
-    /// Extends the claim of `jobID` held under `token`.
+    /// Extends the claim of `jobID` held under `token`. An expired claim cannot be extended back: the heartbeat
+    /// is refused (`expired`) and the claim is settled at once as a failed attempt (`claim_expired`), so the job
+    /// is retried (or dead) without waiting for the next claim decision.
     public static func heartbeat(
         _ jobID: String, token: UInt64, owner: Owner, settings: JobSettings, _ context: inout WriteContext
     ) throws -> JobCommandResult {
         guard let job = try load(jobID, context), job.status == .running, job.token == token else {
             return try reject("job.heartbeat", jobID, token: token, owner: owner, &context)
+        }
+        if let deadline = job.visibleUntil, context.now > deadline {
+            try context.append(
+                CommandRejected(
+                    command: "job.heartbeat", subject: jobID, reason: "expired", presentedToken: token,
+                    currentToken: job.token, workerID: owner.workerID, instance: owner.instance),
+                correlationID: job.conversationID)
+            try settle(
+                job, reason: "claim_expired", message: "claim expired at \(deadline)", retryable: true,
+                settings: settings, &context)
+            return .rejected(reason: "expired", currentToken: job.token)
         }
         try context.append(
             JobHeartbeat(jobID: jobID, token: token, visibleUntil: context.now.advanced(by: settings.visibility)),
@@ -199,7 +212,8 @@ public enum JobDecider {
         return .accepted
     }
 
-    /// Completes `jobID` under `token`; refused when the token is stale.
+    /// Completes `jobID` under `token`; refused when the token is stale. A claim past its deadline that nobody
+    /// has reclaimed yet still completes: its token is current, so no other worker can hold the job.
     public static func complete(
         _ jobID: String, token: UInt64, owner: Owner, result: String? = nil, modelUsed: String? = nil,
         _ context: inout WriteContext

@@ -138,3 +138,99 @@ public struct LocalSessionFiles: Sendable {
         }
     }
 }
+
+/// A per-account key/value store for channel credentials and cursors (Telegram `getUpdates` offset, WhatsApp
+/// tokens, OAuth tokens), on the backend the configuration selects.
+///
+/// Writes are batches, all or nothing, and only the current holder of the namespace's lease may write: the
+/// `log` backend decides that inside the write transaction; the `local` backend checks the lease in a
+/// snapshot just before it replaces the namespace's file (the file is local to this host, so only processes
+/// here could race it).
+public struct SessionStore: Sendable {
+    public let backend: SessionBackend
+    let engine: Switchboard
+    let files: LocalSessionFiles?
+
+    /// - Parameter directory: the folder of the `local` backend (ignored for `log`).
+    public init(backend: SessionBackend, engine: Switchboard, directory: String? = nil) throws(ProjectionError) {
+        self.backend = backend
+        self.engine = engine
+        if backend == .local {
+            guard let directory else {
+                throw ProjectionError(.invalidArgument, "the local session backend needs a directory (SESSION_DIR)")
+            }
+            files = LocalSessionFiles(directory: directory)
+        } else {
+            files = nil
+        }
+    }
+
+    /// Writes a batch to `namespace` as `owner` (default: this process) holding its lease under `leaseToken`.
+    public func write(_ changes: SessionChanges, namespace: String, leaseToken: UInt64, as owner: Owner? = nil)
+        async throws -> DeliveryCommandResult
+    {
+        let owner = owner ?? engine.owner
+        let sealer = engine.sealer
+        switch backend {
+        case .log:
+            return try await engine.decide {
+                try SessionDecider.write(
+                    namespace: namespace, changes: changes, owner: owner, leaseToken: leaseToken, sealer: sealer, &$0)
+            }
+        case .local:
+            guard let files else { return .rejected(reason: "unknown") }
+            let lease = try engine.lease(namespace)
+            if let reason = LeaseDecider.refusal(lease, owner: owner, token: leaseToken, now: try engine.logNow()) {
+                return .rejected(reason: reason == "stale_token" ? "stale_lease" : reason)
+            }
+            var entries = try files.read(namespace)
+            for (key, value) in changes {
+                if let value {
+                    entries[key] = LocalSessionFiles.FileEntry(
+                        value: try sealer.seal(value, namespace: namespace, entry: key), encrypted: sealer.encrypts)
+                } else {
+                    entries.removeValue(forKey: key)
+                }
+            }
+            try files.write(namespace, entries)
+            return .accepted
+        }
+    }
+
+    /// The value of `key` in `namespace`, decrypted.
+    public func value(_ key: String, namespace: String) throws -> Data? {
+        try entries(namespace)[key]
+    }
+
+    /// Every entry of `namespace`, decrypted.
+    public func entries(_ namespace: String) throws -> [String: Data] {
+        let sealer = engine.sealer
+        switch backend {
+        case .log:
+            let stored: [(String, SessionEntryState)] = try engine.log.withSnapshot { snapshot in
+                var out: [(String, SessionEntryState)] = []
+                let prefix = Key(namespace).prefix
+                try snapshot.scan(engine.log.table(ProjectionTables.sessions), from: prefix) { key, value in
+                    guard hasPrefix(key, prefix) else { return false }
+                    out.append((String(decoding: key[prefix.count...], as: UTF8.self), try StateCoding.decode(SessionEntryState.self, value)))
+                    return true
+                }
+                return out
+            }
+            return try Dictionary(
+                uniqueKeysWithValues: stored.map { key, entry in
+                    (key, try sealer.open(entry.value, encrypted: entry.encrypted, namespace: namespace, entry: key))
+                })
+        case .local:
+            guard let files else { return [:] }
+            return try files.read(namespace).mapValues { $0 }.reduce(into: [:]) { out, item in
+                out[item.key] = try sealer.open(item.value.value, encrypted: item.value.encrypted, namespace: namespace, entry: item.key)
+            }
+        }
+    }
+
+    /// Keys and value sizes of `namespace` — never the values (for operators).
+    public func listing(_ namespace: String) throws -> [(key: String, bytes: Int)] {
+        try entries(namespace).map { ($0.key, $0.value.count) }.sorted { $0.key < $1.key }
+    }
+}

@@ -73,18 +73,10 @@ func hasPrefix(_ bytes: [UInt8], _ prefix: [UInt8]) -> Bool {
 
 // MARK: Stored state
 
+/// How projection state values are stored: the positional binary form of ``BinaryState``.
 enum StateCoding {
-    static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
-    }()
-    static let decoder = JSONDecoder()
-
-    static func encode<T: Encodable>(_ value: T) throws -> [UInt8] { [UInt8](try encoder.encode(value)) }
-    static func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8]) throws -> T {
-        try decoder.decode(type, from: Data(bytes))
-    }
+    static func encode<T: Encodable>(_ value: T) throws -> [UInt8] { try BinaryState.encode(value) }
+    static func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8]) throws -> T { try BinaryState.decode(type, bytes) }
 }
 
 extension TableWriter {

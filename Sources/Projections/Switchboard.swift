@@ -282,6 +282,14 @@ public final class Switchboard: Sendable {
         return out
     }
 
+    /// The log clock as a writer would stamp it now: the wall clock, never before the last record.
+    public func logNow() throws -> LogTimestamp {
+        let last = try log.withSnapshot { snapshot -> LogTimestamp? in
+            try snapshot.record(at: try snapshot.lastSeq)?.timestamp
+        }
+        return max(log.configuration.wallClock(), last ?? LogTimestamp(microseconds: .min))
+    }
+
     // MARK: Digest
 
     /// The digest of the live projection state.

@@ -1,5 +1,6 @@
 import EventLog
 import Foundation
+import Projections
 
 /// An invalid setting: which variable, what was wrong, what is accepted.
 public struct SettingsError: Error, Sendable, CustomStringConvertible, Equatable {
@@ -33,6 +34,13 @@ public struct AgentSettings: Sendable, Equatable {
     public var leaseTTL: Duration
     /// `WHATSAPP_HEARTBEAT_MS` (default 15 000, at least 1 000 and below TTL/2).
     public var leaseHeartbeat: Duration
+    /// `SESSION_STORE` (or the original's `WHATSAPP_AUTH_MODE`): `log` (default; `convex` is accepted as its old
+    /// name) or `local`.
+    public var sessionBackend: SessionBackend
+    /// `SESSION_DIR`: the folder of the `local` session backend (default `<DATA_DIR>/sessions`).
+    public var sessionDirectory: String
+    /// `SESSION_ENCRYPTION_KEY`: base64 of 32 bytes; session values are sealed at rest when set. Never logged.
+    public var sessionKeyBase64: String?
 
     /// Reads and validates the settings.
     /// - Throws: ``SettingsError`` naming the first bad variable.
@@ -75,6 +83,27 @@ public struct AgentSettings: Sendable, Equatable {
                 message: "the heartbeat (\(leaseHeartbeat)) must be below half the lease TTL (\(leaseTTL)), "
                     + "or the lease is lost between heartbeats")
         }
+        let storeVariable = value("SESSION_STORE") != nil ? "SESSION_STORE" : "WHATSAPP_AUTH_MODE"
+        let storeText = (value("SESSION_STORE") ?? value("WHATSAPP_AUTH_MODE") ?? "log").lowercased()
+        switch storeText {
+        case "log", "convex": sessionBackend = .log
+        case "local": sessionBackend = .local
+        default:
+            throw SettingsError(variable: storeVariable, message: "expected log or local, got '\(storeText)'")
+        }
+        sessionDirectory = value("SESSION_DIR") ?? dataDirectory + "/sessions"
+        sessionKeyBase64 = value("SESSION_ENCRYPTION_KEY")
+        do {
+            _ = try SessionSealer(keyBase64: sessionKeyBase64)
+        } catch {
+            // The message names the variable and the expected form, never the value.
+            throw SettingsError(variable: "SESSION_ENCRYPTION_KEY", message: "must be 32 bytes, base64-encoded")
+        }
+    }
+
+    /// The deciders' settings for these values.
+    public func engineSettings() throws -> EngineSettings {
+        EngineSettings(lease: try LeaseTiming(ttl: leaseTTL, heartbeat: leaseHeartbeat))
     }
 
     /// Non-secret settings, as recorded in `worker.started`.
@@ -84,6 +113,8 @@ public struct AgentSettings: Sendable, Equatable {
             "whatsappAccountID": whatsappAccountID,
             "leaseTTLMilliseconds": "\(leaseTTL.components.seconds * 1000)",
             "leaseHeartbeatMilliseconds": "\(leaseHeartbeat.components.seconds * 1000)",
+            "sessionStore": sessionBackend.rawValue,
+            "sessionEncryption": sessionKeyBase64 == nil ? "off" : "on",
         ]
     }
 }

@@ -2,6 +2,7 @@
 import EventLog
 import Foundation
 import Logging
+import Projections
 import ServiceLifecycle
 import Workers
 
@@ -26,9 +27,11 @@ var configuration = EventLogConfiguration(
     directory: settings.dataDirectory,
     writer: WriterIdentity(role: settings.role.rawValue, workerID: settings.workerID))
 configuration.durability = settings.durability
-let log: EventLog
+let engine: Switchboard
 do {
-    log = try EventLog(configuration, logger: logger)
+    engine = try Switchboard(
+        configuration, settings: try settings.engineSettings(), sessionKeyBase64: settings.sessionKeyBase64,
+        logger: logger)
 } catch {
     FileHandle.standardError.write(Data("agent: cannot open the event log at \(settings.dataDirectory): \(error)\n".utf8))
     exit(70)
@@ -42,9 +45,9 @@ logger.warning(
         "roles": "\(missing.joined(separator: ","))",
         "detail": "this build runs the event-log engine only; the role workers are not built yet",
     ])
-let engine = EngineService(log: log, settings: settings, version: version, logger: logger)
+let service = EngineService(log: engine.log, settings: settings, version: version, logger: logger)
 let group = ServiceGroup(
     configuration: ServiceGroupConfiguration(
-        services: [.init(service: engine)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
 logger.info("[main] Agent is running (role: \(settings.role.rawValue))", metadata: ["worker.id": "\(settings.workerID)"])
 try await group.run()

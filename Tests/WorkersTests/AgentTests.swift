@@ -2,6 +2,7 @@ import EventLog
 import Foundation
 import Logging
 import TestSupport
+import Projections
 import Testing
 import Workers
 
@@ -16,6 +17,24 @@ struct AgentSettingsTests {
         #expect(settings.leaseTTL == .seconds(45))
         #expect(settings.leaseHeartbeat == .seconds(15))
         #expect(settings.workerID.hasPrefix("all-"))
+        #expect(settings.sessionBackend == .log)
+        #expect(settings.sessionDirectory == "./data/sessions")
+        #expect(settings.sessionKeyBase64 == nil)
+    }
+
+    @Test func theOriginalAuthModeNamesStillWork() throws {
+        #expect(try AgentSettings(environment: ["WHATSAPP_AUTH_MODE": "local"]).sessionBackend == .local)
+        #expect(try AgentSettings(environment: ["WHATSAPP_AUTH_MODE": "convex"]).sessionBackend == .log)
+        #expect(try AgentSettings(environment: ["SESSION_STORE": "local", "WHATSAPP_AUTH_MODE": "convex"]).sessionBackend == .local)
+    }
+
+    @Test func aBadSessionKeyIsNamedButNeverEchoed() {
+        let secret = "c2VjcmV0LXZhbHVlLXRoYXQtaXMtbm90LTMyLWJ5dGVz"
+        #expect {
+            try AgentSettings(environment: ["SESSION_ENCRYPTION_KEY": secret])
+        } throws: { error in
+            "\(error)".contains("SESSION_ENCRYPTION_KEY") && !"\(error)".contains(secret)
+        }
     }
 
     @Test func operatorValuesAreTaken() throws {
@@ -41,6 +60,9 @@ struct AgentSettingsTests {
         (["WHATSAPP_HEARTBEAT_MS": "22500"], "WHATSAPP_HEARTBEAT_MS"),
         (["WHATSAPP_LEASE_TTL_MS": "20000", "WHATSAPP_HEARTBEAT_MS": "15000"], "WHATSAPP_HEARTBEAT_MS"),
         (["WORKER_ID": String(repeating: "w", count: 256)], "WORKER_ID"),
+        (["SESSION_STORE": "convexx"], "SESSION_STORE"),
+        (["WHATSAPP_AUTH_MODE": "cloud"], "WHATSAPP_AUTH_MODE"),
+        (["SESSION_ENCRYPTION_KEY": "c2hvcnQ="], "SESSION_ENCRYPTION_KEY"),
     ])
     func badValuesNameTheVariable(environment: [String: String], variable: String) {
         #expect {

@@ -1,0 +1,373 @@
+import EventLog
+import Foundation
+
+/// A compact positional binary form for projection state (not for events).
+///
+/// Fields are written in the order a type's `Codable` conformance encodes them, without names; optionals carry
+/// a presence byte; integers are little-endian fixed width; strings and byte arrays are length-prefixed.
+/// State is derived from the log, so its format can change freely: a changed format only needs a rebuild.
+/// It is about an order of magnitude cheaper than JSON for the writer thread, which matters because every
+/// decider reads and the projector rewrites state inside the write transaction.
+enum BinaryState {
+    static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
+        let encoder = BinaryStateEncoder()
+        try encoder.encodeValue(value)
+        return encoder.bytes
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8]) throws -> T {
+        let decoder = BinaryStateDecoder(bytes)
+        let value = try decoder.decodeValue(type)
+        guard decoder.offset == bytes.count else { throw BinaryStateDecoder.corrupt("trailing bytes") }
+        return value
+    }
+}
+
+// MARK: Encoder
+
+final class BinaryStateEncoder: Encoder {
+    var bytes: [UInt8] = []
+    var codingPath: [any CodingKey] { [] }
+    var userInfo: [CodingUserInfoKey: Any] { [:] }
+
+    init() { bytes.reserveCapacity(256) }
+
+    func integer<I: FixedWidthInteger>(_ value: I) { withUnsafeBytes(of: value.littleEndian) { bytes += $0 } }
+    func string(_ value: String) {
+        var value = value
+        value.withUTF8 { utf8 in
+            integer(UInt32(utf8.count))
+            bytes += utf8
+        }
+    }
+
+    func encodeValue<T: Encodable>(_ value: T) throws {
+        switch value {
+        case let v as String: string(v)
+        case let v as Int: integer(Int64(v))
+        case let v as Int64: integer(v)
+        case let v as UInt64: integer(v)
+        case let v as Int32: integer(v)
+        case let v as UInt32: integer(v)
+        case let v as UInt16: integer(v)
+        case let v as UInt8: integer(v)
+        case let v as Bool: bytes.append(v ? 1 : 0)
+        case let v as Int8: integer(v)
+        case let v as Int16: integer(v)
+        case let v as UInt: integer(UInt64(v))
+        case let v as Float: integer(v.bitPattern)
+        case let v as [Int64]:
+            integer(UInt32(v.count))
+            for element in v { integer(element) }
+        case let v as Double: integer(v.bitPattern)
+        case let v as LogTimestamp: integer(v.microseconds)
+        case let v as Data:
+            integer(UInt32(v.count))
+            bytes += v
+        case let v as [String: String]:
+            integer(UInt32(v.count))
+            for key in v.keys.sorted() {
+                string(key)
+                string(v[key]!)
+            }
+        default:
+            try value.encode(to: self)
+        }
+    }
+
+    func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
+        KeyedEncodingContainer(KeyedContainer<Key>(encoder: self))
+    }
+
+    func unkeyedContainer() -> any UnkeyedEncodingContainer { UnkeyedContainer(encoder: self) }
+    func singleValueContainer() -> any SingleValueEncodingContainer { SingleContainer(encoder: self) }
+
+    struct KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
+        let encoder: BinaryStateEncoder
+        var codingPath: [any CodingKey] { [] }
+
+        mutating func encodeNil(forKey key: Key) throws { encoder.bytes.append(0) }
+        mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws { try encoder.encodeValue(value) }
+        mutating func encode(_ value: String, forKey key: Key) throws { encoder.string(value) }
+        mutating func encode(_ value: Int, forKey key: Key) throws { encoder.integer(Int64(value)) }
+        mutating func encode(_ value: Int64, forKey key: Key) throws { encoder.integer(value) }
+        mutating func encode(_ value: UInt64, forKey key: Key) throws { encoder.integer(value) }
+        mutating func encode(_ value: Int32, forKey key: Key) throws { encoder.integer(value) }
+        mutating func encode(_ value: UInt32, forKey key: Key) throws { encoder.integer(value) }
+        mutating func encode(_ value: UInt16, forKey key: Key) throws { encoder.integer(value) }
+        mutating func encode(_ value: UInt8, forKey key: Key) throws { encoder.integer(value) }
+        mutating func encode(_ value: Bool, forKey key: Key) throws { encoder.bytes.append(value ? 1 : 0) }
+        mutating func encodeIfPresent(_ value: String?, forKey key: Key) throws {
+            if let value {
+                encoder.bytes.append(1)
+                encoder.string(value)
+            } else {
+                encoder.bytes.append(0)
+            }
+        }
+        mutating func encodeIfPresent(_ value: UInt64?, forKey key: Key) throws {
+            if let value {
+                encoder.bytes.append(1)
+                encoder.integer(value)
+            } else {
+                encoder.bytes.append(0)
+            }
+        }
+        mutating func encodeIfPresent<T: Encodable>(_ value: T?, forKey key: Key) throws {
+            if let value {
+                encoder.bytes.append(1)
+                try encoder.encodeValue(value)
+            } else {
+                encoder.bytes.append(0)
+            }
+        }
+        mutating func encodeIfPresent(_ value: Int?, forKey key: Key) throws { try encodeIfPresent(value as Int?, key) }
+        mutating func encodeIfPresent(_ value: Int64?, forKey key: Key) throws { try encodeIfPresent(value as Int64?, key) }
+        mutating func encodeIfPresent(_ value: Bool?, forKey key: Key) throws { try encodeIfPresent(value as Bool?, key) }
+        mutating func encodeIfPresent(_ value: Double?, forKey key: Key) throws { try encodeIfPresent(value as Double?, key) }
+        mutating func encodeIfPresent(_ value: Float?, forKey key: Key) throws { try encodeIfPresent(value as Float?, key) }
+        mutating func encodeIfPresent(_ value: Int8?, forKey key: Key) throws { try encodeIfPresent(value as Int8?, key) }
+        mutating func encodeIfPresent(_ value: Int16?, forKey key: Key) throws { try encodeIfPresent(value as Int16?, key) }
+        mutating func encodeIfPresent(_ value: Int32?, forKey key: Key) throws { try encodeIfPresent(value as Int32?, key) }
+        mutating func encodeIfPresent(_ value: UInt?, forKey key: Key) throws { try encodeIfPresent(value as UInt?, key) }
+        mutating func encodeIfPresent(_ value: UInt8?, forKey key: Key) throws { try encodeIfPresent(value as UInt8?, key) }
+        mutating func encodeIfPresent(_ value: UInt16?, forKey key: Key) throws { try encodeIfPresent(value as UInt16?, key) }
+        mutating func encodeIfPresent(_ value: UInt32?, forKey key: Key) throws { try encodeIfPresent(value as UInt32?, key) }
+        private mutating func encodeIfPresent<T: Encodable>(_ value: T?, _ key: Key) throws {
+            if let value {
+                encoder.bytes.append(1)
+                try encoder.encodeValue(value)
+            } else {
+                encoder.bytes.append(0)
+            }
+        }
+        mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key)
+            -> KeyedEncodingContainer<NestedKey>
+        { encoder.container(keyedBy: keyType) }
+        mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
+            encoder.unkeyedContainer()
+        }
+        mutating func superEncoder() -> any Encoder { encoder }
+        mutating func superEncoder(forKey key: Key) -> any Encoder { encoder }
+    }
+
+    /// Unkeyed containers (arrays) are length-prefixed: the count is patched in when the array ends, so the
+    /// count slot is reserved now and filled on each element.
+    struct UnkeyedContainer: UnkeyedEncodingContainer {
+        let encoder: BinaryStateEncoder
+        let countOffset: Int
+        var codingPath: [any CodingKey] { [] }
+        var count = 0
+
+        init(encoder: BinaryStateEncoder) {
+            self.encoder = encoder
+            countOffset = encoder.bytes.count
+            encoder.integer(UInt32(0))
+        }
+
+        private mutating func bump() {
+            count += 1
+            let value = UInt32(count).littleEndian
+            withUnsafeBytes(of: value) { raw in
+                for index in 0..<4 { encoder.bytes[countOffset + index] = raw[index] }
+            }
+        }
+
+        mutating func encodeNil() throws {
+            encoder.bytes.append(0)
+            bump()
+        }
+        mutating func encode<T: Encodable>(_ value: T) throws {
+            try encoder.encodeValue(value)
+            bump()
+        }
+        mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type)
+            -> KeyedEncodingContainer<NestedKey>
+        {
+            bump()
+            return encoder.container(keyedBy: keyType)
+        }
+        mutating func nestedUnkeyedContainer() -> any UnkeyedEncodingContainer {
+            bump()
+            return encoder.unkeyedContainer()
+        }
+        mutating func superEncoder() -> any Encoder { encoder }
+    }
+
+    struct SingleContainer: SingleValueEncodingContainer {
+        let encoder: BinaryStateEncoder
+        var codingPath: [any CodingKey] { [] }
+        mutating func encodeNil() throws { encoder.bytes.append(0) }
+        mutating func encode<T: Encodable>(_ value: T) throws { try encoder.encodeValue(value) }
+    }
+}
+
+// MARK: Decoder
+
+final class BinaryStateDecoder: Decoder {
+    let bytes: [UInt8]
+    var offset = 0
+    var codingPath: [any CodingKey] { [] }
+    var userInfo: [CodingUserInfoKey: Any] { [:] }
+
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    static func corrupt(_ what: String) -> DecodingError {
+        .dataCorrupted(DecodingError.Context(codingPath: [], debugDescription: "binary state: \(what)"))
+    }
+
+    func integer<I: FixedWidthInteger>(_ type: I.Type) throws -> I {
+        let size = MemoryLayout<I>.size
+        guard offset + size <= bytes.count else { throw Self.corrupt("truncated") }
+        let value = bytes.withUnsafeBytes { I(littleEndian: $0.loadUnaligned(fromByteOffset: offset, as: I.self)) }
+        offset += size
+        return value
+    }
+
+    func raw(_ count: Int) throws -> ArraySlice<UInt8> {
+        guard count >= 0, offset + count <= bytes.count else { throw Self.corrupt("truncated") }
+        defer { offset += count }
+        return bytes[offset..<offset + count]
+    }
+
+    func string() throws -> String {
+        let count = Int(try integer(UInt32.self))
+        return String(decoding: try raw(count), as: UTF8.self)
+    }
+
+    func flag() throws -> Bool { try integer(UInt8.self) != 0 }
+
+    func decodeValue<T: Decodable>(_ type: T.Type) throws -> T {
+        if T.self == String.self { return try string() as! T }
+        if T.self == Int.self { return Int(try integer(Int64.self)) as! T }
+        if T.self == Int64.self { return try integer(Int64.self) as! T }
+        if T.self == UInt64.self { return try integer(UInt64.self) as! T }
+        if T.self == Int32.self { return try integer(Int32.self) as! T }
+        if T.self == UInt32.self { return try integer(UInt32.self) as! T }
+        if T.self == UInt16.self { return try integer(UInt16.self) as! T }
+        if T.self == UInt8.self { return try integer(UInt8.self) as! T }
+        if T.self == Bool.self { return try flag() as! T }
+        if T.self == Int8.self { return try integer(Int8.self) as! T }
+        if T.self == Int16.self { return try integer(Int16.self) as! T }
+        if T.self == UInt.self { return UInt(try integer(UInt64.self)) as! T }
+        if T.self == Float.self { return Float(bitPattern: try integer(UInt32.self)) as! T }
+        if T.self == [Int64].self {
+            let count = Int(try integer(UInt32.self))
+            guard count <= (bytes.count - offset) / 8 else { throw Self.corrupt("bad array length") }
+            var out: [Int64] = []
+            out.reserveCapacity(count)
+            for _ in 0..<count { out.append(try integer(Int64.self)) }
+            return out as! T
+        }
+        if T.self == Double.self { return Double(bitPattern: try integer(UInt64.self)) as! T }
+        if T.self == LogTimestamp.self { return LogTimestamp(microseconds: try integer(Int64.self)) as! T }
+        if T.self == Data.self { return Data(try raw(Int(try integer(UInt32.self)))) as! T }
+        if T.self == [String: String].self {
+            let count = Int(try integer(UInt32.self))
+            var out: [String: String] = [:]
+            out.reserveCapacity(count)
+            for _ in 0..<count { out[try string()] = try string() }
+            return out as! T
+        }
+        return try T(from: self)
+    }
+
+    func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
+        KeyedDecodingContainer(KeyedContainer<Key>(decoder: self))
+    }
+
+    func unkeyedContainer() throws -> any UnkeyedDecodingContainer { try UnkeyedContainer(decoder: self) }
+    func singleValueContainer() throws -> any SingleValueDecodingContainer { SingleContainer(decoder: self) }
+
+    struct KeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
+        let decoder: BinaryStateDecoder
+        var codingPath: [any CodingKey] { [] }
+        var allKeys: [Key] { [] }
+
+        func contains(_ key: Key) -> Bool { true }
+        func decodeNil(forKey key: Key) throws -> Bool { try !decoder.flag() }
+        func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T { try decoder.decodeValue(type) }
+        func decode(_ type: String.Type, forKey key: Key) throws -> String { try decoder.string() }
+        func decode(_ type: Int.Type, forKey key: Key) throws -> Int { Int(try decoder.integer(Int64.self)) }
+        func decode(_ type: Int64.Type, forKey key: Key) throws -> Int64 { try decoder.integer(Int64.self) }
+        func decode(_ type: UInt64.Type, forKey key: Key) throws -> UInt64 { try decoder.integer(UInt64.self) }
+        func decode(_ type: Int32.Type, forKey key: Key) throws -> Int32 { try decoder.integer(Int32.self) }
+        func decode(_ type: UInt32.Type, forKey key: Key) throws -> UInt32 { try decoder.integer(UInt32.self) }
+        func decode(_ type: UInt16.Type, forKey key: Key) throws -> UInt16 { try decoder.integer(UInt16.self) }
+        func decode(_ type: UInt8.Type, forKey key: Key) throws -> UInt8 { try decoder.integer(UInt8.self) }
+        func decode(_ type: Bool.Type, forKey key: Key) throws -> Bool { try decoder.flag() }
+        func decodeIfPresent(_ type: String.Type, forKey key: Key) throws -> String? {
+            try decoder.flag() ? try decoder.string() : nil
+        }
+        func decodeIfPresent(_ type: UInt64.Type, forKey key: Key) throws -> UInt64? {
+            try decoder.flag() ? try decoder.integer(UInt64.self) : nil
+        }
+        func decodeIfPresent<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T? {
+            try decoder.flag() ? try decoder.decodeValue(type) : nil
+        }
+        func decodeIfPresent(_ type: Int.Type, forKey key: Key) throws -> Int? { try present(type) }
+        func decodeIfPresent(_ type: Int64.Type, forKey key: Key) throws -> Int64? { try present(type) }
+        func decodeIfPresent(_ type: Bool.Type, forKey key: Key) throws -> Bool? { try present(type) }
+        func decodeIfPresent(_ type: Double.Type, forKey key: Key) throws -> Double? { try present(type) }
+        func decodeIfPresent(_ type: Float.Type, forKey key: Key) throws -> Float? { try present(type) }
+        func decodeIfPresent(_ type: Int8.Type, forKey key: Key) throws -> Int8? { try present(type) }
+        func decodeIfPresent(_ type: Int16.Type, forKey key: Key) throws -> Int16? { try present(type) }
+        func decodeIfPresent(_ type: Int32.Type, forKey key: Key) throws -> Int32? { try present(type) }
+        func decodeIfPresent(_ type: UInt.Type, forKey key: Key) throws -> UInt? { try present(type) }
+        func decodeIfPresent(_ type: UInt8.Type, forKey key: Key) throws -> UInt8? { try present(type) }
+        func decodeIfPresent(_ type: UInt16.Type, forKey key: Key) throws -> UInt16? { try present(type) }
+        func decodeIfPresent(_ type: UInt32.Type, forKey key: Key) throws -> UInt32? { try present(type) }
+        private func present<T: Decodable>(_ type: T.Type) throws -> T? {
+            try decoder.flag() ? try decoder.decodeValue(type) : nil
+        }
+        func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws
+            -> KeyedDecodingContainer<NestedKey>
+        { try decoder.container(keyedBy: type) }
+        func nestedUnkeyedContainer(forKey key: Key) throws -> any UnkeyedDecodingContainer {
+            try decoder.unkeyedContainer()
+        }
+        func superDecoder() throws -> any Decoder { decoder }
+        func superDecoder(forKey key: Key) throws -> any Decoder { decoder }
+    }
+
+    struct UnkeyedContainer: UnkeyedDecodingContainer {
+        let decoder: BinaryStateDecoder
+        var codingPath: [any CodingKey] { [] }
+        let count: Int?
+        var currentIndex = 0
+        var isAtEnd: Bool { currentIndex >= (count ?? 0) }
+
+        init(decoder: BinaryStateDecoder) throws {
+            self.decoder = decoder
+            count = Int(try decoder.integer(UInt32.self))
+        }
+
+        mutating func decodeNil() throws -> Bool {
+            let isNil = try !decoder.flag()
+            currentIndex += 1
+            return isNil
+        }
+        mutating func decode<T: Decodable>(_ type: T.Type) throws -> T {
+            currentIndex += 1
+            return try decoder.decodeValue(type)
+        }
+        mutating func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type) throws
+            -> KeyedDecodingContainer<NestedKey>
+        {
+            currentIndex += 1
+            return try decoder.container(keyedBy: type)
+        }
+        mutating func nestedUnkeyedContainer() throws -> any UnkeyedDecodingContainer {
+            currentIndex += 1
+            return try decoder.unkeyedContainer()
+        }
+        mutating func superDecoder() throws -> any Decoder { decoder }
+    }
+
+    struct SingleContainer: SingleValueDecodingContainer {
+        let decoder: BinaryStateDecoder
+        var codingPath: [any CodingKey] { [] }
+        func decodeNil() -> Bool { (try? decoder.flag()).map { !$0 } ?? true }
+        func decode<T: Decodable>(_ type: T.Type) throws -> T { try decoder.decodeValue(type) }
+    }
+}
