@@ -11,13 +11,22 @@ import Foundation
 enum BinaryState {
     static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
         let encoder = BinaryStateEncoder()
-        try encoder.encodeValue(value)
+        if let hot = value as? any HotState {
+            hot.write(to: encoder)
+        } else {
+            try encoder.encodeValue(value)
+        }
         return encoder.bytes
     }
 
     static func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8]) throws -> T {
         let decoder = BinaryStateDecoder(bytes)
-        let value = try decoder.decodeValue(type)
+        let value: T
+        if let hot = type as? any HotState.Type {
+            value = try hot.init(from: decoder) as! T
+        } else {
+            value = try decoder.decodeValue(type)
+        }
         guard decoder.offset == bytes.count else { throw BinaryStateDecoder.corrupt("trailing bytes") }
         return value
     }

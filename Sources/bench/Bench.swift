@@ -59,6 +59,9 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Records for the scan scenario.")
     var scanRecords = 1_000_000
 
+    @Option(help: "Concurrent workers of the job-cycle scenario.")
+    var jobWorkers = 64
+
     func run() async throws {
         let scenarios: [Scenario]
         if name == "all" {
@@ -68,7 +71,7 @@ struct Run: AsyncParsableCommand {
         } else {
             throw ValidationError("unknown scenario \(name); see `bench list`")
         }
-        let runner = Runner(scratch: scratch, scanRecords: scanRecords)
+        let runner = Runner(scratch: scratch, scanRecords: scanRecords, jobWorkers: jobWorkers)
         for scenario in scenarios {
             try? FileManager.default.removeItem(atPath: scratch)
             try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
@@ -119,6 +122,7 @@ func benchEvent() -> PendingEvent { PendingEvent(type: "bench.event", payload: b
 struct Runner {
     let scratch: String
     let scanRecords: Int
+    let jobWorkers: Int
     let logger = Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() })
 
     func openLog(_ name: String, durability: Durability = .durable) throws -> EventLog {
@@ -380,7 +384,7 @@ extension Runner {
     func jobCycle() async throws {
         let engine = try openEngine("ours")
         let start = _RawLMDBBaseline.monotonicNanoseconds()
-        let completed = try await runJobCycles(engine, workers: 64, cycles: 300, prefix: "p")
+        let completed = try await runJobCycles(engine, workers: jobWorkers, cycles: 19_200 / jobWorkers, prefix: "p")
         let seconds = Double(_RawLMDBBaseline.monotonicNanoseconds() - start) / 1e9
         let events = try engine.log.lastSeq()
         let commits = engine.log._commitCount
@@ -393,7 +397,7 @@ extension Runner {
         try report([
             "scenario": Scenario.jobCycle.rawValue, "value": round(ours), "unit": "cycles/s", "baseline": round(baseline),
             "ratio": round(ours / baseline, 3), "cycles": completed, "events": events, "commits": commits,
-            "effective_batch": batch, "target_value": 20_000,
+            "effective_batch": batch, "target_value": 20_000, "workers": jobWorkers,
             "baseline_note": "raw LMDB appending the same number of records at the same records per commit",
         ])
     }
