@@ -60,7 +60,7 @@ public struct DeliverySettings: Sendable, Equatable {
 
 /// A new outbound message.
 public struct NewDelivery: Sendable, Equatable {
-    public var deliveryID: String = UUID().uuidString.lowercased()
+    public var deliveryID: String = timeOrderedID("d")
     /// The assistant message id and part, e.g. `msg-42:0`; a repeat returns the first delivery.
     public var idempotencyKey: String
     public var channel: String

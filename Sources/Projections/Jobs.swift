@@ -35,6 +35,15 @@ public struct JobSettings: Sendable, Equatable {
     public init() {}
 }
 
+/// A fresh id that sorts by creation time: `<prefix>` + 13 hex digits of microseconds + 8 random hex digits.
+/// Tables keyed by id then grow at their end instead of touching a random B-tree page per insert.
+public func timeOrderedID(_ prefix: String) -> String {
+    let micros = String(UInt64(LogTimestamp.wallClock().microseconds), radix: 16)
+    let random = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+    return prefix + String(repeating: "0", count: max(0, 13 - micros.count)) + micros
+        + String(repeating: "0", count: 8 - random.count) + random
+}
+
 /// A new job.
 public struct NewJob: Sendable, Equatable {
     public var jobID: String
@@ -49,7 +58,7 @@ public struct NewJob: Sendable, Equatable {
     public var triggeringMessageSeq: UInt64?
     public var payload: [String: String] = [:]
 
-    public init(jobID: String = UUID().uuidString.lowercased(), idempotencyKey: String, conversationID: String) {
+    public init(jobID: String = timeOrderedID("j"), idempotencyKey: String, conversationID: String) {
         self.jobID = jobID
         self.idempotencyKey = idempotencyKey
         self.conversationID = conversationID
