@@ -71,6 +71,7 @@ let package = Package(
             name: "replay",
             dependencies: [
                 "Projections",
+                "EventLog",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings

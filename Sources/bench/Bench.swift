@@ -31,6 +31,7 @@ enum Scenario: String, CaseIterable, ExpressibleByArgument {
     case jobCycle4 = "job-cycle-4proc"
     case leaseOps = "lease-ops"
     case rebuild = "rebuild"
+    case replay = "replay-1m"
 
     var summary: String {
         switch self {
@@ -43,6 +44,7 @@ enum Scenario: String, CaseIterable, ExpressibleByArgument {
         case .jobCycle4: "the same job cycle from 4 processes on one log: cycles/s in total"
         case .leaseOps: "lease acquire + renew, 64 resources, durable: ops/s"
         case .rebuild: "rebuild of all projections from seq 1 into a scratch environment: events/s (target >= 500k/s)"
+        case .replay: "on a generated 1,000,000-event log: replay state --at (a few s) and audit duplicates (<= 10 s)"
         }
     }
 }
@@ -144,6 +146,7 @@ struct Runner {
         case .jobCycle4: try await jobCycleProcesses()
         case .leaseOps: try await leaseOps()
         case .rebuild: try await rebuild()
+        case .replay: try await replayOneMillion()
         }
     }
 
@@ -494,6 +497,61 @@ extension Runner {
         try report([
             "scenario": Scenario.rebuild.rawValue, "value": round(Double(events) / seconds), "unit": "events/s",
             "events": events, "digest_matches": live == rebuilt, "target_value": 500_000,
+        ])
+    }
+}
+
+extension Runner {
+    /// Generates a 1,000,000-event log through the deciders (job cycles and deliveries with claims, attempts,
+    /// sends), then times what `replay state --at` and `replay audit duplicates` run. Prints two results.
+    func replayOneMillion() async throws {
+        let engine = try openEngine("ours")
+        let target: UInt64 = 1_000_000
+        let grant = try await engine.acquireLease("web/default").grant!
+        var pass = 0
+        while try engine.log.lastSeq() < target {
+            pass += 1
+            _ = try await runJobCycles(engine, workers: 256, cycles: 40, prefix: "r\(pass)")
+            let current = pass
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for w in 0..<64 {
+                    group.addTask {
+                        let id = try await engine.enqueueDelivery(
+                            NewDelivery(idempotencyKey: "m\(current)-\(w)", channel: "web", accountID: "default",
+                                recipient: "u\(current)-\(w)", conversationID: "c\(w)", text: "hello")).deliveryID
+                        _ = id
+                    }
+                }
+                try await group.waitForAll()
+            }
+            for _ in 0..<64 {
+                guard case .claimed(let claim) = try await engine.claimDelivery(channel: "web", accountID: "default", leaseToken: grant.token)
+                else { break }
+                _ = try await engine.attemptDelivery(claim.delivery.deliveryID, token: claim.token, leaseToken: grant.token)
+                _ = try await engine.deliverySent(claim.delivery.deliveryID, token: claim.token, providerMessageID: "p")
+                _ = try await engine.renewLease("web/default", token: grant.token)
+            }
+        }
+        let events = try engine.log.lastSeq()
+        for (label, seq) in [("mid", events / 2), ("end", events)] {
+            let start = _RawLMDBBaseline.monotonicNanoseconds()
+            let reader = try await Rebuild.state(
+                of: engine.log, upTo: seq, scratchDirectory: scratch + "/state-\(label)", logger: logger)
+            let jobs = try reader.jobs().count
+            reader.log.close()
+            let seconds = Double(_RawLMDBBaseline.monotonicNanoseconds() - start) / 1e9
+            try report([
+                "scenario": "replay-state-at", "value": round(seconds, 3), "unit": "s", "at_seq": seq,
+                "events": events, "jobs": jobs, "target_note": "a few seconds",
+            ])
+        }
+        let start = _RawLMDBBaseline.monotonicNanoseconds()
+        let findings = try DuplicateAudit.run(engine.log)
+        let seconds = Double(_RawLMDBBaseline.monotonicNanoseconds() - start) / 1e9
+        engine.close()
+        try report([
+            "scenario": "replay-audit-duplicates", "value": round(seconds, 3), "unit": "s", "events": events,
+            "findings": findings.count, "target_value": 10,
         ])
     }
 }

@@ -1,15 +1,22 @@
-// replay: reads the event log for operators. Read-only: safe against a live log while workers run.
+// replay: how operators read the log. Read-only (it never appends), so it is safe against a live log.
 import ArgumentParser
 import EventLog
 import Foundation
 import Logging
+import Projections
 
 @main
 struct Replay: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Read the Switchboard event log: verify it, export it, follow it.",
-        subcommands: [Verify.self, Export.self, Tail.self])
+        abstract: "Read the Switchboard event log: inspect state, replay incidents, audit sends, check alerts.",
+        subcommands: [
+            LeaseCommand.self, AccountsCommand.self, SessionCommand.self, JobsCommand.self, DeliveriesCommand.self,
+            ConversationsCommand.self, StateCommand.self, Timeline.self, AuditCommand.self, Verify.self,
+            Alerts.self, Export.self, Tail.self,
+        ])
 }
+
+let quiet = Logger(label: "replay", factory: { _ in SwiftLogNoOpLogHandler() })
 
 struct LogOptions: ParsableArguments {
     @Option(name: .customLong("data-dir"), help: "The log directory.")
@@ -22,9 +29,503 @@ struct LogOptions: ParsableArguments {
         var configuration = EventLogConfiguration(
             directory: dataDirectory, writer: WriterIdentity(role: "replay", workerID: "replay"))
         configuration.createIfMissing = false
-        return try EventLog(configuration, logger: Logger(label: "replay", factory: { _ in SwiftLogNoOpLogHandler() }))
+        configuration.projector = SwitchboardProjector()
+        return try EventLog(configuration, logger: quiet)
     }
 }
+
+/// `--at` as a seq or an ISO-8601 time.
+struct AtOption: ParsableArguments {
+    @Option(help: "Show state as of a seq (e.g. 1200) or an ISO-8601 time (e.g. 2026-11-29T05:00:00Z).")
+    var at: String?
+
+    func seq(in log: EventLog) throws -> UInt64? {
+        guard let at else { return nil }
+        if let seq = UInt64(at) { return seq }
+        guard let time = parseTime(at) else { throw ValidationError("--at takes a seq or an ISO-8601 time, got \(at)") }
+        return try log.lastSeq(atOrBefore: time)
+    }
+
+    /// A reader over live state, or over state rebuilt up to `--at`; `cleanup` removes the scratch copy.
+    func reader(_ log: EventLog) async throws -> (StateReader, () -> Void) {
+        guard let seq = try seq(in: log) else { return (StateReader(log: log), {}) }
+        let scratch = NSTemporaryDirectory() + "replay-state-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let reader = try await Rebuild.state(of: log, upTo: seq, scratchDirectory: scratch, logger: quiet)
+        return (reader, {
+            reader.log.close()
+            try? FileManager.default.removeItem(atPath: scratch)
+        })
+    }
+}
+
+func parseTime(_ text: String) -> LogTimestamp? {
+    let formatter = ISO8601DateFormatter()
+    formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    if let date = formatter.date(from: text) { return LogTimestamp(date) }
+    formatter.formatOptions = [.withInternetDateTime]
+    return formatter.date(from: text).map(LogTimestamp.init)
+}
+
+/// `10m`, `24h`, `30s`, `500ms`, `2d`.
+func parseDuration(_ text: String) -> Duration? {
+    let units: [(String, Duration)] = [("ms", .milliseconds(1)), ("s", .seconds(1)), ("m", .seconds(60)), ("h", .seconds(3600)), ("d", .seconds(86400))]
+    for (suffix, unit) in units where text.hasSuffix(suffix) {
+        if let n = Int(text.dropLast(suffix.count)), n >= 0 { return unit * n }
+    }
+    return nil
+}
+
+func printJSON(_ object: Any) {
+    let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+    print(String(decoding: data, as: UTF8.self))
+}
+
+func time(_ t: LogTimestamp?) -> String { t.map { "\($0)" } ?? "-" }
+
+func leaseObject(_ lease: LeaseState, now: LogTimestamp) -> [String: Any] {
+    [
+        "resource": lease.resource, "ownerWorkerID": lease.owner.workerID, "ownerInstance": lease.owner.instance,
+        "token": lease.token, "acquiredAt": "\(lease.acquiredAt)", "expiresAt": "\(lease.expiresAt)",
+        "held": lease.held, "live": lease.isLive(at: now),
+    ]
+}
+
+func leaseLine(_ lease: LeaseState, now: LogTimestamp) -> String {
+    let state = lease.isLive(at: now) ? "held" : (lease.held ? "expired" : "released")
+    return "\(lease.resource)\t\(state)\towner=\(lease.owner.workerID)#\(lease.owner.instance.prefix(8).lowercased())\ttoken=\(lease.token)\texpiresAt=\(lease.expiresAt)"
+}
+
+/// The log clock at the point being shown: the time of the last record included.
+func clock(_ log: EventLog, upTo seq: UInt64?) throws -> LogTimestamp {
+    let last = try seq ?? log.lastSeq()
+    return try log.record(at: max(1, last))?.timestamp ?? LogTimestamp(microseconds: 0)
+}
+
+// MARK: Inspection
+
+struct LeaseCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "lease", abstract: "Lease state.", subcommands: [Get.self, Owned.self])
+
+    struct Get: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The lease of a channel account.")
+        @OptionGroup var options: LogOptions
+        @OptionGroup var at: AtOption
+        @Option(help: "The account id.") var account = "default"
+        @Option(help: "The channel.") var channel = "whatsapp"
+
+        func run() async throws {
+            let log = try options.open()
+            defer { log.close() }
+            let (reader, cleanup) = try await at.reader(log)
+            defer { cleanup() }
+            let now = try clock(log, upTo: try at.seq(in: log))
+            guard let lease = try reader.lease("\(channel)/\(account)") else {
+                if options.json { print("null") } else { print("no lease for \(channel)/\(account)") }
+                return
+            }
+            if options.json { printJSON(leaseObject(lease, now: now)) } else { print(leaseLine(lease, now: now)) }
+        }
+    }
+
+    struct Owned: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Leases a worker holds now (live only).")
+        @OptionGroup var options: LogOptions
+        @OptionGroup var at: AtOption
+        @Option(help: "The WORKER_ID.") var owner: String
+
+        func run() async throws {
+            let log = try options.open()
+            defer { log.close() }
+            let (reader, cleanup) = try await at.reader(log)
+            defer { cleanup() }
+            let now = try clock(log, upTo: try at.seq(in: log))
+            for lease in try reader.leases() where lease.owner.workerID == owner && lease.isLive(at: now) {
+                if options.json { printJSON(leaseObject(lease, now: now)) } else { print(leaseLine(lease, now: now)) }
+            }
+        }
+    }
+}
+
+struct AccountsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "accounts", abstract: "Channel accounts.", subcommands: [List.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Channel accounts seen in the log, with their lease holder.")
+        @OptionGroup var options: LogOptions
+        @OptionGroup var at: AtOption
+
+        func run() async throws {
+            let log = try options.open()
+            defer { log.close() }
+            let (reader, cleanup) = try await at.reader(log)
+            defer { cleanup() }
+            let now = try clock(log, upTo: try at.seq(in: log))
+            var accounts: Set<String> = []
+            for lease in try reader.leases() { accounts.insert(lease.resource) }
+            for delivery in try reader.deliveries() { accounts.insert(delivery.leaseResource) }
+            for conversation in try reader.conversations() { accounts.insert("\(conversation.channel)/\(conversation.accountID)") }
+            for account in accounts.sorted() {
+                let lease = try reader.lease(account)
+                let holder = lease.flatMap { $0.isLive(at: now) ? "\($0.owner.workerID)#\($0.owner.instance.prefix(8).lowercased())" : nil }
+                if options.json {
+                    printJSON(["account": account, "holder": holder as Any? ?? NSNull(), "token": lease?.token as Any? ?? NSNull()])
+                } else {
+                    print("\(account)\tholder=\(holder ?? "none")")
+                }
+            }
+        }
+    }
+}
+
+struct SessionCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "session", abstract: "Session entries.", subcommands: [List.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Session keys and sizes (never the values).")
+        @OptionGroup var options: LogOptions
+        @OptionGroup var at: AtOption
+        @Option(help: "Only this account (namespace <channel>/<account>).") var account: String?
+        @Option(help: "The channel of --account.") var channel = "whatsapp"
+
+        func run() async throws {
+            let log = try options.open()
+            defer { log.close() }
+            let (reader, cleanup) = try await at.reader(log)
+            defer { cleanup() }
+            for entry in try reader.sessionEntries(namespace: account.map { "\(channel)/\($0)" }) {
+                if options.json {
+                    printJSON(["namespace": entry.namespace, "key": entry.key, "bytes": entry.bytes, "encrypted": entry.encrypted])
+                } else {
+                    print("\(entry.namespace)\t\(entry.key)\t\(entry.bytes) bytes\(entry.encrypted ? "\tencrypted" : "")")
+                }
+            }
+        }
+    }
+}
+
+struct JobsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "jobs", abstract: "Jobs.", subcommands: [List.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Jobs, optionally by status (pending, running, completed, dead).")
+        @OptionGroup var options: LogOptions
+        @OptionGroup var at: AtOption
+        @Option(help: "pending, running, completed or dead.") var status: String?
+
+        func run() async throws {
+            let wanted = try status.map { text -> JobStatus in
+                guard let s = JobStatus(rawValue: text) else { throw ValidationError("--status must be pending, running, completed or dead") }
+                return s
+            }
+            let log = try options.open()
+            defer { log.close() }
+            let (reader, cleanup) = try await at.reader(log)
+            defer { cleanup() }
+            for job in try reader.jobs(wanted) {
+                if options.json {
+                    printJSON([
+                        "jobID": job.jobID, "status": job.status.rawValue, "conversationID": job.conversationID, "attempt": job.attempt,
+                        "maxAttempts": job.maxAttempts, "token": job.token, "claimedBy": job.claimedBy?.description ?? NSNull(),
+                        "visibleUntil": job.visibleUntil.map { "\($0)" } ?? NSNull(), "notBefore": "\(job.notBefore)",
+                        "lastReason": job.lastReason ?? NSNull(), "lastMessage": job.lastMessage ?? NSNull(),
+                    ])
+                } else {
+                    print("\(job.jobID)\t\(job.status.rawValue)\tconv=\(job.conversationID)\tattempt=\(job.attempt)/\(job.maxAttempts)\ttoken=\(job.token)\t\(job.lastReason.map { "last=\($0)" } ?? "")")
+                }
+            }
+        }
+    }
+}
+
+struct DeliveriesCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "deliveries", abstract: "Outbound deliveries.", subcommands: [List.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Deliveries, optionally by status (pending, claimed, attempting, sent, failed, uncertain).")
+        @OptionGroup var options: LogOptions
+        @OptionGroup var at: AtOption
+        @Option(help: "pending, claimed, attempting, sent, failed or uncertain.") var status: String?
+
+        func run() async throws {
+            let wanted = try status.map { text -> DeliveryStatus in
+                guard let s = DeliveryStatus(rawValue: text) else {
+                    throw ValidationError("--status must be pending, claimed, attempting, sent, failed or uncertain")
+                }
+                return s
+            }
+            let log = try options.open()
+            defer { log.close() }
+            let (reader, cleanup) = try await at.reader(log)
+            defer { cleanup() }
+            for d in try reader.deliveries(wanted) {
+                if options.json {
+                    printJSON([
+                        "deliveryID": d.deliveryID, "status": d.status.rawValue, "account": d.leaseResource, "recipient": d.recipient,
+                        "attempt": d.attempt, "token": d.token, "leaseToken": d.leaseToken ?? NSNull(),
+                        "providerMessageID": d.providerMessageID ?? NSNull(), "lastError": d.lastError ?? NSNull(),
+                        "idempotencyKey": d.idempotencyKey,
+                    ])
+                } else {
+                    print("\(d.deliveryID)\t\(d.status.rawValue)\t\(d.leaseResource)\tto=\(d.recipient)\tattempt=\(d.attempt)\ttoken=\(d.token)\t\(d.lastError.map { "error=\($0)" } ?? "")")
+                }
+            }
+        }
+    }
+}
+
+struct ConversationsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "conversations", abstract: "Conversations.", subcommands: [Show.self])
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Every conversation, or one conversation's history.")
+        @OptionGroup var options: LogOptions
+        @OptionGroup var at: AtOption
+        @Option(help: "A conversation id: print its messages.") var id: String?
+        @Option(help: "How many messages.") var limit = 50
+
+        func run() async throws {
+            let log = try options.open()
+            defer { log.close() }
+            let (reader, cleanup) = try await at.reader(log)
+            defer { cleanup() }
+            if let id {
+                for message in try reader.history(id, limit: limit) {
+                    if options.json {
+                        printJSON(["seq": message.seq, "time": "\(message.time)", "role": message.role, "text": message.text])
+                    } else {
+                        print("\(message.seq)\t\(message.time)\t\(message.role)\t\(message.text)")
+                    }
+                }
+                return
+            }
+            for c in try reader.conversations() {
+                let contact = try reader.contact(channel: c.channel, accountID: c.accountID, contactID: c.contactID)
+                if options.json {
+                    printJSON([
+                        "conversationID": c.conversationID, "channel": c.channel, "accountID": c.accountID, "contactID": c.contactID,
+                        "messages": c.messageCount, "firstSeq": c.firstSeq, "lastSeq": c.lastSeq, "contactStatus": contact?.status ?? NSNull(),
+                    ])
+                } else {
+                    print("\(c.conversationID)\tmessages=\(c.messageCount)\tcontact=\(contact?.status ?? "?")\tlastSeq=\(c.lastSeq)")
+                }
+            }
+        }
+    }
+}
+
+struct StateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "state", abstract: "Every projection as it was at a point (default: now).")
+    @OptionGroup var options: LogOptions
+    @OptionGroup var at: AtOption
+
+    func run() async throws {
+        let log = try options.open()
+        defer { log.close() }
+        let seq = try at.seq(in: log) ?? log.lastSeq()
+        let (reader, cleanup) = try await at.reader(log)
+        defer { cleanup() }
+        let now = try clock(log, upTo: seq)
+        let digest = try reader.digest()
+        let jobs = try reader.jobs()
+        let deliveries = try reader.deliveries()
+        if options.json {
+            printJSON([
+                "seq": seq, "time": "\(now)", "digest": digest.hex,
+                "leases": try reader.leases().map { leaseObject($0, now: now) },
+                "jobs": Dictionary(grouping: jobs, by: \.status.rawValue).mapValues(\.count),
+                "deliveries": Dictionary(grouping: deliveries, by: \.status.rawValue).mapValues(\.count),
+                "conversations": try reader.conversations().count, "contacts": try reader.contacts().count,
+                "sessionEntries": try reader.sessionEntries().count,
+            ])
+            return
+        }
+        print("state at seq \(seq) (\(now)), digest \(digest.hex.prefix(16))…")
+        print("leases:")
+        for lease in try reader.leases() { print("  " + leaseLine(lease, now: now)) }
+        print("jobs: " + Dictionary(grouping: jobs, by: \.status.rawValue).map { "\($0.key)=\($0.value.count)" }.sorted().joined(separator: " "))
+        print("deliveries: " + Dictionary(grouping: deliveries, by: \.status.rawValue).map { "\($0.key)=\($0.value.count)" }.sorted().joined(separator: " "))
+        print("conversations: \(try reader.conversations().count)  contacts: \(try reader.contacts().count)  session entries: \(try reader.sessionEntries().count)")
+    }
+}
+
+// MARK: Incidents
+
+struct Timeline: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "An incident's events in order, with who held each lease at that moment.")
+    @OptionGroup var options: LogOptions
+    @Option(help: "From a seq or ISO-8601 time.") var from: String?
+    @Option(help: "To a seq or ISO-8601 time.") var to: String?
+    @Option(help: "Only events of this account (e.g. default, or whatsapp/default).") var account: String?
+    @Option(help: "Only this conversation.") var conversation: String?
+    @Option(help: "Only this job.") var job: String?
+    @Option(help: "Only this delivery.") var delivery: String?
+    @Option(help: "Only records written by, or naming, this WORKER_ID.") var worker: String?
+
+    func bound(_ text: String?, _ log: EventLog, upper: Bool) throws -> UInt64? {
+        guard let text else { return nil }
+        if let seq = UInt64(text) { return seq }
+        guard let time = parseTime(text) else { throw ValidationError("expected a seq or an ISO-8601 time, got \(text)") }
+        let seq = try log.lastSeq(atOrBefore: upper ? time : time.advanced(by: .microseconds(-1)))
+        return upper ? seq : seq + 1
+    }
+
+    func run() async throws {
+        let log = try options.open()
+        defer { log.close() }
+        let first = try bound(from, log, upper: false) ?? 1
+        let last = try bound(to, log, upper: true) ?? log.lastSeq()
+        var holders: [String: (owner: String, token: UInt64, expiresAt: LogTimestamp)] = [:]
+        try log.withSnapshot { snapshot in
+            try snapshot.forEach(from: 1) { record in
+                guard record.seq <= last else { return false }
+                let event = try record.event()
+                switch event {
+                case let e as LeaseAcquired: holders[e.resource] = ("\(e.ownerWorkerID)#\(e.ownerInstance.prefix(8).lowercased())", e.token, e.expiresAt)
+                case let e as LeaseRenewed: holders[e.resource]?.expiresAt = e.expiresAt
+                case let e as LeaseReleased: if holders[e.resource]?.token == e.token { holders[e.resource] = nil }
+                case let e as LeaseExpired: if holders[e.resource]?.token == e.token { holders[e.resource] = nil }
+                default: break
+                }
+                guard record.seq >= first, matches(record) else { return true }
+                let live = holders.filter { $0.value.expiresAt >= record.timestamp }
+                    .map { "\($0.key)=\($0.value.owner)@\($0.value.token)" }.sorted().joined(separator: ",")
+                if options.json {
+                    var object = (try? JSONSerialization.jsonObject(with: Data(record.payload))) as? [String: Any] ?? [:]
+                    object = ["seq": record.seq, "time": "\(record.timestamp)", "type": record.type, "writer": record.writer.description,
+                        "payload": object, "leaseHolders": live.isEmpty ? "-" : live]
+                    printJSON(object)
+                } else {
+                    print("\(record.seq)\t\(record.timestamp)\t\(record.type)\t\(record.writer)\tholders=\(live.isEmpty ? "-" : live)\t\(record.payloadText)")
+                }
+                return true
+            }
+        }
+    }
+
+    func matches(_ record: Record) -> Bool {
+        let text = record.payloadText
+        func has(_ field: String, _ value: String) -> Bool { text.contains("\"\(field)\":\"\(value)\"") }
+        if let account {
+            let resource = account.contains("/") ? account : "whatsapp/\(account)"
+            let id = resource.split(separator: "/").last.map(String.init) ?? account
+            guard has("resource", resource) || has("leaseResource", resource) || has("accountID", id) || has("namespace", resource)
+            else { return false }
+        }
+        if let conversation, !(has("conversationID", conversation) || record.correlationID == conversation) { return false }
+        if let job, !has("jobID", job) && !(record.type == CommandRejected.eventType && has("subject", job)) { return false }
+        if let delivery, !has("deliveryID", delivery) && !(record.type == CommandRejected.eventType && has("subject", delivery)) { return false }
+        if let worker, record.writer.workerID != worker && !text.contains("\"\(worker)\"") { return false }
+        return true
+    }
+}
+
+struct AuditCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "audit", abstract: "Audits.", subcommands: [Duplicates.self])
+
+    struct Duplicates: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Duplicate and unsafe sends, with evidence. Exit 0 when clean, 1 with findings.")
+        @OptionGroup var options: LogOptions
+        @OptionGroup var at: AtOption
+
+        func run() async throws {
+            let log = try options.open()
+            defer { log.close() }
+            let findings = try DuplicateAudit.run(log, upTo: try at.seq(in: log))
+            for finding in findings {
+                if options.json {
+                    printJSON(["kind": finding.kind, "subject": finding.subject, "seqs": finding.seqs, "message": finding.message])
+                } else {
+                    print(finding.description)
+                }
+            }
+            if !options.json { print(findings.isEmpty ? "[OK] no duplicate or unsafe sends" : "[FINDINGS] \(findings.count)") }
+            if !findings.isEmpty { throw ExitCode(1) }
+        }
+    }
+}
+
+struct Verify: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Checksums, gapless seqs, and a rebuild of every projection compared with the live state. Exit 0 or 1.")
+    @OptionGroup var options: LogOptions
+
+    func run() async throws {
+        let log = try options.open()
+        defer { log.close() }
+        var expected: UInt64 = 1
+        var problems: [String] = []
+        var count = 0
+        try log.withSnapshot { snapshot in
+            let last = try snapshot.lastSeq
+            // Record by record, so one corrupt record is reported and the check goes on past it.
+            while expected <= last {
+                do {
+                    if try snapshot.record(at: expected) != nil { count += 1 } else { problems.append("seq \(expected): missing (gap)") }
+                } catch let error as EventLogError {
+                    problems.append("seq \(expected): \(error.code): \(error.message)")
+                }
+                expected += 1
+            }
+        }
+        var digests = "skipped (records failed)"
+        if problems.isEmpty {
+            let live = try StateReader(log: log).digest()
+            let scratch = NSTemporaryDirectory() + "replay-verify-\(getpid())"
+            defer { try? FileManager.default.removeItem(atPath: scratch) }
+            let rebuilt = try await Rebuild.digest(of: log, scratchDirectory: scratch, logger: quiet)
+            if live == rebuilt {
+                digests = "rebuild digest \(live.hex.prefix(16))… equals live (\(live.entries) entries)"
+            } else {
+                digests = "rebuild digest \(rebuilt.hex.prefix(16))… differs from live \(live.hex.prefix(16))…"
+                problems.append("projections: \(digests)")
+            }
+        }
+        if options.json {
+            printJSON(["records": count, "lastSeq": expected - 1, "problems": problems, "ok": problems.isEmpty])
+        } else {
+            for problem in problems { print("[FAIL] \(problem)") }
+            if problems.isEmpty {
+                print("[OK] \(count) records, seqs 1...\(expected - 1) gapless, checksums verified; \(digests)")
+            } else {
+                print("[FAIL] \(problems.count) problem(s) in \(expected - 1) records")
+            }
+        }
+        if !problems.isEmpty { throw ExitCode(1) }
+    }
+}
+
+struct Alerts: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The operational alert check over log events. Exit 0 healthy, 2 alert, 1 error.")
+    @OptionGroup var options: LogOptions
+    @OptionGroup var at: AtOption
+    @Option(help: "Window for disconnect bursts (e.g. 10m).") var burstWindow = "10m"
+    @Option(help: "How far back to look (e.g. 24h).") var lookback = "24h"
+    @Option(help: "Disconnects within one burst window that raise an alert.") var threshold = 10
+
+    func run() async throws {
+        guard let window = parseDuration(burstWindow), let back = parseDuration(lookback) else {
+            throw ValidationError("--burst-window and --lookback take durations like 10m, 24h, 30s")
+        }
+        let log = try options.open()
+        defer { log.close() }
+        let now: LogTimestamp
+        if let seq = try at.seq(in: log) {
+            now = try clock(log, upTo: seq)
+        } else {
+            now = max(LogTimestamp.wallClock(), try clock(log, upTo: nil))
+        }
+        let lines = try AlertCheck.run(
+            log, now: now, lookback: back, burstWindow: window, threshold: threshold, windowLabel: burstWindow)
+        for line in lines {
+            if options.json { printJSON(["alert": line.alert, "check": line.check, "detail": line.detail]) } else { print(line.description) }
+        }
+        if lines.contains(where: \.alert) { throw ExitCode(2) }
+    }
+}
+
+// MARK: Raw records
 
 /// One record as a JSON object (payload inlined when it is JSON).
 func jsonLine(_ record: Record) -> String {
@@ -52,51 +553,11 @@ func textLine(_ record: Record) -> String {
     return line + "\t" + record.payloadText
 }
 
-struct Verify: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Check every record's checksum and that seqs are gapless. Exit 0 when clean, 1 otherwise.")
-    @OptionGroup var options: LogOptions
-
-    func run() async throws {
-        let log = try options.open()
-        defer { log.close() }
-        var expected: UInt64 = 1
-        var problems: [String] = []
-        var count = 0
-        try log.withSnapshot { snapshot in
-            let last = try snapshot.lastSeq
-            // Read record by record so one corrupt record is reported and the scan goes on past it.
-            while expected <= last {
-                do {
-                    if let record = try snapshot.record(at: expected) {
-                        count += 1
-                        _ = record
-                    } else {
-                        problems.append("seq \(expected): missing (gap)")
-                    }
-                } catch let error as EventLogError {
-                    problems.append("seq \(expected): \(error.code): \(error.message)")
-                }
-                expected += 1
-            }
-        }
-        if options.json {
-            let object: [String: Any] = ["records": count, "lastSeq": expected - 1, "problems": problems, "ok": problems.isEmpty]
-            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-            print(String(decoding: data, as: UTF8.self))
-        } else {
-            for problem in problems { print("[FAIL] \(problem)") }
-            print(problems.isEmpty ? "[OK] \(count) records, seqs 1...\(expected - 1) gapless, checksums verified" : "[FAIL] \(problems.count) problem(s) in \(expected - 1) records")
-        }
-        if !problems.isEmpty { throw ExitCode(1) }
-    }
-}
-
 struct Export: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print records from --from to --to as JSON lines.")
     @OptionGroup var options: LogOptions
-    @Option(help: "First seq.") var from: UInt64 = 1
-    @Option(help: "Last seq (default: the end).") var to: UInt64?
+    @Option(help: "First seq or ISO-8601 time.") var from: String?
+    @Option(help: "Last seq or ISO-8601 time (default: the end).") var to: String?
     @Option(help: "Output format (jsonl).") var format = "jsonl"
 
     func validate() throws {
@@ -106,9 +567,11 @@ struct Export: AsyncParsableCommand {
     func run() async throws {
         let log = try options.open()
         defer { log.close() }
-        let end = to ?? .max
+        let timeline = Timeline()
+        let first = try timeline.bound(from, log, upper: false) ?? 1
+        let end = try timeline.bound(to, log, upper: true) ?? .max
         try log.withSnapshot { snapshot in
-            try snapshot.forEach(from: from) { record in
+            try snapshot.forEach(from: first) { record in
                 guard record.seq <= end else { return false }
                 print(jsonLine(record))
                 return true

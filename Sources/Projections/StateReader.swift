@@ -1,0 +1,132 @@
+import EventLog
+import Foundation
+import Logging
+
+/// Read-only queries over projection state, in consistent snapshots: of a live log opened with the projector,
+/// or of a scratch environment rebuilt up to a past seq (``Rebuild/state(of:upTo:scratchDirectory:logger:)``).
+public struct StateReader: Sendable {
+    public let log: EventLog
+
+    public init(log: EventLog) { self.log = log }
+
+    func table(_ name: String) -> Table { log.table(name) }
+
+    private func all<T: Decodable>(_ type: T.Type, _ tableName: String, prefix: [UInt8]? = nil) throws -> [(key: [UInt8], value: T)] {
+        try log.withSnapshot { snapshot in
+            var out: [(key: [UInt8], value: T)] = []
+            try snapshot.scan(table(tableName), from: prefix) { key, value in
+                if let prefix, !hasPrefix(key, prefix) { return false }
+                out.append((key, try StateCoding.decode(type, value)))
+                return true
+            }
+            return out
+        }
+    }
+
+    public func lease(_ resource: String) throws -> LeaseState? {
+        try log.withSnapshot { try $0.load(LeaseState.self, table(ProjectionTables.leases), Key(resource)) }
+    }
+
+    /// Every lease ever granted (live or not), by resource.
+    public func leases() throws -> [LeaseState] { try all(LeaseState.self, ProjectionTables.leases).map(\.value) }
+
+    public func job(_ jobID: String) throws -> JobState? {
+        try log.withSnapshot { try $0.load(JobState.self, table(ProjectionTables.jobs), Key(jobID)) }
+    }
+
+    public func delivery(_ deliveryID: String) throws -> DeliveryState? {
+        try log.withSnapshot { try $0.load(DeliveryState.self, table(ProjectionTables.deliveries), Key(deliveryID)) }
+    }
+
+    public func contact(channel: String, accountID: String, contactID: String) throws -> ContactState? {
+        try log.withSnapshot {
+            try $0.load(ContactState.self, table(ProjectionTables.contacts), Key(channel, accountID, contactID))
+        }
+    }
+
+    public func contacts() throws -> [ContactState] { try all(ContactState.self, ProjectionTables.contacts).map(\.value) }
+
+    public func conversation(_ id: String) throws -> ConversationState? {
+        try log.withSnapshot { try $0.load(ConversationState.self, table(ProjectionTables.conversations), Key(id)) }
+    }
+
+    public func conversations() throws -> [ConversationState] {
+        try all(ConversationState.self, ProjectionTables.conversations).map(\.value)
+    }
+
+    /// Jobs (all, or with `status`), in id order.
+    public func jobs(_ status: JobStatus? = nil) throws -> [JobState] {
+        guard let status else { return try all(JobState.self, ProjectionTables.jobs).map(\.value) }
+        return try ids(ProjectionTables.jobStatus, status.rawValue).compactMap { try job($0) }
+    }
+
+    /// Deliveries (all, or with `status`), in id order.
+    public func deliveries(_ status: DeliveryStatus? = nil) throws -> [DeliveryState] {
+        guard let status else { return try all(DeliveryState.self, ProjectionTables.deliveries).map(\.value) }
+        return try ids(ProjectionTables.deliveryStatus, status.rawValue).compactMap { try delivery($0) }
+    }
+
+    /// The last `limit` messages of a conversation, oldest first.
+    public func history(_ conversationID: String, limit: Int = 50) throws -> [HistoryMessage] {
+        Array(try all(HistoryMessage.self, ProjectionTables.messages, prefix: Key(conversationID).prefix).map(\.value).suffix(limit))
+    }
+
+    /// Session entries as (namespace, key, stored bytes, encrypted) — never the values.
+    public func sessionEntries(namespace: String? = nil) throws -> [(namespace: String, key: String, bytes: Int, encrypted: Bool)] {
+        try all(SessionEntryState.self, ProjectionTables.sessions, prefix: namespace.map { Key($0).prefix }).map { item in
+            let parts = item.key.split(separator: 0, maxSplits: 1, omittingEmptySubsequences: false)
+            return (
+                String(decoding: parts[0], as: UTF8.self), parts.count > 1 ? String(decoding: parts[1], as: UTF8.self) : "",
+                item.value.value.count, item.value.encrypted
+            )
+        }
+    }
+
+    private func ids(_ tableName: String, _ status: String) throws -> [String] {
+        let prefix = Key(status).prefix
+        return try log.withSnapshot { snapshot in
+            var out: [String] = []
+            try snapshot.scan(table(tableName), from: prefix) { key, _ in
+                guard hasPrefix(key, prefix) else { return false }
+                out.append(String(decoding: key[prefix.count...], as: UTF8.self))
+                return true
+            }
+            return out
+        }
+    }
+
+    /// The digest of this state.
+    public func digest() throws -> StateDigest { try log.withSnapshot { try StateDigest.of($0, log: log) } }
+}
+
+extension Rebuild {
+    /// Rebuilds the projections of `source` up to `seq` into `scratchDirectory` and returns a reader over them.
+    /// Close the reader's log when done.
+    public static func state(of source: EventLog, upTo seq: UInt64, scratchDirectory: String, logger: Logger)
+        async throws -> StateReader
+    {
+        _ = try await digest(of: source, upTo: seq, scratchDirectory: scratchDirectory, logger: logger)
+        var configuration = EventLogConfiguration(
+            directory: scratchDirectory, writer: WriterIdentity(role: "rebuild", workerID: "rebuild"))
+        configuration.projector = SwitchboardProjector()
+        configuration.createIfMissing = false
+        return StateReader(log: try EventLog(configuration, logger: logger))
+    }
+}
+
+extension EventLog {
+    /// The last seq whose log time is at or before `time` (0 when none), by binary search: log time never
+    /// decreases along the log.
+    public func lastSeq(atOrBefore time: LogTimestamp) throws -> UInt64 {
+        try withSnapshot { snapshot in
+            var low: UInt64 = 0
+            var high = try snapshot.lastSeq
+            while low < high {
+                let mid = low + (high - low + 1) / 2
+                guard let record = try snapshot.record(at: mid) else { break }
+                if record.timestamp <= time { low = mid } else { high = mid - 1 }
+            }
+            return low
+        }
+    }
+}
