@@ -40,8 +40,14 @@ public struct DuplicateAudit {
     public init() {}
 
     public mutating func add(_ record: Record) throws {
-        try checker.check(record)
-        guard let event = try record.event() else { return }
+        add(seq: record.seq, at: record.timestamp, event: try record.event())
+    }
+
+    /// Adds the next record, already decoded.
+    public mutating func add(seq: UInt64, at time: LogTimestamp, event: (any EventPayload)?) {
+        checker.check(seq: seq, at: time, event: event)
+        guard let event else { return }
+        let record = (seq: seq, timestamp: time)
         switch event {
         case let e as DeliveryEnqueued:
             if deliveries[e.deliveryID] == nil { order.append(e.deliveryID) }
@@ -101,15 +107,12 @@ public struct DuplicateAudit {
         return out
     }
 
-    /// Audits every record of `log` up to `last` (all when `nil`).
+    /// Audits every record of `log` up to `last` (all when `nil`); payloads are decoded in parallel and
+    /// audited in order.
     public static func run(_ log: EventLog, upTo last: UInt64? = nil) throws -> [AuditFinding] {
         var audit = DuplicateAudit()
-        try log.withSnapshot { snapshot in
-            try snapshot.forEach { record in
-                if let last, record.seq > last { return false }
-                try audit.add(record)
-                return true
-            }
+        try DecodedBatches.forEach(log, upTo: last) { record in
+            audit.add(seq: record.seq, at: record.timestamp, event: record.typed)
         }
         return audit.findings()
     }

@@ -56,7 +56,7 @@ public enum Rebuild {
         while next <= last {
             let records = try source.records(from: next, limit: min(batch, Int(last - next + 1)))
             guard let final = records.last else { break }
-            let projected = records.map(ProjectedRecord.init)
+            let projected = try decodeInParallel(records)
             _ = try await scratch.transact { context in
                 let tables = context.tables
                 for record in projected { try projector.apply(record, to: tables) }
@@ -69,3 +69,58 @@ public enum Rebuild {
     }
 }
 
+
+/// Reads a log in batches whose payloads are decoded on every core, then hands records over in seq order.
+enum DecodedBatches {
+    static func forEach(
+        _ log: EventLog, upTo last: UInt64? = nil, batch: Int = 20_000, _ body: (ProjectedRecord) throws -> Void
+    ) throws {
+        let end = try last ?? log.lastSeq()
+        var next: UInt64 = 1
+        while next <= end {
+            let records = try log.records(from: next, limit: min(batch, Int(end - next + 1)))
+            guard let final = records.last else { return }
+            for record in try Rebuild.decodeInParallel(records) { try body(record) }
+            next = final.seq + 1
+        }
+    }
+}
+
+extension Rebuild {
+    /// Decodes the payloads of `records` on every core (each record independently), so applying them — which
+    /// must happen in order, on the writer thread — does not also pay for decoding.
+    static func decodeInParallel(_ records: [Record]) throws -> [ProjectedRecord] {
+        var projected = records.map(ProjectedRecord.init)
+        let failure = FailureBox()
+        let chunks = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        projected.withUnsafeMutableBufferPointer { buffer in
+            let base = DisjointSlots(buffer: buffer)
+            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+                let size = (base.buffer.count + chunks - 1) / chunks
+                let range = (chunk * size)..<min(base.buffer.count, (chunk + 1) * size)
+                for index in range {
+                    do {
+                        base.buffer[index].typed = try records[index].event()
+                    } catch {
+                        failure.set(error)
+                    }
+                }
+            }
+        }
+        if let error = failure.error { throw error }
+        return projected
+    }
+}
+
+/// Each concurrent iteration writes only its own index range, and `concurrentPerform` returns before the
+/// buffer goes away.
+private struct DisjointSlots: @unchecked Sendable {
+    let buffer: UnsafeMutableBufferPointer<ProjectedRecord>
+}
+
+private final class FailureBox: @unchecked Sendable {  // `lock` guards `stored`.
+    private let lock = NSLock()
+    private var stored: (any Error)?
+    var error: (any Error)? { lock.withLock { stored } }
+    func set(_ error: any Error) { lock.withLock { if stored == nil { stored = error } } }
+}

@@ -59,11 +59,13 @@ public struct InvariantChecker {
 
     /// Checks the next record (records must come in seq order).
     public mutating func check(_ record: Record) throws {
+        check(seq: record.seq, at: record.timestamp, event: try record.event())
+    }
+
+    /// Checks the next record, already decoded (`nil` for a type this build does not know).
+    public mutating func check(seq: UInt64, at now: LogTimestamp, event: (any EventPayload)?) {
         records += 1
-        let seq = record.seq
-        let now = record.timestamp
-        // A failure must be settled (retried or dead) by the very next record of the job.
-        guard let event = try record.event() else { return }
+        guard let event else { return }
         switch event {
         case let e as LeaseAcquired:
             let owner = Owner(workerID: e.ownerWorkerID, instance: e.ownerInstance)
@@ -176,14 +178,11 @@ public struct InvariantChecker {
         }
     }
 
-    /// Checks every record of `log`.
+    /// Checks every record of `log` (payloads decoded in parallel, checked in order).
     public static func check(_ log: EventLog) throws -> InvariantChecker {
         var checker = InvariantChecker()
-        try log.withSnapshot { snapshot in
-            try snapshot.forEach { record in
-                try checker.check(record)
-                return true
-            }
+        try DecodedBatches.forEach(log) { record in
+            checker.check(seq: record.seq, at: record.timestamp, event: record.typed)
         }
         checker.finish()
         return checker
