@@ -304,7 +304,11 @@ public struct LogTail: AsyncSequence, Sendable {
                 }
                 if Task.isCancelled { return nil }
                 let generation = log.notifier.generation
-                buffer = try log.records(from: next, limit: batchSize)
+                do {
+                    buffer = try log.records(from: next, limit: batchSize)
+                } catch let error as EventLogError where error.code == .closed {
+                    return nil
+                }
                 index = 0
                 if let last = buffer.last {
                     next = last.seq + 1

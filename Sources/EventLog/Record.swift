@@ -201,12 +201,8 @@ public struct PendingEvent: Sendable, Hashable {
     }
 }
 
+/// Payloads are written by ``PayloadJSON`` and read with Foundation's decoder (any JSON reader can read them).
 enum PayloadCoding {
-    static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
-    }()
     static let decoder = JSONDecoder()
 }
 

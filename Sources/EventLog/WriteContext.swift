@@ -87,24 +87,18 @@ public struct WriteContext: ~Copyable {
     }
 
     /// The value stored under `key` in `table`.
-    public func get(_ table: Table, _ key: [UInt8]) throws -> [UInt8]? {
-        try key.withUnsafeBytes { k in try txn.get(table.dbi, k) { $0.map { [UInt8]($0) } } }
-    }
+    public func get(_ table: Table, _ key: [UInt8]) throws -> [UInt8]? { try tables.get(table, key) }
 
     /// Stores `value` under `key` in `table`.
-    public func put(_ table: Table, _ key: [UInt8], _ value: [UInt8]) throws {
-        try key.withUnsafeBytes { k in try value.withUnsafeBytes { v in try txn.put(table.dbi, k, v) } }
-    }
+    public func put(_ table: Table, _ key: [UInt8], _ value: [UInt8]) throws { try tables.put(table, key, value) }
 
     /// Deletes `key` from `table`; returns whether it existed.
     @discardableResult
-    public func delete(_ table: Table, _ key: [UInt8]) throws -> Bool {
-        try key.withUnsafeBytes { k in try txn.delete(table.dbi, k) }
-    }
+    public func delete(_ table: Table, _ key: [UInt8]) throws -> Bool { try tables.delete(table, key) }
 
     /// Visits `table` in key order from the first key ≥ `start` until `body` returns `false`.
     public func scan(_ table: Table, from start: [UInt8]? = nil, _ body: ([UInt8], [UInt8]) throws -> Bool) throws {
-        try scanTable(txn, table, from: start, body)
+        try tables.scan(table, from: start, body)
     }
 }
 

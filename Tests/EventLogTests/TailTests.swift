@@ -91,3 +91,29 @@ struct TailTests {
         log.close()
     }
 }
+
+@Suite("Closing", .timeLimit(.minutes(1)))
+struct CloseTests {
+    @Test func closingEndsTailsAndRefusesFurtherWork() async throws {
+        let dir = TemporaryDirectory()
+        let log = try openLog(dir.path)
+        try await log.append([testEvent(0)])
+        let (received, continuation) = AsyncStream<UInt64>.makeStream()
+        let reader = Task {
+            for try await record in log.tail(from: 1) { continuation.yield(record.seq) }
+            continuation.finish()
+        }
+        var iterator = received.makeAsyncIterator()
+        #expect(await iterator.next() == 1)
+        log.close()
+        // The tail waiting at the end of the log ends instead of touching a closed environment.
+        #expect(await iterator.next() == nil)
+        try await reader.value
+        #expect(throws: EventLogError(.closed, "")) { try log.lastSeq() }
+        await #expect(throws: EventLogError(.closed, "")) { try await log.append([testEvent(1)]) }
+        // Closed for good in this process: it can be opened again.
+        let again = try openLog(dir.path)
+        #expect(try again.lastSeq() == 1)
+        again.close()
+    }
+}

@@ -82,8 +82,11 @@ final class LMDBEnvironment: @unchecked Sendable {  // @unchecked: mutable state
         }
     }
 
-    /// Closes the environment. Transactions must have ended.
+    /// Closes the environment once every transaction of this process has ended (it takes the gate
+    /// exclusively); later transactions fail with ``EventLogError/Code/closed``.
     func close() {
+        gate.lockExclusive()
+        defer { gate.unlock() }
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         mdb_env_close(handle)
         openEnvironments.withLock { _ = $0.remove(realPath) }
@@ -123,6 +126,10 @@ final class LMDBEnvironment: @unchecked Sendable {  // @unchecked: mutable state
     func begin(readOnly: Bool) throws(EventLogError) -> Transaction {
         while true {
             gate.lockShared()
+            if closed.load(ordering: .acquiring) {
+                gate.unlock()
+                throw EventLogError(.closed, "the event log at \(path) is closed")
+            }
             var txn: OpaquePointer?
             let rc = mdb_txn_begin(handle, nil, readOnly ? UInt32(MDB_RDONLY) : 0, &txn)
             if rc == 0, let txn {
