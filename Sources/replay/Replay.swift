@@ -58,12 +58,59 @@ struct AtOption: ParsableArguments {
     }
 }
 
+/// Parses ISO-8601 `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` exactly, to the microsecond (the form replay prints).
 func parseTime(_ text: String) -> LogTimestamp? {
-    let formatter = ISO8601DateFormatter()
-    formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-    if let date = formatter.date(from: text) { return LogTimestamp(date) }
-    formatter.formatOptions = [.withInternetDateTime]
-    return formatter.date(from: text).map(LogTimestamp.init)
+    let chars = Array(text.utf8)
+    func number(_ from: Int, _ count: Int) -> Int? {
+        guard from + count <= chars.count else { return nil }
+        var value = 0
+        for c in chars[from..<from + count] {
+            guard c >= 48 && c <= 57 else { return nil }
+            value = value * 10 + Int(c - 48)
+        }
+        return value
+    }
+    guard chars.count >= 20, chars[4] == UInt8(ascii: "-"), chars[7] == UInt8(ascii: "-"),
+        chars[10] == UInt8(ascii: "T") || chars[10] == UInt8(ascii: " "), chars[13] == UInt8(ascii: ":"),
+        chars[16] == UInt8(ascii: ":"),
+        let year = number(0, 4), let month = number(5, 2), let day = number(8, 2), let hour = number(11, 2),
+        let minute = number(14, 2), let second = number(17, 2)
+    else { return nil }
+    var index = 19
+    var micros = 0
+    if index < chars.count, chars[index] == UInt8(ascii: ".") {
+        index += 1
+        var digits = 0
+        while index < chars.count, chars[index] >= 48, chars[index] <= 57 {
+            if digits < 6 { micros = micros * 10 + Int(chars[index] - 48) }
+            digits += 1
+            index += 1
+        }
+        guard digits > 0 else { return nil }
+        for _ in digits..<max(digits, 6) { micros *= 10 }
+    }
+    var offset = 0
+    if index < chars.count, chars[index] == UInt8(ascii: "Z") {
+        index += 1
+    } else if index + 6 <= chars.count, chars[index] == UInt8(ascii: "+") || chars[index] == UInt8(ascii: "-"),
+        let h = number(index + 1, 2), let m = number(index + 4, 2)
+    {
+        offset = (h * 3600 + m * 60) * (chars[index] == UInt8(ascii: "-") ? -1 : 1)
+        index += 6
+    } else {
+        return nil
+    }
+    guard index == chars.count, (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61
+    else { return nil }
+    var parts = tm()
+    parts.tm_year = Int32(year - 1900)
+    parts.tm_mon = Int32(month - 1)
+    parts.tm_mday = Int32(day)
+    parts.tm_hour = Int32(hour)
+    parts.tm_min = Int32(minute)
+    parts.tm_sec = Int32(second)
+    let seconds = Int64(timegm(&parts)) - Int64(offset)
+    return LogTimestamp(microseconds: seconds * 1_000_000 + Int64(micros))
 }
 
 /// `10m`, `24h`, `30s`, `500ms`, `2d`.
