@@ -102,7 +102,7 @@ public struct DuplicateAudit {
             case "stale_delivery_token", "stale_lease_token": kind = "stale_token_send"
             default: kind = violation.kind
             }
-            out.append(AuditFinding(kind: kind, subject: "-", seqs: violation.seqs, message: violation.message))
+            out.append(AuditFinding(kind: kind, subject: violation.subject, seqs: violation.seqs, message: violation.message))
         }
         return out
     }
@@ -135,8 +135,9 @@ public struct AlertCheck {
     ) throws -> [Line] {
         let since = now.advanced(by: .zero - lookback)
         var disconnects: [LogTimestamp] = []
-        var disconnectCount = 0
         var connectCount = 0
+        var waiting: [String: Int] = [:]  // disconnects per channel account not yet followed by a connect
+        var expectingReconnect = 0
         var leaseLost = 0
         var sendFailures = 0
         var loopErrors = 0
@@ -148,8 +149,17 @@ public struct AlertCheck {
                 switch record.type {
                 case ChannelDisconnected.eventType:
                     disconnects.append(record.timestamp)
-                    disconnectCount += 1
-                case ChannelConnected.eventType: connectCount += 1
+                    // Only a disconnect that announced a reconnect awaits one (a clean shutdown does not).
+                    if let e = try? record.decode(ChannelDisconnected.self), e.willReconnect {
+                        waiting["\(e.channel)/\(e.accountID)", default: 0] += 1
+                        expectingReconnect += 1
+                    }
+                case ChannelConnected.eventType:
+                    // Only a connect that follows a disconnect is a reconnect (a first connect at start is not).
+                    if let e = try? record.decode(ChannelConnected.self), let n = waiting["\(e.channel)/\(e.accountID)"], n > 0 {
+                        waiting["\(e.channel)/\(e.accountID)"] = n - 1
+                        connectCount += 1
+                    }
                 case LeaseExpired.eventType: leaseLost += 1
                 case DeliveryFailed.eventType: sendFailures += 1
                 case JobDead.eventType: dead += 1
@@ -171,8 +181,8 @@ public struct AlertCheck {
         return [
             line(worstBurst >= threshold, "channel disconnect burst",
                 "\(worstBurst) disconnects in the worst \(windowLabel ?? "\(burstWindow)") window (threshold \(threshold))"),
-            line(disconnectCount != connectCount, "disconnect/reconnect mismatch",
-                "\(disconnectCount) disconnects, \(connectCount) connects"),
+            line(expectingReconnect != connectCount, "disconnect/reconnect mismatch",
+                "\(expectingReconnect) disconnects, \(connectCount) reconnects"),
             line(leaseLost > 0, "lease heartbeat lost", "\(leaseLost) lease(s) expired without release"),
             line(loopErrors > 0, "outbound loop errors", "\(loopErrors) delivery command(s) rejected"),
             line(sendFailures > 0, "send failures", "\(sendFailures) failed send attempt(s)"),

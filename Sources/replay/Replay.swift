@@ -41,7 +41,7 @@ struct AtOption: ParsableArguments {
 
     func seq(in log: EventLog) throws -> UInt64? {
         guard let at else { return nil }
-        if let seq = UInt64(at) { return seq }
+        if let seq = UInt64(at) { return min(seq, try log.lastSeq()) }  // past the end: the state now
         guard let time = parseTime(at) else { throw ValidationError("--at takes a seq or an ISO-8601 time, got \(at)") }
         return try log.lastSeq(atOrBefore: time)
     }
@@ -453,9 +453,12 @@ struct Timeline: AsyncParsableCommand {
         let text = record.payloadText
         func has(_ field: String, _ value: String) -> Bool { text.contains("\"\(field)\":\"\(value)\"") }
         if let account {
+            // `default` means the WhatsApp account, like `lease get`; `telegram/default` names the channel.
             let resource = account.contains("/") ? account : "whatsapp/\(account)"
-            let id = resource.split(separator: "/").last.map(String.init) ?? account
-            guard has("resource", resource) || has("leaseResource", resource) || has("accountID", id) || has("namespace", resource)
+            let parts = resource.split(separator: "/", maxSplits: 1).map(String.init)
+            let sameAccount = parts.count == 2 && has("channel", parts[0]) && has("accountID", parts[1])
+            guard has("resource", resource) || has("leaseResource", resource) || has("namespace", resource)
+                || has("subject", resource) || sameAccount
             else { return false }
         }
         if let conversation, !(has("conversationID", conversation) || record.correlationID == conversation) { return false }
@@ -553,7 +556,8 @@ struct Alerts: AsyncParsableCommand {
 
     func run() async throws {
         guard let window = parseDuration(burstWindow), let back = parseDuration(lookback) else {
-            throw ValidationError("--burst-window and --lookback take durations like 10m, 24h, 30s")
+            FileHandle.standardError.write(Data("replay: --burst-window and --lookback take durations like 10m, 24h, 30s\n".utf8))
+            throw ExitCode(1)
         }
         let log = try options.open()
         defer { log.close() }
@@ -630,7 +634,7 @@ struct Export: AsyncParsableCommand {
 struct Tail: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print the last records; with --follow, keep printing new ones.")
     @OptionGroup var options: LogOptions
-    @Option(name: .shortAndLong, help: "How many of the last records to print first.") var lines: UInt64 = 10
+    @Option(name: [.customShort("n"), .long], help: "How many of the last records to print first.") var lines: UInt64 = 10
     @Flag(name: .shortAndLong, help: "Keep printing records as they are committed.") var follow = false
 
     func run() async throws {
