@@ -124,6 +124,7 @@ public struct Record: Sendable, Hashable {
             throw EventLogError(
                 .decoding, "\(type) schema \(schemaVersion) is newer than this build's \(E.schemaVersion)", seq: seq)
         }
+        if let fast = try? PayloadJSONDecoding.decode(E.self, from: payload) { return fast }
         do {
             return try PayloadCoding.decoder.decode(E.self, from: Data(payload))
         } catch {

@@ -47,3 +47,39 @@ struct PayloadJSONTests {
         #expect(throws: EncodingError.self) { try PayloadJSON.encode([Double.nan]) }
     }
 }
+
+@Suite("Direct payload decoder")
+struct DirectPayloadDecoderTests {
+    static func record(_ json: String) -> Record {
+        Record(
+            seq: 1, timestamp: LogTimestamp(microseconds: 0), type: WorkerStopped.eventType, schemaVersion: 1,
+            writer: WriterIdentity(role: "t", workerID: "t"), correlationID: nil, causationID: nil,
+            payloadEncoding: .json, payload: Array(json.utf8))
+    }
+
+    @Test func itReadsOtherWritersJSONAndEscapes() throws {
+        let event = WorkerStopped(role: "a\u{e9}\n\"b\"/c", workerID: "w", instance: "i", reason: "x", detail: "d")
+        let foreign = JSONEncoder()
+        foreign.outputFormatting = [.prettyPrinted, .sortedKeys]
+        #expect(try PayloadJSONDecoding.decode(WorkerStopped.self, from: [UInt8](foreign.encode(event))) == event)
+        #expect(try PayloadJSONDecoding.decode(WorkerStopped.self, from: PayloadJSON.encode(event)) == event)
+        let escaped = #"{"role":"a\u00e9\n\"b\"\/c","workerID":"w","instance":"i","reason":"x","detail":"d"}"#
+        #expect(try PayloadJSONDecoding.decode(WorkerStopped.self, from: Array(escaped.utf8)) == event)
+    }
+
+    @Test func whatItDoesNotHandleFallsBackAndMissingFieldsAreErrors() throws {
+        // A surrogate pair is left to Foundation's decoder; Record.decode falls back to it.
+        let pair = #"{"role":"\ud834\udd1e","workerID":"w","instance":"i","reason":"x"}"#
+        #expect(throws: (any Error).self) { try PayloadJSONDecoding.decode(WorkerStopped.self, from: Array(pair.utf8)) }
+        #expect(try Self.record(pair).decode(WorkerStopped.self).role == "\u{1D11E}")
+        // A missing required field is an error either way, never a default.
+        let missing = #"{"role":"r","instance":"i","reason":"x"}"#
+        #expect(throws: EventLogError.self) { try Self.record(missing).decode(WorkerStopped.self) }
+        // null for an optional is nil; for a required field it is an error.
+        #expect(try Self.record(#"{"role":"r","workerID":"w","instance":"i","reason":"x","detail":null}"#)
+            .decode(WorkerStopped.self).detail == nil)
+        #expect(throws: EventLogError.self) {
+            try Self.record(#"{"role":null,"workerID":"w","instance":"i","reason":"x"}"#).decode(WorkerStopped.self)
+        }
+    }
+}
