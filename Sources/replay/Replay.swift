@@ -59,6 +59,17 @@ struct AtOption: ParsableArguments {
 }
 
 /// Parses ISO-8601 `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` exactly, to the microsecond (the form replay prints).
+/// Opens the log, builds the reader for `--at` (live state, or state rebuilt up to that point) and the log clock
+/// at that point, runs `body`, and cleans up.
+func inspect(_ options: LogOptions, _ at: AtOption, _ body: (StateReader, LogTimestamp) throws -> Void) async throws {
+    let log = try options.open()
+    defer { log.close() }
+    let seq = try at.seq(in: log)
+    let (reader, cleanup) = try await at.reader(log)
+    defer { cleanup() }
+    try body(reader, try clock(log, upTo: seq))
+}
+
 func parseTime(_ text: String) -> LogTimestamp? {
     let chars = Array(text.utf8)
     func number(_ from: Int, _ count: Int) -> Int? {
@@ -161,16 +172,13 @@ struct LeaseCommand: AsyncParsableCommand {
         @Option(help: "The channel.") var channel = "whatsapp"
 
         func run() async throws {
-            let log = try options.open()
-            defer { log.close() }
-            let (reader, cleanup) = try await at.reader(log)
-            defer { cleanup() }
-            let now = try clock(log, upTo: try at.seq(in: log))
-            guard let lease = try reader.lease("\(channel)/\(account)") else {
-                if options.json { print("null") } else { print("no lease for \(channel)/\(account)") }
-                return
+            try await inspect(options, at) { reader, now in
+                guard let lease = try reader.lease("\(channel)/\(account)") else {
+                    if options.json { print("null") } else { print("no lease for \(channel)/\(account)") }
+                    return
+                }
+                if options.json { printJSON(leaseObject(lease, now: now)) } else { print(leaseLine(lease, now: now)) }
             }
-            if options.json { printJSON(leaseObject(lease, now: now)) } else { print(leaseLine(lease, now: now)) }
         }
     }
 
@@ -181,13 +189,10 @@ struct LeaseCommand: AsyncParsableCommand {
         @Option(help: "The WORKER_ID.") var owner: String
 
         func run() async throws {
-            let log = try options.open()
-            defer { log.close() }
-            let (reader, cleanup) = try await at.reader(log)
-            defer { cleanup() }
-            let now = try clock(log, upTo: try at.seq(in: log))
-            for lease in try reader.leases() where lease.owner.workerID == owner && lease.isLive(at: now) {
-                if options.json { printJSON(leaseObject(lease, now: now)) } else { print(leaseLine(lease, now: now)) }
+            try await inspect(options, at) { reader, now in
+                for lease in try reader.leases() where lease.owner.workerID == owner && lease.isLive(at: now) {
+                    if options.json { printJSON(leaseObject(lease, now: now)) } else { print(leaseLine(lease, now: now)) }
+                }
             }
         }
     }
@@ -202,22 +207,19 @@ struct AccountsCommand: AsyncParsableCommand {
         @OptionGroup var at: AtOption
 
         func run() async throws {
-            let log = try options.open()
-            defer { log.close() }
-            let (reader, cleanup) = try await at.reader(log)
-            defer { cleanup() }
-            let now = try clock(log, upTo: try at.seq(in: log))
-            var accounts: Set<String> = []
-            for lease in try reader.leases() { accounts.insert(lease.resource) }
-            for delivery in try reader.deliveries() { accounts.insert(delivery.leaseResource) }
-            for conversation in try reader.conversations() { accounts.insert("\(conversation.channel)/\(conversation.accountID)") }
-            for account in accounts.sorted() {
-                let lease = try reader.lease(account)
-                let holder = lease.flatMap { $0.isLive(at: now) ? "\($0.owner.workerID)#\($0.owner.instance.prefix(8).lowercased())" : nil }
-                if options.json {
-                    printJSON(["account": account, "holder": holder as Any? ?? NSNull(), "token": lease?.token as Any? ?? NSNull()])
-                } else {
-                    print("\(account)\tholder=\(holder ?? "none")")
+            try await inspect(options, at) { reader, now in
+                var accounts: Set<String> = []
+                for lease in try reader.leases() { accounts.insert(lease.resource) }
+                for delivery in try reader.deliveries() { accounts.insert(delivery.leaseResource) }
+                for conversation in try reader.conversations() { accounts.insert("\(conversation.channel)/\(conversation.accountID)") }
+                for account in accounts.sorted() {
+                    let lease = try reader.lease(account)
+                    let holder = lease.flatMap { $0.isLive(at: now) ? "\($0.owner.workerID)#\($0.owner.instance.prefix(8).lowercased())" : nil }
+                    if options.json {
+                        printJSON(["account": account, "holder": holder as Any? ?? NSNull(), "token": lease?.token as Any? ?? NSNull()])
+                    } else {
+                        print("\(account)\tholder=\(holder ?? "none")")
+                    }
                 }
             }
         }
@@ -235,15 +237,13 @@ struct SessionCommand: AsyncParsableCommand {
         @Option(help: "The channel of --account.") var channel = "whatsapp"
 
         func run() async throws {
-            let log = try options.open()
-            defer { log.close() }
-            let (reader, cleanup) = try await at.reader(log)
-            defer { cleanup() }
-            for entry in try reader.sessionEntries(namespace: account.map { "\(channel)/\($0)" }) {
-                if options.json {
-                    printJSON(["namespace": entry.namespace, "key": entry.key, "bytes": entry.bytes, "encrypted": entry.encrypted])
-                } else {
-                    print("\(entry.namespace)\t\(entry.key)\t\(entry.bytes) bytes\(entry.encrypted ? "\tencrypted" : "")")
+            try await inspect(options, at) { reader, _ in
+                for entry in try reader.sessionEntries(namespace: account.map { "\(channel)/\($0)" }) {
+                    if options.json {
+                        printJSON(["namespace": entry.namespace, "key": entry.key, "bytes": entry.bytes, "encrypted": entry.encrypted])
+                    } else {
+                        print("\(entry.namespace)\t\(entry.key)\t\(entry.bytes) bytes\(entry.encrypted ? "\tencrypted" : "")")
+                    }
                 }
             }
         }
@@ -264,20 +264,18 @@ struct JobsCommand: AsyncParsableCommand {
                 guard let s = JobStatus(rawValue: text) else { throw ValidationError("--status must be pending, running, completed or dead") }
                 return s
             }
-            let log = try options.open()
-            defer { log.close() }
-            let (reader, cleanup) = try await at.reader(log)
-            defer { cleanup() }
-            for job in try reader.jobs(wanted) {
-                if options.json {
-                    printJSON([
-                        "jobID": job.jobID, "status": job.status.rawValue, "conversationID": job.conversationID, "attempt": job.attempt,
-                        "maxAttempts": job.maxAttempts, "token": job.token, "claimedBy": job.claimedBy?.description ?? NSNull(),
-                        "visibleUntil": job.visibleUntil.map { "\($0)" } ?? NSNull(), "notBefore": "\(job.notBefore)",
-                        "lastReason": job.lastReason ?? NSNull(), "lastMessage": job.lastMessage ?? NSNull(),
-                    ])
-                } else {
-                    print("\(job.jobID)\t\(job.status.rawValue)\tconv=\(job.conversationID)\tattempt=\(job.attempt)/\(job.maxAttempts)\ttoken=\(job.token)\t\(job.lastReason.map { "last=\($0)" } ?? "")")
+            try await inspect(options, at) { reader, _ in
+                for job in try reader.jobs(wanted) {
+                    if options.json {
+                        printJSON([
+                            "jobID": job.jobID, "status": job.status.rawValue, "conversationID": job.conversationID, "attempt": job.attempt,
+                            "maxAttempts": job.maxAttempts, "token": job.token, "claimedBy": job.claimedBy?.description ?? NSNull(),
+                            "visibleUntil": job.visibleUntil.map { "\($0)" } ?? NSNull(), "notBefore": "\(job.notBefore)",
+                            "lastReason": job.lastReason ?? NSNull(), "lastMessage": job.lastMessage ?? NSNull(),
+                        ])
+                    } else {
+                        print("\(job.jobID)\t\(job.status.rawValue)\tconv=\(job.conversationID)\tattempt=\(job.attempt)/\(job.maxAttempts)\ttoken=\(job.token)\t\(job.lastReason.map { "last=\($0)" } ?? "")")
+                    }
                 }
             }
         }
@@ -300,20 +298,18 @@ struct DeliveriesCommand: AsyncParsableCommand {
                 }
                 return s
             }
-            let log = try options.open()
-            defer { log.close() }
-            let (reader, cleanup) = try await at.reader(log)
-            defer { cleanup() }
-            for d in try reader.deliveries(wanted) {
-                if options.json {
-                    printJSON([
-                        "deliveryID": d.deliveryID, "status": d.status.rawValue, "account": d.leaseResource, "recipient": d.recipient,
-                        "attempt": d.attempt, "token": d.token, "leaseToken": d.leaseToken ?? NSNull(),
-                        "providerMessageID": d.providerMessageID ?? NSNull(), "lastError": d.lastError ?? NSNull(),
-                        "idempotencyKey": d.idempotencyKey,
-                    ])
-                } else {
-                    print("\(d.deliveryID)\t\(d.status.rawValue)\t\(d.leaseResource)\tto=\(d.recipient)\tattempt=\(d.attempt)\ttoken=\(d.token)\t\(d.lastError.map { "error=\($0)" } ?? "")")
+            try await inspect(options, at) { reader, _ in
+                for d in try reader.deliveries(wanted) {
+                    if options.json {
+                        printJSON([
+                            "deliveryID": d.deliveryID, "status": d.status.rawValue, "account": d.leaseResource, "recipient": d.recipient,
+                            "attempt": d.attempt, "token": d.token, "leaseToken": d.leaseToken ?? NSNull(),
+                            "providerMessageID": d.providerMessageID ?? NSNull(), "lastError": d.lastError ?? NSNull(),
+                            "idempotencyKey": d.idempotencyKey,
+                        ])
+                    } else {
+                        print("\(d.deliveryID)\t\(d.status.rawValue)\t\(d.leaseResource)\tto=\(d.recipient)\tattempt=\(d.attempt)\ttoken=\(d.token)\t\(d.lastError.map { "error=\($0)" } ?? "")")
+                    }
                 }
             }
         }
@@ -331,29 +327,27 @@ struct ConversationsCommand: AsyncParsableCommand {
         @Option(help: "How many messages.") var limit = 50
 
         func run() async throws {
-            let log = try options.open()
-            defer { log.close() }
-            let (reader, cleanup) = try await at.reader(log)
-            defer { cleanup() }
-            if let id {
-                for message in try reader.history(id, limit: limit) {
-                    if options.json {
-                        printJSON(["seq": message.seq, "time": "\(message.time)", "role": message.role, "text": message.text])
-                    } else {
-                        print("\(message.seq)\t\(message.time)\t\(message.role)\t\(message.text)")
+            try await inspect(options, at) { reader, _ in
+                if let id {
+                    for message in try reader.history(id, limit: limit) {
+                        if options.json {
+                            printJSON(["seq": message.seq, "time": "\(message.time)", "role": message.role, "text": message.text])
+                        } else {
+                            print("\(message.seq)\t\(message.time)\t\(message.role)\t\(message.text)")
+                        }
                     }
+                    return
                 }
-                return
-            }
-            for c in try reader.conversations() {
-                let contact = try reader.contact(channel: c.channel, accountID: c.accountID, contactID: c.contactID)
-                if options.json {
-                    printJSON([
-                        "conversationID": c.conversationID, "channel": c.channel, "accountID": c.accountID, "contactID": c.contactID,
-                        "messages": c.messageCount, "firstSeq": c.firstSeq, "lastSeq": c.lastSeq, "contactStatus": contact?.status ?? NSNull(),
-                    ])
-                } else {
-                    print("\(c.conversationID)\tmessages=\(c.messageCount)\tcontact=\(contact?.status ?? "?")\tlastSeq=\(c.lastSeq)")
+                for c in try reader.conversations() {
+                    let contact = try reader.contact(channel: c.channel, accountID: c.accountID, contactID: c.contactID)
+                    if options.json {
+                        printJSON([
+                            "conversationID": c.conversationID, "channel": c.channel, "accountID": c.accountID, "contactID": c.contactID,
+                            "messages": c.messageCount, "firstSeq": c.firstSeq, "lastSeq": c.lastSeq, "contactStatus": contact?.status ?? NSNull(),
+                        ])
+                    } else {
+                        print("\(c.conversationID)\tmessages=\(c.messageCount)\tcontact=\(contact?.status ?? "?")\tlastSeq=\(c.lastSeq)")
+                    }
                 }
             }
         }
