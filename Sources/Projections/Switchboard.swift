@@ -217,69 +217,30 @@ public final class Switchboard: Sendable {
 
     // MARK: Queries (consistent snapshots)
 
-    public func lease(_ resource: String) throws -> LeaseState? {
-        try log.withSnapshot { try $0.load(LeaseState.self, log.table(ProjectionTables.leases), Key(resource)) }
-    }
+    /// Read-only queries over the live state.
+    public var reader: StateReader { StateReader(log: log) }
 
-    public func job(_ jobID: String) throws -> JobState? {
-        try log.withSnapshot { try $0.load(JobState.self, log.table(ProjectionTables.jobs), Key(jobID)) }
-    }
+    public func lease(_ resource: String) throws -> LeaseState? { try reader.lease(resource) }
 
-    public func delivery(_ deliveryID: String) throws -> DeliveryState? {
-        try log.withSnapshot { try $0.load(DeliveryState.self, log.table(ProjectionTables.deliveries), Key(deliveryID)) }
-    }
+    public func job(_ jobID: String) throws -> JobState? { try reader.job(jobID) }
+
+    public func delivery(_ deliveryID: String) throws -> DeliveryState? { try reader.delivery(deliveryID) }
 
     public func contact(channel: String, accountID: String, contactID: String) throws -> ContactState? {
-        try log.withSnapshot {
-            try $0.load(ContactState.self, log.table(ProjectionTables.contacts), Key(channel, accountID, contactID))
-        }
+        try reader.contact(channel: channel, accountID: accountID, contactID: contactID)
     }
 
-    public func conversation(_ id: String) throws -> ConversationState? {
-        try log.withSnapshot { try $0.load(ConversationState.self, log.table(ProjectionTables.conversations), Key(id)) }
-    }
+    public func conversation(_ id: String) throws -> ConversationState? { try reader.conversation(id) }
 
     /// Jobs with `status`, in id order.
-    public func jobs(_ status: JobStatus) throws -> [JobState] {
-        try log.withSnapshot { snapshot in
-            try ids(snapshot, ProjectionTables.jobStatus, status.rawValue).compactMap {
-                try snapshot.load(JobState.self, log.table(ProjectionTables.jobs), Key($0))
-            }
-        }
-    }
+    public func jobs(_ status: JobStatus) throws -> [JobState] { try reader.jobs(status) }
 
     /// Deliveries with `status`, in id order.
-    public func deliveries(_ status: DeliveryStatus) throws -> [DeliveryState] {
-        try log.withSnapshot { snapshot in
-            try ids(snapshot, ProjectionTables.deliveryStatus, status.rawValue).compactMap {
-                try snapshot.load(DeliveryState.self, log.table(ProjectionTables.deliveries), Key($0))
-            }
-        }
-    }
+    public func deliveries(_ status: DeliveryStatus) throws -> [DeliveryState] { try reader.deliveries(status) }
 
     /// The last `limit` messages of a conversation, oldest first.
     public func history(_ conversationID: String, limit: Int = 50) throws -> [HistoryMessage] {
-        try log.withSnapshot { snapshot in
-            var all: [HistoryMessage] = []
-            let prefix = Key(conversationID).prefix
-            try snapshot.scan(log.table(ProjectionTables.messages), from: prefix) { key, value in
-                guard hasPrefix(key, prefix) else { return false }
-                all.append(try StateCoding.decode(HistoryMessage.self, value))
-                return true
-            }
-            return Array(all.suffix(limit))
-        }
-    }
-
-    private func ids(_ snapshot: borrowing Snapshot, _ table: String, _ status: String) throws -> [String] {
-        var out: [String] = []
-        let prefix = Key(status).prefix
-        try snapshot.scan(log.table(table), from: prefix) { key, _ in
-            guard hasPrefix(key, prefix) else { return false }
-            out.append(String(decoding: key[prefix.count...], as: UTF8.self))
-            return true
-        }
-        return out
+        try reader.history(conversationID, limit: limit)
     }
 
     /// The log clock as a writer would stamp it now: the wall clock, never before the last record.
@@ -293,7 +254,5 @@ public final class Switchboard: Sendable {
     // MARK: Digest
 
     /// The digest of the live projection state.
-    public func digest() throws -> StateDigest {
-        try log.withSnapshot { try StateDigest.of($0, log: log) }
-    }
+    public func digest() throws -> StateDigest { try reader.digest() }
 }
