@@ -9,6 +9,18 @@ import Foundation
 /// thread, so its cost bounds how many decisions a group commit can make.
 enum PayloadJSON {
     static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
+        if let direct = value as? any DirectJSONPayload {
+            let encoder = PayloadJSONEncoder()
+            var object = JSONObjectWriter(encoder)
+            direct.writeJSON(&object)
+            object.end()
+            return encoder.bytes
+        }
+        return try encodeWithCodable(value)
+    }
+
+    /// The `Codable` path alone (what direct payloads must match).
+    static func encodeWithCodable<T: Encodable>(_ value: T) throws -> [UInt8] {
         let encoder = PayloadJSONEncoder()
         try encoder.encodeValue(value)
         return encoder.bytes
@@ -53,7 +65,46 @@ final class PayloadJSONEncoder: Encoder {
         bytes.append(UInt8(ascii: "\""))
     }
 
-    func number<I: BinaryInteger>(_ value: I) { bytes += Array(String(value).utf8) }
+    func number<I: FixedWidthInteger>(_ value: I) {
+        // Digits written backwards into a small buffer: no intermediate String.
+        var magnitude = UInt64(truncatingIfNeeded: value.magnitude)
+        if I.isSigned && value < 0 { bytes.append(UInt8(ascii: "-")) }
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: enough for 20 digits
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            var index = buffer.count
+            repeat {
+                index -= 1
+                buffer[index] = UInt8(truncatingIfNeeded: magnitude % 10) + UInt8(ascii: "0")
+                magnitude /= 10
+            } while magnitude > 0
+            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[index...]))
+        }
+    }
+
+    /// A `[String: String]`, keys sorted.
+    func stringDictionary(_ value: [String: String]) {
+        bytes.append(UInt8(ascii: "{"))
+        for (index, key) in value.keys.sorted().enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            string(key)
+            bytes.append(UInt8(ascii: ":"))
+            string(value[key]!)
+        }
+        bytes.append(UInt8(ascii: "}"))
+    }
+
+    /// A member name: coding keys are plain identifiers, written without escaping.
+    func name(_ name: String) {
+        var utf8 = name
+        let plain = utf8.withUTF8 { utf8 in
+            guard utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C }) else { return false }
+            bytes.append(UInt8(ascii: "\""))
+            bytes.append(contentsOf: utf8)
+            bytes.append(UInt8(ascii: "\""))
+            return true
+        }
+        if !plain { string(name) }
+    }
 
     func double(_ value: Double) throws {
         guard value.isFinite else {
@@ -67,28 +118,21 @@ final class PayloadJSONEncoder: Encoder {
     }
 
     func encodeValue<T: Encodable>(_ value: T) throws {
+        // Type identity checks, not casts: an `as` pattern per case is a runtime cast each time it fails.
+        if T.self == String.self { return string(unsafeBitCast(value, to: String.self)) }
+        if T.self == LogTimestamp.self { return number(unsafeBitCast(value, to: LogTimestamp.self).microseconds) }
+        if T.self == UInt64.self { return number(unsafeBitCast(value, to: UInt64.self)) }
+        if T.self == Int.self { return number(unsafeBitCast(value, to: Int.self)) }
+        if T.self == Int64.self { return number(unsafeBitCast(value, to: Int64.self)) }
+        if T.self == Bool.self { return bytes += Array((unsafeBitCast(value, to: Bool.self) ? "true" : "false").utf8) }
         switch value {
-        case let v as String: string(v)
-        case let v as Int: number(v)
-        case let v as Int64: number(v)
-        case let v as UInt64: number(v)
         case let v as Int32: number(v)
         case let v as UInt32: number(v)
         case let v as UInt16: number(v)
         case let v as UInt8: number(v)
-        case let v as Bool: bytes += Array((v ? "true" : "false").utf8)
         case let v as Double: try double(v)
-        case let v as LogTimestamp: number(v.microseconds)
         case let v as Data: string(v.base64EncodedString())
-        case let v as [String: String]:
-            bytes.append(UInt8(ascii: "{"))
-            for (index, key) in v.keys.sorted().enumerated() {
-                if index > 0 { bytes.append(UInt8(ascii: ",")) }
-                string(key)
-                bytes.append(UInt8(ascii: ":"))
-                string(v[key]!)
-            }
-            bytes.append(UInt8(ascii: "}"))
+        case let v as [String: String]: stringDictionary(v)
         default:
             let level = stack.count
             try value.encode(to: self)
@@ -123,7 +167,7 @@ final class PayloadJSONEncoder: Encoder {
 
     func key(_ index: Int, _ name: String) {
         member(index)
-        string(name)
+        self.name(name)
         bytes.append(UInt8(ascii: ":"))
     }
 
@@ -167,6 +211,22 @@ final class PayloadJSONEncoder: Encoder {
         mutating func encode(_ value: Bool, forKey key: Key) throws {
             encoder.key(frame, key.stringValue)
             encoder.bytes += Array((value ? "true" : "false").utf8)
+        }
+        mutating func encodeIfPresent(_ value: String?, forKey key: Key) throws {
+            guard let value else { return }
+            try encode(value, forKey: key)
+        }
+        mutating func encodeIfPresent(_ value: Int?, forKey key: Key) throws {
+            guard let value else { return }
+            try encode(value, forKey: key)
+        }
+        mutating func encodeIfPresent(_ value: UInt64?, forKey key: Key) throws {
+            guard let value else { return }
+            try encode(value, forKey: key)
+        }
+        mutating func encodeIfPresent<T: Encodable>(_ value: T?, forKey key: Key) throws {
+            guard let value else { return }
+            try encode(value, forKey: key)
         }
         mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key)
             -> KeyedEncodingContainer<NestedKey>

@@ -40,6 +40,8 @@ public struct StateDigest: Sendable, Equatable, CustomStringConvertible {
 public enum Rebuild {
     /// Applies `source`'s records 1...`seq` (all when `nil`) to fresh projection tables in `scratchDirectory`
     /// and returns the digest. The scratch log holds only projection tables (no records).
+    ///
+    /// The next batch is read and its payloads decoded on the other cores while the writer applies a batch.
     public static func digest(
         of source: EventLog, upTo seq: UInt64? = nil, scratchDirectory: String, batch: Int = 20_000, logger: Logger
     ) async throws -> StateDigest {
@@ -51,24 +53,25 @@ public enum Rebuild {
         let scratch = try EventLog(configuration, logger: logger)
         defer { scratch.close() }
         let last = try seq ?? source.lastSeq()
-        var next: UInt64 = 1
-        var digest = StateDigest(seq: 0, entries: 0, hex: "")
-        while next <= last {
-            let records = try source.records(from: next, limit: min(batch, Int(last - next + 1)))
-            guard let final = records.last else { break }
-            let projected = try decodeInParallel(records)
+        @Sendable func decoded(from next: UInt64) throws -> [ProjectedRecord] {
+            try decodeInParallel(source.records(from: next, limit: min(batch, Int(last - next + 1))))
+        }
+        var upcoming: Task<[ProjectedRecord], any Error>? = last >= 1 ? Task.detached { try decoded(from: 1) } : nil
+        while let task = upcoming {
+            let projected = try await task.value
+            guard let final = projected.last else { break }
+            let next = final.seq + 1
+            upcoming = next <= last ? Task.detached { try decoded(from: next) } : nil
             _ = try await scratch.transact { context in
                 let tables = context.tables
                 for record in projected { try projector.apply(record, to: tables) }
             }
-            next = final.seq + 1
         }
-        digest = try scratch.withSnapshot { try StateDigest.of($0, log: scratch) }
+        var digest = try scratch.withSnapshot { try StateDigest.of($0, log: scratch) }
         digest.seq = last
         return digest
     }
 }
-
 
 /// Reads a log in batches whose payloads are decoded on every core, then hands records over in seq order.
 enum DecodedBatches {

@@ -19,26 +19,32 @@ public struct SwitchboardProjector: Projector {
         let seq = record.seq
         let now = record.timestamp
         typealias T = ProjectionTables
-        switch event {
+        // One metadata comparison per case, then one cast (a chain of `as` patterns casts once per case).
+        switch ObjectIdentifier(type(of: event)) {
         // MARK: Leases
-        case let e as LeaseAcquired:
+        case ObjectIdentifier(LeaseAcquired.self):
+            let e = event as! LeaseAcquired
             try tables.store(
                 LeaseState(
                     resource: e.resource, owner: Owner(workerID: e.ownerWorkerID, instance: e.ownerInstance),
                     token: e.token, acquiredAt: now, expiresAt: e.expiresAt, held: true),
                 T.leases, Key(e.resource))
-        case let e as LeaseRenewed:
+        case ObjectIdentifier(LeaseRenewed.self):
+            let e = event as! LeaseRenewed
             guard var lease = try tables.load(LeaseState.self, T.leases, Key(e.resource)), lease.token == e.token
             else { return }
             lease.expiresAt = e.expiresAt
             try tables.store(lease, T.leases, Key(e.resource))
-        case let e as LeaseReleased:
+        case ObjectIdentifier(LeaseReleased.self):
+            let e = event as! LeaseReleased
             try endLease(e.resource, token: e.token, tables)
-        case let e as LeaseExpired:
+        case ObjectIdentifier(LeaseExpired.self):
+            let e = event as! LeaseExpired
             try endLease(e.resource, token: e.token, tables)
 
         // MARK: Jobs
-        case let e as JobEnqueued:
+        case ObjectIdentifier(JobEnqueued.self):
+            let e = event as! JobEnqueued
             let job = JobState(
                 jobID: e.jobID, idempotencyKey: e.idempotencyKey, conversationID: e.conversationID, kind: e.kind,
                 priority: e.priority, parentJobID: e.parentJobID, rootJobID: e.rootJobID ?? e.jobID,
@@ -47,7 +53,8 @@ public struct SwitchboardProjector: Projector {
                 lastMessage: nil, result: nil)
             try tables.mark(T.jobKeys, Key(e.idempotencyKey), Array(e.jobID.utf8))
             try saveJob(job, previous: nil, tables)
-        case let e as JobClaimed:
+        case ObjectIdentifier(JobClaimed.self):
+            let e = event as! JobClaimed
             guard var job = try tables.load(JobState.self, T.jobs, Key(e.jobID)) else { return }
             let previous = job
             job.status = .running
@@ -56,19 +63,22 @@ public struct SwitchboardProjector: Projector {
             job.claimedBy = Owner(workerID: e.workerID, instance: e.ownerInstance)
             job.visibleUntil = e.visibleUntil
             try saveJob(job, previous: previous, tables)
-        case let e as JobHeartbeat:
+        case ObjectIdentifier(JobHeartbeat.self):
+            let e = event as! JobHeartbeat
             guard var job = try tables.load(JobState.self, T.jobs, Key(e.jobID)), job.token == e.token else { return }
             let previous = job
             job.visibleUntil = e.visibleUntil
             try saveJob(job, previous: previous, tables)
-        case let e as JobCompleted:
+        case ObjectIdentifier(JobCompleted.self):
+            let e = event as! JobCompleted
             guard var job = try tables.load(JobState.self, T.jobs, Key(e.jobID)), job.token == e.token else { return }
             let previous = job
             job.status = .completed
             job.result = e.result
             job.visibleUntil = nil
             try saveJob(job, previous: previous, tables)
-        case let e as JobFailed:
+        case ObjectIdentifier(JobFailed.self):
+            let e = event as! JobFailed
             guard var job = try tables.load(JobState.self, T.jobs, Key(e.jobID)), job.token == e.token else { return }
             let previous = job
             // The decider follows with job.retried or job.dead in the same transaction.
@@ -78,13 +88,15 @@ public struct SwitchboardProjector: Projector {
             job.visibleUntil = nil
             job.notBefore = LogTimestamp(microseconds: .max)
             try saveJob(job, previous: previous, tables)
-        case let e as JobRetried:
+        case ObjectIdentifier(JobRetried.self):
+            let e = event as! JobRetried
             guard var job = try tables.load(JobState.self, T.jobs, Key(e.jobID)) else { return }
             let previous = job
             job.status = .pending
             job.notBefore = e.notBefore
             try saveJob(job, previous: previous, tables)
-        case let e as JobDead:
+        case ObjectIdentifier(JobDead.self):
+            let e = event as! JobDead
             guard var job = try tables.load(JobState.self, T.jobs, Key(e.jobID)) else { return }
             let previous = job
             job.status = .dead
@@ -92,7 +104,8 @@ public struct SwitchboardProjector: Projector {
             job.lastMessage = e.lastMessage
             job.visibleUntil = nil
             try saveJob(job, previous: previous, tables)
-        case let e as JobRequeued:
+        case ObjectIdentifier(JobRequeued.self):
+            let e = event as! JobRequeued
             guard var job = try tables.load(JobState.self, T.jobs, Key(e.jobID)) else { return }
             let previous = job
             job.status = .pending
@@ -101,7 +114,8 @@ public struct SwitchboardProjector: Projector {
             try saveJob(job, previous: previous, tables)
 
         // MARK: Deliveries
-        case let e as DeliveryEnqueued:
+        case ObjectIdentifier(DeliveryEnqueued.self):
+            let e = event as! DeliveryEnqueued
             let delivery = DeliveryState(
                 deliveryID: e.deliveryID, idempotencyKey: e.idempotencyKey, channel: e.channel,
                 accountID: e.accountID, recipient: e.recipient, conversationID: e.conversationID, kind: e.kind,
@@ -111,7 +125,8 @@ public struct SwitchboardProjector: Projector {
                 replyToExternalID: e.replyToExternalID)
             try tables.mark(T.deliveryKeys, Key(e.idempotencyKey), Array(e.deliveryID.utf8))
             try saveDelivery(delivery, previous: nil, tables)
-        case let e as DeliveryClaimed:
+        case ObjectIdentifier(DeliveryClaimed.self):
+            let e = event as! DeliveryClaimed
             guard var delivery = try tables.load(DeliveryState.self, T.deliveries, Key(e.deliveryID)) else { return }
             let previous = delivery
             delivery.status = .claimed
@@ -121,7 +136,8 @@ public struct SwitchboardProjector: Projector {
             delivery.claimedBy = Owner(workerID: e.workerID, instance: e.ownerInstance)
             delivery.visibleUntil = e.visibleUntil
             try saveDelivery(delivery, previous: previous, tables)
-        case let e as DeliveryAttempted:
+        case ObjectIdentifier(DeliveryAttempted.self):
+            let e = event as! DeliveryAttempted
             guard var delivery = try tables.load(DeliveryState.self, T.deliveries, Key(e.deliveryID)),
                 delivery.token == e.token
             else { return }
@@ -129,7 +145,8 @@ public struct SwitchboardProjector: Projector {
             delivery.status = .attempting
             try saveDelivery(delivery, previous: previous, tables)
             try recordAttempt(delivery, at: now, tables)
-        case let e as DeliverySent:
+        case ObjectIdentifier(DeliverySent.self):
+            let e = event as! DeliverySent
             guard var delivery = try tables.load(DeliveryState.self, T.deliveries, Key(e.deliveryID)),
                 delivery.token == e.token
             else { return }
@@ -138,7 +155,8 @@ public struct SwitchboardProjector: Projector {
             delivery.providerMessageID = e.providerMessageID
             delivery.visibleUntil = nil
             try saveDelivery(delivery, previous: previous, tables)
-        case let e as DeliveryFailed:
+        case ObjectIdentifier(DeliveryFailed.self):
+            let e = event as! DeliveryFailed
             guard var delivery = try tables.load(DeliveryState.self, T.deliveries, Key(e.deliveryID)),
                 delivery.token == e.token
             else { return }
@@ -152,7 +170,8 @@ public struct SwitchboardProjector: Projector {
                 delivery.notBefore = e.retryAfter ?? now
             }
             try saveDelivery(delivery, previous: previous, tables)
-        case let e as DeliveryUncertain:
+        case ObjectIdentifier(DeliveryUncertain.self):
+            let e = event as! DeliveryUncertain
             guard var delivery = try tables.load(DeliveryState.self, T.deliveries, Key(e.deliveryID)),
                 delivery.token == e.token
             else { return }
@@ -163,7 +182,8 @@ public struct SwitchboardProjector: Projector {
             try saveDelivery(delivery, previous: previous, tables)
 
         // MARK: Inbound, conversations, contacts
-        case let e as MessageReceived:
+        case ObjectIdentifier(MessageReceived.self):
+            let e = event as! MessageReceived
             try tables.mark(
                 T.inbound, Key(e.channel, e.accountID, e.externalID), withUnsafeBytes(of: seq.bigEndian) { Array($0) })
             var conversation =
@@ -177,7 +197,9 @@ public struct SwitchboardProjector: Projector {
             try tables.store(
                 HistoryMessage(role: "user", text: e.text, seq: seq, time: now), T.messages,
                 Key(e.conversationID).appending(seq))
-        case let e as AssistantMessage where e.final:
+        case ObjectIdentifier(AssistantMessage.self):
+            let e = event as! AssistantMessage
+            guard e.final else { return }
             guard var conversation = try tables.load(ConversationState.self, T.conversations, Key(e.conversationID))
             else { return }
             conversation.lastSeq = seq
@@ -186,7 +208,8 @@ public struct SwitchboardProjector: Projector {
             try tables.store(
                 HistoryMessage(role: "assistant", text: e.text, seq: seq, time: now), T.messages,
                 Key(e.conversationID).appending(seq))
-        case let e as ContactUpdated:
+        case ObjectIdentifier(ContactUpdated.self):
+            let e = event as! ContactUpdated
             try tables.store(
                 ContactState(
                     channel: e.channel, accountID: e.accountID, contactID: e.contactID, status: e.status,
@@ -194,11 +217,13 @@ public struct SwitchboardProjector: Projector {
                 T.contacts, Key(e.channel, e.accountID, e.contactID))
 
         // MARK: Sessions
-        case let e as SessionEntrySet:
+        case ObjectIdentifier(SessionEntrySet.self):
+            let e = event as! SessionEntrySet
             try tables.store(
                 SessionEntryState(value: e.value, encrypted: e.encrypted, seq: seq), T.sessions,
                 Key(e.namespace, e.key))
-        case let e as SessionEntryRemoved:
+        case ObjectIdentifier(SessionEntryRemoved.self):
+            let e = event as! SessionEntryRemoved
             try tables.remove(T.sessions, Key(e.namespace, e.key))
         default:
             return

@@ -38,6 +38,55 @@ struct PayloadJSONTests {
         #expect(try JSONSerialization.jsonObject(with: Data(bytes)) is [String: Any])
     }
 
+    /// Hot events write their JSON by hand; it must be byte for byte what their `Codable` conformance writes.
+    static let directPayloads: [any EventPayload] = {
+        let t = tricky
+        let time = LogTimestamp(microseconds: -1_234_567)
+        return [
+            JobEnqueued(jobID: t, idempotencyKey: "k", conversationID: "c", kind: "reply", maxAttempts: 3),
+            JobEnqueued(
+                jobID: "j", idempotencyKey: t, conversationID: "c", kind: "subagent", triggeringMessageSeq: .max,
+                parentJobID: "p", rootJobID: "r", priority: Int.min, runAt: time, maxAttempts: -1,
+                payload: ["z": t, "a": "", t: "x"]),
+            JobClaimed(jobID: "j", workerID: t, ownerInstance: "i", token: 0, attempt: Int.max, visibleUntil: time),
+            JobHeartbeat(jobID: "j", token: 18, visibleUntil: LogTimestamp(microseconds: .max)),
+            JobCompleted(jobID: "j", token: 1, result: nil, modelUsed: nil),
+            JobCompleted(jobID: "j", token: 1, result: t, modelUsed: ""),
+            DeliveryEnqueued(
+                deliveryID: "d", idempotencyKey: "k", channel: "telegram", accountID: "a", recipient: "r",
+                conversationID: "c", sourceMessageID: nil, part: 0, kind: "text", text: t, maxAttempts: 5,
+                replyToExternalID: nil, jobID: nil, jobToken: nil),
+            DeliveryEnqueued(
+                deliveryID: "d", idempotencyKey: "k", channel: "web", accountID: "a", recipient: t,
+                conversationID: "c", sourceMessageID: "m", part: -2, kind: "text", text: "", maxAttempts: 1,
+                replyToExternalID: "x", jobID: "j", jobToken: 7),
+            DeliveryClaimed(
+                deliveryID: "d", workerID: "w", ownerInstance: "i", token: 3, leaseResource: "whatsapp/default",
+                leaseToken: 2, attempt: 1, visibleUntil: time),
+            DeliveryAttempted(deliveryID: "d", token: 3, leaseToken: 2, attempt: 1),
+            DeliverySent(deliveryID: "d", token: 3, leaseToken: 2, attempt: 1, providerMessageID: nil),
+            DeliverySent(deliveryID: "d", token: 3, leaseToken: 2, attempt: 1, providerMessageID: t),
+            LeaseAcquired(
+                resource: "r", ownerWorkerID: "w", ownerInstance: "i", token: 1, expiresAt: time,
+                ttlMilliseconds: 45_000, previousOwner: nil),
+            LeaseAcquired(
+                resource: t, ownerWorkerID: "w", ownerInstance: "i", token: .max, expiresAt: time,
+                ttlMilliseconds: .min, previousOwner: "w2"),
+            LeaseRenewed(resource: "r", ownerWorkerID: "w", ownerInstance: "i", token: 9, expiresAt: time),
+        ]
+    }()
+
+    @Test(arguments: directPayloads.indices)
+    func directPayloadsWriteWhatCodableWrites(_ index: Int) throws {
+        let event = Self.directPayloads[index]
+        #expect(event is any DirectJSONPayload)
+        let direct = try PayloadJSON.encode(event)
+        let codable = try PayloadJSON.encodeWithCodable(event)
+        #expect(String(decoding: direct, as: UTF8.self) == String(decoding: codable, as: UTF8.self))
+        #expect(direct == codable)
+        try Self.open(event)
+    }
+
     @Test func nilOptionalsAreOmittedAndNonFiniteNumbersRefused() throws {
         let text = String(decoding: try PayloadJSON.encode(
             DeliveryFailed(deliveryID: "d", token: 1, attempt: 1, permanent: true, retryAfter: nil, errorCode: nil,
