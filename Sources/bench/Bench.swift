@@ -356,6 +356,14 @@ struct JobWorker: AsyncParsableCommand {
 
 /// `workers` concurrent loops, each enqueueing a job in its own conversation, claiming the next job and
 /// completing it under its token. Returns the completed cycles.
+/// User + system CPU time of this process so far (all threads), in seconds.
+func processCPUSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
 func runJobCycles(_ engine: Switchboard, workers: Int, cycles: Int, prefix: String) async throws -> Int {
     try await withThrowingTaskGroup(of: Int.self) { group in
         for w in 0..<workers {
@@ -387,8 +395,10 @@ extension Runner {
     func jobCycle() async throws {
         let engine = try openEngine("ours")
         let start = _RawLMDBBaseline.monotonicNanoseconds()
+        let cpuStart = processCPUSeconds()
         let completed = try await runJobCycles(engine, workers: jobWorkers, cycles: 19_200 / jobWorkers, prefix: "p")
         let seconds = Double(_RawLMDBBaseline.monotonicNanoseconds() - start) / 1e9
+        let cpu = processCPUSeconds() - cpuStart
         let events = try engine.log.lastSeq()
         let commits = engine.log._commitCount
         engine.close()
@@ -401,6 +411,7 @@ extension Runner {
             "scenario": Scenario.jobCycle.rawValue, "value": round(ours), "unit": "cycles/s", "baseline": round(baseline),
             "ratio": round(ours / baseline, 3), "cycles": completed, "events": events, "commits": commits,
             "effective_batch": batch, "target_value": 20_000, "workers": jobWorkers,
+            "cpu_us_per_cycle": round(cpu / Double(completed) * 1e6, 1),
             "baseline_note": "raw LMDB appending the same number of records at the same records per commit",
         ])
     }
