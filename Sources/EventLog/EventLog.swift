@@ -181,7 +181,9 @@ public final class EventLog: Sendable {
     /// and appends events or writes tables through the ``WriteContext``; its result is returned with the seqs
     /// it appended. Throwing from the body rejects the command: its changes are rolled back and the error is
     /// rethrown here, while other commands of the same group commit are unaffected. The body runs on the
-    /// writer thread and may run again if the map has to grow, so it must not block or have outside effects.
+    /// writer thread and may run again (if the map has to grow, or if another body of the group threw after
+    /// writing and the group is rerun with each body in a nested transaction), so it must not block or have
+    /// outside effects.
     public func transact<R: Sendable>(_ body: @escaping @Sendable (inout WriteContext) throws -> R) async throws
         -> Committed<R>
     {

@@ -145,9 +145,10 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `queue`/`st
     }
 
     private func process(_ batch: [WriteCommand]) {
+        var isolate = false
         while true {
             do {
-                let last = try runOnce(batch)
+                let last = try runOnce(batch, isolate: isolate)
                 commits.add(1, ordering: .relaxed)
                 if let last { afterCommit(last) }
                 for command in batch {
@@ -157,6 +158,10 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `queue`/`st
                     }
                 }
                 return
+            } catch is IsolationNeeded {
+                // A command threw after writing: run the batch again, each command in a nested transaction.
+                isolate = true
+                continue
             } catch let error as EventLogError where error.code == .mapFull {
                 do {
                     if try env.grow() {
@@ -185,7 +190,7 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `queue`/`st
 
     /// Runs the whole batch in one write transaction. Returns the last seq appended, or `nil` if none.
     /// Throws (after the transaction is aborted) when the batch as a whole failed.
-    private func runOnce(_ batch: [WriteCommand]) throws -> UInt64? {
+    private func runOnce(_ batch: [WriteCommand], isolate: Bool) throws -> UInt64? {
         let txn = try env.begin(readOnly: false)
         var next: UInt64 = 1
         var lastTimestamp = LogTimestamp(microseconds: .min)
@@ -198,23 +203,38 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `queue`/`st
         let now = max(wallClock(), lastTimestamp)
         for command in batch {
             if let body = command.body {
-                let child = try txn.child()
-                var context = WriteContext(
-                    txn: child.view, logDB: logDB, writer: writer, writerEncoding: writerEncoding, now: now,
-                    nextSeq: next, projector: projector, resolveTable: resolveTable)
-                let value: Any
-                do {
-                    value = try body(&context)
-                } catch let error as EventLogError where error.code == .mapFull {
-                    throw error  // The whole batch retries after the map grows.
-                } catch {
-                    child.abort()  // Rejects only this command.
-                    command.result = .failure(error)
-                    continue
+                // Commands run straight in the batch's transaction. One that throws before writing anything
+                // is rejected alone; one that throws after writing cannot be undone there, so the whole batch
+                // runs again with every command in a nested transaction (LMDB's nested transactions cost a
+                // dirty-page list and a copy of every page they touch, so they are paid only when needed).
+                func run(_ view: TxnView) throws -> (result: Result<Any, any Error>, next: UInt64, wrote: Bool) {
+                    var context = WriteContext(
+                        txn: view, logDB: logDB, writer: writer, writerEncoding: writerEncoding, now: now,
+                        nextSeq: next, projector: projector, resolveTable: resolveTable)
+                    do {
+                        return (.success(try body(&context)), context.nextSeq, context.wrote)
+                    } catch let error as EventLogError where error.code == .mapFull {
+                        throw error  // The whole batch retries after the map grows.
+                    } catch {
+                        return (.failure(error), context.nextSeq, context.wrote)
+                    }
                 }
-                try child.commit()
-                command.result = .success(WriteOutcome(value: value, seqs: next..<context.nextSeq, timestamp: now))
-                next = context.nextSeq
+                let outcome: (result: Result<Any, any Error>, next: UInt64, wrote: Bool)
+                if isolate {
+                    let child = try txn.child()
+                    outcome = try run(child.view)
+                    if case .failure = outcome.result { child.abort() } else { try child.commit() }
+                } else {
+                    outcome = try run(txn.view)
+                    if case .failure = outcome.result, outcome.wrote { throw IsolationNeeded() }
+                }
+                switch outcome.result {
+                case .success(let value):
+                    command.result = .success(WriteOutcome(value: value, seqs: next..<outcome.next, timestamp: now))
+                    next = outcome.next
+                case .failure(let error):
+                    command.result = .failure(error)  // Rejected alone; nothing of it was written.
+                }
             } else {
                 let first = next
                 for event in command.events {
@@ -233,3 +253,6 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `queue`/`st
         return next > start ? next - 1 : nil
     }
 }
+
+/// A command threw after writing inside the shared batch transaction: the batch must run again isolated.
+private struct IsolationNeeded: Error {}

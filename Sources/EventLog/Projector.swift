@@ -80,6 +80,14 @@ public struct ProjectedRecord: Sendable {
 public struct TableWriter {
     let txn: TxnView
     let resolve: (String) -> MDB_dbi?
+    /// Told of every write, when the writer needs to know whether a command wrote.
+    let writes: WriteTracker?
+
+    init(txn: TxnView, resolve: @escaping (String) -> MDB_dbi?, writes: WriteTracker? = nil) {
+        self.txn = txn
+        self.resolve = resolve
+        self.writes = writes
+    }
 
     /// The table named `name`, declared by the projector or the configuration.
     public func table(_ name: String) -> Table {
@@ -94,17 +102,24 @@ public struct TableWriter {
 
     /// Stores `value` under `key`.
     public func put(_ table: Table, _ key: [UInt8], _ value: [UInt8]) throws {
+        writes?.happened = true
         try key.withUnsafeBytes { k in try value.withUnsafeBytes { v in try txn.put(table.dbi, k, v) } }
     }
 
     /// Deletes `key`; returns whether it existed.
     @discardableResult
     public func delete(_ table: Table, _ key: [UInt8]) throws -> Bool {
-        try key.withUnsafeBytes { k in try txn.delete(table.dbi, k) }
+        writes?.happened = true
+        return try key.withUnsafeBytes { k in try txn.delete(table.dbi, k) }
     }
 
     /// Visits entries in key order from the first key ≥ `start` until `body` returns `false`.
     public func scan(_ table: Table, from start: [UInt8]? = nil, _ body: ([UInt8], [UInt8]) throws -> Bool) throws {
         try scanTable(txn, table, from: start, body)
     }
+}
+
+/// Whether a command wrote anything.
+final class WriteTracker {
+    var happened = false
 }

@@ -16,10 +16,11 @@ public struct Table: Hashable, Sendable, CustomStringConvertible {
 /// tables — or throw to reject, which rolls back only this command's changes.
 ///
 /// A `WriteContext` exists only inside the body passed to ``EventLog/transact(_:)``, which runs on the log's
-/// writer thread inside an LMDB write transaction (nested, so a throwing command does not disturb the others
-/// of its group commit). Everything read here is current: no other writer, in this process or another, can
-/// commit between the read and the append. The body may run more than once (after the map grows), so it must
-/// have no side effects outside this context.
+/// writer thread inside an LMDB write transaction; a throwing command does not disturb the others of its group
+/// commit (see ``EventLog/transact(_:)``). Everything read here is current: no other writer, in this process or
+/// another, can commit between the read and the append. The body may run more than once (after the map grows,
+/// or when another command of its group threw after writing), so it must have no side effects outside this
+/// context.
 public struct WriteContext: ~Copyable {
     let txn: TxnView
     let logDB: MDB_dbi
@@ -61,6 +62,7 @@ public struct WriteContext: ~Copyable {
     public mutating func append(_ event: PendingEvent) throws -> UInt64 {
         try Envelope.validate(event)
         let seq = nextSeq
+        writes.happened = true
         try appendRecord(txn, logDB, event, seq: seq, timestamp: now, writer: writerEncoding)
         if let projector {
             try projector.apply(ProjectedRecord(event, seq: seq, timestamp: now, writer: writer), to: tables)
@@ -71,7 +73,11 @@ public struct WriteContext: ~Copyable {
 
     /// Direct access to the tables. Deciders read state here; projection state should change only through
     /// appended events (the projector), so a rebuild reproduces it.
-    public var tables: TableWriter { TableWriter(txn: txn, resolve: resolveTable) }
+    public var tables: TableWriter { TableWriter(txn: txn, resolve: resolveTable, writes: writes) }
+
+    /// Whether this command has written anything (a record or a table entry).
+    var wrote: Bool { writes.happened }
+    private let writes = WriteTracker()
 
     /// Appends a typed event and returns its seq.
     @discardableResult
