@@ -8,13 +8,15 @@ public enum ProjectionTables {
     public static let jobKeys = "p.job_keys"
     public static let jobReady = "p.job_ready"
     public static let jobRunning = "p.job_running"
-    public static let jobStatus = "p.job_status"
+    /// Dead jobs, by id (what operators list and re-enqueue).
+    public static let jobDead = "p.job_dead"
     public static let conversationRunning = "p.conversation_running"
     public static let deliveries = "p.deliveries"
     public static let deliveryKeys = "p.delivery_keys"
     public static let deliveryPending = "p.delivery_pending"
     public static let deliveryInflight = "p.delivery_inflight"
-    public static let deliveryStatus = "p.delivery_status"
+    /// Failed and uncertain deliveries, by status and id (what operators look at).
+    public static let deliveryAttention = "p.delivery_attention"
     public static let recipientQueue = "p.recipient_queue"
     public static let recipientRate = "p.recipient_rate"
     public static let accountRate = "p.account_rate"
@@ -26,8 +28,8 @@ public enum ProjectionTables {
 
     /// Every table, in digest order.
     public static let all: [String] = [
-        leases, jobs, jobKeys, jobReady, jobRunning, jobStatus, conversationRunning, deliveries, deliveryKeys,
-        deliveryPending, deliveryInflight, deliveryStatus, recipientQueue, recipientRate, accountRate, inbound,
+        leases, jobs, jobKeys, jobReady, jobRunning, jobDead, conversationRunning, deliveries, deliveryKeys,
+        deliveryPending, deliveryInflight, deliveryAttention, recipientQueue, recipientRate, accountRate, inbound,
         conversations, messages, contacts, sessions,
     ].sorted()
 }

@@ -54,16 +54,24 @@ public struct StateReader: Sendable {
         try all(ConversationState.self, ProjectionTables.conversations).map(\.value)
     }
 
-    /// Jobs (all, or with `status`), in id order.
+    /// Jobs (all, or with `status`), in id order. Dead jobs come from their index; other statuses are filtered
+    /// from all jobs (the indexes workers use are ordered for claiming, not listing).
     public func jobs(_ status: JobStatus? = nil) throws -> [JobState] {
-        guard let status else { return try all(JobState.self, ProjectionTables.jobs).map(\.value) }
-        return try ids(ProjectionTables.jobStatus, status.rawValue).compactMap { try job($0) }
+        if status == .dead {
+            return try ids(ProjectionTables.jobDead, prefix: []).compactMap { try job($0) }
+        }
+        let all = try all(JobState.self, ProjectionTables.jobs).map(\.value)
+        return status.map { wanted in all.filter { $0.status == wanted } } ?? all
     }
 
-    /// Deliveries (all, or with `status`), in id order.
+    /// Deliveries (all, or with `status`), in id order. Failed and uncertain ones come from their index.
     public func deliveries(_ status: DeliveryStatus? = nil) throws -> [DeliveryState] {
-        guard let status else { return try all(DeliveryState.self, ProjectionTables.deliveries).map(\.value) }
-        return try ids(ProjectionTables.deliveryStatus, status.rawValue).compactMap { try delivery($0) }
+        if let status, status == .failed || status == .uncertain {
+            return try ids(ProjectionTables.deliveryAttention, prefix: Key(status.rawValue).prefix)
+                .compactMap { try delivery($0) }
+        }
+        let all = try all(DeliveryState.self, ProjectionTables.deliveries).map(\.value)
+        return status.map { wanted in all.filter { $0.status == wanted } } ?? all
     }
 
     /// The last `limit` messages of a conversation, oldest first.
@@ -82,11 +90,11 @@ public struct StateReader: Sendable {
         }
     }
 
-    private func ids(_ tableName: String, _ status: String) throws -> [String] {
-        let prefix = Key(status).prefix
-        return try log.withSnapshot { snapshot in
+    /// The rest of every key of `tableName` that starts with `prefix`, as a string.
+    private func ids(_ tableName: String, prefix: [UInt8]) throws -> [String] {
+        try log.withSnapshot { snapshot in
             var out: [String] = []
-            try snapshot.scan(table(tableName), from: prefix) { key, _ in
+            try snapshot.scan(table(tableName), from: prefix.isEmpty ? nil : prefix) { key, _ in
                 guard hasPrefix(key, prefix) else { return false }
                 out.append(String(decoding: key[prefix.count...], as: UTF8.self))
                 return true

@@ -252,21 +252,25 @@ public struct SwitchboardProjector: Projector {
 
     private func saveJob(_ job: JobState, previous: JobState?, _ tables: TableWriter) throws {
         typealias T = ProjectionTables
+        // Only the transitions' own indexes are written: completed jobs (the bulk) are found by scanning p.jobs.
         if let previous {
-            try tables.remove(T.jobStatus, Key(previous.status.rawValue, previous.jobID))
-            if previous.status == .pending { try tables.remove(T.jobReady, Self.readyKey(previous)) }
-            if previous.status == .running {
+            switch previous.status {
+            case .pending: try tables.remove(T.jobReady, Self.readyKey(previous))
+            case .running:
                 try tables.remove(T.jobRunning, Self.runningKey(previous))
                 try tables.remove(T.conversationRunning, Key(previous.conversationID, previous.jobID))
+            case .dead: try tables.remove(T.jobDead, Key(previous.jobID))
+            case .completed: break
             }
         }
-        try tables.mark(T.jobStatus, Key(job.status.rawValue, job.jobID))
-        if job.status == .pending && job.notBefore.microseconds != .max {
+        switch job.status {
+        case .pending where job.notBefore.microseconds != .max:
             try tables.mark(T.jobReady, Self.readyKey(job), Array(job.jobID.utf8))
-        }
-        if job.status == .running {
+        case .running:
             try tables.mark(T.jobRunning, Self.runningKey(job), Array(job.jobID.utf8))
             try tables.mark(T.conversationRunning, Key(job.conversationID, job.jobID), Array(job.rootJobID.utf8))
+        case .dead: try tables.mark(T.jobDead, Key(job.jobID))
+        case .pending, .completed: break
         }
         try tables.store(job, T.jobs, Key(job.jobID))
     }
@@ -288,23 +292,25 @@ public struct SwitchboardProjector: Projector {
 
     private func saveDelivery(_ d: DeliveryState, previous: DeliveryState?, _ tables: TableWriter) throws {
         typealias T = ProjectionTables
-        let unfinished: Set<DeliveryStatus> = [.pending, .claimed, .attempting]
         if let previous {
-            try tables.remove(T.deliveryStatus, Key(previous.status.rawValue, previous.deliveryID))
-            if previous.status == .pending { try tables.remove(T.deliveryPending, Self.pendingKey(previous)) }
-            if previous.status == .claimed || previous.status == .attempting {
-                try tables.remove(T.deliveryInflight, Self.inflightKey(previous))
+            switch previous.status {
+            case .pending: try tables.remove(T.deliveryPending, Self.pendingKey(previous))
+            case .claimed, .attempting: try tables.remove(T.deliveryInflight, Self.inflightKey(previous))
+            case .failed, .uncertain:
+                try tables.remove(T.deliveryAttention, Key(previous.status.rawValue, previous.deliveryID))
+            case .sent: break
             }
-            if unfinished.contains(previous.status) && !unfinished.contains(d.status) {
+            if previous.status.isUnfinished && !d.status.isUnfinished {
                 try tables.remove(T.recipientQueue, Self.recipientKey(previous))
             }
         }
-        try tables.mark(T.deliveryStatus, Key(d.status.rawValue, d.deliveryID))
-        if d.status == .pending { try tables.mark(T.deliveryPending, Self.pendingKey(d), Array(d.deliveryID.utf8)) }
-        if d.status == .claimed || d.status == .attempting {
-            try tables.mark(T.deliveryInflight, Self.inflightKey(d), Array(d.deliveryID.utf8))
+        switch d.status {
+        case .pending: try tables.mark(T.deliveryPending, Self.pendingKey(d), Array(d.deliveryID.utf8))
+        case .claimed, .attempting: try tables.mark(T.deliveryInflight, Self.inflightKey(d), Array(d.deliveryID.utf8))
+        case .failed, .uncertain: try tables.mark(T.deliveryAttention, Key(d.status.rawValue, d.deliveryID))
+        case .sent: break
         }
-        if unfinished.contains(d.status) && (previous.map { !unfinished.contains($0.status) } ?? true) {
+        if d.status.isUnfinished && !(previous?.status.isUnfinished ?? false) {
             try tables.mark(T.recipientQueue, Self.recipientKey(d), Array(d.deliveryID.utf8))
         }
         try tables.store(d, T.deliveries, Key(d.deliveryID))
@@ -320,4 +326,9 @@ public struct SwitchboardProjector: Projector {
             try tables.store(times, table, key)
         }
     }
+}
+
+extension DeliveryStatus {
+    /// Pending, claimed or attempting: still holds its place in the recipient's FIFO.
+    var isUnfinished: Bool { self == .pending || self == .claimed || self == .attempting }
 }

@@ -209,7 +209,7 @@ struct ReplayCoreTests {
         configuration.projector = SwitchboardProjector()
         let log = try EventLog(configuration, logger: Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() }))
         _ = try await log.transact { context in
-            try context.tables.put(context.tables.table(ProjectionTables.jobStatus), Array("pending\u{0}job-1".utf8), [])
+            try context.tables.put(context.tables.table(ProjectionTables.jobDead), Array("job-1".utf8), [])
         }
         log.close()
         let tampered = try await replay(["verify", "--data-dir", dir.path])
