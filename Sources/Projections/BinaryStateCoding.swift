@@ -35,18 +35,58 @@ enum BinaryState {
 // MARK: Encoder
 
 final class BinaryStateEncoder: Encoder {
-    var bytes: [UInt8] = []
+    // A growable raw buffer: state is encoded on the writer thread for every decision, and appending through
+    // `[UInt8]` costs about twice as much per field.
+    private var storage: UnsafeMutableRawPointer
+    private var capacity = 256
+    /// Bytes written so far.
+    private(set) var count = 0
     var codingPath: [any CodingKey] { [] }
     var userInfo: [CodingUserInfoKey: Any] { [:] }
 
-    init() { bytes.reserveCapacity(256) }
+    init() { storage = .allocate(byteCount: capacity, alignment: 8) }
 
-    func integer<I: FixedWidthInteger>(_ value: I) { withUnsafeBytes(of: value.littleEndian) { bytes += $0 } }
+    deinit { storage.deallocate() }
+
+    /// The encoded bytes.
+    var bytes: [UInt8] { [UInt8](UnsafeRawBufferPointer(start: storage, count: count)) }
+
+    private func reserve(_ more: Int) {
+        guard count + more > capacity else { return }
+        let grown = max(capacity * 2, count + more)
+        let larger = UnsafeMutableRawPointer.allocate(byteCount: grown, alignment: 8)
+        larger.copyMemory(from: storage, byteCount: count)
+        storage.deallocate()
+        storage = larger
+        capacity = grown
+    }
+
+    func byte(_ value: UInt8) { integer(value) }
+
+    func integer<I: FixedWidthInteger>(_ value: I) {
+        reserve(MemoryLayout<I>.size)
+        storage.storeBytes(of: value.littleEndian, toByteOffset: count, as: I.self)
+        count += MemoryLayout<I>.size
+    }
+
+    func append(_ raw: UnsafeRawBufferPointer) {
+        guard let base = raw.baseAddress, raw.count > 0 else { return }
+        reserve(raw.count)
+        (storage + count).copyMemory(from: base, byteCount: raw.count)
+        count += raw.count
+    }
+
+    /// Overwrites a `UInt32` written earlier at `offset`.
+    func patch(_ value: UInt32, at offset: Int) {
+        precondition(offset + 4 <= count)
+        storage.storeBytes(of: value.littleEndian, toByteOffset: offset, as: UInt32.self)
+    }
+
     func string(_ value: String) {
         var value = value
         value.withUTF8 { utf8 in
             integer(UInt32(utf8.count))
-            bytes += utf8
+            append(UnsafeRawBufferPointer(utf8))
         }
     }
 
@@ -60,7 +100,7 @@ final class BinaryStateEncoder: Encoder {
         case let v as UInt32: integer(v)
         case let v as UInt16: integer(v)
         case let v as UInt8: integer(v)
-        case let v as Bool: bytes.append(v ? 1 : 0)
+        case let v as Bool: byte(v ? 1 : 0)
         case let v as Int8: integer(v)
         case let v as Int16: integer(v)
         case let v as UInt: integer(UInt64(v))
@@ -72,7 +112,7 @@ final class BinaryStateEncoder: Encoder {
         case let v as LogTimestamp: integer(v.microseconds)
         case let v as Data:
             integer(UInt32(v.count))
-            bytes += v
+            v.withUnsafeBytes { append($0) }
         case let v as [String: String]:
             integer(UInt32(v.count))
             for key in v.keys.sorted() {
@@ -95,7 +135,7 @@ final class BinaryStateEncoder: Encoder {
         let encoder: BinaryStateEncoder
         var codingPath: [any CodingKey] { [] }
 
-        mutating func encodeNil(forKey key: Key) throws { encoder.bytes.append(0) }
+        mutating func encodeNil(forKey key: Key) throws { encoder.byte(0) }
         mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws { try encoder.encodeValue(value) }
         mutating func encode(_ value: String, forKey key: Key) throws { encoder.string(value) }
         mutating func encode(_ value: Int, forKey key: Key) throws { encoder.integer(Int64(value)) }
@@ -105,29 +145,29 @@ final class BinaryStateEncoder: Encoder {
         mutating func encode(_ value: UInt32, forKey key: Key) throws { encoder.integer(value) }
         mutating func encode(_ value: UInt16, forKey key: Key) throws { encoder.integer(value) }
         mutating func encode(_ value: UInt8, forKey key: Key) throws { encoder.integer(value) }
-        mutating func encode(_ value: Bool, forKey key: Key) throws { encoder.bytes.append(value ? 1 : 0) }
+        mutating func encode(_ value: Bool, forKey key: Key) throws { encoder.byte(value ? 1 : 0) }
         mutating func encodeIfPresent(_ value: String?, forKey key: Key) throws {
             if let value {
-                encoder.bytes.append(1)
+                encoder.byte(1)
                 encoder.string(value)
             } else {
-                encoder.bytes.append(0)
+                encoder.byte(0)
             }
         }
         mutating func encodeIfPresent(_ value: UInt64?, forKey key: Key) throws {
             if let value {
-                encoder.bytes.append(1)
+                encoder.byte(1)
                 encoder.integer(value)
             } else {
-                encoder.bytes.append(0)
+                encoder.byte(0)
             }
         }
         mutating func encodeIfPresent<T: Encodable>(_ value: T?, forKey key: Key) throws {
             if let value {
-                encoder.bytes.append(1)
+                encoder.byte(1)
                 try encoder.encodeValue(value)
             } else {
-                encoder.bytes.append(0)
+                encoder.byte(0)
             }
         }
         mutating func encodeIfPresent(_ value: Int?, forKey key: Key) throws { try encodeIfPresent(value as Int?, key) }
@@ -144,10 +184,10 @@ final class BinaryStateEncoder: Encoder {
         mutating func encodeIfPresent(_ value: UInt32?, forKey key: Key) throws { try encodeIfPresent(value as UInt32?, key) }
         private mutating func encodeIfPresent<T: Encodable>(_ value: T?, _ key: Key) throws {
             if let value {
-                encoder.bytes.append(1)
+                encoder.byte(1)
                 try encoder.encodeValue(value)
             } else {
-                encoder.bytes.append(0)
+                encoder.byte(0)
             }
         }
         mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key)
@@ -170,20 +210,17 @@ final class BinaryStateEncoder: Encoder {
 
         init(encoder: BinaryStateEncoder) {
             self.encoder = encoder
-            countOffset = encoder.bytes.count
+            countOffset = encoder.count
             encoder.integer(UInt32(0))
         }
 
         private mutating func bump() {
             count += 1
-            let value = UInt32(count).littleEndian
-            withUnsafeBytes(of: value) { raw in
-                for index in 0..<4 { encoder.bytes[countOffset + index] = raw[index] }
-            }
+            encoder.patch(UInt32(count), at: countOffset)
         }
 
         mutating func encodeNil() throws {
-            encoder.bytes.append(0)
+            encoder.byte(0)
             bump()
         }
         mutating func encode<T: Encodable>(_ value: T) throws {
@@ -206,7 +243,7 @@ final class BinaryStateEncoder: Encoder {
     struct SingleContainer: SingleValueEncodingContainer {
         let encoder: BinaryStateEncoder
         var codingPath: [any CodingKey] { [] }
-        mutating func encodeNil() throws { encoder.bytes.append(0) }
+        mutating func encodeNil() throws { encoder.byte(0) }
         mutating func encode<T: Encodable>(_ value: T) throws { try encoder.encodeValue(value) }
     }
 }

@@ -11,19 +11,19 @@ protocol HotState {
 extension BinaryStateEncoder {
     func optional(_ value: String?) {
         if let value {
-            bytes.append(1)
+            byte(1)
             string(value)
         } else {
-            bytes.append(0)
+            byte(0)
         }
     }
 
     func optional(_ value: UInt64?) {
         if let value {
-            bytes.append(1)
+            byte(1)
             integer(value)
         } else {
-            bytes.append(0)
+            byte(0)
         }
     }
 
@@ -31,11 +31,11 @@ extension BinaryStateEncoder {
 
     func optional(_ value: Owner?) {
         if let value {
-            bytes.append(1)
+            byte(1)
             string(value.workerID)
             string(value.instance)
         } else {
-            bytes.append(0)
+            byte(0)
         }
     }
 
@@ -167,7 +167,7 @@ extension LeaseState: HotState {
         out.integer(token)
         out.time(acquiredAt)
         out.time(expiresAt)
-        out.bytes.append(held ? 1 : 0)
+        out.byte(held ? 1 : 0)
     }
 
     init(from input: BinaryStateDecoder) throws {

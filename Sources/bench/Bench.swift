@@ -485,7 +485,7 @@ extension Runner {
         var settings = DeliverySettings()
         settings.rateLimits = [:]
         _ = try await engine.acquireLease("whatsapp/default")  // a lease in the mix
-        _ = try await runJobCycles(engine, workers: 64, cycles: 400, prefix: "r")
+        _ = try await runJobCycles(engine, workers: 64, cycles: 1_200, prefix: "r")
         try await withThrowingTaskGroup(of: Void.self) { group in
             for w in 0..<32 {
                 group.addTask {
