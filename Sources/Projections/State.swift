@@ -42,23 +42,24 @@ struct Key {
     private(set) var bytes: [UInt8] = []
 
     init(_ parts: String...) {
+        bytes.reserveCapacity(parts.reduce(parts.count) { $0 + $1.utf8.count } + 24)
         for (index, part) in parts.enumerated() {
             if index > 0 { bytes.append(0) }
-            bytes += Array(part.utf8)
+            bytes.append(contentsOf: part.utf8)
         }
     }
 
     func appending(_ part: String) -> Key {
         var key = self
         key.bytes.append(0)
-        key.bytes += Array(part.utf8)
+        key.bytes.append(contentsOf: part.utf8)
         return key
     }
 
     func appending(_ number: UInt64) -> Key {
         var key = self
         key.bytes.append(0)
-        withUnsafeBytes(of: number.bigEndian) { key.bytes += $0 }
+        withUnsafeBytes(of: number.bigEndian) { key.bytes.append(contentsOf: $0) }
         return key
     }
 
