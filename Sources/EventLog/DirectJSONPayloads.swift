@@ -50,7 +50,7 @@ struct JSONObjectWriter {
 
     mutating func callAsFunction(_ name: StaticString, _ value: Bool) {
         self.name(name)
-        encoder.bytes += Array((value ? "true" : "false").utf8)
+        encoder.boolean(value)
     }
 
     mutating func callAsFunction(_ name: StaticString, _ value: [String: String]) {

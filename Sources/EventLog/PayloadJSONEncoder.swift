@@ -95,8 +95,8 @@ final class PayloadJSONEncoder: Encoder {
 
     /// A member name: coding keys are plain identifiers, written without escaping.
     func name(_ name: String) {
-        var utf8 = name
-        let plain = utf8.withUTF8 { utf8 in
+        var text = name
+        let plain = text.withUTF8 { utf8 in
             guard utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C }) else { return false }
             bytes.append(UInt8(ascii: "\""))
             bytes.append(contentsOf: utf8)
@@ -105,6 +105,8 @@ final class PayloadJSONEncoder: Encoder {
         }
         if !plain { string(name) }
     }
+
+    func boolean(_ value: Bool) { bytes += Array((value ? "true" : "false").utf8) }
 
     func double(_ value: Double) throws {
         guard value.isFinite else {
@@ -124,7 +126,7 @@ final class PayloadJSONEncoder: Encoder {
         if T.self == UInt64.self { return number(unsafeBitCast(value, to: UInt64.self)) }
         if T.self == Int.self { return number(unsafeBitCast(value, to: Int.self)) }
         if T.self == Int64.self { return number(unsafeBitCast(value, to: Int64.self)) }
-        if T.self == Bool.self { return bytes += Array((unsafeBitCast(value, to: Bool.self) ? "true" : "false").utf8) }
+        if T.self == Bool.self { return boolean(unsafeBitCast(value, to: Bool.self)) }
         switch value {
         case let v as Int32: number(v)
         case let v as UInt32: number(v)
@@ -210,7 +212,7 @@ final class PayloadJSONEncoder: Encoder {
         }
         mutating func encode(_ value: Bool, forKey key: Key) throws {
             encoder.key(frame, key.stringValue)
-            encoder.bytes += Array((value ? "true" : "false").utf8)
+            encoder.boolean(value)
         }
         mutating func encodeIfPresent(_ value: String?, forKey key: Key) throws {
             guard let value else { return }
