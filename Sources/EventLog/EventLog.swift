@@ -38,6 +38,10 @@ public struct EventLogConfiguration: Sendable {
     /// Derives state from every appended record inside its write transaction (see ``Projector``). Its tables
     /// are opened with the log.
     public var projector: (any Projector)?
+    /// What opening does when the projection tables are in an older format than the projector's: rebuild them
+    /// in place (the default, for processes that write) or leave them and report it in
+    /// ``EventLog/projections`` (for read-only tools).
+    public var projectionUpgrade = ProjectionUpgrade.rebuildInPlace
     /// Whether opening creates the directory and an empty log when none exists. Read-only tools set it to
     /// `false` and get ``EventLogError/Code/notFound`` instead.
     public var createIfMissing = true
@@ -80,6 +84,8 @@ public final class EventLog: Sendable {
     let writer: GroupCommitWriter
     let notifier: CommitNotifier
     private let logger: Logger
+    /// Whether the projection tables are in the projector's format (see ``ProjectionUpgrade``).
+    public let projections: ProjectionStatus
 
     static let logDatabase = "log"
     static let metaDatabase = "meta"
@@ -110,26 +116,27 @@ public final class EventLog: Sendable {
             relaxedDurability: configuration.durability == .relaxed,
             databases: reserved + configuration.tables + (configuration.projector?.tables ?? []))
         self.env = env
-        logDB = env.database(Self.logDatabase)
+        let logDB = env.database(Self.logDatabase)
+        self.logDB = logDB
         checkpointsDB = env.database(Self.checkpointDatabase)
         let metaDB = env.database(Self.metaDatabase)
-        try env.withWriteTransaction { txn in
-            let stored = try Self.formatKey.withUnsafeBytes { k in
-                try txn.view.get(metaDB, k) { $0.map { [UInt8]($0) } }
-            }
-            if let stored {
-                guard stored == Self.format else {
-                    throw EventLogError(
-                        .versionMismatch,
-                        "\(configuration.directory) holds log format \(String(decoding: stored, as: UTF8.self)), "
-                            + "this build reads \(String(decoding: Self.format, as: UTF8.self))")
+        var status = ProjectionStatus.current
+        while true {
+            do {
+                status = try env.withWriteTransaction { txn in
+                    try Self.checkFormat(txn.view, metaDB, directory: configuration.directory)
+                    guard let projector = configuration.projector else { return .current }
+                    return try Self.reconcileProjections(
+                        txn.view, env: env, metaDB: metaDB, logDB: logDB, projector: projector,
+                        upgrade: configuration.projectionUpgrade, directory: configuration.directory, logger: logger)
                 }
-            } else {
-                try Self.formatKey.withUnsafeBytes { k in
-                    try Self.format.withUnsafeBytes { v in try txn.view.put(metaDB, k, v) }
-                }
+                break
+            } catch let error as EventLogError where error.code == .mapFull {
+                // Only a projection rebuild writes enough to fill the map here.
+                guard try env.grow() else { throw error }
             }
         }
+        projections = status
         let notifier = try CommitNotifier(
             directory: configuration.directory, pollInterval: configuration.pollInterval,
             lastTransactionID: { [env] in env.lastTransactionID() })
@@ -137,7 +144,8 @@ public final class EventLog: Sendable {
         writer = try GroupCommitWriter(
             env: env, logDB: logDB, writer: configuration.writer, maxBatchEvents: configuration.maxBatchEvents,
             groupCommitWindow: configuration.groupCommitWindow, wallClock: configuration.wallClock,
-            projector: configuration.projector, logger: logger, afterCommit: { _ in notifier.ring() })
+            projector: configuration.projector, metaDB: metaDB, logger: logger,
+            afterCommit: { _ in notifier.ring() })
         logger.info(
             "eventlog.opened",
             metadata: [
@@ -146,6 +154,21 @@ public final class EventLog: Sendable {
                 "eventlog.durability": "\(configuration.durability.rawValue)",
                 "eventlog.stale_readers_cleared": "\(env.staleReadersCleared)",
             ])
+    }
+
+    /// Refuses an environment written in another log format; records the format in a new one.
+    private static func checkFormat(_ txn: TxnView, _ metaDB: MDB_dbi, directory: String) throws {
+        let stored = try formatKey.withUnsafeBytes { k in try txn.get(metaDB, k) { $0.map { [UInt8]($0) } } }
+        if let stored {
+            guard stored == format else {
+                throw EventLogError(
+                    .versionMismatch,
+                    "\(directory) holds log format \(String(decoding: stored, as: UTF8.self)), "
+                        + "this build reads \(String(decoding: format, as: UTF8.self))")
+            }
+        } else {
+            try formatKey.withUnsafeBytes { k in try format.withUnsafeBytes { v in try txn.put(metaDB, k, v) } }
+        }
     }
 
     /// Finishes queued appends, stops background threads and closes the environment.

@@ -43,6 +43,9 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `queue`/`st
     private let afterCommit: @Sendable (UInt64) -> Void
     private let wallClock: @Sendable () -> LogTimestamp
     private let projector: (any Projector)?
+    /// Where the projection format is stored, and the bytes this writer's projector expects there.
+    private let metaDB: MDB_dbi
+    private let projectionFormat: [UInt8]?
     private let resolveTable: @Sendable (String) -> MDB_dbi?
     private let logger: Logger
     private let condition = NSCondition()
@@ -61,9 +64,12 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `queue`/`st
     init(
         env: LMDBEnvironment, logDB: MDB_dbi, writer: WriterIdentity, maxBatchEvents: Int,
         groupCommitWindow: Duration, wallClock: @escaping @Sendable () -> LogTimestamp,
-        projector: (any Projector)?, logger: Logger, afterCommit: @escaping @Sendable (UInt64) -> Void
+        projector: (any Projector)?, metaDB: MDB_dbi, logger: Logger,
+        afterCommit: @escaping @Sendable (UInt64) -> Void
     ) throws(EventLogError) {
         self.projector = projector
+        self.metaDB = metaDB
+        self.projectionFormat = projector?.format.stored
         self.resolveTable = { [env] name in env.databases[name] }
         self.wallClock = wallClock
         self.window = groupCommitWindow
@@ -192,6 +198,7 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `queue`/`st
     /// Throws (after the transaction is aborted) when the batch as a whole failed.
     private func runOnce(_ batch: [WriteCommand], isolate: Bool) throws -> UInt64? {
         let txn = try env.begin(readOnly: false)
+        if let projectionFormat { try checkProjectionFormat(txn.view, projectionFormat) }
         var next: UInt64 = 1
         var lastTimestamp = LogTimestamp(microseconds: .min)
         _ = try txn.view.last(logDB) { key, value in
@@ -251,6 +258,23 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `queue`/`st
         }
         try txn.commit()
         return next > start ? next - 1 : nil
+    }
+}
+
+extension GroupCommitWriter {
+    /// Refuses to write when another process has rebuilt the projections in a different format since this one
+    /// opened the log (a newer build during a rolling upgrade): this process would write the old layout.
+    private func checkProjectionFormat(_ txn: TxnView, _ expected: [UInt8]) throws {
+        let stored = try EventLog.projectionFormatKey.withUnsafeBytes { k in
+            try txn.get(metaDB, k) { $0.map { [UInt8]($0) } }
+        }
+        guard stored == expected else {
+            throw EventLogError(
+                .versionMismatch,
+                "the projections were rebuilt in format \(stored.map { String(decoding: $0, as: UTF8.self) } ?? "none") "
+                    + "by another process; this process writes \(String(decoding: expected, as: UTF8.self)) "
+                    + "and must be restarted with the newer build")
+        }
     }
 }
 

@@ -11,8 +11,20 @@ import Foundation
 public protocol Projector: Sendable {
     /// The tables (LMDB sub-databases) the projector owns; opened with the log.
     var tables: [String] { get }
+    /// The layout `apply` writes. Bump its version whenever the tables, keys or values it writes for the same
+    /// events change: opening a log whose tables are in an older format rebuilds them (see
+    /// ``EventLogConfiguration/projectionUpgrade``).
+    var format: ProjectionFormat { get }
+    /// Tables earlier formats used and this one does not, dropped when the projections are rebuilt. (Formats
+    /// recorded by this build onwards also store their table list, so only tables of builds that did not record
+    /// one need naming here.)
+    var retiredTables: [String] { get }
     /// Updates the tables for one appended record.
     func apply(_ record: ProjectedRecord, to tables: TableWriter) throws
+}
+
+extension Projector {
+    public var retiredTables: [String] { [] }
 }
 
 /// A record as a projector sees it: the envelope fields and the event, typed when the appender had it typed.

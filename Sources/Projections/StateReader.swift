@@ -9,6 +9,19 @@ public struct StateReader: Sendable {
 
     public init(log: EventLog) { self.log = log }
 
+    /// A reader over the live state of `log`, refusing projection tables in an older format than this build's
+    /// (left so by a read-only open, see ``ProjectionUpgrade/leave``): read as this build's layout they would
+    /// mislead.
+    public static func live(_ log: EventLog) throws -> StateReader {
+        guard log.projections == .current else {
+            throw EventLogError(
+                .versionMismatch,
+                "the live \(log.projections); start an agent of this build to rebuild them in place, or pass --at "
+                    + "to rebuild a copy from the log")
+        }
+        return StateReader(log: log)
+    }
+
     func table(_ name: String) -> Table { log.table(name) }
 
     private func all<T: Decodable>(_ type: T.Type, _ tableName: String, prefix: [UInt8]? = nil) throws -> [(key: [UInt8], value: T)] {

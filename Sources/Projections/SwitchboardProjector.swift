@@ -14,6 +14,16 @@ public struct SwitchboardProjector: Projector {
 
     public var tables: [String] { ProjectionTables.all }
 
+    /// The layout this build writes. Bump `version` in the same commit as any change to what `apply` stores;
+    /// `docs/architecture.md` keeps the history.
+    public static let format = ProjectionFormat(name: "switchboard", version: 1)
+
+    public var format: ProjectionFormat { Self.format }
+
+    /// The status indexes of builds before formats were recorded (replaced by `p.job_dead` and
+    /// `p.delivery_attention`).
+    public var retiredTables: [String] { ["p.job_status", "p.delivery_status"] }
+
     public func apply(_ record: ProjectedRecord, to tables: TableWriter) throws {
         guard let event = try record.event() else { return }
         let seq = record.seq

@@ -30,6 +30,7 @@ struct LogOptions: ParsableArguments {
             directory: dataDirectory, writer: WriterIdentity(role: "replay", workerID: "replay"))
         configuration.createIfMissing = false
         configuration.projector = SwitchboardProjector()
+        configuration.projectionUpgrade = .leave  // read-only: never rebuild the live tables
         return try EventLog(configuration, logger: quiet)
     }
 }
@@ -48,7 +49,7 @@ struct AtOption: ParsableArguments {
 
     /// A reader over live state, or over state rebuilt up to `--at`; `cleanup` removes the scratch copy.
     func reader(_ log: EventLog) async throws -> (StateReader, () -> Void) {
-        guard let seq = try seq(in: log) else { return (StateReader(log: log), {}) }
+        guard let seq = try seq(in: log) else { return (try StateReader.live(log), {}) }
         let scratch = NSTemporaryDirectory() + "replay-state-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let reader = try await Rebuild.state(of: log, upTo: seq, scratchDirectory: scratch, logger: quiet)
         return (reader, {
@@ -513,8 +514,11 @@ struct Verify: AsyncParsableCommand {
             }
         }
         var digests = "skipped (records failed)"
-        if problems.isEmpty {
-            let live = try StateReader(log: log).digest()
+        if problems.isEmpty && log.projections != .current {
+            digests = "skipped (live projections are stale)"
+            problems.append("projections: \(log.projections); an agent of this build rebuilds them when it starts")
+        } else if problems.isEmpty {
+            let live = try StateReader.live(log).digest()
             let scratch = NSTemporaryDirectory() + "replay-verify-\(getpid())"
             defer { try? FileManager.default.removeItem(atPath: scratch) }
             let rebuilt = try await Rebuild.digest(of: log, scratchDirectory: scratch, logger: quiet)

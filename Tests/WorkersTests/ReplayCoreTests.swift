@@ -217,6 +217,37 @@ struct ReplayCoreTests {
         #expect(tampered.lines.contains { $0.contains("differs from live") }, "\(tampered.lines)")
     }
 
+    @Test func staleProjectionsAreReportedByReplayAndRebuiltByTheNextWriter() async throws {
+        let dir = TemporaryDirectory()
+        // A log whose projections were never recorded in this build's format: written without the projector.
+        let plain = try EventLog(
+            EventLogConfiguration(directory: dir.path, writer: WriterIdentity(role: "test", workerID: "old")),
+            logger: Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() }))
+        for id in ["job-a", "job-b"] {
+            try await plain.append(JobEnqueued(jobID: id, idempotencyKey: id, conversationID: "c-\(id)", kind: "reply", maxAttempts: 3))
+        }
+        plain.close()
+
+        let (listStatus, listErrors) = try await SpawnedProcess("replay", ["jobs", "list", "--data-dir", dir.path], readStandardError: true).finish()
+        #expect(listStatus == 1)
+        #expect(listErrors.contains { $0.contains("start an agent of this build to rebuild them") }, "\(listErrors)")
+        let stale = try await replay(["verify", "--data-dir", dir.path])
+        #expect(stale.status == 1)
+        #expect(stale.lines.contains { $0.contains("[FAIL] projections: projection tables are in format unrecorded") }, "\(stale.lines)")
+        // A rebuilt copy still answers.
+        let copy = try await replay(["jobs", "list", "--data-dir", dir.path, "--at", "2"])
+        #expect(copy.status == 0)
+        #expect(copy.lines.filter { $0.hasPrefix("job-") }.count == 2, "\(copy.lines)")
+
+        // The next process that opens the log to write rebuilds the tables in place.
+        let e = try engine(dir.path, Clock())
+        #expect(e.log.projections == .current)
+        #expect(try StateReader(log: e.log).jobs().map(\.jobID) == ["job-a", "job-b"])
+        e.close()
+        let verified = try await replay(["verify", "--data-dir", dir.path])
+        #expect(verified.status == 0, "\(verified.lines)")
+    }
+
     @Test func conversationsAreOnePerContactAndAMissingLogIsAnError() async throws {
         let dir = TemporaryDirectory()
         let clock = Clock()
