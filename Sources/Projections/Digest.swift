@@ -40,23 +40,50 @@ public struct StateDigest: Sendable, Equatable, CustomStringConvertible {
 public enum Rebuild {
     /// Applies `source`'s records 1...`seq` (all when `nil`) to fresh projection tables in `scratchDirectory`
     /// and returns the digest. The scratch log holds only projection tables (no records).
-    ///
-    /// The next batch is read and its payloads decoded on the other cores while the writer applies a batch.
     public static func digest(
         of source: EventLog, upTo seq: UInt64? = nil, scratchDirectory: String, batch: Int = 20_000, logger: Logger
     ) async throws -> StateDigest {
+        try await run(of: source, upTo: seq, scratchDirectory: scratchDirectory, batch: batch, logger: logger).final
+    }
+
+    /// What a rebuild produced.
+    public struct Outcome: Sendable {
+        /// The digest of the state at the last seq applied.
+        public var final: StateDigest
+        /// The digests at the seqs asked for in `digestsAt`, by seq.
+        public var digests: [UInt64: StateDigest]
+        /// The snapshot the rebuild started from (`nil`: from seq 1).
+        public var base: StateSnapshots.Entry?
+    }
+
+    /// Rebuilds into `scratchDirectory` the state at `seq` (the end when `nil`): from the snapshot `base` when
+    /// given and readable by this build (its `data.mdb` is copied first), otherwise from seq 1. Also returns the
+    /// digests at each seq of `digestsAt` that lies in the replayed range.
+    ///
+    /// The next batch is read and its payloads decoded on the other cores while the writer applies a batch.
+    public static func run(
+        of source: EventLog, upTo seq: UInt64? = nil, from base: StateSnapshots.Entry? = nil,
+        digestsAt: Set<UInt64> = [], scratchDirectory: String, batch: Int = 20_000, logger: Logger
+    ) async throws -> Outcome {
         let projector = SwitchboardProjector()
-        var configuration = EventLogConfiguration(
-            directory: scratchDirectory, writer: WriterIdentity(role: "rebuild", workerID: "rebuild"))
-        configuration.projector = projector
-        configuration.durability = .relaxed
-        let scratch = try EventLog(configuration, logger: logger)
-        defer { scratch.close() }
         let last = try seq ?? source.lastSeq()
-        @Sendable func decoded(from next: UInt64) throws -> [ProjectedRecord] {
-            try decodeInParallel(source.records(from: next, limit: min(batch, Int(last - next + 1))))
+        let (scratch, start, used) = try openScratch(scratchDirectory, base: base.flatMap { $0.seq <= last ? $0 : nil }, logger: logger)
+        defer { scratch.close() }
+        let checkpoints = digestsAt.filter { $0 >= start && $0 <= last }.sorted()
+        var digests: [UInt64: StateDigest] = [:]
+        func digestNow(at seq: UInt64) throws -> StateDigest {
+            var digest = try scratch.withSnapshot { try StateDigest.of($0, log: scratch) }
+            digest.seq = seq
+            return digest
         }
-        var upcoming: Task<[ProjectedRecord], any Error>? = last >= 1 ? Task.detached { try decoded(from: 1) } : nil
+        if let first = checkpoints.first, first == start - 1 { digests[first] = try digestNow(at: first) }
+        /// The next batch ends at the next checkpoint, so the state can be digested there.
+        @Sendable func decoded(from next: UInt64) throws -> [ProjectedRecord] {
+            let stop = checkpoints.first { $0 >= next } ?? last
+            return try decodeInParallel(source.records(from: next, limit: min(batch, Int(stop - next + 1))))
+        }
+        var upcoming: Task<[ProjectedRecord], any Error>? =
+            start <= last ? Task.detached { try decoded(from: start) } : nil
         while let task = upcoming {
             let projected = try await task.value
             guard let final = projected.last else { break }
@@ -66,10 +93,38 @@ public enum Rebuild {
                 let tables = context.tables
                 for record in projected { try projector.apply(record, to: tables) }
             }
+            if checkpoints.contains(final.seq) { digests[final.seq] = try digestNow(at: final.seq) }
         }
-        var digest = try scratch.withSnapshot { try StateDigest.of($0, log: scratch) }
-        digest.seq = last
-        return digest
+        return Outcome(final: try digestNow(at: last), digests: digests, base: used)
+    }
+
+    /// The scratch environment, and the first seq to apply: a copy of `base` when this build can read it,
+    /// otherwise empty.
+    static func openScratch(_ directory: String, base: StateSnapshots.Entry?, logger: Logger) throws
+        -> (EventLog, start: UInt64, base: StateSnapshots.Entry?)
+    {
+        func open() throws -> EventLog {
+            var configuration = EventLogConfiguration(
+                directory: directory, writer: WriterIdentity(role: "rebuild", workerID: "rebuild"))
+            configuration.projector = SwitchboardProjector()
+            configuration.projectionUpgrade = .leave
+            configuration.durability = .relaxed
+            return try EventLog(configuration, logger: logger)
+        }
+        if let base {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: base.path + "/data.mdb", toPath: directory + "/data.mdb")
+            let scratch = try open()
+            if scratch.projections == .current, let seq = try scratch.exportedSeq(), seq == base.seq {
+                return (scratch, seq + 1, base)
+            }
+            logger.warning(
+                "snapshot.unusable",
+                metadata: ["snapshot.seq": "\(base.seq)", "snapshot.projections": "\(scratch.projections)"])
+            scratch.close()
+            try FileManager.default.removeItem(atPath: directory)
+        }
+        return (try open(), 1, nil)
     }
 }
 

@@ -118,24 +118,12 @@ public struct LocalSessionFiles: Sendable {
         let data = try encoder.encode(entries)
         let file = path(namespace)
         let temporary = file + ".tmp-\(getpid())"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw ProjectionError(.io, "cannot create \(temporary): errno \(errno)") }
-        let written = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-        let synced = fsync(fd)
-        close(fd)
-        guard written == data.count, synced == 0 else {
-            unlink(temporary)
-            throw ProjectionError(.io, "cannot write \(temporary)")
-        }
+        try writeDurably(data, to: temporary, mode: 0o600)
         guard rename(temporary, file) == 0 else {
             unlink(temporary)
             throw ProjectionError(.io, "cannot replace \(file): errno \(errno)")
         }
-        let dir = open(directory, O_RDONLY | O_DIRECTORY)
-        if dir >= 0 {
-            fsync(dir)
-            close(dir)
-        }
+        syncDirectory(directory)
     }
 }
 

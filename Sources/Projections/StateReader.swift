@@ -121,17 +121,22 @@ public struct StateReader: Sendable {
 }
 
 extension Rebuild {
-    /// Rebuilds the projections of `source` up to `seq` into `scratchDirectory` and returns a reader over them.
-    /// Close the reader's log when done.
-    public static func state(of source: EventLog, upTo seq: UInt64, scratchDirectory: String, logger: Logger)
-        async throws -> StateReader
-    {
-        _ = try await digest(of: source, upTo: seq, scratchDirectory: scratchDirectory, logger: logger)
+    /// Rebuilds the projections of `source` up to `seq` into `scratchDirectory` — from the nearest earlier
+    /// snapshot in `snapshots` when there is one this build can read, otherwise from seq 1 — and returns a
+    /// reader over them with the snapshot used. Close the reader's log when done.
+    public static func state(
+        of source: EventLog, upTo seq: UInt64, snapshots: StateSnapshots? = nil, scratchDirectory: String,
+        logger: Logger
+    ) async throws -> (reader: StateReader, base: StateSnapshots.Entry?) {
+        let outcome = try await run(
+            of: source, upTo: seq, from: snapshots?.nearest(atOrBefore: seq), scratchDirectory: scratchDirectory,
+            logger: logger)
         var configuration = EventLogConfiguration(
             directory: scratchDirectory, writer: WriterIdentity(role: "rebuild", workerID: "rebuild"))
         configuration.projector = SwitchboardProjector()
+        configuration.projectionUpgrade = .leave
         configuration.createIfMissing = false
-        return StateReader(log: try EventLog(configuration, logger: logger))
+        return (StateReader(log: try EventLog(configuration, logger: logger)), outcome.base)
     }
 }
 

@@ -42,6 +42,12 @@ public struct AgentSettings: Sendable, Equatable {
     /// `SESSION_ENCRYPTION_KEY`: base64 of 32 bytes; session values are sealed at rest when set. Never logged.
     public var sessionKeyBase64: String?
 
+    /// `SNAPSHOT_EVERY`: take a snapshot of the projections every this many events (default 100 000; 0 turns
+    /// snapshots off). `replay --at` rebuilds from the nearest one.
+    public var snapshotEvery: UInt64
+    /// `SNAPSHOT_KEEP`: how many snapshots to keep, newest first (default 8, at least 1).
+    public var snapshotKeep: Int
+
     /// Reads and validates the settings.
     /// - Throws: ``SettingsError`` naming the first bad variable.
     public init(environment: [String: String]) throws(SettingsError) {
@@ -92,6 +98,17 @@ public struct AgentSettings: Sendable, Equatable {
             throw SettingsError(variable: storeVariable, message: "expected log or local, got '\(storeText)'")
         }
         sessionDirectory = value("SESSION_DIR") ?? dataDirectory + "/sessions"
+        let everyText = value("SNAPSHOT_EVERY") ?? "100000"
+        guard let every = UInt64(everyText.replacingOccurrences(of: "_", with: "")), every == 0 || every >= 1_000 else {
+            throw SettingsError(
+                variable: "SNAPSHOT_EVERY", message: "expected a number of events >= 1000, or 0 for no snapshots, got '\(everyText)'")
+        }
+        snapshotEvery = every
+        let keepText = value("SNAPSHOT_KEEP") ?? "8"
+        guard let keep = Int(keepText), keep >= 1 else {
+            throw SettingsError(variable: "SNAPSHOT_KEEP", message: "expected a whole number >= 1, got '\(keepText)'")
+        }
+        snapshotKeep = keep
         sessionKeyBase64 = value("SESSION_ENCRYPTION_KEY")
         do {
             _ = try SessionSealer(keyBase64: sessionKeyBase64)
@@ -115,6 +132,7 @@ public struct AgentSettings: Sendable, Equatable {
             "leaseHeartbeatMilliseconds": "\(leaseHeartbeat.components.seconds * 1000)",
             "sessionStore": sessionBackend.rawValue,
             "sessionEncryption": sessionKeyBase64 == nil ? "off" : "on",
+            "snapshotEvery": "\(snapshotEvery)", "snapshotKeep": "\(snapshotKeep)",
         ]
     }
 }

@@ -46,8 +46,16 @@ logger.warning(
         "detail": "this build runs the event-log engine only; the role workers are not built yet",
     ])
 let service = EngineService(log: engine.log, settings: settings, version: version, logger: logger)
+// Shut down in reverse order: the snapshot service stops before the engine closes the log.
+var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: service)]
+if settings.snapshotEvery > 0 {
+    services.append(
+        .init(
+            service: SnapshotService(
+                log: engine.log, every: settings.snapshotEvery, keep: settings.snapshotKeep, logger: logger)))
+}
 let group = ServiceGroup(
     configuration: ServiceGroupConfiguration(
-        services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
 logger.info("[main] Agent is running (role: \(settings.role.rawValue))", metadata: ["worker.id": "\(settings.workerID)"])
 try await group.run()

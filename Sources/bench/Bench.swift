@@ -513,10 +513,16 @@ extension Runner {
 
 extension Runner {
     /// Generates a 1,000,000-event log through the deciders (job cycles and deliveries with claims, attempts,
-    /// sends), then times what `replay state --at` and `replay audit duplicates` run. Prints two results.
+    /// sends), taking a projection snapshot every 100,000 events as an agent with the default `SNAPSHOT_EVERY`
+    /// does, then times what `replay state --at` runs (from the nearest snapshot, and from seq 1) and what
+    /// `replay audit duplicates` runs, and finally the in-place rebuild a projection format upgrade runs.
     func replayOneMillion() async throws {
+        let directory = scratch + "/ours"
         let engine = try openEngine("ours")
         let target: UInt64 = 1_000_000
+        let every: UInt64 = 100_000
+        let snapshots = StateSnapshots(logDirectory: directory)
+        var snapshotSeconds: [Double] = []
         let grant = try await engine.acquireLease("web/default").grant!
         var pass = 0
         while try engine.log.lastSeq() < target {
@@ -541,19 +547,37 @@ extension Runner {
                 _ = try await engine.deliverySent(claim.delivery.deliveryID, token: claim.token, providerMessageID: "p")
                 _ = try await engine.renewLease("web/default", token: grant.token)
             }
+            let start = _RawLMDBBaseline.monotonicNanoseconds()
+            if try snapshots.take(of: engine.log, minimumGap: every, logger: logger) != nil {
+                snapshotSeconds.append(Double(_RawLMDBBaseline.monotonicNanoseconds() - start) / 1e9)
+            }
         }
         let events = try engine.log.lastSeq()
-        for (label, seq) in [("mid", events / 2), ("end", events)] {
-            let start = _RawLMDBBaseline.monotonicNanoseconds()
-            let reader = try await Rebuild.state(
-                of: engine.log, upTo: seq, scratchDirectory: scratch + "/state-\(label)", logger: logger)
-            let jobs = try reader.jobs().count
-            reader.log.close()
-            let seconds = Double(_RawLMDBBaseline.monotonicNanoseconds() - start) / 1e9
-            try report([
-                "scenario": "replay-state-at", "value": round(seconds, 3), "unit": "s", "at_seq": seq,
-                "events": events, "jobs": jobs, "target_note": "a few seconds",
-            ])
+        let taken = snapshots.list()
+        try report([
+            "scenario": "snapshot-take", "value": round(snapshotSeconds.max() ?? 0, 3), "unit": "s (slowest)",
+            "snapshots": taken.count, "events": events, "largest_bytes": taken.map(\.bytes).max() ?? 0,
+            "largest_entries": taken.map(\.entries).max() ?? 0,
+            "mean_s": round(snapshotSeconds.reduce(0, +) / Double(max(1, snapshotSeconds.count)), 3),
+        ])
+        // The worst case for a snapshot interval: just before the newest snapshot, a whole interval after the one
+        // before it.
+        let beforeNewest = (taken.last?.seq ?? events) - 1
+        for (label, seq) in [("mid", events / 2), ("before-newest-snapshot", beforeNewest), ("end", events)] {
+            for useSnapshots in [true, false] {
+                let start = _RawLMDBBaseline.monotonicNanoseconds()
+                let (reader, base) = try await Rebuild.state(
+                    of: engine.log, upTo: seq, snapshots: useSnapshots ? snapshots : nil,
+                    scratchDirectory: scratch + "/state-\(label)-\(useSnapshots)", logger: logger)
+                let jobs = try reader.jobs().count
+                reader.log.close()
+                let seconds = Double(_RawLMDBBaseline.monotonicNanoseconds() - start) / 1e9
+                try report([
+                    "scenario": useSnapshots ? "replay-state-at" : "replay-state-at-from-seq-1",
+                    "value": round(seconds, 3), "unit": "s", "at_seq": seq, "events": events, "jobs": jobs,
+                    "rebuilt_from_seq": (base?.seq ?? 0) + 1, "target_note": "a few seconds",
+                ])
+            }
         }
         let start = _RawLMDBBaseline.monotonicNanoseconds()
         let findings = try DuplicateAudit.run(engine.log)
@@ -563,5 +587,27 @@ extension Runner {
             "scenario": "replay-audit-duplicates", "value": round(seconds, 3), "unit": "s", "events": events,
             "findings": findings.count, "target_value": 10,
         ])
+        // What the first process of a build with a newer projection format runs when it opens this log.
+        var configuration = EventLogConfiguration(
+            directory: directory, writer: WriterIdentity(role: "bench", workerID: "bench-1"))
+        configuration.projector = NextFormat()
+        let upgradeStart = _RawLMDBBaseline.monotonicNanoseconds()
+        let upgraded = try EventLog(configuration, logger: logger)
+        let upgradeSeconds = Double(_RawLMDBBaseline.monotonicNanoseconds() - upgradeStart) / 1e9
+        upgraded.close()
+        try report([
+            "scenario": "projection-upgrade-in-place", "value": round(Double(events) / upgradeSeconds), "unit": "events/s",
+            "seconds": round(upgradeSeconds, 2), "events": events,
+        ])
     }
+}
+
+/// The Switchboard projector under the next format version: opening a log with it runs the in-place rebuild.
+struct NextFormat: Projector {
+    let inner = SwitchboardProjector()
+    var tables: [String] { inner.tables }
+    var format: ProjectionFormat {
+        ProjectionFormat(name: SwitchboardProjector.format.name, version: SwitchboardProjector.format.version + 1)
+    }
+    func apply(_ record: ProjectedRecord, to tables: TableWriter) throws { try inner.apply(record, to: tables) }
 }

@@ -11,7 +11,7 @@ struct Replay: AsyncParsableCommand {
         abstract: "Read the Switchboard event log: inspect state, replay incidents, audit sends, check alerts.",
         subcommands: [
             LeaseCommand.self, AccountsCommand.self, SessionCommand.self, JobsCommand.self, DeliveriesCommand.self,
-            ConversationsCommand.self, StateCommand.self, Timeline.self, AuditCommand.self, Verify.self,
+            ConversationsCommand.self, StateCommand.self, SnapshotsCommand.self, Timeline.self, AuditCommand.self, Verify.self,
             Alerts.self, Export.self, Tail.self,
         ])
 }
@@ -47,30 +47,36 @@ struct AtOption: ParsableArguments {
         return try log.lastSeq(atOrBefore: time)
     }
 
-    /// A reader over live state, or over state rebuilt up to `--at`; `cleanup` removes the scratch copy.
-    func reader(_ log: EventLog) async throws -> (StateReader, () -> Void) {
-        guard let seq = try seq(in: log) else { return (try StateReader.live(log), {}) }
+    @Flag(help: "With --at, rebuild from seq 1 instead of from the nearest snapshot.")
+    var noSnapshots = false
+
+    /// A reader over live state, or over state rebuilt up to `--at` (from the nearest snapshot), the snapshot
+    /// it started from, and `cleanup`, which removes the scratch copy.
+    func reader(_ log: EventLog) async throws -> (StateReader, base: StateSnapshots.Entry?, cleanup: () -> Void) {
+        guard let seq = try seq(in: log) else { return (try StateReader.live(log), nil, {}) }
         let scratch = NSTemporaryDirectory() + "replay-state-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let reader = try await Rebuild.state(of: log, upTo: seq, scratchDirectory: scratch, logger: quiet)
-        return (reader, {
+        let snapshots = noSnapshots ? nil : StateSnapshots(logDirectory: log.configuration.directory)
+        let (reader, base) = try await Rebuild.state(
+            of: log, upTo: seq, snapshots: snapshots, scratchDirectory: scratch, logger: quiet)
+        return (reader, base, {
             reader.log.close()
             try? FileManager.default.removeItem(atPath: scratch)
         })
     }
 }
 
-/// Parses ISO-8601 `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` exactly, to the microsecond (the form replay prints).
 /// Opens the log, builds the reader for `--at` (live state, or state rebuilt up to that point) and the log clock
 /// at that point, runs `body`, and cleans up.
 func inspect(_ options: LogOptions, _ at: AtOption, _ body: (StateReader, LogTimestamp) throws -> Void) async throws {
     let log = try options.open()
     defer { log.close() }
     let seq = try at.seq(in: log)
-    let (reader, cleanup) = try await at.reader(log)
+    let (reader, _, cleanup) = try await at.reader(log)
     defer { cleanup() }
     try body(reader, try clock(log, upTo: seq))
 }
 
+/// Parses ISO-8601 `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` exactly, to the microsecond (the form replay prints).
 func parseTime(_ text: String) -> LogTimestamp? {
     let chars = Array(text.utf8)
     func number(_ from: Int, _ count: Int) -> Int? {
@@ -364,15 +370,16 @@ struct StateCommand: AsyncParsableCommand {
         let log = try options.open()
         defer { log.close() }
         let seq = try at.seq(in: log) ?? log.lastSeq()
-        let (reader, cleanup) = try await at.reader(log)
+        let (reader, base, cleanup) = try await at.reader(log)
         defer { cleanup() }
         let now = try clock(log, upTo: seq)
+        let source = base.map { "snapshot \($0.seq)" } ?? "seq 1"
         let digest = try reader.digest()
         let jobs = try reader.jobs()
         let deliveries = try reader.deliveries()
         if options.json {
             printJSON([
-                "seq": seq, "time": "\(now)", "digest": digest.hex,
+                "seq": seq, "time": "\(now)", "digest": digest.hex, "rebuiltFrom": base.map { $0.seq as Any } ?? NSNull(),
                 "leases": try reader.leases().map { leaseObject($0, now: now) },
                 "jobs": Dictionary(grouping: jobs, by: \.status.rawValue).mapValues(\.count),
                 "deliveries": Dictionary(grouping: deliveries, by: \.status.rawValue).mapValues(\.count),
@@ -381,12 +388,55 @@ struct StateCommand: AsyncParsableCommand {
             ])
             return
         }
-        print("state at seq \(seq) (\(now)), digest \(digest.hex.prefix(16))…")
+        print("state at seq \(seq) (\(now)), digest \(digest.hex.prefix(16))… (\(at.at == nil ? "live" : "rebuilt from \(source)"))")
         print("leases:")
         for lease in try reader.leases() { print("  " + leaseLine(lease, now: now)) }
         print("jobs: " + Dictionary(grouping: jobs, by: \.status.rawValue).map { "\($0.key)=\($0.value.count)" }.sorted().joined(separator: " "))
         print("deliveries: " + Dictionary(grouping: deliveries, by: \.status.rawValue).map { "\($0.key)=\($0.value.count)" }.sorted().joined(separator: " "))
         print("conversations: \(try reader.conversations().count)  contacts: \(try reader.contacts().count)  session entries: \(try reader.sessionEntries().count)")
+    }
+}
+
+struct SnapshotsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "snapshots",
+        abstract: "Copies of all projection state at points of the log, which `--at` rebuilds from.",
+        subcommands: [List.self, Take.self])
+
+    static func object(_ entry: StateSnapshots.Entry) -> [String: Any] {
+        ["seq": entry.seq, "time": entry.time ?? NSNull(), "format": entry.format, "entries": entry.entries,
+         "bytes": entry.bytes, "path": entry.path]
+    }
+
+    static func line(_ entry: StateSnapshots.Entry) -> String {
+        "\(entry.seq)\t\(entry.time ?? "-")\t\(entry.format)\tentries=\(entry.entries)\tbytes=\(entry.bytes)\t\(entry.path)"
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The snapshots on disk, oldest first.")
+        @OptionGroup var options: LogOptions
+
+        func run() async throws {
+            for entry in StateSnapshots(logDirectory: options.dataDirectory).list() {
+                if options.json { printJSON(SnapshotsCommand.object(entry)) } else { print(SnapshotsCommand.line(entry)) }
+            }
+        }
+    }
+
+    struct Take: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Copy the live projections into a new snapshot now (the agent takes them every SNAPSHOT_EVERY events). Writes only under <data-dir>/snapshots.")
+        @OptionGroup var options: LogOptions
+
+        func run() async throws {
+            let log = try options.open()
+            defer { log.close() }
+            guard let entry = try StateSnapshots(logDirectory: options.dataDirectory).take(of: log, logger: quiet) else {
+                FileHandle.standardError.write(Data("replay: no snapshot taken: another process is taking one, or one exists at this seq\n".utf8))
+                throw ExitCode(1)
+            }
+            if options.json { printJSON(SnapshotsCommand.object(entry)) } else { print(SnapshotsCommand.line(entry)) }
+        }
     }
 }
 
@@ -521,13 +571,33 @@ struct Verify: AsyncParsableCommand {
             let live = try StateReader.live(log).digest()
             let scratch = NSTemporaryDirectory() + "replay-verify-\(getpid())"
             defer { try? FileManager.default.removeItem(atPath: scratch) }
-            let rebuilt = try await Rebuild.digest(of: log, scratchDirectory: scratch, logger: quiet)
-            if live == rebuilt {
+            // Snapshots are checked against the same rebuild: its digest at each snapshot's seq.
+            let snapshots = StateSnapshots(logDirectory: options.dataDirectory).list()
+                .filter { $0.format == SwitchboardProjector.format.description && $0.seq <= live.seq }
+            let rebuilt = try await Rebuild.run(
+                of: log, upTo: live.seq, digestsAt: Set(snapshots.map(\.seq)), scratchDirectory: scratch, logger: quiet)
+            if live == rebuilt.final {
                 digests = "rebuild digest \(live.hex.prefix(16))… equals live (\(live.entries) entries)"
             } else {
-                digests = "rebuild digest \(rebuilt.hex.prefix(16))… differs from live \(live.hex.prefix(16))…"
+                digests = "rebuild digest \(rebuilt.final.hex.prefix(16))… differs from live \(live.hex.prefix(16))…"
                 problems.append("projections: \(digests)")
             }
+            for entry in snapshots {
+                do {
+                    let copy = try StateSnapshots(logDirectory: options.dataDirectory).open(entry, logger: quiet)
+                    defer { copy.close() }
+                    var stored = try StateReader(log: copy).digest()
+                    stored.seq = entry.seq
+                    if stored != rebuilt.digests[entry.seq] {
+                        problems.append(
+                            "snapshot \(entry.seq): digest \(stored.hex.prefix(16))… differs from the rebuild's "
+                                + "\(rebuilt.digests[entry.seq]?.hex.prefix(16) ?? "none")… at that seq; delete \(entry.path)")
+                    }
+                } catch {
+                    problems.append("snapshot \(entry.seq): unreadable (\(error)); delete \(entry.path)")
+                }
+            }
+            if !snapshots.isEmpty { digests += "; \(snapshots.count) snapshot(s) checked" }
         }
         if options.json {
             printJSON(["records": count, "lastSeq": expected - 1, "problems": problems, "ok": problems.isEmpty])

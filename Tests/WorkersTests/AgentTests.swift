@@ -20,6 +20,9 @@ struct AgentSettingsTests {
         #expect(settings.sessionBackend == .log)
         #expect(settings.sessionDirectory == "./data/sessions")
         #expect(settings.sessionKeyBase64 == nil)
+        #expect(settings.snapshotEvery == 100_000)
+        #expect(settings.snapshotKeep == 8)
+        #expect(try AgentSettings(environment: ["SNAPSHOT_EVERY": "0", "SNAPSHOT_KEEP": "2"]).snapshotEvery == 0)
     }
 
     @Test func theOriginalAuthModeNamesStillWork() throws {
@@ -63,6 +66,9 @@ struct AgentSettingsTests {
         (["SESSION_STORE": "convexx"], "SESSION_STORE"),
         (["WHATSAPP_AUTH_MODE": "cloud"], "WHATSAPP_AUTH_MODE"),
         (["SESSION_ENCRYPTION_KEY": "c2hvcnQ="], "SESSION_ENCRYPTION_KEY"),
+        (["SNAPSHOT_EVERY": "10"], "SNAPSHOT_EVERY"),
+        (["SNAPSHOT_EVERY": "often"], "SNAPSHOT_EVERY"),
+        (["SNAPSHOT_KEEP": "0"], "SNAPSHOT_KEEP"),
     ])
     func badValuesNameTheVariable(environment: [String: String], variable: String) {
         #expect {
@@ -106,6 +112,55 @@ struct AgentProcessTests {
         #expect(records[0].writer.instanceID == records[1].writer.instanceID)
     }
 
+    @Test func theAgentSnapshotsTheProjectionsAndReplayRebuildsFromTheSnapshot() async throws {
+        let dir = TemporaryDirectory()
+        let data = dir.sub("data")
+        let agent = try SpawnedProcess(
+            "agent", [], environment: ["DATA_DIR": data, "WORKER_ID": "core-1", "AGENT_ROLE": "core", "SNAPSHOT_EVERY": "1000"],
+            readStandardError: true)
+        _ = await agent.lines(until: "worker.started")
+        // Another process writes 1 000 events; the agent is woken by their commits and takes a snapshot.
+        let engine = try Switchboard(
+            EventLogConfiguration(directory: data, writer: WriterIdentity(role: "test", workerID: "writer")),
+            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<1_000 {
+                group.addTask { _ = try await engine.enqueueJob(NewJob(idempotencyKey: "k\(i)", conversationID: "c\(i % 7)")) }
+            }
+            try await group.waitForAll()
+        }
+        let taken = await agent.lines(until: "snapshot.taken")
+        #expect(taken.last?.contains("snapshot.seq=") == true, "\(taken)")
+        _ = try await engine.enqueueJob(NewJob(idempotencyKey: "after", conversationID: "c"))
+        engine.close()
+        agent.signal(SIGTERM)
+        #expect(await agent.finish().status == 0)
+
+        let listed = try await SpawnedProcess.run("replay", ["snapshots", "list", "--json", "--data-dir", data])
+        let snapshot = try #require(listed.lines.first.flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
+        let seq = try #require((snapshot["seq"] as? NSNumber)?.uint64Value)
+        #expect(seq >= 1_000)
+        let state = try await SpawnedProcess.run("replay", ["state", "--json", "--at", "\(seq + 1)", "--data-dir", data])
+        let object = try #require(state.lines.first.flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
+        #expect((object["rebuiltFrom"] as? NSNumber)?.uint64Value == seq)
+        let verified = try await SpawnedProcess.run("replay", ["verify", "--data-dir", data])
+        #expect(verified.status == 0)
+        #expect(verified.lines.last?.contains("1 snapshot(s) checked") == true, "\(verified.lines)")
+
+        // A snapshot changed behind the projector's back fails verify, which names it.
+        var configuration = EventLogConfiguration(
+            directory: try #require(snapshot["path"] as? String), writer: WriterIdentity(role: "test", workerID: "x"))
+        configuration.projector = SwitchboardProjector()
+        let copy = try EventLog(configuration, logger: Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() }))
+        _ = try await copy.transact { context in
+            try context.tables.put(context.tables.table(ProjectionTables.jobDead), Array("forged".utf8), [])
+        }
+        copy.close()
+        let tampered = try await SpawnedProcess.run("replay", ["verify", "--data-dir", data])
+        #expect(tampered.status == 1)
+        #expect(tampered.lines.contains { $0.contains("snapshot \(seq): digest") && $0.contains("differs") }, "\(tampered.lines)")
+    }
+
     @Test func badConfigurationExitsWithAClearMessageAndWritesNothing() async throws {
         let dir = TemporaryDirectory()
         let result = try await SpawnedProcess(
@@ -119,7 +174,9 @@ struct AgentProcessTests {
 
     @Test func replayVerifyPassesACleanLogAndFailsACorruptedOne() async throws {
         let dir = TemporaryDirectory()
-        let log = try Self.quietLog(dir.path)
+        var configuration = EventLogConfiguration(directory: dir.path, writer: WriterIdentity(role: "test", workerID: "w"))
+        configuration.projector = SwitchboardProjector()  // as the agent writes it
+        let log = try EventLog(configuration, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
         for i in 0..<40 {
             try await log.append([PendingEvent(type: "test.event", payload: Array("{\"n\":\"value-\(i)-zz\"}".utf8))])
         }

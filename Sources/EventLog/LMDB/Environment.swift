@@ -101,6 +101,15 @@ final class LMDBEnvironment: @unchecked Sendable {  // @unchecked: mutable state
         return info.me_last_txnid
     }
 
+    /// The bytes of the map in use (up to the last page written).
+    func usedBytes() -> Int {
+        var info = MDB_envinfo()
+        mdb_env_info(handle, &info)
+        var stat = MDB_stat()
+        mdb_env_stat(handle, &stat)
+        return (info.me_last_pgno + 1) * Int(stat.ms_psize)
+    }
+
     /// Clears reader slots left by dead processes; returns how many.
     @discardableResult
     func readerCheck() -> Int {
