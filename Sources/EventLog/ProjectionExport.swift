@@ -58,7 +58,8 @@ extension EventLog {
                         try source.view.get(metaDB, k) { $0.map { [UInt8]($0) } }
                     }
                     guard let value else { continue }
-                    try key.withUnsafeBytes { k in try value.withUnsafeBytes { v in try txn.view.put(targetMeta, k, v) } }
+                    try key.withUnsafeBytes { k in try value.withUnsafeBytes { v in try txn.view.put(targetMeta, k, v) }
+                    }
                 }
                 var seq: UInt64 = 0
                 var timestamp: LogTimestamp?

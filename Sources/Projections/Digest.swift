@@ -76,7 +76,6 @@ public enum Rebuild {
             digest.seq = seq
             return digest
         }
-        if let first = checkpoints.first, first == start - 1 { digests[first] = try digestNow(at: first) }
         /// The next batch ends at the next checkpoint, so the state can be digested there.
         @Sendable func decoded(from next: UInt64) throws -> [ProjectedRecord] {
             let stop = checkpoints.first { $0 >= next } ?? last

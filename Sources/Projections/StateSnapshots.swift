@@ -88,7 +88,8 @@ public struct StateSnapshots: Sendable {
         guard rename(staging, final) == 0 else {
             let code = errno
             try? FileManager.default.removeItem(atPath: staging)
-            throw ProjectionError(.io, "cannot move the snapshot into place at \(final): \(String(cString: strerror(code)))")
+            throw ProjectionError(
+                .io, "cannot move the snapshot into place at \(final): \(String(cString: strerror(code)))")
         }
         syncDirectory(directory)
         logger.info(

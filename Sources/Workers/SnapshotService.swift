@@ -36,7 +36,9 @@ public struct SnapshotService: Service {
                 if taken != nil {
                     let pruned = snapshots.prune(keeping: keep)
                     if !pruned.isEmpty {
-                        logger.info("snapshot.pruned", metadata: ["snapshot.seqs": "\(pruned.map(String.init).joined(separator: ","))"])
+                        logger.info(
+                            "snapshot.pruned",
+                            metadata: ["snapshot.seqs": "\(pruned.map(String.init).joined(separator: ","))"])
                     }
                     continue
                 }

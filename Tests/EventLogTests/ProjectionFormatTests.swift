@@ -98,7 +98,9 @@ struct ProjectionFormatTests {
         let dir = TemporaryDirectory()
         try await written(dir, 5)
         let log = try open(dir, Counter(version: 2), upgrade: .leave)
-        #expect(log.projections == .stale(stored: ProjectionFormat(name: "counter", version: 1), expected: Counter(version: 2).format))
+        #expect(
+            log.projections
+                == .stale(stored: ProjectionFormat(name: "counter", version: 1), expected: Counter(version: 2).format))
         #expect(try count(log) == 5)  // untouched: still version 1's value
         // A writer whose format is not the stored one must not write its layout over it.
         await #expect(throws: EventLogError(.versionMismatch, "")) { try await log.append([testEvent(6)]) }

@@ -11,21 +11,26 @@ struct SnapshotTests {
     func activity(_ engine: Switchboard, _ round: Int, jobs: Int = 12) async throws {
         for j in 0..<jobs {
             _ = try await engine.enqueueJob(
-                NewJob(jobID: "job-\(round)-\(j)", idempotencyKey: "k-\(round)-\(j)", conversationID: "c\(j % 4)-\(round)"))
+                NewJob(
+                    jobID: "job-\(round)-\(j)", idempotencyKey: "k-\(round)-\(j)", conversationID: "c\(j % 4)-\(round)")
+            )
         }
         var index = 0
         while let claim = try await engine.claimJob() {
             defer { index += 1 }
             if index % 3 == 2 { continue }
             if index % 5 == 4 {
-                _ = try await engine.failJob(claim.job.jobID, token: claim.token, reason: "r", message: "m", retryable: false)
+                _ = try await engine.failJob(
+                    claim.job.jobID, token: claim.token, reason: "r", message: "m", retryable: false)
             } else {
                 _ = try await engine.completeJob(claim.job.jobID, token: claim.token)
             }
         }
     }
 
-    func fromStart(_ log: EventLog, _ seq: UInt64, _ dir: TemporaryDirectory, _ name: String) async throws -> StateDigest {
+    func fromStart(_ log: EventLog, _ seq: UInt64, _ dir: TemporaryDirectory, _ name: String) async throws
+        -> StateDigest
+    {
         try await Rebuild.digest(of: log, upTo: seq, scratchDirectory: dir.sub(name), logger: quietLogger)
     }
 
@@ -59,7 +64,8 @@ struct SnapshotTests {
         }
         // The rebuild reports digests at the snapshots' seqs, which equal the snapshots' own content.
         let outcome = try await Rebuild.run(
-            of: engine.log, digestsAt: [first.seq, second.seq], scratchDirectory: dir.sub("verify"), logger: quietLogger)
+            of: engine.log, digestsAt: [first.seq, second.seq], scratchDirectory: dir.sub("verify"), logger: quietLogger
+        )
         for entry in [first, second] {
             let copy = try snapshots.open(entry, logger: quietLogger)
             var digest = try StateReader(log: copy).digest()
@@ -84,14 +90,17 @@ struct SnapshotTests {
         #expect(snapshots.list().map(\.seq) == Array(seqs.suffix(2)))
 
         // A copy a killed process left half-done is neither listed nor used, and the next snapshot clears it.
-        try FileManager.default.createDirectory(atPath: snapshots.directory + "/.staging-99999", withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(atPath: snapshots.directory + "/00000000000000000001", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: snapshots.directory + "/.staging-99999", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: snapshots.directory + "/00000000000000000001", withIntermediateDirectories: true)
         #expect(snapshots.list().map(\.seq) == Array(seqs.suffix(2)))
         // A snapshot in another projection format is not used.
         let newest = try #require(snapshots.list().last)
         let info = newest.path + "/snapshot.json"
         let text = try String(contentsOfFile: info, encoding: .utf8)
-        try text.replacingOccurrences(of: "switchboard/1", with: "switchboard/0").write(toFile: info, atomically: true, encoding: .utf8)
+        try text.replacingOccurrences(of: "switchboard/1", with: "switchboard/0").write(
+            toFile: info, atomically: true, encoding: .utf8)
         #expect(snapshots.nearest(atOrBefore: .max)?.seq == seqs[2])
         try await activity(engine, 5, jobs: 2)
         _ = try #require(try snapshots.take(of: engine.log, logger: quietLogger))
@@ -126,7 +135,9 @@ struct SnapshotTests {
     struct OlderFormat: Projector {
         let inner = SwitchboardProjector()
         var tables: [String] { inner.tables }
-        var format: ProjectionFormat { ProjectionFormat(name: "switchboard", version: SwitchboardProjector.format.version - 1) }
+        var format: ProjectionFormat {
+            ProjectionFormat(name: "switchboard", version: SwitchboardProjector.format.version - 1)
+        }
         func apply(_ record: ProjectedRecord, to tables: TableWriter) throws { try inner.apply(record, to: tables) }
     }
 
@@ -138,7 +149,8 @@ struct SnapshotTests {
         let records = try source.records(from: 1, limit: Int(seq))
         try await plain.append(records.map { PendingEvent(type: $0.type, payload: $0.payload) })
         plain.close()
-        var configuration = EventLogConfiguration(directory: directory, writer: WriterIdentity(role: "t", workerID: "copy"))
+        var configuration = EventLogConfiguration(
+            directory: directory, writer: WriterIdentity(role: "t", workerID: "copy"))
         configuration.projector = OlderFormat()
         return try EventLog(configuration, logger: quietLogger)
     }
