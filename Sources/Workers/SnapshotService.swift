@@ -46,7 +46,8 @@ public struct SnapshotService: Service {
                 logger.error("snapshot.failed", metadata: ["error": "\(error)"])
             }
             // Another process is taking one, or this one failed: look again in a while rather than spin.
-            try? await Task.sleep(for: .seconds(5))
+            // (A graceful shutdown ends the wait early.)
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(5)) }
         }
     }
 
