@@ -67,7 +67,8 @@ public enum Rebuild {
     ) async throws -> Outcome {
         let projector = SwitchboardProjector()
         let last = try seq ?? source.lastSeq()
-        let (scratch, start, used) = try openScratch(scratchDirectory, base: base.flatMap { $0.seq <= last ? $0 : nil }, logger: logger)
+        let (scratch, start, used) = try openScratch(
+            scratchDirectory, base: base.flatMap { $0.seq <= last ? $0 : nil }, logger: logger)
         defer { scratch.close() }
         let checkpoints = digestsAt.filter { $0 >= start && $0 <= last }.sorted()
         var digests: [UInt64: StateDigest] = [:]
@@ -111,17 +112,24 @@ public enum Rebuild {
             return try EventLog(configuration, logger: logger)
         }
         if let base {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            try FileManager.default.copyItem(atPath: base.path + "/data.mdb", toPath: directory + "/data.mdb")
-            let scratch = try open()
-            if scratch.projections == .current, let seq = try scratch.exportedSeq(), seq == base.seq {
-                return (scratch, seq + 1, base)
+            // Any failure — a snapshot pruned since it was listed, a damaged copy, an older format inside — falls
+            // back to seq 1: snapshots only save time.
+            var reason = "unreadable"
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                try FileManager.default.copyItem(atPath: base.path + "/data.mdb", toPath: directory + "/data.mdb")
+                let scratch = try open()
+                if scratch.projections == .current, let seq = try scratch.exportedSeq(), seq == base.seq {
+                    return (scratch, seq + 1, base)
+                }
+                reason = "\(scratch.projections)"
+                scratch.close()
+            } catch {
+                reason = "\(error)"
             }
             logger.warning(
-                "snapshot.unusable",
-                metadata: ["snapshot.seq": "\(base.seq)", "snapshot.projections": "\(scratch.projections)"])
-            scratch.close()
-            try FileManager.default.removeItem(atPath: directory)
+                "snapshot.unusable", metadata: ["snapshot.seq": "\(base.seq)", "snapshot.reason": "\(reason)"])
+            try? FileManager.default.removeItem(atPath: directory)
         }
         return (try open(), 1, nil)
     }

@@ -30,6 +30,15 @@ public struct StateSnapshots: Sendable {
         public var bytes: Int
         /// Its folder.
         public var path: String
+
+        public init(seq: UInt64, time: String?, format: String, entries: Int, bytes: Int, path: String) {
+            self.seq = seq
+            self.time = time
+            self.format = format
+            self.entries = entries
+            self.bytes = bytes
+            self.path = path
+        }
     }
 
     static let infoFile = "snapshot.json"

@@ -131,6 +131,32 @@ struct SnapshotTests {
         #expect(digest == (try await fromStart(engine.log, seq, dir, "full")))
     }
 
+    @Test func aDamagedOrVanishedSnapshotFallsBackToSeqOne() async throws {
+        let dir = TemporaryDirectory()
+        let engine = try openEngine(dir.sub("log"))
+        defer { engine.close() }
+        let snapshots = StateSnapshots(logDirectory: dir.sub("log"))
+        try await activity(engine, 1, jobs: 4)
+        let entry = try #require(try snapshots.take(of: engine.log, logger: quietLogger))
+        let seq = entry.seq
+        try Data(repeating: 0x5A, count: 4096).write(to: URL(fileURLWithPath: entry.path + "/data.mdb"))
+        let (reader, base) = try await Rebuild.state(
+            of: engine.log, upTo: seq, snapshots: snapshots, scratchDirectory: dir.sub("damaged"), logger: quietLogger)
+        var digest = try reader.digest()
+        reader.log.close()
+        digest.seq = seq
+        #expect(base == nil)
+        #expect(digest == (try await fromStart(engine.log, seq, dir, "full")))
+        // Pruned between listing and use.
+        let outcome = try await Rebuild.run(
+            of: engine.log, upTo: seq,
+            from: StateSnapshots.Entry(
+                seq: seq, time: nil, format: "switchboard/1", entries: 0, bytes: 0, path: dir.sub("gone")),
+            scratchDirectory: dir.sub("vanished"), logger: quietLogger)
+        #expect(outcome.base == nil)
+        #expect(outcome.final == digest)
+    }
+
     /// The Switchboard projector under the previous format version.
     struct OlderFormat: Projector {
         let inner = SwitchboardProjector()
