@@ -90,6 +90,8 @@ public final class EventLog: Sendable {
     static let logDatabase = "log"
     static let metaDatabase = "meta"
     static let checkpointDatabase = "checkpoints"
+    /// The databases every log environment has beside its projection and configured tables.
+    static let reservedDatabases = [logDatabase, metaDatabase, checkpointDatabase]
     static let formatKey = Array("format".utf8)
     static let format = Array("switchboard-eventlog/1".utf8)
 
@@ -101,7 +103,7 @@ public final class EventLog: Sendable {
     public init(_ configuration: EventLogConfiguration, logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
-        let reserved = [Self.logDatabase, Self.metaDatabase, Self.checkpointDatabase]
+        let reserved = Self.reservedDatabases
         if let clash = configuration.tables.first(where: reserved.contains) {
             throw EventLogError(.invalidArgument, "table name \(clash) is reserved")
         }

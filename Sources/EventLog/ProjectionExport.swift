@@ -33,10 +33,11 @@ extension EventLog {
         guard !FileManager.default.fileExists(atPath: directory) else {
             throw EventLogError(.invalidArgument, "\(directory) exists; an export goes into a new directory")
         }
-        let reserved = [Self.logDatabase, Self.metaDatabase, Self.checkpointDatabase]
+        let reserved = Self.reservedDatabases
         // The copy is smaller than the source, so a map the size of the source's used pages never fills.
+        let mapSize = env.usedBytes() + (1 << 20)
         let target = try LMDBEnvironment(
-            directory: directory, initialMapSize: env.usedBytes() + (1 << 20), maxMapSize: env.usedBytes() + (1 << 20),
+            directory: directory, initialMapSize: mapSize, maxMapSize: mapSize,
             maxReaders: 8, relaxedDurability: true, databases: reserved + projector.tables)
         defer { target.close() }
         let metaDB = env.database(Self.metaDatabase)

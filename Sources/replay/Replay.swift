@@ -542,7 +542,7 @@ struct AuditCommand: AsyncParsableCommand {
 
 struct Verify: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Checksums, gapless seqs, and a rebuild of every projection compared with the live state. Exit 0 or 1.")
+        abstract: "Checksums, gapless seqs, and a rebuild of every projection compared with the live state and each snapshot. Exit 0 or 1.")
     @OptionGroup var options: LogOptions
 
     func run() async throws {

@@ -28,6 +28,19 @@ struct SnapshotTests {
         }
     }
 
+    /// The digest (at `seq`) of the state `Rebuild.state` builds up to `seq` with `snapshots`, and the snapshot
+    /// it started from.
+    func fromSnapshots(
+        _ log: EventLog, _ seq: UInt64, _ snapshots: StateSnapshots, _ dir: TemporaryDirectory, _ name: String
+    ) async throws -> (digest: StateDigest, base: StateSnapshots.Entry?) {
+        let (reader, base) = try await Rebuild.state(
+            of: log, upTo: seq, snapshots: snapshots, scratchDirectory: dir.sub(name), logger: quietLogger)
+        defer { reader.log.close() }
+        var digest = try reader.digest()
+        digest.seq = seq
+        return (digest, base)
+    }
+
     func fromStart(_ log: EventLog, _ seq: UInt64, _ dir: TemporaryDirectory, _ name: String) async throws
         -> StateDigest
     {
@@ -53,12 +66,7 @@ struct SnapshotTests {
         let last = try engine.log.lastSeq()
 
         for (n, seq) in [first.seq - 1, first.seq, first.seq + 1, second.seq - 2, second.seq, last].enumerated() {
-            let (reader, base) = try await Rebuild.state(
-                of: engine.log, upTo: seq, snapshots: snapshots, scratchDirectory: dir.sub("state-\(n)"),
-                logger: quietLogger)
-            var digest = try reader.digest()
-            digest.seq = seq
-            reader.log.close()
+            let (digest, base) = try await fromSnapshots(engine.log, seq, snapshots, dir, "state-\(n)")
             #expect(base?.seq == (seq >= second.seq ? second.seq : seq >= first.seq ? first.seq : nil))
             #expect(digest == (try await fromStart(engine.log, seq, dir, "full-\(n)")), "at seq \(seq)")
         }
@@ -122,11 +130,7 @@ struct SnapshotTests {
         let older = try await openOlderLog(dir.sub("older"), from: engine.log, upTo: seq)
         _ = try older.exportProjections(to: entry.path)
         older.close()
-        let (reader, base) = try await Rebuild.state(
-            of: engine.log, upTo: seq, snapshots: snapshots, scratchDirectory: dir.sub("state"), logger: quietLogger)
-        var digest = try reader.digest()
-        reader.log.close()
-        digest.seq = seq
+        let (digest, base) = try await fromSnapshots(engine.log, seq, snapshots, dir, "state")
         #expect(base == nil)
         #expect(digest == (try await fromStart(engine.log, seq, dir, "full")))
     }
@@ -140,11 +144,7 @@ struct SnapshotTests {
         let entry = try #require(try snapshots.take(of: engine.log, logger: quietLogger))
         let seq = entry.seq
         try Data(repeating: 0x5A, count: 4096).write(to: URL(fileURLWithPath: entry.path + "/data.mdb"))
-        let (reader, base) = try await Rebuild.state(
-            of: engine.log, upTo: seq, snapshots: snapshots, scratchDirectory: dir.sub("damaged"), logger: quietLogger)
-        var digest = try reader.digest()
-        reader.log.close()
-        digest.seq = seq
+        let (digest, base) = try await fromSnapshots(engine.log, seq, snapshots, dir, "damaged")
         #expect(base == nil)
         #expect(digest == (try await fromStart(engine.log, seq, dir, "full")))
         // Pruned between listing and use.
