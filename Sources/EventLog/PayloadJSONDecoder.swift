@@ -7,6 +7,7 @@ import Foundation
 enum PayloadJSONDecoding {
     static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
         try bytes.withUnsafeBufferPointer { buffer in
+            if let direct = try decodeDirectly(type, from: buffer) { return direct }
             let decoder = FastJSONDecoder(buffer, start: 0)
             return try decoder.decodeValue(type)
         }

@@ -87,6 +87,63 @@ struct PayloadJSONTests {
         try Self.open(event)
     }
 
+    /// Hot events also read their JSON directly (not through `Decodable`); it must give back the same value, for
+    /// what this build writes and for other writers' JSON (other key order, whitespace, escapes, extra members).
+    @Test(arguments: directPayloads.indices)
+    func directPayloadsReadBackWithoutCodable(_ index: Int) throws {
+        try Self.readDirectly(Self.directPayloads[index])
+    }
+
+    static func readDirectly<E: EventPayload>(_ event: E) throws {
+        let ours = try PayloadJSON.encode(event)
+        let direct = try ours.withUnsafeBufferPointer { try PayloadJSONDecoding.decodeDirectly(E.self, from: $0) }
+        #expect(direct == event, "\(String(decoding: ours, as: UTF8.self))")
+        // Foundation's writer: sorted keys, indentation, `\/` and `\u0007` escapes; plus an unknown member.
+        let foreign = JSONEncoder()
+        foreign.outputFormatting = [.prettyPrinted, .sortedKeys]
+        var text = String(decoding: try foreign.encode(event), as: UTF8.self)
+        text.insert(contentsOf: #""zzUnknown" : [1, {"a": null}],"#, at: text.index(after: text.startIndex))
+        let record = Record(
+            seq: 1, timestamp: LogTimestamp(microseconds: 0), type: E.eventType, schemaVersion: E.schemaVersion,
+            writer: WriterIdentity(role: "t", workerID: "t"), correlationID: nil, causationID: nil,
+            payloadEncoding: .json, payload: Array(text.utf8))
+        #expect(try record.decode(E.self) == event, "\(text)")
+        let fast = try Array(text.utf8).withUnsafeBufferPointer {
+            try PayloadJSONDecoding.decodeDirectly(E.self, from: $0)
+        }
+        #expect(fast == event, "\(text)")
+    }
+
+    @Test func directReadsRefuseWhatCodableWouldRefuse() throws {
+        func read(_ json: String) throws -> JobClaimed? {
+            try Array(json.utf8).withUnsafeBufferPointer { try PayloadJSONDecoding.decodeDirectly(JobClaimed.self, from: $0) }
+        }
+        let good = #"{"jobID":"j","workerID":"w","ownerInstance":"i","token":3,"attempt":1,"visibleUntil":-5}"#
+        #expect(try read(good) == JobClaimed(
+            jobID: "j", workerID: "w", ownerInstance: "i", token: 3, attempt: 1,
+            visibleUntil: LogTimestamp(microseconds: -5)))
+        // A missing or null required member, a wrong type, a fraction, a negative unsigned number, trailing junk.
+        for bad in [
+            #"{"jobID":"j","workerID":"w","ownerInstance":"i","token":3,"attempt":1}"#,
+            #"{"jobID":null,"workerID":"w","ownerInstance":"i","token":3,"attempt":1,"visibleUntil":1}"#,
+            #"{"jobID":7,"workerID":"w","ownerInstance":"i","token":3,"attempt":1,"visibleUntil":1}"#,
+            #"{"jobID":"j","workerID":"w","ownerInstance":"i","token":3.5,"attempt":1,"visibleUntil":1}"#,
+            #"{"jobID":"j","workerID":"w","ownerInstance":"i","token":-3,"attempt":1,"visibleUntil":1}"#,
+            #"{"jobID":"j","workerID":"w","ownerInstance":"i","token":3,"attempt":1,"visibleUntil":1"#,
+            #"["j"]"#,
+        ] {
+            #expect(throws: (any Error).self, "\(bad)") { try read(bad) }
+        }
+        // Duplicate keys in a string map are left to `Codable`.
+        let duplicate = #"{"jobID":"j","idempotencyKey":"k","conversationID":"c","kind":"reply","priority":0,"#
+            + #""maxAttempts":3,"payload":{"a":"1","a":"2"}}"#
+        #expect(throws: (any Error).self) {
+            try Array(duplicate.utf8).withUnsafeBufferPointer {
+                try PayloadJSONDecoding.decodeDirectly(JobEnqueued.self, from: $0)
+            }
+        }
+    }
+
     @Test func nilOptionalsAreOmittedAndNonFiniteNumbersRefused() throws {
         let text = String(decoding: try PayloadJSON.encode(
             DeliveryFailed(deliveryID: "d", token: 1, attempt: 1, permanent: true, retryAfter: nil, errorCode: nil,
