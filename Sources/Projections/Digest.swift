@@ -80,7 +80,11 @@ public enum Rebuild {
         /// The next batch ends at the next checkpoint, so the state can be digested there.
         @Sendable func decoded(from next: UInt64) throws -> [ProjectedRecord] {
             let stop = checkpoints.first { $0 >= next } ?? last
-            return try decodeInParallel(source.records(from: next, limit: min(batch, Int(stop - next + 1))))
+            // One core fewer than there are: the writer thread applies the previous batch meanwhile, and
+            // decoding (about 2 µs a record) keeps ahead of applying (about 5) with the rest.
+            return try decodeInParallel(
+                source.records(from: next, limit: min(batch, Int(stop - next + 1))),
+                threads: ProcessInfo.processInfo.activeProcessorCount - 1)
         }
         var upcoming: Task<[ProjectedRecord], any Error>? =
             start <= last ? Task.detached { try decoded(from: start) } : nil
@@ -152,12 +156,15 @@ enum DecodedBatches {
 }
 
 extension Rebuild {
-    /// Decodes the payloads of `records` on every core (each record independently), so applying them — which
+    /// Decodes the payloads of `records` on several cores (each record independently), so applying them — which
     /// must happen in order, on the writer thread — does not also pay for decoding.
-    static func decodeInParallel(_ records: [Record]) throws -> [ProjectedRecord] {
+    /// `threads`: how many to decode on (at least one; by default one per core).
+    static func decodeInParallel(
+        _ records: [Record], threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    ) throws -> [ProjectedRecord] {
         var projected = records.map(ProjectedRecord.init)
         let failure = FailureBox()
-        let chunks = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        let chunks = max(1, threads)
         projected.withUnsafeMutableBufferPointer { buffer in
             let base = DisjointSlots(buffer: buffer)
             DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
