@@ -263,7 +263,9 @@ public final class EventLog: Sendable {
     public func checkpoint(_ name: String) throws -> UInt64? {
         try env.withReadTransaction { txn in
             try Array(name.utf8).withUnsafeBytes { k in
-                try txn.view.get(checkpointsDB, k) { $0.map { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) } }
+                try txn.view.get(checkpointsDB, k) {
+                    $0.map { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+                }
             }
         }
     }

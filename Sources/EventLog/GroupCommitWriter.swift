@@ -178,8 +178,10 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `queue`/`st
                     fail(batch, error)
                     return
                 }
-                fail(batch, EventLogError(
-                    .mapFull, "the log reached its maximum map size of \(env.maxMapSize) bytes", cause: error))
+                fail(
+                    batch,
+                    EventLogError(
+                        .mapFull, "the log reached its maximum map size of \(env.maxMapSize) bytes", cause: error))
                 return
             } catch {
                 fail(batch, error)

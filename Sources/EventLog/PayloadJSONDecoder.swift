@@ -58,7 +58,9 @@ final class FastJSONDecoder: Decoder {
             }
             throw FastJSONError()
         default:
-            while i < bytes.count, ![UInt8(ascii: ","), UInt8(ascii: "}"), UInt8(ascii: "]"), 0x20, 0x0A, 0x0D, 0x09].contains(bytes[i]) {
+            while i < bytes.count,
+                ![UInt8(ascii: ","), UInt8(ascii: "}"), UInt8(ascii: "]"), 0x20, 0x0A, 0x0D, 0x09].contains(bytes[i])
+            {
                 i += 1
             }
             return i
@@ -103,7 +105,10 @@ final class FastJSONDecoder: Decoder {
             case UInt8(ascii: "b"): out.append(0x08)
             case UInt8(ascii: "f"): out.append(0x0C)
             case UInt8(ascii: "u"):
-                guard j + 5 < body.count, let code = UInt32(String(decoding: UnsafeBufferPointer(rebasing: body[(j + 2)..<(j + 6)]), as: UTF8.self), radix: 16),
+                guard j + 5 < body.count,
+                    let code = UInt32(
+                        String(decoding: UnsafeBufferPointer(rebasing: body[(j + 2)..<(j + 6)]), as: UTF8.self),
+                        radix: 16),
                     let scalar = Unicode.Scalar(code)  // surrogate pairs: not handled, fall back
                 else { throw FastJSONError() }
                 out += Array(String(Character(scalar)).utf8)
@@ -133,7 +138,9 @@ final class FastJSONDecoder: Decoder {
             let digit = text[index]
             guard digit >= 48, digit <= 57 else { throw FastJSONError() }  // fractions and exponents: fall back
             let (times, o1) = value.multipliedReportingOverflow(by: 10)
-            let (next, o2) = negative ? times.subtractingReportingOverflow(I(digit - 48)) : times.addingReportingOverflow(I(digit - 48))
+            let (next, o2) =
+                negative
+                ? times.subtractingReportingOverflow(I(digit - 48)) : times.addingReportingOverflow(I(digit - 48))
             guard !o1, !o2 else { throw FastJSONError() }
             value = next
             index += 1

@@ -270,7 +270,9 @@ enum Envelope {
         out.storeBytes(of: UInt8(writer.worker.count), toByteOffset: 29, as: UInt8.self)
         out.storeBytes(of: UInt8(correlation.count), toByteOffset: 30, as: UInt8.self)
         out.storeBytes(of: 0, toByteOffset: 31, as: UInt8.self)
-        withUnsafeBytes(of: writer.instance) { out.baseAddress!.advanced(by: 32).copyMemory(from: $0.baseAddress!, byteCount: 16) }
+        withUnsafeBytes(of: writer.instance) {
+            out.baseAddress!.advanced(by: 32).copyMemory(from: $0.baseAddress!, byteCount: 16)
+        }
         out.storeBytes(of: (event.causationID ?? 0).littleEndian, toByteOffset: 48, as: UInt64.self)
         out.storeBytes(of: UInt32(event.payload.count).littleEndian, toByteOffset: 56, as: UInt32.self)
         var offset = headerSize
@@ -301,7 +303,8 @@ enum Envelope {
     /// Verifies the checksum and structure of the envelope stored under `key` and decodes it.
     static func decode(seq key: UInt64, _ value: UnsafeRawBufferPointer) throws(EventLogError) -> Record {
         guard value.count >= headerSize else {
-            throw EventLogError(.corruptRecord, "record is \(value.count) bytes, shorter than the envelope header", seq: key)
+            throw EventLogError(
+                .corruptRecord, "record is \(value.count) bytes, shorter than the envelope header", seq: key)
         }
         let version = value.load(fromByteOffset: 0, as: UInt8.self)
         guard version == Envelope.version else {
@@ -330,7 +333,8 @@ enum Envelope {
         let payloadCount = Int(UInt32(littleEndian: value.loadUnaligned(fromByteOffset: 56, as: UInt32.self)))
         let total = headerSize + typeCount + roleCount + workerCount + correlationCount + payloadCount
         guard total == value.count else {
-            throw EventLogError(.corruptRecord, "lengths add up to \(total) bytes but the record has \(value.count)", seq: key)
+            throw EventLogError(
+                .corruptRecord, "lengths add up to \(total) bytes but the record has \(value.count)", seq: key)
         }
         var offset = headerSize
         func string(_ count: Int) -> String {

@@ -76,25 +76,35 @@ public struct DuplicateAudit {
             guard let trail = deliveries[id] else { continue }
             let base = trail.enqueued.map { [$0] } ?? []
             if trail.attempts.count > 1 {
-                out.append(AuditFinding(kind: "multiple_attempts", subject: id, seqs: base + trail.attempts,
-                    message: "\(trail.attempts.count) provider calls were started for one message"))
+                out.append(
+                    AuditFinding(
+                        kind: "multiple_attempts", subject: id, seqs: base + trail.attempts,
+                        message: "\(trail.attempts.count) provider calls were started for one message"))
             }
             if trail.sends.count > 1 {
-                out.append(AuditFinding(kind: "multiple_sends", subject: id, seqs: base + trail.sends,
-                    message: "the provider accepted this message \(trail.sends.count) times"))
+                out.append(
+                    AuditFinding(
+                        kind: "multiple_sends", subject: id, seqs: base + trail.sends,
+                        message: "the provider accepted this message \(trail.sends.count) times"))
             }
             if !trail.uncertain.isEmpty && !trail.resolved {
-                out.append(AuditFinding(kind: "uncertain_delivery", subject: id, seqs: base + trail.attempts + trail.uncertain,
-                    message: "the send may or may not have reached the recipient; decide by hand"))
+                out.append(
+                    AuditFinding(
+                        kind: "uncertain_delivery", subject: id, seqs: base + trail.attempts + trail.uncertain,
+                        message: "the send may or may not have reached the recipient; decide by hand"))
             }
         }
         for (key, seqs) in inbound.sorted(by: { $0.value[0] < $1.value[0] }) where seqs.count > 1 {
-            out.append(AuditFinding(kind: "inbound_processed_twice", subject: key, seqs: seqs,
-                message: "one provider message was recorded \(seqs.count) times"))
+            out.append(
+                AuditFinding(
+                    kind: "inbound_processed_twice", subject: key, seqs: seqs,
+                    message: "one provider message was recorded \(seqs.count) times"))
         }
         for (trigger, jobs) in jobsByMessage.sorted(by: { $0.key < $1.key }) where jobs.count > 1 {
-            out.append(AuditFinding(kind: "inbound_processed_twice", subject: "message seq \(trigger)", seqs: [trigger] + jobs,
-                message: "one inbound message started \(jobs.count) jobs"))
+            out.append(
+                AuditFinding(
+                    kind: "inbound_processed_twice", subject: "message seq \(trigger)", seqs: [trigger] + jobs,
+                    message: "one inbound message started \(jobs.count) jobs"))
         }
         for violation in checker.violations {
             let kind: String
@@ -102,7 +112,8 @@ public struct DuplicateAudit {
             case "stale_delivery_token", "stale_lease_token": kind = "stale_token_send"
             default: kind = violation.kind
             }
-            out.append(AuditFinding(kind: kind, subject: violation.subject, seqs: violation.seqs, message: violation.message))
+            out.append(
+                AuditFinding(kind: kind, subject: violation.subject, seqs: violation.seqs, message: violation.message))
         }
         return out
     }
@@ -156,7 +167,9 @@ public struct AlertCheck {
                     }
                 case ChannelConnected.eventType:
                     // Only a connect that follows a disconnect is a reconnect (a first connect at start is not).
-                    if let e = try? record.decode(ChannelConnected.self), let n = waiting["\(e.channel)/\(e.accountID)"], n > 0 {
+                    if let e = try? record.decode(ChannelConnected.self),
+                        let n = waiting["\(e.channel)/\(e.accountID)"], n > 0
+                    {
                         waiting["\(e.channel)/\(e.accountID)"] = n - 1
                         connectCount += 1
                     }
@@ -165,7 +178,9 @@ public struct AlertCheck {
                 case JobDead.eventType: dead += 1
                 case DeliveryUncertain.eventType: uncertain += 1
                 case CommandRejected.eventType:
-                    if let e = try? record.decode(CommandRejected.self), e.command.hasPrefix("delivery.") { loopErrors += 1 }
+                    if let e = try? record.decode(CommandRejected.self), e.command.hasPrefix("delivery.") {
+                        loopErrors += 1
+                    }
                 default: break
                 }
                 return true
@@ -177,11 +192,16 @@ public struct AlertCheck {
             while disconnects[end].duration(since: disconnects[start]) > burstWindow { start += 1 }
             worstBurst = max(worstBurst, end - start + 1)
         }
-        func line(_ alert: Bool, _ check: String, _ detail: String) -> Line { Line(alert: alert, check: check, detail: detail) }
+        func line(_ alert: Bool, _ check: String, _ detail: String) -> Line {
+            Line(alert: alert, check: check, detail: detail)
+        }
         return [
-            line(worstBurst >= threshold, "channel disconnect burst",
-                "\(worstBurst) disconnects in the worst \(windowLabel ?? "\(burstWindow)") window (threshold \(threshold))"),
-            line(expectingReconnect != connectCount, "disconnect/reconnect mismatch",
+            line(
+                worstBurst >= threshold, "channel disconnect burst",
+                "\(worstBurst) disconnects in the worst \(windowLabel ?? "\(burstWindow)") window (threshold \(threshold))"
+            ),
+            line(
+                expectingReconnect != connectCount, "disconnect/reconnect mismatch",
                 "\(expectingReconnect) disconnects, \(connectCount) reconnects"),
             line(leaseLost > 0, "lease heartbeat lost", "\(leaseLost) lease(s) expired without release"),
             line(loopErrors > 0, "outbound loop errors", "\(loopErrors) delivery command(s) rejected"),

@@ -171,17 +171,39 @@ final class BinaryStateEncoder: Encoder {
             }
         }
         mutating func encodeIfPresent(_ value: Int?, forKey key: Key) throws { try encodeIfPresent(value as Int?, key) }
-        mutating func encodeIfPresent(_ value: Int64?, forKey key: Key) throws { try encodeIfPresent(value as Int64?, key) }
-        mutating func encodeIfPresent(_ value: Bool?, forKey key: Key) throws { try encodeIfPresent(value as Bool?, key) }
-        mutating func encodeIfPresent(_ value: Double?, forKey key: Key) throws { try encodeIfPresent(value as Double?, key) }
-        mutating func encodeIfPresent(_ value: Float?, forKey key: Key) throws { try encodeIfPresent(value as Float?, key) }
-        mutating func encodeIfPresent(_ value: Int8?, forKey key: Key) throws { try encodeIfPresent(value as Int8?, key) }
-        mutating func encodeIfPresent(_ value: Int16?, forKey key: Key) throws { try encodeIfPresent(value as Int16?, key) }
-        mutating func encodeIfPresent(_ value: Int32?, forKey key: Key) throws { try encodeIfPresent(value as Int32?, key) }
-        mutating func encodeIfPresent(_ value: UInt?, forKey key: Key) throws { try encodeIfPresent(value as UInt?, key) }
-        mutating func encodeIfPresent(_ value: UInt8?, forKey key: Key) throws { try encodeIfPresent(value as UInt8?, key) }
-        mutating func encodeIfPresent(_ value: UInt16?, forKey key: Key) throws { try encodeIfPresent(value as UInt16?, key) }
-        mutating func encodeIfPresent(_ value: UInt32?, forKey key: Key) throws { try encodeIfPresent(value as UInt32?, key) }
+        mutating func encodeIfPresent(_ value: Int64?, forKey key: Key) throws {
+            try encodeIfPresent(value as Int64?, key)
+        }
+        mutating func encodeIfPresent(_ value: Bool?, forKey key: Key) throws {
+            try encodeIfPresent(value as Bool?, key)
+        }
+        mutating func encodeIfPresent(_ value: Double?, forKey key: Key) throws {
+            try encodeIfPresent(value as Double?, key)
+        }
+        mutating func encodeIfPresent(_ value: Float?, forKey key: Key) throws {
+            try encodeIfPresent(value as Float?, key)
+        }
+        mutating func encodeIfPresent(_ value: Int8?, forKey key: Key) throws {
+            try encodeIfPresent(value as Int8?, key)
+        }
+        mutating func encodeIfPresent(_ value: Int16?, forKey key: Key) throws {
+            try encodeIfPresent(value as Int16?, key)
+        }
+        mutating func encodeIfPresent(_ value: Int32?, forKey key: Key) throws {
+            try encodeIfPresent(value as Int32?, key)
+        }
+        mutating func encodeIfPresent(_ value: UInt?, forKey key: Key) throws {
+            try encodeIfPresent(value as UInt?, key)
+        }
+        mutating func encodeIfPresent(_ value: UInt8?, forKey key: Key) throws {
+            try encodeIfPresent(value as UInt8?, key)
+        }
+        mutating func encodeIfPresent(_ value: UInt16?, forKey key: Key) throws {
+            try encodeIfPresent(value as UInt16?, key)
+        }
+        mutating func encodeIfPresent(_ value: UInt32?, forKey key: Key) throws {
+            try encodeIfPresent(value as UInt32?, key)
+        }
         private mutating func encodeIfPresent<T: Encodable>(_ value: T?, _ key: Key) throws {
             if let value {
                 encoder.byte(1)

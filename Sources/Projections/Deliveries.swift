@@ -25,7 +25,8 @@ public struct RateLimits: Sendable, Equatable {
     /// WhatsApp Cloud API: about 1 message per 6 seconds per user, 80 per second per number.
     public static let whatsapp = RateLimits(perRecipientInterval: .seconds(6), perAccount: (80, .seconds(1)))
     /// No limits (web chat, tests).
-    public static let none = RateLimits(perRecipientInterval: .zero, perAccount: (SwitchboardProjector.rateHistoryLimit, .zero))
+    public static let none = RateLimits(
+        perRecipientInterval: .zero, perAccount: (SwitchboardProjector.rateHistoryLimit, .zero))
 
     public static func == (lhs: RateLimits, rhs: RateLimits) -> Bool {
         lhs.perRecipientInterval == rhs.perRecipientInterval && lhs.perGroupWindow?.count == rhs.perGroupWindow?.count
@@ -132,7 +133,9 @@ public enum DeliveryDecider {
         else {
             throw ProjectionError(.invalidArgument, "a delivery needs a key, channel, account and recipient")
         }
-        if let existing = try context.tables.get(context.tables.table(T.deliveryKeys), Key(delivery.idempotencyKey).bytes) {
+        if let existing = try context.tables.get(
+            context.tables.table(T.deliveryKeys), Key(delivery.idempotencyKey).bytes)
+        {
             return (String(decoding: existing, as: UTF8.self), true)
         }
         try context.append(
@@ -221,7 +224,8 @@ public enum DeliveryDecider {
         claimed.claimedBy = owner
         claimed.visibleUntil = visibleUntil
         return .claimed(
-            DeliveryClaim(delivery: claimed, token: token, leaseToken: leaseToken, attempt: attempt, visibleUntil: visibleUntil))
+            DeliveryClaim(
+                delivery: claimed, token: token, leaseToken: leaseToken, attempt: attempt, visibleUntil: visibleUntil))
     }
 
     /// When the recipient may next receive a message, or `nil` if now.
@@ -256,7 +260,8 @@ public enum DeliveryDecider {
         let nowKey = orderKey(context.now)
         try context.tables.scan(context.tables.table(T.deliveryInflight), from: prefix) { key, value in
             guard hasPrefix(key, prefix), key.count >= prefix.count + 8 else { return false }
-            let until = UInt64(bigEndian: key[prefix.count..<prefix.count + 8].withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+            let until = UInt64(
+                bigEndian: key[prefix.count..<prefix.count + 8].withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
             if until >= nowKey { return false }
             expired.append(String(decoding: value, as: UTF8.self))
             return true
@@ -265,10 +270,12 @@ public enum DeliveryDecider {
             guard let delivery = try load(id, context) else { continue }
             switch delivery.status {
             case .claimed:
-                try failAttempt(delivery, permanent: false, retryAfter: nil, code: "claim_expired",
+                try failAttempt(
+                    delivery, permanent: false, retryAfter: nil, code: "claim_expired",
                     message: "claim expired before the send was attempted", settings: settings, &context)
             case .attempting:
-                try markUncertain(delivery, reason: "claim expired after the send was attempted", settings: settings, &context)
+                try markUncertain(
+                    delivery, reason: "claim expired after the send was attempted", settings: settings, &context)
             default:
                 continue
             }
@@ -281,16 +288,26 @@ public enum DeliveryDecider {
         _ deliveryID: String, token: UInt64, leaseToken: UInt64, owner: Owner, _ context: inout WriteContext
     ) throws -> DeliveryCommandResult {
         guard let delivery = try load(deliveryID, context) else {
-            return try reject("delivery.attempt", deliveryID, nil, token: token, leaseToken: leaseToken, owner: owner, "unknown", &context)
+            return try reject(
+                "delivery.attempt", deliveryID, nil, token: token, leaseToken: leaseToken, owner: owner, "unknown",
+                &context)
         }
         if delivery.token != token {
-            return try reject("delivery.attempt", deliveryID, delivery, token: token, leaseToken: leaseToken, owner: owner, "stale_token", &context)
+            return try reject(
+                "delivery.attempt", deliveryID, delivery, token: token, leaseToken: leaseToken, owner: owner,
+                "stale_token", &context)
         }
         if delivery.status != .claimed {
-            return try reject("delivery.attempt", deliveryID, delivery, token: token, leaseToken: leaseToken, owner: owner, "wrong_state", &context)
+            return try reject(
+                "delivery.attempt", deliveryID, delivery, token: token, leaseToken: leaseToken, owner: owner,
+                "wrong_state", &context)
         }
-        if let reason = try LeaseDecider.checkHolder(delivery.leaseResource, owner: owner, leaseToken: leaseToken, context) {
-            return try reject("delivery.attempt", deliveryID, delivery, token: token, leaseToken: leaseToken, owner: owner, reason, &context)
+        if let reason = try LeaseDecider.checkHolder(
+            delivery.leaseResource, owner: owner, leaseToken: leaseToken, context)
+        {
+            return try reject(
+                "delivery.attempt", deliveryID, delivery, token: token, leaseToken: leaseToken, owner: owner, reason,
+                &context)
         }
         try context.append(
             DeliveryAttempted(deliveryID: deliveryID, token: token, leaseToken: leaseToken, attempt: delivery.attempt),
@@ -308,7 +325,8 @@ public enum DeliveryDecider {
         else {
             let delivery = try load(deliveryID, context)
             let reason = delivery == nil ? "unknown" : delivery?.token != token ? "stale_token" : "wrong_state"
-            return try reject("delivery.sent", deliveryID, delivery, token: token, leaseToken: nil, owner: owner, reason, &context)
+            return try reject(
+                "delivery.sent", deliveryID, delivery, token: token, leaseToken: nil, owner: owner, reason, &context)
         }
         try context.append(
             DeliverySent(
@@ -329,9 +347,11 @@ public enum DeliveryDecider {
         else {
             let delivery = try load(deliveryID, context)
             let reason = delivery == nil ? "unknown" : delivery?.token != token ? "stale_token" : "wrong_state"
-            return try reject("delivery.failed", deliveryID, delivery, token: token, leaseToken: nil, owner: owner, reason, &context)
+            return try reject(
+                "delivery.failed", deliveryID, delivery, token: token, leaseToken: nil, owner: owner, reason, &context)
         }
-        try failAttempt(delivery, permanent: permanent, retryAfter: retryAfter, code: errorCode, message: message,
+        try failAttempt(
+            delivery, permanent: permanent, retryAfter: retryAfter, code: errorCode, message: message,
             settings: settings, &context)
         return .accepted
     }
@@ -346,7 +366,8 @@ public enum DeliveryDecider {
         else {
             let delivery = try load(deliveryID, context)
             let why = delivery == nil ? "unknown" : delivery?.token != token ? "stale_token" : "wrong_state"
-            return try reject("delivery.uncertain", deliveryID, delivery, token: token, leaseToken: nil, owner: owner, why, &context)
+            return try reject(
+                "delivery.uncertain", deliveryID, delivery, token: token, leaseToken: nil, owner: owner, why, &context)
         }
         try markUncertain(delivery, reason: reason, settings: settings, &context)
         return .accepted
@@ -359,7 +380,8 @@ public enum DeliveryDecider {
         let outOfAttempts = delivery.attempt >= delivery.maxAttempts
         var notBefore: LogTimestamp?
         if !permanent && !outOfAttempts {
-            let backoff = context.now.advanced(by: settings.retry.delay(afterAttempt: delivery.attempt, key: delivery.deliveryID))
+            let backoff = context.now.advanced(
+                by: settings.retry.delay(afterAttempt: delivery.attempt, key: delivery.deliveryID))
             notBefore = max(backoff, retryAfter ?? backoff)
         }
         try context.append(
@@ -374,12 +396,14 @@ public enum DeliveryDecider {
         _ delivery: DeliveryState, reason: String, settings: DeliverySettings, _ context: inout WriteContext
     ) throws {
         try context.append(
-            DeliveryUncertain(deliveryID: delivery.deliveryID, token: delivery.token, attempt: delivery.attempt, reason: reason),
+            DeliveryUncertain(
+                deliveryID: delivery.deliveryID, token: delivery.token, attempt: delivery.attempt, reason: reason),
             correlationID: delivery.conversationID)
         if settings.uncertainPolicy == .retry {
             var uncertain = delivery
             uncertain.status = .uncertain
-            try failAttempt(uncertain, permanent: false, retryAfter: nil, code: "uncertain",
+            try failAttempt(
+                uncertain, permanent: false, retryAfter: nil, code: "uncertain",
                 message: "retrying an uncertain send (policy retry): the recipient may get a duplicate",
                 settings: settings, &context)
         }

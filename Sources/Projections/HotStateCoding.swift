@@ -96,7 +96,9 @@ extension JobState: HotState {
         for _ in 0..<count { payload[try input.string()] = try input.string() }
         self.payload = payload
         enqueueSeq = try input.integer(UInt64.self)
-        guard let status = JobStatus(rawValue: try input.string()) else { throw BinaryStateDecoder.corrupt("job status") }
+        guard let status = JobStatus(rawValue: try input.string()) else {
+            throw BinaryStateDecoder.corrupt("job status")
+        }
         self.status = status
         attempt = try input.int()
         notBefore = try input.time()

@@ -94,7 +94,8 @@ public enum InboundDecider {
             throw ProjectionError(.invalidArgument, "contact status must be allowed, blocked or pending")
         }
         try context.append(
-            ContactUpdated(channel: channel, accountID: accountID, contactID: contactID, status: status,
+            ContactUpdated(
+                channel: channel, accountID: accountID, contactID: contactID, status: status,
                 changedBy: "operator:\(name)"))
     }
 
@@ -104,7 +105,8 @@ public enum InboundDecider {
         _ context: inout WriteContext
     ) throws {
         try context.append(
-            ContactUpdated(channel: channel, accountID: accountID, contactID: contactID, status: "pending",
+            ContactUpdated(
+                channel: channel, accountID: accountID, contactID: contactID, status: "pending",
                 pairingCodeHash: hashCode(code), changedBy: "operator:\(name)"))
     }
 
@@ -117,7 +119,8 @@ public enum InboundDecider {
         else { return false }
         guard constantTimeEqual(Array(hashCode(code).utf8), Array(expected.utf8)) else { return false }
         try context.append(
-            ContactUpdated(channel: channel, accountID: accountID, contactID: contactID, status: "allowed",
+            ContactUpdated(
+                channel: channel, accountID: accountID, contactID: contactID, status: "allowed",
                 changedBy: "pairing"))
         return true
     }

@@ -12,7 +12,9 @@ public struct InvariantViolation: Sendable, Equatable, CustomStringConvertible {
     public var seqs: [UInt64]
     public var message: String
 
-    public var description: String { "\(kind) \(subject) at seqs \(seqs.map(String.init).joined(separator: ",")): \(message)" }
+    public var description: String {
+        "\(kind) \(subject) at seqs \(seqs.map(String.init).joined(separator: ",")): \(message)"
+    }
 }
 
 /// Checks Switchboard's safety properties from the log alone, record by record, with the log clock:
@@ -72,13 +74,15 @@ public struct InvariantChecker {
         case let e as LeaseAcquired:
             let owner = Owner(workerID: e.ownerWorkerID, instance: e.ownerInstance)
             if let current = leases[e.resource], current.held, now <= current.expiresAt, current.owner != owner {
-                flag("two_lease_holders", e.resource, [current.grantSeq, seq],
+                flag(
+                    "two_lease_holders", e.resource, [current.grantSeq, seq],
                     "\(e.resource) granted to \(owner) while \(current.owner) held it until \(current.expiresAt)")
             }
             leases[e.resource] = Lease(owner: owner, token: e.token, expiresAt: e.expiresAt, held: true, grantSeq: seq)
         case let e as LeaseRenewed:
             guard var lease = leases[e.resource], lease.token == e.token, lease.held, now <= lease.expiresAt else {
-                flag("stale_lease_renewal", e.resource, [leases[e.resource]?.grantSeq ?? 0, seq].filter { $0 > 0 },
+                flag(
+                    "stale_lease_renewal", e.resource, [leases[e.resource]?.grantSeq ?? 0, seq].filter { $0 > 0 },
                     "\(e.resource) renewed under token \(e.token) that is not live")
                 return
             }
@@ -94,7 +98,9 @@ public struct InvariantChecker {
         case let e as JobClaimed:
             var job = jobs[e.jobID] ?? Job()
             if job.running && now <= job.visibleUntil {
-                flag("claim_while_claimed", e.jobID, [job.claimSeq, seq], "job \(e.jobID) claimed while its claim was live")
+                flag(
+                    "claim_while_claimed", e.jobID, [job.claimSeq, seq],
+                    "job \(e.jobID) claimed while its claim was live")
             }
             job.token = e.token
             job.claimSeq = seq
@@ -104,7 +110,8 @@ public struct InvariantChecker {
             jobs[e.jobID] = job
         case let e as JobHeartbeat:
             guard var job = jobs[e.jobID], job.running, job.token == e.token, now <= job.visibleUntil else {
-                flag("stale_job_token", e.jobID, [jobs[e.jobID]?.claimSeq ?? 0, seq].filter { $0 > 0 },
+                flag(
+                    "stale_job_token", e.jobID, [jobs[e.jobID]?.claimSeq ?? 0, seq].filter { $0 > 0 },
                     "job \(e.jobID) heartbeat under token \(e.token) that is stale or past its deadline")
                 return
             }
@@ -112,7 +119,8 @@ public struct InvariantChecker {
             jobs[e.jobID] = job
         case let e as JobCompleted:
             guard var job = jobs[e.jobID], job.running, job.token == e.token else {
-                flag("stale_job_token", e.jobID, [jobs[e.jobID]?.claimSeq ?? 0, seq].filter { $0 > 0 },
+                flag(
+                    "stale_job_token", e.jobID, [jobs[e.jobID]?.claimSeq ?? 0, seq].filter { $0 > 0 },
                     "job \(e.jobID) completed under token \(e.token)")
                 return
             }
@@ -121,7 +129,8 @@ public struct InvariantChecker {
             jobs[e.jobID] = job
         case let e as JobFailed:
             guard var job = jobs[e.jobID], job.running, job.token == e.token else {
-                flag("stale_job_token", e.jobID, [jobs[e.jobID]?.claimSeq ?? 0, seq].filter { $0 > 0 },
+                flag(
+                    "stale_job_token", e.jobID, [jobs[e.jobID]?.claimSeq ?? 0, seq].filter { $0 > 0 },
                     "job \(e.jobID) failed under token \(e.token)")
                 return
             }
@@ -140,24 +149,31 @@ public struct InvariantChecker {
 
         case let e as DeliveryClaimed:
             if let reason = leaseProblem(e.leaseResource, e.leaseToken, now) {
-                flag("stale_lease_token", e.deliveryID, [leases[e.leaseResource]?.grantSeq ?? 0, seq].filter { $0 > 0 },
+                flag(
+                    "stale_lease_token", e.deliveryID, [leases[e.leaseResource]?.grantSeq ?? 0, seq].filter { $0 > 0 },
                     "delivery \(e.deliveryID) claimed under lease token \(e.leaseToken): \(reason)")
             }
-            deliveries[e.deliveryID] = Delivery(token: e.token, claimSeq: seq, resource: e.leaseResource, leaseToken: e.leaseToken)
+            deliveries[e.deliveryID] = Delivery(
+                token: e.token, claimSeq: seq, resource: e.leaseResource, leaseToken: e.leaseToken)
         case let e as DeliveryAttempted:
             guard let delivery = deliveries[e.deliveryID], delivery.token == e.token else {
-                flag("stale_delivery_token", e.deliveryID, [deliveries[e.deliveryID]?.claimSeq ?? 0, seq].filter { $0 > 0 },
+                flag(
+                    "stale_delivery_token", e.deliveryID,
+                    [deliveries[e.deliveryID]?.claimSeq ?? 0, seq].filter { $0 > 0 },
                     "delivery \(e.deliveryID) attempted under token \(e.token)")
                 return
             }
             if let reason = leaseProblem(delivery.resource, e.leaseToken, now) {
-                flag(reason == "expired" ? "send_after_lease_expiry" : "stale_lease_token", e.deliveryID,
+                flag(
+                    reason == "expired" ? "send_after_lease_expiry" : "stale_lease_token", e.deliveryID,
                     [leases[delivery.resource]?.grantSeq ?? 0, delivery.claimSeq, seq].filter { $0 > 0 },
                     "delivery \(e.deliveryID) attempted under lease token \(e.leaseToken): \(reason)")
             }
         case let e as DeliverySent:
             if deliveries[e.deliveryID]?.token != e.token {
-                flag("stale_delivery_token", e.deliveryID, [deliveries[e.deliveryID]?.claimSeq ?? 0, seq].filter { $0 > 0 },
+                flag(
+                    "stale_delivery_token", e.deliveryID,
+                    [deliveries[e.deliveryID]?.claimSeq ?? 0, seq].filter { $0 > 0 },
                     "delivery \(e.deliveryID) sent under token \(e.token)")
             }
         default:

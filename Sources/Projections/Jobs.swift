@@ -104,7 +104,8 @@ public enum JobDecider {
     }
 
     /// Enqueues a job unless its idempotency key was seen before (then returns the first job).
-    public static func enqueue(_ job: NewJob, settings: JobSettings, _ context: inout WriteContext) throws -> JobEnqueue {
+    public static func enqueue(_ job: NewJob, settings: JobSettings, _ context: inout WriteContext) throws -> JobEnqueue
+    {
         guard !job.jobID.isEmpty, !job.idempotencyKey.isEmpty, !job.conversationID.isEmpty else {
             throw ProjectionError(.invalidArgument, "a job needs a job id, an idempotency key and a conversation")
         }
@@ -182,7 +183,8 @@ public enum JobDecider {
     static func reclaimExpired(settings: JobSettings, _ context: inout WriteContext) throws {
         var expired: [String] = []
         try context.tables.scan(context.tables.table(T.jobRunning)) { key, value in
-            let until = key.count >= 9 ? UInt64(bigEndian: key[1..<9].withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }) : 0
+            let until =
+                key.count >= 9 ? UInt64(bigEndian: key[1..<9].withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }) : 0
             if until >= orderKey(context.now) { return false }
             expired.append(String(decoding: value, as: UTF8.self))
             return true
@@ -243,7 +245,9 @@ public enum JobDecider {
         settings: JobSettings, _ context: inout WriteContext
     ) throws -> JobFailureOutcome {
         guard let job = try load(jobID, context), job.status == .running, job.token == token else {
-            if case .rejected(let why, let current) = try reject("job.fail", jobID, token: token, owner: owner, &context) {
+            if case .rejected(let why, let current) = try reject(
+                "job.fail", jobID, token: token, owner: owner, &context)
+            {
                 return .rejected(reason: why, currentToken: current)
             }
             return .rejected(reason: "unknown", currentToken: nil)
@@ -283,7 +287,8 @@ public enum JobDecider {
             throw ProjectionError(.notFound, "no job \(jobID)")
         }
         guard job.status == .dead else { return .rejected(reason: "wrong_state", currentToken: job.token) }
-        try context.append(JobRequeued(jobID: jobID, byOperator: name, reason: reason), correlationID: job.conversationID)
+        try context.append(
+            JobRequeued(jobID: jobID, byOperator: name, reason: reason), correlationID: job.conversationID)
         return .accepted
     }
 

@@ -120,7 +120,8 @@ public enum LeaseDecider {
             return .denied(reason: reason, holder: lease.flatMap { $0.isLive(at: context.now) ? grant($0) : nil })
         }
         try context.append(
-            LeaseReleased(resource: resource, ownerWorkerID: owner.workerID, ownerInstance: owner.instance, token: token))
+            LeaseReleased(
+                resource: resource, ownerWorkerID: owner.workerID, ownerInstance: owner.instance, token: token))
         return .granted(grant(lease))
     }
 

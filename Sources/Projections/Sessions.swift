@@ -35,7 +35,8 @@ public struct SessionSealer: Sendable {
     func seal(_ value: Data, namespace: String, entry: String) throws -> Data {
         guard let key else { return value }
         do {
-            return try ChaChaPoly.seal(value, using: key, authenticating: Data("\(namespace)\u{0}\(entry)".utf8)).combined
+            return try ChaChaPoly.seal(value, using: key, authenticating: Data("\(namespace)\u{0}\(entry)".utf8))
+                .combined
         } catch {
             throw ProjectionError(.crypto, "cannot seal a session value")
         }
@@ -97,7 +98,10 @@ public struct LocalSessionFiles: Sendable {
     }
 
     func path(_ namespace: String) -> String {
-        let safe = namespace.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? String($0) : "%" + String($0.asciiValue ?? 0, radix: 16) }
+        let safe = namespace.map {
+            $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_"
+                ? String($0) : "%" + String($0.asciiValue ?? 0, radix: 16)
+        }
         return directory + "/" + safe.joined() + ".json"
     }
 
@@ -105,7 +109,8 @@ public struct LocalSessionFiles: Sendable {
         let file = path(namespace)
         guard FileManager.default.fileExists(atPath: file) else { return [:] }
         do {
-            return try JSONDecoder().decode([String: FileEntry].self, from: Data(contentsOf: URL(fileURLWithPath: file)))
+            return try JSONDecoder().decode(
+                [String: FileEntry].self, from: Data(contentsOf: URL(fileURLWithPath: file)))
         } catch {
             throw ProjectionError(.io, "session file \(file) is unreadable: \(error)")
         }
@@ -200,7 +205,11 @@ public struct SessionStore: Sendable {
                 let prefix = Key(namespace).prefix
                 try snapshot.scan(engine.log.table(ProjectionTables.sessions), from: prefix) { key, value in
                     guard hasPrefix(key, prefix) else { return false }
-                    out.append((String(decoding: key[prefix.count...], as: UTF8.self), try StateCoding.decode(SessionEntryState.self, value)))
+                    out.append(
+                        (
+                            String(decoding: key[prefix.count...], as: UTF8.self),
+                            try StateCoding.decode(SessionEntryState.self, value)
+                        ))
                     return true
                 }
                 return out
@@ -212,7 +221,8 @@ public struct SessionStore: Sendable {
         case .local:
             guard let files else { return [:] }
             return try files.read(namespace).mapValues { $0 }.reduce(into: [:]) { out, item in
-                out[item.key] = try sealer.open(item.value.value, encrypted: item.value.encrypted, namespace: namespace, entry: item.key)
+                out[item.key] = try sealer.open(
+                    item.value.value, encrypted: item.value.encrypted, namespace: namespace, entry: item.key)
             }
         }
     }

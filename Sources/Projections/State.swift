@@ -79,7 +79,9 @@ func hasPrefix(_ bytes: [UInt8], _ prefix: [UInt8]) -> Bool {
 /// How projection state values are stored: the positional binary form of ``BinaryState``.
 enum StateCoding {
     static func encode<T: Encodable>(_ value: T) throws -> [UInt8] { try BinaryState.encode(value) }
-    static func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8]) throws -> T { try BinaryState.decode(type, bytes) }
+    static func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8]) throws -> T {
+        try BinaryState.decode(type, bytes)
+    }
 }
 
 extension TableWriter {

@@ -24,7 +24,9 @@ public struct StateReader: Sendable {
 
     func table(_ name: String) -> Table { log.table(name) }
 
-    private func all<T: Decodable>(_ type: T.Type, _ tableName: String, prefix: [UInt8]? = nil) throws -> [(key: [UInt8], value: T)] {
+    private func all<T: Decodable>(_ type: T.Type, _ tableName: String, prefix: [UInt8]? = nil) throws -> [(
+        key: [UInt8], value: T
+    )] {
         try log.withSnapshot { snapshot in
             var out: [(key: [UInt8], value: T)] = []
             try snapshot.scan(table(tableName), from: prefix) { key, value in
@@ -57,7 +59,9 @@ public struct StateReader: Sendable {
         }
     }
 
-    public func contacts() throws -> [ContactState] { try all(ContactState.self, ProjectionTables.contacts).map(\.value) }
+    public func contacts() throws -> [ContactState] {
+        try all(ContactState.self, ProjectionTables.contacts).map(\.value)
+    }
 
     public func conversation(_ id: String) throws -> ConversationState? {
         try log.withSnapshot { try $0.load(ConversationState.self, table(ProjectionTables.conversations), Key(id)) }
@@ -89,15 +93,21 @@ public struct StateReader: Sendable {
 
     /// The last `limit` messages of a conversation, oldest first.
     public func history(_ conversationID: String, limit: Int = 50) throws -> [HistoryMessage] {
-        Array(try all(HistoryMessage.self, ProjectionTables.messages, prefix: Key(conversationID).prefix).map(\.value).suffix(limit))
+        Array(
+            try all(HistoryMessage.self, ProjectionTables.messages, prefix: Key(conversationID).prefix).map(\.value)
+                .suffix(limit))
     }
 
     /// Session entries as (namespace, key, stored bytes, encrypted) — never the values.
-    public func sessionEntries(namespace: String? = nil) throws -> [(namespace: String, key: String, bytes: Int, encrypted: Bool)] {
-        try all(SessionEntryState.self, ProjectionTables.sessions, prefix: namespace.map { Key($0).prefix }).map { item in
+    public func sessionEntries(namespace: String? = nil) throws -> [(
+        namespace: String, key: String, bytes: Int, encrypted: Bool
+    )] {
+        try all(SessionEntryState.self, ProjectionTables.sessions, prefix: namespace.map { Key($0).prefix }).map {
+            item in
             let parts = item.key.split(separator: 0, maxSplits: 1, omittingEmptySubsequences: false)
             return (
-                String(decoding: parts[0], as: UTF8.self), parts.count > 1 ? String(decoding: parts[1], as: UTF8.self) : "",
+                String(decoding: parts[0], as: UTF8.self),
+                parts.count > 1 ? String(decoding: parts[1], as: UTF8.self) : "",
                 item.value.value.count, item.value.encrypted
             )
         }

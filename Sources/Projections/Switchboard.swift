@@ -174,7 +174,8 @@ public final class Switchboard: Sendable {
         let owner = owner ?? self.owner
         let settings = settings.deliveries
         return try await decide {
-            try DeliveryDecider.uncertain(deliveryID, token: token, owner: owner, reason: reason, settings: settings, &$0)
+            try DeliveryDecider.uncertain(
+                deliveryID, token: token, owner: owner, reason: reason, settings: settings, &$0)
         }
     }
 

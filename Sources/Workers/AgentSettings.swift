@@ -65,7 +65,8 @@ public struct AgentSettings: Sendable, Equatable {
         let roleText = value("AGENT_ROLE") ?? "all"
         guard let role = AgentRole(rawValue: roleText.lowercased()) else {
             let accepted = AgentRole.allCases.map(\.rawValue).joined(separator: ", ")
-            throw SettingsError(variable: "AGENT_ROLE", message: "unknown role '\(roleText)'; expected one of \(accepted)")
+            throw SettingsError(
+                variable: "AGENT_ROLE", message: "unknown role '\(roleText)'; expected one of \(accepted)")
         }
         self.role = role
         let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "host"
@@ -101,7 +102,8 @@ public struct AgentSettings: Sendable, Equatable {
         let everyText = value("SNAPSHOT_EVERY") ?? "100000"
         guard let every = UInt64(everyText.replacingOccurrences(of: "_", with: "")), every == 0 || every >= 1_000 else {
             throw SettingsError(
-                variable: "SNAPSHOT_EVERY", message: "expected a number of events >= 1000, or 0 for no snapshots, got '\(everyText)'")
+                variable: "SNAPSHOT_EVERY",
+                message: "expected a number of events >= 1000, or 0 for no snapshots, got '\(everyText)'")
         }
         snapshotEvery = every
         let keepText = value("SNAPSHOT_KEEP") ?? "8"

@@ -28,13 +28,17 @@ public struct EngineService: Service {
                 pid: getpid(), version: version, configuration: settings.summary))
         logger.info(
             "worker.started",
-            metadata: ["event.seq": "\(startSeq)", "worker.id": "\(writer.workerID)", "worker.instance": "\(writer.instanceID)"])
+            metadata: [
+                "event.seq": "\(startSeq)", "worker.id": "\(writer.workerID)",
+                "worker.instance": "\(writer.instanceID)",
+            ])
         do {
             for try await record in log.tail(from: startSeq + 1).cancelOnGracefulShutdown() {
                 logger.debug(
                     "event.observed",
                     metadata: [
-                        "event.seq": "\(record.seq)", "event.type": "\(record.type)", "event.writer": "\(record.writer)",
+                        "event.seq": "\(record.seq)", "event.type": "\(record.type)",
+                        "event.writer": "\(record.writer)",
                     ])
             }
         } catch {

@@ -33,7 +33,8 @@ do {
         configuration, settings: try settings.engineSettings(), sessionKeyBase64: settings.sessionKeyBase64,
         logger: logger)
 } catch {
-    FileHandle.standardError.write(Data("agent: cannot open the event log at \(settings.dataDirectory): \(error)\n".utf8))
+    FileHandle.standardError.write(
+        Data("agent: cannot open the event log at \(settings.dataDirectory): \(error)\n".utf8))
     exit(70)
 }
 
@@ -57,5 +58,6 @@ if settings.snapshotEvery > 0 {
 let group = ServiceGroup(
     configuration: ServiceGroupConfiguration(
         services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-logger.info("[main] Agent is running (role: \(settings.role.rawValue))", metadata: ["worker.id": "\(settings.workerID)"])
+logger.info(
+    "[main] Agent is running (role: \(settings.role.rawValue))", metadata: ["worker.id": "\(settings.workerID)"])
 try await group.run()

@@ -40,7 +40,8 @@ enum Scenario: String, CaseIterable, ExpressibleByArgument {
         case .tailLatency: "commit to delivery in another process, doorbell-woken: p50/p99 (target p99 <= 1 ms)"
         case .scan: "full scan of 1,000,000 records with decode and checksum: events/s (target >= 1M/s)"
         case .storage: "stored bytes per event vs payload bytes, and vs raw LMDB storing the payload alone"
-        case .jobCycle: "enqueue -> claim -> complete, durable, 64 concurrent workers in one process (target >= 20k cycles/s)"
+        case .jobCycle:
+            "enqueue -> claim -> complete, durable, 64 concurrent workers in one process (target >= 20k cycles/s)"
         case .jobCycle4: "the same job cycle from 4 processes on one log: cycles/s in total"
         case .leaseOps: "lease acquire + renew, 64 resources, durable: ops/s"
         case .rebuild: "rebuild of all projections from seq 1 into a scratch environment: events/s (target >= 500k/s)"
@@ -413,7 +414,8 @@ extension Runner {
         let ours = Double(completed) / seconds
         let baseline = Double(events) / raw.seconds / (Double(events) / Double(completed))
         try report([
-            "scenario": Scenario.jobCycle.rawValue, "value": round(ours), "unit": "cycles/s", "baseline": round(baseline),
+            "scenario": Scenario.jobCycle.rawValue, "value": round(ours), "unit": "cycles/s",
+            "baseline": round(baseline),
             "ratio": round(ours / baseline, 3), "cycles": completed, "events": events, "commits": commits,
             "effective_batch": batch, "target_value": 20_000, "workers": jobWorkers,
             "cpu_us_per_cycle": round(cpu / Double(completed) * 1e6, 1),
@@ -428,7 +430,9 @@ extension Runner {
         let processes = (0..<4).map { index -> (Process, Pipe) in
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-            process.arguments = ["job-worker", "--dir", dir, "--name", "w\(index)", "--workers", "16", "--cycles", "300"]
+            process.arguments = [
+                "job-worker", "--dir", dir, "--name", "w\(index)", "--workers", "16", "--cycles", "300",
+            ]
             let pipe = Pipe()
             process.standardOutput = pipe
             return (process, pipe)
@@ -447,7 +451,8 @@ extension Runner {
         try report([
             "scenario": Scenario.jobCycle4.rawValue, "value": round(Double(completed) / seconds), "unit": "cycles/s",
             "cycles": completed, "processes": 4, "workers_per_process": 16,
-            "note": "includes process start-up; each process has its own writer thread contending for LMDB's writer lock",
+            "note":
+                "includes process start-up; each process has its own writer thread contending for LMDB's writer lock",
         ])
     }
 
@@ -461,7 +466,8 @@ extension Runner {
                 group.addTask {
                     guard let grant = try await engine.acquireLease("bench/\(r)").grant else { return 0 }
                     var done = 1
-                    for _ in 0..<renewals where try await engine.renewLease("bench/\(r)", token: grant.token).grant != nil {
+                    for _ in 0..<renewals
+                    where try await engine.renewLease("bench/\(r)", token: grant.token).grant != nil {
                         done += 1
                     }
                     return done
@@ -496,7 +502,8 @@ extension Runner {
                 group.addTask {
                     for c in 0..<200 {
                         _ = try await engine.enqueueDelivery(
-                            NewDelivery(idempotencyKey: "m-\(w)-\(c)", channel: "web", accountID: "default",
+                            NewDelivery(
+                                idempotencyKey: "m-\(w)-\(c)", channel: "web", accountID: "default",
                                 recipient: "u\(w)-\(c)", conversationID: "c\(w)", text: "hello there"))
                     }
                 }
@@ -562,17 +569,22 @@ extension Runner {
                 for w in 0..<64 {
                     group.addTask {
                         let id = try await engine.enqueueDelivery(
-                            NewDelivery(idempotencyKey: "m\(current)-\(w)", channel: "web", accountID: "default",
-                                recipient: "u\(current)-\(w)", conversationID: "c\(w)", text: "hello")).deliveryID
+                            NewDelivery(
+                                idempotencyKey: "m\(current)-\(w)", channel: "web", accountID: "default",
+                                recipient: "u\(current)-\(w)", conversationID: "c\(w)", text: "hello")
+                        ).deliveryID
                         _ = id
                     }
                 }
                 try await group.waitForAll()
             }
             for _ in 0..<64 {
-                guard case .claimed(let claim) = try await engine.claimDelivery(channel: "web", accountID: "default", leaseToken: grant.token)
+                guard
+                    case .claimed(let claim) = try await engine.claimDelivery(
+                        channel: "web", accountID: "default", leaseToken: grant.token)
                 else { break }
-                _ = try await engine.attemptDelivery(claim.delivery.deliveryID, token: claim.token, leaseToken: grant.token)
+                _ = try await engine.attemptDelivery(
+                    claim.delivery.deliveryID, token: claim.token, leaseToken: grant.token)
                 _ = try await engine.deliverySent(claim.delivery.deliveryID, token: claim.token, providerMessageID: "p")
                 _ = try await engine.renewLease("web/default", token: grant.token)
             }
@@ -625,7 +637,8 @@ extension Runner {
         let upgradeSeconds = Double(_RawLMDBBaseline.monotonicNanoseconds() - upgradeStart) / 1e9
         upgraded.close()
         try report([
-            "scenario": "projection-upgrade-in-place", "value": round(Double(events) / upgradeSeconds), "unit": "events/s",
+            "scenario": "projection-upgrade-in-place", "value": round(Double(events) / upgradeSeconds),
+            "unit": "events/s",
             "seconds": round(upgradeSeconds, 2), "events": events,
         ])
     }

@@ -11,7 +11,8 @@ struct Replay: AsyncParsableCommand {
         abstract: "Read the Switchboard event log: inspect state, replay incidents, audit sends, check alerts.",
         subcommands: [
             LeaseCommand.self, AccountsCommand.self, SessionCommand.self, JobsCommand.self, DeliveriesCommand.self,
-            ConversationsCommand.self, StateCommand.self, SnapshotsCommand.self, Timeline.self, AuditCommand.self, Verify.self,
+            ConversationsCommand.self, StateCommand.self, SnapshotsCommand.self, Timeline.self, AuditCommand.self,
+            Verify.self,
             Alerts.self, Export.self, Tail.self,
         ])
 }
@@ -58,10 +59,13 @@ struct AtOption: ParsableArguments {
         let snapshots = noSnapshots ? nil : StateSnapshots(logDirectory: log.configuration.directory)
         let (reader, base) = try await Rebuild.state(
             of: log, upTo: seq, snapshots: snapshots, scratchDirectory: scratch, logger: quiet)
-        return (reader, base, {
-            reader.log.close()
-            try? FileManager.default.removeItem(atPath: scratch)
-        })
+        return (
+            reader, base,
+            {
+                reader.log.close()
+                try? FileManager.default.removeItem(atPath: scratch)
+            }
+        )
     }
 }
 
@@ -133,7 +137,10 @@ func parseTime(_ text: String) -> LogTimestamp? {
 
 /// `10m`, `24h`, `30s`, `500ms`, `2d`.
 func parseDuration(_ text: String) -> Duration? {
-    let units: [(String, Duration)] = [("ms", .milliseconds(1)), ("s", .seconds(1)), ("m", .seconds(60)), ("h", .seconds(3600)), ("d", .seconds(86400))]
+    let units: [(String, Duration)] = [
+        ("ms", .milliseconds(1)), ("s", .seconds(1)), ("m", .seconds(60)), ("h", .seconds(3600)),
+        ("d", .seconds(86400)),
+    ]
     for (suffix, unit) in units where text.hasSuffix(suffix) {
         if let n = Int(text.dropLast(suffix.count)), n >= 0 { return unit * n }
     }
@@ -141,7 +148,8 @@ func parseDuration(_ text: String) -> Duration? {
 }
 
 func printJSON(_ object: Any) {
-    let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+    let data =
+        (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
     print(String(decoding: data, as: UTF8.self))
 }
 
@@ -157,7 +165,8 @@ func leaseObject(_ lease: LeaseState, now: LogTimestamp) -> [String: Any] {
 
 func leaseLine(_ lease: LeaseState, now: LogTimestamp) -> String {
     let state = lease.isLive(at: now) ? "held" : (lease.held ? "expired" : "released")
-    return "\(lease.resource)\t\(state)\towner=\(lease.owner.workerID)#\(lease.owner.instance.prefix(8).lowercased())\ttoken=\(lease.token)\texpiresAt=\(lease.expiresAt)"
+    return
+        "\(lease.resource)\t\(state)\towner=\(lease.owner.workerID)#\(lease.owner.instance.prefix(8).lowercased())\ttoken=\(lease.token)\texpiresAt=\(lease.expiresAt)"
 }
 
 /// The log clock at the point being shown: the time of the last record included.
@@ -169,7 +178,8 @@ func clock(_ log: EventLog, upTo seq: UInt64?) throws -> LogTimestamp {
 // MARK: Inspection
 
 struct LeaseCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "lease", abstract: "Lease state.", subcommands: [Get.self, Owned.self])
+    static let configuration = CommandConfiguration(
+        commandName: "lease", abstract: "Lease state.", subcommands: [Get.self, Owned.self])
 
     struct Get: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "The lease of a channel account.")
@@ -198,7 +208,11 @@ struct LeaseCommand: AsyncParsableCommand {
         func run() async throws {
             try await inspect(options, at) { reader, now in
                 for lease in try reader.leases() where lease.owner.workerID == owner && lease.isLive(at: now) {
-                    if options.json { printJSON(leaseObject(lease, now: now)) } else { print(leaseLine(lease, now: now)) }
+                    if options.json {
+                        printJSON(leaseObject(lease, now: now))
+                    } else {
+                        print(leaseLine(lease, now: now))
+                    }
                 }
             }
         }
@@ -206,10 +220,12 @@ struct LeaseCommand: AsyncParsableCommand {
 }
 
 struct AccountsCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "accounts", abstract: "Channel accounts.", subcommands: [List.self])
+    static let configuration = CommandConfiguration(
+        commandName: "accounts", abstract: "Channel accounts.", subcommands: [List.self])
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Channel accounts seen in the log, with their lease holder.")
+        static let configuration = CommandConfiguration(
+            abstract: "Channel accounts seen in the log, with their lease holder.")
         @OptionGroup var options: LogOptions
         @OptionGroup var at: AtOption
 
@@ -218,12 +234,19 @@ struct AccountsCommand: AsyncParsableCommand {
                 var accounts: Set<String> = []
                 for lease in try reader.leases() { accounts.insert(lease.resource) }
                 for delivery in try reader.deliveries() { accounts.insert(delivery.leaseResource) }
-                for conversation in try reader.conversations() { accounts.insert("\(conversation.channel)/\(conversation.accountID)") }
+                for conversation in try reader.conversations() {
+                    accounts.insert("\(conversation.channel)/\(conversation.accountID)")
+                }
                 for account in accounts.sorted() {
                     let lease = try reader.lease(account)
-                    let holder = lease.flatMap { $0.isLive(at: now) ? "\($0.owner.workerID)#\($0.owner.instance.prefix(8).lowercased())" : nil }
+                    let holder = lease.flatMap {
+                        $0.isLive(at: now) ? "\($0.owner.workerID)#\($0.owner.instance.prefix(8).lowercased())" : nil
+                    }
                     if options.json {
-                        printJSON(["account": account, "holder": holder as Any? ?? NSNull(), "token": lease?.token as Any? ?? NSNull()])
+                        printJSON([
+                            "account": account, "holder": holder as Any? ?? NSNull(),
+                            "token": lease?.token as Any? ?? NSNull(),
+                        ])
                     } else {
                         print("\(account)\tholder=\(holder ?? "none")")
                     }
@@ -234,7 +257,8 @@ struct AccountsCommand: AsyncParsableCommand {
 }
 
 struct SessionCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "session", abstract: "Session entries.", subcommands: [List.self])
+    static let configuration = CommandConfiguration(
+        commandName: "session", abstract: "Session entries.", subcommands: [List.self])
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Session keys and sizes (never the values).")
@@ -247,9 +271,14 @@ struct SessionCommand: AsyncParsableCommand {
             try await inspect(options, at) { reader, _ in
                 for entry in try reader.sessionEntries(namespace: account.map { "\(channel)/\($0)" }) {
                     if options.json {
-                        printJSON(["namespace": entry.namespace, "key": entry.key, "bytes": entry.bytes, "encrypted": entry.encrypted])
+                        printJSON([
+                            "namespace": entry.namespace, "key": entry.key, "bytes": entry.bytes,
+                            "encrypted": entry.encrypted,
+                        ])
                     } else {
-                        print("\(entry.namespace)\t\(entry.key)\t\(entry.bytes) bytes\(entry.encrypted ? "\tencrypted" : "")")
+                        print(
+                            "\(entry.namespace)\t\(entry.key)\t\(entry.bytes) bytes\(entry.encrypted ? "\tencrypted" : "")"
+                        )
                     }
                 }
             }
@@ -261,27 +290,35 @@ struct JobsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "jobs", abstract: "Jobs.", subcommands: [List.self])
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Jobs, optionally by status (pending, running, completed, dead).")
+        static let configuration = CommandConfiguration(
+            abstract: "Jobs, optionally by status (pending, running, completed, dead).")
         @OptionGroup var options: LogOptions
         @OptionGroup var at: AtOption
         @Option(help: "pending, running, completed or dead.") var status: String?
 
         func run() async throws {
             let wanted = try status.map { text -> JobStatus in
-                guard let s = JobStatus(rawValue: text) else { throw ValidationError("--status must be pending, running, completed or dead") }
+                guard let s = JobStatus(rawValue: text) else {
+                    throw ValidationError("--status must be pending, running, completed or dead")
+                }
                 return s
             }
             try await inspect(options, at) { reader, _ in
                 for job in try reader.jobs(wanted) {
                     if options.json {
                         printJSON([
-                            "jobID": job.jobID, "status": job.status.rawValue, "conversationID": job.conversationID, "attempt": job.attempt,
-                            "maxAttempts": job.maxAttempts, "token": job.token, "claimedBy": job.claimedBy?.description ?? NSNull(),
-                            "visibleUntil": job.visibleUntil.map { "\($0)" } ?? NSNull(), "notBefore": "\(job.notBefore)",
+                            "jobID": job.jobID, "status": job.status.rawValue, "conversationID": job.conversationID,
+                            "attempt": job.attempt,
+                            "maxAttempts": job.maxAttempts, "token": job.token,
+                            "claimedBy": job.claimedBy?.description ?? NSNull(),
+                            "visibleUntil": job.visibleUntil.map { "\($0)" } ?? NSNull(),
+                            "notBefore": "\(job.notBefore)",
                             "lastReason": job.lastReason ?? NSNull(), "lastMessage": job.lastMessage ?? NSNull(),
                         ])
                     } else {
-                        print("\(job.jobID)\t\(job.status.rawValue)\tconv=\(job.conversationID)\tattempt=\(job.attempt)/\(job.maxAttempts)\ttoken=\(job.token)\t\(job.lastReason.map { "last=\($0)" } ?? "")")
+                        print(
+                            "\(job.jobID)\t\(job.status.rawValue)\tconv=\(job.conversationID)\tattempt=\(job.attempt)/\(job.maxAttempts)\ttoken=\(job.token)\t\(job.lastReason.map { "last=\($0)" } ?? "")"
+                        )
                     }
                 }
             }
@@ -290,10 +327,12 @@ struct JobsCommand: AsyncParsableCommand {
 }
 
 struct DeliveriesCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "deliveries", abstract: "Outbound deliveries.", subcommands: [List.self])
+    static let configuration = CommandConfiguration(
+        commandName: "deliveries", abstract: "Outbound deliveries.", subcommands: [List.self])
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Deliveries, optionally by status (pending, claimed, attempting, sent, failed, uncertain).")
+        static let configuration = CommandConfiguration(
+            abstract: "Deliveries, optionally by status (pending, claimed, attempting, sent, failed, uncertain).")
         @OptionGroup var options: LogOptions
         @OptionGroup var at: AtOption
         @Option(help: "pending, claimed, attempting, sent, failed or uncertain.") var status: String?
@@ -309,13 +348,16 @@ struct DeliveriesCommand: AsyncParsableCommand {
                 for d in try reader.deliveries(wanted) {
                     if options.json {
                         printJSON([
-                            "deliveryID": d.deliveryID, "status": d.status.rawValue, "account": d.leaseResource, "recipient": d.recipient,
+                            "deliveryID": d.deliveryID, "status": d.status.rawValue, "account": d.leaseResource,
+                            "recipient": d.recipient,
                             "attempt": d.attempt, "token": d.token, "leaseToken": d.leaseToken ?? NSNull(),
                             "providerMessageID": d.providerMessageID ?? NSNull(), "lastError": d.lastError ?? NSNull(),
                             "idempotencyKey": d.idempotencyKey,
                         ])
                     } else {
-                        print("\(d.deliveryID)\t\(d.status.rawValue)\t\(d.leaseResource)\tto=\(d.recipient)\tattempt=\(d.attempt)\ttoken=\(d.token)\t\(d.lastError.map { "error=\($0)" } ?? "")")
+                        print(
+                            "\(d.deliveryID)\t\(d.status.rawValue)\t\(d.leaseResource)\tto=\(d.recipient)\tattempt=\(d.attempt)\ttoken=\(d.token)\t\(d.lastError.map { "error=\($0)" } ?? "")"
+                        )
                     }
                 }
             }
@@ -324,7 +366,8 @@ struct DeliveriesCommand: AsyncParsableCommand {
 }
 
 struct ConversationsCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "conversations", abstract: "Conversations.", subcommands: [Show.self])
+    static let configuration = CommandConfiguration(
+        commandName: "conversations", abstract: "Conversations.", subcommands: [Show.self])
 
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Every conversation, or one conversation's history.")
@@ -338,7 +381,10 @@ struct ConversationsCommand: AsyncParsableCommand {
                 if let id {
                     for message in try reader.history(id, limit: limit) {
                         if options.json {
-                            printJSON(["seq": message.seq, "time": "\(message.time)", "role": message.role, "text": message.text])
+                            printJSON([
+                                "seq": message.seq, "time": "\(message.time)", "role": message.role,
+                                "text": message.text,
+                            ])
                         } else {
                             print("\(message.seq)\t\(message.time)\t\(message.role)\t\(message.text)")
                         }
@@ -349,11 +395,15 @@ struct ConversationsCommand: AsyncParsableCommand {
                     let contact = try reader.contact(channel: c.channel, accountID: c.accountID, contactID: c.contactID)
                     if options.json {
                         printJSON([
-                            "conversationID": c.conversationID, "channel": c.channel, "accountID": c.accountID, "contactID": c.contactID,
-                            "messages": c.messageCount, "firstSeq": c.firstSeq, "lastSeq": c.lastSeq, "contactStatus": contact?.status ?? NSNull(),
+                            "conversationID": c.conversationID, "channel": c.channel, "accountID": c.accountID,
+                            "contactID": c.contactID,
+                            "messages": c.messageCount, "firstSeq": c.firstSeq, "lastSeq": c.lastSeq,
+                            "contactStatus": contact?.status ?? NSNull(),
                         ])
                     } else {
-                        print("\(c.conversationID)\tmessages=\(c.messageCount)\tcontact=\(contact?.status ?? "?")\tlastSeq=\(c.lastSeq)")
+                        print(
+                            "\(c.conversationID)\tmessages=\(c.messageCount)\tcontact=\(contact?.status ?? "?")\tlastSeq=\(c.lastSeq)"
+                        )
                     }
                 }
             }
@@ -362,7 +412,8 @@ struct ConversationsCommand: AsyncParsableCommand {
 }
 
 struct StateCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "state", abstract: "Every projection as it was at a point (default: now).")
+    static let configuration = CommandConfiguration(
+        commandName: "state", abstract: "Every projection as it was at a point (default: now).")
     @OptionGroup var options: LogOptions
     @OptionGroup var at: AtOption
 
@@ -379,7 +430,8 @@ struct StateCommand: AsyncParsableCommand {
         let deliveries = try reader.deliveries()
         if options.json {
             printJSON([
-                "seq": seq, "time": "\(now)", "digest": digest.hex, "rebuiltFrom": base.map { $0.seq as Any } ?? NSNull(),
+                "seq": seq, "time": "\(now)", "digest": digest.hex,
+                "rebuiltFrom": base.map { $0.seq as Any } ?? NSNull(),
                 "leases": try reader.leases().map { leaseObject($0, now: now) },
                 "jobs": Dictionary(grouping: jobs, by: \.status.rawValue).mapValues(\.count),
                 "deliveries": Dictionary(grouping: deliveries, by: \.status.rawValue).mapValues(\.count),
@@ -388,12 +440,22 @@ struct StateCommand: AsyncParsableCommand {
             ])
             return
         }
-        print("state at seq \(seq) (\(now)), digest \(digest.hex.prefix(16))… (\(at.at == nil ? "live" : "rebuilt from \(source)"))")
+        print(
+            "state at seq \(seq) (\(now)), digest \(digest.hex.prefix(16))… (\(at.at == nil ? "live" : "rebuilt from \(source)"))"
+        )
         print("leases:")
         for lease in try reader.leases() { print("  " + leaseLine(lease, now: now)) }
-        print("jobs: " + Dictionary(grouping: jobs, by: \.status.rawValue).map { "\($0.key)=\($0.value.count)" }.sorted().joined(separator: " "))
-        print("deliveries: " + Dictionary(grouping: deliveries, by: \.status.rawValue).map { "\($0.key)=\($0.value.count)" }.sorted().joined(separator: " "))
-        print("conversations: \(try reader.conversations().count)  contacts: \(try reader.contacts().count)  session entries: \(try reader.sessionEntries().count)")
+        print(
+            "jobs: "
+                + Dictionary(grouping: jobs, by: \.status.rawValue).map { "\($0.key)=\($0.value.count)" }.sorted()
+                .joined(separator: " "))
+        print(
+            "deliveries: "
+                + Dictionary(grouping: deliveries, by: \.status.rawValue).map { "\($0.key)=\($0.value.count)" }.sorted()
+                .joined(separator: " "))
+        print(
+            "conversations: \(try reader.conversations().count)  contacts: \(try reader.contacts().count)  session entries: \(try reader.sessionEntries().count)"
+        )
     }
 }
 
@@ -404,8 +466,10 @@ struct SnapshotsCommand: AsyncParsableCommand {
         subcommands: [List.self, Take.self])
 
     static func object(_ entry: StateSnapshots.Entry) -> [String: Any] {
-        ["seq": entry.seq, "time": entry.time ?? NSNull(), "format": entry.format, "entries": entry.entries,
-         "bytes": entry.bytes, "path": entry.path]
+        [
+            "seq": entry.seq, "time": entry.time ?? NSNull(), "format": entry.format, "entries": entry.entries,
+            "bytes": entry.bytes, "path": entry.path,
+        ]
     }
 
     static func line(_ entry: StateSnapshots.Entry) -> String {
@@ -418,21 +482,29 @@ struct SnapshotsCommand: AsyncParsableCommand {
 
         func run() async throws {
             for entry in StateSnapshots(logDirectory: options.dataDirectory).list() {
-                if options.json { printJSON(SnapshotsCommand.object(entry)) } else { print(SnapshotsCommand.line(entry)) }
+                if options.json {
+                    printJSON(SnapshotsCommand.object(entry))
+                } else {
+                    print(SnapshotsCommand.line(entry))
+                }
             }
         }
     }
 
     struct Take: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Copy the live projections into a new snapshot now (the agent takes them every SNAPSHOT_EVERY events). Writes only under <data-dir>/snapshots.")
+            abstract:
+                "Copy the live projections into a new snapshot now (the agent takes them every SNAPSHOT_EVERY events). Writes only under <data-dir>/snapshots."
+        )
         @OptionGroup var options: LogOptions
 
         func run() async throws {
             let log = try options.open()
             defer { log.close() }
-            guard let entry = try StateSnapshots(logDirectory: options.dataDirectory).take(of: log, logger: quiet) else {
-                FileHandle.standardError.write(Data("replay: no snapshot taken: another process is taking one, or one exists at this seq\n".utf8))
+            guard let entry = try StateSnapshots(logDirectory: options.dataDirectory).take(of: log, logger: quiet)
+            else {
+                FileHandle.standardError.write(
+                    Data("replay: no snapshot taken: another process is taking one, or one exists at this seq\n".utf8))
                 throw ExitCode(1)
             }
             if options.json { printJSON(SnapshotsCommand.object(entry)) } else { print(SnapshotsCommand.line(entry)) }
@@ -443,7 +515,8 @@ struct SnapshotsCommand: AsyncParsableCommand {
 // MARK: Incidents
 
 struct Timeline: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "An incident's events in order, with who held each lease at that moment.")
+    static let configuration = CommandConfiguration(
+        abstract: "An incident's events in order, with who held each lease at that moment.")
     @OptionGroup var options: LogOptions
     @Option(help: "From a seq or ISO-8601 time.") var from: String?
     @Option(help: "To a seq or ISO-8601 time.") var to: String?
@@ -456,7 +529,9 @@ struct Timeline: AsyncParsableCommand {
     func bound(_ text: String?, _ log: EventLog, upper: Bool) throws -> UInt64? {
         guard let text else { return nil }
         if let seq = UInt64(text) { return seq }
-        guard let time = parseTime(text) else { throw ValidationError("expected a seq or an ISO-8601 time, got \(text)") }
+        guard let time = parseTime(text) else {
+            throw ValidationError("expected a seq or an ISO-8601 time, got \(text)")
+        }
         let seq = try log.lastSeq(atOrBefore: upper ? time : time.advanced(by: .microseconds(-1)))
         return upper ? seq : seq + 1
     }
@@ -472,7 +547,10 @@ struct Timeline: AsyncParsableCommand {
                 guard record.seq <= last else { return false }
                 let event = try record.event()
                 switch event {
-                case let e as LeaseAcquired: holders[e.resource] = ("\(e.ownerWorkerID)#\(e.ownerInstance.prefix(8).lowercased())", e.token, e.expiresAt)
+                case let e as LeaseAcquired:
+                    holders[e.resource] = (
+                        "\(e.ownerWorkerID)#\(e.ownerInstance.prefix(8).lowercased())", e.token, e.expiresAt
+                    )
                 case let e as LeaseRenewed: holders[e.resource]?.expiresAt = e.expiresAt
                 case let e as LeaseReleased: if holders[e.resource]?.token == e.token { holders[e.resource] = nil }
                 case let e as LeaseExpired: if holders[e.resource]?.token == e.token { holders[e.resource] = nil }
@@ -482,12 +560,18 @@ struct Timeline: AsyncParsableCommand {
                 let live = holders.filter { $0.value.expiresAt >= record.timestamp }
                     .map { "\($0.key)=\($0.value.owner)@\($0.value.token)" }.sorted().joined(separator: ",")
                 if options.json {
-                    var object = (try? JSONSerialization.jsonObject(with: Data(record.payload))) as? [String: Any] ?? [:]
-                    object = ["seq": record.seq, "time": "\(record.timestamp)", "type": record.type, "writer": record.writer.description,
-                        "payload": object, "leaseHolders": live.isEmpty ? "-" : live]
+                    var object =
+                        (try? JSONSerialization.jsonObject(with: Data(record.payload))) as? [String: Any] ?? [:]
+                    object = [
+                        "seq": record.seq, "time": "\(record.timestamp)", "type": record.type,
+                        "writer": record.writer.description,
+                        "payload": object, "leaseHolders": live.isEmpty ? "-" : live,
+                    ]
                     printJSON(object)
                 } else {
-                    print("\(record.seq)\t\(record.timestamp)\t\(record.type)\t\(record.writer)\tholders=\(live.isEmpty ? "-" : live)\t\(record.payloadText)")
+                    print(
+                        "\(record.seq)\t\(record.timestamp)\t\(record.type)\t\(record.writer)\tholders=\(live.isEmpty ? "-" : live)\t\(record.payloadText)"
+                    )
                 }
                 return true
             }
@@ -502,20 +586,30 @@ struct Timeline: AsyncParsableCommand {
             let resource = account.contains("/") ? account : "whatsapp/\(account)"
             let parts = resource.split(separator: "/", maxSplits: 1).map(String.init)
             let sameAccount = parts.count == 2 && has("channel", parts[0]) && has("accountID", parts[1])
-            guard has("resource", resource) || has("leaseResource", resource) || has("namespace", resource)
-                || has("subject", resource) || sameAccount
+            guard
+                has("resource", resource) || has("leaseResource", resource) || has("namespace", resource)
+                    || has("subject", resource) || sameAccount
             else { return false }
         }
-        if let conversation, !(has("conversationID", conversation) || record.correlationID == conversation) { return false }
-        if let job, !has("jobID", job) && !(record.type == CommandRejected.eventType && has("subject", job)) { return false }
-        if let delivery, !has("deliveryID", delivery) && !(record.type == CommandRejected.eventType && has("subject", delivery)) { return false }
+        if let conversation, !(has("conversationID", conversation) || record.correlationID == conversation) {
+            return false
+        }
+        if let job, !has("jobID", job) && !(record.type == CommandRejected.eventType && has("subject", job)) {
+            return false
+        }
+        if let delivery,
+            !has("deliveryID", delivery) && !(record.type == CommandRejected.eventType && has("subject", delivery))
+        {
+            return false
+        }
         if let worker, record.writer.workerID != worker && !text.contains("\"\(worker)\"") { return false }
         return true
     }
 }
 
 struct AuditCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "audit", abstract: "Audits.", subcommands: [Duplicates.self])
+    static let configuration = CommandConfiguration(
+        commandName: "audit", abstract: "Audits.", subcommands: [Duplicates.self])
 
     struct Duplicates: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -529,12 +623,17 @@ struct AuditCommand: AsyncParsableCommand {
             let findings = try DuplicateAudit.run(log, upTo: try at.seq(in: log))
             for finding in findings {
                 if options.json {
-                    printJSON(["kind": finding.kind, "subject": finding.subject, "seqs": finding.seqs, "message": finding.message])
+                    printJSON([
+                        "kind": finding.kind, "subject": finding.subject, "seqs": finding.seqs,
+                        "message": finding.message,
+                    ])
                 } else {
                     print(finding.description)
                 }
             }
-            if !options.json { print(findings.isEmpty ? "[OK] no duplicate or unsafe sends" : "[FINDINGS] \(findings.count)") }
+            if !options.json {
+                print(findings.isEmpty ? "[OK] no duplicate or unsafe sends" : "[FINDINGS] \(findings.count)")
+            }
             if !findings.isEmpty { throw ExitCode(1) }
         }
     }
@@ -542,7 +641,9 @@ struct AuditCommand: AsyncParsableCommand {
 
 struct Verify: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Checksums, gapless seqs, and a rebuild of every projection compared with the live state and each snapshot. Exit 0 or 1.")
+        abstract:
+            "Checksums, gapless seqs, and a rebuild of every projection compared with the live state and each snapshot. Exit 0 or 1."
+    )
     @OptionGroup var options: LogOptions
 
     func run() async throws {
@@ -556,7 +657,11 @@ struct Verify: AsyncParsableCommand {
             // Record by record, so one corrupt record is reported and the check goes on past it.
             while expected <= last {
                 do {
-                    if try snapshot.record(at: expected) != nil { count += 1 } else { problems.append("seq \(expected): missing (gap)") }
+                    if try snapshot.record(at: expected) != nil {
+                        count += 1
+                    } else {
+                        problems.append("seq \(expected): missing (gap)")
+                    }
                 } catch let error as EventLogError {
                     problems.append("seq \(expected): \(error.code): \(error.message)")
                 }
@@ -591,7 +696,8 @@ struct Verify: AsyncParsableCommand {
                     if stored != rebuilt.digests[entry.seq] {
                         problems.append(
                             "snapshot \(entry.seq): digest \(stored.hex.prefix(16))… differs from the rebuild's "
-                                + "\(rebuilt.digests[entry.seq]?.hex.prefix(16) ?? "none")… at that seq; delete \(entry.path)")
+                                + "\(rebuilt.digests[entry.seq]?.hex.prefix(16) ?? "none")… at that seq; delete \(entry.path)"
+                        )
                     }
                 } catch {
                     problems.append("snapshot \(entry.seq): unreadable (\(error)); delete \(entry.path)")
@@ -624,7 +730,8 @@ struct Alerts: AsyncParsableCommand {
 
     func run() async throws {
         guard let window = parseDuration(burstWindow), let back = parseDuration(lookback) else {
-            FileHandle.standardError.write(Data("replay: --burst-window and --lookback take durations like 10m, 24h, 30s\n".utf8))
+            FileHandle.standardError.write(
+                Data("replay: --burst-window and --lookback take durations like 10m, 24h, 30s\n".utf8))
             throw ExitCode(1)
         }
         let log = try options.open()
@@ -638,7 +745,11 @@ struct Alerts: AsyncParsableCommand {
         let lines = try AlertCheck.run(
             log, now: now, lookback: back, burstWindow: window, threshold: threshold, windowLabel: burstWindow)
         for line in lines {
-            if options.json { printJSON(["alert": line.alert, "check": line.check, "detail": line.detail]) } else { print(line.description) }
+            if options.json {
+                printJSON(["alert": line.alert, "check": line.check, "detail": line.detail])
+            } else {
+                print(line.description)
+            }
         }
         if lines.contains(where: \.alert) { throw ExitCode(2) }
     }
@@ -661,7 +772,8 @@ func jsonLine(_ record: Record) -> String {
     } else {
         object["payloadBase64"] = Data(record.payload).base64EncodedString()
     }
-    let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+    let data =
+        (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
     return String(decoding: data, as: UTF8.self)
 }
 
@@ -700,9 +812,11 @@ struct Export: AsyncParsableCommand {
 }
 
 struct Tail: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print the last records; with --follow, keep printing new ones.")
+    static let configuration = CommandConfiguration(
+        abstract: "Print the last records; with --follow, keep printing new ones.")
     @OptionGroup var options: LogOptions
-    @Option(name: [.customShort("n"), .long], help: "How many of the last records to print first.") var lines: UInt64 = 10
+    @Option(name: [.customShort("n"), .long], help: "How many of the last records to print first.") var lines: UInt64 =
+        10
     @Flag(name: .shortAndLong, help: "Keep printing records as they are committed.") var follow = false
 
     func run() async throws {

@@ -5,7 +5,6 @@ import Foundation
 import Logging
 import Projections
 
-
 struct Options {
     var values: [String: String] = [:]
     init(_ args: ArraySlice<String>) {
@@ -163,7 +162,9 @@ do {
         // The process can still append after the failure once the file may grow again.
         rl = rlimit(rlim_cur: rlim_t.max, rlim_max: rlim_t.max)
         _ = setrlimit(__rlimit_resource_t(RLIMIT_FSIZE.rawValue), &rl)
-        let seq = try await log.append([PendingEvent(type: "test.appended", payload: payload(writer: worker, index: -1))])
+        let seq = try await log.append([
+            PendingEvent(type: "test.appended", payload: payload(writer: worker, index: -1))
+        ])
         say("after \(seq.lowerBound)")
         log.close()
         say("done")
@@ -243,11 +244,14 @@ func chaos(_ options: Options, worker: String) async throws {
             if !jobClaims.isEmpty {
                 let claim = jobClaims.remove(at: random.next(jobClaims.count))
                 let outcome = try await engine.failJob(
-                    claim.job.jobID, token: claim.token, reason: "timeout", message: "chaos", retryable: random.next(4) != 0)
+                    claim.job.jobID, token: claim.token, reason: "timeout", message: "chaos",
+                    retryable: random.next(4) != 0)
                 if case .rejected = outcome { rejections += 1 }
             }
         case 10:
-            if let claim = jobClaims.last, case .rejected = try await engine.heartbeatJob(claim.job.jobID, token: claim.token) {
+            if let claim = jobClaims.last,
+                case .rejected = try await engine.heartbeatJob(claim.job.jobID, token: claim.token)
+            {
                 rejections += 1
                 jobClaims.removeLast()
             }
@@ -275,7 +279,9 @@ func chaos(_ options: Options, worker: String) async throws {
                     continue
                 }
                 switch random.next(6) {
-                case 0: _ = try await engine.deliveryFailed(id, token: claim.token, permanent: false, errorCode: "429", message: "rate")
+                case 0:
+                    _ = try await engine.deliveryFailed(
+                        id, token: claim.token, permanent: false, errorCode: "429", message: "rate")
                 case 1: _ = try await engine.deliveryUncertain(id, token: claim.token, reason: "timeout after write")
                 case 2: break  // crash-like: never report the outcome
                 default: _ = try await engine.deliverySent(id, token: claim.token, providerMessageID: "wamid.\(id)")

@@ -110,7 +110,8 @@ struct DurabilityTests {
         let error = try #require(throws: EventLogError.self) { try openLog(dir.path) }
         #expect(error.code == .notAnEnvironment)
         // The foreign file is left as it was.
-        #expect(try Data(contentsOf: URL(fileURLWithPath: dir.sub("data.mdb"))) == Data(repeating: 0x5A, count: 64 << 10))
+        #expect(
+            try Data(contentsOf: URL(fileURLWithPath: dir.sub("data.mdb"))) == Data(repeating: 0x5A, count: 64 << 10))
     }
 
     @Test func aReadOnlyDirectoryIsAPermissionError() async throws {

@@ -14,13 +14,17 @@ struct PayloadJSONTests {
                 contactID: "+1555", text: Self.tricky,
                 media: MediaDescriptor(kind: "audio", mimeType: "audio/ogg", providerMediaID: "m1", url: nil),
                 providerTimestamp: LogTimestamp(microseconds: -5), replyToExternalID: nil),
-            SessionEntrySet(namespace: "whatsapp/default", key: "creds", value: Data([0, 255, 10, 34]), encrypted: true,
+            SessionEntrySet(
+                namespace: "whatsapp/default", key: "creds", value: Data([0, 255, 10, 34]), encrypted: true,
                 leaseToken: .max),
-            WorkerStarted(role: "core", workerID: "w", instance: "i", pid: 42, version: "1",
+            WorkerStarted(
+                role: "core", workerID: "w", instance: "i", pid: 42, version: "1",
                 configuration: ["z": "1", "a": Self.tricky, "m": ""]),
-            JobEnqueued(jobID: "j", idempotencyKey: "k", conversationID: "c", kind: "reply", triggeringMessageSeq: nil,
+            JobEnqueued(
+                jobID: "j", idempotencyKey: "k", conversationID: "c", kind: "reply", triggeringMessageSeq: nil,
                 parentJobID: "p", rootJobID: nil, priority: -7, runAt: nil, maxAttempts: 3, payload: [:]),
-            DeliveryFailed(deliveryID: "d", token: 9, attempt: 2, permanent: false, retryAfter: nil, errorCode: nil,
+            DeliveryFailed(
+                deliveryID: "d", token: 9, attempt: 2, permanent: false, retryAfter: nil, errorCode: nil,
                 message: ""),
         ]
         for event in events { try Self.open(event) }
@@ -116,12 +120,16 @@ struct PayloadJSONTests {
 
     @Test func directReadsRefuseWhatCodableWouldRefuse() throws {
         func read(_ json: String) throws -> JobClaimed? {
-            try Array(json.utf8).withUnsafeBufferPointer { try PayloadJSONDecoding.decodeDirectly(JobClaimed.self, from: $0) }
+            try Array(json.utf8).withUnsafeBufferPointer {
+                try PayloadJSONDecoding.decodeDirectly(JobClaimed.self, from: $0)
+            }
         }
         let good = #"{"jobID":"j","workerID":"w","ownerInstance":"i","token":3,"attempt":1,"visibleUntil":-5}"#
-        #expect(try read(good) == JobClaimed(
-            jobID: "j", workerID: "w", ownerInstance: "i", token: 3, attempt: 1,
-            visibleUntil: LogTimestamp(microseconds: -5)))
+        #expect(
+            try read(good)
+                == JobClaimed(
+                    jobID: "j", workerID: "w", ownerInstance: "i", token: 3, attempt: 1,
+                    visibleUntil: LogTimestamp(microseconds: -5)))
         // A missing or null required member, a wrong type, a fraction, a negative unsigned number, trailing junk.
         for bad in [
             #"{"jobID":"j","workerID":"w","ownerInstance":"i","token":3,"attempt":1}"#,
@@ -135,7 +143,8 @@ struct PayloadJSONTests {
             #expect(throws: (any Error).self, "\(bad)") { try read(bad) }
         }
         // Duplicate keys in a string map are left to `Codable`.
-        let duplicate = #"{"jobID":"j","idempotencyKey":"k","conversationID":"c","kind":"reply","priority":0,"#
+        let duplicate =
+            #"{"jobID":"j","idempotencyKey":"k","conversationID":"c","kind":"reply","priority":0,"#
             + #""maxAttempts":3,"payload":{"a":"1","a":"2"}}"#
         #expect(throws: (any Error).self) {
             try Array(duplicate.utf8).withUnsafeBufferPointer {
@@ -145,9 +154,11 @@ struct PayloadJSONTests {
     }
 
     @Test func nilOptionalsAreOmittedAndNonFiniteNumbersRefused() throws {
-        let text = String(decoding: try PayloadJSON.encode(
-            DeliveryFailed(deliveryID: "d", token: 1, attempt: 1, permanent: true, retryAfter: nil, errorCode: nil,
-                message: "m")), as: UTF8.self)
+        let text = String(
+            decoding: try PayloadJSON.encode(
+                DeliveryFailed(
+                    deliveryID: "d", token: 1, attempt: 1, permanent: true, retryAfter: nil, errorCode: nil,
+                    message: "m")), as: UTF8.self)
         #expect(!text.contains("retryAfter"))
         #expect(text.hasPrefix("{\"deliveryID\":\"d\""))
         #expect(throws: EncodingError.self) { try PayloadJSON.encode([Double.nan]) }
@@ -182,8 +193,9 @@ struct DirectPayloadDecoderTests {
         let missing = #"{"role":"r","instance":"i","reason":"x"}"#
         #expect(throws: EventLogError.self) { try Self.record(missing).decode(WorkerStopped.self) }
         // null for an optional is nil; for a required field it is an error.
-        #expect(try Self.record(#"{"role":"r","workerID":"w","instance":"i","reason":"x","detail":null}"#)
-            .decode(WorkerStopped.self).detail == nil)
+        #expect(
+            try Self.record(#"{"role":"r","workerID":"w","instance":"i","reason":"x","detail":null}"#)
+                .decode(WorkerStopped.self).detail == nil)
         #expect(throws: EventLogError.self) {
             try Self.record(#"{"role":null,"workerID":"w","instance":"i","reason":"x"}"#).decode(WorkerStopped.self)
         }

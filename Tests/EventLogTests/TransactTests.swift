@@ -26,7 +26,8 @@ struct TransactTests {
                     _ = try await log.transact { context in
                         let current = Self.readCounter(try context.get(state, Self.counterKey))
                         try context.put(state, Self.counterKey, Self.bytes(current + 1))
-                        return try context.append(PendingEvent(type: "counter.incremented", payload: Array("{\"to\":\(current + 1)}".utf8)))
+                        return try context.append(
+                            PendingEvent(type: "counter.incremented", payload: Array("{\"to\":\(current + 1)}".utf8)))
                     }
                 }
             }

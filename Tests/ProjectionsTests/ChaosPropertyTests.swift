@@ -48,12 +48,14 @@ struct ChaosPropertyTests {
         #expect(types["job.completed", default: 0] > 0)
         #expect(types["job.failed", default: 0] > 0)
         #expect(types["delivery.sent", default: 0] > 0)
-        let holders = Set(try records.filter { $0.type == "lease.acquired" }.map { try $0.decode(LeaseAcquired.self).ownerInstance })
+        let holders = Set(
+            try records.filter { $0.type == "lease.acquired" }.map { try $0.decode(LeaseAcquired.self).ownerInstance })
         #expect(holders.count >= 2, "the lease changed hands between processes")
 
         // The materialized state equals a rebuild from seq 1.
         let live = try engine.digest()
-        let rebuilt = try await Rebuild.digest(of: engine.log, scratchDirectory: dir.sub("scratch"), logger: quietLogger)
+        let rebuilt = try await Rebuild.digest(
+            of: engine.log, scratchDirectory: dir.sub("scratch"), logger: quietLogger)
         #expect(live == rebuilt, "live \(live) rebuilt \(rebuilt)")
         engine.close()
     }

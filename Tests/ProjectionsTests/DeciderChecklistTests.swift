@@ -189,8 +189,9 @@ import Testing
         let claim = try await engine.mustClaimJob(as: first)
 
         #expect(try await engine.heartbeatJob("job-1", token: claim.token, as: first) == .accepted)
-        #expect(try await engine.heartbeatJob("job-1", token: claim.token + 1, as: first)
-            == .rejected(reason: "stale_token", currentToken: claim.token))
+        #expect(
+            try await engine.heartbeatJob("job-1", token: claim.token + 1, as: first)
+                == .rejected(reason: "stale_token", currentToken: claim.token))
 
         // The claim lapses and another process takes the job over.
         let visible = try #require(try engine.job("job-1")?.visibleUntil)
@@ -199,13 +200,15 @@ import Testing
         fixture.advance(to: try #require(try engine.job("job-1")).notBefore)
         let takeover = try await engine.mustClaimJob(as: second)
 
-        #expect(try await engine.heartbeatJob("job-1", token: claim.token, as: first)
-            == .rejected(reason: "stale_token", currentToken: takeover.token))
+        #expect(
+            try await engine.heartbeatJob("job-1", token: claim.token, as: first)
+                == .rejected(reason: "stale_token", currentToken: takeover.token))
         #expect(try await engine.heartbeatJob("job-1", token: takeover.token, as: second) == .accepted)
         #expect(try await engine.completeJob("job-1", token: takeover.token, as: second) == .accepted)
         // Finished: even the last token no longer heartbeats; an unknown job never does.
-        #expect(try await engine.heartbeatJob("job-1", token: takeover.token, as: second)
-            == .rejected(reason: "wrong_state", currentToken: takeover.token))
+        #expect(
+            try await engine.heartbeatJob("job-1", token: takeover.token, as: second)
+                == .rejected(reason: "wrong_state", currentToken: takeover.token))
         #expect(try await engine.heartbeatJob("job-nope", token: 1) == .rejected(reason: "unknown", currentToken: nil))
         #expect(try engine.recorded(JobHeartbeat.self).map(\.token) == [claim.token, takeover.token])
         fixture.close()

@@ -178,8 +178,9 @@ func deciderDelivery(_ key: String, to recipient: String, channel: String = "web
         #expect(try engine.deliveries(.sent).map(\.deliveryID) == ["d-k1"])
         #expect(try engine.recorded(DeliverySent.self).first?.token == claim.token)
         fixture.clock.advance(.seconds(600))
-        #expect(try await engine.claimDelivery(channel: "web", accountID: "main", leaseToken: lease)
-            == .empty(retryAt: nil))
+        #expect(
+            try await engine.claimDelivery(channel: "web", accountID: "main", leaseToken: lease)
+                == .empty(retryAt: nil))
         fixture.close()
     }
 
@@ -212,8 +213,9 @@ func deciderDelivery(_ key: String, to recipient: String, channel: String = "web
         if let retryAfter { #expect(state.notBefore >= retryAfter) }
         // Not claimable before notBefore (and told when), claimable at it.
         fixture.advance(to: state.notBefore.advanced(by: .microseconds(-1)))
-        #expect(try await engine.claimDelivery(channel: "web", accountID: "main", leaseToken: lease)
-            == .empty(retryAt: state.notBefore))
+        #expect(
+            try await engine.claimDelivery(channel: "web", accountID: "main", leaseToken: lease)
+                == .empty(retryAt: state.notBefore))
         fixture.clock.advance(.microseconds(1))
         let again = try await engine.mustClaimDelivery(channel: "web", accountID: "main", leaseToken: lease)
         #expect(again.attempt == 2 && again.token > claim.token)
@@ -236,8 +238,9 @@ func deciderDelivery(_ key: String, to recipient: String, channel: String = "web
         #expect(try engine.deliveries(.failed).map(\.deliveryID) == ["d-k1"])
         #expect(try engine.recorded(DeliveryFailed.self).first?.permanent == true)
         fixture.clock.advance(.seconds(40))
-        #expect(try await engine.claimDelivery(channel: "web", accountID: "main", leaseToken: lease)
-            == .empty(retryAt: nil))
+        #expect(
+            try await engine.claimDelivery(channel: "web", accountID: "main", leaseToken: lease)
+                == .empty(retryAt: nil))
         fixture.close()
     }
 
@@ -264,8 +267,9 @@ func deciderDelivery(_ key: String, to recipient: String, channel: String = "web
         let failures = try engine.recorded(DeliveryFailed.self)
         #expect(failures.map(\.permanent) == [false, false, false, false, true])
         fixture.clock.advance(.seconds(600))
-        #expect(try await engine.claimDelivery(channel: "web", accountID: "main", leaseToken: lease)
-            == .empty(retryAt: nil))
+        #expect(
+            try await engine.claimDelivery(channel: "web", accountID: "main", leaseToken: lease)
+                == .empty(retryAt: nil))
         fixture.close()
     }
 
@@ -283,8 +287,9 @@ func deciderDelivery(_ key: String, to recipient: String, channel: String = "web
         #expect(try engine.delivery("d-k1")?.status == .uncertain)
         #expect(try engine.deliveries(.uncertain).map(\.deliveryID) == ["d-k1"])
         fixture.clock.advance(.seconds(600))
-        #expect(try await engine.claimDelivery(channel: "web", accountID: "main", leaseToken: lease)
-            == .empty(retryAt: nil))
+        #expect(
+            try await engine.claimDelivery(channel: "web", accountID: "main", leaseToken: lease)
+                == .empty(retryAt: nil))
         #expect(try engine.recorded(DeliveryClaimed.eventType).count == 1)
         #expect(try engine.delivery("d-k1")?.status == .uncertain)
         fixture.close()
@@ -332,8 +337,9 @@ func deciderDelivery(_ key: String, to recipient: String, channel: String = "web
         let uncertain = try #require(try engine.recorded(DeliveryUncertain.self).first)
         #expect(uncertain.token == claim.token && uncertain.attempt == 1)
         fixture.clock.advance(.seconds(600))
-        #expect(try await engine.claimDelivery(channel: "web", accountID: "main", leaseToken: lease)
-            == .empty(retryAt: nil))
+        #expect(
+            try await engine.claimDelivery(channel: "web", accountID: "main", leaseToken: lease)
+                == .empty(retryAt: nil))
         #expect(try engine.recorded(DeliveryClaimed.eventType).count == 1)
         fixture.close()
     }
@@ -350,16 +356,18 @@ func deciderDelivery(_ key: String, to recipient: String, channel: String = "web
         #expect(first.delivery.deliveryID == "d-k1")
         let second = try await engine.mustClaimDelivery(channel: "web", accountID: "main", leaseToken: lease)
         #expect(second.delivery.deliveryID == "d-k3", "alice's second message waits for her first")
-        #expect(try await engine.claimDelivery(channel: "web", accountID: "main", leaseToken: lease)
-            == .empty(retryAt: nil))
+        #expect(
+            try await engine.claimDelivery(channel: "web", accountID: "main", leaseToken: lease)
+                == .empty(retryAt: nil))
 
         // Still behind k1 while k1 waits out a retry.
         _ = try await engine.attemptDelivery("d-k1", token: first.token, leaseToken: lease)
         _ = try await engine.deliveryFailed(
             "d-k1", token: first.token, permanent: false, errorCode: "500", message: "x")
         let retryAt = try #require(try engine.delivery("d-k1")).notBefore
-        #expect(try await engine.claimDelivery(channel: "web", accountID: "main", leaseToken: lease)
-            == .empty(retryAt: retryAt))
+        #expect(
+            try await engine.claimDelivery(channel: "web", accountID: "main", leaseToken: lease)
+                == .empty(retryAt: retryAt))
 
         fixture.advance(to: retryAt)
         let retry = try await engine.mustClaimDelivery(channel: "web", accountID: "main", leaseToken: lease)
@@ -421,8 +429,9 @@ func deciderDelivery(_ key: String, to recipient: String, channel: String = "web
         let privateClaim = try await engine.mustClaimDelivery(channel: "telegram", accountID: "main", leaseToken: lease)
         #expect(privateClaim.delivery.deliveryID == "d-private")
         let windowEnd = start.advanced(by: .seconds(60))
-        #expect(try await engine.claimDelivery(channel: "telegram", accountID: "main", leaseToken: lease)
-            == .empty(retryAt: windowEnd))
+        #expect(
+            try await engine.claimDelivery(channel: "telegram", accountID: "main", leaseToken: lease)
+                == .empty(retryAt: windowEnd))
         fixture.advance(to: windowEnd.advanced(by: .microseconds(-1)))
         let early = try await engine.claimDelivery(channel: "telegram", accountID: "main", leaseToken: lease)
         #expect(early.claimed == nil)
@@ -450,8 +459,9 @@ func deciderDelivery(_ key: String, to recipient: String, channel: String = "web
         _ = try await claimAndSend(engine, channel: "whatsapp", lease: lease)
 
         let windowEnd = start.advanced(by: .seconds(1))
-        #expect(try await engine.claimDelivery(channel: "whatsapp", accountID: "main", leaseToken: lease)
-            == .empty(retryAt: windowEnd))
+        #expect(
+            try await engine.claimDelivery(channel: "whatsapp", accountID: "main", leaseToken: lease)
+                == .empty(retryAt: windowEnd))
         fixture.advance(to: windowEnd.advanced(by: .microseconds(-1)))
         let early = try await engine.claimDelivery(channel: "whatsapp", accountID: "main", leaseToken: lease)
         #expect(early.claimed == nil)

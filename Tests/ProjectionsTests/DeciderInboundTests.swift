@@ -27,8 +27,9 @@ func deciderMessage(
         #expect(try await engine.ingest(deciderMessage("111:7")) == .duplicate(firstSeq: accepted.messageSeq))
         // A provider redelivering days later is still a duplicate (the original kept ids for 24–48 h).
         fixture.clock.advance(.seconds(30 * 24 * 3600))
-        #expect(try await engine.ingest(deciderMessage("111:7", text: "edited"))
-            == .duplicate(firstSeq: accepted.messageSeq))
+        #expect(
+            try await engine.ingest(deciderMessage("111:7", text: "edited"))
+                == .duplicate(firstSeq: accepted.messageSeq))
 
         #expect(try engine.onlySeq(of: MessageReceived.eventType) == accepted.messageSeq)
         #expect(try engine.recorded(JobEnqueued.self).map(\.jobID) == [jobID])
@@ -58,10 +59,12 @@ func deciderMessage(
         #expect(try engine.recorded(MessageReceived.eventType).count == 2)
         #expect(try engine.recorded(JobEnqueued.eventType).count == 2)
         // Each stays deduplicated on its own.
-        #expect(try await engine.ingest(deciderMessage("m-1", channel: channel, account: account))
-            == .duplicate(firstSeq: b.messageSeq))
-        #expect(try await engine.ingest(deciderMessage("m-1", channel: "telegram", account: "bot"))
-            == .duplicate(firstSeq: a.messageSeq))
+        #expect(
+            try await engine.ingest(deciderMessage("m-1", channel: channel, account: account))
+                == .duplicate(firstSeq: b.messageSeq))
+        #expect(
+            try await engine.ingest(deciderMessage("m-1", channel: "telegram", account: "bot"))
+                == .duplicate(firstSeq: a.messageSeq))
         fixture.close()
     }
 
@@ -70,10 +73,12 @@ func deciderMessage(
         let fixture = try DeciderFixture()
         let engine = fixture.engine
 
-        let alice = try #require(try await engine.ingest(deciderMessage("w-1", from: "+1555001", channel: "whatsapp"))
-            .accepted)
-        let bob = try #require(try await engine.ingest(deciderMessage("w-2", from: "+1555002", channel: "whatsapp"))
-            .accepted)
+        let alice = try #require(
+            try await engine.ingest(deciderMessage("w-1", from: "+1555001", channel: "whatsapp"))
+                .accepted)
+        let bob = try #require(
+            try await engine.ingest(deciderMessage("w-2", from: "+1555002", channel: "whatsapp"))
+                .accepted)
 
         #expect(alice.conversationID != bob.conversationID)
         #expect(try engine.conversation(alice.conversationID)?.contactID == "+1555001")
@@ -84,8 +89,9 @@ func deciderMessage(
         #expect(try engine.job(try #require(alice.jobID))?.conversationID == alice.conversationID)
         #expect(try engine.job(try #require(bob.jobID))?.conversationID == bob.conversationID)
         // A second message from alice joins her conversation, not bob's.
-        let again = try #require(try await engine.ingest(deciderMessage("w-3", from: "+1555001", channel: "whatsapp"))
-            .accepted)
+        let again = try #require(
+            try await engine.ingest(deciderMessage("w-3", from: "+1555001", channel: "whatsapp"))
+                .accepted)
         #expect(again.conversationID == alice.conversationID)
         #expect(try engine.history(bob.conversationID).count == 1)
         fixture.close()

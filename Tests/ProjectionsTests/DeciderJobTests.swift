@@ -190,10 +190,11 @@ func deciderJob(
         fixture.close()
     }
 
-    @Test(arguments: [
-        (1, 1), (2, 2), (3, 4), (4, 8), (5, 16), (6, 30), (7, 30), (10, 30), (31, 30), (32, 30), (64, 30),
-        (10_000, 30), (Int.max, 30),
-    ] as [(Int, Int64)])
+    @Test(
+        arguments: [
+            (1, 1), (2, 2), (3, 4), (4, 8), (5, 16), (6, 30), (7, 30), (10, 30), (31, 30), (32, 30), (64, 30),
+            (10_000, 30), (Int.max, 30),
+        ] as [(Int, Int64)])
     func retryPolicyDelayDoublesFromOneSecondUpToThirtyPlusJitter(attempt: Int, baseSeconds: Int64) {
         let policy = RetryPolicy()
         for key in ["job-a", "job-b", "job-c", "0b6f3c1e"] {

@@ -24,9 +24,11 @@ struct InvariantCheckerTests {
         let t0 = clock.now
         let (_, engine) = try await Self.write(
             [
-                LeaseAcquired(resource: "whatsapp/default", ownerWorkerID: "wa-1", ownerInstance: "A", token: 1,
+                LeaseAcquired(
+                    resource: "whatsapp/default", ownerWorkerID: "wa-1", ownerInstance: "A", token: 1,
                     expiresAt: t0.advanced(by: .seconds(45)), ttlMilliseconds: 45_000, previousOwner: nil),
-                LeaseAcquired(resource: "whatsapp/default", ownerWorkerID: "wa-1", ownerInstance: "B", token: 2,
+                LeaseAcquired(
+                    resource: "whatsapp/default", ownerWorkerID: "wa-1", ownerInstance: "B", token: 2,
                     expiresAt: t0.advanced(by: .seconds(46)), ttlMilliseconds: 45_000, previousOwner: nil),
             ], clock: clock)
         let checker = try InvariantChecker.check(engine.log)
@@ -40,18 +42,24 @@ struct InvariantCheckerTests {
         let t0 = clock.now
         let (_, engine) = try await Self.write(
             [
-                LeaseAcquired(resource: "whatsapp/default", ownerWorkerID: "wa-1", ownerInstance: "A", token: 1,
+                LeaseAcquired(
+                    resource: "whatsapp/default", ownerWorkerID: "wa-1", ownerInstance: "A", token: 1,
                     expiresAt: t0.advanced(by: .seconds(2)), ttlMilliseconds: 2000, previousOwner: nil),
-                DeliveryEnqueued(deliveryID: "d1", idempotencyKey: "m1:0", channel: "whatsapp", accountID: "default",
+                DeliveryEnqueued(
+                    deliveryID: "d1", idempotencyKey: "m1:0", channel: "whatsapp", accountID: "default",
                     recipient: "+1", conversationID: "c", sourceMessageID: nil, part: 0, kind: "assistant_message",
                     text: "hi", maxAttempts: 5),
-                DeliveryClaimed(deliveryID: "d1", workerID: "wa-1", ownerInstance: "A", token: 3,
-                    leaseResource: "whatsapp/default", leaseToken: 1, attempt: 1, visibleUntil: t0.advanced(by: .seconds(60))),
+                DeliveryClaimed(
+                    deliveryID: "d1", workerID: "wa-1", ownerInstance: "A", token: 3,
+                    leaseResource: "whatsapp/default", leaseToken: 1, attempt: 1,
+                    visibleUntil: t0.advanced(by: .seconds(60))),
                 // Written at t0+3 s: one second after the lease expired.
                 DeliveryAttempted(deliveryID: "d1", token: 3, leaseToken: 1, attempt: 1),
-                JobEnqueued(jobID: "j1", idempotencyKey: "k1", conversationID: "c", kind: "reply", triggeringMessageSeq: nil,
+                JobEnqueued(
+                    jobID: "j1", idempotencyKey: "k1", conversationID: "c", kind: "reply", triggeringMessageSeq: nil,
                     parentJobID: nil, rootJobID: nil, priority: 0, runAt: nil, maxAttempts: 3, payload: [:]),
-                JobClaimed(jobID: "j1", workerID: "core-1", ownerInstance: "X", token: 6, attempt: 1,
+                JobClaimed(
+                    jobID: "j1", workerID: "core-1", ownerInstance: "X", token: 6, attempt: 1,
                     visibleUntil: t0.advanced(by: .seconds(60))),
                 JobCompleted(jobID: "j1", token: 5, result: nil, modelUsed: nil),
             ], clock: clock)
@@ -66,7 +74,8 @@ struct InvariantCheckerTests {
         let engine = try openEngine(dir.sub("log"))
         _ = try await engine.enqueueJob(NewJob(idempotencyKey: "k", conversationID: "c"))
         _ = try await engine.claimJob()
-        let rebuilt = try await Rebuild.digest(of: engine.log, scratchDirectory: dir.sub("scratch"), logger: quietLogger)
+        let rebuilt = try await Rebuild.digest(
+            of: engine.log, scratchDirectory: dir.sub("scratch"), logger: quietLogger)
         #expect(try engine.digest() == rebuilt)
         // Change a projection table behind the projector's back.
         _ = try await engine.log.transact { context in

@@ -17,33 +17,43 @@ struct PayloadDecoderDifferentialTests {
         let clock = TestClock()
         var settings = EngineSettings.defaults()
         settings.deliveries.rateLimits = [:]
-        let engine = try openEngine(dir.path, settings: settings, clock: clock, sessionKey: Data(repeating: 1, count: 32).base64EncodedString())
+        let engine = try openEngine(
+            dir.path, settings: settings, clock: clock, sessionKey: Data(repeating: 1, count: 32).base64EncodedString())
         let grant = try #require(try await engine.acquireLease("whatsapp/default").grant)
         for n in 0..<20 {
-            var message = InboundMessage(channel: "whatsapp", accountID: "default", externalID: "wamid.\(n)",
+            var message = InboundMessage(
+                channel: "whatsapp", accountID: "default", externalID: "wamid.\(n)",
                 contactID: "+1555\(n % 3)", text: "héllo \"\(n)\"\n✓")
             message.providerTimestamp = clock.now
             _ = try await engine.ingest(message)
             if let claim = try await engine.claimJob() {
-                _ = try await engine.enqueueDelivery(NewDelivery(idempotencyKey: "a\(n):0", channel: "whatsapp",
-                    accountID: "default", recipient: "+1555\(n % 3)", conversationID: claim.job.conversationID, text: "r\(n)"))
+                _ = try await engine.enqueueDelivery(
+                    NewDelivery(
+                        idempotencyKey: "a\(n):0", channel: "whatsapp",
+                        accountID: "default", recipient: "+1555\(n % 3)", conversationID: claim.job.conversationID,
+                        text: "r\(n)"))
                 if n % 4 == 0 {
-                    _ = try await engine.failJob(claim.job.jobID, token: claim.token, reason: "timeout", message: "t", retryable: true)
+                    _ = try await engine.failJob(
+                        claim.job.jobID, token: claim.token, reason: "timeout", message: "t", retryable: true)
                 } else {
                     _ = try await engine.completeJob(claim.job.jobID, token: claim.token, result: "ok", modelUsed: "m")
                 }
             }
             clock.advance(.seconds(7))
-            if case .claimed(let d) = try await engine.claimDelivery(channel: "whatsapp", accountID: "default", leaseToken: grant.token) {
+            if case .claimed(let d) = try await engine.claimDelivery(
+                channel: "whatsapp", accountID: "default", leaseToken: grant.token)
+            {
                 _ = try await engine.attemptDelivery(d.delivery.deliveryID, token: d.token, leaseToken: grant.token)
-                _ = try await engine.deliveryFailed(d.delivery.deliveryID, token: d.token, permanent: false,
+                _ = try await engine.deliveryFailed(
+                    d.delivery.deliveryID, token: d.token, permanent: false,
                     retryAfter: clock.now.advanced(by: .seconds(1)), errorCode: "429", message: "slow down")
             }
             _ = try await engine.renewLease("whatsapp/default", token: grant.token)
             _ = try await SessionStore(backend: .log, engine: engine).write(
                 ["creds": Data([UInt8(n)]), "old": nil], namespace: "whatsapp/default", leaseToken: grant.token)
         }
-        try await engine.startPairing(channel: "telegram", accountID: "default", contactID: "-100", code: "1234", by: "op")
+        try await engine.startPairing(
+            channel: "telegram", accountID: "default", contactID: "-100", code: "1234", by: "op")
         let records = try engine.log.records(from: 1)
         #expect(Set(records.map(\.type)).count >= 14)
         for record in records {

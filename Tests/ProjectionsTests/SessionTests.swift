@@ -18,10 +18,13 @@ struct SessionTests {
             ["creds": Self.secret, "app-state-sync-key-1": Data([1, 2, 3])], namespace: "whatsapp/default",
             leaseToken: grant.token)
         #expect(result == .accepted)
-        #expect(try store.entries("whatsapp/default") == ["creds": Self.secret, "app-state-sync-key-1": Data([1, 2, 3])])
+        #expect(
+            try store.entries("whatsapp/default") == ["creds": Self.secret, "app-state-sync-key-1": Data([1, 2, 3])])
         #expect(try store.listing("whatsapp/default").map(\.key) == ["app-state-sync-key-1", "creds"])
         // Removing is part of a batch too.
-        #expect(try await store.write(["app-state-sync-key-1": nil], namespace: "whatsapp/default", leaseToken: grant.token) == .accepted)
+        #expect(
+            try await store.write(["app-state-sync-key-1": nil], namespace: "whatsapp/default", leaseToken: grant.token)
+                == .accepted)
         #expect(try store.entries("whatsapp/default").keys.sorted() == ["creds"])
         // Encrypted at rest: the secret's bytes appear nowhere in the log or the session files.
         for file in try FileManager.default.subpathsOfDirectory(atPath: dir.path) {
@@ -43,7 +46,9 @@ struct SessionTests {
         let holder = Owner(workerID: "wa-1", instance: "A")
         let sameIDOtherProcess = Owner(workerID: "wa-1", instance: "B")
         let grant = try #require(try await engine.acquireLease("whatsapp/default", as: holder).grant)
-        #expect(try await store.write(["creds": Data([1])], namespace: "whatsapp/default", leaseToken: grant.token, as: holder) == .accepted)
+        #expect(
+            try await store.write(
+                ["creds": Data([1])], namespace: "whatsapp/default", leaseToken: grant.token, as: holder) == .accepted)
         // Same WORKER_ID, another process: refused, nothing written.
         let refused = try await store.write(
             ["creds": Data([9])], namespace: "whatsapp/default", leaseToken: grant.token, as: sameIDOtherProcess)
@@ -52,7 +57,8 @@ struct SessionTests {
         _ = try await engine.releaseLease("whatsapp/default", token: grant.token, as: holder)
         let next = try #require(try await engine.acquireLease("whatsapp/default", as: holder).grant)
         #expect(next.token > grant.token)
-        let stale = try await store.write(["creds": Data([8])], namespace: "whatsapp/default", leaseToken: grant.token, as: holder)
+        let stale = try await store.write(
+            ["creds": Data([8])], namespace: "whatsapp/default", leaseToken: grant.token, as: holder)
         #expect(stale == .rejected(reason: "stale_lease"))
         #expect(try store.value("creds", namespace: "whatsapp/default") == Data([1]))
         engine.close()
@@ -63,7 +69,8 @@ struct SessionTests {
         let engine = try openEngine(dir.sub("log"))
         let store = try SessionStore(backend: .log, engine: engine)
         let grant = try #require(try await engine.acquireLease("telegram/default").grant)
-        let changes: SessionChanges = Dictionary(uniqueKeysWithValues: (0..<20).map { ("key-\($0)", Data([UInt8($0)])) })
+        let changes: SessionChanges = Dictionary(
+            uniqueKeysWithValues: (0..<20).map { ("key-\($0)", Data([UInt8($0)])) })
         _ = try await store.write(changes, namespace: "telegram/default", leaseToken: grant.token)
         let sets = try engine.log.records(from: 1).filter { $0.type == "session.entry.set" }
         #expect(sets.count == 20)

@@ -33,7 +33,8 @@ struct StateCodingTests {
     @Test func encodingIsDeterministicSoDigestsAreStable() throws {
         let a = JobState(
             jobID: "j", idempotencyKey: "k", conversationID: "c", kind: "reply", priority: 0, parentJobID: nil,
-            rootJobID: "j", maxAttempts: 3, payload: Dictionary(uniqueKeysWithValues: (0..<20).map { ("k\($0)", "\($0)") }),
+            rootJobID: "j", maxAttempts: 3,
+            payload: Dictionary(uniqueKeysWithValues: (0..<20).map { ("k\($0)", "\($0)") }),
             enqueueSeq: 1, status: .pending, attempt: 0, notBefore: LogTimestamp(microseconds: 0), token: 0,
             claimedBy: nil, visibleUntil: nil, lastReason: nil, lastMessage: nil, result: nil)
         var b = a

@@ -12,7 +12,8 @@ func openEngine(
     _ directory: String, worker: String = "tester", settings: EngineSettings = .defaults(),
     clock: TestClock? = nil, sessionKey: String? = nil
 ) throws -> Switchboard {
-    var configuration = EventLogConfiguration(directory: directory, writer: WriterIdentity(role: "test", workerID: worker))
+    var configuration = EventLogConfiguration(
+        directory: directory, writer: WriterIdentity(role: "test", workerID: worker))
     if let clock { configuration.wallClock = { clock.now } }
     return try Switchboard(configuration, settings: settings, sessionKeyBase64: sessionKey, logger: quietLogger)
 }

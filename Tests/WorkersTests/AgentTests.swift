@@ -28,7 +28,9 @@ struct AgentSettingsTests {
     @Test func theOriginalAuthModeNamesStillWork() throws {
         #expect(try AgentSettings(environment: ["WHATSAPP_AUTH_MODE": "local"]).sessionBackend == .local)
         #expect(try AgentSettings(environment: ["WHATSAPP_AUTH_MODE": "convex"]).sessionBackend == .log)
-        #expect(try AgentSettings(environment: ["SESSION_STORE": "local", "WHATSAPP_AUTH_MODE": "convex"]).sessionBackend == .local)
+        #expect(
+            try AgentSettings(environment: ["SESSION_STORE": "local", "WHATSAPP_AUTH_MODE": "convex"]).sessionBackend
+                == .local)
     }
 
     @Test func aBadSessionKeyIsNamedButNeverEchoed() {
@@ -116,7 +118,8 @@ struct AgentProcessTests {
         let dir = TemporaryDirectory()
         let data = dir.sub("data")
         let agent = try SpawnedProcess(
-            "agent", [], environment: ["DATA_DIR": data, "WORKER_ID": "core-1", "AGENT_ROLE": "core", "SNAPSHOT_EVERY": "1000"],
+            "agent", [],
+            environment: ["DATA_DIR": data, "WORKER_ID": "core-1", "AGENT_ROLE": "core", "SNAPSHOT_EVERY": "1000"],
             readStandardError: true)
         _ = await agent.lines(until: "worker.started")
         // Another process writes 1 000 events; the agent is woken by their commits and takes a snapshot.
@@ -125,7 +128,9 @@ struct AgentProcessTests {
             logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
         try await withThrowingTaskGroup(of: Void.self) { group in
             for i in 0..<1_000 {
-                group.addTask { _ = try await engine.enqueueJob(NewJob(idempotencyKey: "k\(i)", conversationID: "c\(i % 7)")) }
+                group.addTask {
+                    _ = try await engine.enqueueJob(NewJob(idempotencyKey: "k\(i)", conversationID: "c\(i % 7)"))
+                }
             }
             try await group.waitForAll()
         }
@@ -137,11 +142,14 @@ struct AgentProcessTests {
         #expect(await agent.finish().status == 0)
 
         let listed = try await SpawnedProcess.run("replay", ["snapshots", "list", "--json", "--data-dir", data])
-        let snapshot = try #require(listed.lines.first.flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
+        let snapshot = try #require(
+            listed.lines.first.flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
         let seq = try #require((snapshot["seq"] as? NSNumber)?.uint64Value)
         #expect(seq >= 1_000)
-        let state = try await SpawnedProcess.run("replay", ["state", "--json", "--at", "\(seq + 1)", "--data-dir", data])
-        let object = try #require(state.lines.first.flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
+        let state = try await SpawnedProcess.run(
+            "replay", ["state", "--json", "--at", "\(seq + 1)", "--data-dir", data])
+        let object = try #require(
+            state.lines.first.flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
         #expect((object["rebuiltFrom"] as? NSNumber)?.uint64Value == seq)
         let verified = try await SpawnedProcess.run("replay", ["verify", "--data-dir", data])
         #expect(verified.status == 0)
@@ -158,7 +166,9 @@ struct AgentProcessTests {
         copy.close()
         let tampered = try await SpawnedProcess.run("replay", ["verify", "--data-dir", data])
         #expect(tampered.status == 1)
-        #expect(tampered.lines.contains { $0.contains("snapshot \(seq): digest") && $0.contains("differs") }, "\(tampered.lines)")
+        #expect(
+            tampered.lines.contains { $0.contains("snapshot \(seq): digest") && $0.contains("differs") },
+            "\(tampered.lines)")
     }
 
     @Test func badConfigurationExitsWithAClearMessageAndWritesNothing() async throws {
@@ -174,7 +184,8 @@ struct AgentProcessTests {
 
     @Test func replayVerifyPassesACleanLogAndFailsACorruptedOne() async throws {
         let dir = TemporaryDirectory()
-        var configuration = EventLogConfiguration(directory: dir.path, writer: WriterIdentity(role: "test", workerID: "w"))
+        var configuration = EventLogConfiguration(
+            directory: dir.path, writer: WriterIdentity(role: "test", workerID: "w"))
         configuration.projector = SwitchboardProjector()  // as the agent writes it
         let log = try EventLog(configuration, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
         for i in 0..<40 {

@@ -35,9 +35,12 @@ private func jsonLines(_ lines: [String]) -> [[String: Any]] {
 private func claimedDelivery(_ e: Switchboard, key: String = "m1:0") async throws -> (DeliveryClaim, LeaseGrant) {
     let grant = try #require(try await e.acquireLease("whatsapp/default").grant)
     _ = try await e.enqueueDelivery(
-        NewDelivery(idempotencyKey: key, channel: "whatsapp", accountID: "default", recipient: "+1555",
+        NewDelivery(
+            idempotencyKey: key, channel: "whatsapp", accountID: "default", recipient: "+1555",
             conversationID: "whatsapp:default:+1555", text: "hello"))
-    guard case .claimed(let claim) = try await e.claimDelivery(channel: "whatsapp", accountID: "default", leaseToken: grant.token)
+    guard
+        case .claimed(let claim) = try await e.claimDelivery(
+            channel: "whatsapp", accountID: "default", leaseToken: grant.token)
     else { throw CancellationError() }
     return (claim, grant)
 }
@@ -54,11 +57,13 @@ struct ReplayCoreTests {
         #expect(try await e.deliverySent(id, token: claim.token, providerMessageID: "wamid.1") == .accepted)
         // A second send, written raw as a buggy sender would (the deciders never allow it).
         let second = try await e.log.append(
-            DeliverySent(deliveryID: id, token: claim.token, leaseToken: grant.token, attempt: 1, providerMessageID: "wamid.2"))
+            DeliverySent(
+                deliveryID: id, token: claim.token, leaseToken: grant.token, attempt: 1, providerMessageID: "wamid.2"))
         e.close()
         let text = try await replay(["audit", "duplicates", "--data-dir", dir.path])
         #expect(text.status == 1)
-        #expect(text.lines.contains { $0.hasPrefix("multiple_sends\t\(id)") && $0.contains("\(second)") }, "\(text.lines)")
+        #expect(
+            text.lines.contains { $0.hasPrefix("multiple_sends\t\(id)") && $0.contains("\(second)") }, "\(text.lines)")
         let json = try await replay(["audit", "duplicates", "--data-dir", dir.path, "--json"])
         let finding = try #require(jsonLines(json.lines).first { $0["kind"] as? String == "multiple_sends" })
         #expect((finding["seqs"] as? [UInt64])?.last == second)
@@ -75,7 +80,8 @@ struct ReplayCoreTests {
         let b = Owner(workerID: "wa-1", instance: "second-process")
         let taken = try #require(try await a.acquireLease("whatsapp/default", as: b).grant)
         #expect(taken.token > grant.token)
-        let refused = try await a.attemptDelivery(claim.delivery.deliveryID, token: claim.token, leaseToken: grant.token)
+        let refused = try await a.attemptDelivery(
+            claim.delivery.deliveryID, token: claim.token, leaseToken: grant.token)
         #expect(refused == .rejected(reason: "stale_lease"))
         a.close()
         let audit = try await replay(["audit", "duplicates", "--data-dir", dir.path])
@@ -91,7 +97,8 @@ struct ReplayCoreTests {
         // The same stale attempt written raw (bypassing the decider) is what the audit exists to find.
         let raw = try engine(dir.path, clock)
         _ = try await raw.log.append(
-            DeliveryAttempted(deliveryID: claim.delivery.deliveryID, token: claim.token, leaseToken: grant.token, attempt: 1))
+            DeliveryAttempted(
+                deliveryID: claim.delivery.deliveryID, token: claim.token, leaseToken: grant.token, attempt: 1))
         raw.close()
         let found = try await replay(["audit", "duplicates", "--data-dir", dir.path])
         #expect(found.status == 1)
@@ -103,11 +110,15 @@ struct ReplayCoreTests {
         let clock = Clock()
         let e = try engine(dir.path, clock)
         let (claim, grant) = try await claimedDelivery(e)
-        #expect(try await e.attemptDelivery(claim.delivery.deliveryID, token: claim.token, leaseToken: grant.token) == .accepted)
+        #expect(
+            try await e.attemptDelivery(claim.delivery.deliveryID, token: claim.token, leaseToken: grant.token)
+                == .accepted)
         // The sender dies before recording the outcome; its claim (120 s) runs out.
         clock.advance(.seconds(121))
         let renewed = try #require(try await e.acquireLease("whatsapp/default").grant)
-        #expect(try await e.claimDelivery(channel: "whatsapp", accountID: "default", leaseToken: renewed.token) == .empty(retryAt: nil))
+        #expect(
+            try await e.claimDelivery(channel: "whatsapp", accountID: "default", leaseToken: renewed.token)
+                == .empty(retryAt: nil))
         e.close()
         let list = try await replay(["deliveries", "list", "--status", "uncertain", "--data-dir", dir.path])
         #expect(list.lines.count == 1)
@@ -130,13 +141,18 @@ struct ReplayCoreTests {
         e.close()
         let now = try await replay(["lease", "get", "--account", "default", "--data-dir", dir.path])
         #expect(now.lines.first?.contains("owner=wa-2#b") == true, "\(now.lines)")
-        let then = try await replay(["lease", "get", "--account", "default", "--data-dir", dir.path, "--at", "\(beforeExpiry)"])
+        let then = try await replay([
+            "lease", "get", "--account", "default", "--data-dir", dir.path, "--at", "\(beforeExpiry)",
+        ])
         #expect(then.lines.first?.contains("token=\(first.token)") == true, "\(then.lines)")
         let owned = try await replay(["lease", "owned", "--owner", "wa-1", "--data-dir", dir.path])
         #expect(owned.lines.isEmpty)
         let alerts = try await replay(["alerts", "--data-dir", dir.path, "--json"])
         #expect(alerts.status == 2)
-        #expect(jsonLines(alerts.lines).contains { $0["check"] as? String == "lease heartbeat lost" && $0["alert"] as? Bool == true })
+        #expect(
+            jsonLines(alerts.lines).contains {
+                $0["check"] as? String == "lease heartbeat lost" && $0["alert"] as? Bool == true
+            })
     }
 
     @Test func aReconnectBurstAndADeadJobRaiseAlertsAndAHealthyLogDoesNot() async throws {
@@ -152,11 +168,15 @@ struct ReplayCoreTests {
         #expect(healthy.lines.allSatisfy { $0.hasPrefix("[OK]") })
         // 12 disconnects within 5 minutes, 11 reconnects.
         for index in 0..<12 {
-            try await e.log.append(ChannelDisconnected(channel: "whatsapp", accountID: "default", workerID: "wa-1",
-                ownerInstance: "A", reason: "socket closed", code: 1006, willReconnect: true))
+            try await e.log.append(
+                ChannelDisconnected(
+                    channel: "whatsapp", accountID: "default", workerID: "wa-1",
+                    ownerInstance: "A", reason: "socket closed", code: 1006, willReconnect: true))
             if index < 11 {
-                try await e.log.append(ChannelConnected(channel: "whatsapp", accountID: "default", workerID: "wa-1",
-                    ownerInstance: "A", leaseToken: nil, detail: nil))
+                try await e.log.append(
+                    ChannelConnected(
+                        channel: "whatsapp", accountID: "default", workerID: "wa-1",
+                        ownerInstance: "A", leaseToken: nil, detail: nil))
             }
             clock.advance(.seconds(25))
         }
@@ -165,12 +185,15 @@ struct ReplayCoreTests {
         for _ in 0..<3 {
             clock.advance(.seconds(60))
             let claim = try #require(try await e.claimJob())
-            _ = try await e.failJob(claim.job.jobID, token: claim.token, reason: "server_error", message: "500", retryable: true)
+            _ = try await e.failJob(
+                claim.job.jobID, token: claim.token, reason: "server_error", message: "500", retryable: true)
         }
         e.close()
         let alerts = try await replay(["alerts", "--burst-window", "10m", "--threshold", "10", "--data-dir", dir.path])
         #expect(alerts.status == 2)
-        #expect(alerts.lines.contains { $0.hasPrefix("[ALERT] channel disconnect burst: 12 disconnects") }, "\(alerts.lines)")
+        #expect(
+            alerts.lines.contains { $0.hasPrefix("[ALERT] channel disconnect burst: 12 disconnects") },
+            "\(alerts.lines)")
         #expect(alerts.lines.contains { $0.hasPrefix("[ALERT] disconnect/reconnect mismatch") })
         #expect(alerts.lines.contains { $0.hasPrefix("[ALERT] dead jobs: 1") })
         let higher = try await replay(["alerts", "--threshold", "20", "--data-dir", dir.path])
@@ -205,7 +228,8 @@ struct ReplayCoreTests {
         #expect(jsonLines(present.lines).first?["jobs"] as? [String: Int] == ["completed": 1])
 
         // Change projection state behind the projector's back.
-        var configuration = EventLogConfiguration(directory: dir.path, writer: WriterIdentity(role: "test", workerID: "x"))
+        var configuration = EventLogConfiguration(
+            directory: dir.path, writer: WriterIdentity(role: "test", workerID: "x"))
         configuration.projector = SwitchboardProjector()
         let log = try EventLog(configuration, logger: Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() }))
         _ = try await log.transact { context in
@@ -224,16 +248,21 @@ struct ReplayCoreTests {
             EventLogConfiguration(directory: dir.path, writer: WriterIdentity(role: "test", workerID: "old")),
             logger: Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() }))
         for id in ["job-a", "job-b"] {
-            try await plain.append(JobEnqueued(jobID: id, idempotencyKey: id, conversationID: "c-\(id)", kind: "reply", maxAttempts: 3))
+            try await plain.append(
+                JobEnqueued(jobID: id, idempotencyKey: id, conversationID: "c-\(id)", kind: "reply", maxAttempts: 3))
         }
         plain.close()
 
-        let (listStatus, listErrors) = try await SpawnedProcess("replay", ["jobs", "list", "--data-dir", dir.path], readStandardError: true).finish()
+        let (listStatus, listErrors) = try await SpawnedProcess(
+            "replay", ["jobs", "list", "--data-dir", dir.path], readStandardError: true
+        ).finish()
         #expect(listStatus == 1)
         #expect(listErrors.contains { $0.contains("start an agent of this build to rebuild them") }, "\(listErrors)")
         let stale = try await replay(["verify", "--data-dir", dir.path])
         #expect(stale.status == 1)
-        #expect(stale.lines.contains { $0.contains("[FAIL] projections: projection tables are in format unrecorded") }, "\(stale.lines)")
+        #expect(
+            stale.lines.contains { $0.contains("[FAIL] projections: projection tables are in format unrecorded") },
+            "\(stale.lines)")
         // A rebuilt copy still answers.
         let copy = try await replay(["jobs", "list", "--data-dir", dir.path, "--at", "2"])
         #expect(copy.status == 0)
@@ -253,7 +282,8 @@ struct ReplayCoreTests {
         let clock = Clock()
         let e = try engine(dir.path, clock)
         for (contact, text) in [("+1", "hi from one"), ("+2", "hi from two"), ("+1", "again")] {
-            var message = InboundMessage(channel: "whatsapp", accountID: "default", externalID: "wamid.\(text)",
+            var message = InboundMessage(
+                channel: "whatsapp", accountID: "default", externalID: "wamid.\(text)",
                 contactID: contact, text: text)
             message.providerTimestamp = nil
             _ = try await e.ingest(message)

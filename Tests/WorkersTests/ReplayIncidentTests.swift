@@ -254,12 +254,14 @@ struct ReplayIncidentTests {
         let now = try await world.replay("lease", "get", "--account", "default")
         #expect(now.status == 0)
         #expect(now.lines.count == 1)
-        #expect(now.lines.first?.hasPrefix("\(ReplayWorld.resource)\theld\towner=\(b)\ttoken=\(leaseB)\t") == true,
+        #expect(
+            now.lines.first?.hasPrefix("\(ReplayWorld.resource)\theld\towner=\(b)\ttoken=\(leaseB)\t") == true,
             "\(now)")
 
         let before = try await world.replay("lease", "get", "--account", "default", "--at", "\(expired - 1)")
         #expect(before.status == 0)
-        #expect(before.lines.first?.hasPrefix("\(ReplayWorld.resource)\theld\towner=\(a)\ttoken=\(leaseA)\t") == true,
+        #expect(
+            before.lines.first?.hasPrefix("\(ReplayWorld.resource)\theld\towner=\(a)\ttoken=\(leaseA)\t") == true,
             "\(before)")
 
         let json = try await world.replay("lease", "get", "--account", "default", "--json")
@@ -293,15 +295,17 @@ struct ReplayIncidentTests {
         let timeline = try await world.replay("timeline", "--account", "default")
         #expect(timeline.status == 0, "\(timeline)")
         let rows = timeline.columns
-        #expect(timeline.types == [
-            LeaseAcquired.eventType, LeaseDenied.eventType, LeaseExpired.eventType, LeaseAcquired.eventType,
-        ], "\(timeline)")
+        #expect(
+            timeline.types == [
+                LeaseAcquired.eventType, LeaseDenied.eventType, LeaseExpired.eventType, LeaseAcquired.eventType,
+            ], "\(timeline)")
         let holders = rows.map { $0.first { $0.hasPrefix("holders=") } ?? "" }
         let resource = ReplayWorld.resource
-        #expect(holders == [
-            "holders=\(resource)=\(a)@\(leaseA)", "holders=\(resource)=\(a)@\(leaseA)", "holders=-",
-            "holders=\(resource)=\(b)@\(leaseB)",
-        ], "\(timeline)")
+        #expect(
+            holders == [
+                "holders=\(resource)=\(a)@\(leaseA)", "holders=\(resource)=\(a)@\(leaseA)", "holders=-",
+                "holders=\(resource)=\(b)@\(leaseB)",
+            ], "\(timeline)")
     }
 
     // MARK: Reconnect burst
@@ -332,20 +336,23 @@ struct ReplayIncidentTests {
 
         let alerts = try await world.replay("alerts", "--burst-window", "10m", "--lookback", "24h", "--threshold", "10")
         #expect(alerts.status == 2, "\(alerts)")
-        #expect(alerts.lines.contains(
-            "[ALERT] channel disconnect burst: 12 disconnects in the worst 10m window (threshold 10)"), "\(alerts)")
+        #expect(
+            alerts.lines.contains(
+                "[ALERT] channel disconnect burst: 12 disconnects in the worst 10m window (threshold 10)"), "\(alerts)")
         #expect(alerts.lines.contains("[ALERT] disconnect/reconnect mismatch: 12 disconnects, 11 reconnects"))
         #expect(alerts.lines.count == 7, "\(alerts)")
 
         let higher = try await world.replay("alerts", "--burst-window", "10m", "--threshold", "20")
         #expect(higher.status == 2, "\(higher)")  // the mismatch still alerts
-        #expect(higher.lines.contains(
-            "[OK] channel disconnect burst: 12 disconnects in the worst 10m window (threshold 20)"), "\(higher)")
+        #expect(
+            higher.lines.contains(
+                "[OK] channel disconnect burst: 12 disconnects in the worst 10m window (threshold 20)"), "\(higher)")
         #expect(higher.lines.contains("[ALERT] disconnect/reconnect mismatch: 12 disconnects, 11 reconnects"))
 
         let narrow = try await world.replay("alerts", "--burst-window", "1m", "--threshold", "10")
-        #expect(narrow.lines.contains(
-            "[OK] channel disconnect burst: 3 disconnects in the worst 1m window (threshold 10)"), "\(narrow)")
+        #expect(
+            narrow.lines.contains(
+                "[OK] channel disconnect burst: 3 disconnects in the worst 1m window (threshold 10)"), "\(narrow)")
     }
 
     @Test func burstAlertsAsJSONAndAsOfASeq() async throws {
@@ -379,8 +386,9 @@ struct ReplayIncidentTests {
         for _ in 0..<3 {
             let claim = try await world.claimJob()
             #expect(claim.job.jobID == jobID)
-            outcomes.append(try await world.engine.failJob(
-                jobID, token: claim.token, reason: "timeout", message: "model timed out", retryable: true))
+            outcomes.append(
+                try await world.engine.failJob(
+                    jobID, token: claim.token, reason: "timeout", message: "model timed out", retryable: true))
             world.clock.advance(.seconds(5))  // past the retry backoff (at most 2.4 s)
         }
         #expect(outcomes.last == .dead, "\(outcomes)")
@@ -418,9 +426,10 @@ struct ReplayIncidentTests {
         try await world.engine.log.append(
             ChannelConnected(channel: "whatsapp", accountID: "default", workerID: "wa-1", ownerInstance: instance))
         for index in 0..<3 {
-            let ingest = try await world.engine.ingest(InboundMessage(
-                channel: "whatsapp", accountID: "default", externalID: "wamid.in.\(index)", contactID: "+15550010",
-                text: "question \(index)"))
+            let ingest = try await world.engine.ingest(
+                InboundMessage(
+                    channel: "whatsapp", accountID: "default", externalID: "wamid.in.\(index)", contactID: "+15550010",
+                    text: "question \(index)"))
             guard case .accepted(_, let conversation, let jobID?, _) = ingest else {
                 Issue.record("expected an accepted message with a job, got \(ingest)")
                 return

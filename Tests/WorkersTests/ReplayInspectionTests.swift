@@ -66,9 +66,10 @@ struct ReplayInspectionTests {
 
         let tampered = try await world.replay("verify")
         #expect(tampered.status == 1, "\(tampered)")
-        #expect(tampered.lines.contains {
-            $0.hasPrefix("[FAIL] projections: rebuild digest ") && $0.contains("differs from live")
-        }, "\(tampered)")
+        #expect(
+            tampered.lines.contains {
+                $0.hasPrefix("[FAIL] projections: rebuild digest ") && $0.contains("differs from live")
+            }, "\(tampered)")
         #expect(tampered.lines.last == "[FAIL] 1 problem(s) in 2 records", "\(tampered)")
         let json = try await world.replay("verify", "--json")
         #expect(json.status == 1)
@@ -171,8 +172,9 @@ struct ReplayInspectionTests {
     @Test func timelineOfAnAccountLeavesOutTheSameAccountIDOnAnotherChannel() async throws {
         let world = try ReplayWorld()
         for channel in ["whatsapp", "telegram"] {
-            let result = try await world.engine.ingest(InboundMessage(
-                channel: channel, accountID: "default", externalID: "\(channel)-1", contactID: "4242", text: "hi"))
+            let result = try await world.engine.ingest(
+                InboundMessage(
+                    channel: channel, accountID: "default", externalID: "\(channel)-1", contactID: "4242", text: "hi"))
             guard case .accepted = result else {
                 Issue.record("expected the message accepted, got \(result)")
                 return
@@ -199,9 +201,10 @@ struct ReplayInspectionTests {
         let world = try ReplayWorld()
         let messages = [("c1", "hi from c1"), ("c2", "hello from c2"), ("c1", "c1 again")]
         for (index, (contact, text)) in messages.enumerated() {
-            let result = try await world.engine.ingest(InboundMessage(
-                channel: "whatsapp", accountID: "default", externalID: "wamid.\(index)", contactID: contact,
-                text: text))
+            let result = try await world.engine.ingest(
+                InboundMessage(
+                    channel: "whatsapp", accountID: "default", externalID: "wamid.\(index)", contactID: contact,
+                    text: text))
             guard case .accepted = result else {
                 Issue.record("expected the message accepted, got \(result)")
                 throw ReplayTestFailure()
@@ -209,11 +212,12 @@ struct ReplayInspectionTests {
             world.clock.advance(.seconds(1))
         }
         let records = try world.records()
-        try #require(records.map(\.type) == [
-            ContactUpdated.eventType, MessageReceived.eventType, JobEnqueued.eventType,
-            ContactUpdated.eventType, MessageReceived.eventType, JobEnqueued.eventType,
-            MessageReceived.eventType, JobEnqueued.eventType,
-        ])
+        try #require(
+            records.map(\.type) == [
+                ContactUpdated.eventType, MessageReceived.eventType, JobEnqueued.eventType,
+                ContactUpdated.eventType, MessageReceived.eventType, JobEnqueued.eventType,
+                MessageReceived.eventType, JobEnqueued.eventType,
+            ])
         world.close()
         return (world, records)
     }
@@ -260,9 +264,10 @@ struct ReplayInspectionTests {
 
         let list = try await world.replay("conversations", "show")
         #expect(list.status == 0, "\(list)")
-        #expect(list.lines == [
-            "\(c1)\tmessages=2\tcontact=allowed\tlastSeq=7", "\(c2)\tmessages=1\tcontact=allowed\tlastSeq=5",
-        ], "\(list)")
+        #expect(
+            list.lines == [
+                "\(c1)\tmessages=2\tcontact=allowed\tlastSeq=7", "\(c2)\tmessages=1\tcontact=allowed\tlastSeq=5",
+            ], "\(list)")
 
         let json = try await world.replay("conversations", "show", "--json")
         let conversations = try json.objects()

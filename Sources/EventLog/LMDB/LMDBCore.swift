@@ -28,7 +28,8 @@ func lmdbError(_ rc: Int32, _ call: String, path: String? = nil) -> EventLogErro
     case EACCES, EPERM, EROFS:
         return EventLogError(.permissionDenied, "permission denied\(at)", cause: status)
     case ENOSPC, EFBIG, EDQUOT:
-        return EventLogError(.diskFull, "the filesystem refused the write (no space or file size limit)\(at)", cause: status)
+        return EventLogError(
+            .diskFull, "the filesystem refused the write (no space or file size limit)\(at)", cause: status)
     case ENOTDIR, ENOENT:
         return EventLogError(.notAnEnvironment, "not a directory holding an LMDB environment\(at)", cause: status)
     case EIO:
