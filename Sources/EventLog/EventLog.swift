@@ -10,6 +10,10 @@ public enum Durability: String, Sendable, CaseIterable, Codable {
     /// operating-system crash or power loss may undo the last committed transaction (one group commit).
     /// A process crash loses nothing.
     case relaxed
+    /// `MDB_NOSYNC`: never synced; the operating system writes pages back when it likes. Only for throwaway
+    /// environments that are rebuilt when in doubt (a rebuild's scratch copy): an operating-system crash or
+    /// power loss may lose or corrupt the whole environment. A process crash loses nothing.
+    case unsynced
 }
 
 /// How to open an ``EventLog``.
@@ -115,7 +119,7 @@ public final class EventLog: Sendable {
         let env = try LMDBEnvironment(
             directory: configuration.directory, initialMapSize: configuration.initialMapSize,
             maxMapSize: configuration.maxMapSize, maxReaders: configuration.maxReaders,
-            relaxedDurability: configuration.durability == .relaxed,
+            durability: configuration.durability,
             databases: reserved + configuration.tables + (configuration.projector?.tables ?? []))
         self.env = env
         let logDB = env.database(Self.logDatabase)

@@ -38,7 +38,7 @@ extension EventLog {
         let mapSize = env.usedBytes() + (1 << 20)
         let target = try LMDBEnvironment(
             directory: directory, initialMapSize: mapSize, maxMapSize: mapSize,
-            maxReaders: 8, relaxedDurability: true, databases: reserved + projector.tables)
+            maxReaders: 8, durability: .relaxed, databases: reserved + projector.tables)
         defer { target.close() }
         let metaDB = env.database(Self.metaDatabase)
         let targetMeta = target.database(Self.metaDatabase)

@@ -16,7 +16,7 @@ public enum _RawLMDBBaseline {
     public static func append(
         directory: String, count: Int, batch: Int, valueSize: Int, durability: Durability
     ) throws -> AppendResult {
-        let env = try openRaw(directory, relaxed: durability == .relaxed)
+        let env = try openRaw(directory, durability: durability)
         defer { mdb_env_close(env) }
         var dbi: MDB_dbi = 0
         var txn: OpaquePointer?
@@ -64,7 +64,7 @@ public enum _RawLMDBBaseline {
     /// Scans every value of the environment at `directory` with a cursor, reading 8 bytes of each in place.
     /// Returns the number of records and the seconds taken.
     public static func scan(directory: String) throws -> (count: Int, seconds: Double) {
-        let env = try openRaw(directory, relaxed: false)
+        let env = try openRaw(directory, durability: .durable)
         defer { mdb_env_close(env) }
         var txn: OpaquePointer?
         try check(mdb_txn_begin(env, nil, UInt32(MDB_RDONLY), &txn), "mdb_txn_begin")
@@ -94,14 +94,18 @@ public enum _RawLMDBBaseline {
         return (count, seconds)
     }
 
-    private static func openRaw(_ directory: String, relaxed: Bool) throws -> OpaquePointer {
+    private static func openRaw(_ directory: String, durability: Durability) throws -> OpaquePointer {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var env: OpaquePointer?
         try check(mdb_env_create(&env), "mdb_env_create")
         try check(mdb_env_set_mapsize(env, 64 << 30), "mdb_env_set_mapsize")
         try check(mdb_env_set_maxreaders(env, 126), "mdb_env_set_maxreaders")
         var flags = UInt32(MDB_NOTLS)
-        if relaxed { flags |= UInt32(MDB_NOMETASYNC) }
+        switch durability {  // as `LMDBEnvironment` opens ours
+        case .durable: break
+        case .relaxed: flags |= UInt32(MDB_NOMETASYNC)
+        case .unsynced: flags |= UInt32(MDB_NOSYNC)
+        }
         try check(mdb_env_open(env, directory, flags, 0o644), "mdb_env_open")
         return env!
     }

@@ -112,7 +112,8 @@ public enum Rebuild {
                 directory: directory, writer: WriterIdentity(role: "rebuild", workerID: "rebuild"))
             configuration.projector = SwitchboardProjector()
             configuration.projectionUpgrade = .leave
-            configuration.durability = .relaxed
+            // A scratch copy is rebuilt when in doubt: syncing it would only wait for the disk.
+            configuration.durability = .unsynced
             return try EventLog(configuration, logger: logger)
         }
         if let base {

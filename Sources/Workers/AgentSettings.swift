@@ -76,7 +76,8 @@ public struct AgentSettings: Sendable, Equatable {
         }
         dataDirectory = value("DATA_DIR") ?? "./data"
         let durabilityText = value("EVENTLOG_DURABILITY") ?? "durable"
-        guard let durability = Durability(rawValue: durabilityText.lowercased()) else {
+        // `unsynced` is for throwaway scratch environments, never for the log.
+        guard let durability = Durability(rawValue: durabilityText.lowercased()), durability != .unsynced else {
             throw SettingsError(
                 variable: "EVENTLOG_DURABILITY", message: "expected durable or relaxed, got '\(durabilityText)'")
         }

@@ -59,6 +59,7 @@ struct AgentSettingsTests {
     @Test(arguments: [
         (["AGENT_ROLE": "sender"], "AGENT_ROLE"),
         (["EVENTLOG_DURABILITY": "fast"], "EVENTLOG_DURABILITY"),
+        (["EVENTLOG_DURABILITY": "unsynced"], "EVENTLOG_DURABILITY"),
         (["WHATSAPP_LEASE_TTL_MS": "45s"], "WHATSAPP_LEASE_TTL_MS"),
         (["WHATSAPP_LEASE_TTL_MS": "5000"], "WHATSAPP_LEASE_TTL_MS"),
         (["WHATSAPP_HEARTBEAT_MS": "-1"], "WHATSAPP_HEARTBEAT_MS"),

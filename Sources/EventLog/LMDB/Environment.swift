@@ -23,7 +23,7 @@ final class LMDBEnvironment: @unchecked Sendable {  // @unchecked: mutable state
     /// Opens (creating when needed) the environment in `directory`.
     init(
         directory: String, initialMapSize: Int, maxMapSize: Int, maxReaders: UInt32,
-        relaxedDurability: Bool, databases names: [String]
+        durability: Durability, databases names: [String]
     ) throws {
         try LMDBEnvironment.makeDirectory(directory)
         guard let resolved = realpath(directory, nil) else {
@@ -51,7 +51,11 @@ final class LMDBEnvironment: @unchecked Sendable {  // @unchecked: mutable state
             try check(mdb_env_set_maxreaders(env, maxReaders), "mdb_env_set_maxreaders")
             try check(mdb_env_set_mapsize(env, mapSize), "mdb_env_set_mapsize")
             var flags = UInt32(MDB_NOTLS)
-            if relaxedDurability { flags |= UInt32(MDB_NOMETASYNC) }
+            switch durability {
+            case .durable: break
+            case .relaxed: flags |= UInt32(MDB_NOMETASYNC)
+            case .unsynced: flags |= UInt32(MDB_NOSYNC)
+            }
             rc = mdb_env_open(env, directory, flags, 0o644)
             if rc != 0 { throw lmdbError(rc, "mdb_env_open", path: directory) }
             var info = MDB_envinfo()
