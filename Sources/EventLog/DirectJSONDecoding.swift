@@ -6,7 +6,7 @@ import Foundation
 /// and whitespace, extra members ignored, `null` or absent optionals are `nil`, a missing required member
 /// throws, and anything the scanner does not handle throws so that the caller falls back to `Codable`.
 protocol DirectJSONDecodable {
-    init(json: inout JSONObjectReader) throws
+    init(json: JSONObjectReader) throws
 }
 
 /// Reads one JSON object's members by name.
@@ -55,8 +55,6 @@ struct JSONObjectReader {
         try optionalInteger(name, as: Int64.self).map(LogTimestamp.init(microseconds:))
     }
 
-    func bool(_ name: StaticString) throws -> Bool { try scanner.decodeValue(Bool.self, at: required(name)) }
-
     func stringDictionary(_ name: StaticString) throws -> [String: String] {
         let bytes = scanner.bytes
         var i = scanner.skipSpace(try required(name))
@@ -86,13 +84,12 @@ extension PayloadJSONDecoding {
     /// `type` read directly when it is one of the hot events, otherwise `nil`.
     static func decodeDirectly<T>(_ type: T.Type, from bytes: UnsafeBufferPointer<UInt8>) throws -> T? {
         guard let direct = type as? any DirectJSONDecodable.Type else { return nil }
-        var reader = try JSONObjectReader(FastJSONDecoder(bytes, start: 0))
-        return try direct.init(json: &reader) as? T
+        return try direct.init(json: JSONObjectReader(FastJSONDecoder(bytes, start: 0))) as? T
     }
 }
 
 extension JobEnqueued: DirectJSONDecodable {
-    init(json o: inout JSONObjectReader) throws {
+    init(json o: JSONObjectReader) throws {
         self.init(
             jobID: try o.string("jobID"), idempotencyKey: try o.string("idempotencyKey"),
             conversationID: try o.string("conversationID"), kind: try o.string("kind"),
@@ -104,7 +101,7 @@ extension JobEnqueued: DirectJSONDecodable {
 }
 
 extension JobClaimed: DirectJSONDecodable {
-    init(json o: inout JSONObjectReader) throws {
+    init(json o: JSONObjectReader) throws {
         self.init(
             jobID: try o.string("jobID"), workerID: try o.string("workerID"),
             ownerInstance: try o.string("ownerInstance"), token: try o.integer("token"),
@@ -113,14 +110,14 @@ extension JobClaimed: DirectJSONDecodable {
 }
 
 extension JobHeartbeat: DirectJSONDecodable {
-    init(json o: inout JSONObjectReader) throws {
+    init(json o: JSONObjectReader) throws {
         self.init(
             jobID: try o.string("jobID"), token: try o.integer("token"), visibleUntil: try o.timestamp("visibleUntil"))
     }
 }
 
 extension JobCompleted: DirectJSONDecodable {
-    init(json o: inout JSONObjectReader) throws {
+    init(json o: JSONObjectReader) throws {
         self.init(
             jobID: try o.string("jobID"), token: try o.integer("token"), result: try o.optionalString("result"),
             modelUsed: try o.optionalString("modelUsed"))
@@ -128,7 +125,7 @@ extension JobCompleted: DirectJSONDecodable {
 }
 
 extension DeliveryEnqueued: DirectJSONDecodable {
-    init(json o: inout JSONObjectReader) throws {
+    init(json o: JSONObjectReader) throws {
         self.init(
             deliveryID: try o.string("deliveryID"), idempotencyKey: try o.string("idempotencyKey"),
             channel: try o.string("channel"), accountID: try o.string("accountID"),
@@ -141,7 +138,7 @@ extension DeliveryEnqueued: DirectJSONDecodable {
 }
 
 extension DeliveryClaimed: DirectJSONDecodable {
-    init(json o: inout JSONObjectReader) throws {
+    init(json o: JSONObjectReader) throws {
         self.init(
             deliveryID: try o.string("deliveryID"), workerID: try o.string("workerID"),
             ownerInstance: try o.string("ownerInstance"), token: try o.integer("token"),
@@ -151,7 +148,7 @@ extension DeliveryClaimed: DirectJSONDecodable {
 }
 
 extension DeliveryAttempted: DirectJSONDecodable {
-    init(json o: inout JSONObjectReader) throws {
+    init(json o: JSONObjectReader) throws {
         self.init(
             deliveryID: try o.string("deliveryID"), token: try o.integer("token"),
             leaseToken: try o.integer("leaseToken"), attempt: try o.integer("attempt"))
@@ -159,7 +156,7 @@ extension DeliveryAttempted: DirectJSONDecodable {
 }
 
 extension DeliverySent: DirectJSONDecodable {
-    init(json o: inout JSONObjectReader) throws {
+    init(json o: JSONObjectReader) throws {
         self.init(
             deliveryID: try o.string("deliveryID"), token: try o.integer("token"),
             leaseToken: try o.integer("leaseToken"), attempt: try o.integer("attempt"),
@@ -168,7 +165,7 @@ extension DeliverySent: DirectJSONDecodable {
 }
 
 extension LeaseAcquired: DirectJSONDecodable {
-    init(json o: inout JSONObjectReader) throws {
+    init(json o: JSONObjectReader) throws {
         self.init(
             resource: try o.string("resource"), ownerWorkerID: try o.string("ownerWorkerID"),
             ownerInstance: try o.string("ownerInstance"), token: try o.integer("token"),
@@ -178,7 +175,7 @@ extension LeaseAcquired: DirectJSONDecodable {
 }
 
 extension LeaseRenewed: DirectJSONDecodable {
-    init(json o: inout JSONObjectReader) throws {
+    init(json o: JSONObjectReader) throws {
         self.init(
             resource: try o.string("resource"), ownerWorkerID: try o.string("ownerWorkerID"),
             ownerInstance: try o.string("ownerInstance"), token: try o.integer("token"),
