@@ -122,11 +122,26 @@ extension EventLog {
         }
         let tables = TableWriter(txn: txn, resolve: resolve)
         var applied = 0
-        try txn.scan(logDB, from: nil) { key, value in
-            let record = try Envelope.decode(seq: seqFromKey(key), value)
-            try projector.apply(ProjectedRecord(record), to: tables)
-            applied += 1
-            return true
+        // Records are read here (the transaction is this thread's) and their payloads decoded on another core
+        // while this thread applies the previous batch.
+        func read(from seq: UInt64) throws -> [Record] {
+            var records: [Record] = []
+            records.reserveCapacity(upgradeBatch)
+            try withSeqKey(seq) { start in
+                try txn.scan(logDB, from: start) { key, value in
+                    records.append(try Envelope.decode(seq: seqFromKey(key), value))
+                    return records.count < upgradeBatch
+                }
+            }
+            return records
+        }
+        var decoding = PayloadsDecoding(try read(from: 1))
+        while true {
+            let batch = decoding.wait()
+            guard let last = batch.last else { break }
+            decoding = PayloadsDecoding(try read(from: last.seq + 1))
+            for record in batch { try projector.apply(record, to: tables) }
+            applied += batch.count
         }
         try record(expected, tables: projector.tables, txn, metaDB)
         logger.notice(
@@ -155,5 +170,32 @@ extension EventLog {
         if rc == MDB_NOTFOUND { return }
         try check(rc, "mdb_dbi_open(\(name))")
         try check(mdb_drop(txn.handle, dbi, 1), "mdb_drop(\(name))")
+    }
+}
+
+/// Records per batch of the in-place rebuild.
+private let upgradeBatch = 10_000
+
+/// The payloads of a batch of records being decoded on a background queue. Touches no transaction: records own
+/// their bytes.
+private final class PayloadsDecoding: @unchecked Sendable {  // `records` is written before `done` signals.
+    private var records: [ProjectedRecord]
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ source: [Record]) {
+        records = source.map(ProjectedRecord.init)
+        DispatchQueue.global().async {
+            for index in source.indices {
+                // A payload that does not decode is left untyped: applying it decodes again and throws there.
+                self.records[index].typed = try? source[index].event()
+            }
+            self.done.signal()
+        }
+    }
+
+    /// The batch, once decoded.
+    func wait() -> [ProjectedRecord] {
+        done.wait()
+        return records
     }
 }

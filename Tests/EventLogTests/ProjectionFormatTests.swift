@@ -71,6 +71,19 @@ struct ProjectionFormatTests {
         reopened.close()
     }
 
+    @Test func theInPlaceRebuildAppliesEveryRecordOnceAcrossItsBatches() async throws {
+        let dir = TemporaryDirectory()
+        let plain = try open(dir, nil)
+        let n = 25_001  // over two batches of 10 000, and one record more
+        for first in stride(from: 1, through: n, by: 1_000) {
+            try await plain.append((first...min(n, first + 999)).map { testEvent($0) })
+        }
+        plain.close()
+        let log = try open(dir, Counter(version: 2))
+        #expect(try count(log) == n * (n + 1) / 2)
+        log.close()
+    }
+
     @Test func tablesOfALogWrittenWithoutAProjectorAreBuiltOnOpen() async throws {
         let dir = TemporaryDirectory()
         let plain = try open(dir, nil)
