@@ -100,13 +100,7 @@ public enum _RawLMDBBaseline {
         try check(mdb_env_create(&env), "mdb_env_create")
         try check(mdb_env_set_mapsize(env, 64 << 30), "mdb_env_set_mapsize")
         try check(mdb_env_set_maxreaders(env, 126), "mdb_env_set_maxreaders")
-        var flags = UInt32(MDB_NOTLS)
-        switch durability {  // as `LMDBEnvironment` opens ours
-        case .durable: break
-        case .relaxed: flags |= UInt32(MDB_NOMETASYNC)
-        case .unsynced: flags |= UInt32(MDB_NOSYNC)
-        }
-        try check(mdb_env_open(env, directory, flags, 0o644), "mdb_env_open")
+        try check(mdb_env_open(env, directory, UInt32(MDB_NOTLS) | durability.syncFlags, 0o644), "mdb_env_open")
         return env!
     }
 

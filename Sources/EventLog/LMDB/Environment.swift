@@ -50,13 +50,7 @@ final class LMDBEnvironment: @unchecked Sendable {  // @unchecked: mutable state
             try check(mdb_env_set_maxdbs(env, 64), "mdb_env_set_maxdbs")
             try check(mdb_env_set_maxreaders(env, maxReaders), "mdb_env_set_maxreaders")
             try check(mdb_env_set_mapsize(env, mapSize), "mdb_env_set_mapsize")
-            var flags = UInt32(MDB_NOTLS)
-            switch durability {
-            case .durable: break
-            case .relaxed: flags |= UInt32(MDB_NOMETASYNC)
-            case .unsynced: flags |= UInt32(MDB_NOSYNC)
-            }
-            rc = mdb_env_open(env, directory, flags, 0o644)
+            rc = mdb_env_open(env, directory, UInt32(MDB_NOTLS) | durability.syncFlags, 0o644)
             if rc != 0 { throw lmdbError(rc, "mdb_env_open", path: directory) }
             var info = MDB_envinfo()
             mdb_env_info(env, &info)
@@ -250,5 +244,16 @@ final class LMDBEnvironment: @unchecked Sendable {  // @unchecked: mutable state
     private static func round(_ size: Int) -> Int {
         let unit = 1 << 20
         return max(unit, (size + unit - 1) / unit * unit)
+    }
+}
+
+extension Durability {
+    /// The `mdb_env_open` flags of this durability (for the log and for the raw baseline alike).
+    var syncFlags: UInt32 {
+        switch self {
+        case .durable: 0
+        case .relaxed: UInt32(MDB_NOMETASYNC)
+        case .unsynced: UInt32(MDB_NOSYNC)
+        }
     }
 }
