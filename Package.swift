@@ -10,6 +10,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "EventLog", targets: ["EventLog"]),
+        .library(name: "SwitchboardEvents", targets: ["SwitchboardEvents"]),
         .library(name: "Projections", targets: ["Projections"]),
         .library(name: "Workers", targets: ["Workers"]),
         .executable(name: "agent", targets: ["agent"]),
@@ -40,10 +41,17 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Switchboard's event vocabulary: the event structs, their payload codec and the one enum of all events.
+        .target(
+            name: "SwitchboardEvents",
+            dependencies: ["EventLog"],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "Projections",
             dependencies: [
                 "EventLog",
+                "SwitchboardEvents",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strictSettings
@@ -52,6 +60,7 @@ let package = Package(
             name: "Workers",
             dependencies: [
                 "Projections",
+                "SwitchboardEvents",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -71,6 +80,7 @@ let package = Package(
             name: "replay",
             dependencies: [
                 "Projections",
+                "SwitchboardEvents",
                 "EventLog",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -80,6 +90,7 @@ let package = Package(
             name: "bench",
             dependencies: [
                 "EventLog",
+                "SwitchboardEvents",
                 "Projections",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -88,24 +99,26 @@ let package = Package(
         // Spawned by the tests as a separate process (multi-process append, crash, tail, bad input).
         .executableTarget(
             name: "switchboard-test-helper",
-            dependencies: ["EventLog", "Projections"],
+            dependencies: ["EventLog", "SwitchboardEvents", "Projections"],
             swiftSettings: strictSettings
         ),
         // Test-only support: temporary directories and spawned executables.
         .target(name: "TestSupport", swiftSettings: strictSettings),
         .testTarget(
             name: "EventLogTests",
-            dependencies: ["EventLog", "TestSupport", "switchboard-test-helper"],
+            dependencies: ["EventLog", "SwitchboardEvents", "TestSupport", "switchboard-test-helper"],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "ProjectionsTests",
-            dependencies: ["Projections", "EventLog", "TestSupport", "switchboard-test-helper"],
+            dependencies: ["Projections", "SwitchboardEvents", "EventLog", "TestSupport", "switchboard-test-helper"],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "WorkersTests",
-            dependencies: ["Workers", "EventLog", "TestSupport", "agent", "replay"],
+            dependencies: [
+                "Workers", "SwitchboardEvents", "EventLog", "Projections", "TestSupport", "agent", "replay",
+            ],
             swiftSettings: strictSettings
         ),
     ]

@@ -126,14 +126,15 @@ public final class EventLog: Sendable {
         self.logDB = logDB
         checkpointsDB = env.database(Self.checkpointDatabase)
         let metaDB = env.database(Self.metaDatabase)
+        let projection = configuration.projector.map { ProjectionBinding($0, resolve: { env.databases[$0] }) }
         var status = ProjectionStatus.current
         while true {
             do {
                 status = try env.withWriteTransaction { txn in
                     try Self.checkFormat(txn.view, metaDB, directory: configuration.directory)
-                    guard let projector = configuration.projector else { return .current }
+                    guard let projection else { return .current }
                     return try Self.reconcileProjections(
-                        txn.view, env: env, metaDB: metaDB, logDB: logDB, projector: projector,
+                        txn.view, metaDB: metaDB, logDB: logDB, projection: projection,
                         upgrade: configuration.projectionUpgrade, directory: configuration.directory, logger: logger)
                 }
                 break
@@ -150,7 +151,7 @@ public final class EventLog: Sendable {
         writer = try GroupCommitWriter(
             env: env, logDB: logDB, writer: configuration.writer, maxBatchEvents: configuration.maxBatchEvents,
             groupCommitWindow: configuration.groupCommitWindow, wallClock: configuration.wallClock,
-            projector: configuration.projector, metaDB: metaDB, logger: logger,
+            projection: projection, metaDB: metaDB, logger: logger,
             afterCommit: { _ in notifier.ring() })
         logger.info(
             "eventlog.opened",
@@ -194,14 +195,6 @@ public final class EventLog: Sendable {
     public func append(_ events: [PendingEvent]) async throws -> Range<UInt64> {
         for event in events { try Envelope.validate(event) }
         return try await writer.submit(events: events, body: nil).seqs
-    }
-
-    /// Appends one typed event and returns its seq once committed.
-    @discardableResult
-    public func append<E: EventPayload>(_ event: E, correlationID: String? = nil, causationID: UInt64? = nil)
-        async throws -> UInt64
-    {
-        try await append([PendingEvent(event, correlationID: correlationID, causationID: causationID)]).lowerBound
     }
 
     /// Runs `body` inside the write transaction — the seam for deciders — and commits.

@@ -42,11 +42,12 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `queue`/`st
     private let maxBatchEvents: Int
     private let afterCommit: @Sendable (UInt64) -> Void
     private let wallClock: @Sendable () -> LogTimestamp
-    private let projector: (any Projector)?
+    private let projection: ProjectionBinding?
+    /// The log's projector with its resolved tables.
+    var projectionBinding: ProjectionBinding? { projection }
     /// Where the projection format is stored, and the bytes this writer's projector expects there.
     private let metaDB: MDB_dbi
     private let projectionFormat: [UInt8]?
-    private let resolveTable: @Sendable (String) -> MDB_dbi?
     private let logger: Logger
     private let condition = NSCondition()
     private var queue: [WriteCommand] = []
@@ -64,13 +65,12 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `queue`/`st
     init(
         env: LMDBEnvironment, logDB: MDB_dbi, writer: WriterIdentity, maxBatchEvents: Int,
         groupCommitWindow: Duration, wallClock: @escaping @Sendable () -> LogTimestamp,
-        projector: (any Projector)?, metaDB: MDB_dbi, logger: Logger,
+        projection: ProjectionBinding?, metaDB: MDB_dbi, logger: Logger,
         afterCommit: @escaping @Sendable (UInt64) -> Void
     ) throws(EventLogError) {
-        self.projector = projector
+        self.projection = projection
         self.metaDB = metaDB
-        self.projectionFormat = projector?.format.stored
-        self.resolveTable = { [env] name in env.databases[name] }
+        self.projectionFormat = projection?.projector.format.stored
         self.wallClock = wallClock
         self.window = groupCommitWindow
         self.env = env
@@ -219,7 +219,7 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `queue`/`st
                 func run(_ view: TxnView) throws -> (result: Result<Any, any Error>, next: UInt64, wrote: Bool) {
                     var context = WriteContext(
                         txn: view, logDB: logDB, writer: writer, writerEncoding: writerEncoding, now: now,
-                        nextSeq: next, projector: projector, resolveTable: resolveTable)
+                        nextSeq: next, projection: projection)
                     do {
                         return (.success(try body(&context)), context.nextSeq, context.wrote)
                     } catch let error as EventLogError where error.code == .mapFull {
@@ -248,10 +248,10 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `queue`/`st
                 let first = next
                 for event in command.events {
                     try appendRecord(txn.view, logDB, event, seq: next, timestamp: now, writer: writerEncoding)
-                    if let projector {
-                        try projector.apply(
-                            ProjectedRecord(event, seq: next, timestamp: now, writer: writer),
-                            to: TableWriter(txn: txn.view, resolve: resolveTable))
+                    if let projection {
+                        try projection.applyRecord(
+                            Record(event, seq: next, timestamp: now, writer: writer),
+                            TableWriter(txn: txn.view, projectionTables: projection.tables))
                     }
                     next += 1
                 }

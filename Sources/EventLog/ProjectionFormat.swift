@@ -67,9 +67,10 @@ extension EventLog {
     /// is older and `upgrade` allows, empties the projector's tables (and drops tables earlier formats used) and
     /// applies every record again.
     static func reconcileProjections(
-        _ txn: TxnView, env: LMDBEnvironment, metaDB: MDB_dbi, logDB: MDB_dbi, projector: any Projector,
+        _ txn: TxnView, metaDB: MDB_dbi, logDB: MDB_dbi, projection: ProjectionBinding,
         upgrade: ProjectionUpgrade, directory: String, logger: Logger
     ) throws -> ProjectionStatus {
+        let projector = projection.projector
         let expected = projector.format
         let storedBytes = try projectionFormatKey.withUnsafeBytes { k in
             try txn.get(metaDB, k) { $0.map { [UInt8]($0) } }
@@ -115,34 +116,10 @@ extension EventLog {
         let retired = Set(projector.retiredTables + (previous?.split(separator: "\n").map(String.init) ?? []))
             .subtracting(projector.tables)
         for name in retired.sorted() { try dropDatabase(name, txn) }
-        let resolve: (String) -> MDB_dbi? = { env.databases[$0] }
-        for name in projector.tables {
-            guard let dbi = resolve(name) else { preconditionFailure("projector table \(name) was not opened") }
-            try txn.drop(dbi)
-        }
-        let tables = TableWriter(txn: txn, resolve: resolve)
-        var applied = 0
-        // Records are read here (the transaction is this thread's) and their payloads decoded on another core
-        // while this thread applies the previous batch.
-        func read(from seq: UInt64) throws -> [Record] {
-            var records: [Record] = []
-            records.reserveCapacity(upgradeBatch)
-            try withSeqKey(seq) { start in
-                try txn.scan(logDB, from: start) { key, value in
-                    records.append(try Envelope.decode(seq: seqFromKey(key), value))
-                    return records.count < upgradeBatch
-                }
-            }
-            return records
-        }
-        var decoding = PayloadsDecoding(try read(from: 1))
-        while true {
-            let batch = decoding.wait()
-            guard let last = batch.last else { break }
-            decoding = PayloadsDecoding(try read(from: last.seq + 1))
-            for record in batch { try projector.apply(record, to: tables) }
-            applied += batch.count
-        }
+        for table in projection.tables { try txn.drop(table.dbi) }
+        let last = try txn.last(logDB) { key, _ in seqFromKey(key) } ?? 0
+        let applied = try replay(
+            projector, into: TableWriter(txn: txn, projectionTables: projection.tables), txn, logDB, last)
         try record(expected, tables: projector.tables, txn, metaDB)
         logger.notice(
             "projections.rebuilt",
@@ -173,29 +150,32 @@ extension EventLog {
     }
 }
 
-/// Records per batch of the in-place rebuild.
-private let upgradeBatch = 10_000
-
-/// The payloads of a batch of records being decoded on a background queue. Touches no transaction: records own
-/// their bytes.
-private final class PayloadsDecoding: @unchecked Sendable {  // `records` is written before `done` signals.
-    private var records: [ProjectedRecord]
-    private let done = DispatchSemaphore(value: 0)
-
-    init(_ source: [Record]) {
-        records = source.map(ProjectedRecord.init)
-        DispatchQueue.global().async {
-            for index in source.indices {
-                // A payload that does not decode is left untyped: applying it decodes again and throws there.
-                self.records[index].typed = try? source[index].event()
+/// Replays records 1...`last` through `projector` into `tables`, reading them in `txn` (the one rebuild loop,
+/// ``ProjectionReplay``). Returns how many were replayed.
+private func replay<P: Projector>(
+    _ projector: P, into tables: TableWriter, _ txn: TxnView, _ logDB: MDB_dbi, _ last: UInt64
+)
+    throws -> Int
+{
+    var applied = 0
+    try ProjectionReplay.run(
+        projector, from: 1, through: last,
+        read: { seq, limit in
+            var records: [Record] = []
+            records.reserveCapacity(limit)
+            try withSeqKey(seq) { start in
+                try txn.scan(logDB, from: start) { key, value in
+                    records.append(try Envelope.decode(seq: seqFromKey(key), value))
+                    return records.count < limit
+                }
             }
-            self.done.signal()
+            return records
         }
+    ) { batch in
+        for record in batch {
+            if let event = record.event { try projector.apply(event, record.meta, to: tables) }
+        }
+        applied += batch.count
     }
-
-    /// The batch, once decoded.
-    func wait() -> [ProjectedRecord] {
-        done.wait()
-        return records
-    }
+    return applied
 }

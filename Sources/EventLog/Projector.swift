@@ -4,11 +4,16 @@ import Foundation
 /// Derives state from events, inside the write transaction that appends them.
 ///
 /// Give a projector to ``EventLogConfiguration/projector``: every record appended through that log — by
-/// ``EventLog/append(_:)`` or inside ``EventLog/transact(_:)`` — is passed to ``apply(_:to:)`` right after it is
-/// written, in the same LMDB transaction, so projection state can never drift from the log, even after a
-/// crash. `apply` must be a pure function of the record and the tables (a rebuild from seq 1 must reproduce
-/// the same state); it must not read the clock or anything outside the tables.
+/// ``EventLog/append(_:)`` or inside ``EventLog/transact(_:)`` — is applied right after it is written, in the
+/// same LMDB transaction, so projection state can never drift from the log, even after a crash.
+///
+/// The log knows nothing of the events themselves: a projector names its own ``Event`` type, decodes records
+/// into it (``decode(_:)``) and applies them (``apply(_:_:to:)``). `apply` must be a pure function of the
+/// event, its ``RecordMeta`` and the tables (a rebuild from seq 1 must reproduce the same state); it must not
+/// read the clock or anything outside the tables.
 public protocol Projector: Sendable {
+    /// The projector's events: typically one `enum` of everything its vocabulary holds.
+    associatedtype Event: Sendable
     /// The tables (LMDB sub-databases) the projector owns; opened with the log.
     var tables: [String] { get }
     /// The layout `apply` writes. Bump its version whenever the tables, keys or values it writes for the same
@@ -19,16 +24,39 @@ public protocol Projector: Sendable {
     /// recorded by this build onwards also store their table list, so only tables of builds that did not record
     /// one need naming here.)
     var retiredTables: [String] { get }
-    /// Updates the tables for one appended record.
-    func apply(_ record: ProjectedRecord, to tables: TableWriter) throws
+    /// The event a stored record holds; `nil` for a type (or a newer schema of a type) this projector does not
+    /// know, which it then does not apply. Throws when a known type's payload does not decode.
+    func decode(_ record: Record) throws -> Event?
+    /// Updates the tables for one appended (or replayed) event.
+    func apply(_ event: Event, _ meta: RecordMeta, to tables: TableWriter) throws
 }
 
 extension Projector {
     public var retiredTables: [String] { [] }
+
+    /// Decodes `record` and applies it when it holds an event of this projector.
+    func applyRecord(_ record: Record, to tables: TableWriter) throws {
+        guard let event = try decodeStopping(record) else { return }
+        try apply(event, RecordMeta(record), to: tables)
+    }
+
+    /// ``decode(_:)``, with a failure named by the record's seq (a rebuild stops there, never skipping it).
+    func decodeStopping(_ record: Record) throws(EventLogError) -> Event? {
+        do {
+            return try decode(record)
+        } catch let error as EventLogError {
+            throw error.seq == nil
+                ? EventLogError(error.code, error.message, seq: record.seq, cause: error.cause) : error
+        } catch {
+            throw EventLogError(
+                .decoding, "record \(record.seq) (\(record.type)) does not decode: \(error)", seq: record.seq,
+                cause: nil)
+        }
+    }
 }
 
-/// A record as a projector sees it: the envelope fields and the event, typed when the appender had it typed.
-public struct ProjectedRecord: Sendable {
+/// The envelope fields of a record, as a projector sees them beside its decoded event.
+public struct RecordMeta: Sendable, Hashable {
     /// The record's seq.
     public var seq: UInt64
     /// The log time of the record's transaction.
@@ -43,25 +71,8 @@ public struct ProjectedRecord: Sendable {
     public var correlationID: String?
     /// The causing record's seq, if any.
     public var causationID: UInt64?
-    /// The payload bytes.
-    public var payload: [UInt8]
-    /// The event as the appender passed it, when it was typed.
-    public var typed: (any EventPayload)?
 
-    /// The event decoded with the v1 catalog (`nil` for an unknown type or newer schema).
-    public func event() throws -> (any EventPayload)? {
-        if let typed { return typed }
-        return try asRecord.event()
-    }
-
-    /// The record form (as readers see it).
-    public var asRecord: Record {
-        Record(
-            seq: seq, timestamp: timestamp, type: type, schemaVersion: schemaVersion, writer: writer,
-            correlationID: correlationID, causationID: causationID, payloadEncoding: .json, payload: payload)
-    }
-
-    /// A projected record from a stored record (for rebuilds).
+    /// The envelope of a stored record.
     public init(_ record: Record) {
         seq = record.seq
         timestamp = record.timestamp
@@ -70,8 +81,6 @@ public struct ProjectedRecord: Sendable {
         writer = record.writer
         correlationID = record.correlationID
         causationID = record.causationID
-        payload = record.payload
-        typed = nil
     }
 
     init(_ event: PendingEvent, seq: UInt64, timestamp: LogTimestamp, writer: WriterIdentity) {
@@ -82,8 +91,16 @@ public struct ProjectedRecord: Sendable {
         self.writer = writer
         correlationID = event.correlationID
         causationID = event.causationID
-        payload = event.payload
-        typed = event.typed
+    }
+}
+
+extension Record {
+    /// The record an appended event becomes (for projecting events appended without their typed form).
+    init(_ event: PendingEvent, seq: UInt64, timestamp: LogTimestamp, writer: WriterIdentity) {
+        self.init(
+            seq: seq, timestamp: timestamp, type: event.type, schemaVersion: event.schemaVersion, writer: writer,
+            correlationID: event.correlationID, causationID: event.causationID,
+            payloadEncoding: event.payloadEncoding, payload: event.payload)
     }
 }
 
@@ -91,25 +108,32 @@ public struct ProjectedRecord: Sendable {
 /// passed to.
 public struct TableWriter {
     let txn: TxnView
-    let resolve: (String) -> MDB_dbi?
+    let projectionTables: [Table]
     /// Told of every write, when the writer needs to know whether a command wrote.
     let writes: WriteTracker?
 
-    init(txn: TxnView, resolve: @escaping (String) -> MDB_dbi?, writes: WriteTracker? = nil) {
+    init(txn: TxnView, projectionTables: [Table], writes: WriteTracker? = nil) {
         self.txn = txn
-        self.resolve = resolve
+        self.projectionTables = projectionTables
         self.writes = writes
     }
 
-    /// The table named `name`, declared by the projector or the configuration.
-    public func table(_ name: String) -> Table {
-        guard let dbi = resolve(name) else { preconditionFailure("table \(name) is not declared") }
-        return Table(name: name, dbi: dbi)
-    }
+    /// The projector's table at `index` of ``Projector/tables`` (resolved once, when the log opened).
+    @inline(__always)
+    public func table(at index: Int) -> Table { projectionTables[index] }
+
+    /// A read-only view of the same tables.
+    public var reader: TableReader { TableReader(txn: txn, projectionTables: projectionTables) }
 
     /// The value under `key`.
     public func get(_ table: Table, _ key: [UInt8]) throws -> [UInt8]? {
         try key.withUnsafeBytes { k in try txn.get(table.dbi, k) { $0.map { [UInt8]($0) } } }
+    }
+
+    /// The value under `key`, passed to `body` without copying (valid only during the call).
+    public func withValue<R>(_ table: Table, _ key: [UInt8], _ body: (UnsafeRawBufferPointer?) throws -> R) throws -> R
+    {
+        try key.withUnsafeBytes { k in try txn.get(table.dbi, k, body) }
     }
 
     /// Stores `value` under `key`.
@@ -123,6 +147,33 @@ public struct TableWriter {
     public func delete(_ table: Table, _ key: [UInt8]) throws -> Bool {
         writes?.happened = true
         return try key.withUnsafeBytes { k in try txn.delete(table.dbi, k) }
+    }
+
+    /// Visits entries in key order from the first key ≥ `start` until `body` returns `false`.
+    public func scan(_ table: Table, from start: [UInt8]? = nil, _ body: ([UInt8], [UInt8]) throws -> Bool) throws {
+        try scanTable(txn, table, from: start, body)
+    }
+}
+
+/// Read-only access to the tables inside the current write transaction: what a decider's shell loads state
+/// through. Only the projector writes projection tables. Valid only during the call it is passed to.
+public struct TableReader {
+    let txn: TxnView
+    let projectionTables: [Table]
+
+    /// The projector's table at `index` of ``Projector/tables`` (resolved once, when the log opened).
+    @inline(__always)
+    public func table(at index: Int) -> Table { projectionTables[index] }
+
+    /// The value under `key`.
+    public func get(_ table: Table, _ key: [UInt8]) throws -> [UInt8]? {
+        try key.withUnsafeBytes { k in try txn.get(table.dbi, k) { $0.map { [UInt8]($0) } } }
+    }
+
+    /// The value under `key`, passed to `body` without copying (valid only during the call).
+    public func withValue<R>(_ table: Table, _ key: [UInt8], _ body: (UnsafeRawBufferPointer?) throws -> R) throws -> R
+    {
+        try key.withUnsafeBytes { k in try txn.get(table.dbi, k, body) }
     }
 
     /// Visits entries in key order from the first key ≥ `start` until `body` returns `false`.

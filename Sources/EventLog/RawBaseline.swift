@@ -2,18 +2,19 @@ import CLMDB
 import Foundation
 
 /// Plain LMDB C-API loops that the `bench` executable measures beside the event log, in the same run, with
-/// the same record count, value size, batch size and sync flags. Not API: underscored and benchmark-only.
-public enum _RawLMDBBaseline {
+/// the same record count, value size, batch size and sync flags. Not API: `package` access, for the benchmark
+/// only (it stays in EventLog because nothing else may touch LMDB's C API).
+package enum RawLMDBBaseline {
     /// The result of a raw append loop.
-    public struct AppendResult: Sendable {
-        public var seconds: Double
-        public var commitLatenciesNanoseconds: [UInt64]
-        public var fileBytes: Int
+    package struct AppendResult: Sendable {
+        package var seconds: Double
+        package var commitLatenciesNanoseconds: [UInt64]
+        package var fileBytes: Int
     }
 
     /// Appends `count` values of `valueSize` bytes under big-endian seq keys with `MDB_APPEND`, `batch` per
     /// write transaction, one process, into a fresh environment at `directory`.
-    public static func append(
+    package static func append(
         directory: String, count: Int, batch: Int, valueSize: Int, durability: Durability
     ) throws -> AppendResult {
         let env = try openRaw(directory, durability: durability)
@@ -63,7 +64,7 @@ public enum _RawLMDBBaseline {
 
     /// Scans every value of the environment at `directory` with a cursor, reading 8 bytes of each in place.
     /// Returns the number of records and the seconds taken.
-    public static func scan(directory: String) throws -> (count: Int, seconds: Double) {
+    package static func scan(directory: String) throws -> (count: Int, seconds: Double) {
         let env = try openRaw(directory, durability: .durable)
         defer { mdb_env_close(env) }
         var txn: OpaquePointer?
@@ -105,13 +106,13 @@ public enum _RawLMDBBaseline {
     }
 
     /// The size in bytes of the file at `path` (0 when missing).
-    public static func fileSize(_ path: String) -> Int {
+    package static func fileSize(_ path: String) -> Int {
         var info = stat()
         return stat(path, &info) == 0 ? Int(info.st_size) : 0
     }
 
     /// `CLOCK_MONOTONIC` in nanoseconds (system-wide, so comparable across processes).
-    public static func monotonicNanoseconds() -> UInt64 {
+    package static func monotonicNanoseconds() -> UInt64 {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
@@ -120,13 +121,13 @@ public enum _RawLMDBBaseline {
 
 extension EventLog {
     /// The number of commits this process's writer has made (benchmarks derive the effective batch size).
-    public var _commitCount: Int { writer.commits.load(ordering: .relaxed) }
+    package var commitCount: Int { writer.commits.load(ordering: .relaxed) }
 
     /// The bytes `event` occupies as a stored value when this process writes it.
-    public func _storedSize(of event: PendingEvent) throws -> Int {
+    package func storedSize(of event: PendingEvent) throws -> Int {
         Envelope.size(of: event, writer: try WriterEncoding(configuration.writer))
     }
 
     /// The stored size in bytes of the environment's data file.
-    public var dataFileBytes: Int { _RawLMDBBaseline.fileSize(configuration.directory + "/data.mdb") }
+    package var dataFileBytes: Int { RawLMDBBaseline.fileSize(configuration.directory + "/data.mdb") }
 }

@@ -89,7 +89,7 @@ public struct WriterIdentity: Hashable, Sendable, Codable, CustomStringConvertib
 public struct PayloadEncoding: RawRepresentable, Hashable, Sendable, Codable {
     public var rawValue: UInt8
     public init(rawValue: UInt8) { self.rawValue = rawValue }
-    /// UTF-8 JSON (the only encoding of envelope v1); see `PayloadJSON` for the exact form.
+    /// UTF-8 JSON (the only encoding of envelope v1; the vocabulary's payload codec writes it).
     public static let json = PayloadEncoding(rawValue: 1)
 }
 
@@ -114,35 +114,6 @@ public struct Record: Sendable, Hashable {
     /// The payload bytes.
     public var payload: [UInt8]
 
-    /// Decodes the payload as `E`.
-    /// - Throws: ``EventLogError/Code/decoding`` when the type differs or the bytes do not decode.
-    public func decode<E: EventPayload>(_: E.Type = E.self) throws(EventLogError) -> E {
-        guard type == E.eventType else {
-            throw EventLogError(.decoding, "record type \(type) is not \(E.eventType)", seq: seq)
-        }
-        guard schemaVersion <= E.schemaVersion else {
-            throw EventLogError(
-                .decoding, "\(type) schema \(schemaVersion) is newer than this build's \(E.schemaVersion)", seq: seq)
-        }
-        if let fast = try? PayloadJSONDecoding.decode(E.self, from: payload) { return fast }
-        do {
-            return try PayloadCoding.decoder.decode(E.self, from: Data(payload))
-        } catch {
-            throw EventLogError(.decoding, "payload of \(type) does not decode: \(error)", seq: seq)
-        }
-    }
-
-    /// The payload decoded with the v1 catalog, or `nil` for a type — or a newer schema version of a type —
-    /// that this build does not know (a newer writer). The raw record stays readable either way.
-    public func event() throws(EventLogError) -> (any EventPayload)? {
-        guard let kind = EventCatalog.types[type], schemaVersion <= kind.schemaVersion else { return nil }
-        return try decodeErased(kind)
-    }
-
-    private func decodeErased<E: EventPayload>(_ kind: E.Type) throws(EventLogError) -> any EventPayload {
-        try decode(kind)
-    }
-
     /// The payload as text (JSON), for display.
     public var payloadText: String { String(decoding: payload, as: UTF8.self) }
 }
@@ -155,38 +126,6 @@ public struct PendingEvent: Sendable, Hashable {
     public var causationID: UInt64?
     public var payloadEncoding: PayloadEncoding
     public var payload: [UInt8]
-    /// The typed event, when created from one (handed to the projector so it need not decode the payload).
-    /// Not part of equality.
-    public var typed: (any EventPayload)?
-
-    public static func == (lhs: PendingEvent, rhs: PendingEvent) -> Bool {
-        lhs.type == rhs.type && lhs.schemaVersion == rhs.schemaVersion && lhs.correlationID == rhs.correlationID
-            && lhs.causationID == rhs.causationID && lhs.payloadEncoding == rhs.payloadEncoding
-            && lhs.payload == rhs.payload
-    }
-
-    public func hash(into hasher: inout Hasher) {
-        hasher.combine(type)
-        hasher.combine(payload)
-        hasher.combine(correlationID)
-        hasher.combine(causationID)
-    }
-
-    /// Encodes a typed event.
-    public init<E: EventPayload>(_ event: E, correlationID: String? = nil, causationID: UInt64? = nil)
-        throws(EventLogError)
-    {
-        let bytes: [UInt8]
-        do {
-            bytes = try PayloadJSON.encode(event)
-        } catch {
-            throw EventLogError(.encoding, "cannot encode \(E.eventType): \(error)")
-        }
-        self.init(
-            type: E.eventType, schemaVersion: E.schemaVersion, payload: bytes,
-            correlationID: correlationID, causationID: causationID)
-        typed = event
-    }
 
     /// Creates an event from raw parts (any type name, including ones this build does not know).
     public init(
@@ -200,11 +139,6 @@ public struct PendingEvent: Sendable, Hashable {
         self.correlationID = correlationID
         self.causationID = causationID
     }
-}
-
-/// Payloads are written by ``PayloadJSON`` and read with Foundation's decoder (any JSON reader can read them).
-enum PayloadCoding {
-    static let decoder = JSONDecoder()
 }
 
 /// The binary envelope of a stored record (version 1). All integers little-endian; the key is the

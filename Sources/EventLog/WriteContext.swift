@@ -25,8 +25,7 @@ public struct WriteContext: ~Copyable {
     let txn: TxnView
     let logDB: MDB_dbi
     let writerEncoding: WriterEncoding
-    let projector: (any Projector)?
-    let resolveTable: @Sendable (String) -> MDB_dbi?
+    let projection: ProjectionBinding?
 
     /// The log time of this transaction: every record it appends carries it. Judge expiry against it.
     public let now: LogTimestamp
@@ -40,10 +39,9 @@ public struct WriteContext: ~Copyable {
 
     init(
         txn: TxnView, logDB: MDB_dbi, writer: WriterIdentity, writerEncoding: WriterEncoding, now: LogTimestamp,
-        nextSeq: UInt64, projector: (any Projector)?, resolveTable: @escaping @Sendable (String) -> MDB_dbi?
+        nextSeq: UInt64, projection: ProjectionBinding?
     ) {
-        self.projector = projector
-        self.resolveTable = resolveTable
+        self.projection = projection
         self.txn = txn
         self.logDB = logDB
         self.writer = writer
@@ -56,36 +54,53 @@ public struct WriteContext: ~Copyable {
     /// The last committed seq as this transaction sees it (including this command's appends); 0 when empty.
     public var lastSeq: UInt64 { nextSeq - 1 }
 
-    /// Appends `event` and returns its seq. The log's projector (if any) applies it before this returns, so
-    /// reads that follow in the same body see its effect.
+    /// Appends `event` and returns its seq. The log's projector (if any) decodes and applies it before this
+    /// returns, so reads that follow in the same body see its effect.
     @discardableResult
     public mutating func append(_ event: PendingEvent) throws -> UInt64 {
+        let seq = try appendUnprojected(event)
+        if let projection {
+            try projection.applyRecord(Record(event, seq: seq, timestamp: now, writer: writer), projectionWriter)
+        }
+        return seq
+    }
+
+    /// Appends `encoded` — the stored form of `event` — and applies `event` with `projector` without decoding
+    /// it again. `projector` must be the log's projector (the same type as ``EventLogConfiguration/projector``).
+    @discardableResult
+    public mutating func append<P: Projector>(_ event: P.Event, encoded: PendingEvent, projectedBy projector: P)
+        throws -> UInt64
+    {
+        guard let projection, projection.type == ObjectIdentifier(P.self) else {
+            throw EventLogError(.invalidArgument, "\(P.self) is not the projector this log was opened with")
+        }
+        let seq = try appendUnprojected(encoded)
+        try projector.apply(
+            event, RecordMeta(encoded, seq: seq, timestamp: now, writer: writer), to: projectionWriter)
+        return seq
+    }
+
+    private mutating func appendUnprojected(_ event: PendingEvent) throws -> UInt64 {
         try Envelope.validate(event)
         let seq = nextSeq
         writes.happened = true
         try appendRecord(txn, logDB, event, seq: seq, timestamp: now, writer: writerEncoding)
-        if let projector {
-            try projector.apply(ProjectedRecord(event, seq: seq, timestamp: now, writer: writer), to: tables)
-        }
         nextSeq += 1
         return seq
     }
 
-    /// Direct access to the tables. Deciders read state here; projection state should change only through
+    /// Read-only access to every table: deciders load state here. Projection state changes only through
     /// appended events (the projector), so a rebuild reproduces it.
-    public var tables: TableWriter { TableWriter(txn: txn, resolve: resolveTable, writes: writes) }
+    public var tables: TableReader { TableReader(txn: txn, projectionTables: projection?.tables ?? []) }
+
+    /// The projector's write access (only appends use it; tests that forge state use it with `@testable`).
+    var projectionWriter: TableWriter {
+        TableWriter(txn: txn, projectionTables: projection?.tables ?? [], writes: writes)
+    }
 
     /// Whether this command has written anything (a record or a table entry).
     var wrote: Bool { writes.happened }
     private let writes = WriteTracker()
-
-    /// Appends a typed event and returns its seq.
-    @discardableResult
-    public mutating func append<E: EventPayload>(_ event: E, correlationID: String? = nil, causationID: UInt64? = nil)
-        throws -> UInt64
-    {
-        try append(PendingEvent(event, correlationID: correlationID, causationID: causationID))
-    }
 
     /// The record at `seq`, or `nil` when there is none.
     public func record(at seq: UInt64) throws -> Record? {
@@ -95,16 +110,52 @@ public struct WriteContext: ~Copyable {
     /// The value stored under `key` in `table`.
     public func get(_ table: Table, _ key: [UInt8]) throws -> [UInt8]? { try tables.get(table, key) }
 
-    /// Stores `value` under `key` in `table`.
-    public func put(_ table: Table, _ key: [UInt8], _ value: [UInt8]) throws { try tables.put(table, key, value) }
+    /// Stores `value` under `key` in `table`, one of ``EventLogConfiguration/tables`` (never a projector's).
+    public func put(_ table: Table, _ key: [UInt8], _ value: [UInt8]) throws {
+        try checkWritable(table)
+        try projectionWriter.put(table, key, value)
+    }
 
-    /// Deletes `key` from `table`; returns whether it existed.
+    /// Deletes `key` from `table`, one of ``EventLogConfiguration/tables``; returns whether it existed.
     @discardableResult
-    public func delete(_ table: Table, _ key: [UInt8]) throws -> Bool { try tables.delete(table, key) }
+    public func delete(_ table: Table, _ key: [UInt8]) throws -> Bool {
+        try checkWritable(table)
+        return try projectionWriter.delete(table, key)
+    }
 
     /// Visits `table` in key order from the first key ≥ `start` until `body` returns `false`.
     public func scan(_ table: Table, from start: [UInt8]? = nil, _ body: ([UInt8], [UInt8]) throws -> Bool) throws {
         try tables.scan(table, from: start, body)
+    }
+
+    private func checkWritable(_ table: Table) throws(EventLogError) {
+        if let projection, projection.tables.contains(table) {
+            throw EventLogError(
+                .invalidArgument, "table \(table.name) belongs to the projector: only appended events change it")
+        }
+    }
+}
+
+/// The log's projector with its tables resolved once, at open.
+struct ProjectionBinding: Sendable {
+    let projector: any Projector
+    /// The identity of the projector's type (typed appends must come from the same projector).
+    let type: ObjectIdentifier
+    /// The projector's tables, in the order of ``Projector/tables``.
+    let tables: [Table]
+
+    init(_ projector: any Projector, resolve: (String) -> MDB_dbi?) {
+        self.projector = projector
+        type = ObjectIdentifier(Swift.type(of: projector))
+        tables = projector.tables.map { name in
+            guard let dbi = resolve(name) else { preconditionFailure("projector table \(name) was not opened") }
+            return Table(name: name, dbi: dbi)
+        }
+    }
+
+    /// Decodes `record` with the projector and applies it.
+    func applyRecord(_ record: Record, _ tables: TableWriter) throws {
+        try projector.applyRecord(record, to: tables)
     }
 }
 

@@ -1,4 +1,5 @@
 import EventLog
+import SwitchboardEvents
 import Foundation
 
 /// One finding of the duplicate-send audit, with its evidence chain of seqs.
@@ -44,26 +45,30 @@ public struct DuplicateAudit {
     }
 
     /// Adds the next record, already decoded.
-    public mutating func add(seq: UInt64, at time: LogTimestamp, event: (any EventPayload)?) {
+    public mutating func add(seq: UInt64, at time: LogTimestamp, event: SwitchboardEvent?) {
         checker.check(seq: seq, at: time, event: event)
         guard let event else { return }
         let record = (seq: seq, timestamp: time)
         switch event {
-        case let e as DeliveryEnqueued:
+        case .deliveryEnqueued(let e):
             if deliveries[e.deliveryID] == nil { order.append(e.deliveryID) }
             deliveries[e.deliveryID, default: DeliveryTrail()].enqueued = record.seq
-        case let e as DeliveryAttempted:
+        case .deliveryAttempted(let e):
             deliveries[e.deliveryID, default: DeliveryTrail()].attempts.append(record.seq)
-        case let e as DeliverySent:
+        case .deliverySent(let e):
             deliveries[e.deliveryID, default: DeliveryTrail()].sends.append(record.seq)
             deliveries[e.deliveryID]?.resolved = true
-        case let e as DeliveryUncertain:
+        case .deliveryUncertain(let e):
             deliveries[e.deliveryID, default: DeliveryTrail()].uncertain.append(record.seq)
-        case let e as MessageReceived:
+        case .messageReceived(let e):
             inbound["\(e.channel)/\(e.accountID)/\(e.externalID)", default: []].append(record.seq)
-        case let e as JobEnqueued:
+        case .jobEnqueued(let e):
             if let trigger = e.triggeringMessageSeq { jobsByMessage[trigger, default: []].append(record.seq) }
-        default:
+        case .contactUpdated, .commandRejected, .jobClaimed, .jobHeartbeat, .jobCompleted, .jobFailed, .jobRetried,
+            .jobDead, .jobRequeued, .deliveryClaimed, .deliveryFailed, .leaseAcquired, .leaseRenewed, .leaseReleased,
+            .leaseExpired, .leaseDenied, .channelConnected, .channelDisconnected, .sessionEntrySet,
+            .sessionEntryRemoved, .assistantMessage, .assistantDelta, .toolCall, .toolResult, .toolApproval,
+            .workerStarted, .workerStopped:
             break
         }
     }
@@ -122,8 +127,8 @@ public struct DuplicateAudit {
     /// audited in order.
     public static func run(_ log: EventLog, upTo last: UInt64? = nil) throws -> [AuditFinding] {
         var audit = DuplicateAudit()
-        try DecodedBatches.forEach(log, upTo: last) { record in
-            audit.add(seq: record.seq, at: record.timestamp, event: record.typed)
+        try ProjectionReplay.run(SwitchboardProjector(), of: log, through: last) { batch in
+            for record in batch { audit.add(seq: record.meta.seq, at: record.meta.timestamp, event: record.event) }
         }
         return audit.findings()
     }

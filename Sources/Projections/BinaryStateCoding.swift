@@ -1,4 +1,5 @@
 import EventLog
+import SwitchboardEvents
 import Foundation
 
 /// A compact positional binary form for projection state (not for events).

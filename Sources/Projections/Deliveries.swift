@@ -1,4 +1,5 @@
 import EventLog
+import SwitchboardEvents
 import Foundation
 
 /// Send-rate limits of a channel account, enforced by the claim decision.
@@ -139,12 +140,15 @@ public enum DeliveryDecider {
             return (String(decoding: existing, as: UTF8.self), true)
         }
         try context.append(
-            DeliveryEnqueued(
-                deliveryID: delivery.deliveryID, idempotencyKey: delivery.idempotencyKey, channel: delivery.channel,
-                accountID: delivery.accountID, recipient: delivery.recipient, conversationID: delivery.conversationID,
-                sourceMessageID: delivery.sourceMessageID, part: delivery.part, kind: delivery.kind,
-                text: delivery.text, maxAttempts: settings.maxAttempts, replyToExternalID: delivery.replyToExternalID,
-                jobID: delivery.jobID, jobToken: delivery.jobToken),
+            .deliveryEnqueued(
+                DeliveryEnqueued(
+                    deliveryID: delivery.deliveryID, idempotencyKey: delivery.idempotencyKey, channel: delivery.channel,
+                    accountID: delivery.accountID, recipient: delivery.recipient,
+                    conversationID: delivery.conversationID,
+                    sourceMessageID: delivery.sourceMessageID, part: delivery.part, kind: delivery.kind,
+                    text: delivery.text, maxAttempts: settings.maxAttempts,
+                    replyToExternalID: delivery.replyToExternalID,
+                    jobID: delivery.jobID, jobToken: delivery.jobToken)),
             correlationID: delivery.conversationID)
         return (delivery.deliveryID, false)
     }
@@ -159,10 +163,11 @@ public enum DeliveryDecider {
         let resource = "\(channel)/\(accountID)"
         if let reason = try LeaseDecider.checkHolder(resource, owner: owner, leaseToken: leaseToken, context) {
             try context.append(
-                CommandRejected(
-                    command: "delivery.claim", subject: resource, reason: reason, presentedToken: nil,
-                    currentToken: nil, presentedLeaseToken: leaseToken, workerID: owner.workerID,
-                    instance: owner.instance))
+                .commandRejected(
+                    CommandRejected(
+                        command: "delivery.claim", subject: resource, reason: reason, presentedToken: nil,
+                        currentToken: nil, presentedLeaseToken: leaseToken, workerID: owner.workerID,
+                        instance: owner.instance)))
             return .rejected(reason: reason)
         }
         try reclaimExpired(channel: channel, accountID: accountID, settings: settings, &context)
@@ -212,9 +217,11 @@ public enum DeliveryDecider {
         let visibleUntil = now.advanced(by: settings.visibility)
         let attempt = delivery.attempt + 1
         try context.append(
-            DeliveryClaimed(
-                deliveryID: delivery.deliveryID, workerID: owner.workerID, ownerInstance: owner.instance, token: token,
-                leaseResource: resource, leaseToken: leaseToken, attempt: attempt, visibleUntil: visibleUntil),
+            .deliveryClaimed(
+                DeliveryClaimed(
+                    deliveryID: delivery.deliveryID, workerID: owner.workerID, ownerInstance: owner.instance,
+                    token: token,
+                    leaseResource: resource, leaseToken: leaseToken, attempt: attempt, visibleUntil: visibleUntil)),
             correlationID: delivery.conversationID)
         var claimed = delivery
         claimed.status = .claimed
@@ -310,7 +317,9 @@ public enum DeliveryDecider {
                 &context)
         }
         try context.append(
-            DeliveryAttempted(deliveryID: deliveryID, token: token, leaseToken: leaseToken, attempt: delivery.attempt),
+            .deliveryAttempted(
+                DeliveryAttempted(
+                    deliveryID: deliveryID, token: token, leaseToken: leaseToken, attempt: delivery.attempt)),
             correlationID: delivery.conversationID)
         return .accepted
     }
@@ -329,9 +338,11 @@ public enum DeliveryDecider {
                 "delivery.sent", deliveryID, delivery, token: token, leaseToken: nil, owner: owner, reason, &context)
         }
         try context.append(
-            DeliverySent(
-                deliveryID: deliveryID, token: token, leaseToken: delivery.leaseToken ?? 0, attempt: delivery.attempt,
-                providerMessageID: providerMessageID),
+            .deliverySent(
+                DeliverySent(
+                    deliveryID: deliveryID, token: token, leaseToken: delivery.leaseToken ?? 0,
+                    attempt: delivery.attempt,
+                    providerMessageID: providerMessageID)),
             correlationID: delivery.conversationID)
         return .accepted
     }
@@ -385,10 +396,11 @@ public enum DeliveryDecider {
             notBefore = max(backoff, retryAfter ?? backoff)
         }
         try context.append(
-            DeliveryFailed(
-                deliveryID: delivery.deliveryID, token: delivery.token, attempt: delivery.attempt,
-                permanent: permanent || outOfAttempts, retryAfter: notBefore, errorCode: code,
-                message: String(message.prefix(500))),
+            .deliveryFailed(
+                DeliveryFailed(
+                    deliveryID: delivery.deliveryID, token: delivery.token, attempt: delivery.attempt,
+                    permanent: permanent || outOfAttempts, retryAfter: notBefore, errorCode: code,
+                    message: String(message.prefix(500)))),
             correlationID: delivery.conversationID)
     }
 
@@ -396,8 +408,9 @@ public enum DeliveryDecider {
         _ delivery: DeliveryState, reason: String, settings: DeliverySettings, _ context: inout WriteContext
     ) throws {
         try context.append(
-            DeliveryUncertain(
-                deliveryID: delivery.deliveryID, token: delivery.token, attempt: delivery.attempt, reason: reason),
+            .deliveryUncertain(
+                DeliveryUncertain(
+                    deliveryID: delivery.deliveryID, token: delivery.token, attempt: delivery.attempt, reason: reason)),
             correlationID: delivery.conversationID)
         if settings.uncertainPolicy == .retry {
             var uncertain = delivery
@@ -414,9 +427,10 @@ public enum DeliveryDecider {
         _ reason: String, _ context: inout WriteContext
     ) throws -> DeliveryCommandResult {
         try context.append(
-            CommandRejected(
-                command: command, subject: id, reason: reason, presentedToken: token, currentToken: delivery?.token,
-                presentedLeaseToken: leaseToken, workerID: owner.workerID, instance: owner.instance),
+            .commandRejected(
+                CommandRejected(
+                    command: command, subject: id, reason: reason, presentedToken: token, currentToken: delivery?.token,
+                    presentedLeaseToken: leaseToken, workerID: owner.workerID, instance: owner.instance)),
             correlationID: delivery?.conversationID)
         return .rejected(reason: reason)
     }

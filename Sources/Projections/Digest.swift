@@ -1,5 +1,6 @@
 import Crypto
 import EventLog
+import SwitchboardEvents
 import Foundation
 import Logging
 
@@ -18,7 +19,7 @@ public struct StateDigest: Sendable, Equatable, CustomStringConvertible {
     public static func of(_ snapshot: borrowing Snapshot, log: EventLog) throws -> StateDigest {
         var hasher = SHA256()
         var entries = 0
-        for name in ProjectionTables.all {
+        for name in ProjectionTable.all {
             let table = log.table(name)
             hasher.update(data: Array("\(name)\u{0}".utf8))
             try snapshot.scan(table) { key, value in
@@ -41,7 +42,8 @@ public enum Rebuild {
     /// Applies `source`'s records 1...`seq` (all when `nil`) to fresh projection tables in `scratchDirectory`
     /// and returns the digest. The scratch log holds only projection tables (no records).
     public static func digest(
-        of source: EventLog, upTo seq: UInt64? = nil, scratchDirectory: String, batch: Int = 20_000, logger: Logger
+        of source: EventLog, upTo seq: UInt64? = nil, scratchDirectory: String,
+        batch: Int = ProjectionReplay.defaultBatch, logger: Logger
     ) async throws -> StateDigest {
         try await run(of: source, upTo: seq, scratchDirectory: scratchDirectory, batch: batch, logger: logger).final
     }
@@ -60,46 +62,36 @@ public enum Rebuild {
     /// given and readable by this build (its `data.mdb` is copied first), otherwise from seq 1. Also returns the
     /// digests at each seq of `digestsAt` that lies in the replayed range.
     ///
-    /// The next batch is read and its payloads decoded on the other cores while the writer applies a batch.
+    /// This is ``ProjectionReplay`` (the one rebuild loop) writing into the scratch copy, one transaction per
+    /// batch, on a thread of its own. A record that does not decode stops it with that record's seq.
     public static func run(
         of source: EventLog, upTo seq: UInt64? = nil, from base: StateSnapshots.Entry? = nil,
-        digestsAt: Set<UInt64> = [], scratchDirectory: String, batch: Int = 20_000, logger: Logger
+        digestsAt: Set<UInt64> = [], scratchDirectory: String, batch: Int = ProjectionReplay.defaultBatch,
+        logger: Logger
     ) async throws -> Outcome {
-        let projector = SwitchboardProjector()
-        let last = try seq ?? source.lastSeq()
-        let (scratch, start, used) = try openScratch(
-            scratchDirectory, base: base.flatMap { $0.seq <= last ? $0 : nil }, logger: logger)
-        defer { scratch.close() }
-        let checkpoints = digestsAt.filter { $0 >= start && $0 <= last }.sorted()
-        var digests: [UInt64: StateDigest] = [:]
-        func digestNow(at seq: UInt64) throws -> StateDigest {
-            var digest = try scratch.withSnapshot { try StateDigest.of($0, log: scratch) }
-            digest.seq = seq
-            return digest
-        }
-        /// The next batch ends at the next checkpoint, so the state can be digested there.
-        @Sendable func decoded(from next: UInt64) throws -> [ProjectedRecord] {
-            let stop = checkpoints.first { $0 >= next } ?? last
-            // One core fewer than there are: the writer thread applies the previous batch meanwhile, and
-            // decoding (about 2 µs a record) keeps ahead of applying (about 5) with the rest.
-            return try decodeInParallel(
-                source.records(from: next, limit: min(batch, Int(stop - next + 1))),
-                threads: ProcessInfo.processInfo.activeProcessorCount - 1)
-        }
-        var upcoming: Task<[ProjectedRecord], any Error>? =
-            start <= last ? Task.detached { try decoded(from: start) } : nil
-        while let task = upcoming {
-            let projected = try await task.value
-            guard let final = projected.last else { break }
-            let next = final.seq + 1
-            upcoming = next <= last ? Task.detached { try decoded(from: next) } : nil
-            _ = try await scratch.transact { context in
-                let tables = context.tables
-                for record in projected { try projector.apply(record, to: tables) }
+        try await onOwnThread {
+            let projector = SwitchboardProjector()
+            let last = try seq ?? source.lastSeq()
+            let (scratch, start, used) = try openScratch(
+                scratchDirectory, base: base.flatMap { $0.seq <= last ? $0 : nil }, logger: logger)
+            defer { scratch.close() }
+            let checkpoints = Set(digestsAt.filter { $0 >= start && $0 <= last })
+            var digests: [UInt64: StateDigest] = [:]
+            func digestNow(at seq: UInt64) throws -> StateDigest {
+                var digest = try scratch.withSnapshot { try StateDigest.of($0, log: scratch) }
+                digest.seq = seq
+                return digest
             }
-            if checkpoints.contains(final.seq) { digests[final.seq] = try digestNow(at: final.seq) }
+            try ProjectionReplay.run(
+                projector, of: source, from: start, through: last, batch: batch, stops: checkpoints.sorted()
+            ) { records in
+                try scratch.applyToProjections(projector, records)
+                if let final = records.last?.meta.seq, checkpoints.contains(final) {
+                    digests[final] = try digestNow(at: final)
+                }
+            }
+            return Outcome(final: try digestNow(at: last), digests: digests, base: used)
         }
-        return Outcome(final: try digestNow(at: last), digests: digests, base: used)
     }
 
     /// The scratch environment, and the first seq to apply: a copy of `base` when this build can read it,
@@ -140,60 +132,11 @@ public enum Rebuild {
     }
 }
 
-/// Reads a log in batches whose payloads are decoded on every core, then hands records over in seq order.
-enum DecodedBatches {
-    static func forEach(
-        _ log: EventLog, upTo last: UInt64? = nil, batch: Int = 20_000, _ body: (ProjectedRecord) throws -> Void
-    ) throws {
-        let end = try last ?? log.lastSeq()
-        var next: UInt64 = 1
-        while next <= end {
-            let records = try log.records(from: next, limit: min(batch, Int(end - next + 1)))
-            guard let final = records.last else { return }
-            for record in try Rebuild.decodeInParallel(records) { try body(record) }
-            next = final.seq + 1
-        }
+/// Runs blocking work (LMDB transactions, CPU-bound loops) on a thread of its own, off the cooperative pool.
+func onOwnThread<R: Sendable>(_ body: @escaping @Sendable () throws -> R) async throws -> R {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread { continuation.resume(with: Result { try body() }) }
+        thread.stackSize = 8 << 20
+        thread.start()
     }
-}
-
-extension Rebuild {
-    /// Decodes the payloads of `records` on several cores (each record independently), so applying them — which
-    /// must happen in order, on the writer thread — does not also pay for decoding.
-    /// `threads`: how many to decode on (at least one; by default one per core).
-    static func decodeInParallel(
-        _ records: [Record], threads: Int = ProcessInfo.processInfo.activeProcessorCount
-    ) throws -> [ProjectedRecord] {
-        var projected = records.map(ProjectedRecord.init)
-        let failure = FailureBox()
-        let chunks = max(1, threads)
-        projected.withUnsafeMutableBufferPointer { buffer in
-            let base = DisjointSlots(buffer: buffer)
-            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-                let size = (base.buffer.count + chunks - 1) / chunks
-                let range = (chunk * size)..<min(base.buffer.count, (chunk + 1) * size)
-                for index in range {
-                    do {
-                        base.buffer[index].typed = try records[index].event()
-                    } catch {
-                        failure.set(error)
-                    }
-                }
-            }
-        }
-        if let error = failure.error { throw error }
-        return projected
-    }
-}
-
-/// Each concurrent iteration writes only its own index range, and `concurrentPerform` returns before the
-/// buffer goes away.
-private struct DisjointSlots: @unchecked Sendable {
-    let buffer: UnsafeMutableBufferPointer<ProjectedRecord>
-}
-
-private final class FailureBox: @unchecked Sendable {  // `lock` guards `stored`.
-    private let lock = NSLock()
-    private var stored: (any Error)?
-    var error: (any Error)? { lock.withLock { stored } }
-    func set(_ error: any Error) { lock.withLock { if stored == nil { stored = error } } }
 }

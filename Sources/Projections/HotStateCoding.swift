@@ -1,4 +1,5 @@
 import EventLog
+import SwitchboardEvents
 import Foundation
 
 /// State types written on every decision get a hand-written binary form (same layout rules as ``BinaryState``,

@@ -1,5 +1,6 @@
 import Crypto
 import EventLog
+import SwitchboardEvents
 import Foundation
 
 /// An inbound message as a channel worker received it.
@@ -62,17 +63,19 @@ public enum InboundDecider {
         if status == nil {
             status = policy == .open ? "allowed" : "pending"
             try context.append(
-                ContactUpdated(
-                    channel: message.channel, accountID: message.accountID, contactID: message.contactID,
-                    status: status!, changedBy: "inbound"))
+                .contactUpdated(
+                    ContactUpdated(
+                        channel: message.channel, accountID: message.accountID, contactID: message.contactID,
+                        status: status!, changedBy: "inbound")))
         }
         let conversation = conversationID(
             channel: message.channel, accountID: message.accountID, contactID: message.contactID)
         let seq = try context.append(
-            MessageReceived(
-                channel: message.channel, accountID: message.accountID, externalID: message.externalID,
-                conversationID: conversation, contactID: message.contactID, text: message.text,
-                providerTimestamp: message.providerTimestamp, replyToExternalID: message.replyToExternalID),
+            .messageReceived(
+                MessageReceived(
+                    channel: message.channel, accountID: message.accountID, externalID: message.externalID,
+                    conversationID: conversation, contactID: message.contactID, text: message.text,
+                    providerTimestamp: message.providerTimestamp, replyToExternalID: message.replyToExternalID)),
             correlationID: conversation)
         var jobID: String?
         if enqueueJob && status == "allowed" {
@@ -94,9 +97,10 @@ public enum InboundDecider {
             throw ProjectionError(.invalidArgument, "contact status must be allowed, blocked or pending")
         }
         try context.append(
-            ContactUpdated(
-                channel: channel, accountID: accountID, contactID: contactID, status: status,
-                changedBy: "operator:\(name)"))
+            .contactUpdated(
+                ContactUpdated(
+                    channel: channel, accountID: accountID, contactID: contactID, status: status,
+                    changedBy: "operator:\(name)")))
     }
 
     /// Starts pairing: the contact becomes `pending` with the hash of `code`, which it must send back.
@@ -105,9 +109,10 @@ public enum InboundDecider {
         _ context: inout WriteContext
     ) throws {
         try context.append(
-            ContactUpdated(
-                channel: channel, accountID: accountID, contactID: contactID, status: "pending",
-                pairingCodeHash: hashCode(code), changedBy: "operator:\(name)"))
+            .contactUpdated(
+                ContactUpdated(
+                    channel: channel, accountID: accountID, contactID: contactID, status: "pending",
+                    pairingCodeHash: hashCode(code), changedBy: "operator:\(name)")))
     }
 
     /// Completes pairing when `code` matches (compared in constant time); returns whether it did.
@@ -119,9 +124,10 @@ public enum InboundDecider {
         else { return false }
         guard constantTimeEqual(Array(hashCode(code).utf8), Array(expected.utf8)) else { return false }
         try context.append(
-            ContactUpdated(
-                channel: channel, accountID: accountID, contactID: contactID, status: "allowed",
-                changedBy: "pairing"))
+            .contactUpdated(
+                ContactUpdated(
+                    channel: channel, accountID: accountID, contactID: contactID, status: "allowed",
+                    changedBy: "pairing")))
         return true
     }
 

@@ -1,4 +1,5 @@
 import EventLog
+import SwitchboardEvents
 import Foundation
 
 /// A broken safety property found in a log, with the seqs that show it.
@@ -67,11 +68,11 @@ public struct InvariantChecker {
     }
 
     /// Checks the next record, already decoded (`nil` for a type this build does not know).
-    public mutating func check(seq: UInt64, at now: LogTimestamp, event: (any EventPayload)?) {
+    public mutating func check(seq: UInt64, at now: LogTimestamp, event: SwitchboardEvent?) {
         records += 1
         guard let event else { return }
         switch event {
-        case let e as LeaseAcquired:
+        case .leaseAcquired(let e):
             let owner = Owner(workerID: e.ownerWorkerID, instance: e.ownerInstance)
             if let current = leases[e.resource], current.held, now <= current.expiresAt, current.owner != owner {
                 flag(
@@ -79,7 +80,7 @@ public struct InvariantChecker {
                     "\(e.resource) granted to \(owner) while \(current.owner) held it until \(current.expiresAt)")
             }
             leases[e.resource] = Lease(owner: owner, token: e.token, expiresAt: e.expiresAt, held: true, grantSeq: seq)
-        case let e as LeaseRenewed:
+        case .leaseRenewed(let e):
             guard var lease = leases[e.resource], lease.token == e.token, lease.held, now <= lease.expiresAt else {
                 flag(
                     "stale_lease_renewal", e.resource, [leases[e.resource]?.grantSeq ?? 0, seq].filter { $0 > 0 },
@@ -88,14 +89,14 @@ public struct InvariantChecker {
             }
             lease.expiresAt = e.expiresAt
             leases[e.resource] = lease
-        case let e as LeaseReleased:
+        case .leaseReleased(let e):
             if leases[e.resource]?.token == e.token { leases[e.resource]?.held = false }
-        case let e as LeaseExpired:
+        case .leaseExpired(let e):
             if leases[e.resource]?.token == e.token { leases[e.resource]?.held = false }
 
-        case let e as JobEnqueued:
+        case .jobEnqueued(let e):
             jobs[e.jobID] = Job()
-        case let e as JobClaimed:
+        case .jobClaimed(let e):
             var job = jobs[e.jobID] ?? Job()
             if job.running && now <= job.visibleUntil {
                 flag(
@@ -108,7 +109,7 @@ public struct InvariantChecker {
             job.visibleUntil = e.visibleUntil
             job.status = "running"
             jobs[e.jobID] = job
-        case let e as JobHeartbeat:
+        case .jobHeartbeat(let e):
             guard var job = jobs[e.jobID], job.running, job.token == e.token, now <= job.visibleUntil else {
                 flag(
                     "stale_job_token", e.jobID, [jobs[e.jobID]?.claimSeq ?? 0, seq].filter { $0 > 0 },
@@ -117,7 +118,7 @@ public struct InvariantChecker {
             }
             job.visibleUntil = e.visibleUntil
             jobs[e.jobID] = job
-        case let e as JobCompleted:
+        case .jobCompleted(let e):
             guard var job = jobs[e.jobID], job.running, job.token == e.token else {
                 flag(
                     "stale_job_token", e.jobID, [jobs[e.jobID]?.claimSeq ?? 0, seq].filter { $0 > 0 },
@@ -127,7 +128,7 @@ public struct InvariantChecker {
             job.running = false
             job.status = "completed"
             jobs[e.jobID] = job
-        case let e as JobFailed:
+        case .jobFailed(let e):
             guard var job = jobs[e.jobID], job.running, job.token == e.token else {
                 flag(
                     "stale_job_token", e.jobID, [jobs[e.jobID]?.claimSeq ?? 0, seq].filter { $0 > 0 },
@@ -138,16 +139,16 @@ public struct InvariantChecker {
             job.status = "failed"
             job.failedSeq = seq
             jobs[e.jobID] = job
-        case let e as JobRetried:
+        case .jobRetried(let e):
             jobs[e.jobID]?.status = "pending"
             jobs[e.jobID]?.failedSeq = nil
-        case let e as JobDead:
+        case .jobDead(let e):
             jobs[e.jobID]?.status = "dead"
             jobs[e.jobID]?.failedSeq = nil
-        case let e as JobRequeued:
+        case .jobRequeued(let e):
             jobs[e.jobID]?.status = "pending"
 
-        case let e as DeliveryClaimed:
+        case .deliveryClaimed(let e):
             if let reason = leaseProblem(e.leaseResource, e.leaseToken, now) {
                 flag(
                     "stale_lease_token", e.deliveryID, [leases[e.leaseResource]?.grantSeq ?? 0, seq].filter { $0 > 0 },
@@ -155,7 +156,7 @@ public struct InvariantChecker {
             }
             deliveries[e.deliveryID] = Delivery(
                 token: e.token, claimSeq: seq, resource: e.leaseResource, leaseToken: e.leaseToken)
-        case let e as DeliveryAttempted:
+        case .deliveryAttempted(let e):
             guard let delivery = deliveries[e.deliveryID], delivery.token == e.token else {
                 flag(
                     "stale_delivery_token", e.deliveryID,
@@ -169,14 +170,17 @@ public struct InvariantChecker {
                     [leases[delivery.resource]?.grantSeq ?? 0, delivery.claimSeq, seq].filter { $0 > 0 },
                     "delivery \(e.deliveryID) attempted under lease token \(e.leaseToken): \(reason)")
             }
-        case let e as DeliverySent:
+        case .deliverySent(let e):
             if deliveries[e.deliveryID]?.token != e.token {
                 flag(
                     "stale_delivery_token", e.deliveryID,
                     [deliveries[e.deliveryID]?.claimSeq ?? 0, seq].filter { $0 > 0 },
                     "delivery \(e.deliveryID) sent under token \(e.token)")
             }
-        default:
+        case .messageReceived, .contactUpdated, .commandRejected, .deliveryEnqueued, .deliveryFailed,
+            .deliveryUncertain, .leaseDenied, .channelConnected, .channelDisconnected, .sessionEntrySet,
+            .sessionEntryRemoved, .assistantMessage, .assistantDelta, .toolCall, .toolResult, .toolApproval,
+            .workerStarted, .workerStopped:
             break
         }
     }
@@ -199,8 +203,8 @@ public struct InvariantChecker {
     /// Checks every record of `log` (payloads decoded in parallel, checked in order).
     public static func check(_ log: EventLog) throws -> InvariantChecker {
         var checker = InvariantChecker()
-        try DecodedBatches.forEach(log) { record in
-            checker.check(seq: record.seq, at: record.timestamp, event: record.typed)
+        try ProjectionReplay.run(SwitchboardProjector(), of: log) { batch in
+            for record in batch { checker.check(seq: record.meta.seq, at: record.meta.timestamp, event: record.event) }
         }
         checker.finish()
         return checker

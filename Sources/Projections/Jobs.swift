@@ -1,5 +1,6 @@
 import Crypto
 import EventLog
+import SwitchboardEvents
 import Foundation
 
 /// Retry timing for jobs: exponential backoff with jitter, capped; then dead after ``maxAttempts``.
@@ -123,11 +124,12 @@ public enum JobDecider {
             root = parentJob.rootJobID
         }
         try context.append(
-            JobEnqueued(
-                jobID: job.jobID, idempotencyKey: job.idempotencyKey, conversationID: job.conversationID,
-                kind: job.kind, triggeringMessageSeq: job.triggeringMessageSeq, parentJobID: job.parentJobID,
-                rootJobID: root, priority: job.priority, runAt: job.runAt,
-                maxAttempts: job.maxAttempts ?? settings.retry.maxAttempts, payload: job.payload),
+            .jobEnqueued(
+                JobEnqueued(
+                    jobID: job.jobID, idempotencyKey: job.idempotencyKey, conversationID: job.conversationID,
+                    kind: job.kind, triggeringMessageSeq: job.triggeringMessageSeq, parentJobID: job.parentJobID,
+                    rootJobID: root, priority: job.priority, runAt: job.runAt,
+                    maxAttempts: job.maxAttempts ?? settings.retry.maxAttempts, payload: job.payload)),
             correlationID: job.conversationID)
         return JobEnqueue(jobID: job.jobID, duplicate: false)
     }
@@ -150,9 +152,10 @@ public enum JobDecider {
         let visibleUntil = context.now.advanced(by: settings.visibility)
         let attempt = job.attempt + 1
         try context.append(
-            JobClaimed(
-                jobID: job.jobID, workerID: owner.workerID, ownerInstance: owner.instance, token: token,
-                attempt: attempt, visibleUntil: visibleUntil),
+            .jobClaimed(
+                JobClaimed(
+                    jobID: job.jobID, workerID: owner.workerID, ownerInstance: owner.instance, token: token,
+                    attempt: attempt, visibleUntil: visibleUntil)),
             correlationID: job.conversationID)
         var claimed = job
         claimed.status = .running
@@ -208,9 +211,10 @@ public enum JobDecider {
         }
         if let deadline = job.visibleUntil, context.now > deadline {
             try context.append(
-                CommandRejected(
-                    command: "job.heartbeat", subject: jobID, reason: "expired", presentedToken: token,
-                    currentToken: job.token, workerID: owner.workerID, instance: owner.instance),
+                .commandRejected(
+                    CommandRejected(
+                        command: "job.heartbeat", subject: jobID, reason: "expired", presentedToken: token,
+                        currentToken: job.token, workerID: owner.workerID, instance: owner.instance)),
                 correlationID: job.conversationID)
             try settle(
                 job, reason: "claim_expired", message: "claim expired at \(deadline)", retryable: true,
@@ -218,7 +222,8 @@ public enum JobDecider {
             return .rejected(reason: "expired", currentToken: job.token)
         }
         try context.append(
-            JobHeartbeat(jobID: jobID, token: token, visibleUntil: context.now.advanced(by: settings.visibility)),
+            .jobHeartbeat(
+                JobHeartbeat(jobID: jobID, token: token, visibleUntil: context.now.advanced(by: settings.visibility))),
             correlationID: job.conversationID)
         return .accepted
     }
@@ -233,7 +238,7 @@ public enum JobDecider {
             return try reject("job.complete", jobID, token: token, owner: owner, &context)
         }
         try context.append(
-            JobCompleted(jobID: jobID, token: token, result: result, modelUsed: modelUsed),
+            .jobCompleted(JobCompleted(jobID: jobID, token: token, result: result, modelUsed: modelUsed)),
             correlationID: job.conversationID)
         return .accepted
     }
@@ -262,19 +267,21 @@ public enum JobDecider {
     ) throws -> JobFailureOutcome {
         let text = String(message.prefix(500))
         try context.append(
-            JobFailed(
-                jobID: job.jobID, token: job.token, attempt: job.attempt, reason: reason, message: text,
-                retryable: retryable),
+            .jobFailed(
+                JobFailed(
+                    jobID: job.jobID, token: job.token, attempt: job.attempt, reason: reason, message: text,
+                    retryable: retryable)),
             correlationID: job.conversationID)
         if retryable && job.attempt < job.maxAttempts {
             let notBefore = context.now.advanced(by: settings.retry.delay(afterAttempt: job.attempt, key: job.jobID))
             try context.append(
-                JobRetried(jobID: job.jobID, attempt: job.attempt + 1, notBefore: notBefore, reason: reason),
+                .jobRetried(
+                    JobRetried(jobID: job.jobID, attempt: job.attempt + 1, notBefore: notBefore, reason: reason)),
                 correlationID: job.conversationID)
             return .retried(notBefore: notBefore)
         }
         try context.append(
-            JobDead(jobID: job.jobID, attempts: job.attempt, lastReason: reason, lastMessage: text),
+            .jobDead(JobDead(jobID: job.jobID, attempts: job.attempt, lastReason: reason, lastMessage: text)),
             correlationID: job.conversationID)
         return .dead
     }
@@ -288,7 +295,8 @@ public enum JobDecider {
         }
         guard job.status == .dead else { return .rejected(reason: "wrong_state", currentToken: job.token) }
         try context.append(
-            JobRequeued(jobID: jobID, byOperator: name, reason: reason), correlationID: job.conversationID)
+            .jobRequeued(JobRequeued(jobID: jobID, byOperator: name, reason: reason)), correlationID: job.conversationID
+        )
         return .accepted
     }
 
@@ -298,9 +306,10 @@ public enum JobDecider {
         let job = try load(jobID, context)
         let reason = job == nil ? "unknown" : (job?.token != token ? "stale_token" : "wrong_state")
         try context.append(
-            CommandRejected(
-                command: command, subject: jobID, reason: reason, presentedToken: token, currentToken: job?.token,
-                workerID: owner.workerID, instance: owner.instance),
+            .commandRejected(
+                CommandRejected(
+                    command: command, subject: jobID, reason: reason, presentedToken: token, currentToken: job?.token,
+                    workerID: owner.workerID, instance: owner.instance)),
             correlationID: job?.conversationID)
         return .rejected(reason: reason, currentToken: job?.token)
     }

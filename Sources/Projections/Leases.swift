@@ -1,4 +1,5 @@
 import EventLog
+import SwitchboardEvents
 import Foundation
 
 /// Lease timing: TTL 45 s and heartbeat 15 s by default; a heartbeat not below TTL/2 is refused.
@@ -57,9 +58,10 @@ public enum LeaseDecider {
     static func expireIfNeeded(_ lease: LeaseState?, _ context: inout WriteContext) throws -> LeaseState? {
         guard var lease, lease.held, context.now > lease.expiresAt else { return lease }
         try context.append(
-            LeaseExpired(
-                resource: lease.resource, ownerWorkerID: lease.owner.workerID, ownerInstance: lease.owner.instance,
-                token: lease.token, expiredAt: lease.expiresAt))
+            .leaseExpired(
+                LeaseExpired(
+                    resource: lease.resource, ownerWorkerID: lease.owner.workerID, ownerInstance: lease.owner.instance,
+                    token: lease.token, expiredAt: lease.expiresAt)))
         lease.held = false
         return lease
     }
@@ -76,19 +78,22 @@ public enum LeaseDecider {
                 return try renew(resource, owner: owner, token: lease.token, ttl: ttl, &context)
             }
             try context.append(
-                LeaseDenied(
-                    resource: resource, requesterWorkerID: owner.workerID, requesterInstance: owner.instance,
-                    holderWorkerID: lease.owner.workerID, holderInstance: lease.owner.instance,
-                    holderToken: lease.token, holderExpiresAt: lease.expiresAt, reason: "held", presentedToken: nil))
+                .leaseDenied(
+                    LeaseDenied(
+                        resource: resource, requesterWorkerID: owner.workerID, requesterInstance: owner.instance,
+                        holderWorkerID: lease.owner.workerID, holderInstance: lease.owner.instance,
+                        holderToken: lease.token, holderExpiresAt: lease.expiresAt, reason: "held", presentedToken: nil)
+                ))
             return .denied(reason: "held", holder: grant(lease))
         }
         let token = context.nextSeq  // the seq of the lease.acquired record: greater than every earlier token
         let expiresAt = context.now.advanced(by: ttl)
         try context.append(
-            LeaseAcquired(
-                resource: resource, ownerWorkerID: owner.workerID, ownerInstance: owner.instance, token: token,
-                expiresAt: expiresAt, ttlMilliseconds: ttl.milliseconds,
-                previousOwner: lease.map { "\($0.owner.workerID)#\($0.owner.instance)" }))
+            .leaseAcquired(
+                LeaseAcquired(
+                    resource: resource, ownerWorkerID: owner.workerID, ownerInstance: owner.instance, token: token,
+                    expiresAt: expiresAt, ttlMilliseconds: ttl.milliseconds,
+                    previousOwner: lease.map { "\($0.owner.workerID)#\($0.owner.instance)" })))
         return .granted(LeaseGrant(resource: resource, owner: owner, token: token, expiresAt: expiresAt))
     }
 
@@ -103,9 +108,10 @@ public enum LeaseDecider {
         }
         let expiresAt = context.now.advanced(by: ttl)
         try context.append(
-            LeaseRenewed(
-                resource: resource, ownerWorkerID: owner.workerID, ownerInstance: owner.instance, token: token,
-                expiresAt: expiresAt))
+            .leaseRenewed(
+                LeaseRenewed(
+                    resource: resource, ownerWorkerID: owner.workerID, ownerInstance: owner.instance, token: token,
+                    expiresAt: expiresAt)))
         return .granted(LeaseGrant(resource: resource, owner: owner, token: token, expiresAt: expiresAt))
     }
 
@@ -120,8 +126,9 @@ public enum LeaseDecider {
             return .denied(reason: reason, holder: lease.flatMap { $0.isLive(at: context.now) ? grant($0) : nil })
         }
         try context.append(
-            LeaseReleased(
-                resource: resource, ownerWorkerID: owner.workerID, ownerInstance: owner.instance, token: token))
+            .leaseReleased(
+                LeaseReleased(
+                    resource: resource, ownerWorkerID: owner.workerID, ownerInstance: owner.instance, token: token)))
         return .granted(grant(lease))
     }
 
@@ -142,10 +149,12 @@ public enum LeaseDecider {
     ) throws {
         let live = lease.flatMap { $0.isLive(at: context.now) ? $0 : nil }
         try context.append(
-            LeaseDenied(
-                resource: resource, requesterWorkerID: owner.workerID, requesterInstance: owner.instance,
-                holderWorkerID: live?.owner.workerID, holderInstance: live?.owner.instance, holderToken: live?.token,
-                holderExpiresAt: live?.expiresAt, reason: reason, presentedToken: token))
+            .leaseDenied(
+                LeaseDenied(
+                    resource: resource, requesterWorkerID: owner.workerID, requesterInstance: owner.instance,
+                    holderWorkerID: live?.owner.workerID, holderInstance: live?.owner.instance,
+                    holderToken: live?.token,
+                    holderExpiresAt: live?.expiresAt, reason: reason, presentedToken: token)))
     }
 
     /// Checks a lease-gated command: `owner` must hold `resource` live under `leaseToken` at `context.now`.

@@ -1,5 +1,6 @@
 import Crypto
 import EventLog
+import SwitchboardEvents
 import Foundation
 
 /// Where channel session entries (credentials, cursors, tokens) live.
@@ -65,20 +66,24 @@ public enum SessionDecider {
     ) throws -> DeliveryCommandResult {
         if let reason = try LeaseDecider.checkHolder(namespace, owner: owner, leaseToken: leaseToken, context) {
             try context.append(
-                CommandRejected(
-                    command: "session.write", subject: namespace, reason: reason, presentedToken: nil,
-                    currentToken: nil, presentedLeaseToken: leaseToken, workerID: owner.workerID,
-                    instance: owner.instance))
+                .commandRejected(
+                    CommandRejected(
+                        command: "session.write", subject: namespace, reason: reason, presentedToken: nil,
+                        currentToken: nil, presentedLeaseToken: leaseToken, workerID: owner.workerID,
+                        instance: owner.instance)))
             return .rejected(reason: reason)
         }
         for key in changes.keys.sorted() {
             if let value = changes[key] ?? nil {
                 try context.append(
-                    SessionEntrySet(
-                        namespace: namespace, key: key, value: try sealer.seal(value, namespace: namespace, entry: key),
-                        encrypted: sealer.encrypts, leaseToken: leaseToken))
+                    .sessionEntrySet(
+                        SessionEntrySet(
+                            namespace: namespace, key: key,
+                            value: try sealer.seal(value, namespace: namespace, entry: key),
+                            encrypted: sealer.encrypts, leaseToken: leaseToken)))
             } else {
-                try context.append(SessionEntryRemoved(namespace: namespace, key: key, leaseToken: leaseToken))
+                try context.append(
+                    .sessionEntryRemoved(SessionEntryRemoved(namespace: namespace, key: key, leaseToken: leaseToken)))
             }
         }
         return .accepted

@@ -1,37 +1,80 @@
 import EventLog
+import SwitchboardEvents
 import Foundation
 
-/// The tables the Switchboard projector owns, by name. All of them are derived from the log.
-public enum ProjectionTables {
-    public static let leases = "p.leases"
-    public static let jobs = "p.jobs"
-    public static let jobKeys = "p.job_keys"
-    public static let jobReady = "p.job_ready"
-    public static let jobRunning = "p.job_running"
-    /// Dead jobs, by id (what operators list and re-enqueue).
-    public static let jobDead = "p.job_dead"
-    public static let conversationRunning = "p.conversation_running"
-    public static let deliveries = "p.deliveries"
-    public static let deliveryKeys = "p.delivery_keys"
-    public static let deliveryPending = "p.delivery_pending"
-    public static let deliveryInflight = "p.delivery_inflight"
-    /// Failed and uncertain deliveries, by status and id (what operators look at).
-    public static let deliveryAttention = "p.delivery_attention"
-    public static let recipientQueue = "p.recipient_queue"
-    public static let recipientRate = "p.recipient_rate"
-    public static let accountRate = "p.account_rate"
-    public static let inbound = "p.inbound"
-    public static let conversations = "p.conversations"
-    public static let messages = "p.messages"
-    public static let contacts = "p.contacts"
-    public static let sessions = "p.sessions"
+/// The tables the Switchboard projector owns. All of them are derived from the log. Cases are in name order
+/// (the digest's order); a case's raw value is its index in ``SwitchboardProjector/tables``, so its handle is
+/// resolved once, when the log opens.
+public enum ProjectionTable: Int, CaseIterable, Sendable {
+    case accountRate
+    case contacts
+    case conversationRunning
+    case conversations
+    case deliveries
+    case deliveryAttention
+    case deliveryInflight
+    case deliveryKeys
+    case deliveryPending
+    case inbound
+    case jobDead
+    case jobKeys
+    case jobReady
+    case jobRunning
+    case jobs
+    case leases
+    case messages
+    case recipientQueue
+    case recipientRate
+    case sessions
 
-    /// Every table, in digest order.
-    public static let all: [String] = [
-        leases, jobs, jobKeys, jobReady, jobRunning, jobDead, conversationRunning, deliveries, deliveryKeys,
-        deliveryPending, deliveryInflight, deliveryAttention, recipientQueue, recipientRate, accountRate, inbound,
-        conversations, messages, contacts, sessions,
-    ].sorted()
+    /// The LMDB database name.
+    public var name: String {
+        switch self {
+        case .accountRate: "p.account_rate"
+        case .contacts: "p.contacts"
+        case .conversationRunning: "p.conversation_running"
+        case .conversations: "p.conversations"
+        case .deliveries: "p.deliveries"
+        case .deliveryAttention: "p.delivery_attention"
+        case .deliveryInflight: "p.delivery_inflight"
+        case .deliveryKeys: "p.delivery_keys"
+        case .deliveryPending: "p.delivery_pending"
+        case .inbound: "p.inbound"
+        case .jobDead: "p.job_dead"
+        case .jobKeys: "p.job_keys"
+        case .jobReady: "p.job_ready"
+        case .jobRunning: "p.job_running"
+        case .jobs: "p.jobs"
+        case .leases: "p.leases"
+        case .messages: "p.messages"
+        case .recipientQueue: "p.recipient_queue"
+        case .recipientRate: "p.recipient_rate"
+        case .sessions: "p.sessions"
+        }
+    }
+
+    /// Every table name, in digest order.
+    public static let all: [String] = allCases.map(\.name)
+}
+
+/// The projection tables (the older spelling of ``ProjectionTable``).
+public typealias ProjectionTables = ProjectionTable
+
+extension TableWriter {
+    /// The handle of `table`, resolved when the log opened.
+    @inline(__always)
+    func table(_ table: ProjectionTable) -> Table { self.table(at: table.rawValue) }
+}
+
+extension TableReader {
+    /// The handle of `table`, resolved when the log opened.
+    @inline(__always)
+    func table(_ table: ProjectionTable) -> Table { self.table(at: table.rawValue) }
+}
+
+extension EventLog {
+    /// The handle of projection table `table` (the log must be open with the Switchboard projector).
+    public func table(_ table: ProjectionTable) -> Table { self.table(table.name) }
 }
 
 // MARK: Keys
@@ -85,20 +128,26 @@ enum StateCoding {
 }
 
 extension TableWriter {
-    func load<T: Decodable>(_ type: T.Type, _ table: String, _ key: Key) throws -> T? {
+    func load<T: Decodable>(_ type: T.Type, _ table: ProjectionTable, _ key: Key) throws -> T? {
         try get(self.table(table), key.bytes).map { try StateCoding.decode(type, $0) }
     }
 
-    func store<T: Encodable>(_ value: T, _ table: String, _ key: Key) throws {
+    func store<T: Encodable>(_ value: T, _ table: ProjectionTable, _ key: Key) throws {
         try put(self.table(table), key.bytes, try StateCoding.encode(value))
     }
 
-    func mark(_ table: String, _ key: Key, _ value: [UInt8] = []) throws {
+    func mark(_ table: ProjectionTable, _ key: Key, _ value: [UInt8] = []) throws {
         try put(self.table(table), key.bytes, value)
     }
 
-    func remove(_ table: String, _ key: Key) throws {
+    func remove(_ table: ProjectionTable, _ key: Key) throws {
         try delete(self.table(table), key.bytes)
+    }
+}
+
+extension TableReader {
+    func load<T: Decodable>(_ type: T.Type, _ table: ProjectionTable, _ key: Key) throws -> T? {
+        try get(self.table(table), key.bytes).map { try StateCoding.decode(type, $0) }
     }
 }
 

@@ -1,4 +1,5 @@
 import EventLog
+import SwitchboardEvents
 import Foundation
 import Logging
 
@@ -22,9 +23,9 @@ public struct StateReader: Sendable {
         return StateReader(log: log)
     }
 
-    func table(_ name: String) -> Table { log.table(name) }
+    func table(_ table: ProjectionTable) -> Table { log.table(table) }
 
-    private func all<T: Decodable>(_ type: T.Type, _ tableName: String, prefix: [UInt8]? = nil) throws -> [(
+    private func all<T: Decodable>(_ type: T.Type, _ tableName: ProjectionTable, prefix: [UInt8]? = nil) throws -> [(
         key: [UInt8], value: T
     )] {
         try log.withSnapshot { snapshot in
@@ -114,7 +115,7 @@ public struct StateReader: Sendable {
     }
 
     /// The rest of every key of `tableName` that starts with `prefix`, as a string.
-    private func ids(_ tableName: String, prefix: [UInt8]) throws -> [String] {
+    private func ids(_ tableName: ProjectionTable, prefix: [UInt8]) throws -> [String] {
         try log.withSnapshot { snapshot in
             var out: [String] = []
             try snapshot.scan(table(tableName), from: prefix.isEmpty ? nil : prefix) { key, _ in

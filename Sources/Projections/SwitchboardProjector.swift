@@ -1,4 +1,5 @@
 import EventLog
+import SwitchboardEvents
 import Foundation
 
 /// Applies Switchboard's events to the projection tables, inside the write transaction that appends them.
@@ -12,7 +13,7 @@ public struct SwitchboardProjector: Projector {
 
     public init() {}
 
-    public var tables: [String] { ProjectionTables.all }
+    public var tables: [String] { ProjectionTable.all }
 
     /// The layout this build writes. Bump `version` in the same commit as any change to what `apply` stores;
     /// `docs/architecture.md` keeps the history.
@@ -24,37 +25,32 @@ public struct SwitchboardProjector: Projector {
     /// `p.delivery_attention`).
     public var retiredTables: [String] { ["p.job_status", "p.delivery_status"] }
 
-    public func apply(_ record: ProjectedRecord, to tables: TableWriter) throws {
-        guard let event = try record.event() else { return }
-        let seq = record.seq
-        let now = record.timestamp
-        typealias T = ProjectionTables
-        // One metadata comparison per case, then one cast (a chain of `as` patterns casts once per case).
-        switch ObjectIdentifier(type(of: event)) {
+    public func decode(_ record: Record) throws -> SwitchboardEvent? { try SwitchboardEvent(record) }
+
+    public func apply(_ event: SwitchboardEvent, _ meta: RecordMeta, to tables: TableWriter) throws {
+        let seq = meta.seq
+        let now = meta.timestamp
+        typealias T = ProjectionTable
+        switch event {
         // MARK: Leases
-        case ObjectIdentifier(LeaseAcquired.self):
-            let e = event as! LeaseAcquired
+        case .leaseAcquired(let e):
             try tables.store(
                 LeaseState(
                     resource: e.resource, owner: Owner(workerID: e.ownerWorkerID, instance: e.ownerInstance),
                     token: e.token, acquiredAt: now, expiresAt: e.expiresAt, held: true),
                 T.leases, Key(e.resource))
-        case ObjectIdentifier(LeaseRenewed.self):
-            let e = event as! LeaseRenewed
+        case .leaseRenewed(let e):
             guard var lease = try tables.load(LeaseState.self, T.leases, Key(e.resource)), lease.token == e.token
             else { return }
             lease.expiresAt = e.expiresAt
             try tables.store(lease, T.leases, Key(e.resource))
-        case ObjectIdentifier(LeaseReleased.self):
-            let e = event as! LeaseReleased
+        case .leaseReleased(let e):
             try endLease(e.resource, token: e.token, tables)
-        case ObjectIdentifier(LeaseExpired.self):
-            let e = event as! LeaseExpired
+        case .leaseExpired(let e):
             try endLease(e.resource, token: e.token, tables)
 
         // MARK: Jobs
-        case ObjectIdentifier(JobEnqueued.self):
-            let e = event as! JobEnqueued
+        case .jobEnqueued(let e):
             let job = JobState(
                 jobID: e.jobID, idempotencyKey: e.idempotencyKey, conversationID: e.conversationID, kind: e.kind,
                 priority: e.priority, parentJobID: e.parentJobID, rootJobID: e.rootJobID ?? e.jobID,
@@ -63,8 +59,7 @@ public struct SwitchboardProjector: Projector {
                 lastMessage: nil, result: nil)
             try tables.mark(T.jobKeys, Key(e.idempotencyKey), Array(e.jobID.utf8))
             try saveJob(job, previous: nil, tables)
-        case ObjectIdentifier(JobClaimed.self):
-            let e = event as! JobClaimed
+        case .jobClaimed(let e):
             guard var job = try tables.load(JobState.self, T.jobs, Key(e.jobID)) else { return }
             let previous = job
             job.status = .running
@@ -73,22 +68,19 @@ public struct SwitchboardProjector: Projector {
             job.claimedBy = Owner(workerID: e.workerID, instance: e.ownerInstance)
             job.visibleUntil = e.visibleUntil
             try saveJob(job, previous: previous, tables)
-        case ObjectIdentifier(JobHeartbeat.self):
-            let e = event as! JobHeartbeat
+        case .jobHeartbeat(let e):
             guard var job = try tables.load(JobState.self, T.jobs, Key(e.jobID)), job.token == e.token else { return }
             let previous = job
             job.visibleUntil = e.visibleUntil
             try saveJob(job, previous: previous, tables)
-        case ObjectIdentifier(JobCompleted.self):
-            let e = event as! JobCompleted
+        case .jobCompleted(let e):
             guard var job = try tables.load(JobState.self, T.jobs, Key(e.jobID)), job.token == e.token else { return }
             let previous = job
             job.status = .completed
             job.result = e.result
             job.visibleUntil = nil
             try saveJob(job, previous: previous, tables)
-        case ObjectIdentifier(JobFailed.self):
-            let e = event as! JobFailed
+        case .jobFailed(let e):
             guard var job = try tables.load(JobState.self, T.jobs, Key(e.jobID)), job.token == e.token else { return }
             let previous = job
             // The decider follows with job.retried or job.dead in the same transaction.
@@ -98,15 +90,13 @@ public struct SwitchboardProjector: Projector {
             job.visibleUntil = nil
             job.notBefore = LogTimestamp(microseconds: .max)
             try saveJob(job, previous: previous, tables)
-        case ObjectIdentifier(JobRetried.self):
-            let e = event as! JobRetried
+        case .jobRetried(let e):
             guard var job = try tables.load(JobState.self, T.jobs, Key(e.jobID)) else { return }
             let previous = job
             job.status = .pending
             job.notBefore = e.notBefore
             try saveJob(job, previous: previous, tables)
-        case ObjectIdentifier(JobDead.self):
-            let e = event as! JobDead
+        case .jobDead(let e):
             guard var job = try tables.load(JobState.self, T.jobs, Key(e.jobID)) else { return }
             let previous = job
             job.status = .dead
@@ -114,8 +104,7 @@ public struct SwitchboardProjector: Projector {
             job.lastMessage = e.lastMessage
             job.visibleUntil = nil
             try saveJob(job, previous: previous, tables)
-        case ObjectIdentifier(JobRequeued.self):
-            let e = event as! JobRequeued
+        case .jobRequeued(let e):
             guard var job = try tables.load(JobState.self, T.jobs, Key(e.jobID)) else { return }
             let previous = job
             job.status = .pending
@@ -124,8 +113,7 @@ public struct SwitchboardProjector: Projector {
             try saveJob(job, previous: previous, tables)
 
         // MARK: Deliveries
-        case ObjectIdentifier(DeliveryEnqueued.self):
-            let e = event as! DeliveryEnqueued
+        case .deliveryEnqueued(let e):
             let delivery = DeliveryState(
                 deliveryID: e.deliveryID, idempotencyKey: e.idempotencyKey, channel: e.channel,
                 accountID: e.accountID, recipient: e.recipient, conversationID: e.conversationID, kind: e.kind,
@@ -135,8 +123,7 @@ public struct SwitchboardProjector: Projector {
                 replyToExternalID: e.replyToExternalID)
             try tables.mark(T.deliveryKeys, Key(e.idempotencyKey), Array(e.deliveryID.utf8))
             try saveDelivery(delivery, previous: nil, tables)
-        case ObjectIdentifier(DeliveryClaimed.self):
-            let e = event as! DeliveryClaimed
+        case .deliveryClaimed(let e):
             guard var delivery = try tables.load(DeliveryState.self, T.deliveries, Key(e.deliveryID)) else { return }
             let previous = delivery
             delivery.status = .claimed
@@ -146,8 +133,7 @@ public struct SwitchboardProjector: Projector {
             delivery.claimedBy = Owner(workerID: e.workerID, instance: e.ownerInstance)
             delivery.visibleUntil = e.visibleUntil
             try saveDelivery(delivery, previous: previous, tables)
-        case ObjectIdentifier(DeliveryAttempted.self):
-            let e = event as! DeliveryAttempted
+        case .deliveryAttempted(let e):
             guard var delivery = try tables.load(DeliveryState.self, T.deliveries, Key(e.deliveryID)),
                 delivery.token == e.token
             else { return }
@@ -155,8 +141,7 @@ public struct SwitchboardProjector: Projector {
             delivery.status = .attempting
             try saveDelivery(delivery, previous: previous, tables)
             try recordAttempt(delivery, at: now, tables)
-        case ObjectIdentifier(DeliverySent.self):
-            let e = event as! DeliverySent
+        case .deliverySent(let e):
             guard var delivery = try tables.load(DeliveryState.self, T.deliveries, Key(e.deliveryID)),
                 delivery.token == e.token
             else { return }
@@ -165,8 +150,7 @@ public struct SwitchboardProjector: Projector {
             delivery.providerMessageID = e.providerMessageID
             delivery.visibleUntil = nil
             try saveDelivery(delivery, previous: previous, tables)
-        case ObjectIdentifier(DeliveryFailed.self):
-            let e = event as! DeliveryFailed
+        case .deliveryFailed(let e):
             guard var delivery = try tables.load(DeliveryState.self, T.deliveries, Key(e.deliveryID)),
                 delivery.token == e.token
             else { return }
@@ -180,8 +164,7 @@ public struct SwitchboardProjector: Projector {
                 delivery.notBefore = e.retryAfter ?? now
             }
             try saveDelivery(delivery, previous: previous, tables)
-        case ObjectIdentifier(DeliveryUncertain.self):
-            let e = event as! DeliveryUncertain
+        case .deliveryUncertain(let e):
             guard var delivery = try tables.load(DeliveryState.self, T.deliveries, Key(e.deliveryID)),
                 delivery.token == e.token
             else { return }
@@ -192,8 +175,7 @@ public struct SwitchboardProjector: Projector {
             try saveDelivery(delivery, previous: previous, tables)
 
         // MARK: Inbound, conversations, contacts
-        case ObjectIdentifier(MessageReceived.self):
-            let e = event as! MessageReceived
+        case .messageReceived(let e):
             try tables.mark(
                 T.inbound, Key(e.channel, e.accountID, e.externalID), withUnsafeBytes(of: seq.bigEndian) { Array($0) })
             var conversation =
@@ -207,8 +189,7 @@ public struct SwitchboardProjector: Projector {
             try tables.store(
                 HistoryMessage(role: "user", text: e.text, seq: seq, time: now), T.messages,
                 Key(e.conversationID).appending(seq))
-        case ObjectIdentifier(AssistantMessage.self):
-            let e = event as! AssistantMessage
+        case .assistantMessage(let e):
             guard e.final else { return }
             guard var conversation = try tables.load(ConversationState.self, T.conversations, Key(e.conversationID))
             else { return }
@@ -218,8 +199,7 @@ public struct SwitchboardProjector: Projector {
             try tables.store(
                 HistoryMessage(role: "assistant", text: e.text, seq: seq, time: now), T.messages,
                 Key(e.conversationID).appending(seq))
-        case ObjectIdentifier(ContactUpdated.self):
-            let e = event as! ContactUpdated
+        case .contactUpdated(let e):
             try tables.store(
                 ContactState(
                     channel: e.channel, accountID: e.accountID, contactID: e.contactID, status: e.status,
@@ -227,16 +207,15 @@ public struct SwitchboardProjector: Projector {
                 T.contacts, Key(e.channel, e.accountID, e.contactID))
 
         // MARK: Sessions
-        case ObjectIdentifier(SessionEntrySet.self):
-            let e = event as! SessionEntrySet
+        case .sessionEntrySet(let e):
             try tables.store(
                 SessionEntryState(value: e.value, encrypted: e.encrypted, seq: seq), T.sessions,
                 Key(e.namespace, e.key))
-        case ObjectIdentifier(SessionEntryRemoved.self):
-            let e = event as! SessionEntryRemoved
+        case .sessionEntryRemoved(let e):
             try tables.remove(T.sessions, Key(e.namespace, e.key))
-        default:
-            return
+        case .commandRejected, .leaseDenied, .channelConnected, .channelDisconnected, .assistantDelta, .toolCall,
+            .toolResult, .toolApproval, .workerStarted, .workerStopped:
+            return  // No projection state: the log is their record.
         }
     }
 
@@ -341,4 +320,16 @@ public struct SwitchboardProjector: Projector {
 extension DeliveryStatus {
     /// Pending, claimed or attempting: still holds its place in the recipient's FIFO.
     var isUnfinished: Bool { self == .pending || self == .claimed || self == .attempting }
+}
+
+extension WriteContext {
+    /// Appends `event` and applies it to the projections without decoding it again.
+    @discardableResult
+    public mutating func append(_ event: SwitchboardEvent, correlationID: String? = nil, causationID: UInt64? = nil)
+        throws -> UInt64
+    {
+        try append(
+            event, encoded: event.encoded(correlationID: correlationID, causationID: causationID),
+            projectedBy: SwitchboardProjector())
+    }
 }

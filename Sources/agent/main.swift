@@ -1,5 +1,6 @@
 // The Switchboard agent: one process per role (AGENT_ROLE), or every role in one process (`all`).
 import EventLog
+import SwitchboardEvents
 import Foundation
 import Logging
 import Projections

@@ -3,6 +3,7 @@
 // exists `baseline` and `ratio` (ours ÷ baseline, higher is better); latencies as `p50_us`/`p99_us`.
 import ArgumentParser
 import EventLog
+import SwitchboardEvents
 import Foundation
 import Logging
 import Projections
@@ -104,7 +105,7 @@ struct TailReader: AsyncParsableCommand {
         emit("ready")
         var received = 0
         for try await record in log.tail(from: from) {
-            lines.append("\(record.seq) \(_RawLMDBBaseline.monotonicNanoseconds())")
+            lines.append("\(record.seq) \(RawLMDBBaseline.monotonicNanoseconds())")
             received += 1
             if received == count { break }
         }
@@ -176,18 +177,18 @@ struct Runner {
     func appendDurable() async throws {
         let count = 3000
         let log = try openLog("ours")
-        let recordSize = try log._storedSize(of: benchEvent())
+        let recordSize = try log.storedSize(of: benchEvent())
         var latencies: [UInt64] = []
         latencies.reserveCapacity(count)
-        let start = _RawLMDBBaseline.monotonicNanoseconds()
+        let start = RawLMDBBaseline.monotonicNanoseconds()
         for _ in 0..<count {
-            let t0 = _RawLMDBBaseline.monotonicNanoseconds()
+            let t0 = RawLMDBBaseline.monotonicNanoseconds()
             try await log.append([benchEvent()])
-            latencies.append(_RawLMDBBaseline.monotonicNanoseconds() - t0)
+            latencies.append(RawLMDBBaseline.monotonicNanoseconds() - t0)
         }
-        let seconds = Double(_RawLMDBBaseline.monotonicNanoseconds() - start) / 1e9
+        let seconds = Double(RawLMDBBaseline.monotonicNanoseconds() - start) / 1e9
         log.close()
-        let raw = try _RawLMDBBaseline.append(
+        let raw = try RawLMDBBaseline.append(
             directory: scratch + "/raw", count: count, batch: 1, valueSize: recordSize, durability: .durable)
         let ours = Double(count) / seconds
         let baseline = Double(count) / raw.seconds
@@ -205,8 +206,8 @@ struct Runner {
         let appenders = 64
         let perAppender = 1500
         let log = try openLog("ours")
-        let recordSize = try log._storedSize(of: benchEvent())
-        let start = _RawLMDBBaseline.monotonicNanoseconds()
+        let recordSize = try log.storedSize(of: benchEvent())
+        let start = RawLMDBBaseline.monotonicNanoseconds()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<appenders {
                 group.addTask {
@@ -215,12 +216,12 @@ struct Runner {
             }
             try await group.waitForAll()
         }
-        let seconds = Double(_RawLMDBBaseline.monotonicNanoseconds() - start) / 1e9
+        let seconds = Double(RawLMDBBaseline.monotonicNanoseconds() - start) / 1e9
         let total = appenders * perAppender
-        let commits = log._commitCount
+        let commits = log.commitCount
         log.close()
         let effectiveBatch = max(1, Int((Double(total) / Double(commits)).rounded()))
-        let raw = try _RawLMDBBaseline.append(
+        let raw = try RawLMDBBaseline.append(
             directory: scratch + "/raw", count: total, batch: effectiveBatch, valueSize: recordSize,
             durability: .durable)
         let ours = Double(total) / seconds
@@ -255,7 +256,7 @@ struct Runner {
         var committed: [UInt64: UInt64] = [:]
         for _ in 0..<count {
             let seq = try await log.append([benchEvent()]).lowerBound
-            committed[seq] = _RawLMDBBaseline.monotonicNanoseconds()
+            committed[seq] = RawLMDBBaseline.monotonicNanoseconds()
             try await Task.sleep(for: .microseconds(1000))  // pacing: one commit per ~1 ms, reader idle between
         }
         let rest = output.readDataToEndOfFile()
@@ -282,7 +283,7 @@ struct Runner {
         let count = scanRecords
         let batch = 10_000
         let log = try openLog("ours")
-        let recordSize = try log._storedSize(of: benchEvent())
+        let recordSize = try log.storedSize(of: benchEvent())
         var written = 0
         while written < count {
             let n = min(batch, count - written)
@@ -291,7 +292,7 @@ struct Runner {
         }
         var decoded = 0
         var payloadBytes = 0
-        let start = _RawLMDBBaseline.monotonicNanoseconds()
+        let start = RawLMDBBaseline.monotonicNanoseconds()
         try log.withSnapshot { snapshot in
             try snapshot.forEach { record in
                 decoded += 1
@@ -299,12 +300,12 @@ struct Runner {
                 return true
             }
         }
-        let seconds = Double(_RawLMDBBaseline.monotonicNanoseconds() - start) / 1e9
+        let seconds = Double(RawLMDBBaseline.monotonicNanoseconds() - start) / 1e9
         log.close()
         precondition(decoded == count)
-        _ = try _RawLMDBBaseline.append(
+        _ = try RawLMDBBaseline.append(
             directory: scratch + "/raw", count: count, batch: batch, valueSize: recordSize, durability: .durable)
-        let raw = try _RawLMDBBaseline.scan(directory: scratch + "/raw")
+        let raw = try RawLMDBBaseline.scan(directory: scratch + "/raw")
         let ours = Double(decoded) / seconds
         let baseline = Double(raw.count) / raw.seconds
         try report([
@@ -323,10 +324,10 @@ struct Runner {
             try await log.append(Array(repeating: benchEvent(), count: batch))
             written += batch
         }
-        let recordSize = try log._storedSize(of: benchEvent())
+        let recordSize = try log.storedSize(of: benchEvent())
         let ourBytes = log.dataFileBytes
         log.close()
-        let raw = try _RawLMDBBaseline.append(
+        let raw = try RawLMDBBaseline.append(
             directory: scratch + "/raw", count: count, batch: batch, valueSize: benchPayload.count,
             durability: .durable)
         let ours = Double(ourBytes) / Double(count)
@@ -400,16 +401,16 @@ extension Runner {
 
     func jobCycle() async throws {
         let engine = try openEngine("ours")
-        let start = _RawLMDBBaseline.monotonicNanoseconds()
+        let start = RawLMDBBaseline.monotonicNanoseconds()
         let cpuStart = processCPUSeconds()
         let completed = try await runJobCycles(engine, workers: jobWorkers, cycles: 19_200 / jobWorkers, prefix: "p")
-        let seconds = Double(_RawLMDBBaseline.monotonicNanoseconds() - start) / 1e9
+        let seconds = Double(RawLMDBBaseline.monotonicNanoseconds() - start) / 1e9
         let cpu = processCPUSeconds() - cpuStart
         let events = try engine.log.lastSeq()
-        let commits = engine.log._commitCount
+        let commits = engine.log.commitCount
         engine.close()
         let batch = max(1, Int((Double(events) / Double(max(1, commits))).rounded()))
-        let raw = try _RawLMDBBaseline.append(
+        let raw = try RawLMDBBaseline.append(
             directory: scratch + "/raw", count: Int(events), batch: batch, valueSize: 300, durability: .durable)
         let ours = Double(completed) / seconds
         let baseline = Double(events) / raw.seconds / (Double(events) / Double(completed))
@@ -437,7 +438,7 @@ extension Runner {
             process.standardOutput = pipe
             return (process, pipe)
         }
-        let start = _RawLMDBBaseline.monotonicNanoseconds()
+        let start = RawLMDBBaseline.monotonicNanoseconds()
         for (process, _) in processes { try process.run() }
         var completed = 0
         for (process, pipe) in processes {
@@ -447,7 +448,7 @@ extension Runner {
                 completed += Int(line.dropFirst(7)) ?? 0
             }
         }
-        let seconds = Double(_RawLMDBBaseline.monotonicNanoseconds() - start) / 1e9
+        let seconds = Double(RawLMDBBaseline.monotonicNanoseconds() - start) / 1e9
         try report([
             "scenario": Scenario.jobCycle4.rawValue, "value": round(Double(completed) / seconds), "unit": "cycles/s",
             "cycles": completed, "processes": 4, "workers_per_process": 16,
@@ -460,7 +461,7 @@ extension Runner {
         let engine = try openEngine("ours")
         let resources = 64
         let renewals = 100
-        let start = _RawLMDBBaseline.monotonicNanoseconds()
+        let start = RawLMDBBaseline.monotonicNanoseconds()
         let ops = try await withThrowingTaskGroup(of: Int.self) { group in
             for r in 0..<resources {
                 group.addTask {
@@ -475,12 +476,12 @@ extension Runner {
             }
             return try await group.reduce(0, +)
         }
-        let seconds = Double(_RawLMDBBaseline.monotonicNanoseconds() - start) / 1e9
+        let seconds = Double(RawLMDBBaseline.monotonicNanoseconds() - start) / 1e9
         let events = try engine.log.lastSeq()
-        let commits = engine.log._commitCount
+        let commits = engine.log.commitCount
         engine.close()
         let batch = max(1, Int((Double(events) / Double(max(1, commits))).rounded()))
-        let raw = try _RawLMDBBaseline.append(
+        let raw = try RawLMDBBaseline.append(
             directory: scratch + "/raw", count: Int(events), batch: batch, valueSize: 250, durability: .durable)
         let ours = Double(ops) / seconds
         let baseline = Double(events) / raw.seconds
@@ -511,13 +512,13 @@ extension Runner {
             try await group.waitForAll()
         }
         let events = try engine.log.lastSeq()
-        func seconds(since start: UInt64) -> Double { Double(_RawLMDBBaseline.monotonicNanoseconds() - start) / 1e9 }
+        func seconds(since start: UInt64) -> Double { Double(RawLMDBBaseline.monotonicNanoseconds() - start) / 1e9 }
         // The digest of the same state, timed on its own: the rebuild ends with one.
-        var start = _RawLMDBBaseline.monotonicNanoseconds()
+        var start = RawLMDBBaseline.monotonicNanoseconds()
         let live = try engine.digest()
         let digestSeconds = seconds(since: start)
         // Reading and decoding every payload on one thread (the rebuild spreads this over the cores).
-        start = _RawLMDBBaseline.monotonicNanoseconds()
+        start = RawLMDBBaseline.monotonicNanoseconds()
         var next: UInt64 = 1
         while next <= events {
             let records = try engine.log.records(from: next, limit: 20_000)
@@ -529,7 +530,7 @@ extension Runner {
         var matches = true
         for run in 0..<rebuildRepeat {
             let directory = scratch + "/scratch-\(run)"
-            start = _RawLMDBBaseline.monotonicNanoseconds()
+            start = RawLMDBBaseline.monotonicNanoseconds()
             let rebuilt = try await Rebuild.digest(of: engine.log, scratchDirectory: directory, logger: logger)
             runs.append(seconds(since: start))
             matches = matches && live == rebuilt
@@ -588,9 +589,9 @@ extension Runner {
                 _ = try await engine.deliverySent(claim.delivery.deliveryID, token: claim.token, providerMessageID: "p")
                 _ = try await engine.renewLease("web/default", token: grant.token)
             }
-            let start = _RawLMDBBaseline.monotonicNanoseconds()
+            let start = RawLMDBBaseline.monotonicNanoseconds()
             if try snapshots.take(of: engine.log, minimumGap: every, logger: logger) != nil {
-                snapshotSeconds.append(Double(_RawLMDBBaseline.monotonicNanoseconds() - start) / 1e9)
+                snapshotSeconds.append(Double(RawLMDBBaseline.monotonicNanoseconds() - start) / 1e9)
             }
         }
         let events = try engine.log.lastSeq()
@@ -606,13 +607,13 @@ extension Runner {
         let beforeNewest = (taken.last?.seq ?? events) - 1
         for (label, seq) in [("mid", events / 2), ("before-newest-snapshot", beforeNewest), ("end", events)] {
             for useSnapshots in [true, false] {
-                let start = _RawLMDBBaseline.monotonicNanoseconds()
+                let start = RawLMDBBaseline.monotonicNanoseconds()
                 let (reader, base) = try await Rebuild.state(
                     of: engine.log, upTo: seq, snapshots: useSnapshots ? snapshots : nil,
                     scratchDirectory: scratch + "/state-\(label)-\(useSnapshots)", logger: logger)
                 let jobs = try reader.jobs().count
                 reader.log.close()
-                let seconds = Double(_RawLMDBBaseline.monotonicNanoseconds() - start) / 1e9
+                let seconds = Double(RawLMDBBaseline.monotonicNanoseconds() - start) / 1e9
                 try report([
                     "scenario": useSnapshots ? "replay-state-at" : "replay-state-at-from-seq-1",
                     "value": round(seconds, 3), "unit": "s", "at_seq": seq, "events": events, "jobs": jobs,
@@ -620,9 +621,9 @@ extension Runner {
                 ])
             }
         }
-        let start = _RawLMDBBaseline.monotonicNanoseconds()
+        let start = RawLMDBBaseline.monotonicNanoseconds()
         let findings = try DuplicateAudit.run(engine.log)
-        let seconds = Double(_RawLMDBBaseline.monotonicNanoseconds() - start) / 1e9
+        let seconds = Double(RawLMDBBaseline.monotonicNanoseconds() - start) / 1e9
         engine.close()
         try report([
             "scenario": "replay-audit-duplicates", "value": round(seconds, 3), "unit": "s", "events": events,
@@ -632,9 +633,9 @@ extension Runner {
         var configuration = EventLogConfiguration(
             directory: directory, writer: WriterIdentity(role: "bench", workerID: "bench-1"))
         configuration.projector = NextFormat()
-        let upgradeStart = _RawLMDBBaseline.monotonicNanoseconds()
+        let upgradeStart = RawLMDBBaseline.monotonicNanoseconds()
         let upgraded = try EventLog(configuration, logger: logger)
-        let upgradeSeconds = Double(_RawLMDBBaseline.monotonicNanoseconds() - upgradeStart) / 1e9
+        let upgradeSeconds = Double(RawLMDBBaseline.monotonicNanoseconds() - upgradeStart) / 1e9
         upgraded.close()
         try report([
             "scenario": "projection-upgrade-in-place", "value": round(Double(events) / upgradeSeconds),
@@ -651,5 +652,8 @@ struct NextFormat: Projector {
     var format: ProjectionFormat {
         ProjectionFormat(name: SwitchboardProjector.format.name, version: SwitchboardProjector.format.version + 1)
     }
-    func apply(_ record: ProjectedRecord, to tables: TableWriter) throws { try inner.apply(record, to: tables) }
+    func decode(_ record: Record) throws -> SwitchboardEvent? { try inner.decode(record) }
+    func apply(_ event: SwitchboardEvent, _ meta: RecordMeta, to tables: TableWriter) throws {
+        try inner.apply(event, meta, to: tables)
+    }
 }

@@ -1,6 +1,7 @@
 // replay: how operators read the log. Read-only (it never appends), so it is safe against a live log.
 import ArgumentParser
 import EventLog
+import SwitchboardEvents
 import Foundation
 import Logging
 import Projections

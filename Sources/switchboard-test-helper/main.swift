@@ -1,6 +1,7 @@
 // A separate process for the EventLog tests: appends, tails, holds a write transaction until killed, and
 // opens logs under hostile conditions. Output is line-oriented so the tests can await each line.
 import EventLog
+import SwitchboardEvents
 import Foundation
 import Logging
 import Projections

@@ -15,12 +15,15 @@ struct ProjectionFormatTests {
         var tables: [String] { version == 1 ? ["t.count", "t.v1_only"] : ["t.count"] }
         var format: ProjectionFormat { ProjectionFormat(name: name, version: version) }
 
-        func apply(_ record: ProjectedRecord, to tables: TableWriter) throws {
-            let table = tables.table("t.count")
+        func decode(_ record: Record) throws -> TestPayload? {
+            try JSONDecoder().decode(TestPayload.self, from: Data(record.payload))
+        }
+
+        func apply(_ event: TestPayload, _ meta: RecordMeta, to tables: TableWriter) throws {
+            let table = tables.table(at: 0)
             let current = TransactTests.readCounter(try tables.get(table, Array("value".utf8)))
-            let i = try JSONDecoder().decode(TestPayload.self, from: Data(record.payload)).i
-            try tables.put(table, Array("value".utf8), TransactTests.bytes(current + (version == 1 ? 1 : i)))
-            if version == 1 { try tables.put(tables.table("t.v1_only"), Array("seen".utf8), [1]) }
+            try tables.put(table, Array("value".utf8), TransactTests.bytes(current + (version == 1 ? 1 : event.i)))
+            if version == 1 { try tables.put(tables.table(at: 1), Array("seen".utf8), [1]) }
         }
     }
 

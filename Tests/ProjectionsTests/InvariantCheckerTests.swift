@@ -1,4 +1,5 @@
-import EventLog
+@testable import EventLog
+import SwitchboardEvents
 import Foundation
 import Projections
 import Testing
@@ -78,9 +79,9 @@ struct InvariantCheckerTests {
             of: engine.log, scratchDirectory: dir.sub("scratch"), logger: quietLogger)
         #expect(try engine.digest() == rebuilt)
         // Change a projection table behind the projector's back.
+        let leases = engine.log.table(ProjectionTable.leases)
         _ = try await engine.log.transact { context in
-            let tables = context.tables
-            try tables.put(tables.table(ProjectionTables.leases), Array("whatsapp/default".utf8), Array("{}".utf8))
+            try context.projectionWriter.put(leases, Array("whatsapp/default".utf8), Array("{}".utf8))
         }
         #expect(try engine.digest() != rebuilt)
         let again = try await Rebuild.digest(of: engine.log, scratchDirectory: dir.sub("scratch2"), logger: quietLogger)

@@ -1,4 +1,5 @@
 import EventLog
+@testable import SwitchboardEvents
 import Foundation
 import Projections
 import Testing
@@ -67,5 +68,5 @@ struct PayloadDecoderDifferentialTests {
 private func PayloadJSONDecoding_probe<E: EventPayload>(_ type: E.Type, _ payload: [UInt8]) throws -> E {
     // Record.decode tries the direct decoder first; a record whose direct decode fails would silently use
     // Foundation, so go through the direct decoder alone here.
-    try _DirectPayloadDecoder.decode(type, payload)
+    try DirectPayloadDecoder.decode(type, payload)
 }

@@ -1,4 +1,5 @@
 import EventLog
+import SwitchboardEvents
 import Foundation
 import Projections
 import Testing
@@ -164,7 +165,10 @@ struct SnapshotTests {
         var format: ProjectionFormat {
             ProjectionFormat(name: "switchboard", version: SwitchboardProjector.format.version - 1)
         }
-        func apply(_ record: ProjectedRecord, to tables: TableWriter) throws { try inner.apply(record, to: tables) }
+        func decode(_ record: Record) throws -> SwitchboardEvent? { try inner.decode(record) }
+        func apply(_ event: SwitchboardEvent, _ meta: RecordMeta, to tables: TableWriter) throws {
+            try inner.apply(event, meta, to: tables)
+        }
     }
 
     /// A log holding `source`'s records up to `seq`, projected by ``OlderFormat``.

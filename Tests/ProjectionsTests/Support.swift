@@ -1,4 +1,5 @@
 import EventLog
+import SwitchboardEvents
 import Foundation
 import Logging
 import Projections

@@ -1,4 +1,5 @@
-import EventLog
+@testable import EventLog
+import SwitchboardEvents
 import Foundation
 import Logging
 import TestSupport
@@ -161,8 +162,9 @@ struct AgentProcessTests {
             directory: try #require(snapshot["path"] as? String), writer: WriterIdentity(role: "test", workerID: "x"))
         configuration.projector = SwitchboardProjector()
         let copy = try EventLog(configuration, logger: Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let dead = copy.table(ProjectionTable.jobDead)
         _ = try await copy.transact { context in
-            try context.tables.put(context.tables.table(ProjectionTables.jobDead), Array("forged".utf8), [])
+            try context.projectionWriter.put(dead, Array("forged".utf8), [])
         }
         copy.close()
         let tampered = try await SpawnedProcess.run("replay", ["verify", "--data-dir", data])

@@ -1,4 +1,5 @@
-import EventLog
+@testable import EventLog
+import SwitchboardEvents
 import Foundation
 import Logging
 import Projections
@@ -232,8 +233,9 @@ struct ReplayCoreTests {
             directory: dir.path, writer: WriterIdentity(role: "test", workerID: "x"))
         configuration.projector = SwitchboardProjector()
         let log = try EventLog(configuration, logger: Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let dead = log.table(ProjectionTable.jobDead)
         _ = try await log.transact { context in
-            try context.tables.put(context.tables.table(ProjectionTables.jobDead), Array("job-1".utf8), [])
+            try context.projectionWriter.put(dead, Array("job-1".utf8), [])
         }
         log.close()
         let tampered = try await replay(["verify", "--data-dir", dir.path])

@@ -1,6 +1,7 @@
 // Acceptance tests of `replay` against incident logs: each log is built with the engine (and, for what the
 // deciders would refuse, with raw appends), closed, then read by the `replay` executable.
 import EventLog
+import SwitchboardEvents
 import Foundation
 import Projections
 import TestSupport

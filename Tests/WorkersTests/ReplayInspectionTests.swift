@@ -1,5 +1,6 @@
 // Acceptance tests of `replay`'s verification, state at a point, raw export, conversations and bad input.
-import EventLog
+@testable import EventLog
+import SwitchboardEvents
 import Foundation
 import Projections
 import TestSupport
@@ -54,11 +55,11 @@ struct ReplayInspectionTests {
             directory: world.path, writer: WriterIdentity(role: "test", workerID: "tamperer"))
         configuration.projector = SwitchboardProjector()
         let log = try EventLog(configuration, logger: replayQuietLogger)
+        let table = log.table(ProjectionTable.jobs)
         let changed = try await log.transact { context -> Bool in
-            let table = context.tables.table(ProjectionTables.jobs)
             guard var value = try context.tables.get(table, Array(jobID.utf8)), !value.isEmpty else { return false }
             value[value.count - 1] ^= 0x01
-            try context.tables.put(table, Array(jobID.utf8), value)
+            try context.projectionWriter.put(table, Array(jobID.utf8), value)
             return true
         }.value
         log.close()

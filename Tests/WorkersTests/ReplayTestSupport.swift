@@ -1,6 +1,7 @@
 // Support for the `replay` acceptance tests: a log built in-process with the engine under a settable clock,
 // then read by the real `replay` executable as a separate process.
 import EventLog
+import SwitchboardEvents
 import Foundation
 import Logging
 import Projections

@@ -1,3 +1,4 @@
+import EventLog
 import Foundation
 
 /// Encodes event payloads as JSON straight into bytes, without Foundation's intermediate tree.

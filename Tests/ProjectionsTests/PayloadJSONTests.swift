@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import EventLog
+@testable import SwitchboardEvents
 
 @Suite("Event payload JSON")
 struct PayloadJSONTests {

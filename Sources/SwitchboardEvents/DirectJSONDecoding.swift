@@ -1,3 +1,4 @@
+import EventLog
 import Foundation
 
 /// The hot events (those ``DirectJSONPayload`` writes) also read their JSON directly: members are found by name

@@ -1,3 +1,4 @@
+import EventLog
 /// A media attachment of an inbound message, as the provider describes it (nothing is downloaded yet).
 public struct MediaDescriptor: Codable, Sendable, Equatable {
     /// The media kind: `audio`, `image`, `video`, `document` or `sticker`.

@@ -1,3 +1,4 @@
+import EventLog
 /// A typed event of the log vocabulary: `Codable` for its payload, named by a stable type string.
 ///
 /// A type's ``eventType`` never changes; a change to its fields that old readers cannot decode bumps

@@ -1,3 +1,4 @@
+import EventLog
 /// The event vocabulary v1: every typed event this build knows, by its ``EventPayload/eventType``.
 ///
 /// ``Record/event()`` decodes through ``types``; a record whose type is missing here (written by a newer

@@ -1,3 +1,4 @@
+import EventLog
 import Foundation
 
 /// Decodes event payloads straight from their bytes: a small JSON scanner under a `Decoder`, reading object
@@ -306,9 +307,9 @@ final class FastJSONDecoder: Decoder {
     }
 }
 
-/// The direct payload decoder alone, without the Foundation fallback (for differential tests). Not API.
-public enum _DirectPayloadDecoder {
-    public static func decode<E: EventPayload>(_ type: E.Type, _ bytes: [UInt8]) throws -> E {
+/// The direct payload decoder alone, without the Foundation fallback (for differential tests, with `@testable`).
+enum DirectPayloadDecoder {
+    static func decode<E: EventPayload>(_ type: E.Type, _ bytes: [UInt8]) throws -> E {
         try PayloadJSONDecoding.decode(type, from: bytes)
     }
 }

@@ -1,3 +1,4 @@
+import EventLog
 /// An outbound message part entered the delivery queue (`delivery.enqueued`).
 ///
 /// Written by the core worker running a job (replies, approval requests, typing indicators) or by other

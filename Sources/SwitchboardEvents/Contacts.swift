@@ -1,3 +1,4 @@
+import EventLog
 // MARK: - Contacts and rejected commands
 
 /// A contact's access changed (`contact.updated`): allowlisted, blocked, or waiting for pairing.

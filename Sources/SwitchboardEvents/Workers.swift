@@ -1,3 +1,4 @@
+import EventLog
 // MARK: - Workers
 
 /// A worker process started (`worker.started`).

@@ -1,3 +1,4 @@
+import EventLog
 import Foundation
 
 /// A channel session store entry was written (`session.entry.set`), e.g. a WhatsApp socket credential or key.

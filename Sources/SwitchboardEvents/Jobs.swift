@@ -1,3 +1,4 @@
+import EventLog
 /// A job entered the job queue (`job.enqueued`).
 ///
 /// Written by whoever creates work: the ingress path for a received message, the scheduler, or a job that

@@ -1,3 +1,4 @@
+import EventLog
 /// A worker process acquired the single-owner lease on a resource (`lease.acquired`).
 ///
 /// Written by the acquiring worker through a command decided by the Projections module (the resource must

@@ -1,3 +1,4 @@
+import EventLog
 /// A job decided to call a tool (`tool.call`).
 ///
 /// Written by the core worker before the tool runs, fenced by ``jobToken``. A `tool.result` with the same

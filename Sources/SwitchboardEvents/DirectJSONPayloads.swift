@@ -1,3 +1,4 @@
+import EventLog
 import Foundation
 
 /// Events written by almost every decision (job and delivery lifecycles, lease grants and renewals) write
