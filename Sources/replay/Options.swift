@@ -169,8 +169,6 @@ func printJSON<Value: Encodable>(_ value: Value) {
     print(String(decoding: data, as: UTF8.self))
 }
 
-func time(_ t: LogTimestamp?) -> String { t.map { "\($0)" } ?? "-" }
-
 /// The log clock at the point being shown: the time of the last record included.
 func clock(_ log: EventLog, upTo seq: UInt64?) throws -> LogTimestamp {
     let last = try seq ?? log.lastSeq()

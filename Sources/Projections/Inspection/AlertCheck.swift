@@ -6,9 +6,20 @@ public struct AlertCheck {
     /// One `[OK|ALERT]` line.
     public struct Line: Sendable, Equatable, Codable, CustomStringConvertible {
         public var alert: Bool
-        public var check: String
+        public var check: Check
         public var detail: String
-        public var description: String { "[\(alert ? "ALERT" : "OK")] \(check): \(detail)" }
+        public var description: String { "[\(alert ? "ALERT" : "OK")] \(check.rawValue): \(detail)" }
+    }
+
+    /// The checks, in the order they are printed; the raw values are the names operators read.
+    public enum Check: String, Sendable, Equatable, Codable, CaseIterable {
+        case disconnectBurst = "channel disconnect burst"
+        case reconnectMismatch = "disconnect/reconnect mismatch"
+        case leaseHeartbeatLost = "lease heartbeat lost"
+        case outboundLoopErrors = "outbound loop errors"
+        case sendFailures = "send failures"
+        case deadJobs = "dead jobs"
+        case uncertainDeliveries = "uncertain deliveries"
     }
 
     /// Runs every check over records with time in (now − lookback, now]; bursts over any `burstWindow`.
@@ -64,22 +75,22 @@ public struct AlertCheck {
             while disconnects[end].duration(since: disconnects[start]) > burstWindow { start += 1 }
             worstBurst = max(worstBurst, end - start + 1)
         }
-        func line(_ alert: Bool, _ check: String, _ detail: String) -> Line {
+        func line(_ alert: Bool, _ check: Check, _ detail: String) -> Line {
             Line(alert: alert, check: check, detail: detail)
         }
         return [
             line(
-                worstBurst >= threshold, "channel disconnect burst",
+                worstBurst >= threshold, .disconnectBurst,
                 "\(worstBurst) disconnects in the worst \(windowLabel ?? "\(burstWindow)") window (threshold \(threshold))"
             ),
             line(
-                expectingReconnect != connectCount, "disconnect/reconnect mismatch",
+                expectingReconnect != connectCount, .reconnectMismatch,
                 "\(expectingReconnect) disconnects, \(connectCount) reconnects"),
-            line(leaseLost > 0, "lease heartbeat lost", "\(leaseLost) lease(s) expired without release"),
-            line(loopErrors > 0, "outbound loop errors", "\(loopErrors) delivery command(s) rejected"),
-            line(sendFailures > 0, "send failures", "\(sendFailures) failed send attempt(s)"),
-            line(dead > 0, "dead jobs", "\(dead) job(s) dead"),
-            line(uncertain > 0, "uncertain deliveries", "\(uncertain) delivery(ies) uncertain"),
+            line(leaseLost > 0, .leaseHeartbeatLost, "\(leaseLost) lease(s) expired without release"),
+            line(loopErrors > 0, .outboundLoopErrors, "\(loopErrors) delivery command(s) rejected"),
+            line(sendFailures > 0, .sendFailures, "\(sendFailures) failed send attempt(s)"),
+            line(dead > 0, .deadJobs, "\(dead) job(s) dead"),
+            line(uncertain > 0, .uncertainDeliveries, "\(uncertain) delivery(ies) uncertain"),
         ]
     }
 }
