@@ -1,13 +1,16 @@
 import Foundation
 
-/// A stored record as a projector decoded it: its envelope and its event (`nil` when the projector does not
-/// know the record's type).
+/// A stored record as a projector decoded it: the record, its envelope and its event (`nil` when the
+/// projector does not know the record's type).
 public struct DecodedRecord<Event: Sendable>: Sendable {
+    /// The stored record (with its payload bytes, for display).
+    public var record: Record
     public var meta: RecordMeta
     public var event: Event?
 
-    public init(meta: RecordMeta, event: Event?) {
-        self.meta = meta
+    public init(_ record: Record, event: Event?) {
+        self.record = record
+        meta = RecordMeta(record)
         self.event = event
     }
 }
@@ -98,9 +101,9 @@ private final class BatchDecoding<P: Projector>: @unchecked Sendable {
                 let record = records[index]
                 do throws(EventLogError) {
                     let event = try projector.decodeStopping(record)
-                    (slots.base + index).initialize(to: DecodedRecord(meta: RecordMeta(record), event: event))
+                    (slots.base + index).initialize(to: DecodedRecord(record, event: event))
                 } catch {
-                    (slots.base + index).initialize(to: DecodedRecord(meta: RecordMeta(record), event: nil))
+                    (slots.base + index).initialize(to: DecodedRecord(record, event: nil))
                     failures.record(index, error)
                 }
             }

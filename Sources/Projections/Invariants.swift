@@ -4,9 +4,27 @@ import Foundation
 
 /// A broken safety property found in a log, with the seqs that show it.
 public struct InvariantViolation: Sendable, Equatable, CustomStringConvertible {
-    /// `two_lease_holders`, `stale_lease_renewal`, `claim_while_claimed`, `stale_job_token`,
-    /// `stale_delivery_token`, `stale_lease_token`, `send_after_lease_expiry`, `job_left_failed`.
-    public var kind: String
+    /// Which property broke.
+    public enum Kind: String, Sendable, Equatable, Codable, CaseIterable {
+        /// A lease granted to an owner while another owner held it unexpired.
+        case twoLeaseHolders = "two_lease_holders"
+        /// A lease renewed under a token that was not live.
+        case staleLeaseRenewal = "stale_lease_renewal"
+        /// A job claimed while its previous claim was live.
+        case claimWhileClaimed = "claim_while_claimed"
+        /// A job heartbeat, completion or failure under a token that was not the job's current claim.
+        case staleJobToken = "stale_job_token"
+        /// A delivery attempt or send under a token that was not the delivery's current claim.
+        case staleDeliveryToken = "stale_delivery_token"
+        /// A delivery claim or attempt under a lease token that was not current (superseded, released, none).
+        case staleLeaseToken = "stale_lease_token"
+        /// A delivery attempt under the current lease token after that lease expired.
+        case sendAfterLeaseExpiry = "send_after_lease_expiry"
+        /// A job that failed and was neither retried nor dead at the end of the log.
+        case jobLeftFailed = "job_left_failed"
+    }
+
+    public var kind: Kind
     /// The lease resource, job or delivery concerned.
     public var subject: String
     /// The evidence, in log order.
@@ -58,7 +76,8 @@ public struct InvariantChecker {
     /// Final job statuses (`pending`, `running`, `completed`, `dead`), by job id.
     public var jobStatuses: [String: String] { jobs.mapValues(\.status) }
 
-    private mutating func flag(_ kind: String, _ subject: String, _ seqs: [UInt64], _ message: String) {
+    private mutating func flag(_ kind: InvariantViolation.Kind, _ subject: String, _ seqs: [UInt64], _ message: String)
+    {
         violations.append(InvariantViolation(kind: kind, subject: subject, seqs: seqs, message: message))
     }
 
@@ -76,14 +95,14 @@ public struct InvariantChecker {
             let owner = Owner(workerID: e.ownerWorkerID, instance: e.ownerInstance)
             if let current = leases[e.resource], current.held, now <= current.expiresAt, current.owner != owner {
                 flag(
-                    "two_lease_holders", e.resource, [current.grantSeq, seq],
+                    .twoLeaseHolders, e.resource, [current.grantSeq, seq],
                     "\(e.resource) granted to \(owner) while \(current.owner) held it until \(current.expiresAt)")
             }
             leases[e.resource] = Lease(owner: owner, token: e.token, expiresAt: e.expiresAt, held: true, grantSeq: seq)
         case .leaseRenewed(let e):
             guard var lease = leases[e.resource], lease.token == e.token, lease.held, now <= lease.expiresAt else {
                 flag(
-                    "stale_lease_renewal", e.resource, [leases[e.resource]?.grantSeq ?? 0, seq].filter { $0 > 0 },
+                    .staleLeaseRenewal, e.resource, [leases[e.resource]?.grantSeq ?? 0, seq].filter { $0 > 0 },
                     "\(e.resource) renewed under token \(e.token) that is not live")
                 return
             }
@@ -100,7 +119,7 @@ public struct InvariantChecker {
             var job = jobs[e.jobID] ?? Job()
             if job.running && now <= job.visibleUntil {
                 flag(
-                    "claim_while_claimed", e.jobID, [job.claimSeq, seq],
+                    .claimWhileClaimed, e.jobID, [job.claimSeq, seq],
                     "job \(e.jobID) claimed while its claim was live")
             }
             job.token = e.token
@@ -112,7 +131,7 @@ public struct InvariantChecker {
         case .jobHeartbeat(let e):
             guard var job = jobs[e.jobID], job.running, job.token == e.token, now <= job.visibleUntil else {
                 flag(
-                    "stale_job_token", e.jobID, [jobs[e.jobID]?.claimSeq ?? 0, seq].filter { $0 > 0 },
+                    .staleJobToken, e.jobID, [jobs[e.jobID]?.claimSeq ?? 0, seq].filter { $0 > 0 },
                     "job \(e.jobID) heartbeat under token \(e.token) that is stale or past its deadline")
                 return
             }
@@ -121,7 +140,7 @@ public struct InvariantChecker {
         case .jobCompleted(let e):
             guard var job = jobs[e.jobID], job.running, job.token == e.token else {
                 flag(
-                    "stale_job_token", e.jobID, [jobs[e.jobID]?.claimSeq ?? 0, seq].filter { $0 > 0 },
+                    .staleJobToken, e.jobID, [jobs[e.jobID]?.claimSeq ?? 0, seq].filter { $0 > 0 },
                     "job \(e.jobID) completed under token \(e.token)")
                 return
             }
@@ -131,7 +150,7 @@ public struct InvariantChecker {
         case .jobFailed(let e):
             guard var job = jobs[e.jobID], job.running, job.token == e.token else {
                 flag(
-                    "stale_job_token", e.jobID, [jobs[e.jobID]?.claimSeq ?? 0, seq].filter { $0 > 0 },
+                    .staleJobToken, e.jobID, [jobs[e.jobID]?.claimSeq ?? 0, seq].filter { $0 > 0 },
                     "job \(e.jobID) failed under token \(e.token)")
                 return
             }
@@ -151,7 +170,7 @@ public struct InvariantChecker {
         case .deliveryClaimed(let e):
             if let reason = leaseProblem(e.leaseResource, e.leaseToken, now) {
                 flag(
-                    "stale_lease_token", e.deliveryID, [leases[e.leaseResource]?.grantSeq ?? 0, seq].filter { $0 > 0 },
+                    .staleLeaseToken, e.deliveryID, [leases[e.leaseResource]?.grantSeq ?? 0, seq].filter { $0 > 0 },
                     "delivery \(e.deliveryID) claimed under lease token \(e.leaseToken): \(reason)")
             }
             deliveries[e.deliveryID] = Delivery(
@@ -159,21 +178,21 @@ public struct InvariantChecker {
         case .deliveryAttempted(let e):
             guard let delivery = deliveries[e.deliveryID], delivery.token == e.token else {
                 flag(
-                    "stale_delivery_token", e.deliveryID,
+                    .staleDeliveryToken, e.deliveryID,
                     [deliveries[e.deliveryID]?.claimSeq ?? 0, seq].filter { $0 > 0 },
                     "delivery \(e.deliveryID) attempted under token \(e.token)")
                 return
             }
             if let reason = leaseProblem(delivery.resource, e.leaseToken, now) {
                 flag(
-                    reason == "expired" ? "send_after_lease_expiry" : "stale_lease_token", e.deliveryID,
+                    reason == "expired" ? .sendAfterLeaseExpiry : .staleLeaseToken, e.deliveryID,
                     [leases[delivery.resource]?.grantSeq ?? 0, delivery.claimSeq, seq].filter { $0 > 0 },
                     "delivery \(e.deliveryID) attempted under lease token \(e.leaseToken): \(reason)")
             }
         case .deliverySent(let e):
             if deliveries[e.deliveryID]?.token != e.token {
                 flag(
-                    "stale_delivery_token", e.deliveryID,
+                    .staleDeliveryToken, e.deliveryID,
                     [deliveries[e.deliveryID]?.claimSeq ?? 0, seq].filter { $0 > 0 },
                     "delivery \(e.deliveryID) sent under token \(e.token)")
             }
@@ -196,7 +215,7 @@ public struct InvariantChecker {
     /// End-of-log checks: every job settled (`pending`, `running`, `completed` or `dead`).
     public mutating func finish() {
         for (jobID, job) in jobs.sorted(by: { $0.key < $1.key }) where job.status == "failed" {
-            flag("job_left_failed", jobID, [job.failedSeq ?? 0], "job \(jobID) failed without being retried or dead")
+            flag(.jobLeftFailed, jobID, [job.failedSeq ?? 0], "job \(jobID) failed without being retried or dead")
         }
     }
 

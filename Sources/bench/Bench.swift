@@ -627,7 +627,7 @@ extension Runner {
         engine.close()
         try report([
             "scenario": "replay-audit-duplicates", "value": round(seconds, 3), "unit": "s", "events": events,
-            "findings": findings.count, "target_value": 10,
+            "findings": findings.findings.count, "target_value": 10,
         ])
         // What the first process of a build with a newer projection format runs when it opens this log.
         var configuration = EventLogConfiguration(

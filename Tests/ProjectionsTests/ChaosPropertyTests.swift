@@ -58,6 +58,36 @@ struct ChaosPropertyTests {
         let rebuilt = try await Rebuild.digest(
             of: engine.log, scratchDirectory: dir.sub("scratch"), logger: quietLogger)
         #expect(live == rebuilt, "live \(live) rebuilt \(rebuilt)")
+
+        // The duplicate-send audit finds nothing in what the deciders allowed (retries, uncertain and killed
+        // sends included) ...
+        let clean = try DuplicateAudit.run(engine.log)
+        #expect(clean.findings.isEmpty, "\(clean.findings.prefix(5))")
+        #expect(clean.summary.sends == types["delivery.sent", default: 0])
+        #expect(clean.summary.attempts == types["delivery.attempted", default: 0])
+        // ... and exactly the unsafe sends written past them: a second send of a sent delivery, and a call after
+        // an uncertain one when the log has one.
+        let sent = try #require(records.last { $0.type == DeliverySent.eventType }).decode(DeliverySent.self)
+        let duplicate = try await engine.log.append(sent)
+        var expected: [(AuditFindingKind, String, UInt64)] = [(.multipleSends, sent.deliveryID, duplicate)]
+        let uncertain = try records.filter { $0.type == DeliveryUncertain.eventType }.map {
+            try $0.decode(DeliveryUncertain.self)
+        }
+        if let open = clean.summary.uncertain.first,
+            let last = uncertain.last(where: { $0.deliveryID == open.deliveryID })
+        {
+            let resend = try await engine.log.append(
+                DeliveryAttempted(deliveryID: last.deliveryID, token: last.token, leaseToken: 0, attempt: last.attempt))
+            expected.insert((.attemptAfterUncertain, last.deliveryID, resend), at: 0)
+            // Written under no live lease token, it is a stale-token call as well.
+            expected.append((.staleTokenSend, last.deliveryID, resend))
+        }
+        let unsafe = try DuplicateAudit.run(engine.log).findings
+        #expect(unsafe.count == expected.count, "\(unsafe)")
+        for (kind, subject, seq) in expected {
+            #expect(
+                unsafe.contains { $0.kind == kind && $0.subject == subject && $0.seqs.last == seq }, "\(unsafe)")
+        }
         engine.close()
     }
 }

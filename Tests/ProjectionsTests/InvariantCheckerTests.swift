@@ -33,7 +33,7 @@ struct InvariantCheckerTests {
                     expiresAt: t0.advanced(by: .seconds(46)), ttlMilliseconds: 45_000, previousOwner: nil),
             ], clock: clock)
         let checker = try InvariantChecker.check(engine.log)
-        #expect(checker.violations.map(\.kind) == ["two_lease_holders"])
+        #expect(checker.violations.map(\.kind.rawValue) == ["two_lease_holders"])
         #expect(checker.violations.first?.seqs == [1, 2])
         engine.close()
     }
@@ -65,7 +65,7 @@ struct InvariantCheckerTests {
                 JobCompleted(jobID: "j1", token: 5, result: nil, modelUsed: nil),
             ], clock: clock)
         let checker = try InvariantChecker.check(engine.log)
-        #expect(checker.violations.map(\.kind) == ["send_after_lease_expiry", "stale_job_token"])
+        #expect(checker.violations.map(\.kind.rawValue) == ["send_after_lease_expiry", "stale_job_token"])
         #expect(checker.violations.first?.seqs == [1, 3, 4])
         engine.close()
     }

@@ -145,7 +145,8 @@ struct AgentProcessTests {
 
         let listed = try await SpawnedProcess.run("replay", ["snapshots", "list", "--json", "--data-dir", data])
         let snapshot = try #require(
-            listed.lines.first.flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
+            listed.lines.first.flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [[String: Any]] }?
+                .first)
         let seq = try #require((snapshot["seq"] as? NSNumber)?.uint64Value)
         #expect(seq >= 1_000)
         let state = try await SpawnedProcess.run(

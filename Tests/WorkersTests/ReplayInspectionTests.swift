@@ -76,7 +76,8 @@ struct ReplayInspectionTests {
         #expect(json.status == 1)
         let object = try #require(try json.objects().first)
         #expect(object["ok"] as? Bool == false)
-        #expect((object["problems"] as? [String])?.count == 1, "\(json)")
+        let problems = try #require(object["problems"] as? [[String: Any]], "\(json)")
+        #expect(problems.map { $0["kind"] as? String } == ["projection_mismatch"], "\(json)")
     }
 
     // MARK: State at a point
@@ -326,7 +327,7 @@ struct ReplayInspectionTests {
             if ["alerts", "audit", "verify"].contains(command[0]) {
                 #expect(run.status == 1, "\(command) documents exit 1 for an error: \(run)")
             }
-            #expect(run.lines.contains { $0.contains("no event log at \(missing)") }, "\(command): \(run)")
+            #expect(run.lines.contains { $0.contains("no event log in \(missing)") }, "\(command): \(run)")
             #expect(!FileManager.default.fileExists(atPath: missing), "\(command) created \(missing)")
         }
         let inEmpty = try await ReplayWorld.replayErrors(["state", "--data-dir", empty])

@@ -41,9 +41,29 @@ struct ReplayRun: CustomStringConvertible {
     /// The third column of every line: the record type (timeline, tail).
     var types: [String?] { columns.map { $0.count > 2 ? $0[2] : nil } }
 
-    /// Every output line parsed as a JSON object (fails the test on a line that is not one).
+    /// The whole standard output parsed as one JSON value (fails the test when it is not valid JSON).
+    func json() throws -> Any {
+        try JSONSerialization.jsonObject(with: Data(lines.joined(separator: "\n").utf8), options: [.fragmentsAllowed])
+    }
+
+    /// The whole standard output as one JSON object (a report).
+    func object(sourceLocation: SourceLocation = #_sourceLocation) throws -> [String: Any] {
+        let value = try json()
+        return try #require(value as? [String: Any], "not one JSON object: \(self)", sourceLocation: sourceLocation)
+    }
+
+    /// The whole standard output as a JSON array of objects (a list command with `--json`).
+    func array(sourceLocation: SourceLocation = #_sourceLocation) throws -> [[String: Any]] {
+        let value = try json()
+        return try #require(
+            value as? [[String: Any]], "not a JSON array of objects: \(self)", sourceLocation: sourceLocation)
+    }
+
+    /// The objects of a list command's JSON array, or else every output line parsed as a JSON object (`export`,
+    /// `tail --follow`, or a single report); fails the test on a line that is not one.
     func objects(sourceLocation: SourceLocation = #_sourceLocation) throws -> [[String: Any]] {
-        try lines.map { line in
+        if let list = try? json() as? [[String: Any]] { return list }
+        return try lines.map { line in
             let object = try JSONSerialization.jsonObject(with: Data(line.utf8))
             return try #require(object as? [String: Any], "not a JSON object: \(line)", sourceLocation: sourceLocation)
         }

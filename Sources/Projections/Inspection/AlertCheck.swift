@@ -1,0 +1,97 @@
+import EventLog
+import SwitchboardEvents
+import Foundation
+
+/// The original's operational alert check, over log events.
+public struct AlertCheck {
+    /// One `[OK|ALERT]` line.
+    public struct Line: Sendable, Equatable, Codable, CustomStringConvertible {
+        public var alert: Bool
+        public var check: Check
+        public var detail: String
+        public var description: String { "[\(alert ? "ALERT" : "OK")] \(check.rawValue): \(detail)" }
+    }
+
+    /// The checks, in the order they are printed; the raw values are the names operators read.
+    public enum Check: String, Sendable, Equatable, Codable, CaseIterable {
+        case disconnectBurst = "channel disconnect burst"
+        case reconnectMismatch = "disconnect/reconnect mismatch"
+        case leaseHeartbeatLost = "lease heartbeat lost"
+        case outboundLoopErrors = "outbound loop errors"
+        case sendFailures = "send failures"
+        case deadJobs = "dead jobs"
+        case uncertainDeliveries = "uncertain deliveries"
+    }
+
+    /// Runs every check over records with time in (now − lookback, now]; bursts over any `burstWindow`.
+    public static func run(
+        _ log: EventLog, now: LogTimestamp, lookback: Duration, burstWindow: Duration, threshold: Int,
+        windowLabel: String? = nil
+    ) throws -> [Line] {
+        let since = now.advanced(by: .zero - lookback)
+        var disconnects: [LogTimestamp] = []
+        var connectCount = 0
+        var waiting: [String: Int] = [:]  // disconnects per channel account not yet followed by a connect
+        var expectingReconnect = 0
+        var leaseLost = 0
+        var sendFailures = 0
+        var loopErrors = 0
+        var dead = 0
+        var uncertain = 0
+        try log.withSnapshot { snapshot in
+            try snapshot.forEach { record in
+                guard record.timestamp > since, record.timestamp <= now else { return true }
+                switch record.type {
+                case ChannelDisconnected.eventType:
+                    disconnects.append(record.timestamp)
+                    // Only a disconnect that announced a reconnect awaits one (a clean shutdown does not).
+                    if let e = try? record.decode(ChannelDisconnected.self), e.willReconnect {
+                        waiting["\(e.channel)/\(e.accountID)", default: 0] += 1
+                        expectingReconnect += 1
+                    }
+                case ChannelConnected.eventType:
+                    // Only a connect that follows a disconnect is a reconnect (a first connect at start is not).
+                    if let e = try? record.decode(ChannelConnected.self),
+                        let n = waiting["\(e.channel)/\(e.accountID)"], n > 0
+                    {
+                        waiting["\(e.channel)/\(e.accountID)"] = n - 1
+                        connectCount += 1
+                    }
+                case LeaseExpired.eventType: leaseLost += 1
+                case DeliveryFailed.eventType: sendFailures += 1
+                case JobDead.eventType: dead += 1
+                case DeliveryUncertain.eventType: uncertain += 1
+                case CommandRejected.eventType:
+                    if let e = try? record.decode(CommandRejected.self), e.command.hasPrefix("delivery.") {
+                        loopErrors += 1
+                    }
+                default: break
+                }
+                return true
+            }
+        }
+        var worstBurst = 0
+        var start = 0
+        for end in disconnects.indices {
+            while disconnects[end].duration(since: disconnects[start]) > burstWindow { start += 1 }
+            worstBurst = max(worstBurst, end - start + 1)
+        }
+        func line(_ alert: Bool, _ check: Check, _ detail: String) -> Line {
+            Line(alert: alert, check: check, detail: detail)
+        }
+        return [
+            line(
+                worstBurst >= threshold, .disconnectBurst,
+                "\(worstBurst) disconnects in the worst \(windowLabel ?? "\(burstWindow)") window (threshold \(threshold))"
+            ),
+            line(
+                expectingReconnect != connectCount, .reconnectMismatch,
+                "\(expectingReconnect) disconnects, \(connectCount) reconnects"),
+            line(leaseLost > 0, .leaseHeartbeatLost, "\(leaseLost) lease(s) expired without release"),
+            line(loopErrors > 0, .outboundLoopErrors, "\(loopErrors) delivery command(s) rejected"),
+            line(sendFailures > 0, .sendFailures, "\(sendFailures) failed send attempt(s)"),
+            line(dead > 0, .deadJobs, "\(dead) job(s) dead"),
+            line(uncertain > 0, .uncertainDeliveries, "\(uncertain) delivery(ies) uncertain"),
+        ]
+    }
+}

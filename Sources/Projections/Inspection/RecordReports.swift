@@ -1,0 +1,123 @@
+import EventLog
+import SwitchboardEvents
+import Foundation
+
+/// Any JSON value, decoded from a record's payload so reports can embed it as JSON (integers stay exact).
+public enum JSONValue: Sendable, Equatable, Codable {
+    case null
+    case bool(Bool)
+    case int(Int64)
+    case uint(UInt64)
+    case double(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            self = .null
+        } else if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(Int64.self) {
+            self = .int(value)
+        } else if let value = try? container.decode(UInt64.self) {
+            self = .uint(value)
+        } else if let value = try? container.decode(Double.self) {
+            self = .double(value)
+        } else if let value = try? container.decode(String.self) {
+            self = .string(value)
+        } else if let value = try? container.decode([JSONValue].self) {
+            self = .array(value)
+        } else {
+            self = .object(try container.decode([String: JSONValue].self))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .null: try container.encodeNil()
+        case .bool(let value): try container.encode(value)
+        case .int(let value): try container.encode(value)
+        case .uint(let value): try container.encode(value)
+        case .double(let value): try container.encode(value)
+        case .string(let value): try container.encode(value)
+        case .array(let value): try container.encode(value)
+        case .object(let value): try container.encode(value)
+        }
+    }
+
+    /// The JSON in `bytes`, or `nil` when they are not JSON.
+    public init?(json bytes: [UInt8]) {
+        guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(bytes)) else { return nil }
+        self = value
+    }
+}
+
+/// One raw record (`export`, `tail`): the envelope fields and the payload, inlined when it is JSON.
+public struct RecordReport: Sendable, Equatable, Codable, CustomStringConvertible {
+    public var seq: UInt64
+    public var time: String
+    public var type: String
+    public var schemaVersion: UInt16
+    /// `role/worker#instance-prefix`.
+    public var writer: String
+    public var role: String
+    public var workerID: String
+    public var instance: String
+    public var correlationID: String?
+    public var causationID: UInt64?
+    /// The payload when it is JSON.
+    public var payload: JSONValue?
+    /// The payload bytes as base64 when they are not JSON.
+    public var payloadBase64: String?
+    /// The payload as text, for the text form only.
+    private var payloadText: String
+
+    enum CodingKeys: String, CodingKey {
+        case seq, time, type, schemaVersion, writer, role, workerID, instance, correlationID, causationID, payload,
+            payloadBase64
+    }
+
+    public init(_ record: Record) {
+        seq = record.seq
+        time = record.timestamp.description
+        type = record.type
+        schemaVersion = record.schemaVersion
+        writer = record.writer.description
+        role = record.writer.role
+        workerID = record.writer.workerID
+        instance = record.writer.instanceID.uuidString.lowercased()
+        correlationID = record.correlationID
+        causationID = record.causationID
+        payload = JSONValue(json: record.payload)
+        payloadBase64 = payload == nil ? Data(record.payload).base64EncodedString() : nil
+        payloadText = record.payloadText
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        seq = try container.decode(UInt64.self, forKey: .seq)
+        time = try container.decode(String.self, forKey: .time)
+        type = try container.decode(String.self, forKey: .type)
+        schemaVersion = try container.decode(UInt16.self, forKey: .schemaVersion)
+        writer = try container.decode(String.self, forKey: .writer)
+        role = try container.decode(String.self, forKey: .role)
+        workerID = try container.decode(String.self, forKey: .workerID)
+        instance = try container.decode(String.self, forKey: .instance)
+        correlationID = try container.decodeIfPresent(String.self, forKey: .correlationID)
+        causationID = try container.decodeIfPresent(UInt64.self, forKey: .causationID)
+        payload = try container.decodeIfPresent(JSONValue.self, forKey: .payload)
+        payloadBase64 = try container.decodeIfPresent(String.self, forKey: .payloadBase64)
+        payloadText = ""
+    }
+
+    /// `seq time type writer [corr=…] [cause=…] payload`, tab-separated.
+    public var description: String {
+        var line = "\(seq)\t\(time)\t\(type)\t\(writer)"
+        if let correlationID { line += "\tcorr=\(correlationID)" }
+        if let causationID { line += "\tcause=\(causationID)" }
+        return line + "\t" + payloadText
+    }
+}
