@@ -41,31 +41,35 @@ public struct AlertCheck {
         try log.withSnapshot { snapshot in
             try snapshot.forEach { record in
                 guard record.timestamp > since, record.timestamp <= now else { return true }
-                switch record.type {
-                case ChannelDisconnected.eventType:
+                // A record that does not decode stops the check with its seq: it is never skipped silently.
+                switch try record.event() {
+                case .channelDisconnected(let e):
                     disconnects.append(record.timestamp)
                     // Only a disconnect that announced a reconnect awaits one (a clean shutdown does not).
-                    if let e = try? record.decode(ChannelDisconnected.self), e.willReconnect {
+                    if e.willReconnect {
                         waiting["\(e.channel)/\(e.accountID)", default: 0] += 1
                         expectingReconnect += 1
                     }
-                case ChannelConnected.eventType:
+                case .channelConnected(let e):
                     // Only a connect that follows a disconnect is a reconnect (a first connect at start is not).
-                    if let e = try? record.decode(ChannelConnected.self),
-                        let n = waiting["\(e.channel)/\(e.accountID)"], n > 0
-                    {
+                    if let n = waiting["\(e.channel)/\(e.accountID)"], n > 0 {
                         waiting["\(e.channel)/\(e.accountID)"] = n - 1
                         connectCount += 1
                     }
-                case LeaseExpired.eventType: leaseLost += 1
-                case DeliveryFailed.eventType: sendFailures += 1
-                case JobDead.eventType: dead += 1
-                case DeliveryUncertain.eventType: uncertain += 1
-                case CommandRejected.eventType:
-                    if let e = try? record.decode(CommandRejected.self), e.command.hasPrefix("delivery.") {
-                        loopErrors += 1
-                    }
-                default: break
+                case .leaseExpired: leaseLost += 1
+                case .deliveryFailed: sendFailures += 1
+                case .jobDead: dead += 1
+                case .deliveryUncertain: uncertain += 1
+                case .commandRejected(let e):
+                    if e.command.hasPrefix("delivery.") { loopErrors += 1 }
+                case .messageReceived, .contactUpdated, .jobEnqueued, .jobClaimed, .jobHeartbeat, .jobCompleted,
+                    .jobFailed, .jobRetried, .jobRequeued, .deliveryEnqueued, .deliveryClaimed, .deliveryAttempted,
+                    .deliverySent, .leaseAcquired, .leaseRenewed, .leaseReleased, .leaseDenied, .sessionEntrySet,
+                    .sessionEntryRemoved, .assistantMessage, .assistantDelta, .toolCall, .toolResult, .toolApproval,
+                    .workerStarted, .workerStopped:
+                    break
+                case nil:
+                    break  // A newer build's event type.
                 }
                 return true
             }
