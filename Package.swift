@@ -112,6 +112,7 @@ let package = Package(
         .testTarget(
             name: "ProjectionsTests",
             dependencies: ["Projections", "SwitchboardEvents", "EventLog", "TestSupport", "switchboard-test-helper"],
+            exclude: ["Fixtures"],
             swiftSettings: strictSettings
         ),
         .testTarget(
