@@ -55,7 +55,8 @@ struct StoredFormatFixtureTests {
         let lease = try await engine.acquireLease("whatsapp/default")
         #expect(lease.grant != nil, "the fixture's lease was released")
         #expect(try engine.log.lastSeq() == before + 1)
-        let rebuilt = try await Rebuild.digest(of: engine.log, scratchDirectory: dir.sub("scratch"), logger: quietLogger)
+        let rebuilt = try await Rebuild.digest(
+            of: engine.log, scratchDirectory: dir.sub("scratch"), logger: quietLogger)
         #expect(try engine.digest() == rebuilt)
         engine.close()
     }
