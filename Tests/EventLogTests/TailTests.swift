@@ -117,3 +117,76 @@ struct CloseTests {
         again.close()
     }
 }
+
+@Suite("Closing while tails wait and appends run", .timeLimit(.minutes(3)))
+struct CloseRaceTests {
+    /// How one tail ended.
+    enum TailEnd: Equatable { case finished, closed }
+
+    /// Closes `log` on a thread of its own, off the cooperative pool.
+    static func closeOffThePool(_ log: EventLog) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            Thread {
+                log.close()
+                continuation.resume()
+            }.start()
+        }
+    }
+
+    @Test func closeRacingWaitingTailsAndAppendsEndsEveryTailAndReturns() async throws {
+        for iteration in 0..<200 {
+            let dir = TemporaryDirectory()
+            let log = try openLog(dir.path) {
+                $0.durability = .unsynced
+                $0.pollInterval = .milliseconds(10)
+            }
+            try await log.append([testEvent(0)])
+            let ends = try await withDeadline(.seconds(10), "close racing tails (iteration \(iteration))") {
+                try await withThrowingTaskGroup(of: TailEnd?.self) { group in
+                    // Tails that wait at the end of the log for the next record.
+                    for _ in 0..<3 {
+                        group.addTask {
+                            do {
+                                for try await _ in log.tail(from: 2) {}
+                                return .finished
+                            } catch let error as EventLogError where error.code == .closed {
+                                return .closed
+                            }
+                        }
+                    }
+                    // Appends until the log refuses them.
+                    for writer in 0..<2 {
+                        group.addTask {
+                            var i = 1
+                            while true {
+                                do {
+                                    try await log.append([testEvent(i, writer: "w\(writer)")])
+                                } catch let error as EventLogError where error.code == .closed {
+                                    return nil
+                                }
+                                i += 1
+                            }
+                        }
+                    }
+                    // Two closers at once, at a varying point of the race: closing is idempotent.
+                    for closer in 0..<2 {
+                        group.addTask {
+                            for _ in 0..<((iteration + closer) % 7) { await Task.yield() }
+                            await Self.closeOffThePool(log)
+                            return nil
+                        }
+                    }
+                    var ends: [TailEnd] = []
+                    for try await end in group { if let end { ends.append(end) } }
+                    return ends
+                }
+            }
+            #expect(ends.count == 3)
+            #expect(throws: EventLogError(.closed, "")) { try log.lastSeq() }
+            // Closed for good: the environment can be opened again in this process.
+            let again = try openLog(dir.path)
+            #expect(try again.lastSeq() >= 1)
+            await Self.closeOffThePool(again)
+        }
+    }
+}
