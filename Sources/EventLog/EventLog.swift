@@ -193,7 +193,7 @@ public final class EventLog: Sendable {
     @discardableResult
     public func append(_ events: [PendingEvent]) async throws -> Range<UInt64> {
         for event in events { try Envelope.validate(event) }
-        return try await writer.submit(events: events, body: nil).seqs
+        return try await writer.append(events)
     }
 
     /// Appends one typed event and returns its seq once committed.
@@ -216,8 +216,7 @@ public final class EventLog: Sendable {
     public func transact<R: Sendable>(_ body: @escaping @Sendable (inout WriteContext) throws -> R) async throws
         -> Committed<R>
     {
-        let outcome = try await writer.submit(events: [], body: { context in try body(&context) })
-        return Committed(value: outcome.value as! R, seqs: outcome.seqs, timestamp: outcome.timestamp)
+        try await writer.transact(body)
     }
 
     // MARK: Reading
@@ -277,7 +276,7 @@ public final class EventLog: Sendable {
     /// Durably records that reader `name` has processed everything up to and including `seq`.
     public func saveCheckpoint(_ name: String, seq: UInt64) async throws {
         let db = checkpointsDB
-        _ = try await writer.submit(events: []) { context in
+        _ = try await writer.transact { context in
             try Array(name.utf8).withUnsafeBytes { k in
                 try withUnsafeBytes(of: seq.littleEndian) { v in try context.txn.put(db, k, v) }
             }
