@@ -177,9 +177,45 @@ public final class EventLog: Sendable {
         }
     }
 
-    /// Finishes queued appends, stops background threads and closes the environment.
-    /// Later calls fail with ``EventLogError/Code/closed``.
+    /// Finishes queued appends, stops background threads and closes the environment; tails end. Later calls
+    /// fail with ``EventLogError/Code/closed``. Idempotent: every call returns once the log is closed.
+    ///
+    /// Closing waits for the writer to finish its queue and for the doorbell watcher to stop, so the blocking
+    /// part runs on a thread of its own, never on the cooperative pool.
+    public func close() async {
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+            let thread = Thread {
+                self.closeBlocking()
+                continuation.resume()
+            }
+            thread.name = "eventlog-close"
+            thread.start()
+        }
+    }
+
+    /// Closes the log, blocking the calling thread until the writer has finished its queue and the watcher stopped.
+    /// For synchronous code only; async code awaits the other `close()`.
+    @available(*, noasync, message: "blocks the thread until the writer finishes; use 'await close()'")
     public func close() {
+        closeBlocking()
+    }
+
+    /// Runs `body`, then closes the log (see ``close()``) whether `body` returned or threw.
+    public func closeAfter<R>(
+        isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> R
+    ) async throws -> R {
+        let result: R
+        do {
+            result = try await body()
+        } catch {
+            await close()
+            throw error
+        }
+        await close()
+        return result
+    }
+
+    private func closeBlocking() {
         writer.stop()
         notifier.shutdown()
         env.close()

@@ -69,7 +69,19 @@ public enum Rebuild {
         let last = try seq ?? source.lastSeq()
         let (scratch, start, used) = try openScratch(
             scratchDirectory, base: base.flatMap { $0.seq <= last ? $0 : nil }, logger: logger)
-        defer { scratch.close() }
+        return try await scratch.closeAfter {
+            try await apply(
+                source, into: scratch, projector: projector, from: start, upTo: last, base: used,
+                digestsAt: digestsAt, batch: batch)
+        }
+    }
+
+    /// The body of ``run(of:upTo:from:digestsAt:scratchDirectory:batch:logger:)``: applies `source` from `start`
+    /// to `last` to the open `scratch` log.
+    private static func apply(
+        _ source: EventLog, into scratch: EventLog, projector: SwitchboardProjector, from start: UInt64,
+        upTo last: UInt64, base used: StateSnapshots.Entry?, digestsAt: Set<UInt64>, batch: Int
+    ) async throws -> Outcome {
         let checkpoints = digestsAt.filter { $0 >= start && $0 <= last }.sorted()
         var digests: [UInt64: StateDigest] = [:]
         func digestNow(at seq: UInt64) throws -> StateDigest {

@@ -108,7 +108,7 @@ struct TailReader: AsyncParsableCommand {
             received += 1
             if received == count { break }
         }
-        log.close()
+        await log.close()
         emit(lines.joined(separator: "\n"))
     }
 }
@@ -186,7 +186,7 @@ struct Runner {
             latencies.append(_RawLMDBBaseline.monotonicNanoseconds() - t0)
         }
         let seconds = Double(_RawLMDBBaseline.monotonicNanoseconds() - start) / 1e9
-        log.close()
+        await log.close()
         let raw = try _RawLMDBBaseline.append(
             directory: scratch + "/raw", count: count, batch: 1, valueSize: recordSize, durability: .durable)
         let ours = Double(count) / seconds
@@ -218,7 +218,7 @@ struct Runner {
         let seconds = Double(_RawLMDBBaseline.monotonicNanoseconds() - start) / 1e9
         let total = appenders * perAppender
         let commits = log._commitCount
-        log.close()
+        await log.close()
         let effectiveBatch = max(1, Int((Double(total) / Double(commits)).rounded()))
         let raw = try _RawLMDBBaseline.append(
             directory: scratch + "/raw", count: total, batch: effectiveBatch, valueSize: recordSize,
@@ -260,7 +260,7 @@ struct Runner {
         }
         let rest = output.readDataToEndOfFile()
         reader.waitUntilExit()
-        log.close()
+        await log.close()
         let text = String(decoding: buffered + rest, as: UTF8.self)
         var latencies: [UInt64] = []
         for line in text.split(separator: "\n") where line != "ready" {
@@ -300,7 +300,7 @@ struct Runner {
             }
         }
         let seconds = Double(_RawLMDBBaseline.monotonicNanoseconds() - start) / 1e9
-        log.close()
+        await log.close()
         precondition(decoded == count)
         _ = try _RawLMDBBaseline.append(
             directory: scratch + "/raw", count: count, batch: batch, valueSize: recordSize, durability: .durable)
@@ -325,7 +325,7 @@ struct Runner {
         }
         let recordSize = try log._storedSize(of: benchEvent())
         let ourBytes = log.dataFileBytes
-        log.close()
+        await log.close()
         let raw = try _RawLMDBBaseline.append(
             directory: scratch + "/raw", count: count, batch: batch, valueSize: benchPayload.count,
             durability: .durable)
@@ -355,7 +355,7 @@ struct JobWorker: AsyncParsableCommand {
             logger: Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() }))
         emit("ready")
         let done = try await runJobCycles(engine, workers: workers, cycles: cycles, prefix: name)
-        engine.close()
+        await engine.close()
         emit("cycles \(done)")
     }
 }
@@ -407,7 +407,7 @@ extension Runner {
         let cpu = processCPUSeconds() - cpuStart
         let events = try engine.log.lastSeq()
         let commits = engine.log._commitCount
-        engine.close()
+        await engine.close()
         let batch = max(1, Int((Double(events) / Double(max(1, commits))).rounded()))
         let raw = try _RawLMDBBaseline.append(
             directory: scratch + "/raw", count: Int(events), batch: batch, valueSize: 300, durability: .durable)
@@ -426,7 +426,7 @@ extension Runner {
     func jobCycleProcesses() async throws {
         let dir = scratch + "/ours"
         // Create the log once so the processes share it.
-        try openEngine("ours").close()
+        try await openEngine("ours").close()
         let processes = (0..<4).map { index -> (Process, Pipe) in
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
@@ -478,7 +478,7 @@ extension Runner {
         let seconds = Double(_RawLMDBBaseline.monotonicNanoseconds() - start) / 1e9
         let events = try engine.log.lastSeq()
         let commits = engine.log._commitCount
-        engine.close()
+        await engine.close()
         let batch = max(1, Int((Double(events) / Double(max(1, commits))).rounded()))
         let raw = try _RawLMDBBaseline.append(
             directory: scratch + "/raw", count: Int(events), batch: batch, valueSize: 250, durability: .durable)
@@ -535,7 +535,7 @@ extension Runner {
             matches = matches && live == rebuilt
             try? FileManager.default.removeItem(atPath: directory)
         }
-        engine.close()
+        await engine.close()
         let best = runs.min() ?? 0
         try report([
             "scenario": Scenario.rebuild.rawValue, "value": round(Double(events) / best), "unit": "events/s",
@@ -611,7 +611,7 @@ extension Runner {
                     of: engine.log, upTo: seq, snapshots: useSnapshots ? snapshots : nil,
                     scratchDirectory: scratch + "/state-\(label)-\(useSnapshots)", logger: logger)
                 let jobs = try reader.jobs().count
-                reader.log.close()
+                await reader.log.close()
                 let seconds = Double(_RawLMDBBaseline.monotonicNanoseconds() - start) / 1e9
                 try report([
                     "scenario": useSnapshots ? "replay-state-at" : "replay-state-at-from-seq-1",
@@ -623,7 +623,7 @@ extension Runner {
         let start = _RawLMDBBaseline.monotonicNanoseconds()
         let findings = try DuplicateAudit.run(engine.log)
         let seconds = Double(_RawLMDBBaseline.monotonicNanoseconds() - start) / 1e9
-        engine.close()
+        await engine.close()
         try report([
             "scenario": "replay-audit-duplicates", "value": round(seconds, 3), "unit": "s", "events": events,
             "findings": findings.count, "target_value": 10,
@@ -635,7 +635,7 @@ extension Runner {
         let upgradeStart = _RawLMDBBaseline.monotonicNanoseconds()
         let upgraded = try EventLog(configuration, logger: logger)
         let upgradeSeconds = Double(_RawLMDBBaseline.monotonicNanoseconds() - upgradeStart) / 1e9
-        upgraded.close()
+        await upgraded.close()
         try report([
             "scenario": "projection-upgrade-in-place", "value": round(Double(events) / upgradeSeconds),
             "unit": "events/s",

@@ -51,21 +51,18 @@ struct AtOption: ParsableArguments {
     @Flag(help: "With --at, rebuild from seq 1 instead of from the nearest snapshot.")
     var noSnapshots = false
 
-    /// A reader over live state, or over state rebuilt up to `--at` (from the nearest snapshot), the snapshot
-    /// it started from, and `cleanup`, which removes the scratch copy.
-    func reader(_ log: EventLog) async throws -> (StateReader, base: StateSnapshots.Entry?, cleanup: () -> Void) {
-        guard let seq = try seq(in: log) else { return (try StateReader.live(log), nil, {}) }
+    /// Runs `body` with a reader over live state, or over state rebuilt up to `--at` (from the nearest
+    /// snapshot) and the snapshot it started from; the scratch copy is closed and removed afterwards.
+    func withReader<R>(_ log: EventLog, _ body: (StateReader, StateSnapshots.Entry?) async throws -> R)
+        async throws -> R
+    {
+        guard let seq = try seq(in: log) else { return try await body(try StateReader.live(log), nil) }
         let scratch = NSTemporaryDirectory() + "replay-state-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let snapshots = noSnapshots ? nil : StateSnapshots(logDirectory: log.configuration.directory)
         let (reader, base) = try await Rebuild.state(
             of: log, upTo: seq, snapshots: snapshots, scratchDirectory: scratch, logger: quiet)
-        return (
-            reader, base,
-            {
-                reader.log.close()
-                try? FileManager.default.removeItem(atPath: scratch)
-            }
-        )
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        return try await reader.log.closeAfter { try await body(reader, base) }
     }
 }
 
@@ -73,11 +70,10 @@ struct AtOption: ParsableArguments {
 /// at that point, runs `body`, and cleans up.
 func inspect(_ options: LogOptions, _ at: AtOption, _ body: (StateReader, LogTimestamp) throws -> Void) async throws {
     let log = try options.open()
-    defer { log.close() }
-    let seq = try at.seq(in: log)
-    let (reader, _, cleanup) = try await at.reader(log)
-    defer { cleanup() }
-    try body(reader, try clock(log, upTo: seq))
+    try await log.closeAfter {
+        let seq = try at.seq(in: log)
+        try await at.withReader(log) { reader, _ in try body(reader, try clock(log, upTo: seq)) }
+    }
 }
 
 /// Parses ISO-8601 `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` exactly, to the microsecond (the form replay prints).
@@ -419,10 +415,13 @@ struct StateCommand: AsyncParsableCommand {
 
     func run() async throws {
         let log = try options.open()
-        defer { log.close() }
-        let seq = try at.seq(in: log) ?? log.lastSeq()
-        let (reader, base, cleanup) = try await at.reader(log)
-        defer { cleanup() }
+        try await log.closeAfter {
+            let seq = try at.seq(in: log) ?? log.lastSeq()
+            try await at.withReader(log) { reader, base in try report(log, seq: seq, reader: reader, base: base) }
+        }
+    }
+
+    func report(_ log: EventLog, seq: UInt64, reader: StateReader, base: StateSnapshots.Entry?) throws {
         let now = try clock(log, upTo: seq)
         let source = base.map { "snapshot \($0.seq)" } ?? "seq 1"
         let digest = try reader.digest()
@@ -500,7 +499,10 @@ struct SnapshotsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let log = try options.open()
-            defer { log.close() }
+            try await log.closeAfter { try await run(log) }
+        }
+
+        func run(_ log: EventLog) async throws {
             guard let entry = try StateSnapshots(logDirectory: options.dataDirectory).take(of: log, logger: quiet)
             else {
                 FileHandle.standardError.write(
@@ -538,7 +540,10 @@ struct Timeline: AsyncParsableCommand {
 
     func run() async throws {
         let log = try options.open()
-        defer { log.close() }
+        try await log.closeAfter { try await run(log) }
+    }
+
+    func run(_ log: EventLog) async throws {
         let first = try bound(from, log, upper: false) ?? 1
         let last = try bound(to, log, upper: true) ?? log.lastSeq()
         var holders: [String: (owner: String, token: UInt64, expiresAt: LogTimestamp)] = [:]
@@ -619,7 +624,10 @@ struct AuditCommand: AsyncParsableCommand {
 
         func run() async throws {
             let log = try options.open()
-            defer { log.close() }
+            try await log.closeAfter { try await run(log) }
+        }
+
+        func run(_ log: EventLog) async throws {
             let findings = try DuplicateAudit.run(log, upTo: try at.seq(in: log))
             for finding in findings {
                 if options.json {
@@ -648,7 +656,10 @@ struct Verify: AsyncParsableCommand {
 
     func run() async throws {
         let log = try options.open()
-        defer { log.close() }
+        try await log.closeAfter { try await run(log) }
+    }
+
+    func run(_ log: EventLog) async throws {
         var expected: UInt64 = 1
         var problems: [String] = []
         var count = 0
@@ -690,8 +701,7 @@ struct Verify: AsyncParsableCommand {
             for entry in snapshots {
                 do {
                     let copy = try StateSnapshots(logDirectory: options.dataDirectory).open(entry, logger: quiet)
-                    defer { copy.close() }
-                    var stored = try StateReader(log: copy).digest()
+                    var stored = try await copy.closeAfter { try StateReader(log: copy).digest() }
                     stored.seq = entry.seq
                     if stored != rebuilt.digests[entry.seq] {
                         problems.append(
@@ -735,7 +745,10 @@ struct Alerts: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let log = try options.open()
-        defer { log.close() }
+        try await log.closeAfter { try await run(log, window: window, back: back) }
+    }
+
+    func run(_ log: EventLog, window: Duration, back: Duration) async throws {
         let now: LogTimestamp
         if let seq = try at.seq(in: log) {
             now = try clock(log, upTo: seq)
@@ -797,7 +810,10 @@ struct Export: AsyncParsableCommand {
 
     func run() async throws {
         let log = try options.open()
-        defer { log.close() }
+        try await log.closeAfter { try await run(log) }
+    }
+
+    func run(_ log: EventLog) async throws {
         let timeline = Timeline()
         let first = try timeline.bound(from, log, upper: false) ?? 1
         let end = try timeline.bound(to, log, upper: true) ?? .max
@@ -821,7 +837,10 @@ struct Tail: AsyncParsableCommand {
 
     func run() async throws {
         let log = try options.open()
-        defer { log.close() }
+        try await log.closeAfter { try await run(log) }
+    }
+
+    func run(_ log: EventLog) async throws {
         let last = try log.lastSeq()
         let start = last > lines ? last - lines + 1 : 1
         if follow {

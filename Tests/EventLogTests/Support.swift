@@ -18,6 +18,18 @@ func openLog(
     return try EventLog(configuration, logger: quietLogger)
 }
 
+/// Runs `body` with a log opened in a fresh temporary directory, then closes the log and removes the
+/// directory, whether `body` returned or threw.
+func withLog<R>(
+    isolation: isolated (any Actor)? = #isolation, worker: String = "tester", tables: [String] = [],
+    _ configure: (inout EventLogConfiguration) -> Void = { _ in }, _ body: (EventLog) async throws -> R
+) async throws -> R {
+    let directory = TemporaryDirectory()
+    defer { withExtendedLifetime(directory) {} }  // removed once the log is closed
+    let log = try openLog(directory.path, worker: worker, tables: tables, configure: configure)
+    return try await log.closeAfter { try await body(log) }
+}
+
 func testEvent(_ index: Int, writer: String = "tester") -> PendingEvent {
     PendingEvent(type: "test.appended", payload: Array("{\"i\":\(index),\"writer\":\"\(writer)\"}".utf8))
 }

@@ -24,7 +24,7 @@ struct TailTests {
         #expect(status == 0)
         #expect(Self.seqs(lines) == Array(1...310))
         #expect(lines.last == "done 310")
-        log.close()
+        await log.close()
     }
 
     @Test func aLateReaderCatchesUpFromItsCheckpointThenGoesLive() async throws {
@@ -47,7 +47,7 @@ struct TailTests {
         #expect(status == 0)
         #expect(Self.seqs(rest) == Array(101...130))
         #expect(try log.checkpoint("reader-a") == 130)
-        log.close()
+        await log.close()
     }
 
     @Test func aTailInThisProcessWakesOnCommitAndEndsOnCancel() async throws {
@@ -66,7 +66,7 @@ struct TailTests {
         reader.cancel()
         #expect(await iterator.next() == nil)
         try await reader.value
-        log.close()
+        await log.close()
     }
 
     @Test func aTailWakesByPollingWhenNoDoorbellRings() async throws {
@@ -88,7 +88,7 @@ struct TailTests {
         #expect(await iterator.next() == 3)
         #expect(await iterator.next() == 4)
         reader.cancel()
-        log.close()
+        await log.close()
     }
 }
 
@@ -105,7 +105,7 @@ struct CloseTests {
         }
         var iterator = received.makeAsyncIterator()
         #expect(await iterator.next() == 1)
-        log.close()
+        await log.close()
         // The tail waiting at the end of the log ends instead of touching a closed environment.
         #expect(await iterator.next() == nil)
         try await reader.value
@@ -114,7 +114,7 @@ struct CloseTests {
         // Closed for good in this process: it can be opened again.
         let again = try openLog(dir.path)
         #expect(try again.lastSeq() == 1)
-        again.close()
+        await again.close()
     }
 }
 
@@ -122,16 +122,6 @@ struct CloseTests {
 struct CloseRaceTests {
     /// How one tail ended.
     enum TailEnd: Equatable { case finished, closed }
-
-    /// Closes `log` on a thread of its own, off the cooperative pool.
-    static func closeOffThePool(_ log: EventLog) async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            Thread {
-                log.close()
-                continuation.resume()
-            }.start()
-        }
-    }
 
     @Test func closeRacingWaitingTailsAndAppendsEndsEveryTailAndReturns() async throws {
         for iteration in 0..<200 {
@@ -172,7 +162,7 @@ struct CloseRaceTests {
                     for closer in 0..<2 {
                         group.addTask {
                             for _ in 0..<((iteration + closer) % 7) { await Task.yield() }
-                            await Self.closeOffThePool(log)
+                            await log.close()
                             return nil
                         }
                     }
@@ -186,7 +176,7 @@ struct CloseRaceTests {
             // Closed for good: the environment can be opened again in this process.
             let again = try openLog(dir.path)
             #expect(try again.lastSeq() >= 1)
-            await Self.closeOffThePool(again)
+            await again.close()
         }
     }
 }

@@ -57,6 +57,6 @@ struct ChaosPropertyTests {
         let rebuilt = try await Rebuild.digest(
             of: engine.log, scratchDirectory: dir.sub("scratch"), logger: quietLogger)
         #expect(live == rebuilt, "live \(live) rebuilt \(rebuilt)")
-        engine.close()
+        await engine.close()
     }
 }

@@ -26,7 +26,7 @@ func deciderJob(
         #expect(try engine.recorded(JobEnqueued.eventType).count == 1)
         #expect(try engine.job("job-2") == nil)
         #expect(try engine.jobs(.pending).map(\.jobID) == ["job-1"])
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func claimTokenIsTheSeqOfJobClaimedWithAttemptOneAndSixtySecondsVisibility() async throws {
@@ -51,7 +51,7 @@ func deciderJob(
         #expect(try engine.jobs(.pending).isEmpty)
         // Nothing else to claim.
         #expect(try await engine.claimJob() == nil)
-        fixture.close()
+        await fixture.close()
     }
 
     enum TokenCommand: String, CaseIterable, Sendable {
@@ -91,7 +91,7 @@ func deciderJob(
         // Only the rejection was appended, and the job is exactly as it was.
         #expect(try engine.log.lastSeq() == recordsBefore + 1)
         #expect(try engine.job("job-1") == before)
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func completeWithTheCurrentTokenCompletesTheJob() async throws {
@@ -113,7 +113,7 @@ func deciderJob(
         // A completed job is not claimable and cannot be completed twice.
         #expect(try await engine.claimJob() == nil)
         #expect(try await engine.completeJob("job-1", token: claim.token) != .accepted)
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func heartbeatWithTheCurrentTokenExtendsTheClaim() async throws {
@@ -133,7 +133,7 @@ func deciderJob(
         #expect(try await engine.claimJob() == nil)
         #expect(try engine.recorded(JobFailed.eventType).isEmpty)
         #expect(try await engine.completeJob("job-1", token: claim.token) == .accepted)
-        fixture.close()
+        await fixture.close()
     }
 
     /// `job.heartbeat` is documented as "accepted only while token is the job's current, unexpired claim"
@@ -149,7 +149,7 @@ func deciderJob(
 
         #expect(result != .accepted, "an expired claim was revived by a heartbeat")
         #expect(try engine.recorded(JobHeartbeat.eventType).isEmpty)
-        fixture.close()
+        await fixture.close()
     }
 
     @Test(arguments: [(1, 1), (2, 2)])
@@ -166,7 +166,7 @@ func deciderJob(
                 "job-1", token: claim.token, reason: "server_error", message: "HTTP 503", retryable: true)
             guard case .retried(let next) = outcome else {
                 Issue.record("attempt \(attempt) was not retried: \(outcome)")
-                fixture.close()
+                await fixture.close()
                 return
             }
             notBefore = next
@@ -187,7 +187,7 @@ func deciderJob(
         #expect(try await engine.claimJob() == nil)
         fixture.clock.advance(.microseconds(1))
         #expect(try await engine.claimJob()?.attempt == failures + 1)
-        fixture.close()
+        await fixture.close()
     }
 
     @Test(
@@ -246,7 +246,7 @@ func deciderJob(
         #expect(claim.job.jobID == "job-1" && claim.attempt == 1)
         // A job that is not dead cannot be requeued.
         #expect(try await engine.requeueJob("job-1", byOperator: "ops", reason: "again") != .accepted)
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func nonRetryableFailureIsDeadAtOnce() async throws {
@@ -265,7 +265,7 @@ func deciderJob(
         #expect(try engine.recorded(JobDead.self).first?.attempts == 1)
         fixture.clock.advance(.seconds(3600))
         #expect(try await engine.claimJob() == nil)
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func expiredClaimIsReclaimedByTheNextClaimAndTheOldTokenIsFencedOff() async throws {
@@ -312,7 +312,7 @@ func deciderJob(
         #expect(try engine.recorded(CommandRejected.self).map(\.command) == ["job.complete", "job.heartbeat"])
         #expect(try engine.job("job-1")?.status == .running)
         #expect(try await engine.completeJob("job-1", token: reclaim.token, as: rescuer) == .accepted)
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func claimRespectsRunAt() async throws {
@@ -328,7 +328,7 @@ func deciderJob(
         #expect(try await engine.claimJob() == nil)
         fixture.clock.advance(.microseconds(1))
         #expect(try await engine.claimJob()?.job.jobID == "job-later")
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func scheduledJobDoesNotHoldBackJobsThatAreDue() async throws {
@@ -341,7 +341,7 @@ func deciderJob(
 
         #expect(try await engine.claimJob()?.job.jobID == "job-now")
         #expect(try await engine.claimJob() == nil)
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func claimTakesHigherPriorityFirstThenFIFO() async throws {
@@ -361,7 +361,7 @@ func deciderJob(
         while let claim = try await engine.claimJob() { order.append(claim.job.jobID) }
 
         #expect(order == ["job-a", "job-b", "job-e", "job-d", "job-c", "job-low"])
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func runningJobExcludesOtherJobsOfItsConversationOnly() async throws {
@@ -377,7 +377,7 @@ func deciderJob(
 
         #expect(try await engine.completeJob("job-a", token: a.token) == .accepted)
         #expect(try await engine.claimJob()?.job.jobID == "job-b")
-        fixture.close()
+        await fixture.close()
     }
 
     /// Original weak point §10.7: a parent waiting for its sub-agent blocked the sub-agent's claim.
@@ -406,6 +406,6 @@ func deciderJob(
         }
         #expect(parent.job.jobID == "job-parent")
         #expect(try await engine.claimJob()?.job.jobID == "job-unrelated")
-        fixture.close()
+        await fixture.close()
     }
 }
