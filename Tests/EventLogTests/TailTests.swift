@@ -116,6 +116,27 @@ struct CloseTests {
         #expect(try again.lastSeq() == 1)
         await again.close()
     }
+
+    @Test func withLogClosesTheLogAndRemovesItsDirectoryWhenTheBodyThrows() async throws {
+        struct Failed: Error {}
+        var opened: EventLog?
+        var directory = ""
+        do {
+            try await withLog { log in
+                opened = log
+                directory = log.configuration.directory
+                try await log.append([testEvent(0)])
+                throw Failed()
+            }
+            Issue.record("withLog did not rethrow the body's error")
+        } catch is Failed {}
+        let log = try #require(opened)
+        #expect(!directory.isEmpty)
+        // The writer thread has ended (appends are refused), the environment is closed, the directory is gone.
+        await #expect(throws: EventLogError(.closed, "")) { try await log.append([testEvent(1)]) }
+        #expect(throws: EventLogError(.closed, "")) { try log.lastSeq() }
+        #expect(!FileManager.default.fileExists(atPath: directory))
+    }
 }
 
 @Suite("Closing while tails wait and appends run", .timeLimit(.minutes(3)))
