@@ -178,9 +178,45 @@ public final class EventLog: Sendable {
         }
     }
 
-    /// Finishes queued appends, stops background threads and closes the environment.
-    /// Later calls fail with ``EventLogError/Code/closed``.
+    /// Finishes queued appends, stops background threads and closes the environment; tails end. Later calls
+    /// fail with ``EventLogError/Code/closed``. Idempotent: every call returns once the log is closed.
+    ///
+    /// Closing waits for the writer to finish its queue and for the doorbell watcher to stop, so the blocking
+    /// part runs on a thread of its own, never on the cooperative pool.
+    public func close() async {
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+            let thread = Thread {
+                self.closeBlocking()
+                continuation.resume()
+            }
+            thread.name = "eventlog-close"
+            thread.start()
+        }
+    }
+
+    /// Closes the log, blocking the calling thread until the writer has finished its queue and the watcher stopped.
+    /// For synchronous code only; async code awaits the other `close()`.
+    @available(*, noasync, message: "blocks the thread until the writer finishes; use 'await close()'")
     public func close() {
+        closeBlocking()
+    }
+
+    /// Runs `body`, then closes the log (see ``close()``) whether `body` returned or threw.
+    public func closeAfter<R>(
+        isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> R
+    ) async throws -> R {
+        let result: R
+        do {
+            result = try await body()
+        } catch {
+            await close()
+            throw error
+        }
+        await close()
+        return result
+    }
+
+    private func closeBlocking() {
         writer.stop()
         notifier.shutdown()
         env.close()
@@ -194,7 +230,7 @@ public final class EventLog: Sendable {
     @discardableResult
     public func append(_ events: [PendingEvent]) async throws -> Range<UInt64> {
         for event in events { try Envelope.validate(event) }
-        return try await writer.submit(events: events, body: nil).seqs
+        return try await writer.append(events)
     }
 
     /// Runs `body` inside the write transaction — the seam for deciders — and commits.
@@ -209,8 +245,7 @@ public final class EventLog: Sendable {
     public func transact<R: Sendable>(_ body: @escaping @Sendable (inout WriteContext) throws -> R) async throws
         -> Committed<R>
     {
-        let outcome = try await writer.submit(events: [], body: { context in try body(&context) })
-        return Committed(value: outcome.value as! R, seqs: outcome.seqs, timestamp: outcome.timestamp)
+        try await writer.transact(body)
     }
 
     // MARK: Reading
@@ -270,7 +305,7 @@ public final class EventLog: Sendable {
     /// Durably records that reader `name` has processed everything up to and including `seq`.
     public func saveCheckpoint(_ name: String, seq: UInt64) async throws {
         let db = checkpointsDB
-        _ = try await writer.submit(events: []) { context in
+        _ = try await writer.transact { context in
             try Array(name.utf8).withUnsafeBytes { k in
                 try withUnsafeBytes(of: seq.littleEndian) { v in try context.txn.put(db, k, v) }
             }

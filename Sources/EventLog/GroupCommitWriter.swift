@@ -3,30 +3,92 @@ import Foundation
 import Logging
 import Synchronization
 
-/// What a committed command produced.
-struct WriteOutcome: @unchecked Sendable {  // @unchecked: `value` is the Sendable `R` of `transact`, erased.
-    var value: Any?
-    var seqs: Range<UInt64>
-    var timestamp: LogTimestamp
+/// One queued command: plain events (the fast path, appended by the writer itself) or a decider that runs its
+/// own body inside the transaction. Each carries its caller's typed continuation; the writer thread alone
+/// touches a command until it resumes that continuation, once.
+enum WriteCommand {
+    case append(AppendCommand)
+    case transact(DeciderCommand)
+
+    /// What the command counts for against ``EventLogConfiguration/maxBatchEvents``.
+    var eventCount: Int {
+        switch self {
+        case .append(let command): command.events.count
+        case .transact: 1
+        }
+    }
+
+    /// Resumes the caller with what the last run of the command recorded (after its group committed).
+    func resumeCommitted() {
+        switch self {
+        case .append(let command): command.continuation.resume(returning: command.seqs)
+        case .transact(let command): command.resumeCommitted()
+        }
+    }
+
+    /// Resumes the caller with `error` (its group failed, or the log is closed).
+    func resume(throwing error: any Error) {
+        switch self {
+        case .append(let command): command.continuation.resume(throwing: error)
+        case .transact(let command): command.resume(throwing: error)
+        }
+    }
 }
 
-/// One queued command: plain events (the fast path) or a decider body run inside the transaction.
-final class WriteCommand: @unchecked Sendable {  // @unchecked: touched only by the writer thread until resumed.
+/// ``EventLog/append(_:)``: events appended in order; the caller gets their seqs.
+final class AppendCommand: @unchecked Sendable {  // @unchecked: touched only by the writer thread until resumed.
     let events: [PendingEvent]
-    let body: (@Sendable (inout WriteContext) throws -> Any)?
-    let continuation: UnsafeContinuation<WriteOutcome, any Error>
-    var result: Result<WriteOutcome, any Error>?
+    let continuation: UnsafeContinuation<Range<UInt64>, any Error>
+    /// The seqs the last run appended.
+    var seqs: Range<UInt64> = 0..<0
+
+    init(events: [PendingEvent], continuation: UnsafeContinuation<Range<UInt64>, any Error>) {
+        self.events = events
+        self.continuation = continuation
+    }
+}
+
+/// A decider command whose result type the writer does not know: it runs its body against a ``WriteContext``
+/// and resumes its caller itself. See ``TransactCommand``.
+class DeciderCommand: @unchecked Sendable {  // @unchecked: touched only by the writer thread until resumed.
+    /// Runs the body in `context` and records its outcome. Returns `false` when the body threw (the command is
+    /// rejected alone); throws only what must fail or retry the whole group (a full map).
+    func run(_ context: inout WriteContext) throws(EventLogError) -> Bool { fatalError("abstract") }
+    func resumeCommitted() { fatalError("abstract") }
+    func resume(throwing error: any Error) { fatalError("abstract") }
+}
+
+/// ``EventLog/transact(_:)``: a body returning `R`, resumed with its typed ``Committed`` value.
+final class TransactCommand<R: Sendable>: DeciderCommand, @unchecked Sendable {
+    private let body: @Sendable (inout WriteContext) throws -> R
+    private let continuation: UnsafeContinuation<Committed<R>, any Error>
+    /// The outcome of the last run (a group may run more than once).
+    private var result: Result<Committed<R>, any Error>?
 
     init(
-        events: [PendingEvent], body: (@Sendable (inout WriteContext) throws -> Any)?,
-        continuation: UnsafeContinuation<WriteOutcome, any Error>
+        _ body: @escaping @Sendable (inout WriteContext) throws -> R,
+        continuation: UnsafeContinuation<Committed<R>, any Error>
     ) {
-        self.events = events
         self.body = body
         self.continuation = continuation
     }
 
-    var eventCount: Int { body == nil ? events.count : 1 }
+    override func run(_ context: inout WriteContext) throws(EventLogError) -> Bool {
+        do {
+            let value = try body(&context)
+            result = .success(Committed(value: value, seqs: context.appended, timestamp: context.now))
+            return true
+        } catch let error as EventLogError where error.code == .mapFull {
+            throw error  // The whole batch retries after the map grows.
+        } catch {
+            result = .failure(error)
+            return false
+        }
+    }
+
+    override func resumeCommitted() { continuation.resume(with: result!) }
+
+    override func resume(throwing error: any Error) { continuation.resume(throwing: error) }
 }
 
 /// The single writer thread of a process: it takes every queued command, runs them all in one LMDB write
@@ -34,7 +96,7 @@ final class WriteCommand: @unchecked Sendable {  // @unchecked: touched only by 
 ///
 /// LMDB write transactions are bound to the thread that began them, so they all run here and never cross an
 /// `await`. Commands queued while a commit is in flight form the next group.
-final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `queue`/`stopping` are guarded by `condition`.
+final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `state` is guarded by `condition`.
     private let env: LMDBEnvironment
     private let logDB: MDB_dbi
     private let writer: WriterIdentity
@@ -50,14 +112,9 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `queue`/`st
     private let projectionFormat: [UInt8]?
     private let logger: Logger
     private let condition = NSCondition()
-    private var queue: [WriteCommand] = []
-    private var stopping = false
-    /// Submitters signal the writer when the queue reaches this many commands (1 outside a commit window).
-    private var wakeAt = 1
-    /// Commands in the previous group: under concurrency, the callers it resumed are about to come back.
-    private var lastGroupSize = 0
+    /// Every mutable property of the writer; read and changed only while `condition` is locked.
+    private var state = State.running(Queue())
     private let window: Duration
-    private let finished = DispatchSemaphore(value: 0)
 
     /// Commits made, for diagnostics and benchmarks.
     let commits = Atomic<Int>(0)
@@ -85,66 +142,68 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `queue`/`st
         thread.start()
     }
 
-    /// Queues a command and waits for its commit.
-    func submit(events: [PendingEvent], body: (@Sendable (inout WriteContext) throws -> Any)?) async throws
-        -> WriteOutcome
-    {
+    /// Queues `events` and returns their seqs once committed.
+    func append(_ events: [PendingEvent]) async throws -> Range<UInt64> {
         try await withUnsafeThrowingContinuation { continuation in
-            let command = WriteCommand(events: events, body: body, continuation: continuation)
-            condition.lock()
-            if stopping {
-                condition.unlock()
-                continuation.resume(throwing: EventLogError(.closed, "the event log is closed"))
-                return
-            }
-            queue.append(command)
-            if queue.count == 1 || queue.count >= wakeAt { condition.signal() }
-            condition.unlock()
+            submit(.append(AppendCommand(events: events, continuation: continuation)))
         }
     }
 
-    /// Finishes queued commands, then stops the thread. Idempotent.
+    /// Queues a decider body and returns its value and seqs once committed.
+    func transact<R: Sendable>(_ body: @escaping @Sendable (inout WriteContext) throws -> R) async throws
+        -> Committed<R>
+    {
+        try await withUnsafeThrowingContinuation { continuation in
+            submit(.transact(TransactCommand(body, continuation: continuation)))
+        }
+    }
+
+    /// Queues `command`, or fails it when the writer is stopping.
+    private func submit(_ command: WriteCommand) {
+        condition.lock()
+        guard let count = state.enqueue(command) else {
+            condition.unlock()
+            command.resume(throwing: EventLogError(.closed, "the event log is closed"))
+            return
+        }
+        if count == 1 || count >= state.wakeAt { condition.signal() }
+        condition.unlock()
+    }
+
+    /// Refuses new commands, finishes the queued ones, and returns once the thread has ended. Idempotent; any
+    /// number of threads may call it at once.
     func stop() {
         condition.lock()
-        let wasStopping = stopping
-        stopping = true
-        condition.signal()
+        if case .running(let queue) = state { state = .stopping(queue) }
+        condition.broadcast()
+        while case .stopping = state { condition.wait() }
         condition.unlock()
-        if !wasStopping { finished.wait() }
     }
 
     private func run() {
         while true {
             condition.lock()
-            while queue.isEmpty && !stopping { condition.wait() }
+            while state.queued == 0 && !state.isStopping { condition.wait() }
             // Commit window: after a group of several commands, wait (briefly, bounded by `window`) until as
             // many commands are queued as that group had, so the callers it resumed share the next sync
             // instead of each starting a small group. A lone sequential appender never waits.
-            if lastGroupSize > 1 && queue.count < lastGroupSize && !stopping && window > .zero {
+            let lastGroupSize = state.lastGroupSize
+            if lastGroupSize > 1 && state.queued < lastGroupSize && !state.isStopping && window > .zero {
                 let (seconds, attoseconds) = window.components
                 let deadline = Date(timeIntervalSinceNow: Double(seconds) + Double(attoseconds) / 1e18)
-                wakeAt = lastGroupSize
-                while queue.count < lastGroupSize && !stopping {
+                state.wakeAt = lastGroupSize
+                while state.queued < lastGroupSize && !state.isStopping {
                     if !condition.wait(until: deadline) { break }
                 }
-                wakeAt = 1
+                state.wakeAt = 1
             }
-            if queue.isEmpty && stopping {
+            guard let batch = state.takeBatch(maxEvents: maxBatchEvents) else {
+                // Stopping, and every queued command is done.
+                state = .stopped
+                condition.broadcast()
                 condition.unlock()
-                finished.signal()
                 return
             }
-            var batch: [WriteCommand] = []
-            var events = 0
-            var taken = 0
-            for command in queue {
-                if !batch.isEmpty && events + command.eventCount > maxBatchEvents { break }
-                batch.append(command)
-                events += command.eventCount
-                taken += 1
-            }
-            queue.removeFirst(taken)
-            lastGroupSize = taken
             condition.unlock()
             process(batch)
         }
@@ -157,12 +216,7 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `queue`/`st
                 let last = try runOnce(batch, isolate: isolate)
                 commits.add(1, ordering: .relaxed)
                 if let last { afterCommit(last) }
-                for command in batch {
-                    switch command.result! {
-                    case .success(let outcome): command.continuation.resume(returning: outcome)
-                    case .failure(let error): command.continuation.resume(throwing: error)
-                    }
-                }
+                for command in batch { command.resumeCommitted() }
                 return
             } catch is IsolationNeeded {
                 // A command threw after writing: run the batch again, each command in a nested transaction.
@@ -193,7 +247,7 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `queue`/`st
     private func fail(_ batch: [WriteCommand], _ error: any Error) {
         let error = (error as? EventLogError).map(env.diagnose) ?? error
         logger.error("eventlog.commit.failed", metadata: ["error": "\(error)"])
-        for command in batch { command.continuation.resume(throwing: error) }
+        for command in batch { command.resume(throwing: error) }
     }
 
     /// Runs the whole batch in one write transaction. Returns the last seq appended, or `nil` if none.
@@ -211,40 +265,31 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `queue`/`st
         // The log clock: wall time, but never before the last record (of any process).
         let now = max(wallClock(), lastTimestamp)
         for command in batch {
-            if let body = command.body {
+            switch command {
+            case .transact(let command):
                 // Commands run straight in the batch's transaction. One that throws before writing anything
                 // is rejected alone; one that throws after writing cannot be undone there, so the whole batch
                 // runs again with every command in a nested transaction (LMDB's nested transactions cost a
                 // dirty-page list and a copy of every page they touch, so they are paid only when needed).
-                func run(_ view: TxnView) throws -> (result: Result<Any, any Error>, next: UInt64, wrote: Bool) {
+                func run(_ view: TxnView) throws -> (succeeded: Bool, next: UInt64, wrote: Bool) {
                     var context = WriteContext(
                         txn: view, logDB: logDB, writer: writer, writerEncoding: writerEncoding, now: now,
                         nextSeq: next, projection: projection)
-                    do {
-                        return (.success(try body(&context)), context.nextSeq, context.wrote)
-                    } catch let error as EventLogError where error.code == .mapFull {
-                        throw error  // The whole batch retries after the map grows.
-                    } catch {
-                        return (.failure(error), context.nextSeq, context.wrote)
-                    }
+                    let succeeded = try command.run(&context)
+                    return (succeeded, context.nextSeq, context.wrote)
                 }
-                let outcome: (result: Result<Any, any Error>, next: UInt64, wrote: Bool)
+                let outcome: (succeeded: Bool, next: UInt64, wrote: Bool)
                 if isolate {
                     let child = try txn.child()
                     outcome = try run(child.view)
-                    if case .failure = outcome.result { child.abort() } else { try child.commit() }
+                    if outcome.succeeded { try child.commit() } else { child.abort() }
                 } else {
                     outcome = try run(txn.view)
-                    if case .failure = outcome.result, outcome.wrote { throw IsolationNeeded() }
+                    if !outcome.succeeded && outcome.wrote { throw IsolationNeeded() }
                 }
-                switch outcome.result {
-                case .success(let value):
-                    command.result = .success(WriteOutcome(value: value, seqs: next..<outcome.next, timestamp: now))
-                    next = outcome.next
-                case .failure(let error):
-                    command.result = .failure(error)  // Rejected alone; nothing of it was written.
-                }
-            } else {
+                // A rejected command wrote nothing that stays: the next one starts where it started.
+                if outcome.succeeded { next = outcome.next }
+            case .append(let command):
                 let first = next
                 for event in command.events {
                     try appendRecord(txn.view, logDB, event, seq: next, timestamp: now, writer: writerEncoding)
@@ -255,7 +300,7 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `queue`/`st
                     }
                     next += 1
                 }
-                command.result = .success(WriteOutcome(value: nil, seqs: first..<next, timestamp: now))
+                command.seqs = first..<next
             }
         }
         try txn.commit()
@@ -282,3 +327,92 @@ extension GroupCommitWriter {
 
 /// A command threw after writing inside the shared batch transaction: the batch must run again isolated.
 private struct IsolationNeeded: Error {}
+
+extension GroupCommitWriter {
+    /// The writer's mutable state, guarded by its `condition`.
+    fileprivate enum State {
+        /// Accepting commands.
+        case running(Queue)
+        /// `stop()` was called: new commands are refused; the thread finishes the queued ones, then ends.
+        case stopping(Queue)
+        /// The thread has ended.
+        case stopped
+    }
+
+    /// The commands waiting for the writer, and how the commit window is tuned.
+    fileprivate struct Queue {
+        var commands: [WriteCommand] = []
+        /// Submitters signal the writer when the queue reaches this many commands (1 outside a commit window).
+        var wakeAt = 1
+        /// Commands in the previous group: under concurrency, the callers it resumed are about to come back.
+        var lastGroupSize = 0
+    }
+}
+
+extension GroupCommitWriter.State {
+    var isStopping: Bool {
+        if case .running = self { return false }
+        return true
+    }
+
+    var queued: Int { queue?.commands.count ?? 0 }
+
+    var lastGroupSize: Int { queue?.lastGroupSize ?? 0 }
+
+    var wakeAt: Int {
+        get { queue?.wakeAt ?? 1 }
+        set { withQueue { $0.wakeAt = newValue } }
+    }
+
+    private var queue: GroupCommitWriter.Queue? {
+        switch self {
+        case .running(let queue), .stopping(let queue): queue
+        case .stopped: nil
+        }
+    }
+
+    /// Appends `command` while running; returns the number of queued commands, or `nil` when stopping.
+    mutating func enqueue(_ command: WriteCommand) -> Int? {
+        guard case .running = self else { return nil }
+        return withQueue { queue in
+            queue.commands.append(command)
+            return queue.commands.count
+        }
+    }
+
+    /// Takes the next group off the queue: commands in order, up to `maxEvents` events (at least one command).
+    /// Returns `nil` when the queue is empty.
+    mutating func takeBatch(maxEvents: Int) -> [WriteCommand]? {
+        withQueue { queue -> [WriteCommand]? in
+            if queue.commands.isEmpty { return nil }
+            var events = 0
+            var taken = 0
+            for command in queue.commands {
+                if taken > 0 && events + command.eventCount > maxEvents { break }
+                events += command.eventCount
+                taken += 1
+            }
+            let batch = Array(queue.commands[..<taken])
+            queue.commands.removeFirst(taken)
+            queue.lastGroupSize = taken
+            return batch
+        } ?? nil
+    }
+
+    /// Runs `body` on the queue in place (the payload is moved out first, so the array is not copied).
+    @discardableResult
+    private mutating func withQueue<R>(_ body: (inout GroupCommitWriter.Queue) -> R) -> R? {
+        switch self {
+        case .running(var queue):
+            self = .stopped
+            defer { self = .running(queue) }
+            return body(&queue)
+        case .stopping(var queue):
+            self = .stopped
+            defer { self = .stopping(queue) }
+            return body(&queue)
+        case .stopped:
+            return nil
+        }
+    }
+}

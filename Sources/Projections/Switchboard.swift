@@ -46,7 +46,11 @@ public final class Switchboard: Sendable {
         sealer = try SessionSealer(keyBase64: sessionKeyBase64)
     }
 
-    /// Closes the log.
+    /// Closes the log (see ``EventLog/close()``).
+    public func close() async { await log.close() }
+
+    /// Closes the log, blocking the calling thread. For synchronous code only.
+    @available(*, noasync, message: "blocks the thread until the writer finishes; use 'await close()'")
     public func close() { log.close() }
 
     func decide<R: Sendable>(_ body: @escaping @Sendable (inout WriteContext) throws -> R) async throws -> R {

@@ -47,7 +47,7 @@ public struct EngineService: Service {
                 WorkerStopped(
                     role: writer.role, workerID: writer.workerID, instance: writer.instanceID.uuidString,
                     reason: "error", detail: "\(error)"))
-            log.close()
+            await log.close()
             throw error
         }
         let reason = Task.isShuttingDownGracefully ? "graceful" : "finished"
@@ -56,6 +56,6 @@ public struct EngineService: Service {
                 role: writer.role, workerID: writer.workerID, instance: writer.instanceID.uuidString, reason: reason,
                 detail: nil))
         logger.info("worker.stopped", metadata: ["event.seq": "\(stopSeq)", "worker.reason": "\(reason)"])
-        log.close()
+        await log.close()
     }
 }

@@ -109,7 +109,7 @@ struct TailReader: AsyncParsableCommand {
             received += 1
             if received == count { break }
         }
-        log.close()
+        await log.close()
         emit(lines.joined(separator: "\n"))
     }
 }
@@ -187,7 +187,7 @@ struct Runner {
             latencies.append(RawLMDBBaseline.monotonicNanoseconds() - t0)
         }
         let seconds = Double(RawLMDBBaseline.monotonicNanoseconds() - start) / 1e9
-        log.close()
+        await log.close()
         let raw = try RawLMDBBaseline.append(
             directory: scratch + "/raw", count: count, batch: 1, valueSize: recordSize, durability: .durable)
         let ours = Double(count) / seconds
@@ -219,7 +219,7 @@ struct Runner {
         let seconds = Double(RawLMDBBaseline.monotonicNanoseconds() - start) / 1e9
         let total = appenders * perAppender
         let commits = log.commitCount
-        log.close()
+        await log.close()
         let effectiveBatch = max(1, Int((Double(total) / Double(commits)).rounded()))
         let raw = try RawLMDBBaseline.append(
             directory: scratch + "/raw", count: total, batch: effectiveBatch, valueSize: recordSize,
@@ -261,7 +261,7 @@ struct Runner {
         }
         let rest = output.readDataToEndOfFile()
         reader.waitUntilExit()
-        log.close()
+        await log.close()
         let text = String(decoding: buffered + rest, as: UTF8.self)
         var latencies: [UInt64] = []
         for line in text.split(separator: "\n") where line != "ready" {
@@ -301,7 +301,7 @@ struct Runner {
             }
         }
         let seconds = Double(RawLMDBBaseline.monotonicNanoseconds() - start) / 1e9
-        log.close()
+        await log.close()
         precondition(decoded == count)
         _ = try RawLMDBBaseline.append(
             directory: scratch + "/raw", count: count, batch: batch, valueSize: recordSize, durability: .durable)
@@ -326,7 +326,7 @@ struct Runner {
         }
         let recordSize = try log.storedSize(of: benchEvent())
         let ourBytes = log.dataFileBytes
-        log.close()
+        await log.close()
         let raw = try RawLMDBBaseline.append(
             directory: scratch + "/raw", count: count, batch: batch, valueSize: benchPayload.count,
             durability: .durable)
@@ -356,7 +356,7 @@ struct JobWorker: AsyncParsableCommand {
             logger: Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() }))
         emit("ready")
         let done = try await runJobCycles(engine, workers: workers, cycles: cycles, prefix: name)
-        engine.close()
+        await engine.close()
         emit("cycles \(done)")
     }
 }
@@ -408,7 +408,7 @@ extension Runner {
         let cpu = processCPUSeconds() - cpuStart
         let events = try engine.log.lastSeq()
         let commits = engine.log.commitCount
-        engine.close()
+        await engine.close()
         let batch = max(1, Int((Double(events) / Double(max(1, commits))).rounded()))
         let raw = try RawLMDBBaseline.append(
             directory: scratch + "/raw", count: Int(events), batch: batch, valueSize: 300, durability: .durable)
@@ -427,7 +427,7 @@ extension Runner {
     func jobCycleProcesses() async throws {
         let dir = scratch + "/ours"
         // Create the log once so the processes share it.
-        try openEngine("ours").close()
+        try await openEngine("ours").close()
         let processes = (0..<4).map { index -> (Process, Pipe) in
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
@@ -479,7 +479,7 @@ extension Runner {
         let seconds = Double(RawLMDBBaseline.monotonicNanoseconds() - start) / 1e9
         let events = try engine.log.lastSeq()
         let commits = engine.log.commitCount
-        engine.close()
+        await engine.close()
         let batch = max(1, Int((Double(events) / Double(max(1, commits))).rounded()))
         let raw = try RawLMDBBaseline.append(
             directory: scratch + "/raw", count: Int(events), batch: batch, valueSize: 250, durability: .durable)
@@ -536,7 +536,7 @@ extension Runner {
             matches = matches && live == rebuilt
             try? FileManager.default.removeItem(atPath: directory)
         }
-        engine.close()
+        await engine.close()
         let best = runs.min() ?? 0
         try report([
             "scenario": Scenario.rebuild.rawValue, "value": round(Double(events) / best), "unit": "events/s",
@@ -612,7 +612,7 @@ extension Runner {
                     of: engine.log, upTo: seq, snapshots: useSnapshots ? snapshots : nil,
                     scratchDirectory: scratch + "/state-\(label)-\(useSnapshots)", logger: logger)
                 let jobs = try reader.jobs().count
-                reader.log.close()
+                await reader.log.close()
                 let seconds = Double(RawLMDBBaseline.monotonicNanoseconds() - start) / 1e9
                 try report([
                     "scenario": useSnapshots ? "replay-state-at" : "replay-state-at-from-seq-1",
@@ -624,7 +624,7 @@ extension Runner {
         let start = RawLMDBBaseline.monotonicNanoseconds()
         let findings = try DuplicateAudit.run(engine.log)
         let seconds = Double(RawLMDBBaseline.monotonicNanoseconds() - start) / 1e9
-        engine.close()
+        await engine.close()
         try report([
             "scenario": "replay-audit-duplicates", "value": round(seconds, 3), "unit": "s", "events": events,
             "findings": findings.findings.count, "target_value": 10,
@@ -636,7 +636,7 @@ extension Runner {
         let upgradeStart = RawLMDBBaseline.monotonicNanoseconds()
         let upgraded = try EventLog(configuration, logger: logger)
         let upgradeSeconds = Double(RawLMDBBaseline.monotonicNanoseconds() - upgradeStart) / 1e9
-        upgraded.close()
+        await upgraded.close()
         try report([
             "scenario": "projection-upgrade-in-place", "value": round(Double(events) / upgradeSeconds),
             "unit": "events/s",

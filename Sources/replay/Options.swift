@@ -66,21 +66,18 @@ struct AtOption: ParsableArguments {
     @Flag(help: "With --at, rebuild from seq 1 instead of from the nearest snapshot.")
     var noSnapshots = false
 
-    /// A reader over live state, or over state rebuilt up to `--at` (from the nearest snapshot), the snapshot
-    /// it started from, and `cleanup`, which removes the scratch copy.
-    func reader(_ log: EventLog) async throws -> (StateReader, base: StateSnapshots.Entry?, cleanup: () -> Void) {
-        guard let seq = try seq(in: log) else { return (try StateReader.live(log), nil, {}) }
+    /// Runs `body` with a reader over live state, or over state rebuilt up to `--at` (from the nearest
+    /// snapshot) and the snapshot it started from; then closes the rebuilt copy and removes it.
+    func withReader<R>(
+        _ log: EventLog, _ body: (StateReader, StateSnapshots.Entry?) async throws -> R
+    ) async throws -> R {
+        guard let seq = try seq(in: log) else { return try await body(try StateReader.live(log), nil) }
         let scratch = NSTemporaryDirectory() + "replay-state-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
         let snapshots = noSnapshots ? nil : StateSnapshots(logDirectory: log.configuration.directory)
         let (reader, base) = try await Rebuild.state(
             of: log, upTo: seq, snapshots: snapshots, scratchDirectory: scratch, logger: quiet)
-        return (
-            reader, base,
-            {
-                reader.log.close()
-                try? FileManager.default.removeItem(atPath: scratch)
-            }
-        )
+        return try await reader.log.closeAfter { try await body(reader, base) }
     }
 }
 
@@ -88,11 +85,10 @@ struct AtOption: ParsableArguments {
 /// at that point, runs `body`, and cleans up.
 func inspect(_ options: LogOptions, _ at: AtOption, _ body: (StateReader, LogTimestamp) throws -> Void) async throws {
     let log = try options.open()
-    defer { log.close() }
-    let seq = try at.seq(in: log)
-    let (reader, _, cleanup) = try await at.reader(log)
-    defer { cleanup() }
-    try body(reader, try clock(log, upTo: seq))
+    try await log.closeAfter {
+        let seq = try at.seq(in: log)
+        try await at.withReader(log) { reader, _ in try body(reader, try clock(log, upTo: seq)) }
+    }
 }
 
 /// Parses ISO-8601 `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` exactly, to the microsecond (the form replay prints).

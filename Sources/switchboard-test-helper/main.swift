@@ -38,6 +38,12 @@ func payload(writer: String, index: Int, padding: Int = 0) -> [UInt8] {
     Array("{\"i\":\(index),\"pad\":\"\(String(repeating: "x", count: padding))\",\"writer\":\"\(writer)\"}".utf8)
 }
 
+/// Closes `log` off the cooperative pool. (Top-level code prefers the blocking overload of `close()`; a function
+/// declared `async` picks the async one.)
+func closeLog(_ log: EventLog) async {
+    await log.close()
+}
+
 func describe(_ error: any Error) -> String {
     if let error = error as? EventLogError { return "error \(error.code) \(error.message)" }
     return "error other \(error)"
@@ -78,7 +84,7 @@ do {
             try await log.append(events)
             index += n
         }
-        log.close()
+        await closeLog(log)
         say("done \(count)")
 
     case "append-acked":
@@ -98,7 +104,7 @@ do {
                 while true { pause() }
             }
         }
-        log.close()
+        await closeLog(log)
         say("done")
 
     case "tail":
@@ -115,7 +121,7 @@ do {
             received += 1
             if received == count { break }
         }
-        log.close()
+        await closeLog(log)
         say("done \(received)")
 
     case "open":
@@ -132,7 +138,7 @@ do {
         }
         let log = try openLog(options, worker: worker)
         try await log.append([PendingEvent(type: "test.appended", payload: payload(writer: worker, index: 0))])
-        log.close()
+        await closeLog(log)
         say("ok")
 
     case "fill-disk":
@@ -167,7 +173,7 @@ do {
             PendingEvent(type: "test.appended", payload: payload(writer: worker, index: -1))
         ])
         say("after \(seq.lowerBound)")
-        log.close()
+        await closeLog(log)
         say("done")
 
     case "chaos":
@@ -293,7 +299,7 @@ func chaos(_ options: Options, worker: String) async throws {
             if !jobClaims.isEmpty { jobClaims.removeFirst() }
         }
     }
-    engine.close()
+    await engine.close()
     say("done \(commands) \(rejections)")
 }
 

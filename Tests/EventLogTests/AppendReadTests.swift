@@ -32,7 +32,7 @@ struct AppendReadTests {
         #expect(try log.record(at: 2) == b)
         #expect(try log.record(at: 3) == nil)
         #expect(try log.lastSeq() == 2)
-        log.close()
+        await log.close()
     }
 
     @Test func reopenKeepsEveryRecordAndSeqsStayGapless() async throws {
@@ -40,7 +40,7 @@ struct AppendReadTests {
         var log = try openLog(dir.path)
         for i in 0..<50 { try await log.append([testEvent(i)]) }
         try await log.append((50..<100).map { testEvent($0) })
-        log.close()
+        await log.close()
         log = try openLog(dir.path)
         let more = try await log.append([testEvent(100)])
         #expect(more == 101..<102)
@@ -52,7 +52,7 @@ struct AppendReadTests {
             #expect(record.timestamp >= previous)
             previous = record.timestamp
         }
-        log.close()
+        await log.close()
     }
 
     @Test func concurrentAppendersShareCommitsAndKeepTheirOwnOrder() async throws {
@@ -81,7 +81,7 @@ struct AppendReadTests {
         }
         #expect(perWriter.count == tasks)
         for (_, indices) in perWriter { #expect(indices == Array(0..<perTask)) }
-        log.close()
+        await log.close()
     }
 
     @Test func snapshotIsAPointInTimeView() async throws {
@@ -109,7 +109,7 @@ struct AppendReadTests {
         #expect(inside?.0 == 10)
         #expect(inside?.1 == 10)
         #expect(try log.lastSeq() == 11)
-        log.close()
+        await log.close()
     }
 
     @Test func unknownEventTypeIsReadableAsRawRecord() async throws {
@@ -122,7 +122,7 @@ struct AppendReadTests {
         #expect(record.type == "future.event.v9")
         #expect(record.schemaVersion == 9)
         #expect(record.payloadText == "{\"new\":true}")
-        log.close()
+        await log.close()
     }
 
     @Test(arguments: [
@@ -135,6 +135,6 @@ struct AppendReadTests {
         try await log.append([testEvent(0)])
         await #expect(throws: EventLogError(.invalidArgument, "")) { try await log.append([testEvent(1), event]) }
         #expect(try log.lastSeq() == 1)
-        log.close()
+        await log.close()
     }
 }

@@ -11,7 +11,7 @@ struct DurabilityTests {
         let marker = "MARKER-7f3a9c-in-record-11"
         try await log.append([PendingEvent(type: "test.marked", payload: Array("{\"m\":\"\(marker)\"}".utf8))])
         try await log.append((21..<30).map { testEvent($0) })
-        log.close()
+        await log.close()
 
         // Flip a bit of the marker inside data.mdb, as a failing disk would.
         #expect(try corruptEveryOccurrence(of: marker, in: dir.sub("data.mdb")) >= 1)
@@ -25,7 +25,7 @@ struct DurabilityTests {
         #expect(throws: EventLogError(.corruptRecord, "")) { try log.records(from: 1) }
         #expect(try log.records(from: 1, limit: 20).count == 20)
         #expect(try log.records(from: 22).map(\.seq) == Array(22...30))
-        log.close()
+        await log.close()
     }
 
     @Test func aTinyMapGrowsTransparentlyWhileAppending100000Records() async throws {
@@ -46,7 +46,7 @@ struct DurabilityTests {
             }
         }
         #expect(expected == 100_001)
-        log.close()
+        await log.close()
     }
 
     @Test func aFullMapIsAClearErrorAndLosesNothingCommitted() async throws {
@@ -68,12 +68,12 @@ struct DurabilityTests {
         #expect(failure?.code == .mapFull)
         #expect(committed > 0)
         #expect(try log.lastSeq() == committed)
-        log.close()
+        await log.close()
         log = try openLog(dir.path)  // default maximum: the map may grow again
         #expect(try log.lastSeq() == committed)
         #expect(try await log.append([big]).lowerBound == committed + 1)
         #expect(try log.records(from: 1).count == Int(committed) + 1)
-        log.close()
+        await log.close()
     }
 
     @Test func aFullDiskIsAClearErrorAndLosesNothingAcknowledged() async throws {
@@ -93,7 +93,7 @@ struct DurabilityTests {
         let log = try openLog(dir.path)
         let records = try log.records(from: 1)
         #expect(records.map(\.seq) == Array(1...acked.last! + 1))
-        log.close()
+        await log.close()
     }
 
     @Test func aPathThatIsAFileIsNotAnEnvironment() throws {
@@ -124,12 +124,12 @@ struct DurabilityTests {
         // An existing log in a directory `nobody` cannot write: also a clear error, and the log is intact.
         let log = try openLog(dir.sub("existing"))
         try await log.append([testEvent(0)])
-        log.close()
+        await log.close()
         let again = try await runHelper(["open", "--dir", dir.sub("existing"), "--as-user", "nobody"])
         #expect(again.lines.last?.hasPrefix("error permissionDenied") == true, "got \(again.lines)")
         let reopened = try openLog(dir.sub("existing"))
         #expect(try reopened.lastSeq() == 1)
-        reopened.close()
+        await reopened.close()
     }
 
     @Test func openingTheSameLogTwiceInOneProcessIsRefused() throws {

@@ -42,7 +42,7 @@ struct MultiProcessTests {
         #expect(instances.values.allSatisfy { $0.count == 1 })
         let stamps = records.map(\.timestamp)
         #expect(stamps == stamps.sorted(), "the log clock never decreases across processes")
-        log.close()
+        await log.close()
     }
 
     @Test func aWriterKilledInsideItsTransactionNeitherBlocksNorLosesAcknowledgedAppends() async throws {
@@ -75,6 +75,6 @@ struct MultiProcessTests {
         let after = try await runHelper(["append", "--dir", dir.path, "--writer", "next", "--count", "5"])
         #expect(after.status == 0)
         #expect(try log.lastSeq() == 32)
-        log.close()
+        await log.close()
     }
 }

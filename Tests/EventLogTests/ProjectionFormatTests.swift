@@ -46,7 +46,7 @@ struct ProjectionFormatTests {
         let log = try open(dir, Counter(version: 1))
         for i in 1...n { try await log.append([testEvent(i)]) }
         #expect(try count(log) == n)
-        log.close()
+        await log.close()
     }
 
     @Test func aNewLogRecordsItsFormatAndReopensWithoutRebuilding() async throws {
@@ -55,7 +55,7 @@ struct ProjectionFormatTests {
         let log = try open(dir, Counter(version: 1))
         #expect(log.projections == .current)
         #expect(try count(log) == 3)
-        log.close()
+        await log.close()
     }
 
     @Test func anOlderFormatIsRebuiltInPlaceAndItsRetiredTablesDropped() async throws {
@@ -66,12 +66,12 @@ struct ProjectionFormatTests {
         #expect(try count(log) == (1...10).reduce(0, +))  // version 2's value, from every event of the log
         try await log.append([testEvent(100)])
         #expect(try count(log) == 155)
-        log.close()
+        await log.close()
         // The table only version 1 used is gone (opening it again creates it empty).
         let reopened = try open(dir, Counter(version: 2), tables: ["t.v1_only"])
         #expect(try reopened.withSnapshot { try $0.count(reopened.table("t.v1_only")) } == 0)
         #expect(try count(reopened) == 155)
-        reopened.close()
+        await reopened.close()
     }
 
     @Test func theInPlaceRebuildAppliesEveryRecordOnceAcrossItsBatches() async throws {
@@ -81,26 +81,26 @@ struct ProjectionFormatTests {
         for first in stride(from: 1, through: n, by: 1_000) {
             try await plain.append((first...min(n, first + 999)).map { testEvent($0) })
         }
-        plain.close()
+        await plain.close()
         let log = try open(dir, Counter(version: 2))
         #expect(try count(log) == n * (n + 1) / 2)
-        log.close()
+        await log.close()
     }
 
     @Test func tablesOfALogWrittenWithoutAProjectorAreBuiltOnOpen() async throws {
         let dir = TemporaryDirectory()
         let plain = try open(dir, nil)
         for i in 1...4 { try await plain.append([testEvent(i)]) }
-        plain.close()
+        await plain.close()
         let log = try open(dir, Counter(version: 2))
         #expect(try count(log) == 10)
-        log.close()
+        await log.close()
     }
 
     @Test func aNewerFormatIsRefusedSoAnOlderBuildCannotWriteOverIt() async throws {
         let dir = TemporaryDirectory()
         try await written(dir, 2)
-        try open(dir, Counter(version: 2)).close()
+        try await open(dir, Counter(version: 2)).close()
         #expect {
             try open(dir, Counter(version: 1))
         } throws: { error in
@@ -120,9 +120,9 @@ struct ProjectionFormatTests {
         // A writer whose format is not the stored one must not write its layout over it.
         await #expect(throws: EventLogError(.versionMismatch, "")) { try await log.append([testEvent(6)]) }
         #expect(try log.lastSeq() == 5)
-        log.close()
+        await log.close()
         let upgraded = try open(dir, Counter(version: 2))
         #expect(try count(upgraded) == 15)
-        upgraded.close()
+        await upgraded.close()
     }
 }

@@ -24,7 +24,7 @@ struct TailTests {
         #expect(status == 0)
         #expect(Self.seqs(lines) == Array(1...310))
         #expect(lines.last == "done 310")
-        log.close()
+        await log.close()
     }
 
     @Test func aLateReaderCatchesUpFromItsCheckpointThenGoesLive() async throws {
@@ -47,7 +47,7 @@ struct TailTests {
         #expect(status == 0)
         #expect(Self.seqs(rest) == Array(101...130))
         #expect(try log.checkpoint("reader-a") == 130)
-        log.close()
+        await log.close()
     }
 
     @Test func aTailInThisProcessWakesOnCommitAndEndsOnCancel() async throws {
@@ -66,7 +66,7 @@ struct TailTests {
         reader.cancel()
         #expect(await iterator.next() == nil)
         try await reader.value
-        log.close()
+        await log.close()
     }
 
     @Test func aTailWakesByPollingWhenNoDoorbellRings() async throws {
@@ -88,7 +88,7 @@ struct TailTests {
         #expect(await iterator.next() == 3)
         #expect(await iterator.next() == 4)
         reader.cancel()
-        log.close()
+        await log.close()
     }
 }
 
@@ -105,7 +105,7 @@ struct CloseTests {
         }
         var iterator = received.makeAsyncIterator()
         #expect(await iterator.next() == 1)
-        log.close()
+        await log.close()
         // The tail waiting at the end of the log ends instead of touching a closed environment.
         #expect(await iterator.next() == nil)
         try await reader.value
@@ -114,6 +114,90 @@ struct CloseTests {
         // Closed for good in this process: it can be opened again.
         let again = try openLog(dir.path)
         #expect(try again.lastSeq() == 1)
-        again.close()
+        await again.close()
+    }
+
+    @Test func withLogClosesTheLogAndRemovesItsDirectoryWhenTheBodyThrows() async throws {
+        struct Failed: Error {}
+        var opened: EventLog?
+        var directory = ""
+        do {
+            try await withLog { log in
+                opened = log
+                directory = log.configuration.directory
+                try await log.append([testEvent(0)])
+                throw Failed()
+            }
+            Issue.record("withLog did not rethrow the body's error")
+        } catch is Failed {}
+        let log = try #require(opened)
+        #expect(!directory.isEmpty)
+        // The writer thread has ended (appends are refused), the environment is closed, the directory is gone.
+        await #expect(throws: EventLogError(.closed, "")) { try await log.append([testEvent(1)]) }
+        #expect(throws: EventLogError(.closed, "")) { try log.lastSeq() }
+        #expect(!FileManager.default.fileExists(atPath: directory))
+    }
+}
+
+@Suite("Closing while tails wait and appends run", .timeLimit(.minutes(3)))
+struct CloseRaceTests {
+    /// How one tail ended.
+    enum TailEnd: Equatable { case finished, closed }
+
+    @Test func closeRacingWaitingTailsAndAppendsEndsEveryTailAndReturns() async throws {
+        for iteration in 0..<200 {
+            let dir = TemporaryDirectory()
+            let log = try openLog(dir.path) {
+                $0.durability = .unsynced
+                $0.pollInterval = .milliseconds(10)
+            }
+            try await log.append([testEvent(0)])
+            let ends = try await withDeadline(.seconds(10), "close racing tails (iteration \(iteration))") {
+                try await withThrowingTaskGroup(of: TailEnd?.self) { group in
+                    // Tails that wait at the end of the log for the next record.
+                    for _ in 0..<3 {
+                        group.addTask {
+                            do {
+                                for try await _ in log.tail(from: 2) {}
+                                return .finished
+                            } catch let error as EventLogError where error.code == .closed {
+                                return .closed
+                            }
+                        }
+                    }
+                    // Appends until the log refuses them.
+                    for writer in 0..<2 {
+                        group.addTask {
+                            var i = 1
+                            while true {
+                                do {
+                                    try await log.append([testEvent(i, writer: "w\(writer)")])
+                                } catch let error as EventLogError where error.code == .closed {
+                                    return nil
+                                }
+                                i += 1
+                            }
+                        }
+                    }
+                    // Two closers at once, at a varying point of the race: closing is idempotent.
+                    for closer in 0..<2 {
+                        group.addTask {
+                            for _ in 0..<((iteration + closer) % 7) { await Task.yield() }
+                            await log.close()
+                            return nil
+                        }
+                    }
+                    var ends: [TailEnd] = []
+                    for try await end in group { if let end { ends.append(end) } }
+                    return ends
+                }
+            }
+            #expect(ends.count == 3)
+            #expect(throws: EventLogError(.closed, "")) { try log.lastSeq() }
+            // Closed for good: the environment can be opened again in this process.
+            let again = try openLog(dir.path)
+            #expect(try again.lastSeq() >= 1)
+            await again.close()
+        }
     }
 }

@@ -40,7 +40,7 @@ struct TransactTests {
             try JSONDecoder().decode([String: Int].self, from: Data(record.payload))["to"]!
         }
         #expect(decided == Array(1...200))
-        log.close()
+        await log.close()
     }
 
     @Test func aRejectedCommandRollsBackOnlyItsOwnChanges() async throws {
@@ -79,7 +79,7 @@ struct TransactTests {
                 #expect((stored != nil) == (n % 3 != 0))
             }
         }
-        log.close()
+        await log.close()
     }
 
     @Test func contextReportsSeqsTimeAndReadsItsOwnAppends() async throws {
@@ -98,7 +98,7 @@ struct TransactTests {
         #expect(committed.seqs == 2..<4)
         let stored = try #require(try log.record(at: 3))
         #expect(stored.timestamp == committed.timestamp)
-        log.close()
+        await log.close()
     }
 
     @Test func logClockNeverGoesBackwardsEvenWhenTheWallClockDoes() async throws {
@@ -108,7 +108,7 @@ struct TransactTests {
         let ahead = LogTimestamp.wallClock().advanced(by: .seconds(3600))
         var log = try openLog(dir.path) { $0.wallClock = { ahead } }
         try await log.append([testEvent(0)])
-        log.close()
+        await log.close()
         log = try openLog(dir.path)
         let committed = try await log.transact { context in context.now }
         #expect(committed.value == ahead)
@@ -116,6 +116,6 @@ struct TransactTests {
         let stamps = try log.records(from: 1).map(\.timestamp)
         #expect(stamps.count == 2)
         #expect(stamps.allSatisfy { $0 == ahead })
-        log.close()
+        await log.close()
     }
 }

@@ -88,6 +88,6 @@ struct ChaosPropertyTests {
             #expect(
                 unsafe.contains { $0.kind == kind && $0.subject == subject && $0.seqs.last == seq }, "\(unsafe)")
         }
-        engine.close()
+        await engine.close()
     }
 }

@@ -24,7 +24,7 @@ import Testing
         let failed = try engine.recorded(JobFailed.self)
         #expect(failed.map(\.reason) == (stale ? ["claim_expired"] : []))
         #expect(try engine.job("job-1")?.status == (stale ? .pending : .running))
-        fixture.close()
+        await fixture.close()
     }
 
     @Test(arguments: staleOffsets)
@@ -39,7 +39,7 @@ import Testing
 
         #expect((other.grant != nil) == stale)
         #expect(try engine.recorded(LeaseExpired.eventType).count == (stale ? 1 : 0))
-        fixture.close()
+        await fixture.close()
     }
 
     @Test(arguments: staleOffsets)
@@ -54,7 +54,7 @@ import Testing
         _ = try await engine.claimDelivery(channel: "web", accountID: "main", leaseToken: lease)
 
         #expect(try engine.delivery("d-k1")?.status == (stale ? .pending : .claimed))
-        fixture.close()
+        await fixture.close()
     }
 
     // MARK: Stale action with max 3: attempt 1 → requeue, 2 → requeue, 3 → fail (dead)
@@ -95,7 +95,7 @@ import Testing
         let dead = try #require(try engine.recorded(JobDead.self).first)
         #expect(dead.attempts == 3)
         #expect(dead.lastReason == (ending == .failed ? "network" : "claim_expired"))
-        fixture.close()
+        await fixture.close()
     }
 
     // MARK: canRetry: attempts left → retry; none left → no retry
@@ -119,7 +119,7 @@ import Testing
 
         #expect(claims == maxAttempts)
         #expect(try engine.job("job-1")?.status == .dead)
-        fixture.close()
+        await fixture.close()
     }
 
     // MARK: Conversation guard
@@ -176,7 +176,7 @@ import Testing
         let claim = try await engine.claimJob()
 
         #expect(claim?.job.jobID == expected)
-        fixture.close()
+        await fixture.close()
     }
 
     // MARK: Heartbeat valid only for the current claim
@@ -212,7 +212,7 @@ import Testing
                 == .rejected(reason: "wrong_state", currentToken: takeover.token))
         #expect(try await engine.heartbeatJob("job-nope", token: 1) == .rejected(reason: "unknown", currentToken: nil))
         #expect(try engine.recorded(JobHeartbeat.self).map(\.token) == [claim.token, takeover.token])
-        fixture.close()
+        await fixture.close()
     }
 
     // MARK: Dedupe contract
@@ -226,7 +226,7 @@ import Testing
         let accepted = try #require(result.accepted)
         #expect(accepted.messageSeq == (try engine.onlySeq(of: MessageReceived.eventType)))
         #expect(accepted.jobID != nil)
-        fixture.close()
+        await fixture.close()
     }
 
     @Test(arguments: [0, 1, 24 * 3600, 48 * 3600 + 1, 365 * 24 * 3600] as [Int64])
@@ -241,7 +241,7 @@ import Testing
         #expect(again == .duplicate(firstSeq: first.messageSeq))
         #expect(try engine.recorded(MessageReceived.eventType).count == 1)
         #expect(try engine.recorded(JobEnqueued.eventType).count == 1)
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func dedupe_differentIDsAreIndependent() async throws {
@@ -253,7 +253,7 @@ import Testing
 
         #expect(a.accepted != nil && b.accepted != nil)
         #expect(try engine.recorded(JobEnqueued.eventType).count == 2)
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func dedupe_sameIDOnADifferentChannelIsIndependent() async throws {
@@ -265,7 +265,7 @@ import Testing
 
         #expect(a.accepted != nil && b.accepted != nil)
         #expect(try engine.recorded(MessageReceived.eventType).count == 2)
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func dedupe_storeGrowsOnlyOnUniqueKeys() async throws {
@@ -284,7 +284,7 @@ import Testing
         #expect(duplicates == 4)
         #expect(try engine.recorded(MessageReceived.eventType).count == 4)
         #expect(try engine.recorded(JobEnqueued.eventType).count == 4)
-        fixture.close()
+        await fixture.close()
     }
 
     // MARK: Constants
@@ -313,6 +313,6 @@ import Testing
         let delivery = try await engine.mustClaimDelivery(channel: "web", accountID: "main", leaseToken: lease)
         #expect(delivery.visibleUntil == fixture.now.advanced(by: .seconds(120)))
         #expect(delivery.delivery.maxAttempts == 5)
-        fixture.close()
+        await fixture.close()
     }
 }

@@ -43,7 +43,7 @@ func deciderDelivery(_ key: String, to recipient: String, channel: String = "web
         #expect(try engine.recorded(DeliveryEnqueued.eventType).count == 1)
         #expect(try engine.delivery("d-other") == nil)
         #expect(try engine.deliveries(.pending).map(\.deliveryID) == ["d-msg-1:0"])
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func claimWithTheCurrentLeaseTokenGivesAClaimFencedByItsSeq() async throws {
@@ -61,7 +61,7 @@ func deciderDelivery(_ key: String, to recipient: String, channel: String = "web
         #expect(event.leaseResource == "web/main" && event.leaseToken == lease)
         let state = try #require(try engine.delivery("d-k1"))
         #expect(state.status == .claimed && state.token == claim.token && state.leaseToken == lease)
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func claimWithoutTheAccountLeaseIsRejected() async throws {
@@ -95,7 +95,7 @@ func deciderDelivery(_ key: String, to recipient: String, channel: String = "web
         #expect(rejected.allSatisfy { $0.command == "delivery.claim" && $0.subject == "web/main" })
         #expect(try engine.recorded(DeliveryClaimed.eventType).isEmpty)
         #expect(try engine.delivery("d-k1")?.status == .pending)
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func attemptWithTheCurrentTokensIsAccepted() async throws {
@@ -111,7 +111,7 @@ func deciderDelivery(_ key: String, to recipient: String, channel: String = "web
         #expect(try engine.delivery("d-k1")?.status == .attempting)
         let attempted = try #require(try engine.recorded(DeliveryAttempted.self).first)
         #expect(attempted.token == claim.token && attempted.leaseToken == lease && attempted.attempt == 1)
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func attemptWithAStaleDeliveryTokenIsRejected() async throws {
@@ -135,7 +135,7 @@ func deciderDelivery(_ key: String, to recipient: String, channel: String = "web
         #expect(rejected.presentedToken == first.token && rejected.currentToken == second.token)
         #expect(try engine.recorded(DeliveryAttempted.eventType).isEmpty)
         #expect(try engine.delivery("d-k1")?.status == .claimed)
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func attemptUnderALeaseThatExpiredAndWentToAnotherOwnerIsRejected() async throws {
@@ -162,7 +162,7 @@ func deciderDelivery(_ key: String, to recipient: String, channel: String = "web
         #expect(rejected.last?.presentedLeaseToken == lease)
         #expect(try engine.recorded(DeliveryAttempted.eventType).isEmpty)
         #expect(try engine.delivery("d-k1")?.status == .claimed)
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func sentMarksTheDeliverySent() async throws {
@@ -182,7 +182,7 @@ func deciderDelivery(_ key: String, to recipient: String, channel: String = "web
         #expect(
             try await engine.claimDelivery(channel: "web", accountID: "main", leaseToken: lease)
                 == .empty(retryAt: nil))
-        fixture.close()
+        await fixture.close()
     }
 
     /// A transient failure is retried no earlier than the provider's `retry_after` and the backoff.
@@ -220,7 +220,7 @@ func deciderDelivery(_ key: String, to recipient: String, channel: String = "web
         fixture.clock.advance(.microseconds(1))
         let again = try await engine.mustClaimDelivery(channel: "web", accountID: "main", leaseToken: lease)
         #expect(again.attempt == 2 && again.token > claim.token)
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func permanentFailureFailsTheDeliveryForGood() async throws {
@@ -242,7 +242,7 @@ func deciderDelivery(_ key: String, to recipient: String, channel: String = "web
         #expect(
             try await engine.claimDelivery(channel: "web", accountID: "main", leaseToken: lease)
                 == .empty(retryAt: nil))
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func deliveryFailsForGoodAfterFiveAttempts() async throws {
@@ -271,7 +271,7 @@ func deciderDelivery(_ key: String, to recipient: String, channel: String = "web
         #expect(
             try await engine.claimDelivery(channel: "web", accountID: "main", leaseToken: lease)
                 == .empty(retryAt: nil))
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func uncertainDeliveryIsListedAndNeverClaimedAgain() async throws {
@@ -293,7 +293,7 @@ func deciderDelivery(_ key: String, to recipient: String, channel: String = "web
                 == .empty(retryAt: nil))
         #expect(try engine.recorded(DeliveryClaimed.eventType).count == 1)
         #expect(try engine.delivery("d-k1")?.status == .uncertain)
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func claimExpiringBeforeAnyAttemptIsPendingAgainAtTheNextClaim() async throws {
@@ -318,7 +318,7 @@ func deciderDelivery(_ key: String, to recipient: String, channel: String = "web
         fixture.advance(to: state.notBefore)
         let again = try await engine.mustClaimDelivery(channel: "web", accountID: "main", leaseToken: lease)
         #expect(again.attempt == 2 && again.token > claim.token)
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func claimExpiringAfterTheAttemptIsUncertainAndNotResent() async throws {
@@ -342,7 +342,7 @@ func deciderDelivery(_ key: String, to recipient: String, channel: String = "web
             try await engine.claimDelivery(channel: "web", accountID: "main", leaseToken: lease)
                 == .empty(retryAt: nil))
         #expect(try engine.recorded(DeliveryClaimed.eventType).count == 1)
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func deliveriesToOneRecipientGoOutInOrderWhileOthersProceed() async throws {
@@ -377,7 +377,7 @@ func deciderDelivery(_ key: String, to recipient: String, channel: String = "web
         _ = try await engine.deliverySent("d-k1", token: retry.token, providerMessageID: nil)
         let last = try await engine.mustClaimDelivery(channel: "web", accountID: "main", leaseToken: lease)
         #expect(last.delivery.deliveryID == "d-k2")
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func whatsappSpacesSendsToOneUserBySixSeconds() async throws {
@@ -405,7 +405,7 @@ func deciderDelivery(_ key: String, to recipient: String, channel: String = "web
         fixture.clock.advance(.microseconds(1))
         let second = try await engine.mustClaimDelivery(channel: "whatsapp", accountID: "main", leaseToken: lease)
         #expect(second.delivery.deliveryID == "d-k2")
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func telegramGroupGetsAtMostTwentyMessagesPerMinute() async throws {
@@ -439,7 +439,7 @@ func deciderDelivery(_ key: String, to recipient: String, channel: String = "web
         fixture.clock.advance(.microseconds(1))
         let last = try await engine.mustClaimDelivery(channel: "telegram", accountID: "main", leaseToken: lease)
         #expect(last.delivery.deliveryID == "d-g20")
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func accountWideLimitBlocksAThirdSendWithinTheWindow() async throws {
@@ -469,7 +469,7 @@ func deciderDelivery(_ key: String, to recipient: String, channel: String = "web
         fixture.clock.advance(.microseconds(1))
         let third = try await engine.mustClaimDelivery(channel: "whatsapp", accountID: "main", leaseToken: lease)
         #expect(third.delivery.deliveryID == "d-k3")
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func defaultDeliverySettings() {

@@ -24,8 +24,8 @@ struct DeciderFixture {
     }
 
     /// Closes the engine; the directory is kept alive until then.
-    func close() {
-        engine.close()
+    func close() async {
+        await engine.close()
         withExtendedLifetime(directory) {}
     }
 }

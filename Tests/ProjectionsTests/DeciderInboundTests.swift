@@ -37,7 +37,7 @@ func deciderMessage(
         #expect(try engine.recorded(JobEnqueued.self).first?.triggeringMessageSeq == accepted.messageSeq)
         #expect(try engine.job(jobID)?.conversationID == accepted.conversationID)
         #expect(try engine.history(accepted.conversationID).map(\.text) == ["text of 111:7"])
-        fixture.close()
+        await fixture.close()
     }
 
     @Test(arguments: [
@@ -66,7 +66,7 @@ func deciderMessage(
         #expect(
             try await engine.ingest(deciderMessage("m-1", channel: "telegram", account: "bot"))
                 == .duplicate(firstSeq: a.messageSeq))
-        fixture.close()
+        await fixture.close()
     }
 
     /// Original weak point §10.11: one shared conversation per channel account leaked between senders.
@@ -95,7 +95,7 @@ func deciderMessage(
                 .accepted)
         #expect(again.conversationID == alice.conversationID)
         #expect(try engine.history(bob.conversationID).count == 1)
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func allowlistRecordsAnUnknownSendersMessageWithoutAJob() async throws {
@@ -121,7 +121,7 @@ func deciderMessage(
         let jobID = try #require(second.jobID)
         #expect(try engine.recorded(JobEnqueued.self).map(\.jobID) == [jobID])
         #expect(try engine.recorded(JobEnqueued.self).first?.triggeringMessageSeq == second.messageSeq)
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func blockedContactsMessagesStartNoJob() async throws {
@@ -135,7 +135,7 @@ func deciderMessage(
         #expect(result.contactStatus == "blocked")
         #expect(result.jobID == nil)
         #expect(try engine.recorded(JobEnqueued.eventType).isEmpty)
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func pairingAllowsTheContactOnlyWithTheRightCode() async throws {
@@ -164,7 +164,7 @@ func deciderMessage(
         #expect(!payloads.contains { $0.contains("123456") })
         // The paired contact's next message starts a job.
         #expect(try await engine.ingest(deciderMessage("222:2", from: "222")).accepted?.jobID != nil)
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func historyReturnsTheConversationsUserMessagesInOrder() async throws {
@@ -188,6 +188,6 @@ func deciderMessage(
         #expect(history.map(\.time) == history.map(\.time).sorted())
         #expect(try engine.history(conversation, limit: 2).map(\.text) == ["two", "three"])
         #expect(try engine.conversation(conversation)?.messageCount == 3)
-        fixture.close()
+        await fixture.close()
     }
 }

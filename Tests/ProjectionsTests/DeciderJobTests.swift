@@ -27,7 +27,7 @@ func deciderJob(
         #expect(try engine.recorded(JobEnqueued.eventType).count == 1)
         #expect(try engine.job("job-2") == nil)
         #expect(try engine.jobs(.pending).map(\.jobID) == ["job-1"])
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func claimTokenIsTheSeqOfJobClaimedWithAttemptOneAndSixtySecondsVisibility() async throws {
@@ -52,7 +52,7 @@ func deciderJob(
         #expect(try engine.jobs(.pending).isEmpty)
         // Nothing else to claim.
         #expect(try await engine.claimJob() == nil)
-        fixture.close()
+        await fixture.close()
     }
 
     enum TokenCommand: String, CaseIterable, Sendable {
@@ -92,7 +92,7 @@ func deciderJob(
         // Only the rejection was appended, and the job is exactly as it was.
         #expect(try engine.log.lastSeq() == recordsBefore + 1)
         #expect(try engine.job("job-1") == before)
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func completeWithTheCurrentTokenCompletesTheJob() async throws {
@@ -114,7 +114,7 @@ func deciderJob(
         // A completed job is not claimable and cannot be completed twice.
         #expect(try await engine.claimJob() == nil)
         #expect(try await engine.completeJob("job-1", token: claim.token) != .accepted)
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func heartbeatWithTheCurrentTokenExtendsTheClaim() async throws {
@@ -134,7 +134,7 @@ func deciderJob(
         #expect(try await engine.claimJob() == nil)
         #expect(try engine.recorded(JobFailed.eventType).isEmpty)
         #expect(try await engine.completeJob("job-1", token: claim.token) == .accepted)
-        fixture.close()
+        await fixture.close()
     }
 
     /// `job.heartbeat` is documented as "accepted only while token is the job's current, unexpired claim"
@@ -150,7 +150,7 @@ func deciderJob(
 
         #expect(result != .accepted, "an expired claim was revived by a heartbeat")
         #expect(try engine.recorded(JobHeartbeat.eventType).isEmpty)
-        fixture.close()
+        await fixture.close()
     }
 
     @Test(arguments: [(1, 1), (2, 2)])
@@ -167,7 +167,7 @@ func deciderJob(
                 "job-1", token: claim.token, reason: "server_error", message: "HTTP 503", retryable: true)
             guard case .retried(let next) = outcome else {
                 Issue.record("attempt \(attempt) was not retried: \(outcome)")
-                fixture.close()
+                await fixture.close()
                 return
             }
             notBefore = next
@@ -188,7 +188,7 @@ func deciderJob(
         #expect(try await engine.claimJob() == nil)
         fixture.clock.advance(.microseconds(1))
         #expect(try await engine.claimJob()?.attempt == failures + 1)
-        fixture.close()
+        await fixture.close()
     }
 
     @Test(
@@ -247,7 +247,7 @@ func deciderJob(
         #expect(claim.job.jobID == "job-1" && claim.attempt == 1)
         // A job that is not dead cannot be requeued.
         #expect(try await engine.requeueJob("job-1", byOperator: "ops", reason: "again") != .accepted)
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func nonRetryableFailureIsDeadAtOnce() async throws {
@@ -266,7 +266,7 @@ func deciderJob(
         #expect(try engine.recorded(JobDead.self).first?.attempts == 1)
         fixture.clock.advance(.seconds(3600))
         #expect(try await engine.claimJob() == nil)
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func expiredClaimIsReclaimedByTheNextClaimAndTheOldTokenIsFencedOff() async throws {
@@ -313,7 +313,7 @@ func deciderJob(
         #expect(try engine.recorded(CommandRejected.self).map(\.command) == ["job.complete", "job.heartbeat"])
         #expect(try engine.job("job-1")?.status == .running)
         #expect(try await engine.completeJob("job-1", token: reclaim.token, as: rescuer) == .accepted)
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func claimRespectsRunAt() async throws {
@@ -329,7 +329,7 @@ func deciderJob(
         #expect(try await engine.claimJob() == nil)
         fixture.clock.advance(.microseconds(1))
         #expect(try await engine.claimJob()?.job.jobID == "job-later")
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func scheduledJobDoesNotHoldBackJobsThatAreDue() async throws {
@@ -342,7 +342,7 @@ func deciderJob(
 
         #expect(try await engine.claimJob()?.job.jobID == "job-now")
         #expect(try await engine.claimJob() == nil)
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func claimTakesHigherPriorityFirstThenFIFO() async throws {
@@ -362,7 +362,7 @@ func deciderJob(
         while let claim = try await engine.claimJob() { order.append(claim.job.jobID) }
 
         #expect(order == ["job-a", "job-b", "job-e", "job-d", "job-c", "job-low"])
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func runningJobExcludesOtherJobsOfItsConversationOnly() async throws {
@@ -378,7 +378,7 @@ func deciderJob(
 
         #expect(try await engine.completeJob("job-a", token: a.token) == .accepted)
         #expect(try await engine.claimJob()?.job.jobID == "job-b")
-        fixture.close()
+        await fixture.close()
     }
 
     /// Original weak point §10.7: a parent waiting for its sub-agent blocked the sub-agent's claim.
@@ -407,6 +407,6 @@ func deciderJob(
         }
         #expect(parent.job.jobID == "job-parent")
         #expect(try await engine.claimJob()?.job.jobID == "job-unrelated")
-        fixture.close()
+        await fixture.close()
     }
 }

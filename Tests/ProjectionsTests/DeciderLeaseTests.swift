@@ -26,7 +26,7 @@ import Testing
         #expect(event.ownerWorkerID == "wa-1" && event.ownerInstance == "A")
         let lease = try #require(try engine.lease(resource))
         #expect(lease.held && lease.token == acquiredSeq && lease.owner == ownerA)
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func acquireByThisProcessUsesTheEngineOwner() async throws {
@@ -38,7 +38,7 @@ import Testing
         #expect(grant.owner == engine.owner)
         #expect(engine.owner.workerID == "core-7")
         #expect(try engine.lease(resource)?.owner == engine.owner)
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func secondOwnerIsDeniedAsHeldAndToldTheHolder() async throws {
@@ -56,7 +56,7 @@ import Testing
         #expect(denied.first?.holderToken == first.token)
         #expect(try engine.recorded(LeaseAcquired.eventType).count == 1)
         #expect(try engine.lease(resource)?.owner == ownerA)
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func sameOwnerReacquiringKeepsTheTokenAndExtendsTheExpiry() async throws {
@@ -72,7 +72,7 @@ import Testing
         #expect(again.expiresAt > first.expiresAt)
         #expect(try engine.recorded(LeaseAcquired.eventType).count == 1)
         #expect(try engine.lease(resource)?.expiresAt == again.expiresAt)
-        fixture.close()
+        await fixture.close()
     }
 
     /// A rolling deploy: both containers run with `WORKER_ID=wa-1` (original weak point §10.3).
@@ -89,7 +89,7 @@ import Testing
         let release = try await engine.releaseLease(resource, token: held.token, as: new)
         guard case .denied(let reason, _) = release else {
             Issue.record("the other instance released the lease: \(release)")
-            fixture.close()
+            await fixture.close()
             return
         }
         #expect(reason == "not_owner")
@@ -102,7 +102,7 @@ import Testing
         #expect(try engine.recorded(LeaseRenewed.eventType).isEmpty)
         // Still held by the old instance: a third party is told so.
         #expect(try await engine.acquireLease(resource, as: ownerB) == .denied(reason: "held", holder: held))
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func renewWithTheCurrentTokenExtends() async throws {
@@ -119,7 +119,7 @@ import Testing
         let event = try #require(try engine.recorded(LeaseRenewed.self).first)
         #expect(event.token == first.token && event.expiresAt == grant.expiresAt)
         #expect(try engine.lease(resource)?.expiresAt == grant.expiresAt)
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func renewWithAStaleTokenIsDenied() async throws {
@@ -135,7 +135,7 @@ import Testing
         #expect(renewed == .denied(reason: "stale_token", holder: current))
         #expect(try engine.recorded(LeaseDenied.self).last?.presentedToken == old)
         #expect(try engine.lease(resource)?.expiresAt == current.expiresAt)
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func leaseIsLiveAtExactlyExpiresAtAndExpiredOneMicrosecondLater() async throws {
@@ -158,7 +158,7 @@ import Testing
         #expect(expired.first?.ownerInstance == "A")
         #expect(try engine.lease(resource)?.held == false)
         #expect(try engine.recorded(LeaseRenewed.eventType).isEmpty)
-        fixture.close()
+        await fixture.close()
     }
 
     @Test(arguments: [false, true])
@@ -185,7 +185,7 @@ import Testing
         #expect(try await engine.renewLease(resource, token: first.token, as: ownerA).grant == nil)
         #expect(try engine.lease(resource)?.owner == next)
         #expect(try engine.lease(resource)?.token == second.token)
-        fixture.close()
+        await fixture.close()
     }
 
     @Test func releaseFreesTheLeaseForTheNextAcquirerWithAGreaterToken() async throws {
@@ -204,7 +204,7 @@ import Testing
         #expect(try await engine.releaseLease(resource, token: first, as: ownerA).grant == nil)
         #expect(try engine.lease(resource)?.held == true)
         #expect(try engine.lease(resource)?.token == next)
-        fixture.close()
+        await fixture.close()
     }
 
     @Test(arguments: [

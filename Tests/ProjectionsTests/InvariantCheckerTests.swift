@@ -35,7 +35,7 @@ struct InvariantCheckerTests {
         let checker = try InvariantChecker.check(engine.log)
         #expect(checker.violations.map(\.kind.rawValue) == ["two_lease_holders"])
         #expect(checker.violations.first?.seqs == [1, 2])
-        engine.close()
+        await engine.close()
     }
 
     @Test func aSendUnderAnExpiredLeaseAndAStaleCompletionAreFound() async throws {
@@ -67,7 +67,7 @@ struct InvariantCheckerTests {
         let checker = try InvariantChecker.check(engine.log)
         #expect(checker.violations.map(\.kind.rawValue) == ["send_after_lease_expiry", "stale_job_token"])
         #expect(checker.violations.first?.seqs == [1, 3, 4])
-        engine.close()
+        await engine.close()
     }
 
     @Test func aTamperedProjectionNoLongerMatchesItsRebuild() async throws {
@@ -86,7 +86,7 @@ struct InvariantCheckerTests {
         #expect(try engine.digest() != rebuilt)
         let again = try await Rebuild.digest(of: engine.log, scratchDirectory: dir.sub("scratch2"), logger: quietLogger)
         #expect(again == rebuilt, "the log itself is unchanged")
-        engine.close()
+        await engine.close()
     }
 }
 

@@ -61,7 +61,7 @@ struct PayloadDecoderDifferentialTests {
             guard let kind = EventCatalog.types[record.type] else { continue }
             #expect(try Self.same(kind, record.payload), "seq \(record.seq) \(record.type): \(record.payloadText)")
         }
-        engine.close()
+        await engine.close()
     }
 }
 

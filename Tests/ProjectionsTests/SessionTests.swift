@@ -36,7 +36,7 @@ struct SessionTests {
             let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
             #expect(bytes.range(of: Self.secret) == nil, "plaintext secret found in \(file)")
         }
-        engine.close()
+        await engine.close()
     }
 
     @Test(arguments: [SessionBackend.log, .local])
@@ -62,7 +62,7 @@ struct SessionTests {
             ["creds": Data([8])], namespace: "whatsapp/default", leaseToken: grant.token, as: holder)
         #expect(stale == .rejected(reason: "stale_lease"))
         #expect(try store.value("creds", namespace: "whatsapp/default") == Data([1]))
-        engine.close()
+        await engine.close()
     }
 
     @Test func aBatchIsOneAtomicCommitInTheLog() async throws {
@@ -77,7 +77,7 @@ struct SessionTests {
         #expect(sets.count == 20)
         #expect(Set(sets.map(\.timestamp)).count == 1, "one write transaction")
         #expect(sets.map(\.seq) == Array(sets[0].seq...sets[0].seq + 19))
-        engine.close()
+        await engine.close()
     }
 
     @Test func aWrongKeyIsAClearErrorNotGarbage() async throws {
@@ -86,13 +86,13 @@ struct SessionTests {
         let grant = try #require(try await engine.acquireLease("whatsapp/default").grant)
         _ = try await SessionStore(backend: .log, engine: engine).write(
             ["creds": Self.secret], namespace: "whatsapp/default", leaseToken: grant.token)
-        engine.close()
+        await engine.close()
         let other = Data(repeating: 7, count: 32).base64EncodedString()
         engine = try openEngine(dir.sub("log"), sessionKey: other)
         #expect(throws: ProjectionError(.crypto, "")) {
             try SessionStore(backend: .log, engine: engine).value("creds", namespace: "whatsapp/default")
         }
-        engine.close()
+        await engine.close()
     }
 
     @Test(arguments: ["short", "bm90IDMyIGJ5dGVz", ""])

@@ -43,7 +43,7 @@ struct StoredFormatFixtureTests {
         let rebuilt = try await Rebuild.digest(of: log, scratchDirectory: dir.sub("scratch"), logger: quietLogger)
         #expect(try StateReader(log: log).digest() == rebuilt)
         #expect(try InvariantChecker.check(log).violations.isEmpty)
-        log.close()
+        await log.close()
     }
 
     @Test func aWriterOfThisBuildAppendsToTheOldLogWithoutARebuild() async throws {
@@ -58,6 +58,6 @@ struct StoredFormatFixtureTests {
         let rebuilt = try await Rebuild.digest(
             of: engine.log, scratchDirectory: dir.sub("scratch"), logger: quietLogger)
         #expect(try engine.digest() == rebuilt)
-        engine.close()
+        await engine.close()
     }
 }

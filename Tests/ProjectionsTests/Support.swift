@@ -19,6 +19,18 @@ func openEngine(
     return try Switchboard(configuration, settings: settings, sessionKeyBase64: sessionKey, logger: quietLogger)
 }
 
+/// Runs `body` with an engine on a fresh log in a temporary directory, then closes the engine and removes the
+/// directory, whether `body` returned or threw.
+func withEngine<R>(
+    isolation: isolated (any Actor)? = #isolation, worker: String = "tester", settings: EngineSettings = .defaults(),
+    clock: TestClock? = nil, _ body: (Switchboard) async throws -> R
+) async throws -> R {
+    let directory = TemporaryDirectory()
+    defer { withExtendedLifetime(directory) {} }  // removed once the engine is closed
+    let engine = try openEngine(directory.path, worker: worker, settings: settings, clock: clock)
+    return try await engine.log.closeAfter { try await body(engine) }
+}
+
 /// A settable wall clock for deciders under test.
 final class TestClock: @unchecked Sendable {  // @unchecked: `lock` guards `current`.
     private let lock = NSLock()

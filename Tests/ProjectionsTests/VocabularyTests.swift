@@ -79,7 +79,7 @@ struct VocabularyTests {
                 parentJobID: nil, rootJobID: nil, priority: 0, runAt: nil, maxAttempts: 3, payload: [:]))
         try await log.append([PendingEvent(type: JobEnqueued.eventType, payload: Array("{\"jobID\":5}".utf8))])
         try await log.append(WorkerStopped(role: "all", workerID: "w", instance: "i", reason: "graceful"))
-        log.close()
+        await log.close()
     }
 
     @Test func theInPlaceRebuildStopsAtARecordThatDoesNotDecode() async throws {
@@ -109,7 +109,7 @@ struct VocabularyTests {
             (error as? EventLogError)?.code == .decoding && (error as? EventLogError)?.seq == 3
         }
         #expect(throws: EventLogError.self) { _ = try InvariantChecker.check(log) }
-        log.close()
+        await log.close()
     }
 
     @Test func onlyTheProjectorWritesProjectionTablesAndOnlyItsOwnEventsAreTyped() async throws {
@@ -139,6 +139,6 @@ struct VocabularyTests {
         #expect(try log.withSnapshot { try $0.get(jobs, Array("forged".utf8)) } == nil)
         #expect(try log.withSnapshot { try $0.get(side, Array("mine".utf8)) } == [1])
         #expect(try log.lastSeq() == 0)
-        log.close()
+        await log.close()
     }
 }

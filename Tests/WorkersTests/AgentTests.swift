@@ -103,8 +103,7 @@ struct AgentProcessTests {
         let (status, rest) = await agent.finish()
         #expect(status == 0, "\(rest)")
         let log = try Self.quietLog(dir.sub("data"))
-        defer { log.close() }
-        let records = try log.records(from: 1)
+        let records = try await log.closeAfter { try log.records(from: 1) }
         try #require(records.map(\.type) == ["worker.started", "worker.stopped"])
         let started = try records[0].decode(WorkerStarted.self)
         let stopped = try records[1].decode(WorkerStopped.self)
@@ -139,7 +138,7 @@ struct AgentProcessTests {
         let taken = await agent.lines(until: "snapshot.taken")
         #expect(taken.last?.contains("snapshot.seq=") == true, "\(taken)")
         _ = try await engine.enqueueJob(NewJob(idempotencyKey: "after", conversationID: "c"))
-        engine.close()
+        await engine.close()
         agent.signal(SIGTERM)
         #expect(await agent.finish().status == 0)
 
@@ -167,7 +166,7 @@ struct AgentProcessTests {
         _ = try await copy.transact { context in
             try context.projectionWriter.put(dead, Array("forged".utf8), [])
         }
-        copy.close()
+        await copy.close()
         let tampered = try await SpawnedProcess.run("replay", ["verify", "--data-dir", data])
         #expect(tampered.status == 1)
         #expect(
@@ -195,7 +194,7 @@ struct AgentProcessTests {
         for i in 0..<40 {
             try await log.append([PendingEvent(type: "test.event", payload: Array("{\"n\":\"value-\(i)-zz\"}".utf8))])
         }
-        log.close()
+        await log.close()
         let clean = try await SpawnedProcess.run("replay", ["verify", "--data-dir", dir.path])
         #expect(clean.status == 0)
         #expect(clean.lines.last?.hasPrefix("[OK] 40 records") == true, "\(clean.lines)")

@@ -47,7 +47,7 @@ struct ReplayAuditTests {
         try await world.deliver(as: worker, leaseToken: lease)
         #expect(try world.seqs(of: DeliveryAttempted.eventType).count == 3)
         #expect(try world.seqs(of: DeliveryFailed.eventType).count == 2)
-        world.close()
+        await world.close()
 
         let text = try await world.replay("audit", "duplicates")
         #expect(text.status == 0, "\(text)")
@@ -83,7 +83,7 @@ struct ReplayAuditTests {
         let attempts = try world.seqs(of: DeliveryAttempted.eventType)
         let uncertain = try world.onlySeq(of: DeliveryUncertain.eventType)
         try #require(attempts.count == 2, "\(attempts)")
-        world.close()
+        await world.close()
 
         let text = try await world.replay("audit", "duplicates")
         #expect(text.status == 1, "\(text)")
@@ -115,7 +115,7 @@ struct ReplayAuditTests {
         ]).lowerBound
         let enqueued = try world.onlySeq(of: DeliveryEnqueued.eventType)
         let first = try #require(try world.seqs(of: DeliveryAttempted.eventType).first)
-        world.close()
+        await world.close()
 
         let json = try await world.replay("audit", "duplicates", "--json")
         #expect(json.status == 1, "\(json)")
@@ -143,7 +143,7 @@ struct ReplayAuditTests {
         let enqueued = try world.onlySeq(of: DeliveryEnqueued.eventType)
         let attempted = try world.onlySeq(of: DeliveryAttempted.eventType)
         let uncertain = try world.onlySeq(of: DeliveryUncertain.eventType)
-        world.close()
+        await world.close()
 
         let text = try await world.replay("audit", "duplicates")
         #expect(text.status == 0, "\(text)")
@@ -160,7 +160,7 @@ struct ReplayAuditTests {
 
     @Test func anEmptyLogIsCleanAndItsJSONIsOneObject() async throws {
         let world = try ReplayWorld()
-        world.close()
+        await world.close()
 
         let json = try await world.replay("audit", "duplicates", "--json")
         #expect(json.status == 0, "\(json)")

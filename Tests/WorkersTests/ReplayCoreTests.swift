@@ -63,7 +63,7 @@ struct ReplayCoreTests {
         let second = try await e.log.append(
             DeliverySent(
                 deliveryID: id, token: claim.token, leaseToken: grant.token, attempt: 1, providerMessageID: "wamid.2"))
-        e.close()
+        await e.close()
         let text = try await replay(["audit", "duplicates", "--data-dir", dir.path])
         #expect(text.status == 1)
         #expect(
@@ -89,7 +89,7 @@ struct ReplayCoreTests {
         let refused = try await a.attemptDelivery(
             claim.delivery.deliveryID, token: claim.token, leaseToken: grant.token)
         #expect(refused == .rejected(reason: "stale_lease"))
-        a.close()
+        await a.close()
         let audit = try await replay(["audit", "duplicates", "--data-dir", dir.path])
         #expect(audit.status == 0, "\(audit.lines)")
         #expect(audit.lines.last?.hasPrefix("[OK]") == true)
@@ -105,7 +105,7 @@ struct ReplayCoreTests {
         _ = try await raw.log.append(
             DeliveryAttempted(
                 deliveryID: claim.delivery.deliveryID, token: claim.token, leaseToken: grant.token, attempt: 1))
-        raw.close()
+        await raw.close()
         let found = try await replay(["audit", "duplicates", "--data-dir", dir.path])
         #expect(found.status == 1)
         #expect(found.lines.contains { $0.hasPrefix("stale_token_send") || $0.hasPrefix("send_after_lease_expiry") })
@@ -125,7 +125,7 @@ struct ReplayCoreTests {
         #expect(
             try await e.claimDelivery(channel: "whatsapp", accountID: "default", leaseToken: renewed.token)
                 == .empty(retryAt: nil))
-        e.close()
+        await e.close()
         let list = try await replay(["deliveries", "list", "--status", "uncertain", "--data-dir", dir.path])
         #expect(list.lines.count == 1)
         #expect(list.lines.first?.hasPrefix(claim.delivery.deliveryID) == true)
@@ -148,7 +148,7 @@ struct ReplayCoreTests {
         clock.advance(.seconds(60))
         let other = Owner(workerID: "wa-2", instance: "B")
         #expect(try await e.acquireLease("whatsapp/default", as: other).grant != nil)
-        e.close()
+        await e.close()
         let now = try await replay(["lease", "get", "--account", "default", "--data-dir", dir.path])
         #expect(now.lines.first?.contains("owner=wa-2#b") == true, "\(now.lines)")
         let then = try await replay([
@@ -198,7 +198,7 @@ struct ReplayCoreTests {
             _ = try await e.failJob(
                 claim.job.jobID, token: claim.token, reason: "server_error", message: "500", retryable: true)
         }
-        e.close()
+        await e.close()
         let alerts = try await replay(["alerts", "--burst-window", "10m", "--threshold", "10", "--data-dir", dir.path])
         #expect(alerts.status == 2)
         #expect(
@@ -225,7 +225,7 @@ struct ReplayCoreTests {
         let runningTime = try #require(try e.log.record(at: whileRunning)).timestamp
         clock.advance(.seconds(1))
         #expect(try await e.completeJob(claim.job.jobID, token: claim.token) == .accepted)
-        e.close()
+        await e.close()
         let clean = try await replay(["verify", "--data-dir", dir.path])
         #expect(clean.status == 0)
         #expect(clean.lines.last?.contains("equals live") == true, "\(clean.lines)")
@@ -246,7 +246,7 @@ struct ReplayCoreTests {
         _ = try await log.transact { context in
             try context.projectionWriter.put(dead, Array("job-1".utf8), [])
         }
-        log.close()
+        await log.close()
         let tampered = try await replay(["verify", "--data-dir", dir.path])
         #expect(tampered.status == 1)
         #expect(tampered.lines.contains { $0.contains("differs from live") }, "\(tampered.lines)")
@@ -262,7 +262,7 @@ struct ReplayCoreTests {
             try await plain.append(
                 JobEnqueued(jobID: id, idempotencyKey: id, conversationID: "c-\(id)", kind: "reply", maxAttempts: 3))
         }
-        plain.close()
+        await plain.close()
 
         let (listStatus, listErrors) = try await SpawnedProcess(
             "replay", ["jobs", "list", "--data-dir", dir.path], readStandardError: true
@@ -283,7 +283,7 @@ struct ReplayCoreTests {
         let e = try engine(dir.path, Clock())
         #expect(e.log.projections == .current)
         #expect(try StateReader(log: e.log).jobs().map(\.jobID) == ["job-a", "job-b"])
-        e.close()
+        await e.close()
         let verified = try await replay(["verify", "--data-dir", dir.path])
         #expect(verified.status == 0, "\(verified.lines)")
     }
@@ -299,7 +299,7 @@ struct ReplayCoreTests {
             message.providerTimestamp = nil
             _ = try await e.ingest(message)
         }
-        e.close()
+        await e.close()
         let all = try await replay(["conversations", "show", "--data-dir", dir.path])
         #expect(all.lines.count == 2)
         let one = try await replay(["conversations", "show", "--id", "whatsapp:default:+1", "--data-dir", dir.path])

@@ -27,7 +27,7 @@ struct ReplayIncidentTests {
         let enqueued = try world.onlySeq(of: DeliveryEnqueued.eventType)
         let sends = try world.seqs(of: DeliverySent.eventType)
         try #require(sends.count == 2 && sends.last == second, "\(sends)")
-        world.close()
+        await world.close()
 
         let text = try await world.replay("audit", "duplicates")
         #expect(text.status == 1, "\(text)")
@@ -80,7 +80,7 @@ struct ReplayIncidentTests {
         let incident = try await StaleAttempt()
         let world = incident.world
         #expect(try world.seqs(of: DeliveryAttempted.eventType).isEmpty)
-        world.close()
+        await world.close()
 
         let audit = try await world.replay("audit", "duplicates")
         #expect(audit.status == 0, "\(audit)")
@@ -97,7 +97,7 @@ struct ReplayIncidentTests {
         let incident = try await StaleAttempt()
         let world = incident.world
         let rejected = try world.onlySeq(of: CommandRejected.eventType)
-        world.close()
+        await world.close()
 
         let timeline = try await world.replay("timeline", "--delivery", incident.deliveryID)
         #expect(timeline.status == 0, "\(timeline)")
@@ -131,7 +131,7 @@ struct ReplayIncidentTests {
                     attempt: 1))
         ]).lowerBound
         let claimed = try world.onlySeq(of: DeliveryClaimed.eventType)
-        world.close()
+        await world.close()
 
         let audit = try await world.replay("audit", "duplicates", "--json")
         #expect(audit.status == 1, "\(audit)")
@@ -155,7 +155,7 @@ struct ReplayIncidentTests {
             PendingEvent(DeliveryAttempted(deliveryID: id, token: claim.token, leaseToken: lease, attempt: 1))
         ]).lowerBound
         let claimed = try world.onlySeq(of: DeliveryClaimed.eventType)
-        world.close()
+        await world.close()
 
         let audit = try await world.replay("audit", "duplicates")
         #expect(audit.status == 1, "\(audit)")
@@ -170,7 +170,7 @@ struct ReplayIncidentTests {
         try await world.engine.log.append(
             DeliveryAttempted(
                 deliveryID: incident.deliveryID, token: incident.claim.token, leaseToken: incident.leaseA, attempt: 1))
-        world.close()
+        await world.close()
 
         let audit = try await world.replay("audit", "duplicates", "--json")
         let finding = try #require(
@@ -205,7 +205,7 @@ struct ReplayIncidentTests {
         let attempted = try world.onlySeq(of: DeliveryAttempted.eventType)
         let uncertain = try world.onlySeq(of: DeliveryUncertain.eventType)
         #expect(try world.seqs(of: DeliveryClaimed.eventType).count == 1)
-        world.close()
+        await world.close()
 
         let listed = try await world.replay("deliveries", "list", "--status", "uncertain")
         #expect(listed.status == 0, "\(listed)")
@@ -245,7 +245,7 @@ struct ReplayIncidentTests {
         let leaseB = try await world.acquire(as: b)
         let expired = try world.onlySeq(of: LeaseExpired.eventType)
         #expect(leaseA < expired && expired < leaseB)
-        world.close()
+        await world.close()
 
         let alerts = try await world.replay("alerts")
         #expect(alerts.status == 2, "\(alerts)")
@@ -291,7 +291,7 @@ struct ReplayIncidentTests {
         _ = try await world.engine.acquireLease(ReplayWorld.resource, as: b)  // denied: A holds it
         world.clock.advance(.seconds(16))
         let leaseB = try await world.acquire(as: b)
-        world.close()
+        await world.close()
 
         let timeline = try await world.replay("timeline", "--account", "default")
         #expect(timeline.status == 0, "\(timeline)")
@@ -328,7 +328,7 @@ struct ReplayIncidentTests {
             }
             world.clock.advance(.seconds(15))
         }
-        world.close()
+        await world.close()
         return world
     }
 
@@ -393,7 +393,7 @@ struct ReplayIncidentTests {
             world.clock.advance(.seconds(5))  // past the retry backoff (at most 2.4 s)
         }
         #expect(outcomes.last == .dead, "\(outcomes)")
-        world.close()
+        await world.close()
 
         let dead = try await world.replay("jobs", "list", "--status", "dead")
         #expect(dead.status == 0, "\(dead)")
@@ -449,7 +449,7 @@ struct ReplayIncidentTests {
                 channel: "whatsapp", accountID: "default", workerID: "wa-1", ownerInstance: instance,
                 reason: "shutdown", willReconnect: false))
         #expect(try await world.engine.releaseLease(ReplayWorld.resource, token: lease, as: worker).grant != nil)
-        world.close()
+        await world.close()
 
         let alerts = try await world.replay("alerts")
         #expect(alerts.status == 0, "\(alerts)")

@@ -19,7 +19,7 @@ struct ReplayInspectionTests {
         try await world.deliver(as: worker, leaseToken: lease)
         let target = try #require(try world.records().first { $0.payloadText.contains("marker-corrupt-me-zz") }).seq
         let last = try world.engine.log.lastSeq()
-        world.close()
+        await world.close()
 
         let clean = try await world.replay("verify")
         #expect(clean.status == 0, "\(clean)")
@@ -40,7 +40,7 @@ struct ReplayInspectionTests {
         let jobID = try await world.engine.enqueueJob(NewJob(idempotencyKey: "inbound:9", conversationID: conversation))
             .jobID
         _ = try await world.claimJob()
-        world.close()
+        await world.close()
 
         let clean = try await world.replay("verify")
         #expect(clean.status == 0, "\(clean)")
@@ -62,7 +62,7 @@ struct ReplayInspectionTests {
             try context.projectionWriter.put(table, Array(jobID.utf8), value)
             return true
         }.value
-        log.close()
+        await log.close()
         try #require(changed, "no p.jobs entry for \(jobID)")
 
         let tampered = try await world.replay("verify")
@@ -94,7 +94,7 @@ struct ReplayInspectionTests {
         #expect(try await world.engine.completeJob(jobID, token: claim.token) == .accepted)
         let records = try world.records()
         try #require(records.map(\.type) == [JobEnqueued.eventType, JobClaimed.eventType, JobCompleted.eventType])
-        world.close()
+        await world.close()
         return (world, records[1], records[2])
     }
 
@@ -157,7 +157,7 @@ struct ReplayInspectionTests {
         world.clock.advance(.seconds(60))  // past the 45 s TTL, never renewed
         _ = try await world.enqueueDelivery(key: "msg-1:0", to: "+15550001")
         let last = try world.engine.log.lastSeq()
-        world.close()
+        await world.close()
 
         let now = try await world.replay("lease", "get", "--account", "default")
         #expect(now.lines.first?.hasPrefix("\(ReplayWorld.resource)\texpired\towner=\(worker)\t") == true, "\(now)")
@@ -186,7 +186,7 @@ struct ReplayInspectionTests {
         let whatsapp = records.filter { $0.payloadText.contains("\"channel\":\"whatsapp\"") }.map(\.seq)
         let telegram = records.filter { $0.payloadText.contains("\"channel\":\"telegram\"") }.map(\.seq)
         try #require(whatsapp.count == 2 && telegram.count == 2, "\(records.map(\.payloadText))")
-        world.close()
+        await world.close()
 
         let onTelegram = try await world.replay("timeline", "--account", "telegram/default")
         #expect(onTelegram.status == 0, "\(onTelegram)")
@@ -220,7 +220,7 @@ struct ReplayInspectionTests {
                 ContactUpdated.eventType, MessageReceived.eventType, JobEnqueued.eventType,
                 MessageReceived.eventType, JobEnqueued.eventType,
             ])
-        world.close()
+        await world.close()
         return (world, records)
     }
 
@@ -338,7 +338,7 @@ struct ReplayInspectionTests {
     @Test func anUnknownStatusIsRefusedNamingTheOption() async throws {
         let world = try ReplayWorld()
         _ = try await world.enqueueDelivery(key: "msg-1:0", to: "+15550001")
-        world.close()
+        await world.close()
 
         for command in [["jobs", "list"], ["deliveries", "list"]] {
             let run = try await ReplayWorld.replayErrors(command + ["--status", "bogus", "--data-dir", world.path])

@@ -17,7 +17,7 @@ struct ReplayJSONTests {
 
     @Test func everyListIsAnEmptyArrayOnAnEmptyLog() async throws {
         let world = try ReplayWorld()
-        world.close()
+        await world.close()
 
         for (command, _) in Self.lists {
             let run = try await world.replay(command + ["--json"])
@@ -52,7 +52,7 @@ struct ReplayJSONTests {
         }
         _ = try await world.enqueueDelivery(key: "msg-json:0", to: "+15550200")
         #expect(try world.engine.log.lastSeq() == 5)
-        world.close()
+        await world.close()
 
         for (command, count) in Self.lists {
             let run = try await world.replay(command + ["--json"])

@@ -112,8 +112,8 @@ final class ReplayWorld {
     deinit { if !closed { engine.close() } }
 
     /// Closes the engine so `replay` reads a log nobody writes.
-    func close() {
-        if !closed { engine.close() }
+    func close() async {
+        if !closed { await engine.close() }
         closed = true
     }
 

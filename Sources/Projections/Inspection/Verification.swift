@@ -102,8 +102,7 @@ public enum Verification {
             for entry in entries {
                 do {
                     let copy = try snapshots.open(entry, logger: logger)
-                    defer { copy.close() }
-                    var stored = try StateReader(log: copy).digest()
+                    var stored = try await copy.closeAfter { try StateReader(log: copy).digest() }
                     stored.seq = entry.seq
                     if stored != rebuilt.digests[entry.seq] {
                         problems.append(

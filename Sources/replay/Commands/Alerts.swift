@@ -18,16 +18,17 @@ struct Alerts: AsyncParsableCommand {
             fail("--burst-window and --lookback take durations like 10m, 24h, 30s")
         }
         let log = try options.open()
-        defer { log.close() }
-        let now: LogTimestamp
-        if let seq = try at.seq(in: log) {
-            now = try clock(log, upTo: seq)
-        } else {
-            now = max(LogTimestamp.wallClock(), try clock(log, upTo: nil))
+        try await log.closeAfter {
+            let now: LogTimestamp
+            if let seq = try at.seq(in: log) {
+                now = try clock(log, upTo: seq)
+            } else {
+                now = max(LogTimestamp.wallClock(), try clock(log, upTo: nil))
+            }
+            let lines = try AlertCheck.run(
+                log, now: now, lookback: back, burstWindow: window, threshold: threshold, windowLabel: burstWindow)
+            options.output(lines) { $0.map(\.description) }
+            if lines.contains(where: \.alert) { throw ExitCode(2) }
         }
-        let lines = try AlertCheck.run(
-            log, now: now, lookback: back, burstWindow: window, threshold: threshold, windowLabel: burstWindow)
-        options.output(lines) { $0.map(\.description) }
-        if lines.contains(where: \.alert) { throw ExitCode(2) }
     }
 }

@@ -15,10 +15,11 @@ struct AuditCommand: AsyncParsableCommand {
 
         func run() async throws {
             let log = try options.open()
-            defer { log.close() }
-            let report = try DuplicateAudit.run(log, upTo: try at.seq(in: log))
-            options.output(report, text: Self.lines)
-            if !report.clean { throw ExitCode(1) }
+            try await log.closeAfter {
+                let report = try DuplicateAudit.run(log, upTo: try at.seq(in: log))
+                options.output(report, text: Self.lines)
+                if !report.clean { throw ExitCode(1) }
+            }
         }
 
         /// The findings, the summary, then `[OK] …` or `[FINDINGS] n` as the last line.

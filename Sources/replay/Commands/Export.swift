@@ -17,14 +17,15 @@ struct Export: AsyncParsableCommand {
 
     func run() async throws {
         let log = try options.open()
-        defer { log.close() }
-        let first = try bound(from, log, upper: false) ?? 1
-        let end = try bound(to, log, upper: true) ?? .max
-        try log.withSnapshot { snapshot in
-            try snapshot.forEach(from: first) { record in
-                guard record.seq <= end else { return false }
-                printJSON(RecordReport(record))
-                return true
+        try await log.closeAfter {
+            let first = try bound(from, log, upper: false) ?? 1
+            let end = try bound(to, log, upper: true) ?? .max
+            try log.withSnapshot { snapshot in
+                try snapshot.forEach(from: first) { record in
+                    guard record.seq <= end else { return false }
+                    printJSON(RecordReport(record))
+                    return true
+                }
             }
         }
     }

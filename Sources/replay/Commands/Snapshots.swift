@@ -32,12 +32,10 @@ struct SnapshotsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let log = try options.open()
-            defer { log.close() }
-            guard let entry = try StateSnapshots(logDirectory: options.dataDirectory).take(of: log, logger: quiet)
-            else {
-                log.close()
-                fail("no snapshot taken: another process is taking one, or one exists at this seq")
+            let entry = try await log.closeAfter {
+                try StateSnapshots(logDirectory: options.dataDirectory).take(of: log, logger: quiet)
             }
+            guard let entry else { fail("no snapshot taken: another process is taking one, or one exists at this seq") }
             options.output(entry) { [SnapshotsCommand.line($0)] }
         }
     }

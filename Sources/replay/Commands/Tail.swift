@@ -16,19 +16,20 @@ struct Tail: AsyncParsableCommand {
 
     func run() async throws {
         let log = try options.open()
-        defer { log.close() }
-        let last = try log.lastSeq()
-        let start = last > lines ? last - lines + 1 : 1
-        if follow {
-            // A stream has no end to close an array at: JSON lines.
-            for try await record in log.tail(from: start) {
-                let report = RecordReport(record)
-                if options.json { printJSON(report) } else { print(report.description) }
-                fflush(nil)
+        try await log.closeAfter {
+            let last = try log.lastSeq()
+            let start = last > lines ? last - lines + 1 : 1
+            if follow {
+                // A stream has no end to close an array at: JSON lines.
+                for try await record in log.tail(from: start) {
+                    let report = RecordReport(record)
+                    if options.json { printJSON(report) } else { print(report.description) }
+                    fflush(nil)
+                }
+            } else {
+                let records = last == 0 ? [] : try log.records(from: start).map(RecordReport.init)
+                options.output(records) { $0.map(\.description) }
             }
-        } else {
-            let records = last == 0 ? [] : try log.records(from: start).map(RecordReport.init)
-            options.output(records) { $0.map(\.description) }
         }
     }
 }

@@ -17,11 +17,12 @@ struct TimelineCommand: AsyncParsableCommand {
 
     func run() async throws {
         let log = try options.open()
-        defer { log.close() }
-        let first = try bound(from, log, upper: false) ?? 1
-        let last = try bound(to, log, upper: true) ?? log.lastSeq()
-        let filter = TimelineFilter(
-            account: account, conversation: conversation, job: job, delivery: delivery, worker: worker)
-        options.output(try Timeline.run(log, from: first, to: last, filter: filter)) { $0.map(\.description) }
+        try await log.closeAfter {
+            let first = try bound(from, log, upper: false) ?? 1
+            let last = try bound(to, log, upper: true) ?? log.lastSeq()
+            let filter = TimelineFilter(
+                account: account, conversation: conversation, job: job, delivery: delivery, worker: worker)
+            options.output(try Timeline.run(log, from: first, to: last, filter: filter)) { $0.map(\.description) }
+        }
     }
 }

@@ -11,18 +11,19 @@ struct Verify: AsyncParsableCommand {
 
     func run() async throws {
         let log = try options.open()
-        defer { log.close() }
-        let report = try await Verification.run(
-            log, snapshots: StateSnapshots(logDirectory: options.dataDirectory),
-            scratchDirectory: NSTemporaryDirectory() + "replay-verify-\(getpid())", logger: quiet)
-        options.output(report) { report in
-            report.problems.map { "[FAIL] \($0)" }
-                + [
-                    report.ok
-                        ? "[OK] \(report.records) records, seqs 1...\(report.lastSeq) gapless, checksums verified; \(report.digests)"
-                        : "[FAIL] \(report.problems.count) problem(s) in \(report.lastSeq) records"
-                ]
+        try await log.closeAfter {
+            let report = try await Verification.run(
+                log, snapshots: StateSnapshots(logDirectory: options.dataDirectory),
+                scratchDirectory: NSTemporaryDirectory() + "replay-verify-\(getpid())", logger: quiet)
+            options.output(report) { report in
+                report.problems.map { "[FAIL] \($0)" }
+                    + [
+                        report.ok
+                            ? "[OK] \(report.records) records, seqs 1...\(report.lastSeq) gapless, checksums verified; \(report.digests)"
+                            : "[FAIL] \(report.problems.count) problem(s) in \(report.lastSeq) records"
+                    ]
+            }
+            if !report.ok { throw ExitCode(1) }
         }
-        if !report.ok { throw ExitCode(1) }
     }
 }
