@@ -70,7 +70,7 @@ func deciderJob(
         let wrong = claim.token + 1000
         fixture.clock.advance(.seconds(5))
 
-        let expected = JobCommandResult.rejected(reason: "stale_token", currentToken: claim.token)
+        let expected = JobCommandResult.rejected(reason: .staleToken, currentToken: claim.token)
         switch command {
         case .heartbeat:
             #expect(try await engine.heartbeatJob("job-1", token: wrong) == expected)
@@ -79,7 +79,7 @@ func deciderJob(
         case .fail:
             let outcome = try await engine.failJob(
                 "job-1", token: wrong, reason: "timeout", message: "late", retryable: true)
-            #expect(outcome == .rejected(reason: "stale_token", currentToken: claim.token))
+            #expect(outcome == .rejected(reason: .staleToken, currentToken: claim.token))
         }
 
         let rejected = try engine.recorded(CommandRejected.self)
@@ -308,7 +308,7 @@ func deciderJob(
 
         // The crashed worker comes back: every command under its token is refused.
         let late = try await engine.completeJob("job-1", token: first.token, result: "late", as: crashed)
-        #expect(late == .rejected(reason: "stale_token", currentToken: reclaim.token))
+        #expect(late == .rejected(reason: .staleToken, currentToken: reclaim.token))
         #expect(try await engine.heartbeatJob("job-1", token: first.token, as: crashed) != .accepted)
         #expect(try engine.recorded(CommandRejected.self).map(\.command) == ["job.complete", "job.heartbeat"])
         #expect(try engine.job("job-1")?.status == .running)
