@@ -409,4 +409,25 @@ func deciderJob(
         #expect(try await engine.claimJob()?.job.jobID == "job-unrelated")
         fixture.close()
     }
+
+    @Test func jobAndDeliveryRecordsKeepTheirConversationAsCorrelationID() async throws {
+        let fixture = try DeciderFixture()
+        let engine = fixture.engine
+        _ = try await engine.enqueueJob(deciderJob("job-1", conversation: "conv-7"))
+        let claim = try await engine.mustClaimJob()
+        #expect(try await engine.heartbeatJob("job-1", token: claim.token + 1) != .accepted)
+        #expect(try await engine.completeJob("job-1", token: claim.token) == .accepted)
+        let delivery = NewDelivery(
+            idempotencyKey: "msg-1:0", channel: "web", accountID: "default", recipient: "u-1", conversationID: "conv-7",
+            text: "hi")
+        #expect(try await engine.enqueueDelivery(delivery).duplicate == false)
+
+        let records = try engine.log.records(from: 1)
+        #expect(
+            records.map(\.type) == [
+                "job.enqueued", "job.claimed", "command.rejected", "job.completed", "delivery.enqueued",
+            ])
+        #expect(records.allSatisfy { $0.correlationID == "conv-7" })
+        fixture.close()
+    }
 }
