@@ -11,10 +11,14 @@ public struct Decision<Outcome: Sendable>: Sendable {
     public var outcome: Outcome
     /// The events to append, in order (the first gets the `nextSeq` the decider was given).
     public var events: [SwitchboardEvent]
+    /// The correlation id recorded with each of ``events`` (by index; missing entries mean none), e.g. the
+    /// conversation a job event concerns.
+    public var correlationIDs: [String?]
 
-    public init(_ outcome: Outcome, events: [SwitchboardEvent] = []) {
+    public init(_ outcome: Outcome, events: [SwitchboardEvent] = [], correlationIDs: [String?] = []) {
         self.outcome = outcome
         self.events = events
+        self.correlationIDs = correlationIDs
     }
 }
 
@@ -22,7 +26,10 @@ extension WriteContext {
     /// Appends a decision's events (each applied to the projections as it is appended) and returns its
     /// outcome.
     public mutating func commit<Outcome>(_ decision: Decision<Outcome>) throws -> Outcome {
-        for event in decision.events { try append(event) }
+        for (index, event) in decision.events.enumerated() {
+            let correlationID = index < decision.correlationIDs.count ? decision.correlationIDs[index] : nil
+            try append(event, correlationID: correlationID)
+        }
         return decision.outcome
     }
 }

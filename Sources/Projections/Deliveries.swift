@@ -99,6 +99,32 @@ public struct DeliveryClaim: Sendable, Equatable {
     public var visibleUntil: LogTimestamp
 }
 
+/// The result of a delivery enqueue.
+public struct DeliveryEnqueue: Sendable, Equatable {
+    /// The delivery (the first one, for a repeated idempotency key).
+    public var deliveryID: String
+    /// Whether the key had been enqueued before.
+    public var duplicate: Bool
+}
+
+/// Why a delivery command was refused: the `reason` recorded in its `command.rejected`.
+public enum DeliveryRejection: String, Sendable, CaseIterable {
+    /// The presented claim token is not the delivery's current one.
+    case staleToken = "stale_token"
+    /// The presented lease token is not the channel account's current tenure.
+    case staleLease = "stale_lease"
+    /// The account's lease expired.
+    case expired
+    /// The lease is held by another owner.
+    case notOwner = "not_owner"
+    /// Nobody holds the account's lease (never acquired, or released).
+    case notHeld = "not_held"
+    /// The token is current but the delivery is not in a state the command applies to.
+    case wrongState = "wrong_state"
+    /// No such delivery.
+    case unknown
+}
+
 /// The outcome of a delivery claim.
 public enum DeliveryClaimResult: Sendable, Equatable {
     case claimed(DeliveryClaim)
@@ -107,116 +133,161 @@ public enum DeliveryClaimResult: Sendable, Equatable {
     case empty(retryAt: LogTimestamp?)
     /// The caller does not hold the channel account's lease under that token (`stale_lease`, `expired`,
     /// `not_owner`, `not_held`).
-    case rejected(reason: String)
+    case rejected(reason: DeliveryRejection)
 }
 
 /// The outcome of a token-fenced delivery command.
 public enum DeliveryCommandResult: Sendable, Equatable {
     case accepted
-    /// `reason`: `stale_token`, `stale_lease`, `expired`, `not_owner`, `wrong_state`, `unknown`.
-    case rejected(reason: String)
+    case rejected(reason: DeliveryRejection)
+
+    /// A refusal by its stored reason, for lease-gated commands outside deliveries (sessions); a reason this
+    /// type does not know becomes ``DeliveryRejection/unknown``.
+    public static func rejected(reason: String) -> DeliveryCommandResult {
+        .rejected(reason: DeliveryRejection(rawValue: reason) ?? .unknown)
+    }
 }
 
-/// Delivery deciders: run inside the write transaction.
+/// The delivery indexes and rate history a claim decision reads for one channel account. Each `forEach` query
+/// visits entries lazily, in index order, until `body` returns `false`.
+public protocol DeliveryQueueView {
+    /// The account's pending deliveries (`p.delivery_pending`) in enqueue order, including those whose
+    /// `notBefore` is in the future.
+    func forEachPending(channel: String, accountID: String, _ body: (DeliveryState) throws -> Bool) throws
+    /// The ids of a recipient's unfinished (pending, claimed or attempting) deliveries (`p.recipient_queue`) in
+    /// enqueue order: the first is the head of its FIFO.
+    func forEachQueued(
+        channel: String, accountID: String, recipient: String, _ body: (_ deliveryID: String) throws -> Bool
+    ) throws
+    /// The account's claimed or attempting deliveries (`p.delivery_inflight`) whose claim is visible until
+    /// strictly before `now`, earliest deadline first.
+    func forEachExpiredClaim(
+        channel: String, accountID: String, before now: LogTimestamp, _ body: (DeliveryState) throws -> Bool
+    ) throws
+    /// The times (log microseconds, oldest first) of the account's recent send attempts (`p.account_rate`; at
+    /// most ``SwitchboardProjector/rateHistoryLimit``).
+    func accountSendTimes(channel: String, accountID: String) throws -> [Int64]
+    /// The times of recent send attempts to `recipient` (`p.recipient_rate`), oldest first.
+    func recipientSendTimes(channel: String, accountID: String, recipient: String) throws -> [Int64]
+}
+
+/// Delivery deciders: pure functions of the delivery (and lease) state or a ``DeliveryQueueView``, the command,
+/// the log time and the next seq, returning a ``Decision``. Their shells (`DeliveryShell.swift`) run them in the
+/// write transaction.
 public enum DeliveryDecider {
-    typealias T = ProjectionTables
-
-    static func load(_ id: String, _ context: borrowing WriteContext) throws -> DeliveryState? {
-        try context.tables.load(DeliveryState.self, T.deliveries, Key(id))
-    }
-
     /// Enqueues an outbound message unless its idempotency key was seen before.
+    /// - Parameter existingDeliveryID: The delivery already enqueued under the key, if any.
     public static func enqueue(
-        _ delivery: NewDelivery, settings: DeliverySettings, _ context: inout WriteContext
-    ) throws -> (deliveryID: String, duplicate: Bool) {
+        _ delivery: NewDelivery, existingDeliveryID: String?, settings: DeliverySettings
+    ) throws(ProjectionError) -> Decision<DeliveryEnqueue> {
         guard !delivery.idempotencyKey.isEmpty, !delivery.channel.isEmpty, !delivery.accountID.isEmpty,
             !delivery.recipient.isEmpty
         else {
             throw ProjectionError(.invalidArgument, "a delivery needs a key, channel, account and recipient")
         }
-        if let existing = try context.tables.get(
-            context.tables.table(T.deliveryKeys), Key(delivery.idempotencyKey).bytes)
-        {
-            return (String(decoding: existing, as: UTF8.self), true)
-        }
-        try context.append(
-            .deliveryEnqueued(
-                DeliveryEnqueued(
-                    deliveryID: delivery.deliveryID, idempotencyKey: delivery.idempotencyKey, channel: delivery.channel,
-                    accountID: delivery.accountID, recipient: delivery.recipient,
-                    conversationID: delivery.conversationID,
-                    sourceMessageID: delivery.sourceMessageID, part: delivery.part, kind: delivery.kind,
-                    text: delivery.text, maxAttempts: settings.maxAttempts,
-                    replyToExternalID: delivery.replyToExternalID,
-                    jobID: delivery.jobID, jobToken: delivery.jobToken)),
-            correlationID: delivery.conversationID)
-        return (delivery.deliveryID, false)
+        if let existingDeliveryID { return Decision(DeliveryEnqueue(deliveryID: existingDeliveryID, duplicate: true)) }
+        let event = SwitchboardEvent.deliveryEnqueued(
+            DeliveryEnqueued(
+                deliveryID: delivery.deliveryID, idempotencyKey: delivery.idempotencyKey, channel: delivery.channel,
+                accountID: delivery.accountID, recipient: delivery.recipient,
+                conversationID: delivery.conversationID,
+                sourceMessageID: delivery.sourceMessageID, part: delivery.part, kind: delivery.kind,
+                text: delivery.text, maxAttempts: settings.maxAttempts,
+                replyToExternalID: delivery.replyToExternalID,
+                jobID: delivery.jobID, jobToken: delivery.jobToken))
+        return Decision(
+            DeliveryEnqueue(deliveryID: delivery.deliveryID, duplicate: false), events: [event],
+            correlationIDs: [delivery.conversationID])
     }
 
     /// Claims the next deliverable message of `channel`/`accountID` for `owner`, who must hold that account's
-    /// lease under `leaseToken`. FIFO per recipient (only the oldest unfinished message of a recipient is
-    /// claimable), and within the rate limits.
+    /// `lease` under `leaseToken`. Expired claims are reclaimed first and the claim is decided as if their events
+    /// were applied. FIFO per recipient (only the oldest unfinished message of a recipient is claimable), and
+    /// within the rate limits. The claim token is the seq of the `delivery.claimed` event.
     public static func claim(
-        channel: String, accountID: String, owner: Owner, leaseToken: UInt64, settings: DeliverySettings,
-        _ context: inout WriteContext
-    ) throws -> DeliveryClaimResult {
+        channel: String, accountID: String, owner: Owner, leaseToken: UInt64, lease: LeaseState?,
+        settings: DeliverySettings, queue: some DeliveryQueueView, now: LogTimestamp, nextSeq: UInt64
+    ) throws -> Decision<DeliveryClaimResult> {
         let resource = "\(channel)/\(accountID)"
-        if let reason = try LeaseDecider.checkHolder(resource, owner: owner, leaseToken: leaseToken, context) {
-            try context.append(
+        var events = DecisionEvents(firstSeq: nextSeq)
+        if let reason = leaseRefusal(lease, owner: owner, leaseToken: leaseToken, now: now) {
+            events.append(
                 .commandRejected(
                     CommandRejected(
-                        command: "delivery.claim", subject: resource, reason: reason, presentedToken: nil,
+                        command: "delivery.claim", subject: resource, reason: reason.rawValue, presentedToken: nil,
                         currentToken: nil, presentedLeaseToken: leaseToken, workerID: owner.workerID,
                         instance: owner.instance)))
-            return .rejected(reason: reason)
+            return events.decision(.rejected(reason: reason))
         }
-        try reclaimExpired(channel: channel, accountID: accountID, settings: settings, &context)
+        // Deliveries whose claims this decision ends, as they will be once its events are applied.
+        var released: [DeliveryState] = []
+        try queue.forEachExpiredClaim(channel: channel, accountID: accountID, before: now) { delivery in
+            switch delivery.status {
+            case .claimed:
+                released.append(
+                    failAttempt(
+                        delivery, permanent: false, retryAfter: nil, code: "claim_expired",
+                        message: "claim expired before the send was attempted", settings: settings, now: now,
+                        into: &events))
+            case .attempting:
+                released.append(
+                    markUncertain(
+                        delivery, reason: "claim expired after the send was attempted", settings: settings, now: now,
+                        into: &events))
+            case .pending, .sent, .failed, .uncertain:
+                break
+            }
+            return true
+        }
         let limits = settings.rateLimits[channel] ?? .none
-        let now = context.now
-        let account = SwitchboardProjector.accountKey(channel, accountID)
         // Account-wide window.
-        let accountTimes = try context.tables.load([Int64].self, T.accountRate, account) ?? []
         if limits.perAccount.window > .zero {
+            let accountTimes = try queue.accountSendTimes(channel: channel, accountID: accountID)
             let since = now.advanced(by: .zero - limits.perAccount.window).microseconds
             let recent = accountTimes.filter { $0 > since }
             if recent.count >= limits.perAccount.count {
                 let retryAt = LogTimestamp(microseconds: recent[recent.count - limits.perAccount.count])
                     .advanced(by: limits.perAccount.window)
-                return .empty(retryAt: retryAt)
+                return events.decision(.empty(retryAt: retryAt))
             }
         }
+        // Released deliveries back in the queue rejoin it at their enqueue position.
+        var requeued = released.filter { $0.status == .pending }
+        requeued.sort { $0.enqueueSeq < $1.enqueueSeq }
+        var next = requeued.startIndex
+
         var chosen: DeliveryState?
         var earliest: LogTimestamp?
-        func note(_ time: LogTimestamp) { earliest = min(earliest ?? time, time) }
-        let prefix = account.prefix
-        try context.tables.scan(context.tables.table(T.deliveryPending), from: prefix) { key, value in
-            guard hasPrefix(key, prefix) else { return false }
-            let id = String(decoding: value, as: UTF8.self)
-            guard let delivery = try context.tables.load(DeliveryState.self, T.deliveries, Key(id)) else { return true }
+        func consider(_ delivery: DeliveryState) throws -> Bool {
             if delivery.notBefore > now {
-                note(delivery.notBefore)
+                earliest = min(earliest ?? delivery.notBefore, delivery.notBefore)
                 return true
             }
             // FIFO per recipient: the oldest unfinished delivery of the recipient goes first.
-            let headPrefix = account.appending(delivery.recipient).prefix
-            var head: String?
-            try context.tables.scan(context.tables.table(T.recipientQueue), from: headPrefix) { k, v in
-                if hasPrefix(k, headPrefix) { head = String(decoding: v, as: UTF8.self) }
-                return false
-            }
-            if head != id { return true }
-            if let until = try recipientBlockedUntil(delivery, limits: limits, now: now, context) {
-                note(until)
+            if try !isHead(delivery, released: released, queue) { return true }
+            if let until = try recipientBlockedUntil(delivery, limits: limits, now: now, queue) {
+                earliest = min(earliest ?? until, until)
                 return true
             }
             chosen = delivery
             return false
         }
-        guard let delivery = chosen else { return .empty(retryAt: earliest) }
-        let token = context.nextSeq
+        try queue.forEachPending(channel: channel, accountID: accountID) { delivery in
+            while next < requeued.endIndex, requeued[next].enqueueSeq < delivery.enqueueSeq {
+                next += 1
+                if try !consider(requeued[next - 1]) { return false }
+            }
+            return try consider(delivery)
+        }
+        while chosen == nil, next < requeued.endIndex {
+            next += 1
+            _ = try consider(requeued[next - 1])
+        }
+        guard let delivery = chosen else { return events.decision(.empty(retryAt: earliest)) }
+        let token = events.nextSeq
         let visibleUntil = now.advanced(by: settings.visibility)
         let attempt = delivery.attempt + 1
-        try context.append(
+        events.append(
             .deliveryClaimed(
                 DeliveryClaimed(
                     deliveryID: delivery.deliveryID, workerID: owner.workerID, ownerInstance: owner.instance,
@@ -230,17 +301,34 @@ public enum DeliveryDecider {
         claimed.attempt = attempt
         claimed.claimedBy = owner
         claimed.visibleUntil = visibleUntil
-        return .claimed(
-            DeliveryClaim(
-                delivery: claimed, token: token, leaseToken: leaseToken, attempt: attempt, visibleUntil: visibleUntil))
+        return events.decision(
+            .claimed(
+                DeliveryClaim(
+                    delivery: claimed, token: token, leaseToken: leaseToken, attempt: attempt,
+                    visibleUntil: visibleUntil)))
+    }
+
+    /// Whether `delivery` heads its recipient's FIFO, not counting `released` deliveries that leave it.
+    static func isHead(
+        _ delivery: DeliveryState, released: [DeliveryState], _ queue: some DeliveryQueueView
+    ) throws -> Bool {
+        var head: String?
+        try queue.forEachQueued(
+            channel: delivery.channel, accountID: delivery.accountID, recipient: delivery.recipient
+        ) { id in
+            if released.contains(where: { $0.deliveryID == id && !$0.status.isUnfinished }) { return true }
+            head = id
+            return false
+        }
+        return head == delivery.deliveryID
     }
 
     /// When the recipient may next receive a message, or `nil` if now.
     static func recipientBlockedUntil(
-        _ delivery: DeliveryState, limits: RateLimits, now: LogTimestamp, _ context: borrowing WriteContext
+        _ delivery: DeliveryState, limits: RateLimits, now: LogTimestamp, _ queue: some DeliveryQueueView
     ) throws -> LogTimestamp? {
-        let key = SwitchboardProjector.accountKey(delivery.channel, delivery.accountID).appending(delivery.recipient)
-        let times = try context.tables.load([Int64].self, T.recipientRate, key) ?? []
+        let times = try queue.recipientSendTimes(
+            channel: delivery.channel, accountID: delivery.accountID, recipient: delivery.recipient)
         var until: LogTimestamp?
         if let last = times.last {
             let next = LogTimestamp(microseconds: last).advanced(by: limits.perRecipientInterval)
@@ -257,181 +345,187 @@ public enum DeliveryDecider {
         return until
     }
 
-    /// Claims of this account whose visibility ran out: not yet attempted → back to pending (an attempt spent);
-    /// attempted → uncertain (the send may have happened), or retried under ``UncertainPolicy/retry``.
-    static func reclaimExpired(
-        channel: String, accountID: String, settings: DeliverySettings, _ context: inout WriteContext
-    ) throws {
-        let prefix = SwitchboardProjector.accountKey(channel, accountID).prefix
-        var expired: [String] = []
-        let nowKey = orderKey(context.now)
-        try context.tables.scan(context.tables.table(T.deliveryInflight), from: prefix) { key, value in
-            guard hasPrefix(key, prefix), key.count >= prefix.count + 8 else { return false }
-            let until = UInt64(
-                bigEndian: key[prefix.count..<prefix.count + 8].withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
-            if until >= nowKey { return false }
-            expired.append(String(decoding: value, as: UTF8.self))
-            return true
-        }
-        for id in expired {
-            guard let delivery = try load(id, context) else { continue }
-            switch delivery.status {
-            case .claimed:
-                try failAttempt(
-                    delivery, permanent: false, retryAfter: nil, code: "claim_expired",
-                    message: "claim expired before the send was attempted", settings: settings, &context)
-            case .attempting:
-                try markUncertain(
-                    delivery, reason: "claim expired after the send was attempted", settings: settings, &context)
-            default:
-                continue
-            }
-        }
-    }
-
     /// Records that the provider call for `deliveryID` is about to start. Requires the current delivery claim
-    /// token and the current, live lease token of the channel account.
+    /// token and the current, live `lease` token of the channel account (`lease` is the delivery's
+    /// ``DeliveryState/leaseResource``).
     public static func attempt(
-        _ deliveryID: String, token: UInt64, leaseToken: UInt64, owner: Owner, _ context: inout WriteContext
-    ) throws -> DeliveryCommandResult {
-        guard let delivery = try load(deliveryID, context) else {
-            return try reject(
-                "delivery.attempt", deliveryID, nil, token: token, leaseToken: leaseToken, owner: owner, "unknown",
-                &context)
+        _ delivery: DeliveryState?, deliveryID: String, token: UInt64, leaseToken: UInt64, owner: Owner,
+        lease: LeaseState?, now: LogTimestamp
+    ) -> Decision<DeliveryCommandResult> {
+        let command = "delivery.attempt"
+        guard let delivery else {
+            return reject(command, deliveryID, nil, token: token, leaseToken: leaseToken, owner: owner, .unknown)
         }
         if delivery.token != token {
-            return try reject(
-                "delivery.attempt", deliveryID, delivery, token: token, leaseToken: leaseToken, owner: owner,
-                "stale_token", &context)
+            return reject(
+                command, deliveryID, delivery, token: token, leaseToken: leaseToken, owner: owner, .staleToken)
         }
         if delivery.status != .claimed {
-            return try reject(
-                "delivery.attempt", deliveryID, delivery, token: token, leaseToken: leaseToken, owner: owner,
-                "wrong_state", &context)
+            return reject(
+                command, deliveryID, delivery, token: token, leaseToken: leaseToken, owner: owner, .wrongState)
         }
-        if let reason = try LeaseDecider.checkHolder(
-            delivery.leaseResource, owner: owner, leaseToken: leaseToken, context)
-        {
-            return try reject(
-                "delivery.attempt", deliveryID, delivery, token: token, leaseToken: leaseToken, owner: owner, reason,
-                &context)
+        if let reason = leaseRefusal(lease, owner: owner, leaseToken: leaseToken, now: now) {
+            return reject(command, deliveryID, delivery, token: token, leaseToken: leaseToken, owner: owner, reason)
         }
-        try context.append(
-            .deliveryAttempted(
-                DeliveryAttempted(
-                    deliveryID: deliveryID, token: token, leaseToken: leaseToken, attempt: delivery.attempt)),
-            correlationID: delivery.conversationID)
-        return .accepted
+        return Decision(
+            .accepted,
+            events: [
+                .deliveryAttempted(
+                    DeliveryAttempted(
+                        deliveryID: deliveryID, token: token, leaseToken: leaseToken, attempt: delivery.attempt))
+            ],
+            correlationIDs: [delivery.conversationID])
     }
 
     /// Records the provider's acceptance of an attempted delivery (also late, after the claim expired into
     /// `uncertain`, as long as no newer claim exists: a send that happened is recorded).
     public static func sent(
-        _ deliveryID: String, token: UInt64, providerMessageID: String?, owner: Owner, _ context: inout WriteContext
-    ) throws -> DeliveryCommandResult {
-        guard let delivery = try load(deliveryID, context), delivery.token == token,
-            delivery.status == .attempting || delivery.status == .uncertain
+        _ delivery: DeliveryState?, deliveryID: String, token: UInt64, providerMessageID: String?, owner: Owner
+    ) -> Decision<DeliveryCommandResult> {
+        guard let delivery, delivery.token == token, delivery.status == .attempting || delivery.status == .uncertain
         else {
-            let delivery = try load(deliveryID, context)
-            let reason = delivery == nil ? "unknown" : delivery?.token != token ? "stale_token" : "wrong_state"
-            return try reject(
-                "delivery.sent", deliveryID, delivery, token: token, leaseToken: nil, owner: owner, reason, &context)
+            return reject(
+                "delivery.sent", deliveryID, delivery, token: token, leaseToken: nil, owner: owner,
+                rejection(delivery, token: token))
         }
-        try context.append(
-            .deliverySent(
-                DeliverySent(
-                    deliveryID: deliveryID, token: token, leaseToken: delivery.leaseToken ?? 0,
-                    attempt: delivery.attempt,
-                    providerMessageID: providerMessageID)),
-            correlationID: delivery.conversationID)
-        return .accepted
+        return Decision(
+            .accepted,
+            events: [
+                .deliverySent(
+                    DeliverySent(
+                        deliveryID: deliveryID, token: token, leaseToken: delivery.leaseToken ?? 0,
+                        attempt: delivery.attempt,
+                        providerMessageID: providerMessageID))
+            ],
+            correlationIDs: [delivery.conversationID])
     }
 
     /// Records a failed attempt: `permanent` (bad recipient, bad token…) fails it for good; otherwise it is
     /// retried after `retryAfter` (the provider's) or the backoff, until out of attempts.
     public static func failed(
-        _ deliveryID: String, token: UInt64, owner: Owner, permanent: Bool, retryAfter: LogTimestamp?,
-        errorCode: String?, message: String, settings: DeliverySettings, _ context: inout WriteContext
-    ) throws -> DeliveryCommandResult {
-        guard let delivery = try load(deliveryID, context), delivery.token == token,
-            delivery.status == .attempting || delivery.status == .claimed
+        _ delivery: DeliveryState?, deliveryID: String, token: UInt64, owner: Owner, permanent: Bool,
+        retryAfter: LogTimestamp?, errorCode: String?, message: String, settings: DeliverySettings, now: LogTimestamp
+    ) -> Decision<DeliveryCommandResult> {
+        guard let delivery, delivery.token == token, delivery.status == .attempting || delivery.status == .claimed
         else {
-            let delivery = try load(deliveryID, context)
-            let reason = delivery == nil ? "unknown" : delivery?.token != token ? "stale_token" : "wrong_state"
-            return try reject(
-                "delivery.failed", deliveryID, delivery, token: token, leaseToken: nil, owner: owner, reason, &context)
+            return reject(
+                "delivery.failed", deliveryID, delivery, token: token, leaseToken: nil, owner: owner,
+                rejection(delivery, token: token))
         }
-        try failAttempt(
+        var events = DecisionEvents(firstSeq: 0)
+        failAttempt(
             delivery, permanent: permanent, retryAfter: retryAfter, code: errorCode, message: message,
-            settings: settings, &context)
-        return .accepted
+            settings: settings, now: now, into: &events)
+        return events.decision(.accepted)
     }
 
     /// Records that an attempted send may or may not have reached the provider (a timeout after the request
     /// was written, a crash mid-send).
     public static func uncertain(
-        _ deliveryID: String, token: UInt64, owner: Owner, reason: String, settings: DeliverySettings,
-        _ context: inout WriteContext
-    ) throws -> DeliveryCommandResult {
-        guard let delivery = try load(deliveryID, context), delivery.token == token, delivery.status == .attempting
-        else {
-            let delivery = try load(deliveryID, context)
-            let why = delivery == nil ? "unknown" : delivery?.token != token ? "stale_token" : "wrong_state"
-            return try reject(
-                "delivery.uncertain", deliveryID, delivery, token: token, leaseToken: nil, owner: owner, why, &context)
+        _ delivery: DeliveryState?, deliveryID: String, token: UInt64, owner: Owner, reason: String,
+        settings: DeliverySettings, now: LogTimestamp
+    ) -> Decision<DeliveryCommandResult> {
+        guard let delivery, delivery.token == token, delivery.status == .attempting else {
+            return reject(
+                "delivery.uncertain", deliveryID, delivery, token: token, leaseToken: nil, owner: owner,
+                rejection(delivery, token: token))
         }
-        try markUncertain(delivery, reason: reason, settings: settings, &context)
-        return .accepted
+        var events = DecisionEvents(firstSeq: 0)
+        markUncertain(delivery, reason: reason, settings: settings, now: now, into: &events)
+        return events.decision(.accepted)
     }
 
+    /// Records a failed attempt of `delivery`; returns the delivery as the projection holds it afterwards.
+    @discardableResult
     static func failAttempt(
         _ delivery: DeliveryState, permanent: Bool, retryAfter: LogTimestamp?, code: String?, message: String,
-        settings: DeliverySettings, _ context: inout WriteContext
-    ) throws {
+        settings: DeliverySettings, now: LogTimestamp, into events: inout DecisionEvents
+    ) -> DeliveryState {
         let outOfAttempts = delivery.attempt >= delivery.maxAttempts
         var notBefore: LogTimestamp?
         if !permanent && !outOfAttempts {
-            let backoff = context.now.advanced(
+            let backoff = now.advanced(
                 by: settings.retry.delay(afterAttempt: delivery.attempt, key: delivery.deliveryID))
             notBefore = max(backoff, retryAfter ?? backoff)
         }
-        try context.append(
+        let text = String(message.prefix(500))
+        events.append(
             .deliveryFailed(
                 DeliveryFailed(
                     deliveryID: delivery.deliveryID, token: delivery.token, attempt: delivery.attempt,
                     permanent: permanent || outOfAttempts, retryAfter: notBefore, errorCode: code,
-                    message: String(message.prefix(500)))),
+                    message: text)),
             correlationID: delivery.conversationID)
+        var after = delivery
+        after.lastError = [code, text].compactMap { $0 }.joined(separator: ": ")
+        after.visibleUntil = nil
+        if let notBefore {
+            after.status = .pending
+            after.notBefore = notBefore
+        } else {
+            after.status = .failed
+        }
+        return after
     }
 
+    /// Records that `delivery`'s send may have happened; returns the delivery as the projection holds it
+    /// afterwards (retried under ``UncertainPolicy/retry``).
+    @discardableResult
     static func markUncertain(
-        _ delivery: DeliveryState, reason: String, settings: DeliverySettings, _ context: inout WriteContext
-    ) throws {
-        try context.append(
+        _ delivery: DeliveryState, reason: String, settings: DeliverySettings, now: LogTimestamp,
+        into events: inout DecisionEvents
+    ) -> DeliveryState {
+        events.append(
             .deliveryUncertain(
                 DeliveryUncertain(
                     deliveryID: delivery.deliveryID, token: delivery.token, attempt: delivery.attempt, reason: reason)),
             correlationID: delivery.conversationID)
-        if settings.uncertainPolicy == .retry {
-            var uncertain = delivery
-            uncertain.status = .uncertain
-            try failAttempt(
+        var uncertain = delivery
+        uncertain.status = .uncertain
+        uncertain.lastError = reason
+        uncertain.visibleUntil = nil
+        switch settings.uncertainPolicy {
+        case .hold:
+            return uncertain
+        case .retry:
+            return failAttempt(
                 uncertain, permanent: false, retryAfter: nil, code: "uncertain",
                 message: "retrying an uncertain send (policy retry): the recipient may get a duplicate",
-                settings: settings, &context)
+                settings: settings, now: now, into: &events)
         }
     }
 
+    /// Why `owner` may not use the account lease under `leaseToken` at `now`, or `nil` when it holds it live.
+    static func leaseRefusal(_ lease: LeaseState?, owner: Owner, leaseToken: UInt64, now: LogTimestamp)
+        -> DeliveryRejection?
+    {
+        switch LeaseDecider.refusal(lease, owner: owner, token: leaseToken, now: now) {
+        case nil: nil
+        case "stale_token": .staleLease  // the lease's token, not the delivery's
+        case let reason?: DeliveryRejection(rawValue: reason) ?? .unknown
+        }
+    }
+
+    /// Why a command presenting `token` is refused for `delivery` (whose state the command does not accept).
+    static func rejection(_ delivery: DeliveryState?, token: UInt64) -> DeliveryRejection {
+        guard let delivery else { return .unknown }
+        return delivery.token != token ? .staleToken : .wrongState
+    }
+
+    /// Refuses a command, recording `command.rejected`.
     static func reject(
         _ command: String, _ id: String, _ delivery: DeliveryState?, token: UInt64, leaseToken: UInt64?, owner: Owner,
-        _ reason: String, _ context: inout WriteContext
-    ) throws -> DeliveryCommandResult {
-        try context.append(
-            .commandRejected(
-                CommandRejected(
-                    command: command, subject: id, reason: reason, presentedToken: token, currentToken: delivery?.token,
-                    presentedLeaseToken: leaseToken, workerID: owner.workerID, instance: owner.instance)),
-            correlationID: delivery?.conversationID)
-        return .rejected(reason: reason)
+        _ reason: DeliveryRejection
+    ) -> Decision<DeliveryCommandResult> {
+        Decision(
+            .rejected(reason: reason),
+            events: [
+                .commandRejected(
+                    CommandRejected(
+                        command: command, subject: id, reason: reason.rawValue, presentedToken: token,
+                        currentToken: delivery?.token, presentedLeaseToken: leaseToken, workerID: owner.workerID,
+                        instance: owner.instance))
+            ],
+            correlationIDs: [delivery?.conversationID])
     }
 }

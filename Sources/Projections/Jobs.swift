@@ -82,76 +82,132 @@ public struct JobClaim: Sendable, Equatable {
     public var visibleUntil: LogTimestamp
 }
 
+/// Why a token-fenced job command was refused: the `reason` recorded in its `command.rejected`.
+public enum JobRejection: String, Sendable, CaseIterable {
+    /// The presented token is not the job's current claim token.
+    case staleToken = "stale_token"
+    /// A heartbeat came after the claim's visibility ran out (the claim is settled as a failed attempt).
+    case expired
+    /// The token is current but the job is not in a state the command applies to.
+    case wrongState = "wrong_state"
+    /// No such job.
+    case unknown
+}
+
 /// The outcome of a token-fenced job command.
 public enum JobCommandResult: Sendable, Equatable {
     case accepted
-    /// `reason`: `stale_token`, `expired` (heartbeat only), `wrong_state` or `unknown`.
-    case rejected(reason: String, currentToken: UInt64?)
+    /// `expired` is a heartbeat's only; `currentToken` is the job's current claim token, if the job exists.
+    case rejected(reason: JobRejection, currentToken: UInt64?)
 }
 
 /// What happened to a failed attempt.
 public enum JobFailureOutcome: Sendable, Equatable {
     case retried(notBefore: LogTimestamp)
     case dead
-    case rejected(reason: String, currentToken: UInt64?)
+    case rejected(reason: JobRejection, currentToken: UInt64?)
 }
 
-/// Job deciders: run inside the write transaction.
-public enum JobDecider {
-    typealias T = ProjectionTables
+/// The job indexes a claim decision reads, in the projection's order. Each query visits entries lazily, in index
+/// order, until `body` returns `false`.
+public protocol JobQueueView {
+    /// Pending jobs in claim order (`p.job_ready`): highest priority first, then earliest `notBefore`, then
+    /// enqueue order. Jobs waiting for a retry decision (`notBefore` at the end of time) are not listed; jobs
+    /// whose `notBefore` is in the future are.
+    func forEachReady(_ body: (JobState) throws -> Bool) throws
+    /// Running jobs whose claim is visible until strictly before `now` (`p.job_running`), earliest deadline first.
+    func forEachExpiredClaim(before now: LogTimestamp, _ body: (JobState) throws -> Bool) throws
+    /// The running jobs of `conversationID` (`p.conversation_running`) as job id and root job id, in job id order.
+    func forEachRunning(
+        inConversation conversationID: String, _ body: (_ jobID: String, _ rootJobID: String) throws -> Bool
+    ) throws
+}
 
-    static func load(_ jobID: String, _ context: borrowing WriteContext) throws -> JobState? {
-        try context.tables.load(JobState.self, T.jobs, Key(jobID))
-    }
+/// Job deciders: pure functions of the job state (or a ``JobQueueView``), the command, the log time and the
+/// next seq, returning a ``Decision``. Their shells (`JobShell.swift`) run them in the write transaction.
+public enum JobDecider {
+    /// The reason a claim's settlement records when its visibility ran out.
+    static let claimExpired = "claim_expired"
 
     /// Enqueues a job unless its idempotency key was seen before (then returns the first job).
-    public static func enqueue(_ job: NewJob, settings: JobSettings, _ context: inout WriteContext) throws -> JobEnqueue
-    {
+    /// - Parameters:
+    ///   - existingJobID: The job already enqueued under `job.idempotencyKey`, if any.
+    ///   - jobIDTaken: Whether a job with `job.jobID` exists.
+    ///   - parent: The job `job.parentJobID` names, when it exists.
+    public static func enqueue(
+        _ job: NewJob, existingJobID: String?, jobIDTaken: Bool, parent: JobState?, settings: JobSettings
+    ) throws(ProjectionError) -> Decision<JobEnqueue> {
         guard !job.jobID.isEmpty, !job.idempotencyKey.isEmpty, !job.conversationID.isEmpty else {
             throw ProjectionError(.invalidArgument, "a job needs a job id, an idempotency key and a conversation")
         }
-        if let existing = try context.tables.get(context.tables.table(T.jobKeys), Key(job.idempotencyKey).bytes) {
-            return JobEnqueue(jobID: String(decoding: existing, as: UTF8.self), duplicate: true)
-        }
-        if try load(job.jobID, context) != nil {
+        if let existingJobID { return Decision(JobEnqueue(jobID: existingJobID, duplicate: true)) }
+        if jobIDTaken {
             throw ProjectionError(.invalidArgument, "job id \(job.jobID) exists under another idempotency key")
         }
         var root: String?
-        if let parent = job.parentJobID {
-            guard let parentJob = try load(parent, context) else {
-                throw ProjectionError(.notFound, "parent job \(parent) does not exist")
+        if let parentID = job.parentJobID {
+            guard let parent, parent.jobID == parentID else {
+                throw ProjectionError(.notFound, "parent job \(parentID) does not exist")
             }
-            root = parentJob.rootJobID
+            root = parent.rootJobID
         }
-        try context.append(
-            .jobEnqueued(
-                JobEnqueued(
-                    jobID: job.jobID, idempotencyKey: job.idempotencyKey, conversationID: job.conversationID,
-                    kind: job.kind, triggeringMessageSeq: job.triggeringMessageSeq, parentJobID: job.parentJobID,
-                    rootJobID: root, priority: job.priority, runAt: job.runAt,
-                    maxAttempts: job.maxAttempts ?? settings.retry.maxAttempts, payload: job.payload)),
-            correlationID: job.conversationID)
-        return JobEnqueue(jobID: job.jobID, duplicate: false)
+        let event = SwitchboardEvent.jobEnqueued(
+            JobEnqueued(
+                jobID: job.jobID, idempotencyKey: job.idempotencyKey, conversationID: job.conversationID,
+                kind: job.kind, triggeringMessageSeq: job.triggeringMessageSeq, parentJobID: job.parentJobID,
+                rootJobID: root, priority: job.priority, runAt: job.runAt,
+                maxAttempts: job.maxAttempts ?? settings.retry.maxAttempts, payload: job.payload))
+        return Decision(
+            JobEnqueue(jobID: job.jobID, duplicate: false), events: [event], correlationIDs: [job.conversationID])
     }
 
     /// Claims the next runnable job for `owner`: highest priority, then earliest, whose conversation has no
-    /// running job outside its own delegation tree. Expired claims are reclaimed first (counting an attempt).
-    public static func claim(owner: Owner, settings: JobSettings, _ context: inout WriteContext) throws -> JobClaim? {
-        try reclaimExpired(settings: settings, &context)
+    /// running job outside its own delegation tree. Expired claims are reclaimed first (counting an attempt), and
+    /// the claim is decided as if their settlements were already applied. The claim token is the seq of the
+    /// `job.claimed` event (after the reclaims' events).
+    public static func claim(
+        owner: Owner, settings: JobSettings, queue: some JobQueueView, now: LogTimestamp, nextSeq: UInt64
+    ) throws -> Decision<JobClaim?> {
+        var events = DecisionEvents(firstSeq: nextSeq)
+        // Jobs whose claims this decision settles, as they will be once its events are applied.
+        var released: [JobState] = []
+        try queue.forEachExpiredClaim(before: now) { job in
+            guard job.status == .running else { return true }
+            let message = "claim expired at \(job.visibleUntil.map { "\($0)" } ?? "?")"
+            let outcome = settle(
+                job, reason: claimExpired, message: message, retryable: true, settings: settings, now: now,
+                into: &events)
+            released.append(settled(job, reason: claimExpired, message: message, outcome: outcome))
+            return true
+        }
+        // Released jobs back in the queue at once (a zero retry delay) join the ready jobs in claim order.
+        var requeued = released.filter { $0.status == .pending && $0.notBefore <= now }
+        requeued.sort { claimOrder($0) < claimOrder($1) }
+        var next = requeued.startIndex
+
         var chosen: JobState?
-        try context.tables.scan(context.tables.table(T.jobReady)) { _, value in
-            let jobID = String(decoding: value, as: UTF8.self)
-            guard let job = try context.tables.load(JobState.self, T.jobs, Key(jobID)) else { return true }
-            if job.notBefore > context.now { return true }
-            if try conversationBusy(for: job, context) { return true }
+        func consider(_ job: JobState) throws -> Bool {
+            if job.notBefore > now { return true }
+            if try conversationBusy(for: job, released: released, queue) { return true }
             chosen = job
             return false
         }
-        guard let job = chosen else { return nil }
-        let token = context.nextSeq  // the seq of job.claimed: greater than every earlier claim of the job
-        let visibleUntil = context.now.advanced(by: settings.visibility)
+        try queue.forEachReady { job in
+            while next < requeued.endIndex, claimOrder(requeued[next]) < claimOrder(job) {
+                next += 1
+                if try !consider(requeued[next - 1]) { return false }
+            }
+            return try consider(job)
+        }
+        while chosen == nil, next < requeued.endIndex {
+            next += 1
+            _ = try consider(requeued[next - 1])
+        }
+        guard let job = chosen else { return events.decision(nil) }
+        let token = events.nextSeq  // the seq of job.claimed: greater than every earlier claim of the job
+        let visibleUntil = now.advanced(by: settings.visibility)
         let attempt = job.attempt + 1
-        try context.append(
+        events.append(
             .jobClaimed(
                 JobClaimed(
                     jobID: job.jobID, workerID: owner.workerID, ownerInstance: owner.instance, token: token,
@@ -163,17 +219,21 @@ public enum JobDecider {
         claimed.attempt = attempt
         claimed.claimedBy = owner
         claimed.visibleUntil = visibleUntil
-        return JobClaim(job: claimed, token: token, attempt: attempt, visibleUntil: visibleUntil)
+        return events.decision(JobClaim(job: claimed, token: token, attempt: attempt, visibleUntil: visibleUntil))
     }
 
-    /// Whether another job outside `job`'s delegation tree is running in its conversation. A child job may run
-    /// while its parent (same root) waits for it.
-    static func conversationBusy(for job: JobState, _ context: borrowing WriteContext) throws -> Bool {
+    /// A job's place in `p.job_ready`: higher priority (clamped to 32 bits) first, then earlier `notBefore`,
+    /// then enqueue order.
+    static func claimOrder(_ job: JobState) -> (Int, Int64, UInt64) {
+        (-max(Int(Int32.min), min(Int(Int32.max), job.priority)), job.notBefore.microseconds, job.enqueueSeq)
+    }
+
+    /// Whether another job outside `job`'s delegation tree is running in its conversation (not counting the
+    /// `released` ones). A child job may run while its parent (same root) waits for it.
+    static func conversationBusy(for job: JobState, released: [JobState], _ queue: some JobQueueView) throws -> Bool {
         var busy = false
-        let prefix = Key(job.conversationID).prefix
-        try context.tables.scan(context.tables.table(T.conversationRunning), from: prefix) { key, root in
-            guard hasPrefix(key, prefix) else { return false }
-            if String(decoding: root, as: UTF8.self) != job.rootJobID {
+        try queue.forEachRunning(inConversation: job.conversationID) { jobID, root in
+            if root != job.rootJobID && !released.contains(where: { $0.jobID == jobID }) {
                 busy = true
                 return false
             }
@@ -182,105 +242,111 @@ public enum JobDecider {
         return busy
     }
 
-    /// Turns claims whose visibility ran out (strictly before now) into failed attempts: retried or dead.
-    static func reclaimExpired(settings: JobSettings, _ context: inout WriteContext) throws {
-        var expired: [String] = []
-        try context.tables.scan(context.tables.table(T.jobRunning)) { key, value in
-            let until =
-                key.count >= 9 ? UInt64(bigEndian: key[1..<9].withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }) : 0
-            if until >= orderKey(context.now) { return false }
-            expired.append(String(decoding: value, as: UTF8.self))
-            return true
+    /// `job` as the projection holds it after ``settle(_:reason:message:retryable:settings:now:into:)``.
+    static func settled(_ job: JobState, reason: String, message: String, outcome: JobFailureOutcome) -> JobState {
+        var job = job
+        job.lastReason = reason
+        job.lastMessage = String(message.prefix(500))
+        job.visibleUntil = nil
+        switch outcome {
+        case .retried(let notBefore):
+            job.status = .pending
+            job.notBefore = notBefore
+        case .dead:
+            job.status = .dead
+        case .rejected:
+            break
         }
-        for jobID in expired {
-            guard let job = try load(jobID, context), job.status == .running else { continue }
-            try settle(
-                job, reason: "claim_expired", message: "claim expired at \(job.visibleUntil.map { "\($0)" } ?? "?")",
-                retryable: true, settings: settings, &context)
-        }
+        return job
     }
 
     /// Extends the claim of `jobID` held under `token`. An expired claim cannot be extended back: the heartbeat
     /// is refused (`expired`) and the claim is settled at once as a failed attempt (`claim_expired`), so the job
     /// is retried (or dead) without waiting for the next claim decision.
     public static func heartbeat(
-        _ jobID: String, token: UInt64, owner: Owner, settings: JobSettings, _ context: inout WriteContext
-    ) throws -> JobCommandResult {
-        guard let job = try load(jobID, context), job.status == .running, job.token == token else {
-            return try reject("job.heartbeat", jobID, token: token, owner: owner, &context)
+        _ job: JobState?, jobID: String, token: UInt64, owner: Owner, settings: JobSettings, now: LogTimestamp
+    ) -> Decision<JobCommandResult> {
+        guard let job, job.status == .running, job.token == token else {
+            return reject("job.heartbeat", jobID, job, token: token, owner: owner)
         }
-        if let deadline = job.visibleUntil, context.now > deadline {
-            try context.append(
+        if let deadline = job.visibleUntil, now > deadline {
+            var events = DecisionEvents(firstSeq: 0)
+            events.append(
                 .commandRejected(
                     CommandRejected(
-                        command: "job.heartbeat", subject: jobID, reason: "expired", presentedToken: token,
-                        currentToken: job.token, workerID: owner.workerID, instance: owner.instance)),
+                        command: "job.heartbeat", subject: jobID, reason: JobRejection.expired.rawValue,
+                        presentedToken: token, currentToken: job.token, workerID: owner.workerID,
+                        instance: owner.instance)),
                 correlationID: job.conversationID)
-            try settle(
-                job, reason: "claim_expired", message: "claim expired at \(deadline)", retryable: true,
-                settings: settings, &context)
-            return .rejected(reason: "expired", currentToken: job.token)
+            settle(
+                job, reason: claimExpired, message: "claim expired at \(deadline)", retryable: true,
+                settings: settings, now: now, into: &events)
+            return events.decision(.rejected(reason: .expired, currentToken: job.token))
         }
-        try context.append(
-            .jobHeartbeat(
-                JobHeartbeat(jobID: jobID, token: token, visibleUntil: context.now.advanced(by: settings.visibility))),
-            correlationID: job.conversationID)
-        return .accepted
+        return Decision(
+            .accepted,
+            events: [
+                .jobHeartbeat(
+                    JobHeartbeat(jobID: jobID, token: token, visibleUntil: now.advanced(by: settings.visibility)))
+            ],
+            correlationIDs: [job.conversationID])
     }
 
     /// Completes `jobID` under `token`; refused when the token is stale. A claim past its deadline that nobody
     /// has reclaimed yet still completes: its token is current, so no other worker can hold the job.
     public static func complete(
-        _ jobID: String, token: UInt64, owner: Owner, result: String? = nil, modelUsed: String? = nil,
-        _ context: inout WriteContext
-    ) throws -> JobCommandResult {
-        guard let job = try load(jobID, context), job.status == .running, job.token == token else {
-            return try reject("job.complete", jobID, token: token, owner: owner, &context)
+        _ job: JobState?, jobID: String, token: UInt64, owner: Owner, result: String? = nil,
+        modelUsed: String? = nil
+    ) -> Decision<JobCommandResult> {
+        guard let job, job.status == .running, job.token == token else {
+            return reject("job.complete", jobID, job, token: token, owner: owner)
         }
-        try context.append(
-            .jobCompleted(JobCompleted(jobID: jobID, token: token, result: result, modelUsed: modelUsed)),
-            correlationID: job.conversationID)
-        return .accepted
+        return Decision(
+            .accepted,
+            events: [.jobCompleted(JobCompleted(jobID: jobID, token: token, result: result, modelUsed: modelUsed))],
+            correlationIDs: [job.conversationID])
     }
 
     /// Records a failed attempt under `token`: retried with backoff, or dead when out of attempts or not
     /// retryable.
     public static func fail(
-        _ jobID: String, token: UInt64, owner: Owner, reason: String, message: String, retryable: Bool,
-        settings: JobSettings, _ context: inout WriteContext
-    ) throws -> JobFailureOutcome {
-        guard let job = try load(jobID, context), job.status == .running, job.token == token else {
-            if case .rejected(let why, let current) = try reject(
-                "job.fail", jobID, token: token, owner: owner, &context)
-            {
-                return .rejected(reason: why, currentToken: current)
-            }
-            return .rejected(reason: "unknown", currentToken: nil)
+        _ job: JobState?, jobID: String, token: UInt64, owner: Owner, reason: String, message: String,
+        retryable: Bool, settings: JobSettings, now: LogTimestamp
+    ) -> Decision<JobFailureOutcome> {
+        guard let job, job.status == .running, job.token == token else {
+            let rejected = reject("job.fail", jobID, job, token: token, owner: owner)
+            return Decision(
+                .rejected(reason: rejection(job, token: token), currentToken: job?.token), events: rejected.events,
+                correlationIDs: rejected.correlationIDs)
         }
-        return try settle(job, reason: reason, message: message, retryable: retryable, settings: settings, &context)
+        var events = DecisionEvents(firstSeq: 0)
+        let outcome = settle(
+            job, reason: reason, message: message, retryable: retryable, settings: settings, now: now, into: &events)
+        return events.decision(outcome)
     }
 
+    /// Records the failed attempt of running `job`, then its retry (with backoff) or its death.
     @discardableResult
     static func settle(
-        _ job: JobState, reason: String, message: String, retryable: Bool, settings: JobSettings,
-        _ context: inout WriteContext
-    ) throws -> JobFailureOutcome {
+        _ job: JobState, reason: String, message: String, retryable: Bool, settings: JobSettings, now: LogTimestamp,
+        into events: inout DecisionEvents
+    ) -> JobFailureOutcome {
         let text = String(message.prefix(500))
-        try context.append(
+        events.append(
             .jobFailed(
                 JobFailed(
                     jobID: job.jobID, token: job.token, attempt: job.attempt, reason: reason, message: text,
                     retryable: retryable)),
             correlationID: job.conversationID)
         if retryable && job.attempt < job.maxAttempts {
-            let notBefore = context.now.advanced(by: settings.retry.delay(afterAttempt: job.attempt, key: job.jobID))
-            try context.append(
+            let notBefore = now.advanced(by: settings.retry.delay(afterAttempt: job.attempt, key: job.jobID))
+            events.append(
                 .jobRetried(
                     JobRetried(jobID: job.jobID, attempt: job.attempt + 1, notBefore: notBefore, reason: reason)),
                 correlationID: job.conversationID)
             return .retried(notBefore: notBefore)
         }
-        try context.append(
+        events.append(
             .jobDead(JobDead(jobID: job.jobID, attempts: job.attempt, lastReason: reason, lastMessage: text)),
             correlationID: job.conversationID)
         return .dead
@@ -288,29 +354,34 @@ public enum JobDecider {
 
     /// Puts a dead job back in the queue with a fresh attempt budget (an operator action).
     public static func requeue(
-        _ jobID: String, byOperator name: String, reason: String, _ context: inout WriteContext
-    ) throws -> JobCommandResult {
-        guard let job = try load(jobID, context) else {
-            throw ProjectionError(.notFound, "no job \(jobID)")
-        }
-        guard job.status == .dead else { return .rejected(reason: "wrong_state", currentToken: job.token) }
-        try context.append(
-            .jobRequeued(JobRequeued(jobID: jobID, byOperator: name, reason: reason)), correlationID: job.conversationID
-        )
-        return .accepted
+        _ job: JobState?, jobID: String, byOperator name: String, reason: String
+    ) throws(ProjectionError) -> Decision<JobCommandResult> {
+        guard let job else { throw ProjectionError(.notFound, "no job \(jobID)") }
+        guard job.status == .dead else { return Decision(.rejected(reason: .wrongState, currentToken: job.token)) }
+        return Decision(
+            .accepted, events: [.jobRequeued(JobRequeued(jobID: jobID, byOperator: name, reason: reason))],
+            correlationIDs: [job.conversationID])
     }
 
+    /// Why a command presenting `token` is refused for `job`.
+    static func rejection(_ job: JobState?, token: UInt64) -> JobRejection {
+        guard let job else { return .unknown }
+        return job.token != token ? .staleToken : .wrongState
+    }
+
+    /// Refuses a token-fenced command, recording `command.rejected`.
     static func reject(
-        _ command: String, _ jobID: String, token: UInt64, owner: Owner, _ context: inout WriteContext
-    ) throws -> JobCommandResult {
-        let job = try load(jobID, context)
-        let reason = job == nil ? "unknown" : (job?.token != token ? "stale_token" : "wrong_state")
-        try context.append(
-            .commandRejected(
-                CommandRejected(
-                    command: command, subject: jobID, reason: reason, presentedToken: token, currentToken: job?.token,
-                    workerID: owner.workerID, instance: owner.instance)),
-            correlationID: job?.conversationID)
-        return .rejected(reason: reason, currentToken: job?.token)
+        _ command: String, _ jobID: String, _ job: JobState?, token: UInt64, owner: Owner
+    ) -> Decision<JobCommandResult> {
+        let reason = rejection(job, token: token)
+        return Decision(
+            .rejected(reason: reason, currentToken: job?.token),
+            events: [
+                .commandRejected(
+                    CommandRejected(
+                        command: command, subject: jobID, reason: reason.rawValue, presentedToken: token,
+                        currentToken: job?.token, workerID: owner.workerID, instance: owner.instance))
+            ],
+            correlationIDs: [job?.conversationID])
     }
 }

@@ -122,13 +122,9 @@ public final class Switchboard: Sendable {
 
     // MARK: Deliveries
 
-    public func enqueueDelivery(_ delivery: NewDelivery) async throws -> (deliveryID: String, duplicate: Bool) {
+    public func enqueueDelivery(_ delivery: NewDelivery) async throws -> DeliveryEnqueue {
         let settings = settings.deliveries
-        let result = try await decide { context -> [String] in
-            let r = try DeliveryDecider.enqueue(delivery, settings: settings, &context)
-            return [r.deliveryID, r.duplicate ? "1" : "0"]
-        }
-        return (result[0], result[1] == "1")
+        return try await decide { try DeliveryDecider.enqueue(delivery, settings: settings, &$0) }
     }
 
     public func claimDelivery(

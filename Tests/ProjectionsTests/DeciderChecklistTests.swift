@@ -192,7 +192,7 @@ import Testing
         #expect(try await engine.heartbeatJob("job-1", token: claim.token, as: first) == .accepted)
         #expect(
             try await engine.heartbeatJob("job-1", token: claim.token + 1, as: first)
-                == .rejected(reason: "stale_token", currentToken: claim.token))
+                == .rejected(reason: .staleToken, currentToken: claim.token))
 
         // The claim lapses and another process takes the job over.
         let visible = try #require(try engine.job("job-1")?.visibleUntil)
@@ -203,14 +203,14 @@ import Testing
 
         #expect(
             try await engine.heartbeatJob("job-1", token: claim.token, as: first)
-                == .rejected(reason: "stale_token", currentToken: takeover.token))
+                == .rejected(reason: .staleToken, currentToken: takeover.token))
         #expect(try await engine.heartbeatJob("job-1", token: takeover.token, as: second) == .accepted)
         #expect(try await engine.completeJob("job-1", token: takeover.token, as: second) == .accepted)
         // Finished: even the last token no longer heartbeats; an unknown job never does.
         #expect(
             try await engine.heartbeatJob("job-1", token: takeover.token, as: second)
-                == .rejected(reason: "wrong_state", currentToken: takeover.token))
-        #expect(try await engine.heartbeatJob("job-nope", token: 1) == .rejected(reason: "unknown", currentToken: nil))
+                == .rejected(reason: .wrongState, currentToken: takeover.token))
+        #expect(try await engine.heartbeatJob("job-nope", token: 1) == .rejected(reason: .unknown, currentToken: nil))
         #expect(try engine.recorded(JobHeartbeat.self).map(\.token) == [claim.token, takeover.token])
         await fixture.close()
     }

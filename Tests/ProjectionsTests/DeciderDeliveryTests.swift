@@ -72,11 +72,11 @@ func deciderDelivery(_ key: String, to recipient: String, channel: String = "web
 
         // Nobody holds it.
         let none = try await engine.claimDelivery(channel: "web", accountID: "main", leaseToken: 1)
-        #expect(none == .rejected(reason: "not_held"))
+        #expect(none == .rejected(reason: .notHeld))
         // Another instance holds it (even presenting its token).
         let othersToken = try await engine.mustAcquire("web/main", as: other)
         let notOwner = try await engine.claimDelivery(channel: "web", accountID: "main", leaseToken: othersToken)
-        #expect(notOwner == .rejected(reason: "not_owner"))
+        #expect(notOwner == .rejected(reason: .notOwner))
         // An old tenure of this process.
         _ = try await engine.releaseLease("web/main", token: othersToken, as: other)
         let old = try await engine.mustAcquire("web/main")
@@ -84,11 +84,11 @@ func deciderDelivery(_ key: String, to recipient: String, channel: String = "web
         let current = try await engine.mustAcquire("web/main")
         #expect(current > old)
         let stale = try await engine.claimDelivery(channel: "web", accountID: "main", leaseToken: old)
-        #expect(stale == .rejected(reason: "stale_lease"))
+        #expect(stale == .rejected(reason: .staleLease))
         // The current tenure, expired.
         fixture.clock.advance(.seconds(45) + .microseconds(1))
         let expired = try await engine.claimDelivery(channel: "web", accountID: "main", leaseToken: current)
-        #expect(expired == .rejected(reason: "expired"))
+        #expect(expired == .rejected(reason: .expired))
 
         let rejected = try engine.recorded(CommandRejected.self)
         #expect(rejected.map(\.reason) == ["not_held", "not_owner", "stale_lease", "expired"])
@@ -129,7 +129,7 @@ func deciderDelivery(_ key: String, to recipient: String, channel: String = "web
 
         let result = try await engine.attemptDelivery("d-k1", token: first.token, leaseToken: lease)
 
-        #expect(result == .rejected(reason: "stale_token"))
+        #expect(result == .rejected(reason: .staleToken))
         let rejected = try #require(try engine.recorded(CommandRejected.self).last)
         #expect(rejected.command == "delivery.attempt" && rejected.reason == "stale_token")
         #expect(rejected.presentedToken == first.token && rejected.currentToken == second.token)
@@ -149,13 +149,13 @@ func deciderDelivery(_ key: String, to recipient: String, channel: String = "web
 
         // Expired, not yet taken over: refused as expired.
         let lapsed = try await engine.attemptDelivery("d-k1", token: claim.token, leaseToken: lease)
-        #expect(lapsed == .rejected(reason: "expired"))
+        #expect(lapsed == .rejected(reason: .expired))
         // Taken over by another instance: refused as a stale lease.
         let newLease = try await engine.mustAcquire("web/main", as: successor)
         #expect(newLease > lease)
         let stale = try await engine.attemptDelivery("d-k1", token: claim.token, leaseToken: lease)
 
-        #expect(stale == .rejected(reason: "stale_lease"))
+        #expect(stale == .rejected(reason: .staleLease))
         let rejected = try engine.recorded(CommandRejected.self)
         #expect(rejected.map(\.reason) == ["expired", "stale_lease"])
         #expect(rejected.last?.command == "delivery.attempt")

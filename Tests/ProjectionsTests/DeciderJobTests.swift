@@ -70,7 +70,7 @@ func deciderJob(
         let wrong = claim.token + 1000
         fixture.clock.advance(.seconds(5))
 
-        let expected = JobCommandResult.rejected(reason: "stale_token", currentToken: claim.token)
+        let expected = JobCommandResult.rejected(reason: .staleToken, currentToken: claim.token)
         switch command {
         case .heartbeat:
             #expect(try await engine.heartbeatJob("job-1", token: wrong) == expected)
@@ -79,7 +79,7 @@ func deciderJob(
         case .fail:
             let outcome = try await engine.failJob(
                 "job-1", token: wrong, reason: "timeout", message: "late", retryable: true)
-            #expect(outcome == .rejected(reason: "stale_token", currentToken: claim.token))
+            #expect(outcome == .rejected(reason: .staleToken, currentToken: claim.token))
         }
 
         let rejected = try engine.recorded(CommandRejected.self)
@@ -308,7 +308,7 @@ func deciderJob(
 
         // The crashed worker comes back: every command under its token is refused.
         let late = try await engine.completeJob("job-1", token: first.token, result: "late", as: crashed)
-        #expect(late == .rejected(reason: "stale_token", currentToken: reclaim.token))
+        #expect(late == .rejected(reason: .staleToken, currentToken: reclaim.token))
         #expect(try await engine.heartbeatJob("job-1", token: first.token, as: crashed) != .accepted)
         #expect(try engine.recorded(CommandRejected.self).map(\.command) == ["job.complete", "job.heartbeat"])
         #expect(try engine.job("job-1")?.status == .running)
@@ -407,6 +407,27 @@ func deciderJob(
         }
         #expect(parent.job.jobID == "job-parent")
         #expect(try await engine.claimJob()?.job.jobID == "job-unrelated")
+        await fixture.close()
+    }
+
+    @Test func jobAndDeliveryRecordsKeepTheirConversationAsCorrelationID() async throws {
+        let fixture = try DeciderFixture()
+        let engine = fixture.engine
+        _ = try await engine.enqueueJob(deciderJob("job-1", conversation: "conv-7"))
+        let claim = try await engine.mustClaimJob()
+        #expect(try await engine.heartbeatJob("job-1", token: claim.token + 1) != .accepted)
+        #expect(try await engine.completeJob("job-1", token: claim.token) == .accepted)
+        let delivery = NewDelivery(
+            idempotencyKey: "msg-1:0", channel: "web", accountID: "default", recipient: "u-1", conversationID: "conv-7",
+            text: "hi")
+        #expect(try await engine.enqueueDelivery(delivery).duplicate == false)
+
+        let records = try engine.log.records(from: 1)
+        #expect(
+            records.map(\.type) == [
+                "job.enqueued", "job.claimed", "command.rejected", "job.completed", "delivery.enqueued",
+            ])
+        #expect(records.allSatisfy { $0.correlationID == "conv-7" })
         await fixture.close()
     }
 }

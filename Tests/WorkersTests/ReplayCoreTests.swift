@@ -88,7 +88,7 @@ struct ReplayCoreTests {
         #expect(taken.token > grant.token)
         let refused = try await a.attemptDelivery(
             claim.delivery.deliveryID, token: claim.token, leaseToken: grant.token)
-        #expect(refused == .rejected(reason: "stale_lease"))
+        #expect(refused == .rejected(reason: .staleLease))
         await a.close()
         let audit = try await replay(["audit", "duplicates", "--data-dir", dir.path])
         #expect(audit.status == 0, "\(audit.lines)")

@@ -72,7 +72,7 @@ struct ReplayIncidentTests {
             leaseB = try await world.acquire(as: b)
             let attempt = try await world.engine.attemptDelivery(
                 deliveryID, token: claim.token, leaseToken: leaseA, as: a)
-            #expect(attempt == .rejected(reason: "stale_lease"))
+            #expect(attempt == .rejected(reason: .staleLease))
         }
     }
 

@@ -1,0 +1,24 @@
+import SwitchboardEvents
+
+/// The events a decider has decided so far, each with its correlation id; ``decision(_:)`` closes them with the
+/// outcome.
+struct DecisionEvents {
+    private(set) var events: [SwitchboardEvent] = []
+    private(set) var correlationIDs: [String?] = []
+    /// The seq the first event will get.
+    let firstSeq: UInt64
+
+    init(firstSeq: UInt64) { self.firstSeq = firstSeq }
+
+    /// The seq the next appended event will get (a claim's token is the seq of its claim event).
+    var nextSeq: UInt64 { firstSeq + UInt64(events.count) }
+
+    mutating func append(_ event: SwitchboardEvent, correlationID: String? = nil) {
+        events.append(event)
+        correlationIDs.append(correlationID)
+    }
+
+    func decision<Outcome>(_ outcome: Outcome) -> Decision<Outcome> {
+        Decision(outcome, events: events, correlationIDs: correlationIDs)
+    }
+}

@@ -1,0 +1,140 @@
+import EventLog
+import SwitchboardEvents
+
+/// The delivery deciders' shell: loads their state through ``WriteContext/tables`` inside the write transaction,
+/// calls the pure decider with the transaction's log time and next seq, and appends its events.
+extension DeliveryDecider {
+    typealias T = ProjectionTables
+
+    static func load(_ id: String, _ tables: TableReader) throws -> DeliveryState? {
+        try tables.load(DeliveryState.self, T.deliveries, Key(id))
+    }
+
+    static func loadLease(_ resource: String, _ tables: TableReader) throws -> LeaseState? {
+        try tables.load(LeaseState.self, T.leases, Key(resource))
+    }
+
+    /// Enqueues an outbound message unless its idempotency key was seen before.
+    public static func enqueue(
+        _ delivery: NewDelivery, settings: DeliverySettings, _ context: inout WriteContext
+    ) throws -> DeliveryEnqueue {
+        let tables = context.tables
+        let existing =
+            delivery.idempotencyKey.isEmpty
+            ? nil
+            : try tables.get(tables.table(T.deliveryKeys), Key(delivery.idempotencyKey).bytes).map {
+                String(decoding: $0, as: UTF8.self)
+            }
+        return try context.commit(enqueue(delivery, existingDeliveryID: existing, settings: settings))
+    }
+
+    /// Claims the next deliverable message of `channel`/`accountID` (see
+    /// ``claim(channel:accountID:owner:leaseToken:lease:settings:queue:now:nextSeq:)``).
+    public static func claim(
+        channel: String, accountID: String, owner: Owner, leaseToken: UInt64, settings: DeliverySettings,
+        _ context: inout WriteContext
+    ) throws -> DeliveryClaimResult {
+        let tables = context.tables
+        let decision = try claim(
+            channel: channel, accountID: accountID, owner: owner, leaseToken: leaseToken,
+            lease: try loadLease("\(channel)/\(accountID)", tables), settings: settings,
+            queue: TableDeliveryQueue(tables: tables), now: context.now, nextSeq: context.nextSeq)
+        return try context.commit(decision)
+    }
+
+    public static func attempt(
+        _ deliveryID: String, token: UInt64, leaseToken: UInt64, owner: Owner, _ context: inout WriteContext
+    ) throws -> DeliveryCommandResult {
+        let tables = context.tables
+        let delivery = try load(deliveryID, tables)
+        let lease = try delivery.flatMap { try loadLease($0.leaseResource, tables) }
+        return try context.commit(
+            attempt(
+                delivery, deliveryID: deliveryID, token: token, leaseToken: leaseToken, owner: owner, lease: lease,
+                now: context.now))
+    }
+
+    public static func sent(
+        _ deliveryID: String, token: UInt64, providerMessageID: String?, owner: Owner, _ context: inout WriteContext
+    ) throws -> DeliveryCommandResult {
+        let delivery = try load(deliveryID, context.tables)
+        return try context.commit(
+            sent(delivery, deliveryID: deliveryID, token: token, providerMessageID: providerMessageID, owner: owner))
+    }
+
+    public static func failed(
+        _ deliveryID: String, token: UInt64, owner: Owner, permanent: Bool, retryAfter: LogTimestamp?,
+        errorCode: String?, message: String, settings: DeliverySettings, _ context: inout WriteContext
+    ) throws -> DeliveryCommandResult {
+        let delivery = try load(deliveryID, context.tables)
+        return try context.commit(
+            failed(
+                delivery, deliveryID: deliveryID, token: token, owner: owner, permanent: permanent,
+                retryAfter: retryAfter, errorCode: errorCode, message: message, settings: settings, now: context.now))
+    }
+
+    public static func uncertain(
+        _ deliveryID: String, token: UInt64, owner: Owner, reason: String, settings: DeliverySettings,
+        _ context: inout WriteContext
+    ) throws -> DeliveryCommandResult {
+        let delivery = try load(deliveryID, context.tables)
+        return try context.commit(
+            uncertain(
+                delivery, deliveryID: deliveryID, token: token, owner: owner, reason: reason, settings: settings,
+                now: context.now))
+    }
+}
+
+/// ``DeliveryQueueView`` over the projection's indexes in the write transaction.
+struct TableDeliveryQueue: DeliveryQueueView {
+    typealias T = ProjectionTables
+    let tables: TableReader
+
+    /// The delivery under `id`, the UTF-8 bytes of its id (a one-part ``Key``).
+    private func delivery(_ id: [UInt8]) throws -> DeliveryState? {
+        try tables.get(tables.table(T.deliveries), id).map { try StateCoding.decode(DeliveryState.self, $0) }
+    }
+
+    func forEachPending(channel: String, accountID: String, _ body: (DeliveryState) throws -> Bool) throws {
+        let prefix = SwitchboardProjector.accountKey(channel, accountID).prefix
+        try tables.scan(tables.table(T.deliveryPending), from: prefix) { key, value in
+            guard hasPrefix(key, prefix) else { return false }
+            guard let delivery = try delivery(value) else { return true }
+            return try body(delivery)
+        }
+    }
+
+    func forEachQueued(
+        channel: String, accountID: String, recipient: String, _ body: (_ deliveryID: String) throws -> Bool
+    ) throws {
+        let prefix = SwitchboardProjector.accountKey(channel, accountID).appending(recipient).prefix
+        try tables.scan(tables.table(T.recipientQueue), from: prefix) { key, value in
+            guard hasPrefix(key, prefix) else { return false }
+            return try body(String(decoding: value, as: UTF8.self))
+        }
+    }
+
+    func forEachExpiredClaim(
+        channel: String, accountID: String, before now: LogTimestamp, _ body: (DeliveryState) throws -> Bool
+    ) throws {
+        let prefix = SwitchboardProjector.accountKey(channel, accountID).prefix
+        let nowKey = orderKey(now)
+        try tables.scan(tables.table(T.deliveryInflight), from: prefix) { key, value in
+            guard hasPrefix(key, prefix), key.count >= prefix.count + 8 else { return false }
+            let until = UInt64(
+                bigEndian: key[prefix.count..<prefix.count + 8].withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+            if until >= nowKey { return false }
+            guard let delivery = try delivery(value) else { return true }
+            return try body(delivery)
+        }
+    }
+
+    func accountSendTimes(channel: String, accountID: String) throws -> [Int64] {
+        try tables.load([Int64].self, T.accountRate, SwitchboardProjector.accountKey(channel, accountID)) ?? []
+    }
+
+    func recipientSendTimes(channel: String, accountID: String, recipient: String) throws -> [Int64] {
+        let key = SwitchboardProjector.accountKey(channel, accountID).appending(recipient)
+        return try tables.load([Int64].self, T.recipientRate, key) ?? []
+    }
+}

@@ -1,0 +1,116 @@
+import EventLog
+import SwitchboardEvents
+
+/// The job deciders' shell: loads their state through ``WriteContext/tables`` inside the write transaction, calls
+/// the pure decider with the transaction's log time and next seq, and appends its events.
+extension JobDecider {
+    typealias T = ProjectionTables
+
+    static func load(_ jobID: String, _ tables: TableReader) throws -> JobState? {
+        try tables.load(JobState.self, T.jobs, Key(jobID))
+    }
+
+    /// Enqueues a job unless its idempotency key was seen before (then returns the first job).
+    public static func enqueue(_ job: NewJob, settings: JobSettings, _ context: inout WriteContext) throws -> JobEnqueue
+    {
+        let tables = context.tables
+        var existingJobID: String?
+        var jobIDTaken = false
+        var parent: JobState?
+        if !job.jobID.isEmpty, !job.idempotencyKey.isEmpty {  // else the decider refuses it without reading
+            existingJobID = try tables.get(tables.table(T.jobKeys), Key(job.idempotencyKey).bytes).map {
+                String(decoding: $0, as: UTF8.self)
+            }
+            if existingJobID == nil {
+                jobIDTaken = try load(job.jobID, tables) != nil
+                parent = try job.parentJobID.flatMap { try load($0, tables) }
+            }
+        }
+        let decision = try enqueue(
+            job, existingJobID: existingJobID, jobIDTaken: jobIDTaken, parent: parent, settings: settings)
+        return try context.commit(decision)
+    }
+
+    /// Claims the next runnable job for `owner` (see ``claim(owner:settings:queue:now:nextSeq:)``).
+    public static func claim(owner: Owner, settings: JobSettings, _ context: inout WriteContext) throws -> JobClaim? {
+        let decision = try claim(
+            owner: owner, settings: settings, queue: TableJobQueue(tables: context.tables), now: context.now,
+            nextSeq: context.nextSeq)
+        return try context.commit(decision)
+    }
+
+    public static func heartbeat(
+        _ jobID: String, token: UInt64, owner: Owner, settings: JobSettings, _ context: inout WriteContext
+    ) throws -> JobCommandResult {
+        let job = try load(jobID, context.tables)
+        return try context.commit(
+            heartbeat(job, jobID: jobID, token: token, owner: owner, settings: settings, now: context.now))
+    }
+
+    public static func complete(
+        _ jobID: String, token: UInt64, owner: Owner, result: String? = nil, modelUsed: String? = nil,
+        _ context: inout WriteContext
+    ) throws -> JobCommandResult {
+        let job = try load(jobID, context.tables)
+        return try context.commit(
+            complete(job, jobID: jobID, token: token, owner: owner, result: result, modelUsed: modelUsed))
+    }
+
+    public static func fail(
+        _ jobID: String, token: UInt64, owner: Owner, reason: String, message: String, retryable: Bool,
+        settings: JobSettings, _ context: inout WriteContext
+    ) throws -> JobFailureOutcome {
+        let job = try load(jobID, context.tables)
+        return try context.commit(
+            fail(
+                job, jobID: jobID, token: token, owner: owner, reason: reason, message: message, retryable: retryable,
+                settings: settings, now: context.now))
+    }
+
+    public static func requeue(
+        _ jobID: String, byOperator name: String, reason: String, _ context: inout WriteContext
+    ) throws -> JobCommandResult {
+        let job = try load(jobID, context.tables)
+        return try context.commit(requeue(job, jobID: jobID, byOperator: name, reason: reason))
+    }
+}
+
+/// ``JobQueueView`` over the projection's indexes in the write transaction.
+struct TableJobQueue: JobQueueView {
+    typealias T = ProjectionTables
+    let tables: TableReader
+
+    /// The job under `id`, the UTF-8 bytes of its id (a one-part ``Key``).
+    private func job(_ id: [UInt8]) throws -> JobState? {
+        try tables.get(tables.table(T.jobs), id).map { try StateCoding.decode(JobState.self, $0) }
+    }
+
+    func forEachReady(_ body: (JobState) throws -> Bool) throws {
+        try tables.scan(tables.table(T.jobReady)) { _, value in
+            guard let job = try job(value) else { return true }
+            return try body(job)
+        }
+    }
+
+    func forEachExpiredClaim(before now: LogTimestamp, _ body: (JobState) throws -> Bool) throws {
+        let nowKey = orderKey(now)
+        try tables.scan(tables.table(T.jobRunning)) { key, value in
+            let until =
+                key.count >= 9 ? UInt64(bigEndian: key[1..<9].withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }) : 0
+            if until >= nowKey { return false }
+            guard let job = try job(value) else { return true }
+            return try body(job)
+        }
+    }
+
+    func forEachRunning(
+        inConversation conversationID: String, _ body: (_ jobID: String, _ rootJobID: String) throws -> Bool
+    ) throws {
+        let prefix = Key(conversationID).prefix
+        try tables.scan(tables.table(T.conversationRunning), from: prefix) { key, root in
+            guard hasPrefix(key, prefix) else { return false }
+            return try body(
+                String(decoding: key[prefix.count...], as: UTF8.self), String(decoding: root, as: UTF8.self))
+        }
+    }
+}
