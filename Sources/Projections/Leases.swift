@@ -91,13 +91,13 @@ public enum LeaseDecider {
     public static func acquire(
         _ lease: LeaseState?, resource: String, owner: Owner, ttl: Duration, now: LogTimestamp, nextSeq: UInt64
     ) -> Decision<LeaseDecision> {
+        if let lease, lease.isLive(at: now), lease.owner == owner {
+            return renew(lease, resource: resource, owner: owner, token: lease.token, ttl: ttl, now: now)
+        }
         var events: [SwitchboardEvent] = []
         events.reserveCapacity(2)
         let lease = lapse(lease, now: now, into: &events)
         if let lease, lease.isLive(at: now) {
-            if lease.owner == owner {
-                return renew(lease, resource: resource, owner: owner, token: lease.token, ttl: ttl, now: now)
-            }
             events.append(denied(resource, owner: owner, token: nil, reason: .held, live: lease))
             return Decision(.denied(reason: .held, holder: grant(lease)), events: events)
         }
