@@ -140,12 +140,6 @@ public enum DeliveryClaimResult: Sendable, Equatable {
 public enum DeliveryCommandResult: Sendable, Equatable {
     case accepted
     case rejected(reason: DeliveryRejection)
-
-    /// A refusal by its stored reason, for lease-gated commands outside deliveries (sessions); a reason this
-    /// type does not know becomes ``DeliveryRejection/unknown``.
-    public static func rejected(reason: String) -> DeliveryCommandResult {
-        .rejected(reason: DeliveryRejection(rawValue: reason) ?? .unknown)
-    }
 }
 
 /// The delivery indexes and rate history a claim decision reads for one channel account. Each `forEach` query
@@ -499,10 +493,12 @@ public enum DeliveryDecider {
     static func leaseRefusal(_ lease: LeaseState?, owner: Owner, leaseToken: UInt64, now: LogTimestamp)
         -> DeliveryRejection?
     {
-        switch LeaseDecider.refusal(lease, owner: owner, token: leaseToken, now: now) {
+        switch LeaseDecider.gate(lease, owner: owner, leaseToken: leaseToken, now: now) {
         case nil: nil
-        case "stale_token": .staleLease  // the lease's token, not the delivery's
-        case let reason?: DeliveryRejection(rawValue: reason) ?? .unknown
+        case .staleLease: .staleLease  // the lease's token, not the delivery's
+        case .notOwner: .notOwner
+        case .expired: .expired
+        case .notHeld: .notHeld
         }
     }
 

@@ -33,106 +33,263 @@ public enum ContactPolicy: String, Sendable, Equatable {
     case allowlist
 }
 
+/// A contact's access: the `status` of `contact.updated` and of ``ContactState`` (the raw value is what is
+/// stored).
+public enum ContactStatus: String, Sendable, Equatable, CaseIterable {
+    /// Messages start reply jobs.
+    case allowed
+    /// Messages are recorded and start nothing.
+    case blocked
+    /// Unknown or pairing: messages are recorded and start nothing until an operator allows the contact or it
+    /// pairs.
+    case pending
+
+    /// The status a stored value names. A value this build does not know (no decider writes one) is treated as
+    /// `blocked`: it starts nothing and cannot pair.
+    public init(stored: String) { self = ContactStatus(rawValue: stored) ?? .blocked }
+}
+
+extension ContactState {
+    /// ``status`` as a typed value (see ``ContactStatus/init(stored:)``).
+    public var access: ContactStatus { ContactStatus(stored: status) }
+}
+
 /// The outcome of ingesting an inbound message.
 public enum IngestResult: Sendable, Equatable {
     /// First time this (channel, account, external id) was seen.
-    case accepted(messageSeq: UInt64, conversationID: String, jobID: String?, contactStatus: String)
+    case accepted(messageSeq: UInt64, conversationID: String, jobID: String?, contactStatus: ContactStatus)
     /// Seen before: the seq of the first `message.received`.
     case duplicate(firstSeq: UInt64)
 }
 
-/// Inbound and contact deciders.
-public enum InboundDecider {
-    typealias T = ProjectionTables
+/// What the inbound decider decided about a message (before its reply job, which the job decider enqueues).
+public enum InboundDecision: Sendable, Equatable {
+    /// First sight: recorded as `messageSeq` in `conversationID`; `startsJob` when a reply job is to be enqueued
+    /// (one was asked for and the contact is allowed).
+    case accepted(messageSeq: UInt64, conversationID: String, contactStatus: ContactStatus, startsJob: Bool)
+    /// Seen before: the seq of the first `message.received`.
+    case duplicate(firstSeq: UInt64)
+}
 
-    /// Dedupes, resolves the contact and the per-contact conversation, records `message.received` and — for
-    /// an allowed contact — enqueues the reply job, all atomically.
+/// The outcome of a pairing attempt.
+public enum PairingResult: Sendable, Equatable {
+    /// The code matched: the contact is allowed.
+    case paired
+    /// Nothing changed.
+    case refused(PairingRefusal)
+}
+
+/// Why a pairing attempt changed nothing (not recorded in the log: a refused pairing appends nothing).
+public enum PairingRefusal: String, Sendable, Equatable, CaseIterable {
+    /// The contact was never seen nor set.
+    case unknownContact = "unknown_contact"
+    /// The contact is not waiting for pairing (already allowed, or blocked).
+    case notPending = "not_pending"
+    /// The contact is pending without a pairing code (an unknown sender under the allowlist policy).
+    case noCode = "no_code"
+    /// The code does not match.
+    case wrongCode = "wrong_code"
+}
+
+/// What the inbound decider reads besides its command: implemented over the write transaction's tables by the
+/// shell, and in memory by tests.
+public protocol InboundLookup {
+    /// The seq of the `message.received` that first recorded (`channel`, `accountID`, `externalID`), if any.
+    func firstSeq(channel: String, accountID: String, externalID: String) throws -> UInt64?
+    /// The contact, if known.
+    func contact(channel: String, accountID: String, contactID: String) throws -> ContactState?
+}
+
+/// The inbound and contact deciders: pure functions of the state they read, the command and the next seq, whose
+/// events a shell appends inside the write transaction (see ``Decision``).
+public enum InboundDecider {
+    /// Dedupes `message`, resolves its contact (recording an unknown sender as `allowed` or `pending` by
+    /// `policy`) and the per-contact conversation, and records `message.received`. The reply job, when
+    /// `startsJob`, is ``replyJob(for:conversationID:messageSeq:)``.
     public static func ingest(
-        _ message: InboundMessage, policy: ContactPolicy, enqueueJob: Bool, jobSettings: JobSettings,
-        _ context: inout WriteContext
-    ) throws -> IngestResult {
+        _ message: InboundMessage, policy: ContactPolicy, enqueueJob: Bool, lookup: some InboundLookup,
+        nextSeq: UInt64
+    ) throws -> Decision<InboundDecision> {
         guard !message.externalID.isEmpty, !message.contactID.isEmpty else {
             throw ProjectionError(.invalidArgument, "an inbound message needs an external id and a contact")
         }
-        let dedupe = Key(message.channel, message.accountID, message.externalID)
-        if let first = try context.tables.get(context.tables.table(T.inbound), dedupe.bytes), first.count == 8 {
-            return .duplicate(firstSeq: UInt64(bigEndian: first.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }))
+        if let first = try lookup.firstSeq(
+            channel: message.channel, accountID: message.accountID, externalID: message.externalID)
+        {
+            return Decision(.duplicate(firstSeq: first))
         }
-        let contactKey = Key(message.channel, message.accountID, message.contactID)
-        var status = try context.tables.load(ContactState.self, T.contacts, contactKey)?.status
-        if status == nil {
-            status = policy == .open ? "allowed" : "pending"
-            try context.append(
+        var events: [SwitchboardEvent] = []
+        events.reserveCapacity(2)
+        let status: ContactStatus
+        if let contact = try lookup.contact(
+            channel: message.channel, accountID: message.accountID, contactID: message.contactID)
+        {
+            status = contact.access
+        } else {
+            switch policy {
+            case .open: status = .allowed
+            case .allowlist: status = .pending
+            }
+            events.append(
                 .contactUpdated(
                     ContactUpdated(
                         channel: message.channel, accountID: message.accountID, contactID: message.contactID,
-                        status: status!, changedBy: "inbound")))
+                        status: status.rawValue, changedBy: "inbound")))
         }
         let conversation = conversationID(
             channel: message.channel, accountID: message.accountID, contactID: message.contactID)
-        let seq = try context.append(
+        let messageSeq = nextSeq + UInt64(events.count)
+        events.append(
             .messageReceived(
                 MessageReceived(
                     channel: message.channel, accountID: message.accountID, externalID: message.externalID,
                     conversationID: conversation, contactID: message.contactID, text: message.text,
-                    providerTimestamp: message.providerTimestamp, replyToExternalID: message.replyToExternalID)),
-            correlationID: conversation)
-        var jobID: String?
-        if enqueueJob && status == "allowed" {
-            var job = NewJob(
-                idempotencyKey: "inbound:\(message.channel):\(message.accountID):\(message.externalID)",
-                conversationID: conversation)
-            job.triggeringMessageSeq = seq
-            jobID = try JobDecider.enqueue(job, settings: jobSettings, &context).jobID
+                    providerTimestamp: message.providerTimestamp, replyToExternalID: message.replyToExternalID)))
+        let startsJob: Bool
+        switch status {
+        case .allowed: startsJob = enqueueJob
+        case .blocked, .pending: startsJob = false
         }
-        return .accepted(messageSeq: seq, conversationID: conversation, jobID: jobID, contactStatus: status!)
+        return Decision(
+            .accepted(
+                messageSeq: messageSeq, conversationID: conversation, contactStatus: status, startsJob: startsJob),
+            events: events)
     }
 
-    /// Sets a contact's status (`allowed`, `blocked`, `pending`) — an operator action.
+    /// The reply job of an accepted message: idempotent per message, triggered by it.
+    public static func replyJob(for message: InboundMessage, conversationID: String, messageSeq: UInt64) -> NewJob {
+        var job = NewJob(
+            idempotencyKey: "inbound:\(message.channel):\(message.accountID):\(message.externalID)",
+            conversationID: conversationID)
+        job.triggeringMessageSeq = messageSeq
+        return job
+    }
+
+    /// Sets a contact's status — an operator action (clears any pairing code).
     public static func setContact(
-        channel: String, accountID: String, contactID: String, status: String, by name: String,
-        _ context: inout WriteContext
-    ) throws {
-        guard ["allowed", "blocked", "pending"].contains(status) else {
-            throw ProjectionError(.invalidArgument, "contact status must be allowed, blocked or pending")
-        }
-        try context.append(
-            .contactUpdated(
-                ContactUpdated(
-                    channel: channel, accountID: accountID, contactID: contactID, status: status,
-                    changedBy: "operator:\(name)")))
+        channel: String, accountID: String, contactID: String, status: ContactStatus, by name: String
+    ) -> Decision<ContactState> {
+        let contact = ContactState(
+            channel: channel, accountID: accountID, contactID: contactID, status: status.rawValue,
+            pairingCodeHash: nil)
+        return Decision(contact, events: [updated(contact, by: "operator:\(name)")])
     }
 
     /// Starts pairing: the contact becomes `pending` with the hash of `code`, which it must send back.
     public static func startPairing(
-        channel: String, accountID: String, contactID: String, code: String, by name: String,
-        _ context: inout WriteContext
-    ) throws {
-        try context.append(
-            .contactUpdated(
-                ContactUpdated(
-                    channel: channel, accountID: accountID, contactID: contactID, status: "pending",
-                    pairingCodeHash: hashCode(code), changedBy: "operator:\(name)")))
+        channel: String, accountID: String, contactID: String, code: String, by name: String
+    ) -> Decision<ContactState> {
+        let contact = ContactState(
+            channel: channel, accountID: accountID, contactID: contactID, status: ContactStatus.pending.rawValue,
+            pairingCodeHash: hashCode(code))
+        return Decision(contact, events: [updated(contact, by: "operator:\(name)")])
     }
 
-    /// Completes pairing when `code` matches (compared in constant time); returns whether it did.
-    public static func completePairing(
-        channel: String, accountID: String, contactID: String, code: String, _ context: inout WriteContext
-    ) throws -> Bool {
-        guard let contact = try context.tables.load(ContactState.self, T.contacts, Key(channel, accountID, contactID)),
-            contact.status == "pending", let expected = contact.pairingCodeHash
-        else { return false }
-        guard constantTimeEqual(Array(hashCode(code).utf8), Array(expected.utf8)) else { return false }
-        try context.append(
-            .contactUpdated(
-                ContactUpdated(
-                    channel: channel, accountID: accountID, contactID: contactID, status: "allowed",
-                    changedBy: "pairing")))
-        return true
+    /// Completes pairing when `contact` is pending with a code and `code` matches it (compared in constant time).
+    public static func completePairing(_ contact: ContactState?, code: String) -> Decision<PairingResult> {
+        guard let contact else { return Decision(.refused(.unknownContact)) }
+        switch contact.access {
+        case .pending: break
+        case .allowed, .blocked: return Decision(.refused(.notPending))
+        }
+        guard let expected = contact.pairingCodeHash else { return Decision(.refused(.noCode)) }
+        guard constantTimeEqual(Array(hashCode(code).utf8), Array(expected.utf8)) else {
+            return Decision(.refused(.wrongCode))
+        }
+        var paired = contact
+        paired.status = ContactStatus.allowed.rawValue
+        paired.pairingCodeHash = nil
+        return Decision(.paired, events: [updated(paired, by: "pairing")])
+    }
+
+    static func updated(_ contact: ContactState, by changedBy: String) -> SwitchboardEvent {
+        .contactUpdated(
+            ContactUpdated(
+                channel: contact.channel, accountID: contact.accountID, contactID: contact.contactID,
+                status: contact.status, pairingCodeHash: contact.pairingCodeHash, changedBy: changedBy))
     }
 
     static func hashCode(_ code: String) -> String {
         SHA256.hash(data: Array(code.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+// MARK: - Shell: load, decide, append inside the write transaction
+
+/// ``InboundLookup`` over the write transaction's tables.
+struct TableInboundLookup: InboundLookup {
+    let tables: TableReader
+
+    func firstSeq(channel: String, accountID: String, externalID: String) throws -> UInt64? {
+        try tables.withValue(tables.table(ProjectionTable.inbound), Key(channel, accountID, externalID).bytes) {
+            guard let bytes = $0, bytes.count == 8 else { return nil }
+            return UInt64(bigEndian: bytes.loadUnaligned(as: UInt64.self))
+        }
+    }
+
+    func contact(channel: String, accountID: String, contactID: String) throws -> ContactState? {
+        try tables.load(ContactState.self, ProjectionTable.contacts, Key(channel, accountID, contactID))
+    }
+}
+
+extension InboundDecider {
+    /// ``ingest(_:policy:enqueueJob:lookup:nextSeq:)`` against the tables, appended (`message.received`
+    /// correlated to its conversation), then the reply job enqueued — all in one transaction.
+    public static func ingest(
+        _ message: InboundMessage, policy: ContactPolicy, enqueueJob: Bool, jobSettings: JobSettings,
+        _ context: inout WriteContext
+    ) throws -> IngestResult {
+        let decision = try ingest(
+            message, policy: policy, enqueueJob: enqueueJob, lookup: TableInboundLookup(tables: context.tables),
+            nextSeq: context.nextSeq)
+        for event in decision.events {
+            if case .messageReceived(let received) = event {
+                try context.append(event, correlationID: received.conversationID)
+            } else {
+                try context.append(event)
+            }
+        }
+        switch decision.outcome {
+        case .duplicate(let firstSeq):
+            return .duplicate(firstSeq: firstSeq)
+        case .accepted(let messageSeq, let conversation, let status, let startsJob):
+            let jobID =
+                startsJob
+                ? try JobDecider.enqueue(
+                    replyJob(for: message, conversationID: conversation, messageSeq: messageSeq),
+                    settings: jobSettings, &context
+                ).jobID : nil
+            return .accepted(messageSeq: messageSeq, conversationID: conversation, jobID: jobID, contactStatus: status)
+        }
+    }
+
+    /// ``setContact(channel:accountID:contactID:status:by:)``, appended.
+    @discardableResult
+    public static func setContact(
+        channel: String, accountID: String, contactID: String, status: ContactStatus, by name: String,
+        _ context: inout WriteContext
+    ) throws -> ContactState {
+        try context.commit(
+            setContact(channel: channel, accountID: accountID, contactID: contactID, status: status, by: name))
+    }
+
+    /// ``startPairing(channel:accountID:contactID:code:by:)``, appended.
+    @discardableResult
+    public static func startPairing(
+        channel: String, accountID: String, contactID: String, code: String, by name: String,
+        _ context: inout WriteContext
+    ) throws -> ContactState {
+        try context.commit(
+            startPairing(channel: channel, accountID: accountID, contactID: contactID, code: code, by: name))
+    }
+
+    /// ``completePairing(_:code:)`` of the stored contact, appended.
+    public static func completePairing(
+        channel: String, accountID: String, contactID: String, code: String, _ context: inout WriteContext
+    ) throws -> PairingResult {
+        let contact = try TableInboundLookup(tables: context.tables).contact(
+            channel: channel, accountID: accountID, contactID: contactID)
+        return try context.commit(completePairing(contact, code: code))
     }
 }
 

@@ -30,12 +30,49 @@ public struct LeaseGrant: Sendable, Equatable {
     public var expiresAt: LogTimestamp
 }
 
+/// Why a lease command was refused: the `reason` of its `lease.denied` event (the raw value is what is stored).
+public enum LeaseDenialReason: String, Sendable, Equatable, CaseIterable {
+    /// Another owner holds an unexpired lease (acquire).
+    case held
+    /// The presented token is not the resource's current one (renew, release).
+    case staleToken = "stale_token"
+    /// The tenure lapsed; an expired lease cannot be renewed back.
+    case expired
+    /// The token is current but another owner instance holds it (renew, release).
+    case notOwner = "not_owner"
+    /// The resource has no tenure to renew or release.
+    case notHeld = "not_held"
+}
+
+/// Why a lease-gated command (a delivery claim or attempt, a session write) was refused: the `reason` of its
+/// `command.rejected` event (the raw value is what is stored).
+public enum LeaseGateRefusal: String, Sendable, Equatable, CaseIterable {
+    /// The presented lease token is not the current tenure's.
+    case staleLease = "stale_lease"
+    /// Another owner instance holds the lease under that token.
+    case notOwner = "not_owner"
+    /// The tenure has lapsed.
+    case expired
+    /// Nobody holds the lease.
+    case notHeld = "not_held"
+
+    /// The gate's reading of a lease refusal: a stale token is a stale lease here (`held` answers an acquisition,
+    /// never a presented token).
+    fileprivate init(_ reason: LeaseDenialReason) {
+        switch reason {
+        case .staleToken, .held: self = .staleLease
+        case .notOwner: self = .notOwner
+        case .expired: self = .expired
+        case .notHeld: self = .notHeld
+        }
+    }
+}
+
 /// The outcome of a lease command.
 public enum LeaseDecision: Sendable, Equatable {
     case granted(LeaseGrant)
-    /// Refused: `reason` is `held`, `stale_token`, `expired`, `not_owner` or `not_held`; `holder` is the current
-    /// live holder, if any.
-    case denied(reason: String, holder: LeaseGrant?)
+    /// Refused; `holder` is the current live holder, if any.
+    case denied(reason: LeaseDenialReason, holder: LeaseGrant?)
 
     /// The grant, when granted.
     public var grant: LeaseGrant? {
@@ -44,20 +81,113 @@ public enum LeaseDecision: Sendable, Equatable {
     }
 }
 
-/// Lease deciders: run inside the write transaction (``EventLog/transact(_:)``).
+/// The lease deciders: pure functions of the lease's state, the command, the log time and the next seq, whose
+/// events a shell appends inside the write transaction (see ``Decision``).
 public enum LeaseDecider {
-    static func load(_ resource: String, _ context: borrowing WriteContext) throws -> LeaseState? {
-        try context.tables.load(LeaseState.self, ProjectionTables.leases, Key(resource))
+    /// Acquires `resource` for `owner` for `ttl`: granted with a new fencing token when free or expired
+    /// (recording the expiry first), the same tenure extended when `owner` already holds it live, denied with the
+    /// holder otherwise. The token is the seq the `lease.acquired` event gets: `nextSeq`, or `nextSeq + 1` after
+    /// a `lease.expired`.
+    public static func acquire(
+        _ lease: LeaseState?, resource: String, owner: Owner, ttl: Duration, now: LogTimestamp, nextSeq: UInt64
+    ) -> Decision<LeaseDecision> {
+        if let lease, lease.isLive(at: now), lease.owner == owner {
+            return renew(lease, resource: resource, owner: owner, token: lease.token, ttl: ttl, now: now)
+        }
+        var events: [SwitchboardEvent] = []
+        events.reserveCapacity(2)
+        let lease = lapse(lease, now: now, into: &events)
+        if let lease, lease.isLive(at: now) {
+            events.append(denied(resource, owner: owner, token: nil, reason: .held, live: lease))
+            return Decision(.denied(reason: .held, holder: grant(lease)), events: events)
+        }
+        // The seq of the lease.acquired record: greater than every earlier token of the resource.
+        let token = nextSeq + UInt64(events.count)
+        let expiresAt = now.advanced(by: ttl)
+        events.append(
+            .leaseAcquired(
+                LeaseAcquired(
+                    resource: resource, ownerWorkerID: owner.workerID, ownerInstance: owner.instance, token: token,
+                    expiresAt: expiresAt, ttlMilliseconds: ttl.milliseconds,
+                    previousOwner: lease.map { "\($0.owner.workerID)#\($0.owner.instance)" })))
+        return Decision(
+            .granted(LeaseGrant(resource: resource, owner: owner, token: token, expiresAt: expiresAt)), events: events)
+    }
+
+    /// Extends a live lease held by `owner` under `token`. An expired lease cannot be renewed back (its expiry is
+    /// recorded, then the renewal denied).
+    public static func renew(
+        _ lease: LeaseState?, resource: String, owner: Owner, token: UInt64, ttl: Duration, now: LogTimestamp
+    ) -> Decision<LeaseDecision> {
+        var events: [SwitchboardEvent] = []
+        events.reserveCapacity(2)
+        let lease = lapse(lease, now: now, into: &events)
+        if let reason = refusal(lease, owner: owner, token: token, now: now) {
+            let live = lease.flatMap { $0.isLive(at: now) ? $0 : nil }
+            events.append(denied(resource, owner: owner, token: token, reason: reason, live: live))
+            return Decision(.denied(reason: reason, holder: live.map(grant)), events: events)
+        }
+        let expiresAt = now.advanced(by: ttl)
+        events.append(
+            .leaseRenewed(
+                LeaseRenewed(
+                    resource: resource, ownerWorkerID: owner.workerID, ownerInstance: owner.instance, token: token,
+                    expiresAt: expiresAt)))
+        return Decision(
+            .granted(LeaseGrant(resource: resource, owner: owner, token: token, expiresAt: expiresAt)), events: events)
+    }
+
+    /// Releases the lease held by `owner` under `token` (even past its expiry, while nobody else took it). One
+    /// instance's release never frees another's tenure.
+    public static func release(
+        _ lease: LeaseState?, resource: String, owner: Owner, token: UInt64, now: LogTimestamp
+    ) -> Decision<LeaseDecision> {
+        guard let lease, lease.held, lease.token == token, lease.owner == owner else {
+            let reason = refusal(lease, owner: owner, token: token, now: now) ?? .notHeld
+            let live = lease.flatMap { $0.isLive(at: now) ? $0 : nil }
+            return Decision(
+                .denied(reason: reason, holder: live.map(grant)),
+                events: [denied(resource, owner: owner, token: token, reason: reason, live: live)])
+        }
+        return Decision(
+            .granted(grant(lease)),
+            events: [
+                .leaseReleased(
+                    LeaseReleased(
+                        resource: resource, ownerWorkerID: owner.workerID, ownerInstance: owner.instance, token: token))
+            ])
+    }
+
+    /// Whether `owner` holds the lease live under `token` at `now`: `nil` when it does, else why not.
+    public static func refusal(_ lease: LeaseState?, owner: Owner, token: UInt64, now: LogTimestamp)
+        -> LeaseDenialReason?
+    {
+        guard let lease else { return .notHeld }
+        if lease.token != token { return .staleToken }
+        if lease.owner != owner { return .notOwner }
+        if !lease.held && now > lease.expiresAt { return .expired }
+        if !lease.held { return .notHeld }
+        if now > lease.expiresAt { return .expired }
+        return nil
+    }
+
+    /// The gate of a lease-gated command: `nil` when `owner` holds the lease live under `leaseToken` at `now`,
+    /// else the refusal to record (nothing is recorded about the lease itself).
+    public static func gate(_ lease: LeaseState?, owner: Owner, leaseToken: UInt64, now: LogTimestamp)
+        -> LeaseGateRefusal?
+    {
+        refusal(lease, owner: owner, token: leaseToken, now: now).map(LeaseGateRefusal.init)
     }
 
     static func grant(_ lease: LeaseState) -> LeaseGrant {
         LeaseGrant(resource: lease.resource, owner: lease.owner, token: lease.token, expiresAt: lease.expiresAt)
     }
 
-    /// Records `lease.expired` for a lease that is held but past its expiry at `context.now`.
-    static func expireIfNeeded(_ lease: LeaseState?, _ context: inout WriteContext) throws -> LeaseState? {
-        guard var lease, lease.held, context.now > lease.expiresAt else { return lease }
-        try context.append(
+    /// Appends `lease.expired` to `events` for a lease that is held but past its expiry at `now`, and returns the
+    /// lease as that event leaves it.
+    static func lapse(_ lease: LeaseState?, now: LogTimestamp, into events: inout [SwitchboardEvent]) -> LeaseState? {
+        guard var lease, lease.held, now > lease.expiresAt else { return lease }
+        events.append(
             .leaseExpired(
                 LeaseExpired(
                     resource: lease.resource, ownerWorkerID: lease.owner.workerID, ownerInstance: lease.owner.instance,
@@ -66,105 +196,55 @@ public enum LeaseDecider {
         return lease
     }
 
-    /// Acquires `resource` for `owner` for `ttl`: granted with a new fencing token when free or expired
-    /// (recording the expiry), the same tenure extended when `owner` already holds it, denied with the holder
-    /// otherwise.
+    static func denied(
+        _ resource: String, owner: Owner, token: UInt64?, reason: LeaseDenialReason, live: LeaseState?
+    ) -> SwitchboardEvent {
+        .leaseDenied(
+            LeaseDenied(
+                resource: resource, requesterWorkerID: owner.workerID, requesterInstance: owner.instance,
+                holderWorkerID: live?.owner.workerID, holderInstance: live?.owner.instance, holderToken: live?.token,
+                holderExpiresAt: live?.expiresAt, reason: reason.rawValue, presentedToken: token))
+    }
+}
+
+// MARK: - Shell: load, decide, append inside the write transaction
+
+extension LeaseDecider {
+    static func load(_ resource: String, _ context: borrowing WriteContext) throws -> LeaseState? {
+        try context.tables.load(LeaseState.self, ProjectionTables.leases, Key(resource))
+    }
+
+    /// ``acquire(_:resource:owner:ttl:now:nextSeq:)`` of the stored lease, appended.
     public static func acquire(
         _ resource: String, owner: Owner, ttl: Duration, _ context: inout WriteContext
     ) throws -> LeaseDecision {
-        let lease = try expireIfNeeded(try load(resource, context), &context)
-        if let lease, lease.isLive(at: context.now) {
-            if lease.owner == owner {
-                return try renew(resource, owner: owner, token: lease.token, ttl: ttl, &context)
-            }
-            try context.append(
-                .leaseDenied(
-                    LeaseDenied(
-                        resource: resource, requesterWorkerID: owner.workerID, requesterInstance: owner.instance,
-                        holderWorkerID: lease.owner.workerID, holderInstance: lease.owner.instance,
-                        holderToken: lease.token, holderExpiresAt: lease.expiresAt, reason: "held", presentedToken: nil)
-                ))
-            return .denied(reason: "held", holder: grant(lease))
-        }
-        let token = context.nextSeq  // the seq of the lease.acquired record: greater than every earlier token
-        let expiresAt = context.now.advanced(by: ttl)
-        try context.append(
-            .leaseAcquired(
-                LeaseAcquired(
-                    resource: resource, ownerWorkerID: owner.workerID, ownerInstance: owner.instance, token: token,
-                    expiresAt: expiresAt, ttlMilliseconds: ttl.milliseconds,
-                    previousOwner: lease.map { "\($0.owner.workerID)#\($0.owner.instance)" })))
-        return .granted(LeaseGrant(resource: resource, owner: owner, token: token, expiresAt: expiresAt))
+        let lease = try load(resource, context)
+        return try context.commit(
+            acquire(lease, resource: resource, owner: owner, ttl: ttl, now: context.now, nextSeq: context.nextSeq))
     }
 
-    /// Extends a live lease held by `owner` under `token`. An expired lease cannot be renewed back.
+    /// ``renew(_:resource:owner:token:ttl:now:)`` of the stored lease, appended.
     public static func renew(
         _ resource: String, owner: Owner, token: UInt64, ttl: Duration, _ context: inout WriteContext
     ) throws -> LeaseDecision {
-        let lease = try expireIfNeeded(try load(resource, context), &context)
-        if let reason = refusal(lease, owner: owner, token: token, now: context.now) {
-            try deny(resource, owner: owner, token: token, reason: reason, lease: lease, &context)
-            return .denied(reason: reason, holder: lease.flatMap { $0.isLive(at: context.now) ? grant($0) : nil })
-        }
-        let expiresAt = context.now.advanced(by: ttl)
-        try context.append(
-            .leaseRenewed(
-                LeaseRenewed(
-                    resource: resource, ownerWorkerID: owner.workerID, ownerInstance: owner.instance, token: token,
-                    expiresAt: expiresAt)))
-        return .granted(LeaseGrant(resource: resource, owner: owner, token: token, expiresAt: expiresAt))
+        let lease = try load(resource, context)
+        return try context.commit(
+            renew(lease, resource: resource, owner: owner, token: token, ttl: ttl, now: context.now))
     }
 
-    /// Releases the lease held by `owner` under `token`. One instance's release never frees another's tenure.
+    /// ``release(_:resource:owner:token:now:)`` of the stored lease, appended.
     public static func release(
         _ resource: String, owner: Owner, token: UInt64, _ context: inout WriteContext
     ) throws -> LeaseDecision {
         let lease = try load(resource, context)
-        guard let lease, lease.held, lease.token == token, lease.owner == owner else {
-            let reason = refusal(lease, owner: owner, token: token, now: context.now) ?? "not_held"
-            try deny(resource, owner: owner, token: token, reason: reason, lease: lease, &context)
-            return .denied(reason: reason, holder: lease.flatMap { $0.isLive(at: context.now) ? grant($0) : nil })
-        }
-        try context.append(
-            .leaseReleased(
-                LeaseReleased(
-                    resource: resource, ownerWorkerID: owner.workerID, ownerInstance: owner.instance, token: token)))
-        return .granted(grant(lease))
+        return try context.commit(release(lease, resource: resource, owner: owner, token: token, now: context.now))
     }
 
-    /// Checks that `owner` holds `resource` live under `token` now; `nil` when it does, else the reason.
-    static func refusal(_ lease: LeaseState?, owner: Owner, token: UInt64, now: LogTimestamp) -> String? {
-        guard let lease else { return "not_held" }
-        if lease.token != token { return "stale_token" }
-        if lease.owner != owner { return "not_owner" }
-        if !lease.held && now > lease.expiresAt { return "expired" }
-        if !lease.held { return "not_held" }
-        if now > lease.expiresAt { return "expired" }
-        return nil
-    }
-
-    static func deny(
-        _ resource: String, owner: Owner, token: UInt64?, reason: String, lease: LeaseState?,
-        _ context: inout WriteContext
-    ) throws {
-        let live = lease.flatMap { $0.isLive(at: context.now) ? $0 : nil }
-        try context.append(
-            .leaseDenied(
-                LeaseDenied(
-                    resource: resource, requesterWorkerID: owner.workerID, requesterInstance: owner.instance,
-                    holderWorkerID: live?.owner.workerID, holderInstance: live?.owner.instance,
-                    holderToken: live?.token,
-                    holderExpiresAt: live?.expiresAt, reason: reason, presentedToken: token)))
-    }
-
-    /// Checks a lease-gated command: `owner` must hold `resource` live under `leaseToken` at `context.now`.
-    /// Returns the refusal reason (recording nothing), or `nil`.
-    public static func checkHolder(
+    /// ``gate(_:owner:leaseToken:now:)`` of the stored lease of `resource` (records nothing).
+    public static func gate(
         _ resource: String, owner: Owner, leaseToken: UInt64, _ context: borrowing WriteContext
-    ) throws -> String? {
-        let lease = try load(resource, context)
-        guard let reason = refusal(lease, owner: owner, token: leaseToken, now: context.now) else { return nil }
-        return reason == "stale_token" ? "stale_lease" : reason
+    ) throws -> LeaseGateRefusal? {
+        gate(try load(resource, context), owner: owner, leaseToken: leaseToken, now: context.now)
     }
 }
 

@@ -55,38 +55,67 @@ public struct SessionSealer: Sendable {
     }
 }
 
+/// The outcome of a session write.
+public enum SessionWriteResult: Sendable, Equatable {
+    /// The whole batch was written.
+    case accepted
+    /// Nothing was written: the writer does not hold the namespace's lease under the presented token.
+    case rejected(reason: LeaseGateRefusal)
+}
+
 /// The session decider of the `log` backend: writes a batch atomically, only for the current lease holder of
-/// the namespace (the namespace is the lease resource, e.g. `whatsapp/default`).
+/// the namespace (the namespace is the lease resource, e.g. `whatsapp/default`). Pure: a function of the
+/// namespace's lease, the command and the log time, whose events a shell appends (see ``Decision``).
 public enum SessionDecider {
-    /// Writes `changes` to `namespace` in one transaction, or refuses (recording `command.rejected`) when
-    /// `owner` does not hold the namespace's lease under `leaseToken`.
+    /// Writes `changes` to `namespace` (in key order), or refuses (recording `command.rejected`) when `owner`
+    /// does not hold the namespace's `lease` live under `leaseToken` at `now`. Values are sealed by `sealer`.
     public static func write(
-        namespace: String, changes: SessionChanges, owner: Owner, leaseToken: UInt64, sealer: SessionSealer,
-        _ context: inout WriteContext
-    ) throws -> DeliveryCommandResult {
-        if let reason = try LeaseDecider.checkHolder(namespace, owner: owner, leaseToken: leaseToken, context) {
-            try context.append(
-                .commandRejected(
-                    CommandRejected(
-                        command: "session.write", subject: namespace, reason: reason, presentedToken: nil,
-                        currentToken: nil, presentedLeaseToken: leaseToken, workerID: owner.workerID,
-                        instance: owner.instance)))
-            return .rejected(reason: reason)
+        _ lease: LeaseState?, namespace: String, changes: SessionChanges, owner: Owner, leaseToken: UInt64,
+        sealer: SessionSealer, now: LogTimestamp
+    ) throws -> Decision<SessionWriteResult> {
+        if let reason = LeaseDecider.gate(lease, owner: owner, leaseToken: leaseToken, now: now) {
+            return Decision(
+                .rejected(reason: reason),
+                events: [
+                    .commandRejected(
+                        CommandRejected(
+                            command: "session.write", subject: namespace, reason: reason.rawValue,
+                            presentedToken: nil, currentToken: nil, presentedLeaseToken: leaseToken,
+                            workerID: owner.workerID, instance: owner.instance))
+                ])
         }
+        var events: [SwitchboardEvent] = []
+        events.reserveCapacity(changes.count)
         for key in changes.keys.sorted() {
             if let value = changes[key] ?? nil {
-                try context.append(
+                events.append(
                     .sessionEntrySet(
                         SessionEntrySet(
                             namespace: namespace, key: key,
                             value: try sealer.seal(value, namespace: namespace, entry: key),
                             encrypted: sealer.encrypts, leaseToken: leaseToken)))
             } else {
-                try context.append(
+                events.append(
                     .sessionEntryRemoved(SessionEntryRemoved(namespace: namespace, key: key, leaseToken: leaseToken)))
             }
         }
-        return .accepted
+        return Decision(.accepted, events: events)
+    }
+}
+
+// MARK: - Shell: load, decide, append inside the write transaction
+
+extension SessionDecider {
+    /// ``write(_:namespace:changes:owner:leaseToken:sealer:now:)`` against the namespace's stored lease, appended.
+    public static func write(
+        namespace: String, changes: SessionChanges, owner: Owner, leaseToken: UInt64, sealer: SessionSealer,
+        _ context: inout WriteContext
+    ) throws -> SessionWriteResult {
+        let lease = try LeaseDecider.load(namespace, context)
+        return try context.commit(
+            write(
+                lease, namespace: namespace, changes: changes, owner: owner, leaseToken: leaseToken, sealer: sealer,
+                now: context.now))
     }
 }
 
@@ -165,7 +194,7 @@ public struct SessionStore: Sendable {
 
     /// Writes a batch to `namespace` as `owner` (default: this process) holding its lease under `leaseToken`.
     public func write(_ changes: SessionChanges, namespace: String, leaseToken: UInt64, as owner: Owner? = nil)
-        async throws -> DeliveryCommandResult
+        async throws -> SessionWriteResult
     {
         let owner = owner ?? engine.owner
         let sealer = engine.sealer
@@ -176,10 +205,12 @@ public struct SessionStore: Sendable {
                     namespace: namespace, changes: changes, owner: owner, leaseToken: leaseToken, sealer: sealer, &$0)
             }
         case .local:
-            guard let files else { return .rejected(reason: "unknown") }
+            guard let files else {
+                throw ProjectionError(.invalidArgument, "the local session backend has no directory")
+            }
             let lease = try engine.lease(namespace)
-            if let reason = LeaseDecider.refusal(lease, owner: owner, token: leaseToken, now: try engine.logNow()) {
-                return .rejected(reason: reason == "stale_token" ? "stale_lease" : reason)
+            if let reason = LeaseDecider.gate(lease, owner: owner, leaseToken: leaseToken, now: try engine.logNow()) {
+                return .rejected(reason: reason)
             }
             var entries = try files.read(namespace)
             for (key, value) in changes {

@@ -191,9 +191,9 @@ public final class Switchboard: Sendable {
     }
 
     public func setContact(
-        channel: String, accountID: String, contactID: String, status: String, by name: String
+        channel: String, accountID: String, contactID: String, status: ContactStatus, by name: String
     ) async throws {
-        try await decide {
+        _ = try await decide {
             try InboundDecider.setContact(
                 channel: channel, accountID: accountID, contactID: contactID, status: status, by: name, &$0)
         }
@@ -202,14 +202,14 @@ public final class Switchboard: Sendable {
     public func startPairing(channel: String, accountID: String, contactID: String, code: String, by name: String)
         async throws
     {
-        try await decide {
+        _ = try await decide {
             try InboundDecider.startPairing(
                 channel: channel, accountID: accountID, contactID: contactID, code: code, by: name, &$0)
         }
     }
 
     public func completePairing(channel: String, accountID: String, contactID: String, code: String) async throws
-        -> Bool
+        -> PairingResult
     {
         try await decide {
             try InboundDecider.completePairing(

@@ -144,8 +144,8 @@ public struct LeaseDenied: EventPayload {
     /// The expiry of the current tenure.
     public var holderExpiresAt: LogTimestamp?
     /// Why: `held` (another instance holds an unexpired lease), `stale_token` (the presented token is not the
-    /// current one), `expired` (renewal of a lapsed tenure) or `not_owner` (renewal or release by a
-    /// non-owner).
+    /// current one), `expired` (renewal of a lapsed tenure), `not_owner` (renewal or release by a
+    /// non-owner) or `not_held` (renewal or release of a lease nobody holds).
     public var reason: String
     /// The token the requester presented (renewal or release); `nil` for an acquisition.
     public var presentedToken: UInt64?

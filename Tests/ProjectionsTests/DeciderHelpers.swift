@@ -93,7 +93,7 @@ extension DeliveryClaimResult {
 
 extension IngestResult {
     /// The accepted message's fields, when accepted.
-    var accepted: (messageSeq: UInt64, conversationID: String, jobID: String?, contactStatus: String)? {
+    var accepted: (messageSeq: UInt64, conversationID: String, jobID: String?, contactStatus: ContactStatus)? {
         if case .accepted(let seq, let conversation, let job, let status) = self {
             return (seq, conversation, job, status)
         }

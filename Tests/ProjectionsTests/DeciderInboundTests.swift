@@ -21,7 +21,7 @@ func deciderMessage(
 
         let first = try await engine.ingest(deciderMessage("111:7"))
         let accepted = try #require(first.accepted)
-        #expect(accepted.contactStatus == "allowed")
+        #expect(accepted.contactStatus == .allowed)
         #expect(accepted.conversationID == conversationID(channel: "telegram", accountID: "bot", contactID: "111"))
         let jobID = try #require(accepted.jobID)
 
@@ -33,6 +33,9 @@ func deciderMessage(
                 == .duplicate(firstSeq: accepted.messageSeq))
 
         #expect(try engine.onlySeq(of: MessageReceived.eventType) == accepted.messageSeq)
+        // The shell keeps the stored envelope: message.received is correlated to its conversation.
+        #expect(try engine.recorded(MessageReceived.eventType).first?.correlationID == accepted.conversationID)
+        #expect(try engine.recorded(ContactUpdated.eventType).first?.correlationID == nil)
         #expect(try engine.recorded(JobEnqueued.self).map(\.jobID) == [jobID])
         #expect(try engine.recorded(JobEnqueued.self).first?.triggeringMessageSeq == accepted.messageSeq)
         #expect(try engine.job(jobID)?.conversationID == accepted.conversationID)
@@ -106,7 +109,7 @@ func deciderMessage(
 
         let first = try #require(try await engine.ingest(deciderMessage("111:1", from: "111")).accepted)
 
-        #expect(first.contactStatus == "pending")
+        #expect(first.contactStatus == .pending)
         #expect(first.jobID == nil)
         #expect(try engine.recorded(MessageReceived.eventType).count == 1)
         #expect(try engine.recorded(JobEnqueued.eventType).isEmpty)
@@ -114,10 +117,10 @@ func deciderMessage(
         #expect(try engine.history(first.conversationID).map(\.text) == ["text of 111:1"])
 
         try await engine.setContact(
-            channel: "telegram", accountID: "bot", contactID: "111", status: "allowed", by: "ops")
+            channel: "telegram", accountID: "bot", contactID: "111", status: .allowed, by: "ops")
         let second = try #require(try await engine.ingest(deciderMessage("111:2", from: "111")).accepted)
 
-        #expect(second.contactStatus == "allowed")
+        #expect(second.contactStatus == .allowed)
         let jobID = try #require(second.jobID)
         #expect(try engine.recorded(JobEnqueued.self).map(\.jobID) == [jobID])
         #expect(try engine.recorded(JobEnqueued.self).first?.triggeringMessageSeq == second.messageSeq)
@@ -128,11 +131,11 @@ func deciderMessage(
         let fixture = try DeciderFixture()
         let engine = fixture.engine
         try await engine.setContact(
-            channel: "telegram", accountID: "bot", contactID: "666", status: "blocked", by: "ops")
+            channel: "telegram", accountID: "bot", contactID: "666", status: .blocked, by: "ops")
 
         let result = try #require(try await engine.ingest(deciderMessage("666:1", from: "666")).accepted)
 
-        #expect(result.contactStatus == "blocked")
+        #expect(result.contactStatus == .blocked)
         #expect(result.jobID == nil)
         #expect(try engine.recorded(JobEnqueued.eventType).isEmpty)
         await fixture.close()
@@ -153,11 +156,11 @@ func deciderMessage(
         #expect(contact.pairingCodeHash != nil && contact.pairingCodeHash != "123456")
         let wrong = try await engine.completePairing(
             channel: "telegram", accountID: "bot", contactID: "222", code: "654321")
-        #expect(wrong == false)
+        #expect(wrong == .refused(.wrongCode))
         #expect(try engine.contact(channel: "telegram", accountID: "bot", contactID: "222")?.status == "pending")
         let right = try await engine.completePairing(
             channel: "telegram", accountID: "bot", contactID: "222", code: "123456")
-        #expect(right == true)
+        #expect(right == .paired)
         #expect(try engine.contact(channel: "telegram", accountID: "bot", contactID: "222")?.status == "allowed")
         // The code never appears in clear in the log.
         let payloads = try engine.recorded(ContactUpdated.eventType).map { String(decoding: $0.payload, as: UTF8.self) }

@@ -48,7 +48,7 @@ import Testing
 
         let second = try await engine.acquireLease(resource, as: ownerB)
 
-        #expect(second == .denied(reason: "held", holder: first))
+        #expect(second == .denied(reason: .held, holder: first))
         let denied = try engine.recorded(LeaseDenied.self)
         #expect(denied.count == 1)
         #expect(denied.first?.reason == "held")
@@ -84,7 +84,7 @@ import Testing
         let held = try #require(try await engine.acquireLease(resource, as: old).grant)
 
         let acquire = try await engine.acquireLease(resource, as: new)
-        #expect(acquire == .denied(reason: "held", holder: held))
+        #expect(acquire == .denied(reason: .held, holder: held))
 
         let release = try await engine.releaseLease(resource, token: held.token, as: new)
         guard case .denied(let reason, _) = release else {
@@ -92,7 +92,7 @@ import Testing
             await fixture.close()
             return
         }
-        #expect(reason == "not_owner")
+        #expect(reason == .notOwner)
         #expect(try engine.recorded(LeaseReleased.eventType).isEmpty)
         let lease = try #require(try engine.lease(resource))
         #expect(lease.held && lease.owner == old && lease.token == held.token)
@@ -101,7 +101,7 @@ import Testing
         #expect(renew.grant == nil)
         #expect(try engine.recorded(LeaseRenewed.eventType).isEmpty)
         // Still held by the old instance: a third party is told so.
-        #expect(try await engine.acquireLease(resource, as: ownerB) == .denied(reason: "held", holder: held))
+        #expect(try await engine.acquireLease(resource, as: ownerB) == .denied(reason: .held, holder: held))
         await fixture.close()
     }
 
@@ -132,7 +132,7 @@ import Testing
 
         let renewed = try await engine.renewLease(resource, token: old, as: ownerA)
 
-        #expect(renewed == .denied(reason: "stale_token", holder: current))
+        #expect(renewed == .denied(reason: .staleToken, holder: current))
         #expect(try engine.recorded(LeaseDenied.self).last?.presentedToken == old)
         #expect(try engine.lease(resource)?.expiresAt == current.expiresAt)
         await fixture.close()
@@ -145,13 +145,13 @@ import Testing
 
         fixture.advance(to: grant.expiresAt)
         #expect(try engine.lease(resource)?.isLive(at: fixture.now) == true)
-        #expect(try await engine.acquireLease(resource, as: ownerB) == .denied(reason: "held", holder: grant))
+        #expect(try await engine.acquireLease(resource, as: ownerB) == .denied(reason: .held, holder: grant))
         #expect(try engine.recorded(LeaseExpired.eventType).isEmpty)
 
         fixture.clock.advance(.microseconds(1))
         let renewed = try await engine.renewLease(resource, token: grant.token, as: ownerA)
 
-        #expect(renewed == .denied(reason: "expired", holder: nil))
+        #expect(renewed == .denied(reason: .expired, holder: nil))
         let expired = try engine.recorded(LeaseExpired.self)
         #expect(expired.count == 1)
         #expect(expired.first?.token == grant.token && expired.first?.expiredAt == grant.expiresAt)

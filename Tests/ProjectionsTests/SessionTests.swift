@@ -53,14 +53,14 @@ struct SessionTests {
         // Same WORKER_ID, another process: refused, nothing written.
         let refused = try await store.write(
             ["creds": Data([9])], namespace: "whatsapp/default", leaseToken: grant.token, as: sameIDOtherProcess)
-        #expect(refused == .rejected(reason: "not_owner"))
+        #expect(refused == .rejected(reason: .notOwner))
         // A token from an earlier tenure: refused.
         _ = try await engine.releaseLease("whatsapp/default", token: grant.token, as: holder)
         let next = try #require(try await engine.acquireLease("whatsapp/default", as: holder).grant)
         #expect(next.token > grant.token)
         let stale = try await store.write(
             ["creds": Data([8])], namespace: "whatsapp/default", leaseToken: grant.token, as: holder)
-        #expect(stale == .rejected(reason: "stale_lease"))
+        #expect(stale == .rejected(reason: .staleLease))
         #expect(try store.value("creds", namespace: "whatsapp/default") == Data([1]))
         await engine.close()
     }
