@@ -105,8 +105,6 @@ public struct EventSubjects: Sendable, Equatable {
             conversationID = e.conversationID
         case .workerStarted(let e): workerIDs = [e.workerID]
         case .workerStopped(let e): workerIDs = [e.workerID]
-        default:
-            break
         }
     }
 }
