@@ -106,7 +106,7 @@ let package = Package(
         .target(name: "TestSupport", swiftSettings: strictSettings),
         .testTarget(
             name: "EventLogTests",
-            dependencies: ["EventLog", "SwitchboardEvents", "TestSupport", "switchboard-test-helper"],
+            dependencies: ["EventLog", "TestSupport", "switchboard-test-helper"],
             swiftSettings: strictSettings
         ),
         .testTarget(
