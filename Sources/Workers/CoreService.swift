@@ -183,10 +183,12 @@ public final class CoreService: Service, Sendable {
                 metrics.job(outcome: "completed")
                 logger.info("[agent] Completed job \(job.jobID) (model: \(responder.model))", metadata: metadata)
             case .failure(let error):
-                let reason = (error as? WorkerError)?.code.description ?? "error"
+                let code = (error as? WorkerError)?.code
+                let reason = code?.description ?? "error"
+                // A missing conversation will not appear by retrying.
                 let result = try await engine.failJob(
                     job.jobID, token: claim.token, reason: reason, message: String("\(error)".prefix(500)),
-                    retryable: true)
+                    retryable: code != .notFound)
                 metrics.job(outcome: "failed")
                 if case .retried = result {
                     logger.warning("[agent] Retrying job \(job.jobID) (\(reason))", metadata: metadata)

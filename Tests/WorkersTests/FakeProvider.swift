@@ -21,6 +21,8 @@ final class FakeProvider: Sendable {
         case accept
         /// Record the request, then never answer (the sender's timeout, or its death, decides).
         case hang
+        /// Record the request and answer with this status and JSON body.
+        case respond(status: Int, body: String)
     }
 
     private struct State {
@@ -97,7 +99,14 @@ final class FakeProvider: Sendable {
                 credential: String(bot.dropFirst(3)))
             guard let provider = box.withLock({ $0 }) else { return Response(status: .serviceUnavailable) }
             let count = provider.sends.count
-            if provider.record(send) == .hang { try await Task.sleep(for: .seconds(3600)) }
+            switch provider.record(send) {
+            case .accept: break
+            case .hang: try await Task.sleep(for: .seconds(3600))
+            case .respond(let status, let body):
+                return Response(
+                    status: .init(code: status), headers: [.contentType: "application/json"],
+                    body: .init(byteBuffer: ByteBuffer(string: body)))
+            }
             let reply =
                 #"{"ok":true,"result":{"message_id":\#(count + 1),"date":1700000000,"chat":{"id":\#(chat)},"text":"ok"}}"#
             return Response(
@@ -113,7 +122,14 @@ final class FakeProvider: Sendable {
             let send = Send(channel: "whatsapp", recipient: to, text: text, credential: bearer)
             guard let provider = box.withLock({ $0 }) else { return Response(status: .serviceUnavailable) }
             let count = provider.sends.count
-            if provider.record(send) == .hang { try await Task.sleep(for: .seconds(3600)) }
+            switch provider.record(send) {
+            case .accept: break
+            case .hang: try await Task.sleep(for: .seconds(3600))
+            case .respond(let status, let body):
+                return Response(
+                    status: .init(code: status), headers: [.contentType: "application/json"],
+                    body: .init(byteBuffer: ByteBuffer(string: body)))
+            }
             let reply =
                 #"{"messaging_product":"whatsapp","contacts":[{"input":"\#(to)","wa_id":"\#(to)"}],"messages":[{"id":"wamid.fake\#(count + 1)"}]}"#
             return Response(
