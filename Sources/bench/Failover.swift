@@ -31,6 +31,9 @@ struct AgentChild {
     }
 }
 
+/// Closes the engine from a `defer` in async code (the blocking close, from a synchronous context).
+func closeBlocking(_ engine: Switchboard) { engine.close() }
+
 struct BenchError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
@@ -75,7 +78,7 @@ extension Runner {
         let engine = try Switchboard(
             EventLogConfiguration(directory: data, writer: WriterIdentity(role: "bench", workerID: "observer")),
             logger: logger)
-        defer { engine.close() }
+        defer { closeBlocking(engine) }
         let log = engine.log
         var serial = 0
         func start() throws -> (name: String, child: AgentChild) {
