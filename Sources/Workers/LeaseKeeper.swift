@@ -203,7 +203,11 @@ public final class LeaseKeeper: Service, Sendable {
         while !stopping.isSet {
             let (freed, expiry) = state.withLock { ($0.freed, $0.holderExpiry) }
             if freed { return }
-            guard let expiry else { return }
+            guard let expiry else {
+                // A denial without a live holder (not expected): try again after a while, or when the log says.
+                await wakeup.wait(until: .now + .seconds(1))
+                return
+            }
             // The decider judges expiry strictly (`now > expiresAt`): wake just after it.
             let due = expiry.advanced(by: .milliseconds(1))
             if LogTimestamp.wallClock() > due { return }
