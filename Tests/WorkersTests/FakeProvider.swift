@@ -23,6 +23,8 @@ final class FakeProvider: Sendable {
         case hang
         /// Record the request and answer with this status and JSON body.
         case respond(status: Int, body: String)
+        /// Record the request, and accept it after this delay (a slow provider).
+        case delay(Duration)
     }
 
     private struct State {
@@ -102,6 +104,7 @@ final class FakeProvider: Sendable {
             switch provider.record(send) {
             case .accept: break
             case .hang: try await Task.sleep(for: .seconds(3600))
+            case .delay(let duration): try await Task.sleep(for: duration)
             case .respond(let status, let body):
                 return Response(
                     status: .init(code: status), headers: [.contentType: "application/json"],
@@ -125,6 +128,7 @@ final class FakeProvider: Sendable {
             switch provider.record(send) {
             case .accept: break
             case .hang: try await Task.sleep(for: .seconds(3600))
+            case .delay(let duration): try await Task.sleep(for: duration)
             case .respond(let status, let body):
                 return Response(
                     status: .init(code: status), headers: [.contentType: "application/json"],

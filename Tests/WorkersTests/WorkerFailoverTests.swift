@@ -158,6 +158,36 @@ extension WorkerProcessTests {
             #expect(Set(sent.map { $0.record.writer.instanceID.uuidString }) == [holder.owner.instance])
         }
 
+        // SIGINT during a slow send: the send finishes and is recorded before the lease is released; exit 0.
+        @Test func aGracefulStopFinishesTheSendInFlightBeforeReleasing() async throws {
+            let dir = TemporaryDirectory()
+            let fake = try await FakeProvider.start()
+            defer { fake.stop() }
+            let wa1 = try AgentProcess("wa-1", data: dir.path, Scenarios.whatsapp(fake))
+            try await wa1.waitFor("Lease acquired for account 'default' by 'wa-1'")
+            let log = try TestLog(dir.path)
+            defer { log.close() }
+            fake.behave(.delay(.milliseconds(500)))
+            let id = try await log.enqueueReplies(1, tag: "f")[0]
+            _ = try await fake.waitForSends(1)
+            wa1.signal(SIGINT)
+            #expect(await wa1.finish() == 0)
+            let events = try log.events()
+            let sentAt = events.firstIndex {
+                if case .deliverySent(let sent) = $0.event { return sent.deliveryID == id }
+                return false
+            }
+            let releasedAt = events.firstIndex { if case .leaseReleased = $0.event { true } else { false } }
+            let stoppedAt = events.firstIndex { if case .workerStopped = $0.event { true } else { false } }
+            #expect(sentAt != nil)
+            #expect(releasedAt != nil)
+            if let sentAt, let releasedAt, let stoppedAt {
+                #expect(sentAt < releasedAt)
+                #expect(releasedAt < stoppedAt)
+            }
+            #expect(fake.sends.count == 1)
+        }
+
         // /healthz and /metrics.
         @Test func healthAndMetricsAreServed() async throws {
             let dir = TemporaryDirectory()
