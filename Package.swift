@@ -131,8 +131,8 @@ let package = Package(
             name: "WorkersTests",
             dependencies: [
                 "Workers", "SwitchboardEvents", "EventLog", "Projections", "TestSupport", "agent", "replay",
-                "switchboard-test-helper",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: strictSettings
