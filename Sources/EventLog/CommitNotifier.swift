@@ -138,6 +138,10 @@ final class CommitNotifier: @unchecked Sendable {  // @unchecked: state is in `s
         if inotifyFD >= 0 { _ = inotify_add_watch(inotifyFD, doorbellPath, UInt32(IN_MODIFY)) }
         defer { if inotifyFD >= 0 { close(inotifyFD) } }
         var lastSeen = lastTransactionID()
+        // A commit that landed after a waiter read its generation but before this thread began watching rang a
+        // doorbell nobody heard and moved the transaction id before `lastSeen` was read: wake every waiter once
+        // so it checks again (a spurious wake only costs a re-read).
+        if !bump() { return }
         var buffer = [UInt8](repeating: 0, count: 4096)
         // The stop pipe ends the poll at once; without one (pipe() failed) the loop sees the closed state within
         // one poll interval.

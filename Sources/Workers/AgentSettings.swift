@@ -49,6 +49,38 @@ public struct AgentSettings: Sendable, Equatable {
     /// `SNAPSHOT_KEEP`: how many snapshots to keep, newest first (default 8, at least 1).
     public var snapshotKeep: Int
 
+    /// `ENABLE_WHATSAPP`: `true` (default) or `false`; `false` turns the WhatsApp channel off in every role.
+    public var enableWhatsApp: Bool
+    /// `WHATSAPP_PHONE`: the account's phone number, for the operator (default: the account id).
+    public var whatsappPhone: String
+    /// `WHATSAPP_CLOUD_ACCESS_TOKEN`: the Cloud API bearer token. Never logged.
+    public var whatsappAccessToken: String?
+    /// `WHATSAPP_PHONE_NUMBER_ID` (or `WHATSAPP_CLOUD_PHONE_NUMBER_ID`): the Cloud API sender number id.
+    public var whatsappPhoneNumberID: String?
+    /// `WHATSAPP_GRAPH_BASE_URL`: the Graph API base, version included (default `https://graph.facebook.com/v21.0`).
+    public var whatsappGraphBaseURL: String
+    /// `TELEGRAM_ACCOUNT_ID` (default `default`).
+    public var telegramAccountID: String
+    /// `TELEGRAM_BOT_TOKEN`: the bot token. Never logged.
+    public var telegramBotToken: String?
+    /// `TELEGRAM_API_BASE_URL`: the Bot API base (default `https://api.telegram.org`).
+    public var telegramAPIBaseURL: String
+    /// `PROVIDER_TIMEOUT_MS`: the deadline of one provider call (default 30 000, at least 100). A call that
+    /// times out after its request was written is recorded `uncertain`.
+    public var providerTimeout: Duration
+    /// `DELIVERY_VISIBILITY_MS`: how long a delivery claim stays valid (default 120 000, at least 1 000). A
+    /// claim that expires after its send was attempted becomes `uncertain`, never resent silently.
+    public var deliveryVisibility: Duration
+    /// `CORE_CONCURRENCY`: jobs the core runs at once (default 4, 1…256).
+    public var coreConcurrency: Int
+    /// `HOST`: the address the health and metrics server binds (default `127.0.0.1`).
+    public var host: String
+    /// `PORT`: its port (default 8080; 0 picks a free one, logged as `http.port`).
+    public var port: Int
+    /// `AGENT_TEST_SHORT_LEASES`: `1` lowers the lease minimums (TTL 200 ms, heartbeat 50 ms) so tests can
+    /// exercise expiry in seconds. Never set it in production.
+    public var testShortLeases: Bool
+
     /// Reads and validates the settings.
     /// - Throws: ``SettingsError`` naming the first bad variable.
     public init(environment: [String: String]) throws(SettingsError) {
@@ -84,8 +116,35 @@ public struct AgentSettings: Sendable, Equatable {
         }
         self.durability = durability
         whatsappAccountID = value("WHATSAPP_ACCOUNT_ID") ?? "default"
-        leaseTTL = try milliseconds("WHATSAPP_LEASE_TTL_MS", default: 45_000, minimum: 10_000)
-        leaseHeartbeat = try milliseconds("WHATSAPP_HEARTBEAT_MS", default: 15_000, minimum: 1_000)
+        func flag(_ name: String, default fallback: Bool) throws(SettingsError) -> Bool {
+            guard let raw = value(name) else { return fallback }
+            switch raw.lowercased() {
+            case "1", "true", "yes", "on": return true
+            case "0", "false", "no", "off": return false
+            default: throw SettingsError(variable: name, message: "expected true or false, got '\(raw)'")
+            }
+        }
+        func url(_ name: String, default fallback: String) throws(SettingsError) -> String {
+            let raw = value(name) ?? fallback
+            guard let parsed = URL(string: raw), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil
+            else {
+                throw SettingsError(variable: name, message: "expected an http(s) URL, got '\(raw)'")
+            }
+            return raw.hasSuffix("/") ? String(raw.dropLast()) : raw
+        }
+        func integer(_ name: String, default fallback: Int, range: ClosedRange<Int>) throws(SettingsError) -> Int {
+            guard let raw = value(name) else { return fallback }
+            guard let number = Int(raw), range.contains(number) else {
+                throw SettingsError(
+                    variable: name,
+                    message: "expected a whole number in \(range.lowerBound)...\(range.upperBound), got '\(raw)'")
+            }
+            return number
+        }
+        testShortLeases = try flag("AGENT_TEST_SHORT_LEASES", default: false)
+        leaseTTL = try milliseconds("WHATSAPP_LEASE_TTL_MS", default: 45_000, minimum: testShortLeases ? 200 : 10_000)
+        leaseHeartbeat = try milliseconds(
+            "WHATSAPP_HEARTBEAT_MS", default: 15_000, minimum: testShortLeases ? 50 : 1_000)
         guard leaseHeartbeat < leaseTTL / 2 else {
             throw SettingsError(
                 variable: "WHATSAPP_HEARTBEAT_MS",
@@ -113,6 +172,24 @@ public struct AgentSettings: Sendable, Equatable {
             throw SettingsError(variable: "SNAPSHOT_KEEP", message: "expected a whole number >= 1, got '\(keepText)'")
         }
         snapshotKeep = keep
+        enableWhatsApp = try flag("ENABLE_WHATSAPP", default: true)
+        whatsappPhone = value("WHATSAPP_PHONE") ?? whatsappAccountID
+        whatsappAccessToken = value("WHATSAPP_CLOUD_ACCESS_TOKEN")
+        whatsappPhoneNumberID = value("WHATSAPP_PHONE_NUMBER_ID") ?? value("WHATSAPP_CLOUD_PHONE_NUMBER_ID")
+        whatsappGraphBaseURL = try url("WHATSAPP_GRAPH_BASE_URL", default: "https://graph.facebook.com/v21.0")
+        telegramAccountID = value("TELEGRAM_ACCOUNT_ID") ?? "default"
+        telegramBotToken = value("TELEGRAM_BOT_TOKEN")
+        if let token = telegramBotToken, token.contains(where: { $0 == "/" || $0 == "?" || $0 == "#" || $0 == " " }) {
+            // The message names the variable and the expected form, never the value.
+            throw SettingsError(variable: "TELEGRAM_BOT_TOKEN", message: "must not contain '/', '?', '#' or spaces")
+        }
+        telegramAPIBaseURL = try url("TELEGRAM_API_BASE_URL", default: "https://api.telegram.org")
+        providerTimeout = try milliseconds("PROVIDER_TIMEOUT_MS", default: 30_000, minimum: 100)
+        deliveryVisibility = try milliseconds(
+            "DELIVERY_VISIBILITY_MS", default: 120_000, minimum: testShortLeases ? 200 : 1_000)
+        coreConcurrency = try integer("CORE_CONCURRENCY", default: 4, range: 1...256)
+        self.host = value("HOST") ?? "127.0.0.1"
+        port = try integer("PORT", default: 8080, range: 0...65_535)
         sessionKeyBase64 = value("SESSION_ENCRYPTION_KEY")
         do {
             _ = try SessionSealer(keyBase64: sessionKeyBase64)
@@ -124,7 +201,9 @@ public struct AgentSettings: Sendable, Equatable {
 
     /// The deciders' settings for these values.
     public func engineSettings() throws -> EngineSettings {
-        EngineSettings(lease: try LeaseTiming(ttl: leaseTTL, heartbeat: leaseHeartbeat))
+        var settings = EngineSettings(lease: try LeaseTiming(ttl: leaseTTL, heartbeat: leaseHeartbeat))
+        settings.deliveries.visibility = deliveryVisibility
+        return settings
     }
 
     /// Non-secret settings, as recorded in `worker.started`.
@@ -132,11 +211,43 @@ public struct AgentSettings: Sendable, Equatable {
         [
             "role": role.rawValue, "dataDirectory": dataDirectory, "durability": durability.rawValue,
             "whatsappAccountID": whatsappAccountID,
-            "leaseTTLMilliseconds": "\(leaseTTL.components.seconds * 1000)",
-            "leaseHeartbeatMilliseconds": "\(leaseHeartbeat.components.seconds * 1000)",
+            "leaseTTLMilliseconds": "\(leaseTTL.wholeMilliseconds)",
+            "leaseHeartbeatMilliseconds": "\(leaseHeartbeat.wholeMilliseconds)",
             "sessionStore": sessionBackend.rawValue,
             "sessionEncryption": sessionKeyBase64 == nil ? "off" : "on",
             "snapshotEvery": "\(snapshotEvery)", "snapshotKeep": "\(snapshotKeep)",
+            "enableWhatsApp": "\(enableWhatsApp)", "whatsappPhoneNumberID": whatsappPhoneNumberID ?? "unset",
+            "whatsappAccessToken": whatsappAccessToken == nil ? "unset" : "set",
+            "whatsappGraphBaseURL": whatsappGraphBaseURL, "telegramAccountID": telegramAccountID,
+            "telegramBotToken": telegramBotToken == nil ? "unset" : "set", "telegramAPIBaseURL": telegramAPIBaseURL,
+            "coreConcurrency": "\(coreConcurrency)",
+            "deliveryVisibilityMilliseconds": "\(deliveryVisibility.wholeMilliseconds)", "http": "\(host):\(port)",
         ]
+    }
+
+    /// Whether this role runs the core loop.
+    public var runsCore: Bool { role == .core || role == .all }
+
+    /// Why the WhatsApp channel is off for this process, or `nil` when it sends.
+    public var whatsappOff: String? {
+        guard role == .whatsapp || role == .all else { return "not this role" }
+        guard enableWhatsApp else { return "ENABLE_WHATSAPP=false" }
+        var missing: [String] = []
+        if whatsappAccessToken == nil { missing.append("WHATSAPP_CLOUD_ACCESS_TOKEN") }
+        if whatsappPhoneNumberID == nil { missing.append("WHATSAPP_PHONE_NUMBER_ID") }
+        return missing.isEmpty ? nil : "no credentials: \(missing.joined(separator: " and ")) not set"
+    }
+
+    /// Why the Telegram channel is off for this process, or `nil` when it sends.
+    public var telegramOff: String? {
+        guard role == .telegram || role == .all else { return "not this role" }
+        return telegramBotToken == nil ? "no credentials: TELEGRAM_BOT_TOKEN not set" : nil
+    }
+}
+
+extension Duration {
+    /// Whole milliseconds.
+    public var wholeMilliseconds: Int64 {
+        components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
     }
 }

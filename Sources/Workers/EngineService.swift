@@ -12,12 +12,14 @@ public struct EngineService: Service {
     let settings: AgentSettings
     let version: String
     let logger: Logger
+    let status: WorkerStatus?
 
-    /// Creates the service over an open log.
-    public init(log: EventLog, settings: AgentSettings, version: String, logger: Logger) {
+    /// Creates the service over an open log; `status` gets the seq and log time of every record read.
+    public init(log: EventLog, settings: AgentSettings, version: String, status: WorkerStatus? = nil, logger: Logger) {
         self.log = log
         self.settings = settings
         self.version = version
+        self.status = status
         self.logger = logger
     }
 
@@ -34,7 +36,9 @@ public struct EngineService: Service {
                 "worker.instance": "\(writer.instanceID)",
             ])
         do {
+            status?.processed(startSeq, at: LogTimestamp.wallClock())
             for try await record in log.tail(from: startSeq + 1).cancelOnGracefulShutdown() {
+                status?.processed(record.seq, at: record.timestamp)
                 logger.debug(
                     "event.observed",
                     metadata: [

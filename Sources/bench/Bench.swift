@@ -33,6 +33,8 @@ enum Scenario: String, CaseIterable, ExpressibleByArgument {
     case leaseOps = "lease-ops"
     case rebuild = "rebuild"
     case replay = "replay-1m"
+    case failover = "failover"
+    case agentIdle = "agent-idle"
 
     var summary: String {
         switch self {
@@ -47,6 +49,11 @@ enum Scenario: String, CaseIterable, ExpressibleByArgument {
         case .leaseOps: "lease acquire + renew, 64 resources, durable: ops/s"
         case .rebuild: "rebuild of all projections from seq 1 into a scratch environment: events/s (target >= 500k/s)"
         case .replay: "on a generated 1,000,000-event log: replay state --at (a few s) and audit duplicates (<= 10 s)"
+        case .failover:
+            "whatsapp lease handoff between agent processes, 20 graceful (SIGTERM) and 20 crash (SIGKILL) rounds: "
+                + "p50/p99 (targets graceful p99 < 100 ms, crash <= TTL + 100 ms; the original: ~3 s, TTL + 3 s)"
+        case .agentIdle:
+            "an idle agent (AGENT_ROLE=all, a Telegram lease held): RSS and CPU over 10 s (target < 30 MB, ~0%)"
         }
     }
 }
@@ -154,6 +161,8 @@ struct Runner {
         case .leaseOps: try await leaseOps()
         case .rebuild: try await rebuild()
         case .replay: try await replayOneMillion()
+        case .failover: try await failover()
+        case .agentIdle: try await agentIdle()
         }
     }
 

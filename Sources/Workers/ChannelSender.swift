@@ -1,0 +1,109 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOPosix
+
+/// One outbound message, as a sender sees it.
+public struct OutboundMessage: Sendable, Equatable {
+    public var deliveryID: String
+    /// The recipient: a Telegram chat id, a WhatsApp phone number (wa id).
+    public var recipient: String
+    public var text: String
+    /// The provider id of the message this one answers, when known.
+    public var replyToExternalID: String?
+
+    public init(deliveryID: String, recipient: String, text: String, replyToExternalID: String? = nil) {
+        self.deliveryID = deliveryID
+        self.recipient = recipient
+        self.text = text
+        self.replyToExternalID = replyToExternalID
+    }
+}
+
+/// A provider refusal, or a failure known to have happened before the request was sent.
+public struct SendFailure: Sendable, Equatable {
+    /// Retrying cannot help (bad recipient, bad token, closed window).
+    public var permanent: Bool
+    /// The provider's own wait, when it gave one (Telegram `retry_after`).
+    public var retryAfter: Duration?
+    /// A short code: the provider's error code or `http_<status>`, `connect`.
+    public var code: String
+    /// What the provider said (never a secret).
+    public var message: String
+
+    public init(permanent: Bool, retryAfter: Duration? = nil, code: String, message: String) {
+        self.permanent = permanent
+        self.retryAfter = retryAfter
+        self.code = code
+        self.message = message
+    }
+}
+
+/// The outcome of one provider call.
+public enum SendOutcome: Sendable, Equatable {
+    /// The provider accepted the message.
+    case sent(providerMessageID: String?)
+    /// It was refused, or could not be sent.
+    case failed(SendFailure)
+    /// The request may have reached the provider (a timeout or a dropped connection after it was written):
+    /// never resent silently.
+    case uncertain(reason: String)
+}
+
+/// A channel's provider API.
+public protocol ChannelSender: Sendable {
+    /// The channel, e.g. `telegram`.
+    var channel: String { get }
+    /// Sends one message. Does not throw: every way a call can end is a ``SendOutcome``.
+    func send(_ message: OutboundMessage) async -> SendOutcome
+}
+
+/// A POST to a provider over AsyncHTTPClient, with the outcome classified by whether the request can have
+/// been written.
+struct ProviderCall: Sendable {
+    enum Result: Sendable {
+        case response(status: Int, body: [UInt8])
+        /// Failed before any byte of the request could reach the provider (no connection).
+        case notSent(String)
+        /// Failed after the request may have been written.
+        case unknown(String)
+    }
+
+    let client: HTTPClient
+    let timeout: Duration
+
+    func post(_ url: String, headers: [(String, String)], json: [UInt8]) async -> Result {
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "Accept", value: "application/json")
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        request.body = .bytes(ByteBuffer(bytes: json))
+        do {
+            let response = try await client.execute(
+                request,
+                timeout: .nanoseconds(
+                    timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000))
+            let body = try await response.body.collect(upTo: 1 << 20)
+            return .response(status: Int(response.status.code), body: Array(buffer: body))
+        } catch {
+            return Self.beforeWrite(error) ? .notSent(Self.describe(error)) : .unknown(Self.describe(error))
+        }
+    }
+
+    /// Only errors that prove no connection was made count as "not sent"; anything else may have reached the
+    /// provider.
+    static func beforeWrite(_ error: any Error) -> Bool {
+        if let error = error as? HTTPClientError {
+            return error == .connectTimeout || error == .invalidURL || error == .emptyHost || error == .emptyScheme
+        }
+        if error is NIOConnectionError { return true }
+        if let error = error as? ChannelError, case .connectTimeout = error { return true }
+        if let error = error as? IOError {
+            return [ECONNREFUSED, ENETUNREACH, EHOSTUNREACH, EADDRNOTAVAIL].contains(error.errnoCode)
+        }
+        return false
+    }
+
+    static func describe(_ error: any Error) -> String { String(describing: error).prefix(300).description }
+}
