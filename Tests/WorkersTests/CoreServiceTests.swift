@@ -69,7 +69,7 @@ extension WorkerProcessTests {
                 #expect(replies.first?.channel == "telegram")
                 #expect(!events.contains { if case .jobFailed = $0 { true } else { false } })
             }
-            // Left open: see TestLog.close().
+            engine.close()
         }
     }
 }

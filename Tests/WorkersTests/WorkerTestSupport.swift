@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Projections
 import SwitchboardEvents
+import Synchronization
 import TestSupport
 
 /// A spawned `agent` whose stderr lines are kept, so a test can await a line and later check what was (not)
@@ -68,6 +69,7 @@ final class AgentProcess: @unchecked Sendable {  // @unchecked: used by one test
 /// The test process's own handle on the shared log (appends, reads, awaits records).
 final class TestLog: Sendable {
     let engine: Switchboard
+    private let closed = Mutex(false)
 
     init(_ directory: String, workerID: String = "test") throws {
         engine = try Switchboard(
@@ -111,11 +113,15 @@ final class TestLog: Sendable {
         return ids
     }
 
-    /// Does not close the log: it stays open until the test process exits. On this branch's EventLog, closing a
-    /// log can race the doorbell watcher a tail starts lazily; the late watcher then polls file descriptors the
-    /// next test reuses and steals its wake-ups (seen as a hung test). The writer rework on main fixes the race;
-    /// then this can close (`await engine.close()`).
-    func close() {}
+    /// Closes the log once, however often it is called (an early close before running `replay`, then the
+    /// `defer`): a second close of this branch's EventLog waits forever for its doorbell watcher.
+    func close() {
+        let first = closed.withLock { closed -> Bool in
+            defer { closed = true }
+            return !closed
+        }
+        if first { engine.close() }
+    }
 }
 
 extension SwitchboardEvent {
