@@ -115,6 +115,9 @@ public final class CoreService: Service, Sendable {
     }
 
     private func dispatch() async {
+        // The log's doorbell watcher starts lazily with the first tail wait; a commit landing while it starts is
+        // not announced. So the first idle wait after start is bounded, once.
+        var startup = true
         await withDiscardingTaskGroup { group in
             // A cancelled task (not a graceful shutdown) also ends the loop: its waits would return at once.
             while !stopping.isSet && !Task.isCancelled {
@@ -131,7 +134,9 @@ public final class CoreService: Service, Sendable {
                     continue
                 }
                 guard let claim else {
-                    await wakeup.wait(until: nextDue())
+                    let settle: ContinuousClock.Instant? = startup ? .now + .seconds(1) : nil
+                    startup = false
+                    await wakeup.wait(until: [nextDue(), settle].compactMap { $0 }.min())
                     continue
                 }
                 metrics.claimed("job")

@@ -81,8 +81,14 @@ public final class OutboundService: Service, Sendable {
 
     private func loop() async {
         var active: UInt64?
+<<<<<<< HEAD
         // A cancelled task (not a graceful shutdown) also ends the loop: its waits would return at once.
         while !stopping.isSet && !Task.isCancelled {
+=======
+        // The first idle wait of each tenure is bounded once (see CoreService: the doorbell watcher starts lazily).
+        var settleUntil: ContinuousClock.Instant?
+        while !stopping.isSet {
+>>>>>>> issue11-workers
             guard let tenure = keeper.current() else {
                 if active != nil {
                     logger.warning(
@@ -97,6 +103,7 @@ public final class OutboundService: Service, Sendable {
                 logger.info(
                     "[\(channel)] Starting outbound delivery loop...", metadata: ["lease.token": "\(tenure.token)"])
                 active = tenure.token
+                settleUntil = .now + .seconds(1)
             }
             let result: DeliveryClaimResult
             do {
@@ -118,7 +125,9 @@ public final class OutboundService: Service, Sendable {
                     return times.min()
                 }
                 let next = [retryAt, claimExpiry].compactMap { $0 }.min()
-                await wakeup.wait(until: next.map(\.localInstant))
+                let settle = settleUntil
+                settleUntil = nil
+                await wakeup.wait(until: [next?.localInstant, settle].compactMap { $0 }.min())
             case .rejected(let reason):
                 logger.warning("delivery.claim.rejected", metadata: ["delivery.reason": "\(reason)"])
                 keeper.lost(tenure, reason: "claim_rejected")

@@ -95,6 +95,7 @@ struct WorkerProcessTests {
             return false
         }
         #expect(await wa2.stop() == 0)
+        if gap >= .seconds(1) { for line in wa2.lines { print("[wa-2] \(line)") } }
         let sent = try Self.sent(log)
         #expect(sent.count == 2)
         #expect(sent.allSatisfy { $0.record.writer.workerID == "wa-2" })
@@ -155,9 +156,19 @@ struct WorkerProcessTests {
             Issue.record("not accepted: \(ingested)")
             return
         }
-        let enqueued = try await log.waitForEvent(from: from, "the reply's delivery.enqueued") { _, event in
-            if case .deliveryEnqueued = event { return true }
-            return false
+        let enqueued: (record: Record, event: SwitchboardEvent)
+        do {
+            enqueued = try await log.waitForEvent(from: from, "the reply's delivery.enqueued") { _, event in
+                if case .deliveryEnqueued = event { return true }
+                return false
+            }
+        } catch {
+            _ = await core.stop()
+            for line in core.lines { print("[core-1] \(line)") }
+            for entry in try log.events() {
+                print("[log] \(entry.record.seq) \(entry.event.eventType) \(entry.record.writer)")
+            }
+            throw error
         }
         _ = try await log.waitForEvent(from: from, "job.completed") { _, event in
             if case .jobCompleted(let completed) = event { return completed.jobID == jobID }

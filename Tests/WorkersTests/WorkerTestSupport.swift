@@ -2,8 +2,8 @@
 import Foundation
 import Logging
 import Projections
-import Synchronization
 import SwitchboardEvents
+import Synchronization
 import TestSupport
 
 /// A spawned `agent` whose stderr lines are kept, so a test can await a line and later check what was (not)
@@ -56,6 +56,8 @@ final class AgentProcess: @unchecked Sendable {  // @unchecked: used by one test
     func finish() async -> Int32 {
         let (status, rest) = await spawned.finish()
         lines += rest
+        // Errors an agent logged are worth seeing next to a failure.
+        for line in lines where line.contains(" error ") || line.contains(" critical ") { print("[\(name)] \(line)") }
         return status
     }
 
@@ -65,8 +67,9 @@ final class AgentProcess: @unchecked Sendable {  // @unchecked: used by one test
 }
 
 /// The test process's own handle on the shared log (appends, reads, awaits records).
-struct TestLog: Sendable {
+final class TestLog: Sendable {
     let engine: Switchboard
+    private let closed = Mutex(false)
 
     init(_ directory: String, workerID: String = "test") throws {
         engine = try Switchboard(
@@ -110,7 +113,15 @@ struct TestLog: Sendable {
         return ids
     }
 
-    func close() { engine.close() }
+    /// Closes the log once, however often it is called (an early close before running `replay`, then the
+    /// `defer`): a second close of this branch's EventLog waits forever for its doorbell watcher.
+    func close() {
+        let first = closed.withLock { closed -> Bool in
+            defer { closed = true }
+            return !closed
+        }
+        if first { engine.close() }
+    }
 }
 
 extension SwitchboardEvent {
