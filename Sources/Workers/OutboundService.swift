@@ -81,14 +81,10 @@ public final class OutboundService: Service, Sendable {
 
     private func loop() async {
         var active: UInt64?
-<<<<<<< HEAD
-        // A cancelled task (not a graceful shutdown) also ends the loop: its waits would return at once.
-        while !stopping.isSet && !Task.isCancelled {
-=======
         // The first idle wait of each tenure is bounded once (see CoreService: the doorbell watcher starts lazily).
         var settleUntil: ContinuousClock.Instant?
-        while !stopping.isSet {
->>>>>>> issue11-workers
+        // A cancelled task (not a graceful shutdown) also ends the loop: its waits would return at once.
+        while !stopping.isSet && !Task.isCancelled {
             guard let tenure = keeper.current() else {
                 if active != nil {
                     logger.warning(
