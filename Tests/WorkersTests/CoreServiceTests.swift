@@ -30,7 +30,7 @@ struct CoreServiceTests {
             EventLogConfiguration(directory: dir.path, writer: WriterIdentity(role: "core", workerID: "core-t")),
             settings: settings, logger: quiet)
         let core = CoreService(
-            engine: engine, concurrency: 2, responder: SlowResponder(delay: .milliseconds(2_000)), logger: quiet)
+            engine: engine, concurrency: 2, responder: SlowResponder(delay: .milliseconds(2_500)), logger: quiet)
         let group = ServiceGroup(services: [core], logger: quiet)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
@@ -55,7 +55,9 @@ struct CoreServiceTests {
             let completed = events.compactMap { if case .jobCompleted(let e) = $0 { e } else { nil } }
             let replies = events.compactMap { if case .deliveryEnqueued(let e) = $0 { e } else { nil } }
             #expect(claimed.count == 1)
-            #expect(heartbeats.count >= 3)
+            // The answer took longer than the claim's visibility: only heartbeats kept the claim (completion is accepted
+            // under the claim token below).
+            #expect(heartbeats.count >= 2)
             #expect(heartbeats.allSatisfy { $0.token == claimed.first?.token })
             #expect(completed.map(\.jobID) == [jobID])
             #expect(completed.first?.modelUsed == "slow")
