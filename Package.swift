@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "SwitchboardEvents", targets: ["SwitchboardEvents"]),
         .library(name: "Projections", targets: ["Projections"]),
         .library(name: "Workers", targets: ["Workers"]),
+        .library(name: "Assistant", targets: ["Assistant"]),
         .executable(name: "agent", targets: ["agent"]),
         .executable(name: "replay", targets: ["replay"]),
         .executable(name: "bench", targets: ["bench"]),
@@ -22,6 +23,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.21.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.60.0"),
     ],
     targets: [
         // LMDB from Debian's liblmdb-dev (ships lmdb.pc). Only EventLog imports it.
@@ -63,6 +67,17 @@ let package = Package(
                 "SwitchboardEvents",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The assistant's model providers (OpenAI-compatible streaming) and tools; knows no event or projection.
+        .target(
+            name: "Assistant",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),
@@ -119,6 +134,17 @@ let package = Package(
             name: "WorkersTests",
             dependencies: [
                 "Workers", "SwitchboardEvents", "EventLog", "Projections", "TestSupport", "agent", "replay",
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "AssistantTests",
+            dependencies: [
+                "Assistant",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),
