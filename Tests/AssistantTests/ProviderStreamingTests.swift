@@ -195,7 +195,8 @@ import Testing
     }
 
     @Test func serverErrorsBackOffExponentiallyThenFallBack() async throws {
-        try await withProvider { server, provider, sleeps in
+        let logs = LogRecorder()
+        try await withProvider(logger: logs.logger) { server, provider, sleeps in
             let overloaded = FakeChatServer.Reply.status(503, body: #"{"error":{"message":"overloaded"}}"#)
             server.enqueue(
                 overloaded, overloaded, overloaded,
@@ -205,6 +206,8 @@ import Testing
             #expect(server.received.map(\.model) == ["main", "main", "main", "backup"])
             #expect(sleeps.all == [.milliseconds(100), .milliseconds(200)])
         }
+        let fallback = try #require(logs.all.first { $0.hasPrefix("assistant provider falling back") })
+        #expect(fallback.contains("backup") && fallback.contains("server"))
     }
 
     @Test func unauthorizedIsNeitherRetriedNorFallenBack() async throws {
@@ -277,6 +280,54 @@ import Testing
             #expect(server.received.count == 1)
             #expect(sleeps.all.isEmpty)
         }
+    }
+
+    @Test func anErrorBeforeAnyContentIsRetried() async throws {
+        try await withProvider { server, provider, sleeps in
+            server.enqueue(
+                .stream([SSE.data(#"{"error":{"message":"model is loading","type":"server_error"}}"#)]),
+                .stream([SSE.content("ready"), SSE.finish("stop"), SSE.done]))
+            let events = try await Self.collect(provider)
+            #expect(events == [.model("main"), .textDelta("ready"), .finish(.stop)])
+            #expect(server.received.count == 2)
+            #expect(sleeps.all == [.milliseconds(100)])
+        }
+    }
+
+    @Test func aStreamCutBeforeDoneIsANetworkFailure() async throws {
+        try await withProvider(fallbacks: [], maxRetries: 1) { server, provider, sleeps in
+            // Cut before anything was said: retried. Cut after text went out: the error ends the stream.
+            server.enqueue(.stream([": nothing yet\n\n"]), .stream([SSE.content("half a rep")]))
+            let (events, error) = await Self.failure(provider)
+            #expect(events == [.model("main"), .textDelta("half a rep")])
+            #expect(error?.code == .network)
+            #expect(error?.message == "the stream ended before [DONE]")
+            #expect(server.received.count == 2)
+            #expect(sleeps.all.count == 1)
+        }
+    }
+
+    @Test func aJSONAnswerToAStreamingRequestIsNotAStream() async throws {
+        try await withProvider(fallbacks: []) { server, provider, _ in
+            server.enqueue(
+                .status(200, body: #"{"id":"x","object":"chat.completion","choices":[{"message":{"content":"hi"}}]}"#))
+            let (_, error) = await Self.failure(provider)
+            #expect(error?.code == .malformedStream)
+            #expect(error?.message.hasPrefix("the server answered with JSON instead of an event stream") == true)
+            #expect(server.received.count == 1)
+        }
+    }
+
+    @Test func withoutSettingsTheOfflineAssistantAnswers() async throws {
+        let http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup)
+        let offline = makeChatProvider(settings: nil, todoist: nil, httpClient: http, logger: quietLogger)
+        let settings = ProviderSettings(baseURL: "http://127.0.0.1:1/v1", model: "m")
+        let online = makeChatProvider(settings: settings, todoist: nil, httpClient: http, logger: quietLogger)
+        try await http.shutdown()
+        #expect(offline.name == "offline")
+        #expect(online.name == "openai-compatible")
+        #expect(ReplyText.final("  \n ") == ReplyText.emptyFallback)
+        #expect(ReplyText.final(" Hello!\n") == "Hello!")
     }
 
     @Test func theLiteTierAsksTheLiteModelFirst() async throws {

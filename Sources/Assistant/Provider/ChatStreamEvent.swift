@@ -1,3 +1,6 @@
+import AsyncHTTPClient
+import Logging
+
 /// Why a model stopped.
 public enum FinishReason: String, Sendable, Hashable, Codable {
     case stop
@@ -72,6 +75,15 @@ public struct ChatCompletion: Sendable, Hashable {
         self.finishReason = finishReason
         self.usage = usage
     }
+}
+
+/// The provider the settings ask for: the OpenAI-compatible provider when `AI_BASE_URL` is set, the offline
+/// assistant otherwise.
+public func makeChatProvider(
+    settings: ProviderSettings?, todoist: TodoistClient?, httpClient: HTTPClient, logger: Logger
+) -> any ChatProvider {
+    guard let settings else { return OfflineAssistant(todoist: todoist, logger: logger) }
+    return OpenAICompatibleProvider(settings: settings, httpClient: httpClient, logger: logger)
 }
 
 extension ChatProvider {

@@ -153,6 +153,19 @@ public struct OpenAICompatibleProvider: ChatProvider {
             throw ChatProviderError(
                 code, message, status: Int(response.status.code), retryAfter: parseRetryAfter(response.headers))
         }
+        // A JSON answer to a streaming request is an error some proxies send with 200, or a server that ignored
+        // `"stream": true`: either way not a stream.
+        if let type = response.headers.first(name: "content-type")?.lowercased(), type.contains("application/json") {
+            let text = String(buffer: (try? await response.body.collect(upTo: 64 << 10)) ?? ByteBuffer())
+            if let wire = WireError.parse(text) {
+                let code = ProviderErrorClassifier.classify(
+                    status: nil, errorCode: wire.code ?? wire.type, message: wire.message)
+                throw ChatProviderError(code == .unknown ? .server : code, wire.message, status: 200)
+            }
+            throw ChatProviderError(
+                .malformedStream, "the server answered with JSON instead of an event stream: \(text.prefix(200))",
+                status: 200)
+        }
 
         var parser = ServerSentEventParser()
         var accumulator = CompletionAccumulator()
