@@ -282,6 +282,44 @@ import Testing
         }
     }
 
+    @Test func toolCallsFinishedWithStopAreReportedAsToolCalls() async throws {
+        try await withProvider { server, provider, _ in
+            server.enqueue(
+                .stream([
+                    SSE.toolFragment(index: 0, id: "call_1", name: "calculate", arguments: #"{"expression":"2+2"}"#),
+                    SSE.finish("stop"), SSE.done,
+                ]))
+            let completion = try await provider.complete(ChatRequest(messages: [.user("2+2?")]))
+            #expect(completion.model == "main")
+            #expect(
+                completion.toolCalls == [.init(id: "call_1", name: "calculate", arguments: #"{"expression":"2+2"}"#)])
+            #expect(completion.finishReason == .toolCalls)
+        }
+    }
+
+    @Test func cancellingTheConsumerEndsTheStream() async throws {
+        try await withProvider { server, provider, _ in
+            let gate = Gate()  // the rest never comes
+            server.enqueue(.gated([SSE.content("first "), SSE.content("never")], gate))
+            let (firsts, firstContinuation) = AsyncStream<ChatStreamEvent>.makeStream()
+            let consumer = Task {
+                var seen: [ChatStreamEvent] = []
+                for try await event in provider.stream(Self.hello) {
+                    seen.append(event)
+                    if case .textDelta = event { firstContinuation.yield(event) }
+                }
+                return seen
+            }
+            var iterator = firsts.makeAsyncIterator()
+            #expect(await iterator.next() == .textDelta("first "))
+            consumer.cancel()
+            // The consumer ends (by its cancellation, not a timeout) while the server still holds the rest back.
+            let result = await consumer.result
+            if case .success(let seen) = result { #expect(seen == [.model("main"), .textDelta("first ")]) }
+            gate.close()
+        }
+    }
+
     @Test func anErrorBeforeAnyContentIsRetried() async throws {
         try await withProvider { server, provider, sleeps in
             server.enqueue(

@@ -163,6 +163,8 @@ struct CompletionAccumulator: Sendable {
                         id: call.id ?? "call_\(position)", name: call.name,
                         arguments: arguments.isEmpty ? "{}" : arguments)))
         }
+        // Some servers (Ollama among them) say `stop` after tool calls: the calls decide.
+        let reason = !calls.isEmpty && reason == .stop ? .toolCalls : reason
         calls.removeAll()
         events.append(.finish(reason))
         return events
