@@ -93,6 +93,10 @@ public struct OpenAICompatibleProvider: ChatProvider {
                 } catch let error as ChatProviderError {
                     var error = error
                     error.model = model
+                    // A server may echo the key in its error text; it goes no further.
+                    if let key = settings.apiKey?.reveal(), !key.isEmpty {
+                        error.message = error.message.replacingOccurrences(of: key, with: "<redacted>")
+                    }
                     // Part of the reply is out: trying again would show it twice.
                     if yielded { throw error }
                     lastError = error
