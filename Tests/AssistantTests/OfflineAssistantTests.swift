@@ -60,7 +60,7 @@ import Testing
             logger: quietLogger)
         let offline = assistant(todoist: client)
         let result = await outcome {
-            try await within(20, "the offline /todo commands") { () async throws -> Void in
+            try await within(60, "the offline /todo commands") { () async throws -> Void in
                 #expect(try await reply(offline, "/todo add Buy milk").text == "Created task t1: Buy milk")
                 // The same message again at the same position (a retried job): the same request id, one task.
                 #expect(try await reply(offline, "/todo add Buy milk").text == "Created task t1: Buy milk")

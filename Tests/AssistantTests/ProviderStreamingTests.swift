@@ -25,7 +25,7 @@ import Testing
         let provider = OpenAICompatibleProvider(
             settings: settings, httpClient: client, logger: logger, sleep: sleeps.sleep, jitter: { 0 })
         let result = await outcome {
-            try await within(20, "the provider test") { try await body(server, provider, sleeps) }
+            try await within(60, "the provider test") { try await body(server, provider, sleeps) }
         }
         try await client.shutdown()
         await server.stop()
@@ -390,7 +390,7 @@ import Testing
         let sleeps = SleepRecorder()
         let provider = OpenAICompatibleProvider(
             settings: settings, httpClient: client, logger: quietLogger, sleep: sleeps.sleep, jitter: { 0 })
-        let (_, error) = try await within(20, "a refused connection") { await Self.failure(provider) }
+        let (_, error) = try await within(60, "a refused connection") { await Self.failure(provider) }
         try await client.shutdown()
         #expect(error?.code == .network)
         #expect(sleeps.all.count == 1)

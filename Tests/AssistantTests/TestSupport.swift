@@ -108,7 +108,7 @@ func startServer(_ router: Router<BasicRequestContext>) async throws -> (port: I
             portContinuation.finish()
         }, logger: quietLogger)
     let task = Task { try await app.runService(gracefulShutdownSignals: []) }
-    let port = try await within(10, "the test server to listen") {
+    let port = try await within(30, "the test server to listen") {
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next() else { throw TestTimeout(what: "a port") }
         return port

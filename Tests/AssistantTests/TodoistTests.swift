@@ -16,7 +16,7 @@ import Testing
             settings: TodoistSettings(baseURL: server.baseURL, token: Secret(token)), httpClient: http,
             logger: quietLogger, sleep: sleeps.sleep)
         let result = await outcome {
-            try await within(20, "the Todoist test") { try await body(server, client, sleeps) }
+            try await within(60, "the Todoist test") { try await body(server, client, sleeps) }
         }
         try await http.shutdown()
         await server.stop()
