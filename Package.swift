@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "SwitchboardEvents", targets: ["SwitchboardEvents"]),
         .library(name: "Projections", targets: ["Projections"]),
         .library(name: "Workers", targets: ["Workers"]),
+        .library(name: "Assistant", targets: ["Assistant"]),
         .executable(name: "agent", targets: ["agent"]),
         .executable(name: "replay", targets: ["replay"]),
         .executable(name: "bench", targets: ["bench"]),
@@ -77,6 +78,17 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // The assistant's model providers (OpenAI-compatible streaming) and tools; knows no event or projection.
+        .target(
+            name: "Assistant",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "agent",
             dependencies: [
@@ -135,6 +147,18 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "AssistantTests",
+            dependencies: [
+                "Assistant",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),
