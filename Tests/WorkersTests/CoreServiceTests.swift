@@ -24,13 +24,13 @@ struct CoreServiceTests {
     @Test func aSlowJobIsHeartbeatedCompletedAndItsReplyQueuedUnderItsToken() async throws {
         let dir = TemporaryDirectory()
         var settings = EngineSettings.defaults()
-        settings.jobs.visibility = .milliseconds(1_500)
+        settings.jobs.visibility = .milliseconds(6_000)
         let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
         let engine = try Switchboard(
             EventLogConfiguration(directory: dir.path, writer: WriterIdentity(role: "core", workerID: "core-t")),
             settings: settings, logger: quiet)
         let core = CoreService(
-            engine: engine, concurrency: 2, responder: SlowResponder(delay: .milliseconds(2_500)), logger: quiet)
+            engine: engine, concurrency: 2, responder: SlowResponder(delay: .milliseconds(7_000)), logger: quiet)
         let group = ServiceGroup(services: [core], logger: quiet)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
@@ -42,7 +42,7 @@ struct CoreServiceTests {
                 return
             }
             // Shut down while the job runs: the core finishes it first.
-            try await within(5, "the job's first heartbeat") {
+            try await within(20, "the job's first heartbeat") {
                 for try await record in engine.log.tail(from: 1) where record.type == JobHeartbeat.eventType {
                     return
                 }
