@@ -85,7 +85,7 @@ public final class CoreService: Service, Sendable {
         let me = engine.owner.instance
         for try await record in engine.log.tail(from: start) {
             guard record.type.hasPrefix("job.") else { continue }
-            guard let event = try? record.event() else { continue }
+            guard let event = record.followedEvent(logger) else { continue }
             switch event {
             case .jobEnqueued(let enqueued):
                 if let runAt = enqueued.runAt { addDue(runAt) }

@@ -131,7 +131,7 @@ public final class LeaseKeeper: Service, Sendable {
         let me = engine.owner.instance
         for try await record in engine.log.tail(from: start) {
             guard record.type.hasPrefix("lease.") else { continue }
-            guard let event = try? record.event() else { continue }
+            guard let event = record.followedEvent(logger) else { continue }
             switch event {
             case .leaseReleased(let released) where released.resource == resource:
                 state.withLock { $0.freed = true }

@@ -66,7 +66,7 @@ public final class OutboundService: Service, Sendable {
             guard record.type == DeliveryEnqueued.eventType || record.type == DeliveryClaimed.eventType else {
                 continue
             }
-            switch try? record.event() {
+            switch record.followedEvent(logger) {
             case .deliveryEnqueued(let enqueued)? where enqueued.channel == channel && enqueued.accountID == accountID:
                 wakeup.signal()
             case .deliveryClaimed(let claimed)? where claimed.leaseResource == resource && claimed.ownerInstance != me:
