@@ -21,6 +21,9 @@ public enum AgentRuntime {
         let status = WorkerStatus(
             role: settings.role.rawValue, workerID: writer.workerID, instance: writer.instanceID.uuidString)
         let metrics = WorkerMetrics()
+        // The channels: lease keepers, outbound loops, webhook routes or Telegram polling, connection health.
+        let channels = ChannelRuntime.make(
+            settings: settings, engine: engine, status: status, metrics: metrics, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(
                 service: EngineService(
@@ -28,7 +31,7 @@ public enum AgentRuntime {
             .init(
                 service: HTTPSurface.application(
                     host: settings.host, port: settings.port, engine: engine, status: status, registry: registry,
-                    metrics: metrics, logger: logger)),
+                    metrics: metrics, channels: channels.routes, logger: logger)),
         ]
         if settings.snapshotEvery > 0 {
             services.append(
@@ -36,40 +39,12 @@ public enum AgentRuntime {
                     service: SnapshotService(
                         log: engine.log, every: settings.snapshotEvery, keep: settings.snapshotKeep, logger: logger)))
         }
-        var keepers: [LeaseKeeper] = []
-        var outbound: [OutboundService] = []
-        func channel(_ name: String, accountID: String, off: String?, sender: () -> any ChannelSender) {
-            if let off {
-                if off != "not this role" {
-                    status.channelOff(name, reason: off)
-                    logger.warning(
-                        "[\(name)] Channel off (\(off)): not sending", metadata: ["channel.account": "\(accountID)"])
-                }
-                return
-            }
-            let keeper = LeaseKeeper(
-                channel: name, accountID: accountID, engine: engine, timing: engine.settings.lease, status: status,
-                metrics: metrics, logger: logger)
-            keepers.append(keeper)
-            outbound.append(
-                OutboundService(keeper: keeper, sender: sender(), engine: engine, metrics: metrics, logger: logger))
-        }
-        channel("whatsapp", accountID: settings.whatsappAccountID, off: settings.whatsappOff) {
-            WhatsAppCloudSender(
-                baseURL: settings.whatsappGraphBaseURL, phoneNumberID: settings.whatsappPhoneNumberID ?? "",
-                accessToken: settings.whatsappAccessToken ?? "", timeout: settings.providerTimeout)
-        }
-        channel("telegram", accountID: settings.telegramAccountID, off: settings.telegramOff) {
-            TelegramSender(
-                baseURL: settings.telegramAPIBaseURL, token: settings.telegramBotToken ?? "",
-                timeout: settings.providerTimeout)
-        }
         if settings.role == .web || settings.role == .all {
             status.channelOff("web", reason: "the web chat is not built yet")
             logger.warning("[web] Channel off (the web chat is not built yet): serving /healthz and /metrics only")
         }
-        services += keepers.map { .init(service: $0) }
-        services += outbound.map { .init(service: $0) }
+        services += channels.keepers.map { .init(service: $0) }
+        services += channels.services.map { .init(service: $0) }
         if settings.runsCore {
             services.append(
                 .init(

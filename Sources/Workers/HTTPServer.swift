@@ -6,7 +6,8 @@ import NIOCore
 import Projections
 import Prometheus
 
-/// The HTTP surface every agent process serves: `GET /healthz` and `GET /metrics` (Prometheus text).
+/// The HTTP surface every agent process serves: `GET /healthz` and `GET /metrics` (Prometheus text), and the
+/// channels' webhook routes (``ChannelRoutes``).
 public enum HTTPSurface {
     /// What `/healthz` answers.
     public struct Health: Codable, Sendable, Equatable {
@@ -46,7 +47,7 @@ public enum HTTPSurface {
     /// Builds the server (a `Service`). `onListening` gets the bound port (useful with port 0).
     public static func application(
         host: String, port: Int, engine: Switchboard, status: WorkerStatus, registry: PrometheusCollectorRegistry,
-        metrics: WorkerMetrics = WorkerMetrics(), logger: Logger
+        metrics: WorkerMetrics = WorkerMetrics(), channels: ChannelRoutes? = nil, logger: Logger
     ) -> some ApplicationProtocol {
         let router = Router()
         router.get("healthz") { _, _ -> Response in
@@ -64,6 +65,7 @@ public enum HTTPSurface {
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(bytes: buffer)))
         }
+        channels?.add(to: router)
         return Application(
             router: router, configuration: .init(address: .hostname(host, port: port), serverName: nil),
             onServerRunning: { channel in
