@@ -212,7 +212,7 @@ public final class CoreService: Service, Sendable {
 
     /// Extends the claim every third of its visibility until cancelled; returns `nil` (and sets `lost`) when a
     /// heartbeat is refused.
-    private func heartbeat(_ claim: JobClaim, lost: Flag) async -> Result<String, any Error>? {
+    private func heartbeat(_ claim: JobClaim, lost: Flag) async -> Result<Reply, any Error>? {
         let interval = engine.settings.jobs.visibility / 3
         while !Task.isCancelled {
             do {

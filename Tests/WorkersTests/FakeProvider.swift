@@ -189,7 +189,7 @@ final class FakeProvider: Sendable {
                     body: .init(byteBuffer: ByteBuffer(string: #"{"error":{"message":"no scripted reply"}}"#)))
             case .status(let code, let text, let extra):
                 var headers: HTTPFields = [.contentType: "application/json"]
-                for (name, value) in extra { headers[HTTPField.Name(name)!] = value }
+                for (name, value) in extra { headers[.init(name)!] = value }
                 return Response(
                     status: .init(code: code), headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
             case .stream(let pieces, let delay):
@@ -228,7 +228,7 @@ final class FakeProvider: Sendable {
             guard let provider = box.withLock({ $0 }) else { return Response(status: .serviceUnavailable) }
             let fields = try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any] ?? [:]
             let content = fields["content"] as? String ?? ""
-            let requestID = request.headers[HTTPField.Name("X-Request-Id")!]
+            let requestID = request.headers[.init("X-Request-Id")!]
             return provider.state.withLock { state in
                 if let requestID {
                     state.todoistRequestIDs.append(requestID)

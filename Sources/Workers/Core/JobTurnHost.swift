@@ -199,7 +199,7 @@ final class JobTurnHost: TurnHost {
             }
             if let next {
                 do {
-                    try await write([
+                    _ = try await write([
                         .assistantDelta(
                             AssistantDelta(
                                 messageID: messageID, conversationID: conversation.conversationID, jobID: jobID,
