@@ -42,6 +42,15 @@ public final class CoreService: Service, Sendable {
     public func run() async throws {
         logger.info("[agent] Starting agent loop — subscribing to pending jobs...")
         let start = try engine.log.lastSeq() + 1
+        // Claims and retries decided before this process followed the log (another core died holding a job, a
+        // retry waits for its backoff): their times are due times too, or nothing would wake us for them.
+        for job in try engine.reader.jobs() {
+            switch job.status {
+            case .running: if let deadline = job.visibleUntil { addDue(deadline.advanced(by: .milliseconds(1))) }
+            case .pending where job.notBefore.microseconds != .max: addDue(job.notBefore)
+            case .pending, .completed, .dead: break
+            }
+        }
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 do {

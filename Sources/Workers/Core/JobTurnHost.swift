@@ -71,7 +71,7 @@ final class JobTurnHost: TurnHost {
     func toolCall(_ call: TurnToolCall) async throws -> ToolCallDecision {
         let callID = Self.callID(jobID: jobID, token: claim.token, round: call.round, index: call.index)
         state.withLock { $0.callIDs["\(call.round)|\(call.index)"] = callID }
-        let input = JSONValue(parsing: call.request.arguments)?.jsonText ?? JSONValue.string(call.request.arguments).jsonText
+        let input = Assistant.JSONValue(parsing: call.request.arguments)?.jsonText ?? Assistant.JSONValue.string(call.request.arguments).jsonText
         var events: [SwitchboardEvent] = [
             .toolCall(
                 ToolCall(
@@ -119,7 +119,7 @@ final class JobTurnHost: TurnHost {
             ?? Self.callID(jobID: jobID, token: claim.token, round: call.round, index: call.index)
         let result = ToolResult(
             callID: callID, jobID: jobID, jobToken: claim.token,
-            outputJSON: outcome.error == nil ? JSONValue.string(outcome.content).jsonText : nil,
+            outputJSON: outcome.error == nil ? Assistant.JSONValue.string(outcome.content).jsonText : nil,
             error: outcome.error?.message)
         try await record([.toolResult(result)])
     }
@@ -142,7 +142,9 @@ final class JobTurnHost: TurnHost {
             .assistantMessage(
                 AssistantMessage(
                     messageID: messageID, conversationID: conversation.conversationID, jobID: jobID,
-                    jobToken: claim.token, text: result.text, modelUsed: result.modelUsed, final: true))
+                    jobToken: claim.token, text: result.text, modelUsed: result.modelUsed, final: true,
+                    finishReason: result.finishReason == .stop || result.finishReason == .toolCalls
+                        ? nil : result.finishReason.rawValue))
         ])
     }
 
