@@ -144,7 +144,8 @@ let package = Package(
         .testTarget(
             name: "WorkersTests",
             dependencies: [
-                "Workers", "SwitchboardEvents", "EventLog", "Projections", "Assistant", "TestSupport", "agent", "replay",
+                "Workers", "SwitchboardEvents", "EventLog", "Projections", "Assistant", "TestSupport", "agent",
+                "replay",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

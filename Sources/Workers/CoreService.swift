@@ -282,7 +282,8 @@ public final class CoreService: Service, Sendable {
         }
         try await host.finish(result)
         if result.truncated {
-            logger.info("[agent] Reply of job \(job.jobID) truncated at the token limit", metadata: ["job.id": "\(job.jobID)"])
+            logger.info(
+                "[agent] Reply of job \(job.jobID) truncated at the token limit", metadata: ["job.id": "\(job.jobID)"])
         }
         guard host.deliversToChannel else { return Reply(result: host.messageID, modelUsed: result.modelUsed) }
         var delivery = NewDelivery(

@@ -81,7 +81,8 @@ struct Agent: AsyncParsableCommand {
             ("TELEGRAM_ACCOUNT_ID", telegramAccountId), ("TELEGRAM_BOT_TOKEN", telegramBotToken),
             ("TELEGRAM_API_BASE_URL", telegramApiBaseUrl), ("PROVIDER_TIMEOUT_MS", providerTimeoutMs),
             ("CORE_CONCURRENCY", coreConcurrency), ("JOB_VISIBILITY_MS", jobVisibilityMs), ("AI_BASE_URL", aiBaseUrl),
-            ("AI_MODEL", aiModel), ("APPROVAL_TTL_SECONDS", approvalTtlSeconds), ("HOST", host), ("PORT", port), ("SESSION_STORE", sessionStore),
+            ("AI_MODEL", aiModel), ("APPROVAL_TTL_SECONDS", approvalTtlSeconds), ("HOST", host), ("PORT", port),
+            ("SESSION_STORE", sessionStore),
             ("SESSION_DIR", sessionDir), ("SNAPSHOT_EVERY", snapshotEvery), ("SNAPSHOT_KEEP", snapshotKeep),
             ("LOG_LEVEL", logLevel),
         ]

@@ -25,7 +25,8 @@ final class ScriptedProvider: ChatProvider {
 
     static func calls(_ calls: ToolCallRequest..., text: String? = nil) -> Step {
         .events(
-            [.model("m1")] + (text.map { [.textDelta($0)] } ?? []) + calls.map { .toolCall($0) } + [.finish(.toolCalls)])
+            [.model("m1")] + (text.map { [.textDelta($0)] } ?? []) + calls.map { .toolCall($0) } + [.finish(.toolCalls)]
+        )
     }
 
     func stream(_ request: ChatRequest) -> AsyncThrowingStream<ChatStreamEvent, any Error> {
@@ -152,7 +153,8 @@ struct StopHost: Error {}
         #expect(reported.idempotencyKey == #"job-1|0|0|calculate|{"expression":"17*3"}"#)
         #expect(host.results == ["17*3 = 51"])
         let second = provider.received[1].messages
-        #expect(second.suffix(2) == [.assistant("Let me compute.", toolCalls: [call]), .tool(callID: "c1", "17*3 = 51")])
+        #expect(
+            second.suffix(2) == [.assistant("Let me compute.", toolCalls: [call]), .tool(callID: "c1", "17*3 = 51")])
         // The order of reports: call, then its result, then the next text.
         #expect(host.all.firstIndex(of: .call(reported))! < host.all.firstIndex(of: .result("c1", "17*3 = 51"))!)
     }

@@ -33,7 +33,8 @@ import Testing
 
     static func decide(_ text: String, _ lookup: Lookup) throws -> Decision<InboundDecision> {
         try InboundDecider.ingest(
-            InboundMessage(channel: "whatsapp", accountID: "default", externalID: "wamid.\(text)", contactID: "1555", text: text),
+            InboundMessage(
+                channel: "whatsapp", accountID: "default", externalID: "wamid.\(text)", contactID: "1555", text: text),
             policy: .open, enqueueJob: true, lookup: lookup, nextSeq: nextSeq)
     }
 
@@ -51,7 +52,8 @@ import Testing
     }
 
     @Test(arguments: [
-        ("YES a1b2c3", "a1b2c3d4e5f6", true), ("yes A1B2C3", "a1b2c3d4e5f6", true), ("No a1b2c3", "a1b2c3d4e5f6", false),
+        ("YES a1b2c3", "a1b2c3d4e5f6", true), ("yes A1B2C3", "a1b2c3d4e5f6", true),
+        ("No a1b2c3", "a1b2c3d4e5f6", false),
         ("  NO   a1b2c3 ", "a1b2c3d4e5f6", false),
     ])
     func anAnswerWithTheCodeResolvesThatCallAndStartsNoJob(text: String, callID: String, approved: Bool) throws {
@@ -69,7 +71,8 @@ import Testing
         #expect(
             decision.outcome
                 == .approvalAnswer(
-                    messageSeq: Self.nextSeq, conversationID: Self.conversation, callID: "abcdef123456", approved: true))
+                    messageSeq: Self.nextSeq, conversationID: Self.conversation, callID: "abcdef123456", approved: true)
+        )
         #expect(decision.events.last == Self.approval("abcdef123456", "approved"))
     }
 

@@ -145,7 +145,10 @@ struct AgentSettingsTests {
         (["AI_BASE_URL": "http://127.0.0.1:8080/v1"], "AI_MODEL"),
         (["AI_MODEL": "gpt"], "AI_BASE_URL"),
         (["AI_BASE_URL": "http://127.0.0.1:8080/v1", "AI_MODEL": "m", "AI_MAX_RETRIES": "99"], "AI_MAX_RETRIES"),
-        (["AI_BASE_URL": "http://127.0.0.1:8080/v1", "AI_MODEL": "m", "AI_CONTEXT_WINDOW": "big"], "AI_CONTEXT_WINDOW"),
+        (
+            ["AI_BASE_URL": "http://127.0.0.1:8080/v1", "AI_MODEL": "m", "AI_CONTEXT_WINDOW": "big"],
+            "AI_CONTEXT_WINDOW"
+        ),
         (["TODOIST_API_BASE_URL": "todoist"], "TODOIST_API_BASE_URL"),
         (["TODOIST_BASE_URL": "ftp://todoist"], "TODOIST_BASE_URL"),
         (["APPROVAL_TTL_SECONDS": "0"], "APPROVAL_TTL_SECONDS"),

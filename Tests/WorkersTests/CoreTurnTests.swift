@@ -83,10 +83,13 @@ struct CoreTurnTests {
     }
 
     /// Sends a web chat message; returns its reply job.
-    static func ask(_ engine: Switchboard, _ text: String, id: String = UUID().uuidString, conversation: String = "web-1")
+    static func ask(
+        _ engine: Switchboard, _ text: String, id: String = UUID().uuidString, conversation: String = "web-1"
+    )
         async throws -> String
     {
-        var message = InboundMessage(channel: "web", accountID: "default", externalID: id, contactID: "owner", text: text)
+        var message = InboundMessage(
+            channel: "web", accountID: "default", externalID: id, contactID: "owner", text: text)
         message.conversationID = conversation
         guard case .accepted(_, _, let jobID?, _) = try await engine.ingest(message) else {
             throw TestTimeout(what: "a reply job for '\(text)'")
@@ -169,7 +172,8 @@ struct CoreTurnTests {
         try await Self.withCore(assistant: { Self.model($0, $1) }) { engine, fake in
             fake.script(.stream(ModelSSE.text("Hi Ana.")))
             let ingested = try await engine.ingest(
-                InboundMessage(channel: "telegram", accountID: "default", externalID: "42:1", contactID: "42", text: "hello"))
+                InboundMessage(
+                    channel: "telegram", accountID: "default", externalID: "42:1", contactID: "42", text: "hello"))
             guard case .accepted(_, _, let job?, _) = ingested else { throw TestTimeout(what: "a job") }
             try await Self.completion(engine, job)
             let log = try Self.events(engine)
@@ -373,7 +377,7 @@ struct CoreTurnTests {
     @Test func afterAnotherClaimTookTheJobTheOldAttemptIsRefusedAndRunsNoTool() async throws {
         let dir = TemporaryDirectory()
         // A lapsed claim's job is claimable again at once (no retry delay).
-        let engine = try Self.engine(dir, visibility: .milliseconds(300), retryDelay: .zero)
+        let engine = try Self.engine(dir, visibility: .milliseconds(1_500), retryDelay: .zero)
         let result = await Self.outcome {
             let job = try await Self.ask(engine, "count")
             let old = try #require(try await engine.claimJob())
@@ -387,6 +391,10 @@ struct CoreTurnTests {
                     engine: engine, claim: claim, conversation: conversation, approvalTTL: .seconds(60),
                     historySeqs: [], logger: Self.quiet)
             }
+            // The current claim writes (at once, while it is visible).
+            let current = host(new)
+            try await current.delta("fresh")
+            try await current.flush()
             let counter = Counter()
             let turn = AssistantTurn(
                 provider: OneCall(), tools: ToolRegistry([CountMe(runs: counter)]), logger: Self.quiet)
@@ -397,16 +405,13 @@ struct CoreTurnTests {
             let stale = host(old)
             try await stale.delta("late")
             await #expect(throws: WorkerError.self) { try await stale.flush() }
-            // The current claim writes.
-            let current = host(new)
-            try await current.delta("fresh")
-            try await current.flush()
             let log = try Self.events(engine)
             #expect(!log.contains { if case .toolCall = $0.event { true } else { false } })
             let deltas = log.compactMap { if case .assistantDelta(let e) = $0.event { e } else { nil } }
             #expect(deltas.map(\.jobToken) == [new.token] && deltas.map(\.text) == ["fresh"])
             let refusals = log.compactMap { if case .commandRejected(let e) = $0.event { e } else { nil } }
-            #expect(refusals.count == 2 && refusals.allSatisfy { $0.command == "job.turn" && $0.reason == "stale_token" })
+            #expect(
+                refusals.count == 2 && refusals.allSatisfy { $0.command == "job.turn" && $0.reason == "stale_token" })
         }
         await engine.close()
         try result.get()
@@ -453,7 +458,8 @@ struct CoreTurnTests {
         try await Self.withCore(assistant: { Self.offline($0, $1) }) { engine, fake in
             let job = try await Self.ask(engine, "/todo add buy milk")
             let (_, callID) = try await Self.requested(engine)
-            #expect(try await engine.answerApproval(callID: callID, approve: false, by: "owner") == .recorded(.rejected))
+            #expect(
+                try await engine.answerApproval(callID: callID, approve: false, by: "owner") == .recorded(.rejected))
             try await Self.completion(engine, job)
             #expect(fake.tasks.isEmpty && fake.todoistRequestIDs.isEmpty)
             let results = try Self.results(engine)
@@ -464,9 +470,9 @@ struct CoreTurnTests {
     }
 
     @Test func anUnansweredCallExpiresWhileHeartbeatsKeepTheClaim() async throws {
-        // The wait (3 s) outlasts the claim's visibility (1.5 s): only heartbeats keep the claim.
+        // The wait (6 s) outlasts the claim's visibility (4 s): only heartbeats keep the claim.
         try await Self.withCore(
-            visibility: .milliseconds(1_500), assistant: { Self.offline($0, $1, ttl: .seconds(3)) }
+            visibility: .seconds(4), assistant: { Self.offline($0, $1, ttl: .seconds(6)) }
         ) { engine, fake in
             let job = try await Self.ask(engine, "/todo add buy milk")
             let (_, callID) = try await Self.requested(engine)
@@ -497,7 +503,8 @@ struct CoreTurnTests {
                     text: "/todo add buy milk"))
             guard case .accepted(_, let conversation, let job?, _) = ingested else { throw TestTimeout(what: "a job") }
             let (seq, callID) = try await Self.requested(engine)
-            let (_, request) = try await Self.awaitEvent(engine, from: seq, "the approval request's delivery") { event in
+            let (_, request) = try await Self.awaitEvent(engine, from: seq, "the approval request's delivery") {
+                event in
                 if case .deliveryEnqueued(let delivery) = event { return delivery.kind == "tool_approval_request" }
                 return false
             }

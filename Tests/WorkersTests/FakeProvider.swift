@@ -299,7 +299,9 @@ enum ModelSSE {
     }
 
     static func finish(_ reason: String = "stop") -> String {
-        data(#"{"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{},"finish_reason":"\#(reason)"}]}"#)
+        data(
+            #"{"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{},"finish_reason":"\#(reason)"}]}"#
+        )
     }
 
     /// A whole text reply in these pieces.

@@ -78,7 +78,9 @@ public struct OfflineAssistant: ChatProvider {
                 if tool.hasPrefix("todoist_") { return .text(todoistOff) }
                 return .text("I can't use \(tool) right now.")
             }
-            return .toolCalls([ToolCallRequest(id: "call_offline_\(position)", name: tool, arguments: arguments.jsonText)])
+            return .toolCalls([
+                ToolCallRequest(id: "call_offline_\(position)", name: tool, arguments: arguments.jsonText)
+            ])
         }
         let (command, rest) = self.command(text)
         switch command {
@@ -119,7 +121,8 @@ public struct OfflineAssistant: ChatProvider {
                 return .text("Usage: /todo add <text>, /todo list, /todo done <id>")
             }
         default:
-            return .text("I don't know the command \(command). " + help(todoist: offered.contains("todoist_create_task")))
+            return .text(
+                "I don't know the command \(command). " + help(todoist: offered.contains("todoist_create_task")))
         }
     }
 

@@ -14,8 +14,9 @@ public struct TurnInput: Sendable, Hashable {
     /// The model tier to answer with.
     public var tier: ModelTier
 
-    public init(system: String, summary: String? = nil, history: [ChatMessage], key: String, tier: ModelTier = .standard)
-    {
+    public init(
+        system: String, summary: String? = nil, history: [ChatMessage], key: String, tier: ModelTier = .standard
+    ) {
         self.system = system
         self.summary = summary
         self.history = history

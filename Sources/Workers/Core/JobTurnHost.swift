@@ -71,7 +71,9 @@ final class JobTurnHost: TurnHost {
     func toolCall(_ call: TurnToolCall) async throws -> ToolCallDecision {
         let callID = Self.callID(jobID: jobID, token: claim.token, round: call.round, index: call.index)
         state.withLock { $0.callIDs["\(call.round)|\(call.index)"] = callID }
-        let input = Assistant.JSONValue(parsing: call.request.arguments)?.jsonText ?? Assistant.JSONValue.string(call.request.arguments).jsonText
+        let input =
+            Assistant.JSONValue(parsing: call.request.arguments)?.jsonText
+            ?? Assistant.JSONValue.string(call.request.arguments).jsonText
         var events: [SwitchboardEvent] = [
             .toolCall(
                 ToolCall(
