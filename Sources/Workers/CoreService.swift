@@ -216,6 +216,7 @@ public final class CoreService: Service, Sendable {
             }
         }
         if let error = error as? WorkerError, error.code == .notFound { return ("permanent", false) }
+        if let error = error as? WorkerError, error.code == .shutdown { return ("shutdown", true) }
         return ("server_error", true)
     }
 
@@ -310,6 +311,8 @@ public struct WorkerError: Error, Sendable, CustomStringConvertible {
         public static let notFound = Code("not_found")
         /// The claim or lease was lost.
         public static let lost = Code("lost")
+        /// The agent is stopping gracefully and gave the attempt up (a job waiting for a user's approval).
+        public static let shutdown = Code("shutdown")
         public var description: String { name }
     }
 

@@ -536,6 +536,39 @@ struct CoreTurnTests {
         }
     }
 
+    @Test func aGracefulStopGivesUpAnApprovalWaitAndTheJobIsRetriedLater() async throws {
+        let dir = TemporaryDirectory()
+        let fake = try await FakeProvider.start()
+        let http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup)
+        let engine = try Self.engine(dir, visibility: .seconds(60))
+        let core = CoreService(engine: engine, concurrency: 1, assistant: Self.offline(fake, http), logger: Self.quiet)
+        let group = ServiceGroup(services: [core], logger: Self.quiet)
+        let result = await Self.outcome {
+            let running = Task { try await group.run() }
+            defer { running.cancel() }
+            do {
+                let job = try await Self.ask(engine, "/todo add buy milk")
+                let (_, callID) = try await Self.requested(engine)
+                // The stop does not wait for the user (up to APPROVAL_TTL_SECONDS): the attempt is given up.
+                await group.triggerGracefulShutdown()
+                try await within(30, "the core to stop") { try await running.value }
+                let log = try Self.events(engine)
+                let failed = log.compactMap { if case .jobFailed(let e) = $0.event { e } else { nil } }
+                #expect(failed.map(\.reason) == ["shutdown"] && failed.first?.retryable == true)
+                #expect(log.contains { if case .jobRetried(let e) = $0.event { e.jobID == job } else { false } })
+                #expect(try engine.job(job)?.status == .pending)
+                #expect(!log.contains { if case .toolResult = $0.event { true } else { false } })
+                #expect(!log.contains { if case .assistantMessage = $0.event { true } else { false } })
+                #expect(fake.tasks.isEmpty)
+                #expect(try engine.toolCall(callID)?.status == .awaitingApproval)
+            }
+        }
+        try await http.shutdown()
+        await engine.close()
+        fake.stop()
+        try result.get()
+    }
+
     /// The offline assistant whose second request (the answer after the tool result) fails once, retryably.
     struct FailsOnce: ChatProvider {
         let requests = Counter()

@@ -3,6 +3,7 @@ import EventLog
 import Foundation
 import Logging
 import Projections
+import ServiceLifecycle
 import SwitchboardEvents
 import Synchronization
 
@@ -241,25 +242,36 @@ final class JobTurnHost: TurnHost {
             if let status = try engine.toolCall(callID)?.status, status != .awaitingApproval, status != .called {
                 return status
             }
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    for try await record in engine.log.tail(from: seq + 1) where record.type == ToolApproval.eventType {
-                        if case .toolApproval(let approval)? = record.followedEvent(logger), approval.callID == callID,
-                            approval.decision != "requested"
-                        {
-                            return
+            do {
+                // A graceful shutdown does not wait minutes for a user: the attempt is given up (and retried).
+                try await cancelWhenGracefulShutdown {
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        group.addTask {
+                            for try await record in engine.log.tail(from: seq + 1)
+                            where record.type == ToolApproval.eventType {
+                                if case .toolApproval(let approval)? = record.followedEvent(logger),
+                                    approval.callID == callID, approval.decision != "requested"
+                                {
+                                    return
+                                }
+                            }
                         }
+                        group.addTask {
+                            try await Task.sleep(until: expiresAt.localInstant, clock: .continuous)
+                            _ = try await engine.expireApprovals()
+                        }
+                        try await group.next()
+                        group.cancelAll()
                     }
                 }
-                group.addTask {
-                    try await Task.sleep(until: expiresAt.localInstant, clock: .continuous)
-                    _ = try await engine.expireApprovals()
-                }
-                try await group.next()
-                group.cancelAll()
+            } catch is CancellationError where Task.isShuttingDownGracefully {
+                // Decided below (an answer may have come in just now).
             }
             if let status = try engine.toolCall(callID)?.status, status != .awaitingApproval, status != .called {
                 return status
+            }
+            if Task.isShuttingDownGracefully {
+                throw WorkerError(.shutdown, "the agent stopped while call \(callID) waited for its approval")
             }
             // The log clock had not reached the expiry yet (another writer's clock behind ours): look again soon.
             try await Task.sleep(for: .milliseconds(100))
