@@ -160,8 +160,9 @@ public enum InboundDecider {
                     channel: message.channel, accountID: message.accountID, externalID: message.externalID,
                     conversationID: conversation, contactID: message.contactID, text: message.text,
                     providerTimestamp: message.providerTimestamp, replyToExternalID: message.replyToExternalID)))
-        // An allowed contact answering a tool call that awaits its approval: the answer, not a new question.
-        if status == .allowed, let answer = ApprovalReply(message.text),
+        // An allowed contact answering a tool call that awaits its approval: the answer, not a new question. (The
+        // web chat answers with its approval card, so a typed "no" there stays a message.)
+        if status == .allowed, message.channel != "web", let answer = ApprovalReply(message.text),
             let call = answer.match(try lookup.awaitingApprovals(conversationID: conversation))
         {
             events.append(

@@ -102,6 +102,21 @@ import Testing
         #expect(decision.events == [Self.received("YES abcdef")])
     }
 
+    @Test func onTheWebChatATypedAnswerIsAMessage() throws {
+        var message = InboundMessage(
+            channel: "web", accountID: "default", externalID: "c-1", contactID: "owner", text: "YES abcdef")
+        message.conversationID = Self.conversation
+        let decision = try InboundDecider.ingest(
+            message, policy: .open, enqueueJob: true, lookup: Lookup(awaiting: [Self.call("abcdef123456")]),
+            nextSeq: Self.nextSeq)
+        #expect(!decision.events.contains { if case .toolApproval = $0 { true } else { false } })
+        #expect(
+            decision.outcome
+                == .accepted(
+                    messageSeq: Self.nextSeq, conversationID: Self.conversation, contactStatus: .allowed,
+                    startsJob: true))
+    }
+
     @Test func aContactThatIsNotAllowedAnswersNothing() throws {
         let decision = try Self.decide("YES abcdef", Lookup(awaiting: [Self.call("abcdef123456")], status: .blocked))
         #expect(decision.events == [Self.received("YES abcdef")])

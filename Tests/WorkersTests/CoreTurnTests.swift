@@ -376,14 +376,21 @@ struct CoreTurnTests {
 
     @Test func afterAnotherClaimTookTheJobTheOldAttemptIsRefusedAndRunsNoTool() async throws {
         let dir = TemporaryDirectory()
-        // A lapsed claim's job is claimable again at once (no retry delay).
-        let engine = try Self.engine(dir, visibility: .milliseconds(1_500), retryDelay: .zero)
+        // A short first claim, whose job is claimable again at once when it lapses (no retry delay).
+        let engine = try Self.engine(dir, visibility: .milliseconds(300), retryDelay: .zero)
         let result = await Self.outcome {
             let job = try await Self.ask(engine, "count")
             let old = try #require(try await engine.claimJob())
-            // The old claim lapses without a heartbeat (a paused worker); the next claim takes the job.
+            // The old claim lapses without a heartbeat (a paused worker); the next claim — a long one, so the
+            // machine's load cannot expire it too — takes the job.
             try await Task.sleep(until: old.visibleUntil.localInstant + .milliseconds(20), clock: .continuous)
-            let new = try #require(try await engine.claimJob())
+            var long = engine.settings.jobs
+            long.visibility = .seconds(120)
+            let owner = engine.owner
+            let claimed = try await engine.log.transact { [long] in
+                try JobDecider.claim(owner: owner, settings: long, &$0)
+            }.value
+            let new = try #require(claimed)
             #expect(new.job.jobID == job && new.token > old.token)
             let conversation = try #require(try engine.conversation("web-1"))
             func host(_ claim: JobClaim) -> JobTurnHost {
