@@ -14,6 +14,9 @@ public struct InboundMessage: Sendable, Equatable {
     public var text: String
     public var providerTimestamp: LogTimestamp?
     public var replyToExternalID: String?
+    /// The conversation chosen by the sender (web chat); `nil` means the contact's one conversation on the
+    /// channel account.
+    public var conversationID: String?
 
     public init(channel: String, accountID: String, externalID: String, contactID: String, text: String) {
         self.channel = channel
@@ -136,8 +139,9 @@ public enum InboundDecider {
                         channel: message.channel, accountID: message.accountID, contactID: message.contactID,
                         status: status.rawValue, changedBy: "inbound")))
         }
-        let conversation = conversationID(
-            channel: message.channel, accountID: message.accountID, contactID: message.contactID)
+        let conversation =
+            message.conversationID
+            ?? conversationID(channel: message.channel, accountID: message.accountID, contactID: message.contactID)
         let messageSeq = nextSeq + UInt64(events.count)
         events.append(
             .messageReceived(

@@ -134,3 +134,32 @@ public struct AssistantDelta: EventPayload {
         self.text = text
     }
 }
+
+/// A summary of a conversation's older messages, written when they no longer fit the prompt's token budget
+/// (`conversation.summarized`).
+///
+/// Written by the core worker running a job, fenced by ``jobToken`` (decided by the Projections module). Later
+/// prompts use the newest summary instead of the messages up to ``throughSeq``.
+public struct ConversationSummarized: EventPayload {
+    public static let eventType = "conversation.summarized"
+
+    /// The conversation summarized.
+    public var conversationID: String
+    /// The job that wrote the summary.
+    public var jobID: String
+    /// The fencing token of the job claim the summary was written under.
+    public var jobToken: UInt64
+    /// The summary text.
+    public var summary: String
+    /// The seq of the last message folded into the summary.
+    public var throughSeq: UInt64
+
+    /// Creates a `conversation.summarized` event.
+    public init(conversationID: String, jobID: String, jobToken: UInt64, summary: String, throughSeq: UInt64) {
+        self.conversationID = conversationID
+        self.jobID = jobID
+        self.jobToken = jobToken
+        self.summary = summary
+        self.throughSeq = throughSeq
+    }
+}

@@ -62,7 +62,7 @@ struct ConversationRecordFilter {
         case .contactUpdated, .commandRejected, .jobHeartbeat, .deliveryClaimed, .deliveryAttempted, .deliverySent,
             .deliveryFailed, .deliveryUncertain, .leaseAcquired, .leaseRenewed, .leaseReleased, .leaseExpired,
             .leaseDenied, .channelConnected, .channelDisconnected, .sessionEntrySet, .sessionEntryRemoved,
-            .workerStarted, .workerStopped:
+            .workerStarted, .workerStopped, .conversationSummarized:
             return false
         }
     }

@@ -187,7 +187,7 @@ struct ThreadFold {
         case .contactUpdated, .commandRejected, .jobHeartbeat, .deliveryClaimed, .deliveryAttempted, .deliverySent,
             .deliveryFailed, .deliveryUncertain, .leaseAcquired, .leaseRenewed, .leaseReleased, .leaseExpired,
             .leaseDenied, .channelConnected, .channelDisconnected, .sessionEntrySet, .sessionEntryRemoved,
-            .workerStarted, .workerStopped:
+            .workerStarted, .workerStopped, .conversationSummarized:
             break
         }
     }
