@@ -36,6 +36,7 @@ struct WebAccessTests {
             #expect(login.body.contains(#"<button id="login-submit""#))
             #expect(login.body.contains(#"id="login-error""#))
             #expect(login.header("Content-Security-Policy")?.contains("script-src 'self'") == true)
+            #expect(login.header("Referrer-Policy") == "same-origin")
             let script = try await h.get(h.chat.assets.script.path)
             #expect(script.status == 200)
             #expect(script.header("Cache-Control") == "public, max-age=31536000, immutable")
@@ -155,6 +156,13 @@ struct WebAccessTests {
                     ("Content-Type", "application/json"), ("X-CSRF-Token", login.csrf), ("Origin", h.base),
                 ], body: body)
             #expect(sameSite.status == 202)
+            // `Origin: null` names no site: the CSRF token decides.
+            let nullOrigin = try await h.request(
+                "POST", "/api/conversations/web-1/messages",
+                headers: login.headers + [
+                    ("Content-Type", "application/json"), ("X-CSRF-Token", login.csrf), ("Origin", "null"),
+                ], body: #"{"clientID":"c-2","text":"hello again"}"#)
+            #expect(nullOrigin.status == 202)
         }
     }
 

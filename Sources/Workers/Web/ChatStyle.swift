@@ -119,7 +119,7 @@ extension WebAssets {
         .page th { text-align: left; background: var(--panel); }
         .alert { color: var(--danger); font-weight: 600; }
         .ok { color: var(--ok); }
-        .login { max-width: 24rem; margin: 15vh auto; padding: 1.5rem; border: 1px solid var(--line); border-radius: 12px; }
+        .login { max-width: 24rem; margin: 10vh auto; padding: 1.5rem; border: 1px solid var(--line); border-radius: 12px; }
         .login input { width: 100%; font: inherit; padding: .5rem; margin: .5rem 0 1rem; border: 1px solid var(--line); border-radius: 8px; background: var(--bg); color: var(--fg); }
         #login-error { color: var(--danger); min-height: 1.5rem; }
         .note { color: var(--muted); font-size: .9rem; }

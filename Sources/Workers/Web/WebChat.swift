@@ -177,7 +177,7 @@ public final class WebChat: Sendable {
         { request, context in
             guard let session = self.currentSession(request) else { return self.refuse(kind, request) }
             guard self.sameOrigin(request) else {
-                return self.json(.forbidden, ["error": "cross-origin request refused"])
+                return self.crossOrigin(request)
             }
             var call = Call(request: request, context: context, session: session)
             do {
@@ -217,13 +217,24 @@ public final class WebChat: Sendable {
     /// Whether an `Origin` header, when present, names this server (the `Host` it was asked for, or
     /// `WEB_PUBLIC_URL`).
     func sameOrigin(_ request: Request) -> Bool {
-        guard let origin = request.headers[.origin] else { return true }
+        // `null` (a privacy setting, a sandboxed frame) names no site: the CSRF token decides.
+        guard let origin = request.headers[.origin], origin != "null" else { return true }
         if let publicURL = settings.publicURL, origin.lowercased() == publicURL.lowercased() { return true }
         guard let host = request.head.authority,
             let parsed = URL(string: origin), let originHost = parsed.host
         else { return false }
         let originAuthority = parsed.port.map { "\(originHost):\($0)" } ?? originHost
         return originAuthority.lowercased() == host.lowercased()
+    }
+
+    func crossOrigin(_ request: Request) -> Response {
+        logger.warning(
+            "[web] Cross-origin request refused",
+            metadata: [
+                "http.origin": "\(request.headers[.origin] ?? "")", "http.host": "\(request.head.authority ?? "")",
+                "http.path": "\(request.uri.path)",
+            ])
+        return json(.forbidden, ["error": "cross-origin request refused"])
     }
 
     func isForm(_ request: Request) -> Bool {
@@ -311,7 +322,7 @@ public final class WebChat: Sendable {
                 .tooManyRequests, "Too many failed attempts. Try again in \(wait) s.", next: "/",
                 headers: [.retryAfter: "\(wait)"])
         }
-        guard sameOrigin(request) else { return json(.forbidden, ["error": "cross-origin request refused"]) }
+        guard sameOrigin(request) else { return crossOrigin(request) }
         var request = request
         let body: ByteBuffer
         do {
@@ -746,7 +757,7 @@ public final class WebChat: Sendable {
     }
 }
 
-/// Security headers on every web response: no sniffing, no referrer (OAuth codes stay out of it), and on pages
+/// Security headers on every web response: no sniffing, no referrer to other sites (OAuth codes stay out of it), and on pages
 /// a content security policy allowing only this origin's script and style (model output can never run), no
 /// framing.
 struct SecurityHeaders<Context: RequestContext>: RouterMiddleware {
@@ -755,7 +766,9 @@ struct SecurityHeaders<Context: RequestContext>: RouterMiddleware {
     ) async throws -> Response {
         var response = try await next(request, context)
         response.headers[.xContentTypeOptions] = "nosniff"
-        response.headers[.referrerPolicy] = "no-referrer"
+        // Same-origin only: no referrer leaves for another site (an OAuth code in a URL stays here), while this
+        // site's own form POSTs keep their `Origin` (under `no-referrer` browsers send `Origin: null`).
+        response.headers[.referrerPolicy] = "same-origin"
         if response.headers[.contentType]?.hasPrefix("text/html") ?? false {
             response.headers[.contentSecurityPolicy] =
                 "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
