@@ -239,4 +239,43 @@ struct WebChatTests {
             #expect(ended.events.count == 2)
         }
     }
+
+    @Test func aRetriedReplySaysSoAndADeadOneShowsWhy() async throws {
+        try await WebHarness.with { h in
+            let login = try await h.login()
+            // First a reply that fails for good (the only job, so the claim is its own)...
+            let second = try await Self.post(h, login, conversation: "web-g", clientID: "g-1", text: "two")
+            let dead = try #require(second.json["jobID"] as? String)
+            let claimed = try #require(try await h.engine.claimJob())
+            #expect(claimed.job.jobID == dead)
+            _ = try await h.engine.failJob(
+                dead, token: claimed.token, reason: "permanent", message: "model <unknown>", retryable: false)
+            var page = try await h.get("/c/web-g", login)
+            #expect(page.body.contains(#"data-state="failed" data-message-id="reply:\#(dead)""#))
+            #expect(
+                page.body.contains(
+                    #"<p class="failure">The reply failed: the request was refused — model &lt;unknown&gt;</p>"#))
+            // The event stream carries the failure for the script.
+            let stream = try await h.events("web-g", login) { events, _ in events.contains { $0.event == "job.dead" } }
+            #expect(
+                stream.events.map(\.event) == [
+                    "message.received", "job.enqueued", "job.claimed", "job.failed", "job.dead",
+                ])
+
+            // ...then one that is retried.
+            let first = try await Self.post(h, login, conversation: "web-f", clientID: "f-1", text: "one")
+            let retried = try #require(first.json["jobID"] as? String)
+            let claim = try #require(try await h.engine.claimJob())
+            #expect(claim.job.jobID == retried)
+            let outcome = try await h.engine.failJob(
+                retried, token: claim.token, reason: "rate_limit", message: "429 from the model", retryable: true)
+            guard case .retried = outcome else {
+                Issue.record("expected a retry, got \(outcome)")
+                return
+            }
+            page = try await h.get("/c/web-f", login)
+            #expect(page.body.contains(#"data-state="streaming" data-message-id="reply:\#(retried)""#))
+            #expect(page.body.contains(#"<span class="status">retrying (attempt 2) after rate_limit</span>"#))
+        }
+    }
 }

@@ -471,6 +471,9 @@ extension WebAssets {
             var t = a.querySelector('time'); t.setAttribute('datetime', new Date().toISOString()); t.textContent = 'just now';
             li.appendChild(a);
             list.insertBefore(li, list.firstChild);
+            var heading = document.querySelector('.main-head h1');
+            if (heading) { heading.textContent = a.querySelector('.title').textContent; }
+            document.title = a.querySelector('.title').textContent + ' · Switchboard';
           }
           function post(url, body) {
             return fetch(url, { method: 'POST', credentials: 'same-origin',

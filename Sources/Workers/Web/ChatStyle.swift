@@ -114,6 +114,7 @@ extension WebAssets {
 
         /* Other pages */
         .page { max-width: 60rem; margin: 0 auto; padding: 1rem; }
+        .page nav.links { border-top: none; border-bottom: 1px solid var(--line); padding: 0 0 .75rem; }
         .page h1 { font-size: 1.4rem; }
         .page table { width: 100%; margin-bottom: 1rem; font-size: .9rem; }
         .page th { text-align: left; background: var(--panel); }
