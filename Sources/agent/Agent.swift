@@ -22,7 +22,8 @@ struct Agent: AsyncParsableCommand {
             Every option may be given as its environment variable instead (named in each help line); a flag \
             wins over the variable. A bad or missing value stops the agent with exit code 64, naming it.
             """,
-        version: version)
+        version: version,
+        subcommands: [ModelCommand.self])
 
     @Option(help: "AGENT_ROLE: core, whatsapp, telegram, web or all (default all).") var role: String?
     @Option(help: "WORKER_ID: this worker's name (default <role>-<hostname>).") var workerId: String?
