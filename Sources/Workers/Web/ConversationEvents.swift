@@ -101,10 +101,12 @@ enum ConversationEvents {
 
     static func response(
         engine: Switchboard, conversationID: String, start: UInt64, heartbeat: Duration, shutdown: WebShutdown,
-        logger: Logger
+        backlog: Int = 4096, logger: Logger
     ) -> Response {
         let body = ResponseBody { writer in
-            let (stream, continuation) = AsyncStream<ByteBuffer>.makeStream()
+            // Bounded: a client that reads slower than its conversation grows is let go once `backlog` frames wait
+            // (nothing is lost: it reconnects with Last-Event-ID and resumes after the last frame it got).
+            let (stream, continuation) = AsyncStream<ByteBuffer>.makeStream(bufferingPolicy: .bufferingOldest(backlog))
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     var filter = ConversationRecordFilter(conversationID: conversationID) { jobID in
@@ -112,7 +114,12 @@ enum ConversationEvents {
                     }
                     do {
                         for try await record in engine.log.tail(from: start) {
-                            if filter.event(of: record, logger: logger) != nil { continuation.yield(frame(record)) }
+                            guard filter.event(of: record, logger: logger) != nil else { continue }
+                            if case .dropped = continuation.yield(frame(record)) {
+                                logger.warning(
+                                    "web.events.slow_client", metadata: ["conversation.id": "\(conversationID)"])
+                                break
+                            }
                         }
                     } catch {
                         logger.error(
