@@ -77,6 +77,8 @@ public struct AgentSettings: Sendable, Equatable {
     public var host: String
     /// `PORT`: its port (default 8080; 0 picks a free one, logged as `http.port`).
     public var port: Int
+    /// The web chat's settings (`WEB_*`, `TODOIST_*`; see ``WebSettings``).
+    public var web: WebSettings
     /// `AGENT_TEST_SHORT_LEASES`: `1` lowers the lease minimums (TTL 200 ms, heartbeat 50 ms) so tests can
     /// exercise expiry in seconds. Never set it in production.
     public var testShortLeases: Bool
@@ -190,6 +192,7 @@ public struct AgentSettings: Sendable, Equatable {
         coreConcurrency = try integer("CORE_CONCURRENCY", default: 4, range: 1...256)
         self.host = value("HOST") ?? "127.0.0.1"
         port = try integer("PORT", default: 8080, range: 0...65_535)
+        web = try WebSettings(environment: environment, dataDirectory: dataDirectory, host: self.host, port: port)
         sessionKeyBase64 = value("SESSION_ENCRYPTION_KEY")
         do {
             _ = try SessionSealer(keyBase64: sessionKeyBase64)
@@ -208,7 +211,8 @@ public struct AgentSettings: Sendable, Equatable {
 
     /// Non-secret settings, as recorded in `worker.started`.
     public var summary: [String: String] {
-        [
+        let web = role == .web || role == .all ? self.web.summary : [:]
+        return [
             "role": role.rawValue, "dataDirectory": dataDirectory, "durability": durability.rawValue,
             "whatsappAccountID": whatsappAccountID,
             "leaseTTLMilliseconds": "\(leaseTTL.wholeMilliseconds)",
@@ -222,7 +226,7 @@ public struct AgentSettings: Sendable, Equatable {
             "telegramBotToken": telegramBotToken == nil ? "unset" : "set", "telegramAPIBaseURL": telegramAPIBaseURL,
             "coreConcurrency": "\(coreConcurrency)",
             "deliveryVisibilityMilliseconds": "\(deliveryVisibility.wholeMilliseconds)", "http": "\(host):\(port)",
-        ]
+        ].merging(web) { $1 }
     }
 
     /// Whether this role runs the core loop.

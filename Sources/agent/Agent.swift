@@ -52,8 +52,9 @@ struct Agent: AsyncParsableCommand {
     var telegramApiBaseUrl: String?
     @Option(help: "PROVIDER_TIMEOUT_MS: deadline of one provider call (default 30000).") var providerTimeoutMs: String?
     @Option(help: "CORE_CONCURRENCY: jobs the core runs at once (default 4).") var coreConcurrency: String?
-    @Option(help: "HOST: address of /healthz and /metrics (default 127.0.0.1).") var host: String?
-    @Option(help: "PORT: their port (default 8080; 0 picks a free one).") var port: String?
+    @Option(help: "HOST: address of the HTTP server: web chat, /healthz, /metrics (default 127.0.0.1).")
+    var host: String?
+    @Option(help: "PORT: its port (default 8080; 0 picks a free one).") var port: String?
     @Option(help: "SESSION_STORE: log (default) or local.") var sessionStore: String?
     @Option(help: "SESSION_DIR: the local session store's folder (default <DATA_DIR>/sessions).")
     var sessionDir: String?
@@ -61,6 +62,10 @@ struct Agent: AsyncParsableCommand {
     var snapshotEvery: String?
     @Option(help: "SNAPSHOT_KEEP: snapshots kept (default 8).") var snapshotKeep: String?
     @Option(help: "LOG_LEVEL: trace … critical (default info).") var logLevel: String?
+    @Option(help: "WEB_PASSWORD: the web chat owner's secret (prefer the variable: flags show in ps).")
+    var webPassword: String?
+    @Option(help: "WEB_PUBLIC_URL: the address people open; https makes the session cookie Secure.")
+    var webPublicUrl: String?
 
     /// The environment with every given flag laid over its variable.
     func environment() -> [String: String] {
@@ -76,7 +81,7 @@ struct Agent: AsyncParsableCommand {
             ("TELEGRAM_API_BASE_URL", telegramApiBaseUrl), ("PROVIDER_TIMEOUT_MS", providerTimeoutMs),
             ("CORE_CONCURRENCY", coreConcurrency), ("HOST", host), ("PORT", port), ("SESSION_STORE", sessionStore),
             ("SESSION_DIR", sessionDir), ("SNAPSHOT_EVERY", snapshotEvery), ("SNAPSHOT_KEEP", snapshotKeep),
-            ("LOG_LEVEL", logLevel),
+            ("LOG_LEVEL", logLevel), ("WEB_PASSWORD", webPassword), ("WEB_PUBLIC_URL", webPublicUrl),
         ]
         for case (let name, let value?) in flags { environment[name] = value }
         return environment
