@@ -93,6 +93,8 @@ public struct AgentSettings: Sendable, Equatable {
     public var todoistBaseURL: String
     /// `APPROVAL_TTL_SECONDS`: how long a tool call waits for the user's approval (default 300, 1…86 400).
     public var approvalTTL: Duration
+    /// The web chat's settings (`WEB_*`, `TODOIST_*`; see ``WebSettings``).
+    public var web: WebSettings
     /// `AGENT_TEST_SHORT_LEASES`: `1` lowers the lease minimums (TTL 200 ms, heartbeat 50 ms) so tests can
     /// exercise expiry in seconds. Never set it in production.
     public var testShortLeases: Bool
@@ -216,6 +218,7 @@ public struct AgentSettings: Sendable, Equatable {
         approvalTTL = .seconds(try integer("APPROVAL_TTL_SECONDS", default: 300, range: 1...86_400))
         self.host = value("HOST") ?? "127.0.0.1"
         port = try integer("PORT", default: 8080, range: 0...65_535)
+        web = try WebSettings(environment: environment, dataDirectory: dataDirectory, host: self.host, port: port)
         sessionKeyBase64 = value("SESSION_ENCRYPTION_KEY")
         do {
             _ = try SessionSealer(keyBase64: sessionKeyBase64)
@@ -235,7 +238,8 @@ public struct AgentSettings: Sendable, Equatable {
 
     /// Non-secret settings, as recorded in `worker.started`.
     public var summary: [String: String] {
-        [
+        let web = role == .web || role == .all ? self.web.summary : [:]
+        return [
             "role": role.rawValue, "dataDirectory": dataDirectory, "durability": durability.rawValue,
             "whatsappAccountID": whatsappAccountID,
             "leaseTTLMilliseconds": "\(leaseTTL.wholeMilliseconds)",
@@ -254,7 +258,7 @@ public struct AgentSettings: Sendable, Equatable {
             "aiAPIKey": provider?.apiKey == nil ? "unset" : "set",
             "todoistToken": todoistToken == nil ? "unset" : "set", "todoistBaseURL": todoistBaseURL,
             "approvalTTLSeconds": "\(approvalTTL.components.seconds)",
-        ]
+        ].merging(web) { $1 }
     }
 
     /// Whether this role runs the core loop.

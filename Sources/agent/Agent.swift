@@ -59,8 +59,9 @@ struct Agent: AsyncParsableCommand {
     @Option(help: "AI_MODEL: the model (required with AI_BASE_URL; the key only as AI_API_KEY).") var aiModel: String?
     @Option(help: "APPROVAL_TTL_SECONDS: how long a tool call waits for the user's approval (default 300).")
     var approvalTtlSeconds: String?
-    @Option(help: "HOST: address of /healthz and /metrics (default 127.0.0.1).") var host: String?
-    @Option(help: "PORT: their port (default 8080; 0 picks a free one).") var port: String?
+    @Option(help: "HOST: address of the HTTP server: web chat, /healthz, /metrics (default 127.0.0.1).")
+    var host: String?
+    @Option(help: "PORT: its port (default 8080; 0 picks a free one).") var port: String?
     @Option(help: "SESSION_STORE: log (default) or local.") var sessionStore: String?
     @Option(help: "SESSION_DIR: the local session store's folder (default <DATA_DIR>/sessions).")
     var sessionDir: String?
@@ -68,6 +69,10 @@ struct Agent: AsyncParsableCommand {
     var snapshotEvery: String?
     @Option(help: "SNAPSHOT_KEEP: snapshots kept (default 8).") var snapshotKeep: String?
     @Option(help: "LOG_LEVEL: trace … critical (default info).") var logLevel: String?
+    @Option(help: "WEB_PASSWORD: the web chat owner's secret (prefer the variable: flags show in ps).")
+    var webPassword: String?
+    @Option(help: "WEB_PUBLIC_URL: the address people open; https makes the session cookie Secure.")
+    var webPublicUrl: String?
 
     /// The environment with every given flag laid over its variable.
     func environment() -> [String: String] {
@@ -85,7 +90,7 @@ struct Agent: AsyncParsableCommand {
             ("AI_MODEL", aiModel), ("APPROVAL_TTL_SECONDS", approvalTtlSeconds), ("HOST", host), ("PORT", port),
             ("SESSION_STORE", sessionStore),
             ("SESSION_DIR", sessionDir), ("SNAPSHOT_EVERY", snapshotEvery), ("SNAPSHOT_KEEP", snapshotKeep),
-            ("LOG_LEVEL", logLevel),
+            ("LOG_LEVEL", logLevel), ("WEB_PASSWORD", webPassword), ("WEB_PUBLIC_URL", webPublicUrl),
         ]
         for case (let name, let value?) in flags { environment[name] = value }
         return environment
