@@ -1,3 +1,5 @@
+import Assistant
+import AsyncHTTPClient
 import EventLog
 import Foundation
 import Logging
@@ -82,10 +84,26 @@ public enum AgentRuntime {
         services += keepers.map { .init(service: $0) }
         services += outbound.map { .init(service: $0) }
         if settings.runsCore {
+            // One HTTP client for the model and Todoist, shut down after the core has finished (listed before it).
+            let http =
+                settings.provider.map(OpenAICompatibleProvider.makeHTTPClient(settings:))
+                ?? HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup)
+            let sessions: SessionStore?
+            do {
+                sessions = try SessionStore(
+                    backend: settings.sessionBackend, engine: engine, directory: settings.sessionDirectory)
+            } catch {
+                logger.warning("todoist.sessions.unavailable", metadata: ["error": "\(error)"])
+                sessions = nil
+            }
+            let assistant = CoreAssistant.from(settings: settings, httpClient: http, sessions: sessions, logger: logger)
+            logger.info("[agent] Model: \(assistant.modelDescription)")
+            services.append(.init(service: HTTPClientService(client: http)))
             services.append(
                 .init(
                     service: CoreService(
-                        engine: engine, concurrency: settings.coreConcurrency, metrics: metrics, logger: logger)))
+                        engine: engine, concurrency: settings.coreConcurrency, assistant: assistant, metrics: metrics,
+                        logger: logger)))
         }
         if let web { services.append(.init(service: WebShutdownService(web.shutdown))) }
         return services
