@@ -67,6 +67,7 @@ let package = Package(
             name: "Workers",
             dependencies: [
                 "Projections",
+                "Assistant",
                 "SwitchboardEvents",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -149,8 +150,10 @@ let package = Package(
         .testTarget(
             name: "WorkersTests",
             dependencies: [
-                "Workers", "SwitchboardEvents", "EventLog", "Projections", "TestSupport", "agent", "replay",
+                "Workers", "SwitchboardEvents", "EventLog", "Projections", "Assistant", "TestSupport", "agent",
+                "replay",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],

@@ -87,11 +87,15 @@ public struct AssistantMessage: EventPayload {
     public var modelUsed: String?
     /// `true` when this is the finished text; `false` for an interim snapshot that later records replace.
     public var final: Bool
+    /// Why the model stopped, when it was not a plain stop: `length` marks a reply cut at the token limit
+    /// (complete as it stands, but truncated), `content_filter` one the provider's filter ended. `nil` otherwise
+    /// and in records written before the field existed.
+    public var finishReason: String?
 
     /// Creates an `assistant.message` event.
     public init(
         messageID: String, conversationID: String, jobID: String, jobToken: UInt64, text: String,
-        modelUsed: String? = nil, final: Bool
+        modelUsed: String? = nil, final: Bool, finishReason: String? = nil
     ) {
         self.messageID = messageID
         self.conversationID = conversationID
@@ -100,6 +104,7 @@ public struct AssistantMessage: EventPayload {
         self.text = text
         self.modelUsed = modelUsed
         self.final = final
+        self.finishReason = finishReason
     }
 }
 
