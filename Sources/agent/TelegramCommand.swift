@@ -17,7 +17,9 @@ struct TelegramCommand: AsyncParsableCommand {
 
         func api() throws -> TelegramBotAPI {
             var environment = ProcessInfo.processInfo.environment
-            if let telegramApiBaseUrl { environment["TELEGRAM_API_BASE_URL"] = telegramApiBaseUrl }
+            if let base = telegramApiBaseUrl ?? commandLineValue("--telegram-api-base-url") {
+                environment["TELEGRAM_API_BASE_URL"] = base
+            }
             // Only the Telegram variables matter here: the mode check needs no secret for these commands.
             environment["TELEGRAM_MODE"] = "off"
             let settings: AgentSettings

@@ -31,7 +31,9 @@ struct WhatsAppCommand: AsyncParsableCommand {
         func run() async throws {
             var settings = try location.settings()
             if let account { settings.whatsappAccountID = account }
-            if let whatsappGraphBaseUrl { settings.whatsappGraphBaseURL = whatsappGraphBaseUrl }
+            if let base = whatsappGraphBaseUrl ?? commandLineValue("--whatsapp-graph-base-url") {
+                settings.whatsappGraphBaseURL = base
+            }
             let token = readToken()
             guard let token, !token.isEmpty else {
                 complain("agent whatsapp login: no token (pipe it on stdin, or set WHATSAPP_CLOUD_ACCESS_TOKEN)")

@@ -245,7 +245,7 @@ struct ChannelProcessTests {
         #expect(try await client.whatsapp(inbound, secret: Self.appSecret).status == 200)  // Meta's retry
         #expect(try await client.whatsapp(inbound, secret: "forged").status == 401)
         let sent = try await graph.waitForSent(1)
-        #expect(sent[0].to == "16505551234" && sent[0].text.contains("another color"))
+        #expect(sent[0].to == "16505551234" && sent[0].text.contains("another color"), "\(sent[0].text)")
         #expect(sent[0].contextID == "wamid.IN-B")
         let delivered = try await log.waitForEvent("delivery.sent") { _, event in
             if case .deliverySent = event { true } else { false }

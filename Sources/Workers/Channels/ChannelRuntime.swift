@@ -158,7 +158,8 @@ public struct ChannelRuntime: Sendable {
                 var missing: [String] = []
                 if token == nil { missing.append("WHATSAPP_CLOUD_ACCESS_TOKEN") }
                 if phoneNumberID == nil { missing.append("WHATSAPP_PHONE_NUMBER_ID") }
-                off("whatsapp", account, "no credentials: \(missing.joined(separator: " and ")) not set (or `agent whatsapp login`)")
+                off("whatsapp", account, "no credentials: \(missing.joined(separator: " and ")) not set")
+                logger.info("[whatsapp] Credentials can also be stored once with `agent whatsapp login`")
             }
             let inbound = WhatsAppInbound(accountID: account, phoneNumberID: phoneNumberID, access: access)
             runtime.routes.whatsapp = WhatsAppWebhook(

@@ -42,8 +42,8 @@ public struct ChannelSettings: Sendable, Equatable {
     public var whatsappBusinessAccountID: String?
     /// `WHATSAPP_DM_POLICY`: `pairing` (default), `allowlist`, `open` or `disabled`.
     public var whatsappPolicy: DMPolicy
-    /// `WHATSAPP_ALLOWED_NUMBERS`: phone numbers / WhatsApp ids allowed without pairing (digits; `+`, spaces and
-    /// dashes are ignored).
+    /// `WHATSAPP_ALLOWED_NUMBERS`: phone numbers / WhatsApp ids allowed without pairing, separated by commas (only
+    /// the digits count: `+1 650-555-1234` is `16505551234`).
     public var whatsappAllowedNumbers: Set<String>
     /// `WEBHOOK_MAX_BODY_BYTES`: the largest webhook body accepted (default 1 MiB; larger gets 413).
     public var webhookMaxBodyBytes: Int
@@ -63,8 +63,10 @@ public struct ChannelSettings: Sendable, Equatable {
             }
             return policy
         }
-        func list(_ name: String) -> [String] {
-            (value(name) ?? "").split(whereSeparator: { $0 == "," || $0 == " " || $0 == ";" }).map(String.init)
+        /// Items separated by commas or semicolons (and spaces too, when `spaces`: phone numbers may contain them).
+        func list(_ name: String, spaces: Bool) -> [String] {
+            (value(name) ?? "").split(whereSeparator: { $0 == "," || $0 == ";" || (spaces && $0 == " ") })
+                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }
         func integer(_ name: String, default fallback: Int, range: ClosedRange<Int>) throws(SettingsError) -> Int {
             guard let raw = value(name) else { return fallback }
@@ -102,7 +104,7 @@ public struct ChannelSettings: Sendable, Equatable {
         telegramMode = mode
         telegramPolicy = try policy("TELEGRAM_DM_POLICY")
         var chats = Set<String>()
-        for id in list("TELEGRAM_ALLOWED_CHAT_IDS") {
+        for id in list("TELEGRAM_ALLOWED_CHAT_IDS", spaces: true) {
             guard let number = Int64(id) else {
                 throw SettingsError(
                     variable: "TELEGRAM_ALLOWED_CHAT_IDS", message: "expected numeric chat ids, got '\(id)'")
@@ -116,7 +118,7 @@ public struct ChannelSettings: Sendable, Equatable {
         whatsappBusinessAccountID = value("WHATSAPP_BUSINESS_ACCOUNT_ID")
         whatsappPolicy = try policy("WHATSAPP_DM_POLICY")
         var numbers = Set<String>()
-        for number in list("WHATSAPP_ALLOWED_NUMBERS") {
+        for number in list("WHATSAPP_ALLOWED_NUMBERS", spaces: false) {
             let digits = Self.phoneDigits(number)
             guard !digits.isEmpty else {
                 throw SettingsError(variable: "WHATSAPP_ALLOWED_NUMBERS", message: "expected phone numbers, got '\(number)'")
