@@ -47,7 +47,8 @@ extension BrowserTests {
                 #expect(shot.path.contains("screenshots/typesClicksAndSeesServerSentTextArrive"))
 
                 let console = try await browser.consoleLog()
-                #expect(console.contains { $0.contains("harness page ready") }, "\(console)")
+                #expect(console.contains { $0.source == "console-api" && $0.message.contains("harness page ready") })
+                #expect(!console.contains { $0.isScriptProblem }, "\(console)")
                 #expect(try await browser.execute("return document.title").string == "Harness")
             }
         }

@@ -393,6 +393,23 @@ struct ElementSnapshot: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+/// One entry of the browser console.
+struct ConsoleEntry: Sendable, CustomStringConvertible {
+    /// `SEVERE`, `WARNING`, `INFO`, `DEBUG`.
+    var level: String
+    /// `javascript` (an uncaught error), `console-api` (`console.log` and friends), `network`, `security` (a
+    /// content security policy violation), …
+    var source: String
+    var message: String
+
+    var description: String { "\(level) [\(source)] \(message)" }
+
+    /// An uncaught script error, a `console.error`, or a blocked script/style/resource (CSP).
+    var isScriptProblem: Bool {
+        source == "javascript" || source == "security" || (source == "console-api" && level == "SEVERE")
+    }
+}
+
 /// One look while waiting: the result once the condition holds (`nil` before), and what was seen, reported if the
 /// deadline passes.
 struct Look<T: Sendable>: Sendable {
@@ -562,10 +579,14 @@ final class Browser: Sendable {
         return file
     }
 
-    /// The browser console's entries since the last call (`level message`), where ChromeDriver offers them.
-    func consoleLog() async throws -> [String] {
+    /// The browser console's entries since the last call (ChromeDriver's log endpoint).
+    func consoleLog() async throws -> [ConsoleEntry] {
         let entries = try await command(.POST, "/se/log", ["type": "browser"])
-        return (entries.array ?? []).map { "\($0["level"]?.string ?? "?") \($0["message"]?.string ?? "")" }
+        return (entries.array ?? []).map {
+            ConsoleEntry(
+                level: $0["level"]?.string ?? "", source: $0["source"]?.string ?? "",
+                message: $0["message"]?.string ?? "")
+        }
     }
 
     /// `text` as a file name: a test's `name()` without its parentheses, other characters outside `[A-Za-z0-9-_.]`
@@ -645,7 +666,7 @@ func withBrowser<T: Sendable>(
             let console = (try? await browser.consoleLog()) ?? []
             print(
                 "[browser \(browser.test)] failed: \(error)\n  screenshot: \(shot?.path ?? "none")\n  console: "
-                    + console.joined(separator: "\n    ") + "\n  chromedriver log: \(driverLog)")
+                    + console.map(\.description).joined(separator: "\n    ") + "\n  chromedriver log: \(driverLog)")
         }
         try? await browser.quit()
         await driver.stop()
