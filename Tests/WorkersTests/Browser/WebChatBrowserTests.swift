@@ -29,6 +29,12 @@ struct WebChatAgent {
         let health = try await HTTPClient.shared.execute(
             HTTPClientRequest(url: chat.base + "/healthz"), timeout: .seconds(30))
         guard health.status.code == 200 else { throw TestTimeout(what: "a healthy agent (\(health.status))") }
+        let login = try await HTTPClient.shared.execute(
+            HTTPClientRequest(url: chat.base + "/login"), timeout: .seconds(30))
+        guard login.status.code == 200 else {
+            _ = await agent.stop()
+            throw WebChatMissing(status: Int(login.status.code))
+        }
         return chat
     }
 
@@ -48,6 +54,12 @@ struct WebChatAgent {
 
     /// SIGTERM; the agent must stop cleanly.
     func stop() async -> Int32 { await agent.stop() }
+}
+
+/// The agent serves no web chat (`GET /login` is not a page).
+struct WebChatMissing: Error, CustomStringConvertible {
+    var status: Int
+    var description: String { "the agent serves no web chat: GET /login answered \(status), not 200" }
 }
 
 /// Selectors of the web chat's DOM contract (docs/web.md).

@@ -154,7 +154,7 @@ final class ChromeDriverProcess: Sendable {
 
     var baseURL: String { "http://127.0.0.1:\(port)" }
 
-    /// The watcher: starts ChromeDriver, and stops it when its own input ends.
+    /// The watcher: starts ChromeDriver, and stops it (SIGTERM, then waits) when its own input ends.
     private static let watcher =
         #"d="$1"; shift; "$d" "$@" </dev/null & c=$!; while read -r _; do :; done; kill "$c"; wait "$c""#
 
@@ -238,7 +238,10 @@ final class ChildProcess: Sendable {
         sigfillset(&all)
         posix_spawnattr_setsigmask(&attributes, &none)
         posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        // A process group of its own, so a child that does not stop can be killed with everything it started.
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(
+            &attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
         let argv = ([path] + arguments).map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
         let environment = ProcessInfo.processInfo.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -258,7 +261,7 @@ final class ChildProcess: Sendable {
     }
 
     /// Closes its input, waits until its output closes (it and its children exited), then reaps it; after 20 s
-    /// it is SIGKILLed.
+    /// its process group is SIGKILLed.
     func stop() async {
         try? input.close()
         let output = output
@@ -267,7 +270,7 @@ final class ChildProcess: Sendable {
                 while await output.next() != nil {}
                 return true
             }) ?? false
-        if !closed { kill(pid, SIGKILL) }
+        if !closed { kill(-pid, SIGKILL) }
         var status: Int32 = 0
         _ = waitpid(pid, &status, 0)
     }
