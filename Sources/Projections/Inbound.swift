@@ -14,6 +14,9 @@ public struct InboundMessage: Sendable, Equatable {
     public var text: String
     public var providerTimestamp: LogTimestamp?
     public var replyToExternalID: String?
+    /// The conversation chosen by the sender (web chat); `nil` means the contact's one conversation on the
+    /// channel account.
+    public var conversationID: String?
 
     public init(channel: String, accountID: String, externalID: String, contactID: String, text: String) {
         self.channel = channel
@@ -69,6 +72,9 @@ public enum InboundDecision: Sendable, Equatable {
     case accepted(messageSeq: UInt64, conversationID: String, contactStatus: ContactStatus, startsJob: Bool)
     /// Seen before: the seq of the first `message.received`.
     case duplicate(firstSeq: UInt64)
+    /// A chat answer (`YES <code>`, `NO <code>`) to a tool call awaiting the user's approval in this conversation:
+    /// recorded as `messageSeq`, with its `tool.approval` (`approved` or `rejected`); it starts no job.
+    case approvalAnswer(messageSeq: UInt64, conversationID: String, callID: String, approved: Bool)
 }
 
 /// The outcome of a pairing attempt.
@@ -98,6 +104,14 @@ public protocol InboundLookup {
     func firstSeq(channel: String, accountID: String, externalID: String) throws -> UInt64?
     /// The contact, if known.
     func contact(channel: String, accountID: String, contactID: String) throws -> ContactState?
+    /// The tool calls of `conversationID` awaiting the user's approval and not expired at the decision's log time,
+    /// oldest first.
+    func awaitingApprovals(conversationID: String) throws -> [ToolCallState]
+}
+
+extension InboundLookup {
+    /// No call awaits approval.
+    public func awaitingApprovals(conversationID: String) throws -> [ToolCallState] { [] }
 }
 
 /// The inbound and contact deciders: pure functions of the state they read, the command and the next seq, whose
@@ -136,8 +150,9 @@ public enum InboundDecider {
                         channel: message.channel, accountID: message.accountID, contactID: message.contactID,
                         status: status.rawValue, changedBy: "inbound")))
         }
-        let conversation = conversationID(
-            channel: message.channel, accountID: message.accountID, contactID: message.contactID)
+        let conversation =
+            message.conversationID
+            ?? conversationID(channel: message.channel, accountID: message.accountID, contactID: message.contactID)
         let messageSeq = nextSeq + UInt64(events.count)
         events.append(
             .messageReceived(
@@ -145,6 +160,23 @@ public enum InboundDecider {
                     channel: message.channel, accountID: message.accountID, externalID: message.externalID,
                     conversationID: conversation, contactID: message.contactID, text: message.text,
                     providerTimestamp: message.providerTimestamp, replyToExternalID: message.replyToExternalID)))
+        // An allowed contact answering a tool call that awaits its approval: the answer, not a new question. (The
+        // web chat answers with its approval card, so a typed "no" there stays a message.)
+        if status == .allowed, message.channel != "web", let answer = ApprovalReply(message.text),
+            let call = answer.match(try lookup.awaitingApprovals(conversationID: conversation))
+        {
+            events.append(
+                .toolApproval(
+                    ToolApproval(
+                        callID: call.callID, jobID: call.jobID, conversationID: conversation,
+                        decision: answer.approve ? ApprovalStep.approved.rawValue : ApprovalStep.rejected.rawValue,
+                        decidedBy: message.contactID)))
+            return Decision(
+                .approvalAnswer(
+                    messageSeq: messageSeq, conversationID: conversation, callID: call.callID,
+                    approved: answer.approve),
+                events: events)
+        }
         let startsJob: Bool
         switch status {
         case .allowed: startsJob = enqueueJob
@@ -214,11 +246,70 @@ public enum InboundDecider {
     }
 }
 
+/// A chat message read as an answer to a tool call's approval request ("Reply YES <code> or NO <code>"): `YES` or
+/// `NO` (any case), then optionally the call's code (the first characters of its call id), and nothing else.
+public struct ApprovalReply: Sendable, Equatable {
+    public var approve: Bool
+    /// The code, lowercased; `nil` when the answer gave none.
+    public var code: String?
+
+    public init(approve: Bool, code: String?) {
+        self.approve = approve
+        self.code = code
+    }
+
+    /// Reads `text`; `nil` when it is not such an answer.
+    public init?(_ text: String) {
+        let words = text.split(whereSeparator: \.isWhitespace)
+        guard (1...2).contains(words.count) else { return nil }
+        switch words[0].uppercased() {
+        case "YES": approve = true
+        case "NO": approve = false
+        default: return nil
+        }
+        guard words.count == 2 else {
+            code = nil
+            return
+        }
+        let code = words[1].lowercased()
+        guard (4...32).contains(code.count), code.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) }) else {
+            return nil
+        }
+        self.code = code
+    }
+
+    /// The call this answers among `awaiting` (one conversation's calls awaiting approval): the one whose id starts
+    /// with the code, or — without a code — the only one. `nil` when none or several match: then the message is an
+    /// ordinary message.
+    public func match(_ awaiting: [ToolCallState]) -> ToolCallState? {
+        let candidates = awaiting.filter { call in
+            call.status == .awaitingApproval && code.map { call.callID.lowercased().hasPrefix($0) } ?? true
+        }
+        return candidates.count == 1 ? candidates[0] : nil
+    }
+}
+
 // MARK: - Shell: load, decide, append inside the write transaction
 
 /// ``InboundLookup`` over the write transaction's tables.
 struct TableInboundLookup: InboundLookup {
     let tables: TableReader
+    /// The transaction's log time (a call past its `expiresAt` awaits nothing).
+    var now = LogTimestamp(microseconds: .min)
+
+    func awaitingApprovals(conversationID: String) throws -> [ToolCallState] {
+        var callIDs: [String] = []
+        try tables.scan(tables.table(ProjectionTables.approvalsDue)) { key, _ in
+            if key.count > 9 { callIDs.append(String(decoding: key[9...], as: UTF8.self)) }
+            return true
+        }
+        return try callIDs.compactMap { try tables.load(ToolCallState.self, ProjectionTables.toolCalls, Key($0)) }
+            .filter { call in
+                call.conversationID == conversationID && call.status == .awaitingApproval
+                    && call.expiresAt.map { now <= $0 } ?? true
+            }
+            .sorted { $0.seq < $1.seq }
+    }
 
     func firstSeq(channel: String, accountID: String, externalID: String) throws -> UInt64? {
         try tables.withValue(tables.table(ProjectionTable.inbound), Key(channel, accountID, externalID).bytes) {
@@ -240,18 +331,21 @@ extension InboundDecider {
         _ context: inout WriteContext
     ) throws -> IngestResult {
         let decision = try ingest(
-            message, policy: policy, enqueueJob: enqueueJob, lookup: TableInboundLookup(tables: context.tables),
-            nextSeq: context.nextSeq)
+            message, policy: policy, enqueueJob: enqueueJob,
+            lookup: TableInboundLookup(tables: context.tables, now: context.now), nextSeq: context.nextSeq)
         for event in decision.events {
-            if case .messageReceived(let received) = event {
-                try context.append(event, correlationID: received.conversationID)
-            } else {
-                try context.append(event)
+            switch event {
+            case .messageReceived(let received): try context.append(event, correlationID: received.conversationID)
+            case .toolApproval(let approval): try context.append(event, correlationID: approval.conversationID)
+            default: try context.append(event)
             }
         }
         switch decision.outcome {
         case .duplicate(let firstSeq):
             return .duplicate(firstSeq: firstSeq)
+        case .approvalAnswer(let messageSeq, let conversation, _, _):
+            // Recorded with its answer; no reply job (the job awaiting the answer goes on).
+            return .accepted(messageSeq: messageSeq, conversationID: conversation, jobID: nil, contactStatus: .allowed)
         case .accepted(let messageSeq, let conversation, let status, let startsJob):
             let jobID =
                 startsJob

@@ -198,7 +198,8 @@ public struct InvariantChecker {
             }
         case .messageReceived, .contactUpdated, .commandRejected, .deliveryEnqueued, .deliveryFailed,
             .deliveryUncertain, .leaseDenied, .channelConnected, .channelDisconnected, .sessionEntrySet,
-            .sessionEntryRemoved, .assistantMessage, .assistantDelta, .toolCall, .toolResult, .toolApproval,
+            .sessionEntryRemoved, .assistantMessage, .assistantDelta, .conversationSummarized, .toolCall, .toolResult,
+            .toolApproval,
             .workerStarted, .workerStopped:
             break
         }

@@ -7,7 +7,9 @@ import Foundation
 /// resolved once, when the log opens.
 public enum ProjectionTable: Int, CaseIterable, Sendable {
     case accountRate
+    case approvalsDue
     case contacts
+    case conversationActivity
     case conversationRunning
     case conversations
     case deliveries
@@ -26,12 +28,16 @@ public enum ProjectionTable: Int, CaseIterable, Sendable {
     case recipientQueue
     case recipientRate
     case sessions
+    case summaries
+    case toolCalls
 
     /// The LMDB database name.
     public var name: String {
         switch self {
         case .accountRate: "p.account_rate"
+        case .approvalsDue: "p.approvals_due"
         case .contacts: "p.contacts"
+        case .conversationActivity: "p.conversation_activity"
         case .conversationRunning: "p.conversation_running"
         case .conversations: "p.conversations"
         case .deliveries: "p.deliveries"
@@ -50,6 +56,8 @@ public enum ProjectionTable: Int, CaseIterable, Sendable {
         case .recipientQueue: "p.recipient_queue"
         case .recipientRate: "p.recipient_rate"
         case .sessions: "p.sessions"
+        case .summaries: "p.summaries"
+        case .toolCalls: "p.tool_calls"
         }
     }
 

@@ -17,7 +17,7 @@ public struct SwitchboardProjector: Projector {
 
     /// The layout this build writes. Bump `version` in the same commit as any change to what `apply` stores;
     /// `docs/architecture.md` keeps the history.
-    public static let format = ProjectionFormat(name: "switchboard", version: 1)
+    public static let format = ProjectionFormat(name: "switchboard", version: 2)
 
     public var format: ProjectionFormat { Self.format }
 
@@ -183,9 +183,7 @@ public struct SwitchboardProjector: Projector {
                 ?? ConversationState(
                     conversationID: e.conversationID, channel: e.channel, accountID: e.accountID,
                     contactID: e.contactID, firstSeq: seq, lastSeq: seq, messageCount: 0)
-            conversation.lastSeq = seq
-            conversation.messageCount += 1
-            try tables.store(conversation, T.conversations, Key(e.conversationID))
+            try touch(&conversation, seq: seq, fresh: conversation.firstSeq == seq, tables)
             try tables.store(
                 HistoryMessage(role: "user", text: e.text, seq: seq, time: now), T.messages,
                 Key(e.conversationID).appending(seq))
@@ -193,9 +191,7 @@ public struct SwitchboardProjector: Projector {
             guard e.final else { return }
             guard var conversation = try tables.load(ConversationState.self, T.conversations, Key(e.conversationID))
             else { return }
-            conversation.lastSeq = seq
-            conversation.messageCount += 1
-            try tables.store(conversation, T.conversations, Key(e.conversationID))
+            try touch(&conversation, seq: seq, fresh: false, tables)
             try tables.store(
                 HistoryMessage(role: "assistant", text: e.text, seq: seq, time: now), T.messages,
                 Key(e.conversationID).appending(seq))
@@ -213,10 +209,63 @@ public struct SwitchboardProjector: Projector {
                 Key(e.namespace, e.key))
         case .sessionEntryRemoved(let e):
             try tables.remove(T.sessions, Key(e.namespace, e.key))
-        case .commandRejected, .leaseDenied, .channelConnected, .channelDisconnected, .assistantDelta, .toolCall,
-            .toolResult, .toolApproval, .workerStarted, .workerStopped:
+
+        // MARK: Turns
+        case .toolCall(let e):
+            try tables.store(
+                ToolCallState(
+                    callID: e.callID, jobID: e.jobID, jobToken: e.jobToken, conversationID: e.conversationID,
+                    toolName: e.toolName, inputJSON: e.inputJSON, risk: e.risk, status: .called, calledAt: now,
+                    expiresAt: nil, decidedBy: nil, outputJSON: nil, error: nil, seq: seq),
+                T.toolCalls, Key(e.callID))
+        case .toolApproval(let e):
+            guard var call = try tables.load(ToolCallState.self, T.toolCalls, Key(e.callID)) else { return }
+            if let expiresAt = call.expiresAt {
+                _ = try tables.delete(tables.table(T.approvalsDue), TurnDecider.dueKey(expiresAt, call.callID))
+            }
+            switch ApprovalStep(rawValue: e.decision) {
+            case .requested?:
+                call.status = .awaitingApproval
+                call.expiresAt = e.expiresAt
+                if let expiresAt = e.expiresAt {
+                    try tables.put(tables.table(T.approvalsDue), TurnDecider.dueKey(expiresAt, call.callID), [])
+                }
+            case .approved?: call.status = .approved
+            case .rejected?: call.status = .rejected
+            case .expired?: call.status = .expired
+            case nil: return
+            }
+            if e.decidedBy != nil { call.decidedBy = e.decidedBy }
+            try tables.store(call, T.toolCalls, Key(e.callID))
+        case .toolResult(let e):
+            guard var call = try tables.load(ToolCallState.self, T.toolCalls, Key(e.callID)) else { return }
+            switch call.status {
+            case .called, .approved, .awaitingApproval, .done, .failed: call.status = e.error == nil ? .done : .failed
+            case .rejected, .expired: break  // the refusal stays what the call shows
+            }
+            call.outputJSON = e.outputJSON
+            call.error = e.error
+            try tables.store(call, T.toolCalls, Key(e.callID))
+        case .conversationSummarized(let e):
+            try tables.store(
+                ConversationSummaryState(summary: e.summary, throughSeq: e.throughSeq, seq: seq), T.summaries,
+                Key(e.conversationID))
+
+        case .commandRejected, .leaseDenied, .channelConnected, .channelDisconnected, .assistantDelta,
+            .workerStarted, .workerStopped:
             return  // No projection state: the log is their record.
         }
+    }
+
+    /// Records a message at `seq` in `conversation` and moves it to the front of `p.conversation_activity`.
+    private func touch(_ conversation: inout ConversationState, seq: UInt64, fresh: Bool, _ tables: TableWriter) throws
+    {
+        let activity = tables.table(ProjectionTables.conversationActivity)
+        if !fresh { _ = try tables.delete(activity, activityKey(conversation.lastSeq, conversation.conversationID)) }
+        conversation.lastSeq = seq
+        conversation.messageCount += 1
+        try tables.store(conversation, ProjectionTables.conversations, Key(conversation.conversationID))
+        try tables.put(activity, activityKey(seq, conversation.conversationID), [])
     }
 
     private func endLease(_ resource: String, token: UInt64, _ tables: TableWriter) throws {

@@ -42,6 +42,7 @@ public enum EventCatalog {
         // Assistant
         AssistantMessage.self,
         AssistantDelta.self,
+        ConversationSummarized.self,
         // Tools
         ToolCall.self,
         ToolResult.self,

@@ -87,11 +87,15 @@ public struct AssistantMessage: EventPayload {
     public var modelUsed: String?
     /// `true` when this is the finished text; `false` for an interim snapshot that later records replace.
     public var final: Bool
+    /// Why the model stopped, when it was not a plain stop: `length` marks a reply cut at the token limit
+    /// (complete as it stands, but truncated), `content_filter` one the provider's filter ended. `nil` otherwise
+    /// and in records written before the field existed.
+    public var finishReason: String?
 
     /// Creates an `assistant.message` event.
     public init(
         messageID: String, conversationID: String, jobID: String, jobToken: UInt64, text: String,
-        modelUsed: String? = nil, final: Bool
+        modelUsed: String? = nil, final: Bool, finishReason: String? = nil
     ) {
         self.messageID = messageID
         self.conversationID = conversationID
@@ -100,6 +104,7 @@ public struct AssistantMessage: EventPayload {
         self.text = text
         self.modelUsed = modelUsed
         self.final = final
+        self.finishReason = finishReason
     }
 }
 
@@ -132,5 +137,34 @@ public struct AssistantDelta: EventPayload {
         self.jobToken = jobToken
         self.index = index
         self.text = text
+    }
+}
+
+/// A summary of a conversation's older messages, written when they no longer fit the prompt's token budget
+/// (`conversation.summarized`).
+///
+/// Written by the core worker running a job, fenced by ``jobToken`` (decided by the Projections module). Later
+/// prompts use the newest summary instead of the messages up to ``throughSeq``.
+public struct ConversationSummarized: EventPayload {
+    public static let eventType = "conversation.summarized"
+
+    /// The conversation summarized.
+    public var conversationID: String
+    /// The job that wrote the summary.
+    public var jobID: String
+    /// The fencing token of the job claim the summary was written under.
+    public var jobToken: UInt64
+    /// The summary text.
+    public var summary: String
+    /// The seq of the last message folded into the summary.
+    public var throughSeq: UInt64
+
+    /// Creates a `conversation.summarized` event.
+    public init(conversationID: String, jobID: String, jobToken: UInt64, summary: String, throughSeq: UInt64) {
+        self.conversationID = conversationID
+        self.jobID = jobID
+        self.jobToken = jobToken
+        self.summary = summary
+        self.throughSeq = throughSeq
     }
 }

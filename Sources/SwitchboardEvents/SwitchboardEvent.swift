@@ -34,6 +34,7 @@ public enum SwitchboardEvent: Sendable, Equatable {
     case sessionEntryRemoved(SessionEntryRemoved)
     case assistantMessage(AssistantMessage)
     case assistantDelta(AssistantDelta)
+    case conversationSummarized(ConversationSummarized)
     case toolCall(ToolCall)
     case toolResult(ToolResult)
     case toolApproval(ToolApproval)
@@ -71,6 +72,7 @@ public enum SwitchboardEvent: Sendable, Equatable {
         case .sessionEntryRemoved: SessionEntryRemoved.eventType
         case .assistantMessage: AssistantMessage.eventType
         case .assistantDelta: AssistantDelta.eventType
+        case .conversationSummarized: ConversationSummarized.eventType
         case .toolCall: ToolCall.eventType
         case .toolResult: ToolResult.eventType
         case .toolApproval: ToolApproval.eventType
@@ -112,6 +114,8 @@ public enum SwitchboardEvent: Sendable, Equatable {
         case .sessionEntryRemoved(let e): try PendingEvent(e, correlationID: correlationID, causationID: causationID)
         case .assistantMessage(let e): try PendingEvent(e, correlationID: correlationID, causationID: causationID)
         case .assistantDelta(let e): try PendingEvent(e, correlationID: correlationID, causationID: causationID)
+        case .conversationSummarized(let e):
+            try PendingEvent(e, correlationID: correlationID, causationID: causationID)
         case .toolCall(let e): try PendingEvent(e, correlationID: correlationID, causationID: causationID)
         case .toolResult(let e): try PendingEvent(e, correlationID: correlationID, causationID: causationID)
         case .toolApproval(let e): try PendingEvent(e, correlationID: correlationID, causationID: causationID)
@@ -172,6 +176,7 @@ public enum SwitchboardEvent: Sendable, Equatable {
         entry(SessionEntryRemoved.self) { .sessionEntryRemoved($0) },
         entry(AssistantMessage.self) { .assistantMessage($0) },
         entry(AssistantDelta.self) { .assistantDelta($0) },
+        entry(ConversationSummarized.self) { .conversationSummarized($0) },
         entry(ToolCall.self) { .toolCall($0) },
         entry(ToolResult.self) { .toolResult($0) },
         entry(ToolApproval.self) { .toolApproval($0) },

@@ -1,3 +1,5 @@
+import Assistant
+import AsyncHTTPClient
 import EventLog
 import Foundation
 import Logging
@@ -21,6 +23,21 @@ public enum AgentRuntime {
         let status = WorkerStatus(
             role: settings.role.rawValue, workerID: writer.workerID, instance: writer.instanceID.uuidString)
         let metrics = WorkerMetrics()
+        // The web chat: its routes join the HTTP server; its shutdown service (last, so stopped first) ends the
+        // open event streams before the server stops.
+        var web: WebChat?
+        if settings.role == .web || settings.role == .all {
+            do {
+                let store = try SessionStore(
+                    backend: settings.sessionBackend, engine: engine, directory: settings.sessionDirectory)
+                let chat = try WebChat(engine: engine, settings: settings.web, sessionStore: store, logger: logger)
+                chat.announce(url: settings.web.publicURL ?? "http://\(settings.host):\(settings.port)")
+                web = chat
+            } catch {
+                status.channelOff("web", reason: "\(error)")
+                logger.error("[web] Channel off (\(error)): serving /healthz and /metrics only")
+            }
+        }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(
                 service: EngineService(
@@ -28,7 +45,7 @@ public enum AgentRuntime {
             .init(
                 service: HTTPSurface.application(
                     host: settings.host, port: settings.port, engine: engine, status: status, registry: registry,
-                    metrics: metrics, logger: logger)),
+                    metrics: metrics, web: web, logger: logger)),
         ]
         if settings.snapshotEvery > 0 {
             services.append(
@@ -64,18 +81,31 @@ public enum AgentRuntime {
                 baseURL: settings.telegramAPIBaseURL, token: settings.telegramBotToken ?? "",
                 timeout: settings.providerTimeout)
         }
-        if settings.role == .web || settings.role == .all {
-            status.channelOff("web", reason: "the web chat is not built yet")
-            logger.warning("[web] Channel off (the web chat is not built yet): serving /healthz and /metrics only")
-        }
         services += keepers.map { .init(service: $0) }
         services += outbound.map { .init(service: $0) }
         if settings.runsCore {
+            // One HTTP client for the model and Todoist, shut down after the core has finished (listed before it).
+            let http =
+                settings.provider.map(OpenAICompatibleProvider.makeHTTPClient(settings:))
+                ?? HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup)
+            let sessions: SessionStore?
+            do {
+                sessions = try SessionStore(
+                    backend: settings.sessionBackend, engine: engine, directory: settings.sessionDirectory)
+            } catch {
+                logger.warning("todoist.sessions.unavailable", metadata: ["error": "\(error)"])
+                sessions = nil
+            }
+            let assistant = CoreAssistant.from(settings: settings, httpClient: http, sessions: sessions, logger: logger)
+            logger.info("[agent] Model: \(assistant.modelDescription)")
+            services.append(.init(service: HTTPClientService(client: http)))
             services.append(
                 .init(
                     service: CoreService(
-                        engine: engine, concurrency: settings.coreConcurrency, metrics: metrics, logger: logger)))
+                        engine: engine, concurrency: settings.coreConcurrency, assistant: assistant, metrics: metrics,
+                        logger: logger)))
         }
+        if let web { services.append(.init(service: WebShutdownService(web.shutdown))) }
         return services
     }
 }

@@ -1,3 +1,4 @@
+import Assistant
 import EventLog
 import SwitchboardEvents
 import Foundation
@@ -77,6 +78,23 @@ public struct AgentSettings: Sendable, Equatable {
     public var host: String
     /// `PORT`: its port (default 8080; 0 picks a free one, logged as `http.port`).
     public var port: Int
+    /// `JOB_VISIBILITY_MS`: how long a job claim stays valid without a heartbeat (default 60 000, at least 1 000);
+    /// the core heartbeats every third of it, and another core reclaims the job after it.
+    public var jobVisibility: Duration
+    /// The model provider (`AI_BASE_URL`, `AI_API_KEY`/`AI_GATEWAY_API_KEY`, `AI_MODEL`, `AI_LITE_MODEL`,
+    /// `AI_FALLBACK_MODEL`, `AI_CONTEXT_WINDOW`, …, read by ``ProviderSettings/fromEnvironment(_:)``); `nil`: the
+    /// offline assistant answers.
+    public var provider: ProviderSettings?
+    /// `TODOIST_API_TOKEN`: a Todoist token that overrides the one the web role stored (session store namespace
+    /// `todoist`, key `access_token`). Never logged.
+    public var todoistToken: Secret?
+    /// `TODOIST_API_BASE_URL` (or `TODOIST_BASE_URL`): Todoist's API v1 root (default
+    /// `https://api.todoist.com/api/v1`).
+    public var todoistBaseURL: String
+    /// `APPROVAL_TTL_SECONDS`: how long a tool call waits for the user's approval (default 300, 1…86 400).
+    public var approvalTTL: Duration
+    /// The web chat's settings (`WEB_*`, `TODOIST_*`; see ``WebSettings``).
+    public var web: WebSettings
     /// `AGENT_TEST_SHORT_LEASES`: `1` lowers the lease minimums (TTL 200 ms, heartbeat 50 ms) so tests can
     /// exercise expiry in seconds. Never set it in production.
     public var testShortLeases: Bool
@@ -188,8 +206,19 @@ public struct AgentSettings: Sendable, Equatable {
         deliveryVisibility = try milliseconds(
             "DELIVERY_VISIBILITY_MS", default: 120_000, minimum: testShortLeases ? 200 : 1_000)
         coreConcurrency = try integer("CORE_CONCURRENCY", default: 4, range: 1...256)
+        jobVisibility = try milliseconds("JOB_VISIBILITY_MS", default: 60_000, minimum: testShortLeases ? 200 : 1_000)
+        do {
+            provider = try ProviderSettings.fromEnvironment(environment)
+        } catch {
+            throw SettingsError(variable: error.variable, message: error.message)
+        }
+        todoistToken = value("TODOIST_API_TOKEN").map(Secret.init)
+        let todoistVariable = value("TODOIST_API_BASE_URL") != nil ? "TODOIST_API_BASE_URL" : "TODOIST_BASE_URL"
+        todoistBaseURL = try url(todoistVariable, default: TodoistSettings.defaultBaseURL)
+        approvalTTL = .seconds(try integer("APPROVAL_TTL_SECONDS", default: 300, range: 1...86_400))
         self.host = value("HOST") ?? "127.0.0.1"
         port = try integer("PORT", default: 8080, range: 0...65_535)
+        web = try WebSettings(environment: environment, dataDirectory: dataDirectory, host: self.host, port: port)
         sessionKeyBase64 = value("SESSION_ENCRYPTION_KEY")
         do {
             _ = try SessionSealer(keyBase64: sessionKeyBase64)
@@ -203,12 +232,14 @@ public struct AgentSettings: Sendable, Equatable {
     public func engineSettings() throws -> EngineSettings {
         var settings = EngineSettings(lease: try LeaseTiming(ttl: leaseTTL, heartbeat: leaseHeartbeat))
         settings.deliveries.visibility = deliveryVisibility
+        settings.jobs.visibility = jobVisibility
         return settings
     }
 
     /// Non-secret settings, as recorded in `worker.started`.
     public var summary: [String: String] {
-        [
+        let web = role == .web || role == .all ? self.web.summary : [:]
+        return [
             "role": role.rawValue, "dataDirectory": dataDirectory, "durability": durability.rawValue,
             "whatsappAccountID": whatsappAccountID,
             "leaseTTLMilliseconds": "\(leaseTTL.wholeMilliseconds)",
@@ -222,7 +253,12 @@ public struct AgentSettings: Sendable, Equatable {
             "telegramBotToken": telegramBotToken == nil ? "unset" : "set", "telegramAPIBaseURL": telegramAPIBaseURL,
             "coreConcurrency": "\(coreConcurrency)",
             "deliveryVisibilityMilliseconds": "\(deliveryVisibility.wholeMilliseconds)", "http": "\(host):\(port)",
-        ]
+            "jobVisibilityMilliseconds": "\(jobVisibility.wholeMilliseconds)",
+            "model": provider?.model ?? "offline", "aiBaseURL": provider?.baseURL ?? "unset",
+            "aiAPIKey": provider?.apiKey == nil ? "unset" : "set",
+            "todoistToken": todoistToken == nil ? "unset" : "set", "todoistBaseURL": todoistBaseURL,
+            "approvalTTLSeconds": "\(approvalTTL.components.seconds)",
+        ].merging(web) { $1 }
     }
 
     /// Whether this role runs the core loop.

@@ -1,3 +1,4 @@
+import Assistant
 import EventLog
 import Foundation
 import Logging
@@ -6,41 +7,19 @@ import ServiceLifecycle
 import SwitchboardEvents
 import Synchronization
 
-/// The assistant's answer to one message.
-public protocol Responder: Sendable {
-    /// A name recorded as the job's `modelUsed`.
-    var model: String { get }
-    func reply(to text: String, history: [HistoryMessage]) async throws -> String
-}
-
-/// The built-in responder when no model is configured: it says so honestly and echoes what it received, so
-/// the whole pipeline (inbound → job → reply → delivery) runs on a fresh machine.
-public struct OfflineResponder: Responder {
-    public let model = "offline"
-    public init() {}
-
-    public func reply(to text: String, history: [HistoryMessage]) async throws -> String {
-        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        let quoted = trimmed.count > 1_000 ? String(trimmed.prefix(1_000)) + "…" : trimmed
-        if quoted.isEmpty {
-            return "No language model is configured for this assistant yet, so I cannot answer. "
-                + "I received your message, but it had no text I could read."
-        }
-        return "No language model is configured for this assistant yet, so I cannot answer. "
-            + "I received your message: \"\(quoted)\""
-    }
-}
-
-/// The core loop: claims reply jobs with bounded concurrency, heartbeats each claim while it runs, answers
-/// with the ``Responder``, enqueues the reply delivery fenced by the job token, and completes or fails the job
-/// with its token.
+/// The core loop: claims reply jobs with bounded concurrency, heartbeats each claim while it runs (also while a
+/// tool call waits for the user's approval), answers with an ``AssistantTurn`` whose events (`assistant.delta`,
+/// `tool.call`, `tool.approval` requested, `tool.result`, `conversation.summarized`, the final
+/// `assistant.message`) are recorded under the claim token, enqueues the reply delivery for WhatsApp and Telegram
+/// conversations fenced by the job token (a web reply is its log record), and completes or fails the job with its
+/// token. A refused turn write (a stale token, an expired claim) stops the attempt at once: it counts as lost.
 ///
 /// Wakes on `job.enqueued` (and the events that make a waiting job runnable) from the log tail and at the next
 /// known due time; never polls. On graceful shutdown it stops claiming and finishes the jobs in flight.
 public final class CoreService: Service, Sendable {
     let engine: Switchboard
     let concurrency: Int
-    let responder: any Responder
+    let assistant: CoreAssistant
     let logger: Logger
     let metrics: WorkerMetrics
     private let wakeup = Wakeup()
@@ -50,12 +29,12 @@ public final class CoreService: Service, Sendable {
     private let due = Mutex<[LogTimestamp]>([])
 
     public init(
-        engine: Switchboard, concurrency: Int, responder: any Responder = OfflineResponder(),
+        engine: Switchboard, concurrency: Int, assistant: CoreAssistant = .offline(),
         metrics: WorkerMetrics = WorkerMetrics(), logger: Logger
     ) {
         self.engine = engine
         self.concurrency = max(1, concurrency)
-        self.responder = responder
+        self.assistant = assistant
         self.metrics = metrics
         self.logger = logger
     }
@@ -63,6 +42,15 @@ public final class CoreService: Service, Sendable {
     public func run() async throws {
         logger.info("[agent] Starting agent loop — subscribing to pending jobs...")
         let start = try engine.log.lastSeq() + 1
+        // Claims and retries decided before this process followed the log (another core died holding a job, a
+        // retry waits for its backoff): their times are due times too, or nothing would wake us for them.
+        for job in try engine.reader.jobs() {
+            switch job.status {
+            case .running: if let deadline = job.visibleUntil { addDue(deadline.advanced(by: .milliseconds(1))) }
+            case .pending where job.notBefore.microseconds != .max: addDue(job.notBefore)
+            case .pending, .completed, .dead: break
+            }
+        }
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 do {
@@ -150,23 +138,29 @@ public final class CoreService: Service, Sendable {
         }
     }
 
+    /// What a finished reply left: its delivery (WhatsApp, Telegram) or message id (web), and the model.
+    struct Reply: Sendable {
+        var result: String
+        var modelUsed: String
+    }
+
     private func process(_ claim: JobClaim) async {
         let job = claim.job
         let metadata: Logger.Metadata = ["job.id": "\(job.jobID)", "job.token": "\(claim.token)"]
         logger.info("[agent] Processing job \(job.jobID) for conversation \(job.conversationID)", metadata: metadata)
         let lost = Flag()
-        let outcome: Result<String, any Error> = await withTaskGroup(of: Result<String, any Error>?.self) { group in
+        let outcome: Result<Reply, any Error> = await withTaskGroup(of: Result<Reply, any Error>?.self) { group in
             group.addTask { await self.heartbeat(claim, lost: lost) }
             group.addTask {
                 do { return .success(try await self.respond(claim)) } catch { return .failure(error) }
             }
-            var outcome: Result<String, any Error> = .failure(WorkerError(.lost, "the claim was lost"))
+            var outcome: Result<Reply, any Error> = .failure(WorkerError(.lost, "the claim was lost"))
             for await result in group {
                 if let result {
                     outcome = result
                     break
                 }
-                if lost.isSet { break }  // the heartbeat gave up: stop waiting for the answer
+                if lost.isSet { break }  // the heartbeat gave up: stop the turn
             }
             group.cancelAll()
             return outcome
@@ -178,28 +172,29 @@ public final class CoreService: Service, Sendable {
         }
         do {
             switch outcome {
-            case .success(let deliveryID):
+            case .success(let reply):
                 let result = try await engine.completeJob(
-                    job.jobID, token: claim.token, result: deliveryID, modelUsed: responder.model)
+                    job.jobID, token: claim.token, result: reply.result, modelUsed: reply.modelUsed)
                 guard case .accepted = result else {
                     metrics.job(outcome: "lost")
                     logger.warning("[agent] Lease lost for job \(job.jobID) (complete)", metadata: metadata)
                     return
                 }
                 metrics.job(outcome: "completed")
-                logger.info("[agent] Completed job \(job.jobID) (model: \(responder.model))", metadata: metadata)
+                logger.info("[agent] Completed job \(job.jobID) (model: \(reply.modelUsed))", metadata: metadata)
+            case .failure(let error as WorkerError) where error.code == .lost:
+                metrics.job(outcome: "lost")
+                logger.warning("[agent] Lease lost for job \(job.jobID) (\(error.message))", metadata: metadata)
             case .failure(let error):
-                let code = (error as? WorkerError)?.code
-                let reason = code?.description ?? "error"
-                // A missing conversation will not appear by retrying.
+                let failure = Self.failure(error)
                 let result = try await engine.failJob(
-                    job.jobID, token: claim.token, reason: reason, message: String("\(error)".prefix(500)),
-                    retryable: code != .notFound)
+                    job.jobID, token: claim.token, reason: failure.reason, message: String("\(error)".prefix(500)),
+                    retryable: failure.retryable)
                 metrics.job(outcome: "failed")
                 if case .retried = result {
-                    logger.warning("[agent] Retrying job \(job.jobID) (\(reason))", metadata: metadata)
+                    logger.warning("[agent] Retrying job \(job.jobID) (\(failure.reason))", metadata: metadata)
                 } else {
-                    logger.error("[agent] Failed job \(job.jobID) (\(reason))", metadata: metadata)
+                    logger.error("[agent] Failed job \(job.jobID) (\(failure.reason))", metadata: metadata)
                 }
             }
         } catch {
@@ -207,9 +202,27 @@ public final class CoreService: Service, Sendable {
         }
     }
 
+    /// The `job.failed` reason of a failure, and whether another attempt may pass: a provider failure by its
+    /// classification; a missing conversation is permanent; anything else (the log, a bug) is tried again.
+    static func failure(_ error: any Error) -> (reason: String, retryable: Bool) {
+        if let error = error as? ChatProviderError {
+            switch error.code {
+            case .rateLimited: return ("rate_limit", true)
+            case .timeout: return ("timeout", true)
+            case .server: return ("server_error", true)
+            case .network: return ("network", true)
+            case .auth, .billing, .badRequest, .contextTooLong, .contentFilter, .malformedStream, .unknown:
+                return ("permanent", false)
+            }
+        }
+        if let error = error as? WorkerError, error.code == .notFound { return ("permanent", false) }
+        if let error = error as? WorkerError, error.code == .shutdown { return ("shutdown", true) }
+        return ("server_error", true)
+    }
+
     /// Extends the claim every third of its visibility until cancelled; returns `nil` (and sets `lost`) when a
     /// heartbeat is refused.
-    private func heartbeat(_ claim: JobClaim, lost: Flag) async -> Result<String, any Error>? {
+    private func heartbeat(_ claim: JobClaim, lost: Flag) async -> Result<Reply, any Error>? {
         let interval = engine.settings.jobs.visibility / 3
         while !Task.isCancelled {
             do {
@@ -229,33 +242,64 @@ public final class CoreService: Service, Sendable {
         return nil
     }
 
-    /// Answers the job's triggering message and enqueues the reply; returns the delivery id.
-    private func respond(_ claim: JobClaim) async throws -> String {
+    /// Answers the job's triggering message with a turn recorded under the claim token; enqueues the reply for
+    /// WhatsApp and Telegram conversations.
+    private func respond(_ claim: JobClaim) async throws -> Reply {
         let job = claim.job
         guard let conversation = try engine.conversation(job.conversationID) else {
             throw WorkerError(.notFound, "conversation \(job.conversationID) does not exist")
         }
-        var text = ""
-        var externalID: String?
+        var trigger: (seq: UInt64, externalID: String)?
         if let enqueued = try engine.log.records(from: job.enqueueSeq, limit: 1).first,
             case .jobEnqueued(let event)? = try enqueued.event(), let seq = event.triggeringMessageSeq,
             let record = try engine.log.records(from: seq, limit: 1).first,
             case .messageReceived(let message)? = try record.event()
         {
-            text = message.text
-            externalID = message.externalID
+            trigger = (seq, message.externalID)
         }
-        let history = try engine.history(job.conversationID, limit: 20)
-        let reply = try await responder.reply(to: text, history: history)
+        // The history after the stored summary, up to the message this job answers (later ones have their jobs).
+        let summary = try engine.conversationSummary(job.conversationID)
+        let history = try engine.history(job.conversationID, limit: Self.historyLimit).filter { message in
+            message.seq > (summary?.throughSeq ?? 0) && message.seq <= (trigger?.seq ?? .max)
+        }
+        let host = JobTurnHost(
+            engine: engine, claim: claim, conversation: conversation, approvalTTL: assistant.approvalTTL,
+            historySeqs: history.map(\.seq), logger: logger)
+        let engine = engine
+        let turn = AssistantTurn(
+            provider: assistant.provider, tools: assistant.tools(logger: logger), settings: assistant.turn,
+            logger: logger, now: { (try? engine.logNow())?.date ?? Date() })
+        let input = TurnInput(
+            system: AssistantTurn.systemPrompt(channel: conversation.channel), summary: summary?.summary,
+            history: history.map { $0.role == "assistant" ? .assistant($0.text) : .user($0.text) }, key: job.jobID,
+            tier: conversation.channel == "whatsapp" ? .lite : .standard)
+        let result: TurnResult
+        do {
+            result = try await turn.run(input, host: host)
+        } catch {
+            // Deltas still in flight are written (or refused) before the job's outcome.
+            try? await host.flush()
+            throw error
+        }
+        try await host.finish(result)
+        if result.truncated {
+            logger.info(
+                "[agent] Reply of job \(job.jobID) truncated at the token limit", metadata: ["job.id": "\(job.jobID)"])
+        }
+        guard host.deliversToChannel else { return Reply(result: host.messageID, modelUsed: result.modelUsed) }
         var delivery = NewDelivery(
-            idempotencyKey: "reply:\(job.jobID)", channel: conversation.channel, accountID: conversation.accountID,
-            recipient: conversation.contactID, conversationID: job.conversationID, text: reply)
+            idempotencyKey: host.messageID, channel: conversation.channel, accountID: conversation.accountID,
+            recipient: conversation.contactID, conversationID: job.conversationID, text: result.text)
         delivery.jobID = job.jobID
         delivery.jobToken = claim.token
-        delivery.replyToExternalID = externalID
+        delivery.sourceMessageID = host.messageID
+        delivery.replyToExternalID = trigger?.externalID
         let enqueued = try await engine.enqueueDelivery(delivery)
-        return enqueued.deliveryID
+        return Reply(result: enqueued.deliveryID, modelUsed: result.modelUsed)
     }
+
+    /// The most history messages a prompt is built from (the budget then decides what is sent).
+    static let historyLimit = 500
 }
 
 /// An error of a worker.
@@ -267,6 +311,8 @@ public struct WorkerError: Error, Sendable, CustomStringConvertible {
         public static let notFound = Code("not_found")
         /// The claim or lease was lost.
         public static let lost = Code("lost")
+        /// The agent is stopping gracefully and gave the attempt up (a job waiting for a user's approval).
+        public static let shutdown = Code("shutdown")
         public var description: String { name }
     }
 

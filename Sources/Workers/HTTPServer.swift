@@ -6,7 +6,8 @@ import NIOCore
 import Projections
 import Prometheus
 
-/// The HTTP surface every agent process serves: `GET /healthz` and `GET /metrics` (Prometheus text).
+/// The HTTP surface every agent process serves: `GET /healthz` and `GET /metrics` (Prometheus text), and in the
+/// `web` and `all` roles the web chat (``WebChat``).
 public enum HTTPSurface {
     /// What `/healthz` answers.
     public struct Health: Codable, Sendable, Equatable {
@@ -43,12 +44,14 @@ public enum HTTPSurface {
         }
     }
 
-    /// Builds the server (a `Service`). `onListening` gets the bound port (useful with port 0).
+    /// Builds the server (a `Service`), with the web chat's routes when `web` is given. `onListening` gets the
+    /// bound port (useful with port 0).
     public static func application(
         host: String, port: Int, engine: Switchboard, status: WorkerStatus, registry: PrometheusCollectorRegistry,
-        metrics: WorkerMetrics = WorkerMetrics(), logger: Logger
+        metrics: WorkerMetrics = WorkerMetrics(), web: WebChat? = nil, onListening: (@Sendable (Int) -> Void)? = nil,
+        logger: Logger
     ) -> some ApplicationProtocol {
-        let router = Router()
+        let router = Router(context: WebRequestContext.self)
         router.get("healthz") { _, _ -> Response in
             let (code, body) = health(engine: engine, status: status)
             let json = (try? JSONEncoder().encode(body)) ?? Data("{}".utf8)
@@ -64,11 +67,13 @@ public enum HTTPSurface {
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(bytes: buffer)))
         }
+        web?.addRoutes(to: router)
         return Application(
             router: router, configuration: .init(address: .hostname(host, port: port), serverName: nil),
             onServerRunning: { channel in
                 let bound = channel.localAddress?.port ?? port
                 logger.info("http.listening", metadata: ["http.host": "\(host)", "http.port": "\(bound)"])
+                onListening?(bound)
             },
             logger: logger)
     }

@@ -22,7 +22,8 @@ struct Agent: AsyncParsableCommand {
             Every option may be given as its environment variable instead (named in each help line); a flag \
             wins over the variable. A bad or missing value stops the agent with exit code 64, naming it.
             """,
-        version: version)
+        version: version,
+        subcommands: [ModelCommand.self])
 
     @Option(help: "AGENT_ROLE: core, whatsapp, telegram, web or all (default all).") var role: String?
     @Option(help: "WORKER_ID: this worker's name (default <role>-<hostname>).") var workerId: String?
@@ -51,8 +52,16 @@ struct Agent: AsyncParsableCommand {
     var telegramApiBaseUrl: String?
     @Option(help: "PROVIDER_TIMEOUT_MS: deadline of one provider call (default 30000).") var providerTimeoutMs: String?
     @Option(help: "CORE_CONCURRENCY: jobs the core runs at once (default 4).") var coreConcurrency: String?
-    @Option(help: "HOST: address of /healthz and /metrics (default 127.0.0.1).") var host: String?
-    @Option(help: "PORT: their port (default 8080; 0 picks a free one).") var port: String?
+    @Option(help: "JOB_VISIBILITY_MS: how long a job claim lasts without a heartbeat (default 60000).")
+    var jobVisibilityMs: String?
+    @Option(help: "AI_BASE_URL: an OpenAI-compatible API root with /v1 (unset: the offline assistant).")
+    var aiBaseUrl: String?
+    @Option(help: "AI_MODEL: the model (required with AI_BASE_URL; the key only as AI_API_KEY).") var aiModel: String?
+    @Option(help: "APPROVAL_TTL_SECONDS: how long a tool call waits for the user's approval (default 300).")
+    var approvalTtlSeconds: String?
+    @Option(help: "HOST: address of the HTTP server: web chat, /healthz, /metrics (default 127.0.0.1).")
+    var host: String?
+    @Option(help: "PORT: its port (default 8080; 0 picks a free one).") var port: String?
     @Option(help: "SESSION_STORE: log (default) or local.") var sessionStore: String?
     @Option(help: "SESSION_DIR: the local session store's folder (default <DATA_DIR>/sessions).")
     var sessionDir: String?
@@ -60,6 +69,10 @@ struct Agent: AsyncParsableCommand {
     var snapshotEvery: String?
     @Option(help: "SNAPSHOT_KEEP: snapshots kept (default 8).") var snapshotKeep: String?
     @Option(help: "LOG_LEVEL: trace … critical (default info).") var logLevel: String?
+    @Option(help: "WEB_PASSWORD: the web chat owner's secret (prefer the variable: flags show in ps).")
+    var webPassword: String?
+    @Option(help: "WEB_PUBLIC_URL: the address people open; https makes the session cookie Secure.")
+    var webPublicUrl: String?
 
     /// The environment with every given flag laid over its variable.
     func environment() -> [String: String] {
@@ -73,9 +86,11 @@ struct Agent: AsyncParsableCommand {
             ("WHATSAPP_PHONE_NUMBER_ID", whatsappPhoneNumberId), ("WHATSAPP_GRAPH_BASE_URL", whatsappGraphBaseUrl),
             ("TELEGRAM_ACCOUNT_ID", telegramAccountId), ("TELEGRAM_BOT_TOKEN", telegramBotToken),
             ("TELEGRAM_API_BASE_URL", telegramApiBaseUrl), ("PROVIDER_TIMEOUT_MS", providerTimeoutMs),
-            ("CORE_CONCURRENCY", coreConcurrency), ("HOST", host), ("PORT", port), ("SESSION_STORE", sessionStore),
+            ("CORE_CONCURRENCY", coreConcurrency), ("JOB_VISIBILITY_MS", jobVisibilityMs), ("AI_BASE_URL", aiBaseUrl),
+            ("AI_MODEL", aiModel), ("APPROVAL_TTL_SECONDS", approvalTtlSeconds), ("HOST", host), ("PORT", port),
+            ("SESSION_STORE", sessionStore),
             ("SESSION_DIR", sessionDir), ("SNAPSHOT_EVERY", snapshotEvery), ("SNAPSHOT_KEEP", snapshotKeep),
-            ("LOG_LEVEL", logLevel),
+            ("LOG_LEVEL", logLevel), ("WEB_PASSWORD", webPassword), ("WEB_PUBLIC_URL", webPublicUrl),
         ]
         for case (let name, let value?) in flags { environment[name] = value }
         return environment

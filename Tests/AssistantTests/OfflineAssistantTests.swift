@@ -6,27 +6,55 @@ import Testing
 @Suite struct OfflineAssistantTests {
     static let now = ISO8601DateFormatter().date(from: "2026-12-02T14:05:00Z")!
 
-    func assistant(todoist: TodoistClient? = nil) -> OfflineAssistant {
-        OfflineAssistant(todoist: todoist, logger: quietLogger, deltaSize: 8, now: { Self.now })
+    /// One turn of the offline assistant with the standard tools, every call approved unless `decide` says
+    /// otherwise; returns the reply, the number of deltas and the host's reports.
+    func reply(
+        _ text: String, todoist: TodoistClient? = nil, key: String = "job-1",
+        decide: @escaping @Sendable (TurnToolCall) -> ToolCallDecision = { _ in .run }
+    ) async throws -> (text: String, deltas: Int, host: RecordingHost) {
+        let turn = AssistantTurn(
+            provider: OfflineAssistant(deltaSize: 8), tools: ToolRegistry.standard(todoist: todoist),
+            logger: quietLogger, now: { Self.now })
+        let host = RecordingHost(decide: decide)
+        let result = try await turn.run(TurnInput(system: "sys", history: [.user(text)], key: key), host: host)
+        #expect(result.modelUsed == "offline")
+        return (result.text, host.deltas.count, host)
     }
 
-    func reply(_ assistant: OfflineAssistant, _ text: String) async throws -> (text: String, deltas: Int) {
-        var deltas: [String] = []
+    func events(_ request: ChatRequest) async throws -> [ChatStreamEvent] {
         var events: [ChatStreamEvent] = []
-        for try await event in assistant.stream(ChatRequest(messages: [.system("sys"), .user(text)])) {
-            events.append(event)
-            if case .textDelta(let delta) = event { deltas.append(delta) }
-        }
-        #expect(events.first == .model("offline"))
-        #expect(events.last == .finish(.stop))
-        return (deltas.joined(), deltas.count)
+        for try await event in OfflineAssistant(deltaSize: 8).stream(request) { events.append(event) }
+        return events
     }
 
     @Test func saysPlainlyItHasNoModelAndEchoesWhatItUnderstood() async throws {
-        let (text, deltas) = try await reply(assistant(), "What's the weather in Porto?")
-        #expect(text.contains("no language model configured"))
+        let (text, deltas, host) = try await reply("What's the weather in Porto?")
+        #expect(text.hasPrefix("No language model is configured"))
         #expect(text.contains("\"What's the weather in Porto?\""))
         #expect(deltas > 3)
+        #expect(host.calls.isEmpty)
+    }
+
+    @Test func aCommandIsAToolCallCompletionLikeAModels() async throws {
+        let tools = ToolRegistry.standard(todoist: nil).definitions
+        let events = try await events(ChatRequest(messages: [.system("sys"), .user("/calc 17*3")], tools: tools))
+        #expect(
+            events == [
+                .model("offline"),
+                .toolCall(.init(id: "call_offline_1", name: "calculate", arguments: #"{"expression":"17*3"}"#)),
+                .finish(.toolCalls),
+            ])
+        // Tool results since the last call are answered with.
+        let answered = try await self.events(
+            ChatRequest(
+                messages: [
+                    .user("/calc 1/0"), .assistant("", toolCalls: [.init(id: "c", name: "calculate", arguments: "{}")]),
+                    .tool(callID: "c", "Error: division by zero"),
+                ], tools: tools))
+        #expect(answered.first == .model("offline"))
+        #expect(answered.last == .finish(.stop))
+        let text = answered.compactMap { if case .textDelta(let delta) = $0 { delta } else { nil } }.joined()
+        #expect(text == "That didn't work: division by zero")
     }
 
     @Test(arguments: [
@@ -38,42 +66,72 @@ import Testing
         ("/date 2026-01-31 + 1 months", "2026-02-28 (Saturday)"),
         ("/date today - 1 weeks", "2026-11-25 (Wednesday)"),
         ("/days 2026-12-02 2026-12-25", "23 days from 2026-12-02 to 2026-12-25"),
-        ("/todo add milk", "Todoist is not connected (TODOIST_API_TOKEN is not set), so I can't manage tasks."),
+        ("/todo add milk", OfflineAssistantTests.todoistOff),
+        ("/calc", "Usage: /calc 17*3"),
     ])
-    func runsTheToolsOnCommands(command: String, expected: String) async throws {
-        #expect(try await reply(assistant(), command).text == expected)
+    func runsTheToolsOnCommandsThroughTheTurn(command: String, expected: String) async throws {
+        let (text, _, host) = try await reply(command)
+        #expect(text == expected)
+        // Every tool ran as a call of the turn, none needing approval.
+        #expect(host.calls.allSatisfy { !$0.needsApproval })
+        #expect(host.calls.count == (expected.hasPrefix("Usage") || expected == Self.todoistOff ? 0 : 1))
     }
 
+    static let todoistOff =
+        "Todoist is not connected (set TODOIST_API_TOKEN, or connect Todoist on the web settings page), so I can't "
+        + "manage tasks."
+
     @Test func helpAndUnknownCommandsListTheCommands() async throws {
-        #expect(try await reply(assistant(), "/help").text.contains("/calc 17*3"))
-        let unknown = try await reply(assistant(), "/frobnicate now").text
+        let help = try await reply("/help").text
+        #expect(help.contains("/calc 17*3"))
+        #expect(help.contains("/todo - Todoist tasks (needs TODOIST_API_TOKEN"))
+        let unknown = try await reply("/frobnicate now").text
         #expect(unknown.hasPrefix("I don't know the command /frobnicate."))
         #expect(unknown.contains("/time"))
     }
 
-    @Test func managesTodoistTasksOnCommand() async throws {
+    @Test func theSummaryOfASummaryRequestIsTheUsersLines() async throws {
+        let request = PromptBuilder.summaryRequest(
+            previous: "Likes tea.", messages: [.user("buy milk"), .assistant("noted"), .user("and bread")])
+        let text = try await events(request).compactMap { if case .textDelta(let d) = $0 { d } else { nil } }.joined()
+        #expect(text == "Likes tea. The user wrote: buy milk; and bread.")
+    }
+
+    @Test func managesTodoistTasksOnCommandAskingBeforeEachChange() async throws {
         let server = try await FakeTodoistServer.start()
         let http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup)
         let client = TodoistClient(
             settings: TodoistSettings(baseURL: server.baseURL, token: Secret(FakeTodoistServer.token)),
             httpClient: http,
             logger: quietLogger)
-        let offline = assistant(todoist: client)
         let result = await outcome {
             try await within(60, "the offline /todo commands") { () async throws -> Void in
-                #expect(try await reply(offline, "/todo add Buy milk").text == "Created task t1: Buy milk")
-                // The same message again at the same position (a retried job): the same request id, one task.
-                #expect(try await reply(offline, "/todo add Buy milk").text == "Created task t1: Buy milk")
-                #expect(try await reply(offline, "/todo list").text == "- [t1] Buy milk")
-                #expect(try await reply(offline, "/todo done t1").text == "Completed task t1.")
-                #expect(try await reply(offline, "/todo list").text == "No active tasks.")
-                #expect(try await reply(offline, "/todo frob").text.hasPrefix("Usage: /todo add"))
+                let added = try await reply("/todo add Buy milk", todoist: client)
+                #expect(added.text == "Created task t1: Buy milk")
+                #expect(added.host.calls.map(\.request.name) == ["todoist_create_task"])
+                #expect(added.host.calls.first?.needsApproval == true)
+                // The same job again (a retry: the same key): the same request id, still one task.
+                #expect(try await reply("/todo add Buy milk", todoist: client).text == "Created task t1: Buy milk")
+                // Rejected: nothing is created, and the user is told.
+                let rejected = try await reply("/todo add Buy eggs", todoist: client, key: "job-2") { _ in
+                    .refused("rejected by the user")
+                }
+                #expect(rejected.text == "That didn't work: rejected by the user")
+                let listed = try await reply("/todo list", todoist: client)
+                #expect(listed.text == "- [t1] Buy milk")
+                #expect(listed.host.calls.first?.needsApproval == false)
+                #expect(try await reply("/todo done t1", todoist: client).text == "Completed task t1.")
+                #expect(try await reply("/todo list", todoist: client).text == "No active tasks.")
+                #expect(try await reply("/todo frob", todoist: client).text.hasPrefix("Usage: /todo add"))
+                #expect(try await reply("/help", todoist: client).text.contains("/todo add <text>, /todo list"))
             }
         }
         try await http.shutdown()
         await server.stop()
         try result.get()
-        #expect(server.tasks.count == 1)
+        #expect(server.tasks.map(\.content) == ["Buy milk"])
+        #expect(server.requestIDs.count == 2)
+        #expect(Set(server.requestIDs).count == 1)
     }
 }
 

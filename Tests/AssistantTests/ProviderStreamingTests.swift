@@ -361,9 +361,9 @@ import Testing
 
     @Test func withoutSettingsTheOfflineAssistantAnswers() async throws {
         let http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup)
-        let offline = makeChatProvider(settings: nil, todoist: nil, httpClient: http, logger: quietLogger)
+        let offline = makeChatProvider(settings: nil, httpClient: http, logger: quietLogger)
         let settings = ProviderSettings(baseURL: "http://127.0.0.1:1/v1", model: "m")
-        let online = makeChatProvider(settings: settings, todoist: nil, httpClient: http, logger: quietLogger)
+        let online = makeChatProvider(settings: settings, httpClient: http, logger: quietLogger)
         try await http.shutdown()
         #expect(offline.name == "offline")
         #expect(online.name == "openai-compatible")

@@ -54,6 +54,36 @@ struct AgentSettingsTests {
         #expect(try AgentSettings(environment: ["AGENT_ROLE": "core"]).telegramOff == "not this role")
     }
 
+    @Test func assistantSettings() throws {
+        let defaults = try AgentSettings(environment: [:])
+        #expect(defaults.provider == nil)
+        #expect(defaults.todoistToken == nil)
+        #expect(defaults.todoistBaseURL == "https://api.todoist.com/api/v1")
+        #expect(defaults.approvalTTL == .seconds(300))
+        #expect(defaults.jobVisibility == .seconds(60))
+        #expect(try defaults.engineSettings().jobs.visibility == .seconds(60))
+        #expect(defaults.summary["model"] == "offline")
+        let configured = try AgentSettings(environment: [
+            "AI_BASE_URL": "http://127.0.0.1:11434/v1/", "AI_MODEL": "qwen", "AI_LITE_MODEL": "small",
+            "AI_GATEWAY_API_KEY": "sk-secret", "AI_FALLBACK_MODEL": "a, b", "TODOIST_API_TOKEN": "todo-secret",
+            "TODOIST_BASE_URL": "http://127.0.0.1:9/api/v1", "APPROVAL_TTL_SECONDS": "5", "JOB_VISIBILITY_MS": "2000",
+        ])
+        let provider = try #require(configured.provider)
+        #expect(provider.baseURL == "http://127.0.0.1:11434/v1")
+        #expect(provider.model == "qwen")
+        #expect(provider.liteModel == "small")
+        #expect(provider.apiKey?.reveal() == "sk-secret")
+        #expect(provider.fallbackModels == ["a", "b"])
+        #expect(configured.todoistToken?.reveal() == "todo-secret")
+        #expect(configured.todoistBaseURL == "http://127.0.0.1:9/api/v1")
+        #expect(configured.approvalTTL == .seconds(5))
+        #expect(try configured.engineSettings().jobs.visibility == .seconds(2))
+        #expect(configured.summary["model"] == "qwen")
+        // Secrets are never in the recorded summary.
+        #expect(!configured.summary.values.contains { $0.contains("secret") })
+        #expect(!"\(configured)".contains("sk-secret") && !"\(configured)".contains("todo-secret"))
+    }
+
     @Test func theOriginalAuthModeNamesStillWork() throws {
         #expect(try AgentSettings(environment: ["WHATSAPP_AUTH_MODE": "local"]).sessionBackend == .local)
         #expect(try AgentSettings(environment: ["WHATSAPP_AUTH_MODE": "convex"]).sessionBackend == .log)
@@ -110,6 +140,19 @@ struct AgentSettingsTests {
         (["DELIVERY_VISIBILITY_MS": "500"], "DELIVERY_VISIBILITY_MS"),
         (["WHATSAPP_LEASE_TTL_MS": "1000"], "WHATSAPP_LEASE_TTL_MS"),
         (["AGENT_TEST_SHORT_LEASES": "1", "WHATSAPP_LEASE_TTL_MS": "100"], "WHATSAPP_LEASE_TTL_MS"),
+        (["JOB_VISIBILITY_MS": "500"], "JOB_VISIBILITY_MS"),
+        (["AI_BASE_URL": "localhost:8080"], "AI_BASE_URL"),
+        (["AI_BASE_URL": "http://127.0.0.1:8080/v1"], "AI_MODEL"),
+        (["AI_MODEL": "gpt"], "AI_BASE_URL"),
+        (["AI_BASE_URL": "http://127.0.0.1:8080/v1", "AI_MODEL": "m", "AI_MAX_RETRIES": "99"], "AI_MAX_RETRIES"),
+        (
+            ["AI_BASE_URL": "http://127.0.0.1:8080/v1", "AI_MODEL": "m", "AI_CONTEXT_WINDOW": "big"],
+            "AI_CONTEXT_WINDOW"
+        ),
+        (["TODOIST_API_BASE_URL": "todoist"], "TODOIST_API_BASE_URL"),
+        (["TODOIST_BASE_URL": "ftp://todoist"], "TODOIST_BASE_URL"),
+        (["APPROVAL_TTL_SECONDS": "0"], "APPROVAL_TTL_SECONDS"),
+        (["APPROVAL_TTL_SECONDS": "5m"], "APPROVAL_TTL_SECONDS"),
     ])
     func badValuesNameTheVariable(environment: [String: String], variable: String) {
         #expect {

@@ -1,3 +1,4 @@
+import Assistant
 import EventLog
 import Foundation
 import Logging
@@ -8,17 +9,37 @@ import TestSupport
 import Testing
 import Workers
 
-/// The core loop in process, with a slow responder: heartbeats keep the claim, the reply is fenced by the job
+/// The core loop in process, with a slow model: heartbeats keep the claim, the reply is fenced by the job
 /// token, and a graceful shutdown waits for the job in flight.
 @Suite("Core service")
 struct CoreServiceTests {
-    struct SlowResponder: Responder {
-        let model = "slow"
+    /// A model that thinks for `delay`, then echoes the newest user message.
+    struct SlowProvider: ChatProvider {
         let delay: Duration
-        func reply(to text: String, history: [HistoryMessage]) async throws -> String {
-            try await Task.sleep(for: delay)
-            return "echo: \(text)"
+        var name: String { "slow" }
+
+        func stream(_ request: ChatRequest) -> AsyncThrowingStream<ChatStreamEvent, any Error> {
+            let text = request.messages.last { $0.role == .user }?.content ?? ""
+            let delay = delay
+            return AsyncThrowingStream { continuation in
+                let task = Task {
+                    do {
+                        try await Task.sleep(for: delay)
+                        for event in [ChatStreamEvent.model("slow"), .textDelta("echo: \(text)"), .finish(.stop)] {
+                            continuation.yield(event)
+                        }
+                        continuation.finish()
+                    } catch {
+                        continuation.finish(throwing: error)
+                    }
+                }
+                continuation.onTermination = { _ in task.cancel() }
+            }
         }
+    }
+
+    static func slow(_ delay: Duration) -> CoreAssistant {
+        CoreAssistant(provider: SlowProvider(delay: delay))
     }
 
     @Test func aSlowJobIsHeartbeatedCompletedAndItsReplyQueuedUnderItsToken() async throws {
@@ -30,7 +51,7 @@ struct CoreServiceTests {
             EventLogConfiguration(directory: dir.path, writer: WriterIdentity(role: "core", workerID: "core-t")),
             settings: settings, logger: quiet)
         let core = CoreService(
-            engine: engine, concurrency: 2, responder: SlowResponder(delay: .milliseconds(7_000)), logger: quiet)
+            engine: engine, concurrency: 2, assistant: Self.slow(.milliseconds(7_000)), logger: quiet)
         let group = ServiceGroup(services: [core], logger: quiet)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
@@ -79,7 +100,7 @@ struct CoreServiceTests {
             EventLogConfiguration(directory: dir.path, writer: WriterIdentity(role: "core", workerID: "core-c")),
             logger: quiet)
         let core = CoreService(
-            engine: engine, concurrency: 1, responder: SlowResponder(delay: .milliseconds(10)), logger: quiet)
+            engine: engine, concurrency: 1, assistant: Self.slow(.milliseconds(10)), logger: quiet)
         let (ended, endedContinuation) = AsyncStream<Void>.makeStream()
         let task = Task {
             try? await core.run()

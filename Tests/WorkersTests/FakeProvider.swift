@@ -6,6 +6,8 @@ import Synchronization
 
 /// A fake Telegram Bot API and WhatsApp Cloud API on 127.0.0.1 that records every send: `POST
 /// /bot<token>/sendMessage` and `POST /v21.0/<phone-number-id>/messages`, answering with the real JSON shapes.
+/// It also fakes an OpenAI-compatible model (`POST /v1/chat/completions`, scripted ``ModelReply``s streamed as
+/// SSE, slowly when asked) and Todoist's API v1 (`POST /api/v1/tasks`, applying a write once per `X-Request-Id`).
 final class FakeProvider: Sendable {
     struct Send: Sendable {
         var channel: String
@@ -27,11 +29,44 @@ final class FakeProvider: Sendable {
         case delay(Duration)
     }
 
+    /// A scripted answer of the fake model.
+    enum ModelReply: Sendable {
+        /// `text/event-stream`, each piece written separately, `delay` before each piece after the first.
+        case stream([String], delay: Duration = .zero)
+        /// The first piece at once, each later one after the gate opens once more.
+        case gated([String], Gate)
+        /// An HTTP status with a JSON body and extra headers.
+        case status(Int, body: String, headers: [String: String] = [:])
+    }
+
+    /// A Todoist task the fake created.
+    struct TodoistTask: Sendable, Equatable {
+        var id: String
+        var content: String
+    }
+
     private struct State {
         var sends: [Send] = []
         var behavior = Behavior.accept
         var waiters: [(id: UInt64, count: Int, continuation: CheckedContinuation<Void, Never>)] = []
+        var modelReplies: [ModelReply] = []
+        var modelRequests: [String] = []
+        var tasks: [TodoistTask] = []
+        var todoistAnswers: [String: String] = [:]
+        var todoistRequestIDs: [String] = []
     }
+
+    static let todoistToken = "todo-token"
+
+    var modelBaseURL: String { "http://127.0.0.1:\(port)/v1" }
+    var todoistBaseURL: String { "http://127.0.0.1:\(port)/api/v1" }
+    /// The JSON bodies of the model requests, in order.
+    var modelRequests: [String] { state.withLock { $0.modelRequests } }
+    var tasks: [TodoistTask] { state.withLock { $0.tasks } }
+    var todoistRequestIDs: [String] { state.withLock { $0.todoistRequestIDs } }
+
+    /// Queues the model's next answers.
+    func script(_ replies: ModelReply...) { state.withLock { $0.modelReplies += replies } }
 
     private let state = Mutex(State())
     let port: Int
@@ -140,6 +175,72 @@ final class FakeProvider: Sendable {
                 status: .ok, headers: [.contentType: "application/json"],
                 body: .init(byteBuffer: ByteBuffer(string: reply)))
         }
+        router.post("/v1/chat/completions") { request, _ -> Response in
+            let body = try await request.body.collect(upTo: 1 << 20)
+            guard let provider = box.withLock({ $0 }) else { return Response(status: .serviceUnavailable) }
+            let reply = provider.state.withLock { state -> ModelReply? in
+                state.modelRequests.append(String(buffer: body))
+                return state.modelReplies.isEmpty ? nil : state.modelReplies.removeFirst()
+            }
+            switch reply {
+            case nil:
+                return Response(
+                    status: .badRequest, headers: [.contentType: "application/json"],
+                    body: .init(byteBuffer: ByteBuffer(string: #"{"error":{"message":"no scripted reply"}}"#)))
+            case .status(let code, let text, let extra):
+                var headers: HTTPFields = [.contentType: "application/json"]
+                for (name, value) in extra { headers[.init(name)!] = value }
+                return Response(
+                    status: .init(code: code), headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
+            case .stream(let pieces, let delay):
+                return Response(
+                    status: .ok, headers: [.contentType: "text/event-stream"],
+                    body: ResponseBody { writer in
+                        for (position, piece) in pieces.enumerated() {
+                            if position > 0, delay > .zero { try await Task.sleep(for: delay) }
+                            try await writer.write(ByteBuffer(string: piece))
+                        }
+                        try await writer.finish(nil)
+                    })
+            case .gated(let pieces, let gate):
+                return Response(
+                    status: .ok, headers: [.contentType: "text/event-stream"],
+                    body: ResponseBody { writer in
+                        var opens = gate.stream.makeAsyncIterator()
+                        for (position, piece) in pieces.enumerated() {
+                            if position > 0, await opens.next() == nil { break }
+                            try await writer.write(ByteBuffer(string: piece))
+                        }
+                        try await writer.finish(nil)
+                    })
+            }
+        }
+        router.post("/api/v1/tasks") { request, _ -> Response in
+            let body = try await request.body.collect(upTo: 1 << 20)
+            @Sendable func json(_ status: HTTPResponse.Status, _ text: String) -> Response {
+                Response(
+                    status: status, headers: [.contentType: "application/json"],
+                    body: .init(byteBuffer: ByteBuffer(string: text)))
+            }
+            guard request.headers[.authorization] == "Bearer \(todoistToken)" else {
+                return json(.unauthorized, #"{"error":"Unauthorized"}"#)
+            }
+            guard let provider = box.withLock({ $0 }) else { return Response(status: .serviceUnavailable) }
+            let fields = try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any] ?? [:]
+            let content = fields["content"] as? String ?? ""
+            let requestID = request.headers[.init("X-Request-Id")!]
+            return provider.state.withLock { state in
+                if let requestID {
+                    state.todoistRequestIDs.append(requestID)
+                    if let earlier = state.todoistAnswers[requestID] { return json(.ok, earlier) }
+                }
+                let task = TodoistTask(id: "t\(state.tasks.count + 1)", content: content)
+                state.tasks.append(task)
+                let answer = #"{"id":"\#(task.id)","content":"\#(content)","checked":false}"#
+                if let requestID { state.todoistAnswers[requestID] = answer }
+                return json(.ok, answer)
+            }
+        }
         let app = Application(
             router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
             onServerRunning: { channel in
@@ -156,6 +257,56 @@ final class FakeProvider: Sendable {
 }
 
 extension FakeProvider.Behavior: Equatable {}
+
+/// Opens one step at a time for a gated model reply.
+final class Gate: Sendable {
+    let stream: AsyncStream<Void>
+    private let continuation: AsyncStream<Void>.Continuation
+
+    init() {
+        (stream, continuation) = AsyncStream<Void>.makeStream()
+    }
+
+    func open(_ times: Int = 1) { for _ in 0..<times { continuation.yield() } }
+
+    /// Ends the gated reply where it stands.
+    func close() { continuation.finish() }
+}
+
+/// The OpenAI-compatible SSE wire format, for the fake model's scripts.
+enum ModelSSE {
+    static func data(_ json: String) -> String { "data: \(json)\n\n" }
+    static let done = "data: [DONE]\n\n"
+
+    static func escaped(_ text: String) -> String {
+        let data = try! JSONSerialization.data(withJSONObject: [text], options: [.withoutEscapingSlashes])
+        return String(decoding: data.dropFirst().dropLast(), as: UTF8.self)
+    }
+
+    static func content(_ text: String, model: String = "fake-model") -> String {
+        data(
+            #"{"id":"c1","object":"chat.completion.chunk","model":"\#(model)","choices":[{"index":0,"delta":{"content":\#(escaped(text))},"finish_reason":null}]}"#
+        )
+    }
+
+    static func toolFragment(index: Int, id: String?, name: String?, arguments: String) -> String {
+        var function = #""arguments":\#(escaped(arguments))"#
+        if let name { function = #""name":"\#(name)","# + function }
+        let head = id.map { #""id":"\#($0)","type":"function","# } ?? ""
+        return data(
+            #"{"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"tool_calls":[{"index":\#(index),\#(head)"function":{\#(function)}}]},"finish_reason":null}]}"#
+        )
+    }
+
+    static func finish(_ reason: String = "stop") -> String {
+        data(
+            #"{"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{},"finish_reason":"\#(reason)"}]}"#
+        )
+    }
+
+    /// A whole text reply in these pieces.
+    static func text(_ pieces: String...) -> [String] { pieces.map { content($0) } + [finish(), done] }
+}
 
 /// A bounded wait ran out.
 struct TestTimeout: Error, CustomStringConvertible {

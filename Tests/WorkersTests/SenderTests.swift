@@ -65,11 +65,11 @@ struct SenderTests {
     }
 
     @Test func noConnectionIsAFailureThatWasNotSent() async throws {
-        // A port nobody listens on: bind one, note it, close it.
-        let fake = try await FakeProvider.start()
-        let port = fake.port
-        fake.stop()
-        try await Task.sleep(for: .milliseconds(100))  // let the listener close
+        // A port nobody listens on: bound (so no other test's server can take it meanwhile) but not listening,
+        // so a connection is refused.
+        let reserved = try ReservedPort()
+        defer { reserved.release() }
+        let port = reserved.port
         let sender = WhatsAppCloudSender(
             baseURL: "http://127.0.0.1:\(port)/v21.0", phoneNumberID: "1099", accessToken: "t", timeout: .seconds(2))
         let outcome = await sender.send(message)
@@ -111,4 +111,36 @@ struct SenderTests {
         }
         #expect(!limited.permanent)
     }
+}
+
+/// A loopback port bound without listening: connections to it are refused, and nothing else can bind it until
+/// ``release()``.
+struct ReservedPort {
+    let descriptor: Int32
+    let port: Int
+
+    init() throws {
+        descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw TestTimeout(what: "a socket (errno \(errno))") }
+        let fd = descriptor
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let named = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard bound == 0, named == 0 else {
+            close(fd)
+            throw TestTimeout(what: "a bound loopback port (errno \(errno))")
+        }
+        port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    func release() { close(descriptor) }
 }

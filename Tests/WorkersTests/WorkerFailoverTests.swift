@@ -218,7 +218,13 @@ extension WorkerProcessTests {
                 if case .deliverySent = event { return true }
                 return false
             }
-            _ = try await log.waitForEvent("a lease.renewed") { _, event in
+            // The keeper records a renewal's duration after its append returns, before it renews again: once a
+            // second renewal is in the log, the first one's timing is in /metrics.
+            let first = try await log.waitForEvent("a lease.renewed") { _, event in
+                if case .leaseRenewed = event { return true }
+                return false
+            }
+            _ = try await log.waitForEvent(from: first.record.seq + 1, "a second lease.renewed") { _, event in
                 if case .leaseRenewed = event { return true }
                 return false
             }

@@ -142,6 +142,7 @@ struct WorkerProcessTests {
         let fake = try await FakeProvider.start()
         defer { fake.stop() }
         let core = try AgentProcess("core-1", data: dir.path, ["AGENT_ROLE": "core", "ENABLE_WHATSAPP": "false"])
+        try await core.waitFor("[agent] Model: offline assistant (set AI_BASE_URL to use a model)")
         try await core.waitFor("[agent] Starting agent loop — subscribing to pending jobs...")
         try await core.waitFor("[main] Agent is running (role: core)")
         let log = try TestLog(dir.path)
@@ -197,7 +198,7 @@ struct WorkerProcessTests {
         #expect(sends.first?.text == reply.text)
     }
 
-    // The `all` role end to end: an inbound Telegram message is answered by the offline responder and the
+    // The `all` role end to end: an inbound Telegram message is answered by the offline assistant and the
     // reply is delivered once to the fake Telegram Bot API.
     @Test func allRoleAnswersATelegramMessageEndToEnd() async throws {
         let dir = TemporaryDirectory()

@@ -103,16 +103,18 @@ public enum PromptBuilder {
         -> ChatRequest
     {
         var transcript = ""
-        if let previous, !previous.isEmpty { transcript += "Earlier summary: \(previous)\n\n" }
+        if let previous, !previous.isEmpty { transcript += "\(previousSummaryPrefix)\(previous)\n\n" }
         for message in messages where message.role != .system {
             transcript += "\(message.role.rawValue): \(message.content)\n"
         }
-        return ChatRequest(
-            messages: [
-                .system(
-                    "Summarize the conversation below in one paragraph for your own later reference: facts, "
-                        + "decisions, open tasks and the user's preferences. Do not add anything that is not there."),
-                .user(transcript),
-            ], tier: tier)
+        return ChatRequest(messages: [.system(summaryInstruction), .user(transcript)], tier: tier)
     }
+
+    /// The system prompt of ``summaryRequest(previous:messages:tier:)``.
+    public static let summaryInstruction =
+        "Summarize the conversation below in one paragraph for your own later reference: facts, decisions, open "
+        + "tasks and the user's preferences. Do not add anything that is not there."
+
+    /// The prefix of the transcript's line that carries the previous summary.
+    static let previousSummaryPrefix = "Earlier summary: "
 }

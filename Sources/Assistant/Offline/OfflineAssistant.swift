@@ -1,122 +1,139 @@
 import Foundation
-import Logging
 
-/// The assistant with no model: a ``ChatProvider`` that says plainly it has none, runs the tools on explicit
-/// commands, and streams each reply in several deltas as a model would.
+/// The assistant with no model: a ``ChatProvider`` shaped like a model, so the whole pipeline (deltas, tool
+/// calls, approvals, tool results) runs on a machine without one.
 ///
-/// Commands (the newest user message): `/help`, `/time [Area/City]`, `/calc <expression>`,
-/// `/date <YYYY-MM-DD|today> +|- <n> days|weeks|months|years`, `/days <date> <date>`, `/todo add <text>`,
-/// `/todo list`, `/todo done <id>`. Anything else is answered honestly, echoing what was understood. A `/todo`
-/// command is the user's own explicit request, so it runs without a separate approval; its `X-Request-Id` is
-/// derived from the message's position and text, so a retried job never creates the task twice.
+/// - An explicit command in the newest user message — `/time [Area/City]`, `/calc <expression>`,
+///   `/date <YYYY-MM-DD|today> +|- <n> days|weeks|months|years`, `/days <date> <date>`, `/todo add <text>`,
+///   `/todo list`, `/todo done <id>` — is answered with a `tool_calls` completion calling the tool, as a model
+///   would; the offline assistant runs nothing itself. A tool the request does not offer (Todoist without a
+///   token) gets an explanation instead.
+/// - When the newest messages are `tool` results, it answers with them.
+/// - `/help` lists the commands; anything else gets the honest "no language model is configured" answer.
+/// - A summary request (``PromptBuilder/summaryInstruction``) gets an extractive summary: the user's lines.
+///
+/// Text streams in several deltas of about `deltaSize` characters.
 public struct OfflineAssistant: ChatProvider {
-    private let calculator = CalculatorTool()
-    private let time: CurrentTimeTool
-    private let dates = DateMathTool()
-    private let todoist: TodoistClient?
-    private let logger: Logger
-    private let now: @Sendable () -> Date
     /// Characters per streamed delta (about a few words).
     private let deltaSize: Int
 
     public var name: String { "offline" }
 
-    public init(
-        todoist: TodoistClient? = nil, timeZone: TimeZone = TimeZone(identifier: "UTC")!, logger: Logger,
-        deltaSize: Int = 16, now: @escaping @Sendable () -> Date = { Date() }
-    ) {
-        self.todoist = todoist
-        self.time = CurrentTimeTool(defaultTimeZone: timeZone)
-        self.logger = logger
+    public init(deltaSize: Int = 16) {
         self.deltaSize = max(deltaSize, 1)
-        self.now = now
+    }
+
+    /// What the offline assistant answers to a request: text, or tool calls.
+    public enum Answer: Sendable, Hashable {
+        case text(String)
+        case toolCalls([ToolCallRequest])
     }
 
     public func stream(_ request: ChatRequest) -> AsyncThrowingStream<ChatStreamEvent, any Error> {
-        AsyncThrowingStream { continuation in
+        let answer = Self.answer(to: request)
+        let deltaSize = deltaSize
+        return AsyncThrowingStream { continuation in
             let task = Task {
-                let reply = await self.reply(to: request)
-                continuation.yield(.model(name))
-                for delta in Self.split(reply, size: deltaSize) {
-                    if Task.isCancelled { break }
-                    continuation.yield(.textDelta(delta))
+                continuation.yield(.model("offline"))
+                switch answer {
+                case .text(let text):
+                    for delta in Self.split(text, size: deltaSize) {
+                        if Task.isCancelled { break }
+                        continuation.yield(.textDelta(delta))
+                        // Let a consumer see each delta on its own, as from a server.
+                        await Task.yield()
+                    }
+                    continuation.yield(.finish(.stop))
+                case .toolCalls(let calls):
+                    for call in calls { continuation.yield(.toolCall(call)) }
+                    continuation.yield(.finish(.toolCalls))
                 }
-                continuation.yield(.finish(.stop))
                 continuation.finish()
             }
             continuation.onTermination = { _ in task.cancel() }
         }
     }
 
-    /// The reply to the newest user message of `request`.
-    public func reply(to request: ChatRequest) async -> String {
-        guard let position = request.messages.lastIndex(where: { $0.role == .user }) else {
-            return "I have no language model configured, and there is no message to answer."
+    /// The answer to `request` (pure: the same request always gets the same answer).
+    public static func answer(to request: ChatRequest) -> Answer {
+        let messages = request.messages
+        if messages.first?.role == .system, messages.first?.content == PromptBuilder.summaryInstruction {
+            return .text(summary(of: messages.last?.content ?? ""))
         }
-        let text = request.messages[position].content.trimmingCharacters(in: .whitespacesAndNewlines)
-        let context = ToolContext(
-            callID: "offline|\(position)|\(text)", now: now(), logger: logger)
-        guard text.hasPrefix("/") else { return Self.noModel(text) }
-        let (command, rest) = Self.command(text)
+        // Tool results since the last model message: answer with them.
+        var results: [String] = []
+        for message in messages.reversed() {
+            guard message.role == .tool else { break }
+            results.insert(resultLine(message.content), at: 0)
+        }
+        if !results.isEmpty { return .text(results.joined(separator: "\n")) }
+        guard let position = messages.lastIndex(where: { $0.role == .user }) else {
+            return .text("I have no language model configured, and there is no message to answer.")
+        }
+        let text = messages[position].content.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard text.hasPrefix("/") else { return .text(noModel(text)) }
+        let offered = Set(request.tools.map(\.name))
+        func call(_ tool: String, _ arguments: JSONValue) -> Answer {
+            guard offered.contains(tool) else {
+                if tool.hasPrefix("todoist_") { return .text(todoistOff) }
+                return .text("I can't use \(tool) right now.")
+            }
+            return .toolCalls([
+                ToolCallRequest(id: "call_offline_\(position)", name: tool, arguments: arguments.jsonText)
+            ])
+        }
+        let (command, rest) = self.command(text)
         switch command {
         case "/help", "/start":
-            return Self.help(todoist: todoist != nil)
+            return .text(help(todoist: offered.contains("todoist_create_task")))
         case "/time":
-            return await run(time, rest.isEmpty ? [:] : ["time_zone": .string(rest)], context)
+            return call("get_current_time", rest.isEmpty ? [:] : ["time_zone": .string(rest)])
         case "/calc":
-            return await run(calculator, ["expression": .string(rest)], context)
+            guard !rest.isEmpty else { return .text("Usage: /calc 17*3") }
+            return call("calculate", ["expression": .string(rest)])
         case "/days":
             let dates = rest.split(separator: " ").map(String.init)
-            guard dates.count == 2 else { return "Usage: /days 2026-01-01 2026-03-01" }
-            return await run(
-                self.dates, ["operation": "difference", "date": .string(dates[0]), "to": .string(dates[1])], context)
+            guard dates.count == 2 else { return .text("Usage: /days 2026-01-01 2026-03-01") }
+            return call("date_calc", ["operation": "difference", "date": .string(dates[0]), "to": .string(dates[1])])
         case "/date":
-            return await date(rest, context)
+            let words = rest.split(separator: " ").map(String.init)
+            guard words.count == 4, words[1] == "+" || words[1] == "-", let amount = Int(words[2]) else {
+                return .text("Usage: /date 2026-01-31 + 1 months (or - 2 weeks; the date may be today)")
+            }
+            return call(
+                "date_calc",
+                [
+                    "operation": .string(words[1] == "+" ? "add" : "subtract"), "date": .string(words[0]),
+                    "amount": .number(Double(amount)), "unit": .string(words[3]),
+                ])
         case "/todo":
-            return await todo(rest, context)
+            let (action, argument) = self.command(rest)
+            switch action {
+            case "add":
+                guard !argument.isEmpty else { return .text("Usage: /todo add buy milk") }
+                return call("todoist_create_task", ["content": .string(argument)])
+            case "list":
+                return call("todoist_list_tasks", [:])
+            case "done":
+                guard !argument.isEmpty else { return .text("Usage: /todo done <task id> (see /todo list)") }
+                return call("todoist_complete_task", ["id": .string(argument)])
+            default:
+                return .text("Usage: /todo add <text>, /todo list, /todo done <id>")
+            }
         default:
-            return "I don't know the command \(command). " + Self.help(todoist: todoist != nil)
+            return .text(
+                "I don't know the command \(command). " + help(todoist: offered.contains("todoist_create_task")))
         }
     }
 
-    private func date(_ rest: String, _ context: ToolContext) async -> String {
-        let words = rest.split(separator: " ").map(String.init)
-        guard words.count == 4, words[1] == "+" || words[1] == "-", let amount = Int(words[2]) else {
-            return "Usage: /date 2026-01-31 + 1 months (or - 2 weeks; the date may be today)"
-        }
-        return await run(
-            dates,
-            [
-                "operation": .string(words[1] == "+" ? "add" : "subtract"), "date": .string(words[0]),
-                "amount": .number(Double(amount)), "unit": .string(words[3]),
-            ], context)
-    }
+    static let todoistOff =
+        "Todoist is not connected (set TODOIST_API_TOKEN, or connect Todoist on the web settings page), so I can't "
+        + "manage tasks."
 
-    private func todo(_ rest: String, _ context: ToolContext) async -> String {
-        guard let todoist else {
-            return "Todoist is not connected (TODOIST_API_TOKEN is not set), so I can't manage tasks."
-        }
-        let (action, argument) = Self.command(rest)
-        switch action {
-        case "add":
-            guard !argument.isEmpty else { return "Usage: /todo add buy milk" }
-            return await run(TodoistTools.CreateTask(client: todoist), ["content": .string(argument)], context)
-        case "list":
-            return await run(TodoistTools.ListTasks(client: todoist), [:], context)
-        case "done":
-            guard !argument.isEmpty else { return "Usage: /todo done <task id> (see /todo list)" }
-            return await run(TodoistTools.CompleteTask(client: todoist), ["id": .string(argument)], context)
-        default:
-            return "Usage: /todo add <text>, /todo list, /todo done <id>"
-        }
-    }
-
-    private func run(_ tool: some Tool, _ arguments: JSONValue, _ context: ToolContext) async -> String {
-        do {
-            return try await tool.run(arguments, context: context)
-        } catch {
-            return "That didn't work: \(error.message)"
-        }
+    /// A tool result as the user reads it: the result, or what went wrong.
+    static func resultLine(_ content: String) -> String {
+        guard content.hasPrefix("Error: ") else { return content }
+        return "That didn't work: " + content.dropFirst("Error: ".count)
     }
 
     static func command(_ text: String) -> (command: String, rest: String) {
@@ -129,24 +146,42 @@ public struct OfflineAssistant: ChatProvider {
 
     static func noModel(_ text: String) -> String {
         let shown = text.count > 200 ? String(text.prefix(200)) + "…" : text
-        return "I have no language model configured (AI_BASE_URL is not set), so I can't answer that. "
-            + "I understood your message as: \"\(shown)\". Send /help to see what I can do without a model."
+        return "No language model is configured for this assistant (AI_BASE_URL is not set), so I can't answer "
+            + "that. I understood your message as: \"\(shown)\". Send /help to see what I can do without a model."
     }
 
     static func help(todoist: Bool) -> String {
         var lines = [
-            "I have no language model configured; these commands work without one:",
+            "No language model is configured; these commands work without one:",
             "/time [Area/City] - the current time",
             "/calc 17*3 - arithmetic",
             "/date 2026-01-31 + 1 months - date arithmetic",
             "/days 2026-01-01 2026-03-01 - days between dates",
         ]
         if todoist {
-            lines += ["/todo add <text>, /todo list, /todo done <id> - Todoist tasks"]
+            lines += ["/todo add <text>, /todo list, /todo done <id> - Todoist tasks (adding and completing ask first)"]
         } else {
-            lines += ["/todo - Todoist tasks (needs TODOIST_API_TOKEN)"]
+            lines += ["/todo - Todoist tasks (needs TODOIST_API_TOKEN or Todoist connected on the web)"]
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// An extractive summary of a summary request's transcript: the previous summary and the user's lines.
+    static func summary(of transcript: String) -> String {
+        var previous: String?
+        var said: [String] = []
+        for line in transcript.split(separator: "\n", omittingEmptySubsequences: true) {
+            if line.hasPrefix(PromptBuilder.previousSummaryPrefix) {
+                previous = String(line.dropFirst(PromptBuilder.previousSummaryPrefix.count))
+            } else if line.hasPrefix("user: ") {
+                let text = line.dropFirst("user: ".count)
+                said.append(text.count > 80 ? String(text.prefix(80)) + "…" : String(text))
+            }
+        }
+        var parts: [String] = []
+        if let previous { parts.append(previous) }
+        if !said.isEmpty { parts.append("The user wrote: " + said.suffix(10).joined(separator: "; ") + ".") }
+        return parts.isEmpty ? "Nothing to summarize." : parts.joined(separator: " ")
     }
 
     /// Splits `text` into deltas of about `size` characters, at spaces where it can.

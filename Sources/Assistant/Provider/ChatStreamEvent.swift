@@ -79,10 +79,8 @@ public struct ChatCompletion: Sendable, Hashable {
 
 /// The provider the settings ask for: the OpenAI-compatible provider when `AI_BASE_URL` is set, the offline
 /// assistant otherwise.
-public func makeChatProvider(
-    settings: ProviderSettings?, todoist: TodoistClient?, httpClient: HTTPClient, logger: Logger
-) -> any ChatProvider {
-    guard let settings else { return OfflineAssistant(todoist: todoist, logger: logger) }
+public func makeChatProvider(settings: ProviderSettings?, httpClient: HTTPClient, logger: Logger) -> any ChatProvider {
+    guard let settings else { return OfflineAssistant() }
     return OpenAICompatibleProvider(settings: settings, httpClient: httpClient, logger: logger)
 }
 

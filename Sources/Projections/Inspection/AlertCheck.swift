@@ -65,7 +65,8 @@ public struct AlertCheck {
                 case .messageReceived, .contactUpdated, .jobEnqueued, .jobClaimed, .jobHeartbeat, .jobCompleted,
                     .jobFailed, .jobRetried, .jobRequeued, .deliveryEnqueued, .deliveryClaimed, .deliveryAttempted,
                     .deliverySent, .leaseAcquired, .leaseRenewed, .leaseReleased, .leaseDenied, .sessionEntrySet,
-                    .sessionEntryRemoved, .assistantMessage, .assistantDelta, .toolCall, .toolResult, .toolApproval,
+                    .sessionEntryRemoved, .assistantMessage, .assistantDelta, .conversationSummarized, .toolCall,
+                    .toolResult, .toolApproval,
                     .workerStarted, .workerStopped:
                     break
                 case nil:

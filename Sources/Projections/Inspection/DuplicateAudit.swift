@@ -205,7 +205,8 @@ public struct DuplicateAudit {
         case .contactUpdated, .commandRejected, .jobClaimed, .jobHeartbeat, .jobCompleted, .jobFailed, .jobRetried,
             .jobDead, .jobRequeued, .deliveryClaimed, .leaseAcquired, .leaseRenewed, .leaseReleased, .leaseExpired,
             .leaseDenied, .channelConnected, .channelDisconnected, .sessionEntrySet, .sessionEntryRemoved,
-            .assistantMessage, .assistantDelta, .toolCall, .toolResult, .toolApproval, .workerStarted,
+            .assistantMessage, .assistantDelta, .conversationSummarized, .toolCall, .toolResult, .toolApproval,
+            .workerStarted,
             .workerStopped:
             break
         }

@@ -96,6 +96,9 @@ public struct EventSubjects: Sendable, Equatable {
         case .assistantDelta(let e):
             jobIDs = [e.jobID]
             conversationID = e.conversationID
+        case .conversationSummarized(let e):
+            jobIDs = [e.jobID]
+            conversationID = e.conversationID
         case .toolCall(let e):
             jobIDs = [e.jobID]
             conversationID = e.conversationID

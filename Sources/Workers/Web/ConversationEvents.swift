@@ -1,0 +1,159 @@
+import EventLog
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import Projections
+import ServiceLifecycle
+import Synchronization
+
+/// Wakes every waiter once, when the web chat shuts down (its open event streams end cleanly, so the HTTP
+/// server's graceful stop does not wait on them).
+public final class WebShutdown: Sendable {
+    private struct State {
+        var fired = false
+        var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        var nextID: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    public var hasFired: Bool { state.withLock { $0.fired } }
+
+    /// Fires once; later calls do nothing.
+    public func fire() {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            guard !state.fired else { return [] }
+            state.fired = true
+            defer { state.waiters = [:] }
+            return Array(state.waiters.values)
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Returns when fired or when the task is cancelled.
+    public func wait() async {
+        let id = state.withLock { state -> UInt64 in
+            state.nextID += 1
+            return state.nextID
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let now = state.withLock { state -> Bool in
+                    if state.fired || Task.isCancelled { return true }
+                    state.waiters[id] = continuation
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        } onCancel: {
+            let waiter = state.withLock { $0.waiters.removeValue(forKey: id) }
+            waiter?.resume()
+        }
+    }
+}
+
+/// The service that fires ``WebShutdown`` at the start of a graceful shutdown. Put it after the HTTP server in
+/// the service group (services stop in reverse order), so event streams end before the server stops.
+public struct WebShutdownService: Service {
+    let shutdown: WebShutdown
+
+    public init(_ shutdown: WebShutdown) { self.shutdown = shutdown }
+
+    public func run() async throws {
+        try? await gracefulShutdown()
+        shutdown.fire()
+    }
+}
+
+/// `GET /api/conversations/<id>/events`: the conversation's records as server-sent events, replayed from the
+/// log and then followed on the log's tail (woken by commits, never polling).
+///
+/// Each event's `id:` is the record's seq and its `event:` the record type; `data:` is the payload JSON. A client
+/// resumes with `Last-Event-ID` (or `?after=<seq>`): the stream starts at the next seq, so nothing is missed or
+/// repeated. A comment line every `heartbeat` keeps proxies from closing an idle stream.
+enum ConversationEvents {
+    /// The seq the stream starts at: after `after` (when given), and never before the conversation's first
+    /// record. For a conversation that does not exist yet, after the log's current end (read before the
+    /// conversation, so a first message committed in between is not skipped).
+    static func startSeq(engine: Switchboard, conversationID: String, after: UInt64?) throws -> UInt64 {
+        let last = try engine.log.lastSeq()
+        let first = try engine.conversation(conversationID)?.firstSeq ?? (last + 1)
+        return max(first, (after ?? 0) + 1)
+    }
+
+    /// One SSE frame for a record.
+    static func frame(_ record: Record) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        buffer.writeString("id: \(record.seq)\nevent: \(record.type)\n")
+        // A JSON payload has no raw newlines, but a record's text is split per line as SSE requires.
+        for line in record.payloadText.split(separator: "\n", omittingEmptySubsequences: false) {
+            buffer.writeString("data: ")
+            buffer.writeSubstring(line)
+            buffer.writeString("\n")
+        }
+        buffer.writeString("\n")
+        return buffer
+    }
+
+    static func response(
+        engine: Switchboard, conversationID: String, start: UInt64, heartbeat: Duration, shutdown: WebShutdown,
+        backlog: Int = 4096, logger: Logger
+    ) -> Response {
+        let body = ResponseBody { writer in
+            // Bounded: a client that reads slower than its conversation grows is let go once `backlog` frames wait
+            // (nothing is lost: it reconnects with Last-Event-ID and resumes after the last frame it got).
+            let (stream, continuation) = AsyncStream<ByteBuffer>.makeStream(bufferingPolicy: .bufferingOldest(backlog))
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    var filter = ConversationRecordFilter(conversationID: conversationID) { jobID in
+                        try? engine.job(jobID)?.conversationID
+                    }
+                    do {
+                        for try await record in engine.log.tail(from: start) {
+                            guard filter.event(of: record, logger: logger) != nil else { continue }
+                            if case .dropped = continuation.yield(frame(record)) {
+                                logger.warning(
+                                    "web.events.slow_client", metadata: ["conversation.id": "\(conversationID)"])
+                                break
+                            }
+                        }
+                    } catch {
+                        logger.error(
+                            "web.events.tail_failed",
+                            metadata: ["conversation.id": "\(conversationID)", "error": "\(error)"])
+                    }
+                    // The log closed (or the tail failed): the client reconnects and resumes.
+                    continuation.finish()
+                }
+                group.addTask {
+                    while !Task.isCancelled {
+                        try await Task.sleep(for: heartbeat)
+                        continuation.yield(ByteBuffer(string: ": heartbeat\n\n"))
+                    }
+                }
+                group.addTask {
+                    await shutdown.wait()
+                    continuation.finish()
+                }
+                // Tells the browser to wait 2 s before reconnecting after the stream ends.
+                try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
+                for await chunk in stream {
+                    try await writer.write(chunk)
+                }
+                group.cancelAll()
+            }
+            try await writer.finish(nil)
+        }
+        return Response(
+            status: .ok,
+            headers: [
+                .contentType: "text/event-stream; charset=utf-8", .cacheControl: "no-store",
+                .xAccelBuffering: "no",
+            ],
+            body: body)
+    }
+}

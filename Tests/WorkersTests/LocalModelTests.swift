@@ -1,0 +1,111 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import ServiceLifecycle
+import TestSupport
+import Testing
+import Workers
+
+/// The package's root folder (the tests run from a checkout).
+let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().path
+
+/// The local model installed for the tests by `scripts/ensure-llm.sh` (run by `scripts/test.sh`, the README's test
+/// command): `SWITCHBOARD_TEST_LLM_HOME`, or `.build/llm`. A test that needs it fails, saying how to install it,
+/// when it is missing.
+func testModelSettings() throws -> LocalModelSettings {
+    let home = ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_LLM_HOME"] ?? packageRoot + "/.build/llm"
+    let settings = LocalModelSettings(home: home, launcher: packageRoot + "/scripts/llm-server.py")
+    let status = LocalModel.status(settings)
+    guard status.ready else {
+        throw TestTimeout(
+            what: "the local model at \(home) (\(status.summary)); install it with scripts/ensure-llm.sh \(home)")
+    }
+    return settings
+}
+
+@Suite("Local model")
+struct LocalModelTests {
+    @Test func statusSaysWhatIsMissingAndHowToInstallIt() throws {
+        let directory = TemporaryDirectory()
+        let empty = LocalModelSettings(home: directory.sub("llm"), launcher: packageRoot + "/scripts/llm-server.py")
+        let status = LocalModel.status(empty)
+        #expect(!status.ready)
+        #expect(!status.serverInstalled)
+        #expect(status.modelSource == "none")
+        #expect(status.summary.contains("agent model install"))
+        // A GGUF given by path is used even without the bundled package; the server is still missing.
+        let gguf = directory.sub("model.gguf")
+        #expect(FileManager.default.createFile(atPath: gguf, contents: Data("GGUF".utf8)))
+        var custom = empty
+        custom.gguf = gguf
+        #expect(LocalModel.status(custom).model == gguf)
+        #expect(LocalModel.status(custom).modelSource == "LLM_GGUF")
+        #expect(!LocalModel.status(custom).ready)
+    }
+
+    @Test func badSettingsNameTheVariable() {
+        #expect(throws: SettingsError.self) {
+            try LocalModelSettings.fromEnvironment(["LLM_GGUF": "/nonexistent/model.gguf"], dataDirectory: "/tmp")
+        }
+        #expect(throws: SettingsError.self) {
+            try LocalModelSettings.fromEnvironment(["LLM_CONTEXT": "12"], dataDirectory: "/tmp")
+        }
+        let defaults = try? LocalModelSettings.fromEnvironment([:], dataDirectory: "/srv/data")
+        #expect(defaults?.home == "/srv/data/llm")
+    }
+
+    @Test func theAgentsModelStatusCommandReportsAMissingInstall() async throws {
+        let directory = TemporaryDirectory()
+        let (status, lines) = try await SpawnedProcess.run(
+            "agent", ["model", "status", "--llm-home", directory.sub("llm")])
+        #expect(status == 1)
+        #expect(lines.joined(separator: "\n").contains("not installed"))
+    }
+
+    /// The supervisor starts the real llama.cpp server with the bundled model, which answers a greedy question;
+    /// killed, it is restarted; a graceful shutdown stops it.
+    @Test(.timeLimit(.minutes(8))) func theSupervisorServesRestartsAndStopsTheRealModel() async throws {
+        let settings = try testModelSettings()
+        let model = try #require(LocalModel.model(settings))
+        let http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup)
+        let logger = Logger(label: "test.model")
+        let supervisor = ModelSupervisor(
+            settings: settings, modelPath: model.path, modelName: LocalModel.bundledModelName,
+            launcher: try #require(settings.launcher), port: try ModelSupervisor.freePort(), httpClient: http,
+            logger: logger)
+        let group = ServiceGroup(services: [supervisor], logger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            let ready = await supervisor.health.wait { $0.state == .healthy }
+            let firstPID = try #require(ready.pid)
+
+            var request = HTTPClientRequest(url: supervisor.baseURL + "/chat/completions")
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(
+                ByteBuffer(
+                    string: #"""
+                        {"model":"SmolLM2-135M-Instruct","temperature":0,"max_tokens":32,
+                         "messages":[{"role":"system","content":"You are a helpful assistant."},
+                                     {"role":"user","content":"What is the capital of France?"}]}
+                        """#))
+            let response = try await http.execute(request, timeout: .seconds(120))
+            #expect(response.status == .ok)
+            let body = String(buffer: try await response.body.collect(upTo: 1 << 20))
+            #expect(body.contains("Paris"), "\(body)")
+
+            kill(firstPID, SIGKILL)
+            let restarted = await supervisor.health.wait { $0.state == .healthy && $0.restarts == 1 }
+            #expect(restarted.pid != firstPID)
+            let secondPID = try #require(restarted.pid)
+
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+            #expect(supervisor.health.snapshot.state == .stopped)
+            #expect(kill(secondPID, 0) == -1, "the model server is gone after the agent stopped")
+        }
+        try await http.shutdown()
+    }
+}
