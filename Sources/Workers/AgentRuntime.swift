@@ -26,6 +26,18 @@ public enum AgentRuntime {
         // The channels: lease keepers, outbound loops, webhook routes or Telegram polling, connection health.
         let channels = ChannelRuntime.make(
             settings: settings, engine: engine, status: status, metrics: metrics, logger: logger)
+        // The model the core answers with; the local model's server is supervised by this process.
+        let model = settings.runsCore ? ModelChoice.resolve(settings) : nil
+        let modelHTTP = model.map { choice in
+            choice.provider.map(OpenAICompatibleProvider.makeHTTPClient(settings:))
+                ?? HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup)
+        }
+        var supervisor: ModelSupervisor?
+        if let local = model?.local, let modelHTTP {
+            supervisor = ModelSupervisor(
+                settings: local.settings, modelPath: local.modelPath, modelName: local.modelName,
+                launcher: local.launcher, port: local.port, httpClient: modelHTTP, logger: logger)
+        }
         // The web chat: its routes join the HTTP server; its shutdown service (last, so stopped first) ends the
         // open event streams before the server stops.
         var web: WebChat?
@@ -33,7 +45,11 @@ public enum AgentRuntime {
             do {
                 let store = try SessionStore(
                     backend: settings.sessionBackend, engine: engine, directory: settings.sessionDirectory)
-                let chat = try WebChat(engine: engine, settings: settings.web, sessionStore: store, logger: logger)
+                var webSettings = settings.web
+                webSettings.model.answering = model?.description
+                let chat = try WebChat(
+                    engine: engine, settings: webSettings, sessionStore: store, modelHealth: supervisor?.health,
+                    logger: logger)
                 chat.announce(url: settings.web.publicURL ?? "http://\(settings.host):\(settings.port)")
                 web = chat
             } catch {
@@ -58,11 +74,9 @@ public enum AgentRuntime {
         }
         services += channels.keepers.map { .init(service: $0) }
         services += channels.services.map { .init(service: $0) }
-        if settings.runsCore {
-            // One HTTP client for the model and Todoist, shut down after the core has finished (listed before it).
-            let http =
-                settings.provider.map(OpenAICompatibleProvider.makeHTTPClient(settings:))
-                ?? HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup)
+        if let model, let http = modelHTTP {
+            // One HTTP client for the model and Todoist, shut down after the core has finished (listed before it);
+            // the local model's server is stopped after the core too.
             let sessions: SessionStore?
             do {
                 sessions = try SessionStore(
@@ -71,9 +85,11 @@ public enum AgentRuntime {
                 logger.warning("todoist.sessions.unavailable", metadata: ["error": "\(error)"])
                 sessions = nil
             }
-            let assistant = CoreAssistant.from(settings: settings, httpClient: http, sessions: sessions, logger: logger)
+            let assistant = CoreAssistant.from(
+                settings: settings, model: model, httpClient: http, sessions: sessions, logger: logger)
             logger.info("[agent] Model: \(assistant.modelDescription)")
             services.append(.init(service: HTTPClientService(client: http)))
+            if let supervisor { services.append(.init(service: supervisor)) }
             services.append(
                 .init(
                     service: CoreService(

@@ -14,6 +14,24 @@ public struct SettingsError: Error, Sendable, CustomStringConvertible, Equatable
     public var description: String { "\(variable): \(message)" }
 }
 
+/// Which model answers (`AI_PROVIDER`).
+public enum AIProviderChoice: String, Sendable, CaseIterable {
+    /// The bundled llama.cpp server with SmolLM2-135M (or `LLM_GGUF`), supervised by the agent.
+    case local
+    /// The OpenAI-compatible server at `AI_BASE_URL`.
+    case openai
+    /// No model: the offline assistant.
+    case offline
+}
+
+/// Whether tools are offered to the model (`AI_TOOLS`).
+public enum ToolOffer: String, Sendable, CaseIterable {
+    /// To remote providers, not to the bundled small model.
+    case auto
+    case on
+    case off
+}
+
 /// The process roles of the agent.
 public enum AgentRole: String, Sendable, CaseIterable {
     case core, whatsapp, telegram, web, all
@@ -85,6 +103,19 @@ public struct AgentSettings: Sendable, Equatable {
     /// `AI_FALLBACK_MODEL`, `AI_CONTEXT_WINDOW`, …, read by ``ProviderSettings/fromEnvironment(_:)``); `nil`: the
     /// offline assistant answers.
     public var provider: ProviderSettings?
+    /// `AI_PROVIDER`: `local` (the bundled llama.cpp server; the default without `AI_BASE_URL`), `openai` (the
+    /// OpenAI-compatible server at `AI_BASE_URL`; the default with it) or `offline` (no model).
+    public var aiProvider: AIProviderChoice
+    /// `AI_TOOLS`: `auto` (default: tools are offered to remote models, not to the bundled 135M one, which
+    /// degenerates with them), `on` or `off`. The explicit commands (`/time`, `/calc …`, `/todo …`) run the tools
+    /// either way.
+    public var aiTools: ToolOffer
+    /// `AI_MAX_TOKENS`: the longest reply in tokens (default 512 for the local model, 2048 otherwise).
+    public var aiMaxTokens: Int?
+    /// `AI_TEMPERATURE`: sampling temperature, 0…2 (default 0.7; 0 is greedy).
+    public var aiTemperature: Double?
+    /// The local model's folder, GGUF and launcher (`LLM_*`, see ``LocalModelSettings``).
+    public var localModel: LocalModelSettings
     /// `TODOIST_API_TOKEN`: a Todoist token that overrides the one the web role stored (session store namespace
     /// `todoist`, key `access_token`). Never logged.
     public var todoistToken: Secret?
@@ -215,6 +246,39 @@ public struct AgentSettings: Sendable, Equatable {
         } catch {
             throw SettingsError(variable: error.variable, message: error.message)
         }
+        if let raw = value("AI_PROVIDER") {
+            guard let choice = AIProviderChoice(rawValue: raw.lowercased()) else {
+                throw SettingsError(variable: "AI_PROVIDER", message: "expected local, openai or offline, got '\(raw)'")
+            }
+            switch (choice, provider) {
+            case (.openai, nil):
+                throw SettingsError(variable: "AI_BASE_URL", message: "required when AI_PROVIDER=openai")
+            case (.local, _?), (.offline, _?):
+                throw SettingsError(
+                    variable: "AI_PROVIDER",
+                    message: "AI_PROVIDER=\(choice.rawValue) conflicts with AI_BASE_URL; unset one")
+            default: aiProvider = choice
+            }
+        } else {
+            aiProvider = provider == nil ? .local : .openai
+        }
+        let toolsText = (value("AI_TOOLS") ?? "auto").lowercased()
+        guard let tools = ToolOffer(rawValue: toolsText) else {
+            throw SettingsError(variable: "AI_TOOLS", message: "expected auto, on or off, got '\(toolsText)'")
+        }
+        aiTools = tools
+        aiMaxTokens = try value("AI_MAX_TOKENS").map { _ throws(SettingsError) in
+            try integer("AI_MAX_TOKENS", default: 0, range: 16...131_072)
+        }
+        if let raw = value("AI_TEMPERATURE") {
+            guard let temperature = Double(raw), (0...2).contains(temperature) else {
+                throw SettingsError(variable: "AI_TEMPERATURE", message: "expected a number in 0...2, got '\(raw)'")
+            }
+            aiTemperature = temperature
+        } else {
+            aiTemperature = nil
+        }
+        localModel = try LocalModelSettings.fromEnvironment(environment, dataDirectory: dataDirectory)
         todoistToken = value("TODOIST_API_TOKEN").map(Secret.init)
         let todoistVariable = value("TODOIST_API_BASE_URL") != nil ? "TODOIST_API_BASE_URL" : "TODOIST_BASE_URL"
         todoistBaseURL = try url(todoistVariable, default: TodoistSettings.defaultBaseURL)
@@ -258,7 +322,8 @@ public struct AgentSettings: Sendable, Equatable {
             "coreConcurrency": "\(coreConcurrency)",
             "deliveryVisibilityMilliseconds": "\(deliveryVisibility.wholeMilliseconds)", "http": "\(host):\(port)",
             "jobVisibilityMilliseconds": "\(jobVisibility.wholeMilliseconds)",
-            "model": provider?.model ?? "offline", "aiBaseURL": provider?.baseURL ?? "unset",
+            "aiProvider": aiProvider.rawValue, "model": provider?.model ?? aiProvider.rawValue,
+            "aiBaseURL": provider?.baseURL ?? "unset",
             "aiAPIKey": provider?.apiKey == nil ? "unset" : "set",
             "todoistToken": todoistToken == nil ? "unset" : "set", "todoistBaseURL": todoistBaseURL,
             "approvalTTLSeconds": "\(approvalTTL.components.seconds)",

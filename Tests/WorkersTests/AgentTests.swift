@@ -62,7 +62,9 @@ struct AgentSettingsTests {
         #expect(defaults.approvalTTL == .seconds(300))
         #expect(defaults.jobVisibility == .seconds(60))
         #expect(try defaults.engineSettings().jobs.visibility == .seconds(60))
-        #expect(defaults.summary["model"] == "offline")
+        #expect(defaults.summary["model"] == "local")
+        #expect(defaults.aiProvider == .local)
+        #expect(defaults.aiTools == .auto)
         let configured = try AgentSettings(environment: [
             "AI_BASE_URL": "http://127.0.0.1:11434/v1/", "AI_MODEL": "qwen", "AI_LITE_MODEL": "small",
             "AI_GATEWAY_API_KEY": "sk-secret", "AI_FALLBACK_MODEL": "a, b", "TODOIST_API_TOKEN": "todo-secret",
@@ -79,9 +81,49 @@ struct AgentSettingsTests {
         #expect(configured.approvalTTL == .seconds(5))
         #expect(try configured.engineSettings().jobs.visibility == .seconds(2))
         #expect(configured.summary["model"] == "qwen")
+        #expect(configured.aiProvider == .openai)
         // Secrets are never in the recorded summary.
         #expect(!configured.summary.values.contains { $0.contains("secret") })
         #expect(!"\(configured)".contains("sk-secret") && !"\(configured)".contains("todo-secret"))
+    }
+
+    @Test func theModelChoiceIsExplicitAndConflictsAreRefused() throws {
+        #expect(try AgentSettings(environment: ["AI_PROVIDER": "offline"]).aiProvider == .offline)
+        let bad: [[String: String]] = [
+            ["AI_PROVIDER": "cloud"],
+            ["AI_PROVIDER": "openai"],
+            ["AI_PROVIDER": "local", "AI_BASE_URL": "http://127.0.0.1:1/v1", "AI_MODEL": "m"],
+            ["AI_TOOLS": "sometimes"],
+            ["AI_MAX_TOKENS": "3"],
+            ["AI_TEMPERATURE": "9"],
+            ["LLM_GGUF": "/nonexistent/model.gguf"],
+        ]
+        for environment in bad {
+            #expect(throws: SettingsError.self, "\(environment)") { try AgentSettings(environment: environment) }
+        }
+        // Without an installed local model, `local` falls back to the offline assistant and says why.
+        let directory = TemporaryDirectory()
+        let settings = try AgentSettings(environment: ["DATA_DIR": directory.path])
+        let choice = ModelChoice.resolve(settings)
+        #expect(choice.provider == nil)
+        #expect(choice.local == nil)
+        #expect(choice.description.contains("agent model install"))
+        // An installed one is served on a loopback port, with tools not offered under `auto` and short replies.
+        let model = try testModelSettings()
+        let local = try AgentSettings(environment: [
+            "DATA_DIR": directory.path, "LLM_HOME": model.home, "LLM_LAUNCHER": try #require(model.launcher),
+        ])
+        let served = ModelChoice.resolve(local, port: { 4321 })
+        #expect(served.provider?.baseURL == "http://127.0.0.1:4321/v1")
+        #expect(served.provider?.model == LocalModel.bundledModelName)
+        #expect(served.local?.port == 4321)
+        #expect(!served.offerTools)
+        #expect(served.turn.maxTokens == 512)
+        #expect(served.description.hasPrefix("local SmolLM2-135M-Instruct"))
+        let remote = ModelChoice.resolve(
+            try AgentSettings(environment: ["AI_BASE_URL": "http://127.0.0.1:1/v1", "AI_MODEL": "m"]))
+        #expect(remote.offerTools)
+        #expect(remote.turn.maxTokens == 2_048)
     }
 
     @Test func theOriginalAuthModeNamesStillWork() throws {

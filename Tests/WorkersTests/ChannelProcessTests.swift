@@ -19,6 +19,7 @@ struct ChannelProcessTests {
         [
             "AGENT_ROLE": "all", "ENABLE_WHATSAPP": "false", "TELEGRAM_BOT_TOKEN": bot.token,
             "TELEGRAM_API_BASE_URL": bot.baseURL, "PROVIDER_TIMEOUT_MS": "5000", "TELEGRAM_POLL_TIMEOUT_SECONDS": "2",
+            "AI_PROVIDER": "offline",
         ].merging(extra) { $1 }
     }
 
@@ -27,7 +28,7 @@ struct ChannelProcessTests {
             "AGENT_ROLE": "all", "TELEGRAM_MODE": "off", "WHATSAPP_CLOUD_ACCESS_TOKEN": graph.token,
             "WHATSAPP_PHONE_NUMBER_ID": graph.phoneNumberID, "WHATSAPP_GRAPH_BASE_URL": graph.baseURL,
             "WHATSAPP_CLOUD_APP_SECRET": appSecret, "WHATSAPP_CLOUD_VERIFY_TOKEN": "verify-e2e",
-            "WHATSAPP_ALLOWED_NUMBERS": "+1 650 555 1234", "PROVIDER_TIMEOUT_MS": "5000",
+            "WHATSAPP_ALLOWED_NUMBERS": "+1 650 555 1234", "PROVIDER_TIMEOUT_MS": "5000", "AI_PROVIDER": "offline",
         ].merging(extra) { $1 }
     }
 

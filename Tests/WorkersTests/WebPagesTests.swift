@@ -73,6 +73,9 @@ struct WebPagesTests {
 
     @Test func markdownRendersTheSafeSubset() {
         #expect(Markdown.render("a *b* _c_ **d**") == "<p>a <em>b</em> <em>c</em> <strong>d</strong></p>")
+        // Underscores inside words are text, a double one never half emphasis (CommonMark's flanking rules).
+        #expect(Markdown.render("window.__x=1 and window.__x=2") == "<p>window.__x=1 and window.__x=2</p>")
+        #expect(Markdown.render("snake_case_name and __bold__") == "<p>snake_case_name and <strong>bold</strong></p>")
         #expect(Markdown.render("1. one\n2. two") == "<ol><li>one</li><li>two</li></ol>")
         #expect(Markdown.render("line one\nline two\n\nnext") == "<p>line one<br>line two</p><p>next</p>")
         #expect(

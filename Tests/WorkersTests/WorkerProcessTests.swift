@@ -142,7 +142,7 @@ struct WorkerProcessTests {
         let fake = try await FakeProvider.start()
         defer { fake.stop() }
         let core = try AgentProcess("core-1", data: dir.path, ["AGENT_ROLE": "core", "ENABLE_WHATSAPP": "false"])
-        try await core.waitFor("[agent] Model: offline assistant (set AI_BASE_URL to use a model)")
+        try await core.waitFor("[agent] Model: offline assistant")
         try await core.waitFor("[agent] Starting agent loop — subscribing to pending jobs...")
         try await core.waitFor("[main] Agent is running (role: core)")
         let log = try TestLog(dir.path)

@@ -74,19 +74,17 @@ public struct CoreAssistant: Sendable {
 
     static let offlineDescription = "offline assistant (set AI_BASE_URL to use a model)"
 
-    /// The assistant the settings ask for, calling out through `httpClient` (its owner shuts it down).
+    /// The assistant the settings ask for, answering with `model`, calling out through `httpClient` (its owner
+    /// shuts it down).
     public static func from(
-        settings: AgentSettings, httpClient: HTTPClient, sessions: SessionStore?, logger: Logger
+        settings: AgentSettings, model: ModelChoice, httpClient: HTTPClient, sessions: SessionStore?, logger: Logger
     ) -> CoreAssistant {
-        let provider = makeChatProvider(settings: settings.provider, httpClient: httpClient, logger: logger)
-        var turn = TurnSettings()
-        if let window = settings.provider?.contextWindow { turn.budget = ContextBudget(window: window) }
-        let description = settings.provider.map { "\($0.model) at \($0.baseURL)" } ?? offlineDescription
-        return CoreAssistant(
-            provider: provider, turn: turn, approvalTTL: settings.approvalTTL,
+        CoreAssistant(
+            provider: model.chatProvider(httpClient: httpClient, logger: logger), turn: model.turn,
+            approvalTTL: settings.approvalTTL,
             todoist: TodoistAccess(
                 baseURL: settings.todoistBaseURL, environmentToken: settings.todoistToken, sessions: sessions),
-            httpClient: httpClient, modelDescription: description)
+            httpClient: httpClient, modelDescription: model.description)
     }
 
     /// The tools for one job: the standard ones, and Todoist's when a token is there now.

@@ -60,8 +60,16 @@ extension WebAssets {
                 var label = chars.slice(i + 1, close).join(''), url = chars.slice(close + 2, end).join('').trim();
                 if (safeURL(url) && label) { out += link(url, inline(label)); i = end + 1; continue; }
               }
-              if ((c === '*' || c === '_') && chars[i + 1] === c && (end = find([c, c], i + 2)) > i + 2) {
+              // `__` is strong only between word boundaries (CommonMark): `window.__x__y` stays literal.
+              if ((c === '*' || c === '_') && chars[i + 1] === c && (c === '*' || !isWord(chars[i - 1])) &&
+                  (end = find([c, c], i + 2)) > i + 2 && (c === '*' || !isWord(chars[end + 2]))) {
                 out += '<strong>' + inline(chars.slice(i + 2, end).join('')) + '</strong>'; i = end + 2; continue;
+              }
+              // A run of underscores that is not strong stays literal as a whole (it is never half emphasis).
+              if (c === '_' && chars[i + 1] === '_') {
+                end = i;
+                while (chars[end] === '_') { end++; }
+                out += chars.slice(i, end).join(''); i = end; continue;
               }
               if ((c === '*' || c === '_') && i + 1 < chars.length && chars[i + 1] !== ' ' && chars[i + 1] !== c &&
                   (c === '*' || !isWord(chars[i - 1])) && (end = find([c], i + 1)) >= 0 && chars[end - 1] !== ' ' &&

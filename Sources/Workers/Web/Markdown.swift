@@ -143,11 +143,22 @@ enum Markdown {
                     continue
                 }
             }
+            // `__` is strong only between word boundaries (CommonMark): `window.__x__y` stays literal.
             if c == "*" || c == "_", i + 1 < chars.count, chars[i + 1] == c,
-                let end = find([c, c], from: i + 2), end > i + 2
+                c == "*" || i == 0 || !(chars[i - 1].isLetter || chars[i - 1].isNumber),
+                let end = find([c, c], from: i + 2), end > i + 2,
+                c == "*" || end + 2 >= chars.count || !(chars[end + 2].isLetter || chars[end + 2].isNumber)
             {
                 out += "<strong>" + inline(Substring(String(chars[(i + 2)..<end]))) + "</strong>"
                 i = end + 2
+                continue
+            }
+            // A run of underscores that is not strong stays literal as a whole (it is never half emphasis).
+            if c == "_", i + 1 < chars.count, chars[i + 1] == "_" {
+                var end = i
+                while end < chars.count, chars[end] == "_" { end += 1 }
+                out += String(chars[i..<end])
+                i = end
                 continue
             }
             if c == "*" || c == "_", i + 1 < chars.count, chars[i + 1] != " ", chars[i + 1] != c,

@@ -25,6 +25,8 @@ public final class WebChat: Sendable {
     let engine: Switchboard
     let todoist: TodoistConnect
     let heartbeat: Duration
+    /// The local model server's health, when this process supervises one (the status page shows it).
+    let modelHealth: ModelHealth?
     let logger: Logger
 
     /// The longest message text accepted (characters).
@@ -38,9 +40,11 @@ public final class WebChat: Sendable {
     ///   - clock: the wall clock of sessions and the login limit (tests move it).
     public init(
         engine: Switchboard, settings: WebSettings, sessionStore: SessionStore, httpClient: HTTPClient = .shared,
-        heartbeat: Duration = .seconds(15), clock: @escaping @Sendable () -> Date = { Date() }, logger: Logger
+        heartbeat: Duration = .seconds(15), clock: @escaping @Sendable () -> Date = { Date() },
+        modelHealth: ModelHealth? = nil, logger: Logger
     ) throws {
         self.engine = engine
+        self.modelHealth = modelHealth
         self.settings = settings
         keys = try WebKeyFiles(settings: settings)
         auth = WebAuth(
@@ -97,7 +101,11 @@ public final class WebChat: Sendable {
         web.post("api/conversations/:id/messages", use: post(.api) { call in try await self.postMessage(call) })
         web.post("api/approvals/:id", use: post(.api) { call in try await self.answerApproval(call) })
         web.get("status", use: owner(.page) { call in try await self.statusPage(call) })
-        web.get("api/status", use: owner(.api) { _ in self.json(.ok, try await WebStatus.read(engine: self.engine)) })
+        web.get(
+            "api/status",
+            use: owner(.api) { _ in
+                self.json(.ok, try await WebStatus.read(engine: self.engine, model: self.modelHealth))
+            })
         web.get("settings", use: owner(.page) { call in try await self.settingsPage(call) })
         web.get("settings/todoist/connect", use: owner(.page) { call in self.todoistConnect(call) })
         web.post("settings/todoist/disconnect", use: post(.page) { call in try await self.todoistDisconnect(call) })
@@ -421,6 +429,7 @@ public final class WebChat: Sendable {
         return WebPages.Chat(
             conversationID: id, title: title, entries: entries, thread: fold, after: after,
             readOnlyReason: Self.readOnlyReason(conversation), formClientID: "form-" + UUID().uuidString.lowercased(),
+            model: WebPages.modelLine(settings.model),
             now: Date())
     }
 
@@ -675,7 +684,7 @@ public final class WebChat: Sendable {
     // MARK: Status and settings
 
     func statusPage(_ call: Call) async throws -> Response {
-        let status = try await WebStatus.read(engine: engine)
+        let status = try await WebStatus.read(engine: engine, model: modelHealth)
         return htmlResponse(.ok, WebPages.status(status, assets: assets, csrf: call.session.csrf))
     }
 

@@ -55,6 +55,8 @@ enum WebPages {
         var readOnlyReason: String?
         /// A server-made id for the no-script form (a double submit is deduplicated by it).
         var formClientID: String
+        /// Which model answers (escaped HTML).
+        var model: String = ""
         var now: Date
     }
 
@@ -101,11 +103,24 @@ enum WebPages {
             <textarea id="composer" name="text" rows="1" placeholder="Message the assistant" \
             aria-describedby="composer-reason"\(disabled)></textarea>\
             <button id="send" class="primary" type="submit"\(disabled)>Send</button></form>\
-            <p id="composer-reason" data-fixed="\(reason)" aria-live="polite">\(reason)</p></div>\
+            <p id="composer-reason" data-fixed="\(reason)" aria-live="polite">\(reason)</p>\
+            <p id="model-line" class="note">\(chat.model) <a href="/settings">Change</a></p></div>\
             <div id="announcer" class="visually-hidden" aria-live="assertive"></div></main></div>\
             <script type="application/json" id="thread-state">\(stateJSON)</script>
             """
         return document(title: chat.title, assets: assets, csrf: csrf, body: body)
+    }
+
+    /// How to choose another model (the README's "Choosing a model" says more).
+    static let switchHint =
+        "To switch: AI_BASE_URL and AI_MODEL for any OpenAI-compatible server (Ollama, vLLM, llama.cpp, a cloud "
+        + "provider), LLM_GGUF for another local GGUF file, AI_PROVIDER=offline for the offline assistant."
+
+    /// The chat page's line saying which model answers.
+    static func modelLine(_ model: WebSettings.ModelDisplay) -> String {
+        if let answering = model.answering { return "Answering: \(HTML.escape(answering))." }
+        if let name = model.model { return "Answering: \(HTML.escape(name))." }
+        return "Answering: the configured core."
     }
 
     static func navigation(csrf: String) -> String {
@@ -160,6 +175,15 @@ enum WebPages {
                 "<li class=\"\($0.alert ? "alert" : "ok")\">[\($0.alert ? "ALERT" : "OK")] "
                     + "\(HTML.escape($0.check.rawValue)): \(HTML.escape($0.detail))</li>"
             }.joined() + "</ul>"
+        let modelServer: String
+        if let model = status.model {
+            modelServer = table(
+                ["model", "state", "API", "restarts", "last error"],
+                [[model.model, model.state.rawValue, model.baseURL, "\(model.restarts)", model.lastError ?? ""]],
+                empty: "")
+        } else {
+            modelServer = "<p class=\"note\">This process supervises no local model server.</p>"
+        }
         let body = """
             <div class="page">\(navigation(csrf: csrf))<h1>Status</h1>\
             <p class="note">Log seq \(status.lastSeq) at \(HTML.escape(status.time)). \
@@ -171,7 +195,8 @@ enum WebPages {
             <section id="uncertain" aria-labelledby="h-uncertain"><h2 id="h-uncertain">Uncertain deliveries</h2>\
             \(uncertain)</section>\
             <section id="alerts" aria-labelledby="h-alerts"><h2 id="h-alerts">Recent alerts</h2>\(alerts)</section>\
-            </div>
+            <section id="model-server" aria-labelledby="h-model"><h2 id="h-model">Local model server</h2>\
+            \(modelServer)</section></div>
             """
         return document(title: "Status", assets: assets, csrf: csrf, body: body)
     }
@@ -220,7 +245,9 @@ enum WebPages {
                 + "connected account.</p>" : ""
         let message = view.message.map { "<p role=\"status\">\(HTML.escape($0))</p>" } ?? ""
         let model: String
-        if let name = view.model.model {
+        if let answering = view.model.answering {
+            model = "Replies come from <strong>\(HTML.escape(answering))</strong>. " + switchHint
+        } else if let name = view.model.model {
             var text = "Replies come from <strong>\(HTML.escape(name))</strong>"
             if let host = view.model.providerHost { text += " at \(HTML.escape(host))" }
             if let lite = view.model.liteModel { text += "; lite model \(HTML.escape(lite))" }

@@ -33,6 +33,9 @@ public struct WebSettings: Sendable, Equatable {
         public var providerHost: String?
         public var liteModel: String?
         public var fallbackModels: [String]
+        /// Which model answers, as the core of this process resolved it (`nil` in a process without the core:
+        /// the variables above are then all it knows).
+        public var answering: String?
     }
 
     /// `WEB_PASSWORD`; never logged.
@@ -124,7 +127,7 @@ public struct WebSettings: Sendable, Equatable {
             providerHost: value("AI_BASE_URL").flatMap { URL(string: $0)?.host },
             liteModel: value("AI_BASE_URL") == nil ? nil : value("AI_LITE_MODEL"),
             fallbackModels: (value("AI_FALLBACK_MODEL") ?? "").split(separator: ",")
-                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
+                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }, answering: nil)
     }
 
     /// Non-secret settings, for `worker.started`.

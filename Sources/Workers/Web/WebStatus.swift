@@ -23,9 +23,11 @@ public struct WebStatus: Codable, Sendable {
     public var alerts: [AlertCheck.Line]
     /// The window the alerts cover, e.g. `24h`.
     public var alertWindow: String
+    /// The local model server supervised by this process, if any.
+    public var model: ModelHealth.Snapshot?
 
     /// Reads the status from the live state (blocking: call it off the cooperative pool, see ``read(engine:)``).
-    static func readBlocking(engine: Switchboard) throws -> WebStatus {
+    static func readBlocking(engine: Switchboard, model: ModelHealth? = nil) throws -> WebStatus {
         let reader = engine.reader
         let now = try engine.logNow()
         let depths = try reader.queueDepths()
@@ -42,12 +44,12 @@ public struct WebStatus: Codable, Sendable {
             alerts: try AlertCheck.run(
                 engine.log, now: now, lookback: .seconds(86_400), burstWindow: .seconds(600), threshold: 10,
                 windowLabel: "10m"),
-            alertWindow: "24h")
+            alertWindow: "24h", model: model?.snapshot)
     }
 
     /// The status, read on a thread of its own (the alert check scans the log).
-    static func read(engine: Switchboard) async throws -> WebStatus {
-        try await offload { try readBlocking(engine: engine) }
+    static func read(engine: Switchboard, model: ModelHealth? = nil) async throws -> WebStatus {
+        try await offload { try readBlocking(engine: engine, model: model) }
     }
 }
 
