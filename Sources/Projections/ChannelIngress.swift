@@ -50,7 +50,8 @@ public enum IngressItem: Sendable, Equatable {
 public enum IngressOutcome: Sendable, Equatable {
     /// A message seen for the first time: recorded (and answered when its sender is allowed). `pairingDeliveryID`
     /// is the delivery that carries the sender's pairing code when this message issued it.
-    case message(messageSeq: UInt64, conversationID: String, jobID: String?, contactStatus: ContactStatus,
+    case message(
+        messageSeq: UInt64, conversationID: String, jobID: String?, contactStatus: ContactStatus,
         pairingDeliveryID: String?)
     /// An ignored update or a status report, recorded at `seq`; a status names our delivery when known.
     case recorded(seq: UInt64, deliveryID: String?)

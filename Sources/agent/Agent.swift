@@ -73,7 +73,8 @@ struct Agent: AsyncParsableCommand {
     var webPassword: String?
     @Option(help: "WEB_PUBLIC_URL: the address people open; https makes the session cookie Secure.")
     var webPublicUrl: String?
-    @Option(help: "TELEGRAM_MODE: webhook, polling or off (default webhook with TELEGRAM_WEBHOOK_SECRET, else polling).")
+    @Option(
+        help: "TELEGRAM_MODE: webhook, polling or off (default webhook with TELEGRAM_WEBHOOK_SECRET, else polling).")
     var telegramMode: String?
     @Option(help: "TELEGRAM_DM_POLICY, WHATSAPP_DM_POLICY: pairing (default), allowlist, open or disabled.")
     var telegramDmPolicy: String?

@@ -33,7 +33,8 @@ struct PairingCommand: AsyncParsableCommand {
 
         func run() async throws {
             let settings = try location.settings()
-            let pending = try await location.withEngine(settings) { engine in try Self.pending(engine, channel: channel) }
+            let pending = try await location.withEngine(settings) { engine in try Self.pending(engine, channel: channel)
+            }
             if json {
                 try printJSON(pending)
                 return
@@ -55,7 +56,8 @@ struct PairingCommand: AsyncParsableCommand {
             var pending: [Pending] = []
             for contact in try engine.reader.contacts()
             where contact.access == .pending && (channel == nil || contact.channel == channel) {
-                let id = conversationID(channel: contact.channel, accountID: contact.accountID, contactID: contact.contactID)
+                let id = conversationID(
+                    channel: contact.channel, accountID: contact.accountID, contactID: contact.contactID)
                 let conversation = try engine.conversation(id)
                 let first = try conversation.flatMap { try engine.log.records(from: $0.firstSeq, limit: 1).first }
                 let last = try engine.history(id, limit: 1).last

@@ -43,14 +43,17 @@ struct TelegramCommand: AsyncParsableCommand {
             abstract: "Points the bot at <url> (…/telegram/webhook) with TELEGRAM_WEBHOOK_SECRET as its secret token.")
 
         @OptionGroup var bot: Bot
-        @Option(help: "The public HTTPS URL of the agent; /telegram/webhook is added when it has no path.") var url: String
+        @Option(help: "The public HTTPS URL of the agent; /telegram/webhook is added when it has no path.") var url:
+            String
         @Flag(help: "Drop the updates Telegram is still holding.") var dropPendingUpdates = false
         @Option(help: "Telegram's max_connections (1-100).") var maxConnections: Int?
 
         func run() async throws {
             let api = try bot.api()
             guard let secret = ProcessInfo.processInfo.environment["TELEGRAM_WEBHOOK_SECRET"], !secret.isEmpty else {
-                complain("agent telegram: TELEGRAM_WEBHOOK_SECRET is not set (e.g. export TELEGRAM_WEBHOOK_SECRET=$(openssl rand -hex 32))")
+                complain(
+                    "agent telegram: TELEGRAM_WEBHOOK_SECRET is not set (e.g. export TELEGRAM_WEBHOOK_SECRET=$(openssl rand -hex 32))"
+                )
                 throw ExitCode(64)
             }
             do {
@@ -96,7 +99,8 @@ struct TelegramCommand: AsyncParsableCommand {
     }
 
     struct Status: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Shows the bot and its webhook (getMe, getWebhookInfo).")
+        static let configuration = CommandConfiguration(
+            abstract: "Shows the bot and its webhook (getMe, getWebhookInfo).")
 
         @OptionGroup var bot: Bot
 

@@ -48,7 +48,8 @@ struct WhatsAppCommand: AsyncParsableCommand {
                     complain("agent whatsapp login: the token was refused (\(code.map { "\($0)" } ?? "?")): \(message)")
                     throw ExitCode(1)
                 case .unreachable(_, let message):
-                    complain("agent whatsapp login: cannot check the token: \(message) (use --no-verify to store it anyway)")
+                    complain(
+                        "agent whatsapp login: cannot check the token: \(message) (use --no-verify to store it anyway)")
                     throw ExitCode(1)
                 }
             }
@@ -69,7 +70,9 @@ struct WhatsAppCommand: AsyncParsableCommand {
                     WhatsAppSessionKey.accessToken: Data(token.utf8),
                     WhatsAppSessionKey.phoneNumberID: Data(phoneNumberId.utf8),
                 ]
-                if let businessAccountId { changes[WhatsAppSessionKey.businessAccountID] = Data(businessAccountId.utf8) }
+                if let businessAccountId {
+                    changes[WhatsAppSessionKey.businessAccountID] = Data(businessAccountId.utf8)
+                }
                 let written = try await store.write(changes, namespace: resource, leaseToken: grant.token)
                 _ = try await engine.releaseLease(resource, token: grant.token)
                 guard written == .accepted else {
@@ -77,9 +80,11 @@ struct WhatsAppCommand: AsyncParsableCommand {
                     throw ExitCode(1)
                 }
             }
-            let sealed = settings.sessionKeyBase64 == nil ? "not encrypted: set SESSION_ENCRYPTION_KEY to seal it" : "sealed"
+            let sealed =
+                settings.sessionKeyBase64 == nil ? "not encrypted: set SESSION_ENCRYPTION_KEY to seal it" : "sealed"
             print(
-                "Stored the credentials of \(resource) in the \(settings.sessionBackend.rawValue) session store (\(sealed)).")
+                "Stored the credentials of \(resource) in the \(settings.sessionBackend.rawValue) session store (\(sealed))."
+            )
             print("Start the worker without WHATSAPP_CLOUD_ACCESS_TOKEN: it reads them at start.")
         }
 

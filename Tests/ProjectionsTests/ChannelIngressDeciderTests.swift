@@ -131,7 +131,9 @@ import Testing
         let ignored = InboundIgnored(
             channel: "telegram", accountID: "default", externalID: "update:77", kind: "callback_query",
             reason: "unsupported_kind")
-        let items: [IngressItem] = [.message(Self.message("5:5", from: "5"), SenderAccess(policy: .open)), .ignored(ignored)]
+        let items: [IngressItem] = [
+            .message(Self.message("5:5", from: "5"), SenderAccess(policy: .open)), .ignored(ignored),
+        ]
         let first = try await engine.ingest(items)
         let again = try await engine.ingest(items)
         guard case .message(let seq, _, _, _, _) = first[0], case .recorded(let ignoredSeq, nil) = first[1] else {
@@ -183,7 +185,8 @@ import Testing
             Issue.record("read again is a duplicate; sent (late) is recorded against the delivery: \(later)")
             return
         }
-        let statuses = try engine.deliveryStatuses(channel: "whatsapp", accountID: "default", providerMessageID: "wamid.X1")
+        let statuses = try engine.deliveryStatuses(
+            channel: "whatsapp", accountID: "default", providerMessageID: "wamid.X1")
         #expect(statuses.map(\.status.status) == ["read", "delivered", "sent"])
         #expect(try engine.recorded(DeliveryStatusReported.self).last?.deliveryID == enqueued.deliveryID)
         await fixture.close()

@@ -245,7 +245,10 @@ struct ChannelPayloadCorpusTests {
         let inbound = WhatsAppInbound(
             accountID: "default", phoneNumberID: "106540352242922",
             access: ChannelAccess(channel: "whatsapp", policy: .open))
-        #expect(inbound.items(notification).map { Self.describe($0, nil) } == ["ignored wamid.OTHER text other_phone_number"])
+        #expect(
+            inbound.items(notification).map { Self.describe($0, nil) } == [
+                "ignored wamid.OTHER text other_phone_number"
+            ])
         let other = try JSONDecoder().decode(
             WhatsAppNotification.self, from: Data(#"{"object":"page","entry":[]}"#.utf8))
         #expect(inbound.items(other).isEmpty)

@@ -131,7 +131,9 @@ struct ChannelProcessTests {
         try await bot.waitForConfirmation(of: id)
         // The confirming offset was written to the session first.
         let sessions = try SessionStore(backend: .log, engine: log.engine)
-        #expect(try sessions.value("offset", namespace: "telegram/default").map { String(decoding: $0, as: UTF8.self) } == "\(id + 1)")
+        #expect(
+            try sessions.value("offset", namespace: "telegram/default").map { String(decoding: $0, as: UTF8.self) }
+                == "\(id + 1)")
         let received = try Self.received(log)
         #expect(received.map(\.externalID) == ["42:9"])
         #expect(await agent.stop() == 0)
@@ -258,7 +260,9 @@ struct ChannelProcessTests {
             phoneNumberID: graph.phoneNumberID)
         #expect(try await client.whatsapp(statuses, secret: Self.appSecret).status == 200)
         #expect(await agent.stop() == 0)
-        let reports = try log.events().compactMap { if case .deliveryStatusReported(let e) = $0.event { e } else { nil } }
+        let reports = try log.events().compactMap {
+            if case .deliveryStatusReported(let e) = $0.event { e } else { nil }
+        }
         #expect(reports.map(\.status) == ["read", "delivered"])
         #expect(reports.allSatisfy { $0.deliveryID == record.deliveryID })
         #expect(graph.sent.count == 1)
@@ -276,8 +280,12 @@ struct ChannelProcessTests {
         let key = Data(repeating: 9, count: 32).base64EncodedString()
         let store = ["SESSION_STORE": backend, "SESSION_ENCRYPTION_KEY": key, "WHATSAPP_DM_POLICY": "open"]
         let login = try await Self.cli(
-            ["whatsapp", "login", "--phone-number-id", graph.phoneNumberID, "--business-account-id", "102290129340398", "--data-dir", dir.path],
-            store.merging(["WHATSAPP_CLOUD_ACCESS_TOKEN": graph.token, "WHATSAPP_GRAPH_BASE_URL": graph.baseURL]) { $1 })
+            [
+                "whatsapp", "login", "--phone-number-id", graph.phoneNumberID, "--business-account-id",
+                "102290129340398", "--data-dir", dir.path,
+            ],
+            store.merging(["WHATSAPP_CLOUD_ACCESS_TOKEN": graph.token, "WHATSAPP_GRAPH_BASE_URL": graph.baseURL]) { $1 }
+        )
         #expect(login.status == 0, "\(login)")
         #expect(!login.lines.contains { $0.contains(graph.token) })
         var environment = Self.whatsapp(graph, store)
@@ -306,7 +314,8 @@ struct ChannelProcessTests {
             #expect(!(try log.events().contains { $0.record.payloadText.contains(graph.token) }))
             let keys = try await SpawnedProcess.run(
                 "replay", ["session", "list", "--channel", "whatsapp", "--account", "default", "--data-dir", dir.path])
-            #expect(keys.lines.contains { $0.hasPrefix("whatsapp/default\taccess_token\t") && $0.hasSuffix("encrypted") })
+            #expect(
+                keys.lines.contains { $0.hasPrefix("whatsapp/default\taccess_token\t") && $0.hasSuffix("encrypted") })
             #expect(keys.lines.contains { $0.hasPrefix("whatsapp/default\tbusiness_account_id\t") })
         } else {
             let file = try String(contentsOfFile: dir.path + "/sessions/whatsapp%2fdefault.json", encoding: .utf8)
@@ -332,7 +341,8 @@ struct ChannelProcessTests {
         }
         #expect(await agent.stop() == 0)
         let alerts = try await SpawnedProcess.run("replay", ["alerts", "--data-dir", dir.path])
-        #expect(alerts.lines.contains("[OK] disconnect/reconnect mismatch: 1 disconnects, 1 reconnects"), "\(alerts.lines)")
+        #expect(
+            alerts.lines.contains("[OK] disconnect/reconnect mismatch: 1 disconnects, 1 reconnects"), "\(alerts.lines)")
     }
 
     // Refused credentials pause the account with an alert event.
@@ -342,7 +352,8 @@ struct ChannelProcessTests {
         defer { graph.stop() }
         let agent = try AgentProcess("wa-1", data: dir.path, Self.whatsapp(graph))
         try await agent.waitFor("[whatsapp] Connected (cloud_api")
-        graph.fail("messages", FakeGraphAPI.metaError(190, "Error validating access token: Session has expired", status: 401))
+        graph.fail(
+            "messages", FakeGraphAPI.metaError(190, "Error validating access token: Session has expired", status: 401))
         let log = try TestLog(dir.path)
         defer { log.close() }
         _ = try await log.enqueueReplies(2, tag: "auth")

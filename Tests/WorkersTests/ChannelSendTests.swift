@@ -71,7 +71,8 @@ struct ChannelSendTests {
 
     // MARK: Telegram
 
-    static func message(_ text: String, to chat: String = "4242", kind: String = "assistant_message") -> OutboundMessage {
+    static func message(_ text: String, to chat: String = "4242", kind: String = "assistant_message") -> OutboundMessage
+    {
         OutboundMessage(deliveryID: "d1", recipient: chat, text: text, replyToExternalID: "4242:7", kind: kind)
     }
 
@@ -92,7 +93,10 @@ struct ChannelSendTests {
         let text = String(repeating: "Lorem ipsum dolor sit amet. ", count: 400)  // 11 200 characters
         #expect(await sender.send(Self.message(text)) == .sent(providerMessageID: "1"))
         #expect(bot.sent.count == 3)
-        #expect(bot.sent.allSatisfy { $0.text.utf16.count <= 4096 && $0.text.trimmingCharacters(in: .whitespaces).hasSuffix(".") })
+        #expect(
+            bot.sent.allSatisfy {
+                $0.text.utf16.count <= 4096 && $0.text.trimmingCharacters(in: .whitespaces).hasSuffix(".")
+            })
         #expect(bot.sent.map(\.replyTo) == [7, nil, nil])
         // A later part refused after earlier ones went out: uncertain, never resent automatically.
         bot.fail("sendMessage", .respond(status: 200, body: #"{"ok":true,"result":{"message_id":90}}"#))
@@ -112,7 +116,8 @@ struct ChannelSendTests {
             "sendMessage",
             .respond(
                 status: 429,
-                body: #"{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 3","parameters":{"retry_after":3}}"#
+                body:
+                    #"{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 3","parameters":{"retry_after":3}}"#
             ))
         guard case .failed(let limited) = await sender.send(Self.message("hi")) else {
             Issue.record("429 fails")

@@ -18,7 +18,8 @@ struct ChannelSettingsTests {
         let secret = "0123456789abcdef_-XYZ"
         #expect(try ChannelSettings(environment: ["TELEGRAM_WEBHOOK_SECRET": secret]).telegramMode == .webhook)
         #expect(
-            try ChannelSettings(environment: ["TELEGRAM_WEBHOOK_SECRET": secret, "TELEGRAM_MODE": "polling"]).telegramMode
+            try ChannelSettings(environment: ["TELEGRAM_WEBHOOK_SECRET": secret, "TELEGRAM_MODE": "polling"])
+                .telegramMode
                 == .polling)
         #expect {
             try ChannelSettings(environment: ["TELEGRAM_MODE": "webhook"])
@@ -37,13 +38,16 @@ struct ChannelSettingsTests {
     @Test func policiesAndAllowlistsAreRead() throws {
         let settings = try ChannelSettings(environment: [
             "TELEGRAM_DM_POLICY": "Allowlist", "WHATSAPP_DM_POLICY": "disabled",
-            "TELEGRAM_ALLOWED_CHAT_IDS": "123456789, -1001234 42", "WHATSAPP_ALLOWED_NUMBERS": "+1 650-555-1234; 4915112345678",
+            "TELEGRAM_ALLOWED_CHAT_IDS": "123456789, -1001234 42",
+            "WHATSAPP_ALLOWED_NUMBERS": "+1 650-555-1234; 4915112345678",
         ])
         #expect(settings.telegramPolicy == .allowlist && settings.whatsappPolicy == .disabled)
         #expect(settings.telegramAllowedChats == ["123456789", "-1001234", "42"])
         #expect(settings.whatsappAllowedNumbers == ["16505551234", "4915112345678"])
         #expect(throws: SettingsError.self) { try ChannelSettings(environment: ["TELEGRAM_DM_POLICY": "everyone"]) }
-        #expect(throws: SettingsError.self) { try ChannelSettings(environment: ["TELEGRAM_ALLOWED_CHAT_IDS": "@alice"]) }
+        #expect(throws: SettingsError.self) {
+            try ChannelSettings(environment: ["TELEGRAM_ALLOWED_CHAT_IDS": "@alice"])
+        }
         let summary = try ChannelSettings(environment: [
             "TELEGRAM_WEBHOOK_SECRET": "abc", "WHATSAPP_CLOUD_APP_SECRET": "app-secret-value",
         ]).summary
@@ -55,7 +59,10 @@ struct ChannelSettingsTests {
         #expect(Set(codes).count == 200)
         for code in codes {
             #expect(code.count == 9 && Array(code)[4] == "-")
-            #expect(code.replacingOccurrences(of: "-", with: "").allSatisfy { "ABCDEFGHJKMNPQRSTUVWXYZ23456789".contains($0) })
+            #expect(
+                code.replacingOccurrences(of: "-", with: "").allSatisfy {
+                    "ABCDEFGHJKMNPQRSTUVWXYZ23456789".contains($0)
+                })
         }
         let access = ChannelAccess(channel: "telegram", policy: .pairing, allowlist: ["1"])
         #expect(access.access(for: "1").pairingCode == nil)

@@ -42,7 +42,8 @@ final class FakeBotAPI: Sendable {
         /// Chats that blocked the bot (403).
         var blocked: Set<Int64> = []
         var nextMessageID: Int64 = 1
-        var waiters: [(id: UInt64, ready: @Sendable (State) -> Bool, continuation: CheckedContinuation<Void, Never>)] = []
+        var waiters: [(id: UInt64, ready: @Sendable (State) -> Bool, continuation: CheckedContinuation<Void, Never>)] =
+            []
     }
 
     static let botID: Int64 = 777_000_111
@@ -100,7 +101,9 @@ final class FakeBotAPI: Sendable {
     /// Waits until `count` messages were sent.
     @discardableResult
     func waitForSent(_ count: Int, within seconds: Double = 20) async throws -> [Sent] {
-        try await waitUntil(within: seconds, "\(count) sendMessage calls (have \(sent.count))") { $0.sent.count >= count }
+        try await waitUntil(within: seconds, "\(count) sendMessage calls (have \(sent.count))") {
+            $0.sent.count >= count
+        }
         return sent
     }
 
@@ -243,7 +246,10 @@ final class FakeBotAPI: Sendable {
         }
         notify()
         if conflict {
-            return Self.error(409, "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first")
+            return Self.error(
+                409,
+                "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first"
+            )
         }
         if timeout > 0, state.withLock({ $0.pending.isEmpty }) {
             // Long poll: answer when an update arrives or the timeout passes.
@@ -260,7 +266,9 @@ final class FakeBotAPI: Sendable {
             let bytes = try await request.body.collect(upTo: 1 << 20)
             let body = (try? JSONSerialization.jsonObject(with: Data(bytes.readableBytesView))) as? [String: Any] ?? [:]
             let bot = context.parameters.get("bot") ?? ""
-            guard bot.hasPrefix("bot"), let api = box.withLock({ $0 }) else { return FakeBotAPI.error(404, "Not Found") }
+            guard bot.hasPrefix("bot"), let api = box.withLock({ $0 }) else {
+                return FakeBotAPI.error(404, "Not Found")
+            }
             return try await api.handle(
                 token: String(bot.dropFirst(3)), method: context.parameters.get("method") ?? "", body: body)
         }

@@ -130,7 +130,8 @@ final class FakeGraphAPI: Sendable {
             )
         }
         guard body["messaging_product"] as? String == "whatsapp" else {
-            return Self.json(400, #"{"error":{"message":"(#100) The parameter messaging_product is required.","code":100}}"#)
+            return Self.json(
+                400, #"{"error":{"message":"(#100) The parameter messaging_product is required.","code":100}}"#)
         }
         if body["status"] as? String == "read", let id = body["message_id"] as? String {
             state.withLock { $0.typing.append(id) }
@@ -142,7 +143,9 @@ final class FakeGraphAPI: Sendable {
             return Self.json(400, #"{"error":{"message":"(#100) Invalid parameter","code":100}}"#)
         }
         if text.count > 4096 {
-            return Self.json(400, #"{"error":{"message":"(#100) Param text['body'] must be at most 4096 characters long.","code":100}}"#)
+            return Self.json(
+                400,
+                #"{"error":{"message":"(#100) Param text['body'] must be at most 4096 characters long.","code":100}}"#)
         }
         let contextID = (body["context"] as? [String: Any])?["message_id"] as? String
         let (wamid, ready) = state.withLock { state -> (String, [CheckedContinuation<Void, Never>]) in
@@ -156,7 +159,8 @@ final class FakeGraphAPI: Sendable {
         for continuation in ready { continuation.resume() }
         return Self.json(
             200,
-            #"{"messaging_product":"whatsapp","contacts":[{"input":"\#(to)","wa_id":"\#(to)"}],"messages":[{"id":"\#(wamid)"}]}"#)
+            #"{"messaging_product":"whatsapp","contacts":[{"input":"\#(to)","wa_id":"\#(to)"}],"messages":[{"id":"\#(wamid)"}]}"#
+        )
     }
 
     private func phone(_ request: Request, phone: String) async throws -> Response {

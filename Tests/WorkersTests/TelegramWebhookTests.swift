@@ -116,7 +116,9 @@ struct TelegramWebhookTests {
         let client = harness.client
         let headers = [("X-Telegram-Bot-Api-Secret-Token", Self.secret)]
         // Invalid JSON.
-        #expect(try await client.post("/telegram/webhook", body: Array("{\"message\":".utf8), headers: headers).status == 400)
+        #expect(
+            try await client.post("/telegram/webhook", body: Array("{\"message\":".utf8), headers: headers).status
+                == 400)
         // JSON that is not an update object.
         #expect(try await client.post("/telegram/webhook", body: Array("[1,2]".utf8), headers: headers).status == 400)
         // Wrong content type.

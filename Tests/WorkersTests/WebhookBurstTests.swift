@@ -26,13 +26,17 @@ struct WebhookBurstTests {
                     var answers: [Int] = []
                     for i in 0..<perClient {
                         let n = c * perClient + i
-                        answers.append(try await webhook.telegram(update(n), secret: WebhookHarness.telegramSecret).status)
+                        answers.append(
+                            try await webhook.telegram(update(n), secret: WebhookHarness.telegramSecret).status)
                     }
                     // A provider retry of one the client already sent, and one another client sent.
-                    answers.append(try await webhook.telegram(update(c * perClient), secret: WebhookHarness.telegramSecret).status)
                     answers.append(
-                        try await webhook.telegram(update(((c + 1) % clients) * perClient + 1), secret: WebhookHarness.telegramSecret)
-                            .status)
+                        try await webhook.telegram(update(c * perClient), secret: WebhookHarness.telegramSecret).status)
+                    answers.append(
+                        try await webhook.telegram(
+                            update(((c + 1) % clients) * perClient + 1), secret: WebhookHarness.telegramSecret
+                        )
+                        .status)
                     return answers
                 }
             }

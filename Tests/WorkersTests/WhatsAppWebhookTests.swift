@@ -11,7 +11,9 @@ import Workers
 struct WhatsAppWebhookTests {
     static let secret = WebhookHarness.appSecret
 
-    static func text(_ id: String, from: String = "16505551234", body: String = "hello", phone: String = WebhookHarness.phoneNumberID)
+    static func text(
+        _ id: String, from: String = "16505551234", body: String = "hello", phone: String = WebhookHarness.phoneNumberID
+    )
         -> String
     {
         ChannelPayloadCorpusTests.notification(
@@ -37,8 +39,10 @@ struct WhatsAppWebhookTests {
             try await harness.client.get("/whatsapp/webhook?hub.mode=subscribe&hub.challenge=1&hub.verify_token=nope")
                 .status == 403)
         #expect(
-            try await harness.client.get("/whatsapp/webhook?hub.mode=unsubscribe&hub.challenge=1&hub.verify_token=\(token)")
-                .status == 403)
+            try await harness.client.get(
+                "/whatsapp/webhook?hub.mode=unsubscribe&hub.challenge=1&hub.verify_token=\(token)"
+            )
+            .status == 403)
         #expect(try harness.events(WebhookRejected.self).map(\.reason) == ["bad_verify_token", "bad_verify_token"])
     }
 
@@ -83,14 +87,18 @@ struct WhatsAppWebhookTests {
         #expect(
             try await client.post(
                 "/whatsapp/webhook", body: raw,
-                headers: [("X-Hub-Signature-256", WhatsAppWebhook.signature(of: Array(reserialized), secret: Self.secret))]
+                headers: [
+                    ("X-Hub-Signature-256", WhatsAppWebhook.signature(of: Array(reserialized), secret: Self.secret))
+                ]
             ).status == 401)
         #expect(try harness.events(MessageReceived.self).isEmpty)
         #expect(
             try harness.events(WebhookRejected.self).map(\.reason)
                 == ["missing_signature", "bad_signature", "bad_signature", "bad_signature", "bad_signature"])
         // The right signature over the raw bytes; bare hex is accepted too.
-        #expect(try await client.post("/whatsapp/webhook", body: raw, headers: [("X-Hub-Signature-256", signature)]).status == 200)
+        #expect(
+            try await client.post("/whatsapp/webhook", body: raw, headers: [("X-Hub-Signature-256", signature)]).status
+                == 200)
         #expect(
             try await client.post(
                 "/whatsapp/webhook", body: raw, headers: [("X-Hub-Signature-256", String(signature.dropFirst(7)))]

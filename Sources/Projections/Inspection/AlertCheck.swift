@@ -71,7 +71,8 @@ public struct AlertCheck {
                 case .messageReceived, .contactUpdated, .jobEnqueued, .jobClaimed, .jobHeartbeat, .jobCompleted,
                     .jobFailed, .jobRetried, .jobRequeued, .deliveryEnqueued, .deliveryClaimed, .deliveryAttempted,
                     .deliverySent, .leaseAcquired, .leaseRenewed, .leaseReleased, .leaseDenied, .sessionEntrySet,
-                    .sessionEntryRemoved, .inboundIgnored, .assistantMessage, .assistantDelta, .conversationSummarized, .toolCall,
+                    .sessionEntryRemoved, .inboundIgnored, .assistantMessage, .assistantDelta, .conversationSummarized,
+                    .toolCall,
                     .toolResult, .toolApproval,
                     .workerStarted, .workerStopped:
                     break

@@ -29,10 +29,12 @@ public final class ChannelHealth: Sendable {
 
     /// Records `channel.connected` unless already connected.
     public func up(detail: String, leaseToken: UInt64?) async {
-        guard link.withLock({ link -> Bool in
-            defer { link = .up }
-            return link != .up
-        }) else { return }
+        guard
+            link.withLock({ link -> Bool in
+                defer { link = .up }
+                return link != .up
+            })
+        else { return }
         logger.info(
             "[\(channel)] Connected (\(detail)) for account '\(accountID)'",
             metadata: ["channel.account": "\(accountID)", "lease.token": "\(leaseToken.map { "\($0)" } ?? "none")"])
@@ -45,11 +47,13 @@ public final class ChannelHealth: Sendable {
     /// Records `channel.disconnected` when connected, or when a first connection failed (`willReconnect`); not
     /// again while already down.
     public func down(reason: String, code: Int? = nil, willReconnect: Bool) async {
-        guard link.withLock({ link -> Bool in
-            let record = link == .up || (link == .unknown && willReconnect)
-            if record || link == .up { link = .down }
-            return record
-        }) else { return }
+        guard
+            link.withLock({ link -> Bool in
+                let record = link == .up || (link == .unknown && willReconnect)
+                if record || link == .up { link = .down }
+                return record
+            })
+        else { return }
         logger.warning(
             "[\(channel)] Disconnected (\(reason)) for account '\(accountID)'",
             metadata: [

@@ -111,7 +111,8 @@ public final class ChannelIngress: Sendable {
                     logger.info(
                         "inbound.ignored",
                         metadata: [
-                            "event.seq": "\(seq)", "inbound.kind": "\(ignored.kind)", "inbound.reason": "\(ignored.reason)",
+                            "event.seq": "\(seq)", "inbound.kind": "\(ignored.kind)",
+                            "inbound.reason": "\(ignored.reason)",
                         ])
                 case .message:
                     count(channel, "message")

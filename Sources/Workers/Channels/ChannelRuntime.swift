@@ -39,7 +39,8 @@ public struct ChannelRuntime: Sendable {
         }
         func off(_ name: String, _ account: String, _ reason: String) {
             status.channelOff(name, reason: reason)
-            logger.warning("[\(name)] Channel off (\(reason)): not sending", metadata: ["channel.account": "\(account)"])
+            logger.warning(
+                "[\(name)] Channel off (\(reason)): not sending", metadata: ["channel.account": "\(account)"])
         }
         func keeper(_ name: String, _ account: String) -> LeaseKeeper {
             let keeper = LeaseKeeper(
@@ -68,7 +69,8 @@ public struct ChannelRuntime: Sendable {
                     OutboundService(
                         keeper: leaseKeeper, sender: sender, engine: engine, metrics: metrics, health: health,
                         logger: logger))
-                let api = TelegramBotAPI(baseURL: settings.telegramAPIBaseURL, token: token, timeout: settings.providerTimeout)
+                let api = TelegramBotAPI(
+                    baseURL: settings.telegramAPIBaseURL, token: token, timeout: settings.providerTimeout)
                 let inbound = TelegramInbound(accountID: account, access: access, chats: chats)
                 switch channels.telegramMode {
                 case .polling:
@@ -82,7 +84,8 @@ public struct ChannelRuntime: Sendable {
                         ChannelConnection(keeper: leaseKeeper, health: health, logger: logger) { _ in
                             switch await api.getMe() {
                             case .success(let me): return .ok(detail: "\(mode) @\(me.username ?? "\(me.id)")")
-                            case .failure(let error) where error.code == .refused && [401, 404].contains(error.errorCode ?? 0):
+                            case .failure(let error)
+                            where error.code == .refused && [401, 404].contains(error.errorCode ?? 0):
                                 return .refused(code: error.errorCode, message: error.message)
                             case .failure(let error):
                                 return .unreachable(code: error.errorCode ?? error.status, message: error.message)
@@ -147,7 +150,9 @@ public struct ChannelRuntime: Sendable {
                             if storedString(WhatsAppSessionKey.phoneNumberID) != phoneNumberID {
                                 changes[WhatsAppSessionKey.phoneNumberID] = Data(phoneNumberID.utf8)
                             }
-                            if let businessAccountID, storedString(WhatsAppSessionKey.businessAccountID) != businessAccountID {
+                            if let businessAccountID,
+                                storedString(WhatsAppSessionKey.businessAccountID) != businessAccountID
+                            {
                                 changes[WhatsAppSessionKey.businessAccountID] = Data(businessAccountID.utf8)
                             }
                             if !changes.isEmpty { await session.write(changes, under: tenure) }
@@ -167,7 +172,8 @@ public struct ChannelRuntime: Sendable {
                 ingress: ingress, maxBodyBytes: channels.webhookMaxBodyBytes, logger: logger)
             if channels.whatsappAppSecret == nil {
                 logger.warning(
-                    "[whatsapp] WHATSAPP_CLOUD_APP_SECRET not set: POST /whatsapp/webhook refuses every notification (503)")
+                    "[whatsapp] WHATSAPP_CLOUD_APP_SECRET not set: POST /whatsapp/webhook refuses every notification (503)"
+                )
             }
         }
         return runtime

@@ -80,7 +80,8 @@ public struct ChannelSettings: Sendable, Equatable {
         telegramWebhookSecret = value("TELEGRAM_WEBHOOK_SECRET").map(ChannelSecret.init)
         if let secret = telegramWebhookSecret?.value {
             let allowed = secret.utf8.allSatisfy { byte in
-                (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
+                    || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
                     || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "_")
                     || byte == UInt8(ascii: "-")
             }
@@ -93,7 +94,8 @@ public struct ChannelSettings: Sendable, Equatable {
         }
         let modeText = (value("TELEGRAM_MODE") ?? (telegramWebhookSecret == nil ? "polling" : "webhook")).lowercased()
         guard let mode = TelegramMode(rawValue: modeText) else {
-            throw SettingsError(variable: "TELEGRAM_MODE", message: "expected webhook, polling or off, got '\(modeText)'")
+            throw SettingsError(
+                variable: "TELEGRAM_MODE", message: "expected webhook, polling or off, got '\(modeText)'")
         }
         if mode == .webhook && telegramWebhookSecret == nil {
             throw SettingsError(
@@ -121,7 +123,8 @@ public struct ChannelSettings: Sendable, Equatable {
         for number in list("WHATSAPP_ALLOWED_NUMBERS", spaces: false) {
             let digits = Self.phoneDigits(number)
             guard !digits.isEmpty else {
-                throw SettingsError(variable: "WHATSAPP_ALLOWED_NUMBERS", message: "expected phone numbers, got '\(number)'")
+                throw SettingsError(
+                    variable: "WHATSAPP_ALLOWED_NUMBERS", message: "expected phone numbers, got '\(number)'")
             }
             numbers.insert(digits)
         }

@@ -81,7 +81,8 @@ public struct TelegramBotAPI: Sendable {
             }
             if (200..<300).contains(status), envelope?.ok != false {
                 return .failure(
-                    TelegramAPIError(code: .badResponse, status: status, message: "HTTP \(status) with an unreadable body"))
+                    TelegramAPIError(
+                        code: .badResponse, status: status, message: "HTTP \(status) with an unreadable body"))
             }
             return .failure(
                 TelegramAPIError(
@@ -163,5 +164,7 @@ public struct TelegramBotAPI: Sendable {
         await call("getWebhookInfo", Empty(), as: WebhookInfo.self)
     }
 
-    func redact(_ text: String) -> String { token.isEmpty ? text : text.replacingOccurrences(of: token, with: "<token>") }
+    func redact(_ text: String) -> String {
+        token.isEmpty ? text : text.replacingOccurrences(of: token, with: "<token>")
+    }
 }

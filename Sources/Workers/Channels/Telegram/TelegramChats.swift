@@ -20,7 +20,9 @@ public final class TelegramChats: Sendable {
     public func load(_ entries: [String: Data]) {
         var loaded: [Int64: Int64] = [:]
         for (key, value) in entries where key.hasPrefix(Self.prefix) {
-            if let old = Int64(key.dropFirst(Self.prefix.count)), let new = Int64(String(decoding: value, as: UTF8.self)) {
+            if let old = Int64(key.dropFirst(Self.prefix.count)),
+                let new = Int64(String(decoding: value, as: UTF8.self))
+            {
                 loaded[old] = new
             }
         }

@@ -117,7 +117,8 @@ public struct TelegramSender: ChannelSender {
             }
             if code == 401 || code == 404 {
                 // The token is wrong or revoked: nothing will go out until it is fixed.
-                return .failed(SendFailure(permanent: false, code: "\(code)", message: error.message, pause: .credentials))
+                return .failed(
+                    SendFailure(permanent: false, code: "\(code)", message: error.message, pause: .credentials))
             }
             // 400 (bad request), 403 (blocked, never started): retrying cannot help.
             return .failed(

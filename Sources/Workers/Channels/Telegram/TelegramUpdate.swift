@@ -123,16 +123,29 @@ public struct TelegramMessage: Decodable, Sendable, Equatable {
 
     /// The attached media, described (nothing is downloaded); the largest photo size is the last one.
     public var media: MediaDescriptor? {
-        if let photo = photo?.last { return MediaDescriptor(kind: "image", mimeType: "image/jpeg", providerMediaID: photo.fileID) }
-        if let voice { return MediaDescriptor(kind: "audio", mimeType: voice.mimeType ?? "audio/ogg", providerMediaID: voice.fileID) }
-        if let audio { return MediaDescriptor(kind: "audio", mimeType: audio.mimeType ?? "audio/mpeg", providerMediaID: audio.fileID) }
-        if let video { return MediaDescriptor(kind: "video", mimeType: video.mimeType ?? "video/mp4", providerMediaID: video.fileID) }
+        if let photo = photo?.last {
+            return MediaDescriptor(kind: "image", mimeType: "image/jpeg", providerMediaID: photo.fileID)
+        }
+        if let voice {
+            return MediaDescriptor(
+                kind: "audio", mimeType: voice.mimeType ?? "audio/ogg", providerMediaID: voice.fileID)
+        }
+        if let audio {
+            return MediaDescriptor(
+                kind: "audio", mimeType: audio.mimeType ?? "audio/mpeg", providerMediaID: audio.fileID)
+        }
+        if let video {
+            return MediaDescriptor(
+                kind: "video", mimeType: video.mimeType ?? "video/mp4", providerMediaID: video.fileID)
+        }
         if let document {
             return MediaDescriptor(
                 kind: "document", mimeType: document.mimeType ?? "application/octet-stream",
                 providerMediaID: document.fileID)
         }
-        if let sticker { return MediaDescriptor(kind: "sticker", mimeType: "image/webp", providerMediaID: sticker.fileID) }
+        if let sticker {
+            return MediaDescriptor(kind: "sticker", mimeType: "image/webp", providerMediaID: sticker.fileID)
+        }
         return nil
     }
 }

@@ -120,7 +120,9 @@ public struct WhatsAppCloudSender: ChannelSender {
             }
             let text = redact(
                 [reply?.error?.message, reply?.error?.error_data?.details].compactMap { $0 }.joined(separator: ": "))
-            return .failed(Self.classify(status: status, code: reply?.error?.code, message: text.isEmpty ? "HTTP \(status)" : text))
+            return .failed(
+                Self.classify(status: status, code: reply?.error?.code, message: text.isEmpty ? "HTTP \(status)" : text)
+            )
         }
     }
 

@@ -123,8 +123,10 @@ public struct WhatsAppInbound: Sendable {
                             DeliveryStatusReported(
                                 channel: "whatsapp", accountID: accountID, providerMessageID: id, status: state,
                                 recipient: status.recipient_id,
-                                providerTimestamp: status.timestamp.flatMap(Int64.init).map(LogTimestamp.init(unixSeconds:)),
-                                errorCode: failure?.code.map { "\($0)" }, errorTitle: failure?.title ?? failure?.message)))
+                                providerTimestamp: status.timestamp.flatMap(Int64.init).map(
+                                    LogTimestamp.init(unixSeconds:)),
+                                errorCode: failure?.code.map { "\($0)" }, errorTitle: failure?.title ?? failure?.message
+                            )))
                 }
             }
         }
@@ -143,7 +145,8 @@ public struct WhatsAppInbound: Sendable {
         func ignored(_ reason: String) -> IngressItem {
             .ignored(
                 InboundIgnored(
-                    channel: "whatsapp", accountID: accountID, externalID: id, kind: kind, reason: reason, contactID: from))
+                    channel: "whatsapp", accountID: accountID, externalID: id, kind: kind, reason: reason,
+                    contactID: from))
         }
         guard ours else { return ignored("other_phone_number") }
         var text: String?
@@ -167,7 +170,8 @@ public struct WhatsAppInbound: Sendable {
                 default: (message.sticker, "sticker", "image/webp")
                 }
             guard let attachment, let mediaID = attachment.id else { return ignored("no_media_id") }
-            media = MediaDescriptor(kind: mediaKind, mimeType: attachment.mime_type ?? fallbackType, providerMediaID: mediaID)
+            media = MediaDescriptor(
+                kind: mediaKind, mimeType: attachment.mime_type ?? fallbackType, providerMediaID: mediaID)
             let caption = attachment.caption?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
             text = caption.isEmpty ? Self.mediaText[mediaKind] : caption
         default:

@@ -60,7 +60,8 @@ public struct WhatsAppWebhook: Sendable {
         }
         // Meta's challenge is a number: echo only a short, plain one.
         let challenge = String(query["hub.challenge"] ?? "")
-        guard challenge.count <= 128, challenge.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") })
+        guard challenge.count <= 128,
+            challenge.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") })
         else { return WebhookHTTP.answer(400, "Bad request: hub.challenge") }
         logger.info("[whatsapp] Webhook subscription verified", metadata: ["channel.account": "\(accountID)"])
         return Response(
@@ -93,7 +94,8 @@ public struct WhatsAppWebhook: Sendable {
         do {
             notification = try JSONDecoder().decode(WhatsAppNotification.self, from: Data(bytes))
         } catch {
-            logger.warning("[whatsapp] Webhook body is not a notification", metadata: ["webhook.bytes": "\(bytes.count)"])
+            logger.warning(
+                "[whatsapp] Webhook body is not a notification", metadata: ["webhook.bytes": "\(bytes.count)"])
             return WebhookHTTP.answer(400, "Bad request: not a WhatsApp notification")
         }
         for entry in notification.entry ?? [] {
@@ -121,7 +123,8 @@ public struct WhatsAppWebhook: Sendable {
         var hex = Substring(header.trimmingCharacters(in: .whitespaces))
         if hex.lowercased().hasPrefix("sha256=") { hex = hex.dropFirst("sha256=".count) }
         guard hex.count == 64, let code = bytes(fromHex: hex) else { return false }
-        return HMAC<SHA256>.isValidAuthenticationCode(code, authenticating: body, using: SymmetricKey(data: Array(secret.utf8)))
+        return HMAC<SHA256>.isValidAuthenticationCode(
+            code, authenticating: body, using: SymmetricKey(data: Array(secret.utf8)))
     }
 
     /// The hex signature of `body` under `secret`, as Meta sends it (`sha256=…`).
