@@ -222,6 +222,15 @@ struct ChannelProcessTests {
         } else {
             #expect(FileManager.default.fileExists(atPath: dir.path + "/sessions/telegram%2fdefault.json"))
             #expect(!(try log.events().contains { $0.record.type == SessionEntrySet.eventType }))
+            let keys = try await SpawnedProcess.run(
+                "replay",
+                [
+                    "session", "list", "--store", "local", "--channel", "telegram", "--account", "default",
+                    "--data-dir", dir.path,
+                ])
+            #expect(
+                keys.lines.contains { $0.hasPrefix("telegram/default\toffset\t") && $0.hasSuffix("encrypted") },
+                "\(keys)")
         }
     }
 
@@ -320,6 +329,9 @@ struct ChannelProcessTests {
         } else {
             let file = try String(contentsOfFile: dir.path + "/sessions/whatsapp%2fdefault.json", encoding: .utf8)
             #expect(!file.contains(graph.token))
+            let keys = try await SpawnedProcess.run(
+                "replay", ["session", "list", "--store", "local", "--data-dir", dir.path])
+            #expect(keys.lines.contains { $0.hasPrefix("whatsapp/default\taccess_token\t") }, "\(keys)")
         }
     }
 
