@@ -112,7 +112,7 @@ public struct AgentSettings: Sendable, Equatable {
     public var aiTools: ToolOffer
     /// `AI_MAX_TOKENS`: the longest reply in tokens (default 512 for the local model, 2048 otherwise).
     public var aiMaxTokens: Int?
-    /// `AI_TEMPERATURE`: sampling temperature, 0…2 (default 0.7; 0 is greedy).
+    /// `AI_TEMPERATURE`: sampling temperature, 0…2 (default 0.3 for the local model, 0.7 otherwise; 0 is greedy).
     public var aiTemperature: Double?
     /// The local model's folder, GGUF and launcher (`LLM_*`, see ``LocalModelSettings``).
     public var localModel: LocalModelSettings

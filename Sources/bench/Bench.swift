@@ -36,6 +36,7 @@ enum Scenario: String, CaseIterable, ExpressibleByArgument {
     case failover = "failover"
     case agentIdle = "agent-idle"
     case webhook = "webhook"
+    case chat = "chat"
 
     var summary: String {
         switch self {
@@ -58,6 +59,8 @@ enum Scenario: String, CaseIterable, ExpressibleByArgument {
         case .webhook:
             "Telegram webhook over HTTP from 50 concurrent clients into the durable log: accepted requests/s, "
                 + "p50/p99 request -> response (written after the commit)"
+        case .chat:
+            "web message posted → first streamed token on the chat's SSE stream, offline and fake provider: p50/p99, 1 and 50 chats"
         }
     }
 }
@@ -168,6 +171,7 @@ struct Runner {
         case .failover: try await failover()
         case .agentIdle: try await agentIdle()
         case .webhook: try await webhook()
+        case .chat: try await chat()
         }
     }
 

@@ -119,6 +119,7 @@ struct AgentSettingsTests {
         #expect(served.local?.port == 4321)
         #expect(!served.offerTools)
         #expect(served.turn.maxTokens == 512)
+        #expect(served.turn.temperature == 0.3)
         #expect(served.description.hasPrefix("local SmolLM2-135M-Instruct"))
         let remote = ModelChoice.resolve(
             try AgentSettings(environment: ["AI_BASE_URL": "http://127.0.0.1:1/v1", "AI_MODEL": "m"]))

@@ -50,6 +50,8 @@ public struct ModelChoice: Sendable {
             // A small model: short replies (a reply stops at its limit and is recorded as truncated), and a
             // budget that leaves room for the reply in the server's context.
             turn.maxTokens = settings.aiMaxTokens ?? 512
+            // At 0.7 the 135M model wanders off ("Le Grand Parisis…"); at 0.3 it answers plain questions plainly.
+            turn.temperature = settings.aiTemperature ?? 0.3
             turn.budget = ContextBudget(window: max(512, settings.localModel.contextTokens - (turn.maxTokens ?? 512)))
             let provider = ProviderSettings(
                 baseURL: "http://127.0.0.1:\(chosenPort)/v1", model: name,
