@@ -17,6 +17,8 @@ public struct InboundMessage: Sendable, Equatable {
     /// The conversation chosen by the sender (web chat); `nil` means the contact's one conversation on the
     /// channel account.
     public var conversationID: String?
+    /// The attached media (kind, MIME type, provider media id), when the message carries some.
+    public var media: MediaDescriptor?
 
     public init(channel: String, accountID: String, externalID: String, contactID: String, text: String) {
         self.channel = channel
@@ -159,7 +161,8 @@ public enum InboundDecider {
                 MessageReceived(
                     channel: message.channel, accountID: message.accountID, externalID: message.externalID,
                     conversationID: conversation, contactID: message.contactID, text: message.text,
-                    providerTimestamp: message.providerTimestamp, replyToExternalID: message.replyToExternalID)))
+                    media: message.media, providerTimestamp: message.providerTimestamp,
+                    replyToExternalID: message.replyToExternalID)))
         // An allowed contact answering a tool call that awaits its approval: the answer, not a new question. (The
         // web chat answers with its approval card, so a typed "no" there stays a message.)
         if status == .allowed, message.channel != "web", let answer = ApprovalReply(message.text),

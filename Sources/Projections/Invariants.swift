@@ -197,7 +197,8 @@ public struct InvariantChecker {
                     "delivery \(e.deliveryID) sent under token \(e.token)")
             }
         case .messageReceived, .contactUpdated, .commandRejected, .deliveryEnqueued, .deliveryFailed,
-            .deliveryUncertain, .leaseDenied, .channelConnected, .channelDisconnected, .sessionEntrySet,
+            .deliveryUncertain, .leaseDenied, .channelConnected, .channelDisconnected, .inboundIgnored,
+            .webhookRejected, .deliveryStatusReported, .sessionEntrySet,
             .sessionEntryRemoved, .assistantMessage, .assistantDelta, .conversationSummarized, .toolCall, .toolResult,
             .toolApproval,
             .workerStarted, .workerStopped:

@@ -17,6 +17,8 @@ public enum ProjectionTable: Int, CaseIterable, Sendable {
     case deliveryInflight
     case deliveryKeys
     case deliveryPending
+    case deliveryProviderIDs
+    case deliveryStatuses
     case inbound
     case jobDead
     case jobKeys
@@ -45,6 +47,8 @@ public enum ProjectionTable: Int, CaseIterable, Sendable {
         case .deliveryInflight: "p.delivery_inflight"
         case .deliveryKeys: "p.delivery_keys"
         case .deliveryPending: "p.delivery_pending"
+        case .deliveryProviderIDs: "p.delivery_provider_ids"
+        case .deliveryStatuses: "p.delivery_statuses"
         case .inbound: "p.inbound"
         case .jobDead: "p.job_dead"
         case .jobKeys: "p.job_keys"

@@ -17,7 +17,7 @@ public struct SwitchboardProjector: Projector {
 
     /// The layout this build writes. Bump `version` in the same commit as any change to what `apply` stores;
     /// `docs/architecture.md` keeps the history.
-    public static let format = ProjectionFormat(name: "switchboard", version: 2)
+    public static let format = ProjectionFormat(name: "switchboard", version: 3)
 
     public var format: ProjectionFormat { Self.format }
 
@@ -150,6 +150,11 @@ public struct SwitchboardProjector: Projector {
             delivery.providerMessageID = e.providerMessageID
             delivery.visibleUntil = nil
             try saveDelivery(delivery, previous: previous, tables)
+            if let providerMessageID = e.providerMessageID {
+                try tables.mark(
+                    T.deliveryProviderIDs, Key(delivery.channel, delivery.accountID, providerMessageID),
+                    Array(e.deliveryID.utf8))
+            }
         case .deliveryFailed(let e):
             guard var delivery = try tables.load(DeliveryState.self, T.deliveries, Key(e.deliveryID)),
                 delivery.token == e.token
@@ -251,8 +256,18 @@ public struct SwitchboardProjector: Projector {
                 ConversationSummaryState(summary: e.summary, throughSeq: e.throughSeq, seq: seq), T.summaries,
                 Key(e.conversationID))
 
-        case .commandRejected, .leaseDenied, .channelConnected, .channelDisconnected, .assistantDelta,
-            .workerStarted, .workerStopped:
+        // MARK: Channel ingress
+        case .inboundIgnored(let e):
+            // The same key space as message.received: an update is recorded once, as whatever it became.
+            try tables.mark(
+                T.inbound, Key(e.channel, e.accountID, e.externalID), withUnsafeBytes(of: seq.bigEndian) { Array($0) })
+        case .deliveryStatusReported(let e):
+            try tables.mark(
+                T.deliveryStatuses, Key(e.channel, e.accountID, e.providerMessageID, e.status),
+                withUnsafeBytes(of: seq.bigEndian) { Array($0) })
+
+        case .commandRejected, .leaseDenied, .channelConnected, .channelDisconnected, .webhookRejected,
+            .assistantDelta, .workerStarted, .workerStopped:
             return  // No projection state: the log is their record.
         }
     }

@@ -36,6 +36,10 @@ public enum EventCatalog {
         // Channels
         ChannelConnected.self,
         ChannelDisconnected.self,
+        // Channel ingress
+        InboundIgnored.self,
+        WebhookRejected.self,
+        DeliveryStatusReported.self,
         // Sessions
         SessionEntrySet.self,
         SessionEntryRemoved.self,

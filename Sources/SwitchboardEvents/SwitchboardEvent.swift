@@ -30,6 +30,9 @@ public enum SwitchboardEvent: Sendable, Equatable {
     case leaseDenied(LeaseDenied)
     case channelConnected(ChannelConnected)
     case channelDisconnected(ChannelDisconnected)
+    case inboundIgnored(InboundIgnored)
+    case webhookRejected(WebhookRejected)
+    case deliveryStatusReported(DeliveryStatusReported)
     case sessionEntrySet(SessionEntrySet)
     case sessionEntryRemoved(SessionEntryRemoved)
     case assistantMessage(AssistantMessage)
@@ -68,6 +71,9 @@ public enum SwitchboardEvent: Sendable, Equatable {
         case .leaseDenied: LeaseDenied.eventType
         case .channelConnected: ChannelConnected.eventType
         case .channelDisconnected: ChannelDisconnected.eventType
+        case .inboundIgnored: InboundIgnored.eventType
+        case .webhookRejected: WebhookRejected.eventType
+        case .deliveryStatusReported: DeliveryStatusReported.eventType
         case .sessionEntrySet: SessionEntrySet.eventType
         case .sessionEntryRemoved: SessionEntryRemoved.eventType
         case .assistantMessage: AssistantMessage.eventType
@@ -110,6 +116,10 @@ public enum SwitchboardEvent: Sendable, Equatable {
         case .leaseDenied(let e): try PendingEvent(e, correlationID: correlationID, causationID: causationID)
         case .channelConnected(let e): try PendingEvent(e, correlationID: correlationID, causationID: causationID)
         case .channelDisconnected(let e): try PendingEvent(e, correlationID: correlationID, causationID: causationID)
+        case .inboundIgnored(let e): try PendingEvent(e, correlationID: correlationID, causationID: causationID)
+        case .webhookRejected(let e): try PendingEvent(e, correlationID: correlationID, causationID: causationID)
+        case .deliveryStatusReported(let e):
+            try PendingEvent(e, correlationID: correlationID, causationID: causationID)
         case .sessionEntrySet(let e): try PendingEvent(e, correlationID: correlationID, causationID: causationID)
         case .sessionEntryRemoved(let e): try PendingEvent(e, correlationID: correlationID, causationID: causationID)
         case .assistantMessage(let e): try PendingEvent(e, correlationID: correlationID, causationID: causationID)
@@ -172,6 +182,9 @@ public enum SwitchboardEvent: Sendable, Equatable {
         entry(LeaseDenied.self) { .leaseDenied($0) },
         entry(ChannelConnected.self) { .channelConnected($0) },
         entry(ChannelDisconnected.self) { .channelDisconnected($0) },
+        entry(InboundIgnored.self) { .inboundIgnored($0) },
+        entry(WebhookRejected.self) { .webhookRejected($0) },
+        entry(DeliveryStatusReported.self) { .deliveryStatusReported($0) },
         entry(SessionEntrySet.self) { .sessionEntrySet($0) },
         entry(SessionEntryRemoved.self) { .sessionEntryRemoved($0) },
         entry(AssistantMessage.self) { .assistantMessage($0) },

@@ -23,6 +23,9 @@ public enum AgentRuntime {
         let status = WorkerStatus(
             role: settings.role.rawValue, workerID: writer.workerID, instance: writer.instanceID.uuidString)
         let metrics = WorkerMetrics()
+        // The channels: lease keepers, outbound loops, webhook routes or Telegram polling, connection health.
+        let channels = ChannelRuntime.make(
+            settings: settings, engine: engine, status: status, metrics: metrics, logger: logger)
         // The model the core answers with; the local model's server is supervised by this process.
         let model = settings.runsCore ? ModelChoice.resolve(settings) : nil
         let modelHTTP = model.map { choice in
@@ -61,7 +64,7 @@ public enum AgentRuntime {
             .init(
                 service: HTTPSurface.application(
                     host: settings.host, port: settings.port, engine: engine, status: status, registry: registry,
-                    metrics: metrics, web: web, logger: logger)),
+                    metrics: metrics, web: web, channels: channels.routes, logger: logger)),
         ]
         if settings.snapshotEvery > 0 {
             services.append(
@@ -69,36 +72,8 @@ public enum AgentRuntime {
                     service: SnapshotService(
                         log: engine.log, every: settings.snapshotEvery, keep: settings.snapshotKeep, logger: logger)))
         }
-        var keepers: [LeaseKeeper] = []
-        var outbound: [OutboundService] = []
-        func channel(_ name: String, accountID: String, off: String?, sender: () -> any ChannelSender) {
-            if let off {
-                if off != "not this role" {
-                    status.channelOff(name, reason: off)
-                    logger.warning(
-                        "[\(name)] Channel off (\(off)): not sending", metadata: ["channel.account": "\(accountID)"])
-                }
-                return
-            }
-            let keeper = LeaseKeeper(
-                channel: name, accountID: accountID, engine: engine, timing: engine.settings.lease, status: status,
-                metrics: metrics, logger: logger)
-            keepers.append(keeper)
-            outbound.append(
-                OutboundService(keeper: keeper, sender: sender(), engine: engine, metrics: metrics, logger: logger))
-        }
-        channel("whatsapp", accountID: settings.whatsappAccountID, off: settings.whatsappOff) {
-            WhatsAppCloudSender(
-                baseURL: settings.whatsappGraphBaseURL, phoneNumberID: settings.whatsappPhoneNumberID ?? "",
-                accessToken: settings.whatsappAccessToken ?? "", timeout: settings.providerTimeout)
-        }
-        channel("telegram", accountID: settings.telegramAccountID, off: settings.telegramOff) {
-            TelegramSender(
-                baseURL: settings.telegramAPIBaseURL, token: settings.telegramBotToken ?? "",
-                timeout: settings.providerTimeout)
-        }
-        services += keepers.map { .init(service: $0) }
-        services += outbound.map { .init(service: $0) }
+        services += channels.keepers.map { .init(service: $0) }
+        services += channels.services.map { .init(service: $0) }
         if let model, let http = modelHTTP {
             // One HTTP client for the model and Todoist, shut down after the core has finished (listed before it);
             // the local model's server is stopped after the core too.

@@ -126,6 +126,9 @@ public struct AgentSettings: Sendable, Equatable {
     public var approvalTTL: Duration
     /// The web chat's settings (`WEB_*`, `TODOIST_*`; see ``WebSettings``).
     public var web: WebSettings
+    /// The channels' inbound settings: webhooks, Telegram polling, DM policies, allowlists (see
+    /// ``ChannelSettings``).
+    public var channels: ChannelSettings
     /// `AGENT_TEST_SHORT_LEASES`: `1` lowers the lease minimums (TTL 200 ms, heartbeat 50 ms) so tests can
     /// exercise expiry in seconds. Never set it in production.
     public var testShortLeases: Bool
@@ -283,6 +286,7 @@ public struct AgentSettings: Sendable, Equatable {
         self.host = value("HOST") ?? "127.0.0.1"
         port = try integer("PORT", default: 8080, range: 0...65_535)
         web = try WebSettings(environment: environment, dataDirectory: dataDirectory, host: self.host, port: port)
+        channels = try ChannelSettings(environment: environment)
         sessionKeyBase64 = value("SESSION_ENCRYPTION_KEY")
         do {
             _ = try SessionSealer(keyBase64: sessionKeyBase64)
@@ -323,7 +327,7 @@ public struct AgentSettings: Sendable, Equatable {
             "aiAPIKey": provider?.apiKey == nil ? "unset" : "set",
             "todoistToken": todoistToken == nil ? "unset" : "set", "todoistBaseURL": todoistBaseURL,
             "approvalTTLSeconds": "\(approvalTTL.components.seconds)",
-        ].merging(web) { $1 }
+        ].merging(web) { $1 }.merging(channels.summary) { $1 }
     }
 
     /// Whether this role runs the core loop.

@@ -11,13 +11,29 @@ public struct OutboundMessage: Sendable, Equatable {
     public var text: String
     /// The provider id of the message this one answers, when known.
     public var replyToExternalID: String?
+    /// The delivery's kind: `assistant_message`, `tool_approval_request`, `pairing_code` are texts;
+    /// `typing_indicator` is shown as the channel's typing action, never as a message.
+    public var kind: String
 
-    public init(deliveryID: String, recipient: String, text: String, replyToExternalID: String? = nil) {
+    public init(
+        deliveryID: String, recipient: String, text: String, replyToExternalID: String? = nil,
+        kind: String = "assistant_message"
+    ) {
         self.deliveryID = deliveryID
         self.recipient = recipient
         self.text = text
         self.replyToExternalID = replyToExternalID
+        self.kind = kind
     }
+}
+
+/// A failure that should stop more than the one delivery.
+public enum SendPause: Sendable, Equatable {
+    /// The whole channel account must not send for this long (WhatsApp 130429: the number's throughput).
+    case account(Duration)
+    /// The credentials were refused (Telegram 401, WhatsApp 190/401): stop sending for the account and raise an
+    /// alert (`channel.disconnected` with reason `auth_failed`) until a probe send succeeds.
+    case credentials
 }
 
 /// A provider refusal, or a failure known to have happened before the request was sent.
@@ -30,12 +46,15 @@ public struct SendFailure: Sendable, Equatable {
     public var code: String
     /// What the provider said (never a secret).
     public var message: String
+    /// Whether the failure stops the account's other sends too.
+    public var pause: SendPause?
 
-    public init(permanent: Bool, retryAfter: Duration? = nil, code: String, message: String) {
+    public init(permanent: Bool, retryAfter: Duration? = nil, code: String, message: String, pause: SendPause? = nil) {
         self.permanent = permanent
         self.retryAfter = retryAfter
         self.code = code
         self.message = message
+        self.pause = pause
     }
 }
 

@@ -294,7 +294,8 @@ public final class CoreService: Service, Sendable {
         delivery.jobToken = claim.token
         delivery.sourceMessageID = host.messageID
         delivery.replyToExternalID = trigger?.externalID
-        let enqueued = try await engine.enqueueDelivery(delivery)
+        // One delivery per part that fits the channel (4096), split at paragraphs or sentences, all or none.
+        let enqueued = try await engine.enqueueReply(delivery)
         return Reply(result: enqueued.deliveryID, modelUsed: result.modelUsed)
     }
 

@@ -6,8 +6,8 @@ import NIOCore
 import Projections
 import Prometheus
 
-/// The HTTP surface every agent process serves: `GET /healthz` and `GET /metrics` (Prometheus text), and in the
-/// `web` and `all` roles the web chat (``WebChat``).
+/// The HTTP surface every agent process serves: `GET /healthz` and `GET /metrics` (Prometheus text), in the
+/// `web` and `all` roles the web chat (``WebChat``), and the channels' webhook routes (``ChannelRoutes``).
 public enum HTTPSurface {
     /// What `/healthz` answers.
     public struct Health: Codable, Sendable, Equatable {
@@ -48,8 +48,8 @@ public enum HTTPSurface {
     /// bound port (useful with port 0).
     public static func application(
         host: String, port: Int, engine: Switchboard, status: WorkerStatus, registry: PrometheusCollectorRegistry,
-        metrics: WorkerMetrics = WorkerMetrics(), web: WebChat? = nil, onListening: (@Sendable (Int) -> Void)? = nil,
-        logger: Logger
+        metrics: WorkerMetrics = WorkerMetrics(), web: WebChat? = nil, channels: ChannelRoutes? = nil,
+        onListening: (@Sendable (Int) -> Void)? = nil, logger: Logger
     ) -> some ApplicationProtocol {
         let router = Router(context: WebRequestContext.self)
         router.get("healthz") { _, _ -> Response in
@@ -68,6 +68,7 @@ public enum HTTPSurface {
                 body: .init(byteBuffer: ByteBuffer(bytes: buffer)))
         }
         web?.addRoutes(to: router)
+        channels?.add(to: router)
         return Application(
             router: router, configuration: .init(address: .hostname(host, port: port), serverName: nil),
             onServerRunning: { channel in

@@ -19,6 +19,11 @@ public final class OutboundService: Service, Sendable {
     let engine: Switchboard
     let logger: Logger
     let metrics: WorkerMetrics
+    /// Records `channel.disconnected` (`auth_failed`) when the provider refuses the credentials, and
+    /// `channel.connected` when a later send passes.
+    let health: ChannelHealth?
+    /// How long sending pauses after the credentials were refused, before the next delivery probes them.
+    let credentialsPause: Duration
     private let wakeup = Wakeup()
     private let stopping = Flag()
     /// Log times at which an in-flight claim of this account expires.
@@ -26,8 +31,10 @@ public final class OutboundService: Service, Sendable {
 
     public init(
         keeper: LeaseKeeper, sender: any ChannelSender, engine: Switchboard, metrics: WorkerMetrics = WorkerMetrics(),
-        logger: Logger
+        health: ChannelHealth? = nil, credentialsPause: Duration = .seconds(60), logger: Logger
     ) {
+        self.health = health
+        self.credentialsPause = credentialsPause
         self.keeper = keeper
         self.sender = sender
         self.engine = engine
@@ -83,8 +90,14 @@ public final class OutboundService: Service, Sendable {
         var active: UInt64?
         // The first idle wait of each tenure is bounded once (see CoreService: the doorbell watcher starts lazily).
         var settleUntil: ContinuousClock.Instant?
+        // Set by a failure that stops the whole account (a throughput limit, refused credentials).
+        var pausedUntil: ContinuousClock.Instant?
         // A cancelled task (not a graceful shutdown) also ends the loop: its waits would return at once.
         while !stopping.isSet && !Task.isCancelled {
+            if let until = pausedUntil, until > .now {
+                await wakeup.wait(until: until)
+                continue
+            }
             guard let tenure = keeper.current() else {
                 if active != nil {
                     logger.warning(
@@ -113,7 +126,18 @@ public final class OutboundService: Service, Sendable {
             switch result {
             case .claimed(let claim):
                 metrics.claimed("delivery")
-                await deliver(claim, under: tenure)
+                if let pause = await deliver(claim, under: tenure) {
+                    switch pause {
+                    case .account(let duration):
+                        logger.warning("[\(channel)] Sending paused for \(duration) (provider rate limit)")
+                        pausedUntil = .now + duration
+                    case .credentials:
+                        logger.error(
+                            "[\(channel)] Credentials refused: sending paused for account '\(accountID)', next try in \(credentialsPause)"
+                        )
+                        pausedUntil = .now + credentialsPause
+                    }
+                }
             case .empty(let retryAt):
                 let now = LogTimestamp.wallClock()
                 let claimExpiry = due.withLock { times -> LogTimestamp? in
@@ -131,7 +155,8 @@ public final class OutboundService: Service, Sendable {
         }
     }
 
-    private func deliver(_ claim: DeliveryClaim, under tenure: Tenure) async {
+    /// Sends one claimed delivery; returns the pause its failure asks for, if any.
+    private func deliver(_ claim: DeliveryClaim, under tenure: Tenure) async -> SendPause? {
         let delivery = claim.delivery
         let metadata: Logger.Metadata = [
             "delivery.id": "\(delivery.deliveryID)", "delivery.token": "\(claim.token)",
@@ -140,7 +165,7 @@ public final class OutboundService: Service, Sendable {
         guard keeper.current()?.token == tenure.token else {
             logger.warning("[\(channel)] Lease lost after claim — skipping send to avoid duplicate", metadata: metadata)
             await handBack(claim, metadata)
-            return
+            return nil
         }
         let attempt: DeliveryCommandResult
         do {
@@ -148,23 +173,25 @@ public final class OutboundService: Service, Sendable {
                 delivery.deliveryID, token: claim.token, leaseToken: claim.leaseToken)
         } catch {
             logger.error("delivery.attempt.failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
-            return  // the claim expires back to pending: no attempt was recorded
+            return nil  // the claim expires back to pending: no attempt was recorded
         }
         guard case .accepted = attempt else {
             logger.warning("[\(channel)] Lease lost after claim — skipping send to avoid duplicate", metadata: metadata)
             await handBack(claim, metadata)
-            return
+            return nil
         }
         let outcome = await sender.send(
             OutboundMessage(
                 deliveryID: delivery.deliveryID, recipient: delivery.recipient, text: delivery.text,
-                replyToExternalID: delivery.replyToExternalID))
+                replyToExternalID: delivery.replyToExternalID, kind: delivery.kind))
         switch outcome {
         case .sent(let providerMessageID):
             metrics.sent(channel: channel, outcome: "sent")
             await record("delivery.sent", metadata) {
                 try await $0.deliverySent(delivery.deliveryID, token: claim.token, providerMessageID: providerMessageID)
             }
+            if let health, !health.isUp { await health.up(detail: "send_ok", leaseToken: claim.leaseToken) }
+            return nil
         case .failed(let failure):
             metrics.sent(channel: channel, outcome: "failed")
             let retryAfter = failure.retryAfter.flatMap { wait in (try? engine.logNow())?.advanced(by: wait) }
@@ -173,11 +200,16 @@ public final class OutboundService: Service, Sendable {
                     delivery.deliveryID, token: claim.token, permanent: failure.permanent, retryAfter: retryAfter,
                     errorCode: failure.code, message: failure.message)
             }
+            if failure.pause == .credentials {
+                await health?.down(reason: "auth_failed", code: Int(failure.code), willReconnect: true)
+            }
+            return failure.pause
         case .uncertain(let reason):
             metrics.sent(channel: channel, outcome: "uncertain")
             await record("delivery.uncertain", metadata) {
                 try await $0.deliveryUncertain(delivery.deliveryID, token: claim.token, reason: reason)
             }
+            return nil
         }
     }
 

@@ -23,7 +23,7 @@ struct Agent: AsyncParsableCommand {
             wins over the variable. A bad or missing value stops the agent with exit code 64, naming it.
             """,
         version: version,
-        subcommands: [ModelCommand.self])
+        subcommands: [ModelCommand.self, PairingCommand.self, TelegramCommand.self, WhatsAppCommand.self])
 
     @Option(help: "AGENT_ROLE: core, whatsapp, telegram, web or all (default all).") var role: String?
     @Option(help: "WORKER_ID: this worker's name (default <role>-<hostname>).") var workerId: String?
@@ -73,6 +73,14 @@ struct Agent: AsyncParsableCommand {
     var webPassword: String?
     @Option(help: "WEB_PUBLIC_URL: the address people open; https makes the session cookie Secure.")
     var webPublicUrl: String?
+    @Option(
+        help: "TELEGRAM_MODE: webhook, polling or off (default webhook with TELEGRAM_WEBHOOK_SECRET, else polling).")
+    var telegramMode: String?
+    @Option(help: "TELEGRAM_DM_POLICY, WHATSAPP_DM_POLICY: pairing (default), allowlist, open or disabled.")
+    var telegramDmPolicy: String?
+    @Option(help: "WHATSAPP_DM_POLICY (see --telegram-dm-policy).") var whatsappDmPolicy: String?
+    @Option(help: "TELEGRAM_ALLOWED_CHAT_IDS: chat ids answered without pairing.") var telegramAllowedChatIds: String?
+    @Option(help: "WHATSAPP_ALLOWED_NUMBERS: numbers answered without pairing.") var whatsappAllowedNumbers: String?
 
     /// The environment with every given flag laid over its variable.
     func environment() -> [String: String] {
@@ -91,6 +99,9 @@ struct Agent: AsyncParsableCommand {
             ("SESSION_STORE", sessionStore),
             ("SESSION_DIR", sessionDir), ("SNAPSHOT_EVERY", snapshotEvery), ("SNAPSHOT_KEEP", snapshotKeep),
             ("LOG_LEVEL", logLevel), ("WEB_PASSWORD", webPassword), ("WEB_PUBLIC_URL", webPublicUrl),
+            ("TELEGRAM_MODE", telegramMode), ("TELEGRAM_DM_POLICY", telegramDmPolicy),
+            ("WHATSAPP_DM_POLICY", whatsappDmPolicy), ("TELEGRAM_ALLOWED_CHAT_IDS", telegramAllowedChatIds),
+            ("WHATSAPP_ALLOWED_NUMBERS", whatsappAllowedNumbers),
         ]
         for case (let name, let value?) in flags { environment[name] = value }
         return environment

@@ -35,6 +35,7 @@ enum Scenario: String, CaseIterable, ExpressibleByArgument {
     case replay = "replay-1m"
     case failover = "failover"
     case agentIdle = "agent-idle"
+    case webhook = "webhook"
     case chat = "chat"
 
     var summary: String {
@@ -55,6 +56,9 @@ enum Scenario: String, CaseIterable, ExpressibleByArgument {
                 + "p50/p99 (targets graceful p99 < 100 ms, crash <= TTL + 100 ms; the original: ~3 s, TTL + 3 s)"
         case .agentIdle:
             "an idle agent (AGENT_ROLE=all, a Telegram lease held): RSS and CPU over 10 s (target < 30 MB, ~0%)"
+        case .webhook:
+            "Telegram webhook over HTTP from 50 concurrent clients into the durable log: accepted requests/s, "
+                + "p50/p99 request -> response (written after the commit)"
         case .chat:
             "web message posted → first streamed token on the chat's SSE stream, offline and fake provider: p50/p99, 1 and 50 chats"
         }
@@ -166,6 +170,7 @@ struct Runner {
         case .replay: try await replayOneMillion()
         case .failover: try await failover()
         case .agentIdle: try await agentIdle()
+        case .webhook: try await webhook()
         case .chat: try await chat()
         }
     }

@@ -155,7 +155,7 @@ extension Runner {
             name: "idle-1", data: data,
             environment: [
                 "AGENT_ROLE": "all", "ENABLE_WHATSAPP": "false", "TELEGRAM_BOT_TOKEN": "1:bench",
-                "TELEGRAM_API_BASE_URL": "http://127.0.0.1:9",
+                "TELEGRAM_API_BASE_URL": "http://127.0.0.1:9", "TELEGRAM_MODE": "off",
             ])
         defer { agent.signal(SIGTERM) }
         try await Task.sleep(for: .seconds(2))  // settle after start

@@ -341,7 +341,7 @@ struct ReplayIncidentTests {
             alerts.lines.contains(
                 "[ALERT] channel disconnect burst: 12 disconnects in the worst 10m window (threshold 10)"), "\(alerts)")
         #expect(alerts.lines.contains("[ALERT] disconnect/reconnect mismatch: 12 disconnects, 11 reconnects"))
-        #expect(alerts.lines.count == 7, "\(alerts)")
+        #expect(alerts.lines.count == 8, "\(alerts)")
 
         let higher = try await world.replay("alerts", "--burst-window", "10m", "--threshold", "20")
         #expect(higher.status == 2, "\(higher)")  // the mismatch still alerts
@@ -362,7 +362,7 @@ struct ReplayIncidentTests {
         let json = try await world.replay("alerts", "--threshold", "10", "--json")
         #expect(json.status == 2, "\(json)")
         let checks = try json.objects()
-        #expect(checks.count == 7)
+        #expect(checks.count == 8)
         let burst = try #require(checks.first { $0["check"] as? String == "channel disconnect burst" })
         #expect(burst["alert"] as? Bool == true)
         #expect(burst["detail"] as? String == "12 disconnects in the worst 10m window (threshold 10)")
@@ -453,7 +453,7 @@ struct ReplayIncidentTests {
 
         let alerts = try await world.replay("alerts")
         #expect(alerts.status == 0, "\(alerts)")
-        #expect(alerts.lines.count == 7, "\(alerts)")
+        #expect(alerts.lines.count == 8, "\(alerts)")
         #expect(alerts.lines.allSatisfy { $0.hasPrefix("[OK] ") }, "\(alerts)")
 
         let audit = try await world.replay("audit", "duplicates")

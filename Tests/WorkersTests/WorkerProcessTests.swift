@@ -208,7 +208,7 @@ struct WorkerProcessTests {
             "all-1", data: dir.path,
             [
                 "AGENT_ROLE": "all", "ENABLE_WHATSAPP": "false", "TELEGRAM_BOT_TOKEN": "123:tg-secret",
-                "TELEGRAM_API_BASE_URL": fake.telegramBaseURL,
+                "TELEGRAM_API_BASE_URL": fake.telegramBaseURL, "TELEGRAM_MODE": "off",
             ])
         try await agent.waitFor("[telegram] Lease acquired for account 'default' by 'all-1'")
         try await agent.waitFor("[main] Agent is running (role: all)")

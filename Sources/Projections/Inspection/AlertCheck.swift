@@ -21,6 +21,7 @@ public struct AlertCheck {
         case sendFailures = "send failures"
         case deadJobs = "dead jobs"
         case uncertainDeliveries = "uncertain deliveries"
+        case webhookRejections = "webhook rejections"
     }
 
     /// Runs every check over records with time in (now − lookback, now]; bursts over any `burstWindow`.
@@ -38,6 +39,7 @@ public struct AlertCheck {
         var loopErrors = 0
         var dead = 0
         var uncertain = 0
+        var rejectedWebhooks = 0
         try log.withSnapshot { snapshot in
             try snapshot.forEach { record in
                 guard record.timestamp > since, record.timestamp <= now else { return true }
@@ -58,6 +60,10 @@ public struct AlertCheck {
                     }
                 case .leaseExpired: leaseLost += 1
                 case .deliveryFailed: sendFailures += 1
+                case .deliveryStatusReported(let e):
+                    // The provider's own report that a message it accepted was not delivered.
+                    if e.status == "failed" { sendFailures += 1 }
+                case .webhookRejected(let e): rejectedWebhooks += 1 + max(0, e.suppressed)
                 case .jobDead: dead += 1
                 case .deliveryUncertain: uncertain += 1
                 case .commandRejected(let e):
@@ -65,7 +71,8 @@ public struct AlertCheck {
                 case .messageReceived, .contactUpdated, .jobEnqueued, .jobClaimed, .jobHeartbeat, .jobCompleted,
                     .jobFailed, .jobRetried, .jobRequeued, .deliveryEnqueued, .deliveryClaimed, .deliveryAttempted,
                     .deliverySent, .leaseAcquired, .leaseRenewed, .leaseReleased, .leaseDenied, .sessionEntrySet,
-                    .sessionEntryRemoved, .assistantMessage, .assistantDelta, .conversationSummarized, .toolCall,
+                    .sessionEntryRemoved, .inboundIgnored, .assistantMessage, .assistantDelta, .conversationSummarized,
+                    .toolCall,
                     .toolResult, .toolApproval,
                     .workerStarted, .workerStopped:
                     break
@@ -97,6 +104,9 @@ public struct AlertCheck {
             line(sendFailures > 0, .sendFailures, "\(sendFailures) failed send attempt(s)"),
             line(dead > 0, .deadJobs, "\(dead) job(s) dead"),
             line(uncertain > 0, .uncertainDeliveries, "\(uncertain) delivery(ies) uncertain"),
+            line(
+                rejectedWebhooks > 0, .webhookRejections,
+                "\(rejectedWebhooks) webhook request(s) refused (bad or missing secret or signature)"),
         ]
     }
 }

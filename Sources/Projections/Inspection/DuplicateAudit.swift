@@ -204,7 +204,8 @@ public struct DuplicateAudit {
             }
         case .contactUpdated, .commandRejected, .jobClaimed, .jobHeartbeat, .jobCompleted, .jobFailed, .jobRetried,
             .jobDead, .jobRequeued, .deliveryClaimed, .leaseAcquired, .leaseRenewed, .leaseReleased, .leaseExpired,
-            .leaseDenied, .channelConnected, .channelDisconnected, .sessionEntrySet, .sessionEntryRemoved,
+            .leaseDenied, .channelConnected, .channelDisconnected, .inboundIgnored, .webhookRejected,
+            .deliveryStatusReported, .sessionEntrySet, .sessionEntryRemoved,
             .assistantMessage, .assistantDelta, .conversationSummarized, .toolCall, .toolResult, .toolApproval,
             .workerStarted,
             .workerStopped:

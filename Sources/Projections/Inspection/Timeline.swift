@@ -88,6 +88,13 @@ public struct EventSubjects: Sendable, Equatable {
         case .channelDisconnected(let e):
             accounts = ["\(e.channel)/\(e.accountID)"]
             workerIDs = [e.workerID]
+        case .inboundIgnored(let e): accounts = ["\(e.channel)/\(e.accountID)"]
+        case .webhookRejected(let e):
+            accounts = ["\(e.channel)/\(e.accountID)"]
+            workerIDs = [e.workerID]
+        case .deliveryStatusReported(let e):
+            deliveryID = e.deliveryID
+            accounts = ["\(e.channel)/\(e.accountID)"]
         case .sessionEntrySet(let e): accounts = [e.namespace]
         case .sessionEntryRemoved(let e): accounts = [e.namespace]
         case .assistantMessage(let e):

@@ -61,7 +61,8 @@ struct ConversationRecordFilter {
         case .deliveryEnqueued(let e): return e.conversationID == conversationID && e.jobID != nil
         case .contactUpdated, .commandRejected, .jobHeartbeat, .deliveryClaimed, .deliveryAttempted, .deliverySent,
             .deliveryFailed, .deliveryUncertain, .leaseAcquired, .leaseRenewed, .leaseReleased, .leaseExpired,
-            .leaseDenied, .channelConnected, .channelDisconnected, .sessionEntrySet, .sessionEntryRemoved,
+            .leaseDenied, .channelConnected, .channelDisconnected, .inboundIgnored, .webhookRejected,
+            .deliveryStatusReported, .sessionEntrySet, .sessionEntryRemoved,
             .workerStarted, .workerStopped, .conversationSummarized:
             return false
         }

@@ -186,7 +186,8 @@ struct ThreadFold {
             }
         case .contactUpdated, .commandRejected, .jobHeartbeat, .deliveryClaimed, .deliveryAttempted, .deliverySent,
             .deliveryFailed, .deliveryUncertain, .leaseAcquired, .leaseRenewed, .leaseReleased, .leaseExpired,
-            .leaseDenied, .channelConnected, .channelDisconnected, .sessionEntrySet, .sessionEntryRemoved,
+            .leaseDenied, .channelConnected, .channelDisconnected, .inboundIgnored, .webhookRejected,
+            .deliveryStatusReported, .sessionEntrySet, .sessionEntryRemoved,
             .workerStarted, .workerStopped, .conversationSummarized:
             break
         }

@@ -1,0 +1,181 @@
+import Foundation
+import Logging
+import Projections
+import ServiceLifecycle
+
+/// The session keys of a WhatsApp Cloud account (namespace `whatsapp/<account>`).
+public enum WhatsAppSessionKey {
+    /// The bearer token, when given by `agent whatsapp login` (sealed when `SESSION_ENCRYPTION_KEY` is set).
+    public static let accessToken = "access_token"
+    public static let phoneNumberID = "phone_number_id"
+    public static let businessAccountID = "business_account_id"
+}
+
+/// The channel side of one agent process: for each channel account of its role, the lease keeper, the outbound
+/// loop, the inbound (webhook routes or Telegram polling) and the connection health.
+public struct ChannelRuntime: Sendable {
+    /// The webhook routes the HTTP server adds.
+    public var routes = ChannelRoutes()
+    /// One per sending channel account; they start before ``services``.
+    public var keepers: [LeaseKeeper] = []
+    /// Outbound loops, pollers and connection monitors, after the keepers (so they stop before the leases are
+    /// released).
+    public var services: [any Service] = []
+
+    /// Builds the channels of `settings.role`; channels that cannot run say why in `status` and the log.
+    public static func make(
+        settings: AgentSettings, engine: Switchboard, status: WorkerStatus, metrics: WorkerMetrics, logger: Logger
+    ) -> ChannelRuntime {
+        var runtime = ChannelRuntime()
+        let channels = settings.channels
+        let ingress = ChannelIngress(engine: engine, logger: logger)
+        let store: SessionStore
+        do {
+            store = try SessionStore(
+                backend: settings.sessionBackend, engine: engine, directory: settings.sessionDirectory)
+        } catch {
+            logger.error("[channels] Session store unavailable: \(error)")
+            return runtime
+        }
+        func off(_ name: String, _ account: String, _ reason: String) {
+            status.channelOff(name, reason: reason)
+            logger.warning(
+                "[\(name)] Channel off (\(reason)): not sending", metadata: ["channel.account": "\(account)"])
+        }
+        func keeper(_ name: String, _ account: String) -> LeaseKeeper {
+            let keeper = LeaseKeeper(
+                channel: name, accountID: account, engine: engine, timing: engine.settings.lease, status: status,
+                metrics: metrics, logger: logger)
+            runtime.keepers.append(keeper)
+            return keeper
+        }
+
+        // Telegram
+        if settings.role == .telegram || settings.role == .all {
+            let account = settings.telegramAccountID
+            let health = ChannelHealth(channel: "telegram", accountID: account, engine: engine, logger: logger)
+            let access = ChannelAccess(
+                channel: "telegram", policy: channels.telegramPolicy, allowlist: channels.telegramAllowedChats)
+            var chats = TelegramChats()
+            var keeperOfAccount: LeaseKeeper?
+            if let token = settings.telegramBotToken {
+                let leaseKeeper = keeper("telegram", account)
+                keeperOfAccount = leaseKeeper
+                let session = ChannelSession(store: store, keeper: leaseKeeper, logger: logger)
+                chats = TelegramChats(session: session)
+                let sender = TelegramSender(
+                    baseURL: settings.telegramAPIBaseURL, token: token, timeout: settings.providerTimeout, chats: chats)
+                runtime.services.append(
+                    OutboundService(
+                        keeper: leaseKeeper, sender: sender, engine: engine, metrics: metrics, health: health,
+                        logger: logger))
+                let api = TelegramBotAPI(
+                    baseURL: settings.telegramAPIBaseURL, token: token, timeout: settings.providerTimeout)
+                let inbound = TelegramInbound(accountID: account, access: access, chats: chats)
+                switch channels.telegramMode {
+                case .polling:
+                    runtime.services.append(
+                        TelegramPoller(
+                            keeper: leaseKeeper, session: session, api: api, inbound: inbound, ingress: ingress,
+                            health: health, pollTimeout: channels.telegramPollTimeout, logger: logger))
+                case .webhook, .off:
+                    let mode = channels.telegramMode.rawValue
+                    runtime.services.append(
+                        ChannelConnection(keeper: leaseKeeper, health: health, logger: logger) { _ in
+                            switch await api.getMe() {
+                            case .success(let me): return .ok(detail: "\(mode) @\(me.username ?? "\(me.id)")")
+                            case .failure(let error)
+                            where error.code == .refused && [401, 404].contains(error.errorCode ?? 0):
+                                return .refused(code: error.errorCode, message: error.message)
+                            case .failure(let error):
+                                return .unreachable(code: error.errorCode ?? error.status, message: error.message)
+                            }
+                        })
+                }
+            } else {
+                off("telegram", account, "no credentials: TELEGRAM_BOT_TOKEN not set")
+            }
+            if channels.telegramMode == .webhook, let secret = channels.telegramWebhookSecret {
+                let inbound = TelegramInbound(accountID: account, access: access, chats: chats)
+                runtime.routes.telegram = TelegramWebhook(
+                    secret: secret, inbound: inbound, ingress: ingress, maxBodyBytes: channels.webhookMaxBodyBytes,
+                    logger: logger)
+                logger.info(
+                    "[telegram] Webhook route POST /telegram/webhook (DM policy \(access.policy.rawValue))",
+                    metadata: ["lease.held_by_this_process": "\(keeperOfAccount != nil)"])
+            } else if channels.telegramMode == .polling && settings.telegramBotToken != nil {
+                logger.info("[telegram] Long polling (DM policy \(access.policy.rawValue))")
+            }
+        }
+
+        // WhatsApp Cloud
+        if (settings.role == .whatsapp || settings.role == .all) && !settings.enableWhatsApp {
+            off("whatsapp", settings.whatsappAccountID, "ENABLE_WHATSAPP=false")
+        } else if settings.role == .whatsapp || settings.role == .all {
+            let account = settings.whatsappAccountID
+            let namespace = "whatsapp/\(account)"
+            let stored = (try? store.entries(namespace)) ?? [:]
+            @Sendable func storedString(_ key: String) -> String? {
+                stored[key].map { String(decoding: $0, as: UTF8.self) }.flatMap { $0.isEmpty ? nil : $0 }
+            }
+            let token = settings.whatsappAccessToken ?? storedString(WhatsAppSessionKey.accessToken)
+            let phoneNumberID = settings.whatsappPhoneNumberID ?? storedString(WhatsAppSessionKey.phoneNumberID)
+            let businessAccountID =
+                channels.whatsappBusinessAccountID ?? storedString(WhatsAppSessionKey.businessAccountID)
+            let access = ChannelAccess(
+                channel: "whatsapp", policy: channels.whatsappPolicy, allowlist: channels.whatsappAllowedNumbers)
+            if let token, let phoneNumberID {
+                if settings.whatsappAccessToken == nil {
+                    logger.info("[whatsapp] Using the credentials stored by `agent whatsapp login`")
+                }
+                let leaseKeeper = keeper("whatsapp", account)
+                let session = ChannelSession(store: store, keeper: leaseKeeper, logger: logger)
+                let health = ChannelHealth(channel: "whatsapp", accountID: account, engine: engine, logger: logger)
+                let sender = WhatsAppCloudSender(
+                    baseURL: settings.whatsappGraphBaseURL, phoneNumberID: phoneNumberID, accessToken: token,
+                    timeout: settings.providerTimeout)
+                runtime.services.append(
+                    OutboundService(
+                        keeper: leaseKeeper, sender: sender, engine: engine, metrics: metrics, health: health,
+                        logger: logger))
+                let graph = WhatsAppGraphAPI(
+                    baseURL: settings.whatsappGraphBaseURL, accessToken: token, timeout: settings.providerTimeout)
+                runtime.services.append(
+                    ChannelConnection(keeper: leaseKeeper, health: health, logger: logger) { tenure in
+                        let probe = await graph.probe(phoneNumberID: phoneNumberID)
+                        if case .ok = probe {
+                            // The account's identity, for restarts and operators (never the token from the
+                            // environment: only `agent whatsapp login` stores one).
+                            var changes: SessionChanges = [:]
+                            if storedString(WhatsAppSessionKey.phoneNumberID) != phoneNumberID {
+                                changes[WhatsAppSessionKey.phoneNumberID] = Data(phoneNumberID.utf8)
+                            }
+                            if let businessAccountID,
+                                storedString(WhatsAppSessionKey.businessAccountID) != businessAccountID
+                            {
+                                changes[WhatsAppSessionKey.businessAccountID] = Data(businessAccountID.utf8)
+                            }
+                            if !changes.isEmpty { await session.write(changes, under: tenure) }
+                        }
+                        return probe
+                    })
+            } else {
+                var missing: [String] = []
+                if token == nil { missing.append("WHATSAPP_CLOUD_ACCESS_TOKEN") }
+                if phoneNumberID == nil { missing.append("WHATSAPP_PHONE_NUMBER_ID") }
+                off("whatsapp", account, "no credentials: \(missing.joined(separator: " and ")) not set")
+                logger.info("[whatsapp] Credentials can also be stored once with `agent whatsapp login`")
+            }
+            let inbound = WhatsAppInbound(accountID: account, phoneNumberID: phoneNumberID, access: access)
+            runtime.routes.whatsapp = WhatsAppWebhook(
+                verifyToken: channels.whatsappVerifyToken, appSecret: channels.whatsappAppSecret, inbound: inbound,
+                ingress: ingress, maxBodyBytes: channels.webhookMaxBodyBytes, logger: logger)
+            if channels.whatsappAppSecret == nil {
+                logger.warning(
+                    "[whatsapp] WHATSAPP_CLOUD_APP_SECRET not set: POST /whatsapp/webhook refuses every notification (503)"
+                )
+            }
+        }
+        return runtime
+    }
+}

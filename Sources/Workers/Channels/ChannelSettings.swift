@@ -1,0 +1,153 @@
+import Foundation
+import Projections
+
+/// How a Telegram bot receives updates.
+public enum TelegramMode: String, Sendable, Equatable, CaseIterable {
+    /// `POST /telegram/webhook` on the agent's HTTP server (needs `TELEGRAM_WEBHOOK_SECRET`).
+    case webhook
+    /// `getUpdates` long polling by the lease holder: no public URL needed.
+    case polling
+    /// No inbound at all (the bot only sends).
+    case off
+}
+
+/// A secret read from the environment: never printed (its description is a placeholder).
+public struct ChannelSecret: Sendable, Equatable, CustomStringConvertible {
+    public let value: String
+    public init(_ value: String) { self.value = value }
+    public var description: String { "<secret>" }
+}
+
+/// The inbound side of the channels: webhooks, polling, DM policy and allowlists (read from the environment next to
+/// ``AgentSettings``; see docs/channels.md).
+public struct ChannelSettings: Sendable, Equatable {
+    /// `TELEGRAM_MODE`: `webhook`, `polling` or `off` (default: `webhook` when `TELEGRAM_WEBHOOK_SECRET` is set,
+    /// else `polling`).
+    public var telegramMode: TelegramMode
+    /// `TELEGRAM_WEBHOOK_SECRET`: the `X-Telegram-Bot-Api-Secret-Token` value (1–256 of `A-Z a-z 0-9 _ -`).
+    /// Required in webhook mode: the route does not start without it.
+    public var telegramWebhookSecret: ChannelSecret?
+    /// `TELEGRAM_DM_POLICY`: `pairing` (default), `allowlist`, `open` or `disabled`.
+    public var telegramPolicy: DMPolicy
+    /// `TELEGRAM_ALLOWED_CHAT_IDS`: chat ids (comma or space separated) allowed without pairing.
+    public var telegramAllowedChats: Set<String>
+    /// `TELEGRAM_POLL_TIMEOUT_SECONDS`: the `getUpdates` long-poll timeout (default 25, 1…50).
+    public var telegramPollTimeout: Int
+    /// `WHATSAPP_CLOUD_VERIFY_TOKEN`: the token of the `GET /whatsapp/webhook` subscription handshake.
+    public var whatsappVerifyToken: ChannelSecret?
+    /// `WHATSAPP_CLOUD_APP_SECRET`: the app secret `X-Hub-Signature-256` is computed with. Without it every
+    /// `POST /whatsapp/webhook` is refused (503) and recorded — never accepted unsigned.
+    public var whatsappAppSecret: ChannelSecret?
+    /// `WHATSAPP_BUSINESS_ACCOUNT_ID`: the WhatsApp Business Account (recorded in the session store).
+    public var whatsappBusinessAccountID: String?
+    /// `WHATSAPP_DM_POLICY`: `pairing` (default), `allowlist`, `open` or `disabled`.
+    public var whatsappPolicy: DMPolicy
+    /// `WHATSAPP_ALLOWED_NUMBERS`: phone numbers / WhatsApp ids allowed without pairing, separated by commas (only
+    /// the digits count: `+1 650-555-1234` is `16505551234`).
+    public var whatsappAllowedNumbers: Set<String>
+    /// `WEBHOOK_MAX_BODY_BYTES`: the largest webhook body accepted (default 1 MiB; larger gets 413).
+    public var webhookMaxBodyBytes: Int
+
+    /// Reads and validates the channel variables of `environment`.
+    public init(environment: [String: String]) throws(SettingsError) {
+        func value(_ name: String) -> String? {
+            guard let raw = environment[name]?.trimmingCharacters(in: .whitespaces), !raw.isEmpty else { return nil }
+            return raw
+        }
+        func policy(_ name: String) throws(SettingsError) -> DMPolicy {
+            let text = (value(name) ?? "pairing").lowercased()
+            guard let policy = DMPolicy(rawValue: text) else {
+                throw SettingsError(
+                    variable: name,
+                    message: "expected \(DMPolicy.allCases.map(\.rawValue).joined(separator: ", ")), got '\(text)'")
+            }
+            return policy
+        }
+        /// Items separated by commas or semicolons (and spaces too, when `spaces`: phone numbers may contain them).
+        func list(_ name: String, spaces: Bool) -> [String] {
+            (value(name) ?? "").split(whereSeparator: { $0 == "," || $0 == ";" || (spaces && $0 == " ") })
+                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+        func integer(_ name: String, default fallback: Int, range: ClosedRange<Int>) throws(SettingsError) -> Int {
+            guard let raw = value(name) else { return fallback }
+            guard let number = Int(raw), range.contains(number) else {
+                throw SettingsError(
+                    variable: name,
+                    message: "expected a whole number in \(range.lowerBound)...\(range.upperBound), got '\(raw)'")
+            }
+            return number
+        }
+        telegramWebhookSecret = value("TELEGRAM_WEBHOOK_SECRET").map(ChannelSecret.init)
+        if let secret = telegramWebhookSecret?.value {
+            let allowed = secret.utf8.allSatisfy { byte in
+                (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
+                    || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                    || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "_")
+                    || byte == UInt8(ascii: "-")
+            }
+            // The message names the rule, never the value.
+            guard allowed, (1...256).contains(secret.utf8.count) else {
+                throw SettingsError(
+                    variable: "TELEGRAM_WEBHOOK_SECRET",
+                    message: "Telegram accepts 1-256 characters of A-Z, a-z, 0-9, _ and - (e.g. openssl rand -hex 32)")
+            }
+        }
+        let modeText = (value("TELEGRAM_MODE") ?? (telegramWebhookSecret == nil ? "polling" : "webhook")).lowercased()
+        guard let mode = TelegramMode(rawValue: modeText) else {
+            throw SettingsError(
+                variable: "TELEGRAM_MODE", message: "expected webhook, polling or off, got '\(modeText)'")
+        }
+        if mode == .webhook && telegramWebhookSecret == nil {
+            throw SettingsError(
+                variable: "TELEGRAM_WEBHOOK_SECRET",
+                message: "required with TELEGRAM_MODE=webhook: the webhook route does not start without a secret "
+                    + "(or use TELEGRAM_MODE=polling)")
+        }
+        telegramMode = mode
+        telegramPolicy = try policy("TELEGRAM_DM_POLICY")
+        var chats = Set<String>()
+        for id in list("TELEGRAM_ALLOWED_CHAT_IDS", spaces: true) {
+            guard let number = Int64(id) else {
+                throw SettingsError(
+                    variable: "TELEGRAM_ALLOWED_CHAT_IDS", message: "expected numeric chat ids, got '\(id)'")
+            }
+            chats.insert(String(number))
+        }
+        telegramAllowedChats = chats
+        telegramPollTimeout = try integer("TELEGRAM_POLL_TIMEOUT_SECONDS", default: 25, range: 1...50)
+        whatsappVerifyToken = value("WHATSAPP_CLOUD_VERIFY_TOKEN").map(ChannelSecret.init)
+        whatsappAppSecret = value("WHATSAPP_CLOUD_APP_SECRET").map(ChannelSecret.init)
+        whatsappBusinessAccountID = value("WHATSAPP_BUSINESS_ACCOUNT_ID")
+        whatsappPolicy = try policy("WHATSAPP_DM_POLICY")
+        var numbers = Set<String>()
+        for number in list("WHATSAPP_ALLOWED_NUMBERS", spaces: false) {
+            let digits = Self.phoneDigits(number)
+            guard !digits.isEmpty else {
+                throw SettingsError(
+                    variable: "WHATSAPP_ALLOWED_NUMBERS", message: "expected phone numbers, got '\(number)'")
+            }
+            numbers.insert(digits)
+        }
+        whatsappAllowedNumbers = numbers
+        webhookMaxBodyBytes = try integer("WEBHOOK_MAX_BODY_BYTES", default: 1 << 20, range: 1024...(16 << 20))
+    }
+
+    /// A phone number as WhatsApp ids spell it: digits only.
+    public static func phoneDigits(_ number: String) -> String {
+        String(number.filter { $0.isASCII && $0.isNumber })
+    }
+
+    /// Non-secret settings, as recorded in `worker.started`.
+    public var summary: [String: String] {
+        [
+            "telegramMode": telegramMode.rawValue,
+            "telegramWebhookSecret": telegramWebhookSecret == nil ? "unset" : "set",
+            "telegramDMPolicy": telegramPolicy.rawValue, "telegramAllowedChats": "\(telegramAllowedChats.count)",
+            "telegramPollTimeoutSeconds": "\(telegramPollTimeout)",
+            "whatsappVerifyToken": whatsappVerifyToken == nil ? "unset" : "set",
+            "whatsappAppSecret": whatsappAppSecret == nil ? "unset" : "set",
+            "whatsappDMPolicy": whatsappPolicy.rawValue, "whatsappAllowedNumbers": "\(whatsappAllowedNumbers.count)",
+            "webhookMaxBodyBytes": "\(webhookMaxBodyBytes)",
+        ]
+    }
+}

@@ -1,0 +1,94 @@
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import Projections
+
+/// The HTTP pieces the webhook routes share: checks done before a body is trusted, and short answers.
+enum WebhookHTTP {
+    /// A plain-text answer.
+    static func answer(_ status: Int, _ text: String = "") -> Response {
+        Response(
+            status: .init(code: status), headers: [.contentType: "text/plain; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(string: text.isEmpty ? statusText(status) : text)))
+    }
+
+    static func statusText(_ status: Int) -> String {
+        switch status {
+        case 200: "OK"
+        case 400: "Bad request"
+        case 401: "Unauthorized"
+        case 403: "Forbidden"
+        case 413: "Payload too large"
+        case 415: "Unsupported media type: application/json expected"
+        case 500: "Internal error"
+        case 503: "Not configured"
+        default: "HTTP \(status)"
+        }
+    }
+
+    /// Whether the request says its body is JSON (`application/json`, any parameters).
+    static func isJSON(_ request: Request) -> Bool {
+        guard let type = request.headers[.contentType] else { return false }
+        let media = type.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        return media == "application/json"
+    }
+
+    /// What reading a body bounded by `limit` gave.
+    enum Body {
+        case bytes([UInt8])
+        case tooLarge
+        case unreadable
+    }
+
+    /// Reads the whole body, refusing it past `limit` bytes (a `Content-Length` above it is refused unread).
+    static func read(_ request: Request, limit: Int) async -> Body {
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > limit { return .tooLarge }
+        do {
+            let buffer = try await request.body.collect(upTo: limit)
+            return .bytes(Array(buffer.readableBytesView))
+        } catch is NIOTooManyBytesError {
+            return .tooLarge
+        } catch {
+            return .unreadable
+        }
+    }
+
+    /// Compares a presented secret with the expected one in time that depends on neither (both are hashed
+    /// first, so not even the length leaks).
+    static func secretsMatch(_ presented: String, _ expected: String) -> Bool {
+        constantTimeEqual(
+            Array(SHA256.hash(data: Array(presented.utf8))), Array(SHA256.hash(data: Array(expected.utf8))))
+    }
+}
+
+/// The webhook routes of the channels this process receives, added to the agent's HTTP server.
+public struct ChannelRoutes: Sendable {
+    public var telegram: TelegramWebhook?
+    public var whatsapp: WhatsAppWebhook?
+
+    public init(telegram: TelegramWebhook? = nil, whatsapp: WhatsAppWebhook? = nil) {
+        self.telegram = telegram
+        self.whatsapp = whatsapp
+    }
+
+    /// `POST /telegram/webhook`; `GET`/`POST /whatsapp/webhook` (also under the original's
+    /// `/whatsapp-cloud/webhook`).
+    public func add<Context: RequestContext>(to router: Router<Context>) {
+        if let telegram {
+            router.post("telegram/webhook") { request, _ in await telegram.handle(request) }
+        }
+        if let whatsapp {
+            for path in ["whatsapp/webhook", "whatsapp-cloud/webhook"] {
+                router.get(RouterPath(path)) { request, _ in await whatsapp.verify(request) }
+                router.post(RouterPath(path)) { request, _ in await whatsapp.handle(request) }
+            }
+        }
+    }
+}
+
+extension HTTPField.Name {
+    static let telegramSecretToken = HTTPField.Name("X-Telegram-Bot-Api-Secret-Token")!
+    static let hubSignature256 = HTTPField.Name("X-Hub-Signature-256")!
+}
