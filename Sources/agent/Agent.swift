@@ -12,18 +12,33 @@ import Workers
 
 let version = "0.2.0-workers"
 
-/// Every setting is an environment variable and the same flag; a flag wins over the variable.
+/// `agent`: runs the workers (the default subcommand, `run`), or an operator command.
 @main
 struct Agent: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agent",
-        abstract: "Runs Switchboard's workers on the shared event log.",
+        abstract: "Runs Switchboard's workers on the shared event log, or an operator command.",
+        discussion: """
+            With no subcommand (or `run`), starts the workers: see `agent run --help` for every setting.
+            """,
+        version: version,
+        subcommands: [
+            RunAgent.self, ModelCommand.self, PairingCommand.self, TelegramCommand.self, WhatsAppCommand.self,
+        ],
+        defaultSubcommand: RunAgent.self)
+}
+
+/// `agent run` (the default): every setting is an environment variable and the same flag; a flag wins over the
+/// variable. The operator subcommands declare their own options, so a flag after `agent model` or `agent pairing`
+/// is theirs.
+struct RunAgent: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Runs Switchboard's workers on the shared event log (the default).",
         discussion: """
             Every option may be given as its environment variable instead (named in each help line); a flag \
             wins over the variable. A bad or missing value stops the agent with exit code 64, naming it.
-            """,
-        version: version,
-        subcommands: [ModelCommand.self, PairingCommand.self, TelegramCommand.self, WhatsAppCommand.self])
+            """)
 
     @Option(help: "AGENT_ROLE: core, whatsapp, telegram, web or all (default all).") var role: String?
     @Option(help: "WORKER_ID: this worker's name (default <role>-<hostname>).") var workerId: String?

@@ -12,7 +12,7 @@ struct LogLocation: ParsableArguments {
     /// The environment with the flags laid over it.
     func environment() -> [String: String] {
         var environment = ProcessInfo.processInfo.environment
-        if let dataDir = dataDir ?? commandLineValue("--data-dir") { environment["DATA_DIR"] = dataDir }
+        if let dataDir { environment["DATA_DIR"] = dataDir }
         return environment
     }
 
@@ -65,18 +65,6 @@ extension LogLocation {
             throw error
         }
     }
-}
-
-/// The value of `--name value` or `--name=value` on the command line. The root `agent` command declares the
-/// same options as some subcommands (`--data-dir`, `--telegram-api-base-url`…) and its parser takes them first,
-/// so a subcommand reads them from the command line itself.
-func commandLineValue(_ name: String) -> String? {
-    let arguments = CommandLine.arguments
-    for (index, argument) in arguments.enumerated() {
-        if argument == name, index + 1 < arguments.count { return arguments[index + 1] }
-        if argument.hasPrefix(name + "=") { return String(argument.dropFirst(name.count + 1)) }
-    }
-    return nil
 }
 
 /// Prints `value` as sorted, indented JSON.

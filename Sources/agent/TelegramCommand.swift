@@ -17,7 +17,7 @@ struct TelegramCommand: AsyncParsableCommand {
 
         func api() throws -> TelegramBotAPI {
             var environment = ProcessInfo.processInfo.environment
-            if let base = telegramApiBaseUrl ?? commandLineValue("--telegram-api-base-url") {
+            if let base = telegramApiBaseUrl {
                 environment["TELEGRAM_API_BASE_URL"] = base
             }
             // Only the Telegram variables matter here: the mode check needs no secret for these commands.

@@ -31,7 +31,7 @@ struct WhatsAppCommand: AsyncParsableCommand {
         func run() async throws {
             var settings = try location.settings()
             if let account { settings.whatsappAccountID = account }
-            if let base = whatsappGraphBaseUrl ?? commandLineValue("--whatsapp-graph-base-url") {
+            if let base = whatsappGraphBaseUrl {
                 settings.whatsappGraphBaseURL = base
             }
             let token = readToken()

@@ -62,6 +62,9 @@ struct LocalModelTests {
             "agent", ["model", "status", "--llm-home", directory.sub("llm")])
         #expect(status == 1)
         #expect(lines.joined(separator: "\n").contains("not installed"))
+        // A flag after the subcommand is the subcommand's (the workers' options live under `agent run`).
+        let (_, byDataDir) = try await SpawnedProcess.run("agent", ["model", "status", "--data-dir", directory.path])
+        #expect(byDataDir.joined(separator: "\n").contains(directory.path + "/llm/venv"))
     }
 
     /// The supervisor starts the real llama.cpp server with the bundled model, which answers a greedy question;
