@@ -40,15 +40,18 @@ struct CoreTurnTests {
             httpClient: http)
     }
 
+    /// - Parameter clock: replaces the log's wall clock, so a test moves time instead of waiting for it.
     static func engine(
-        _ dir: TemporaryDirectory, visibility: Duration, retryDelay: Duration = .milliseconds(100)
+        _ dir: TemporaryDirectory, visibility: Duration, retryDelay: Duration = .milliseconds(100),
+        clock: TestClock? = nil
     ) throws -> Switchboard {
         var settings = EngineSettings.defaults()
         settings.jobs.visibility = visibility
         settings.jobs.retry.baseDelay = retryDelay
-        return try Switchboard(
-            EventLogConfiguration(directory: dir.path, writer: WriterIdentity(role: "core", workerID: "core-t")),
-            settings: settings, logger: quiet)
+        var configuration = EventLogConfiguration(
+            directory: dir.path, writer: WriterIdentity(role: "core", workerID: "core-t"))
+        if let clock { configuration.wallClock = { LogTimestamp(clock.date) } }
+        return try Switchboard(configuration, settings: settings, logger: quiet)
     }
 
     /// Runs `body` next to a core answering with `assistant`; then shuts the core down (gracefully when the body
@@ -377,13 +380,14 @@ struct CoreTurnTests {
     @Test func afterAnotherClaimTookTheJobTheOldAttemptIsRefusedAndRunsNoTool() async throws {
         let dir = TemporaryDirectory()
         // A short first claim, whose job is claimable again at once when it lapses (no retry delay).
-        let engine = try Self.engine(dir, visibility: .milliseconds(300), retryDelay: .zero)
+        let clock = TestClock()
+        let engine = try Self.engine(dir, visibility: .milliseconds(300), retryDelay: .zero, clock: clock)
         let result = await Self.outcome {
             let job = try await Self.ask(engine, "count")
             let old = try #require(try await engine.claimJob())
-            // The old claim lapses without a heartbeat (a paused worker); the next claim — a long one, so the
-            // machine's load cannot expire it too — takes the job.
-            try await Task.sleep(until: old.visibleUntil.localInstant + .milliseconds(20), clock: .continuous)
+            // The old claim lapses without a heartbeat (a paused worker): the log's clock moves past it; the next
+            // claim takes the job.
+            clock.advance(0.5)
             var long = engine.settings.jobs
             long.visibility = .seconds(120)
             let owner = engine.owner
