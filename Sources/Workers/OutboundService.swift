@@ -70,10 +70,13 @@ public final class OutboundService: Service, Sendable {
         let resource = keeper.resource
         let me = engine.owner.instance
         for try await record in engine.log.tail(from: start) {
-            guard record.type == DeliveryEnqueued.eventType || record.type == DeliveryClaimed.eventType else {
-                continue
-            }
+            guard
+                record.type == DeliveryEnqueued.eventType || record.type == DeliveryClaimed.eventType
+                    || record.type == JobClaimed.eventType
+            else { continue }
             switch record.followedEvent(logger) {
+            case .jobClaimed(let claimed)?:
+                showTyping(claimed)
             case .deliveryEnqueued(let enqueued)? where enqueued.channel == channel && enqueued.accountID == accountID:
                 wakeup.signal()
             case .deliveryClaimed(let claimed)? where claimed.leaseResource == resource && claimed.ownerInstance != me:
@@ -84,6 +87,48 @@ public final class OutboundService: Service, Sendable {
                 continue
             }
         }
+    }
+
+    /// Shows the contact that a reply is coming when a core claims a job of one of this account's conversations
+    /// and this process holds the account's lease: Telegram's `sendChatAction`, the WhatsApp Cloud typing
+    /// indicator. Best effort, outside the delivery queue: it is not a delivery (nothing to retry, nothing recorded)
+    /// and cannot delay the reply, which stays first in the recipient's queue.
+    private func showTyping(_ claimed: JobClaimed) {
+        guard keeper.current() != nil else { return }
+        let typing: OutboundMessage?
+        do {
+            typing = try typingMessage(for: claimed)
+        } catch {
+            logger.debug("typing.lookup.failed", metadata: ["job.id": "\(claimed.jobID)", "error": "\(error)"])
+            return
+        }
+        guard let typing else { return }
+        let sender = sender
+        let logger = logger
+        Task {
+            let outcome = await sender.send(typing)
+            if case .sent = outcome { return }
+            logger.debug("typing.not_shown", metadata: ["job.id": "\(claimed.jobID)", "outcome": "\(outcome)"])
+        }
+    }
+
+    /// The typing action for a claimed job of this account's conversations (`nil` for another channel or account).
+    private func typingMessage(for claimed: JobClaimed) throws -> OutboundMessage? {
+        guard let job = try engine.job(claimed.jobID), let conversation = try engine.conversation(job.conversationID),
+            conversation.channel == channel, conversation.accountID == accountID
+        else { return nil }
+        // The message being answered: WhatsApp marks it read and shows the indicator against it.
+        var externalID: String?
+        if let enqueued = try engine.log.records(from: job.enqueueSeq, limit: 1).first,
+            case .jobEnqueued(let event)? = try enqueued.event(), let seq = event.triggeringMessageSeq,
+            let trigger = try engine.log.records(from: seq, limit: 1).first,
+            case .messageReceived(let message)? = try trigger.event()
+        {
+            externalID = message.externalID
+        }
+        return OutboundMessage(
+            deliveryID: "typing:\(claimed.jobID):\(claimed.attempt)", recipient: conversation.contactID, text: "",
+            replyToExternalID: externalID, kind: "typing_indicator")
     }
 
     private func loop() async {

@@ -109,6 +109,9 @@ struct ChannelProcessTests {
         #expect(bad == "401")
         #expect(await agent.stop() == 0)
         #expect(bot.sent.count == 1)
+        // The reply was announced with the typing action when the core claimed the job, never as a message (it
+        // was started before the reply was even written, so it has arrived by the time the agent stopped).
+        #expect(bot.chatActions.contains { $0.chat == 123_456_789 && $0.action == "typing" }, "\(bot.chatActions)")
         #expect(try Self.received(log).count == 1)
         #expect(!agent.lines.contains { $0.contains(Self.secret) || $0.contains(bot.token) })
         let kinds = try log.events().map(\.event.eventType)
@@ -275,6 +278,8 @@ struct ChannelProcessTests {
         #expect(reports.map(\.status) == ["read", "delivered"])
         #expect(reports.allSatisfy { $0.deliveryID == record.deliveryID })
         #expect(graph.sent.count == 1)
+        // The typing indicator, shown against the message being answered when the core claimed its job.
+        #expect(graph.typing.contains("wamid.IN-B"), "\(graph.typing)")
         #expect(try Self.received(log).count == 1)
         #expect(!agent.lines.contains { $0.contains(graph.token) || $0.contains(Self.appSecret) })
     }
