@@ -136,18 +136,15 @@ public struct AgentSettings: Sendable, Equatable {
     /// Reads and validates the settings.
     /// - Throws: ``SettingsError`` naming the first bad variable.
     public init(environment: [String: String]) throws(SettingsError) {
-        func value(_ name: String) -> String? {
-            guard let raw = environment[name]?.trimmingCharacters(in: .whitespaces), !raw.isEmpty else { return nil }
-            return raw
-        }
+        let env = EnvironmentReader(environment)
         func milliseconds(_ name: String, default fallback: Int, minimum: Int) throws(SettingsError) -> Duration {
-            guard let raw = value(name) else { return .milliseconds(fallback) }
+            guard let raw = env.value(name) else { return .milliseconds(fallback) }
             guard let ms = Int(raw), ms >= minimum else {
                 throw SettingsError(variable: name, message: "expected whole milliseconds >= \(minimum), got '\(raw)'")
             }
             return .milliseconds(ms)
         }
-        let roleText = value("AGENT_ROLE") ?? "all"
+        let roleText = env.value("AGENT_ROLE") ?? "all"
         guard let role = AgentRole(rawValue: roleText.lowercased()) else {
             let accepted = AgentRole.allCases.map(\.rawValue).joined(separator: ", ")
             throw SettingsError(
@@ -155,45 +152,20 @@ public struct AgentSettings: Sendable, Equatable {
         }
         self.role = role
         let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "host"
-        workerID = value("WORKER_ID") ?? "\(role.rawValue)-\(host)"
+        workerID = env.value("WORKER_ID") ?? "\(role.rawValue)-\(host)"
         guard workerID.utf8.count <= 255 else {
             throw SettingsError(variable: "WORKER_ID", message: "longer than 255 bytes")
         }
-        dataDirectory = value("DATA_DIR") ?? "./data"
-        let durabilityText = value("EVENTLOG_DURABILITY") ?? "durable"
+        dataDirectory = env.value("DATA_DIR") ?? "./data"
+        let durabilityText = env.value("EVENTLOG_DURABILITY") ?? "durable"
         // `unsynced` is for throwaway scratch environments, never for the log.
         guard let durability = Durability(rawValue: durabilityText.lowercased()), durability != .unsynced else {
             throw SettingsError(
                 variable: "EVENTLOG_DURABILITY", message: "expected durable or relaxed, got '\(durabilityText)'")
         }
         self.durability = durability
-        whatsappAccountID = value("WHATSAPP_ACCOUNT_ID") ?? "default"
-        func flag(_ name: String, default fallback: Bool) throws(SettingsError) -> Bool {
-            guard let raw = value(name) else { return fallback }
-            switch raw.lowercased() {
-            case "1", "true", "yes", "on": return true
-            case "0", "false", "no", "off": return false
-            default: throw SettingsError(variable: name, message: "expected true or false, got '\(raw)'")
-            }
-        }
-        func url(_ name: String, default fallback: String) throws(SettingsError) -> String {
-            let raw = value(name) ?? fallback
-            guard let parsed = URL(string: raw), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil
-            else {
-                throw SettingsError(variable: name, message: "expected an http(s) URL, got '\(raw)'")
-            }
-            return raw.hasSuffix("/") ? String(raw.dropLast()) : raw
-        }
-        func integer(_ name: String, default fallback: Int, range: ClosedRange<Int>) throws(SettingsError) -> Int {
-            guard let raw = value(name) else { return fallback }
-            guard let number = Int(raw), range.contains(number) else {
-                throw SettingsError(
-                    variable: name,
-                    message: "expected a whole number in \(range.lowerBound)...\(range.upperBound), got '\(raw)'")
-            }
-            return number
-        }
-        testShortLeases = try flag("AGENT_TEST_SHORT_LEASES", default: false)
+        whatsappAccountID = env.value("WHATSAPP_ACCOUNT_ID") ?? "default"
+        testShortLeases = try env.flag("AGENT_TEST_SHORT_LEASES", default: false)
         leaseTTL = try milliseconds("WHATSAPP_LEASE_TTL_MS", default: 45_000, minimum: testShortLeases ? 200 : 10_000)
         leaseHeartbeat = try milliseconds(
             "WHATSAPP_HEARTBEAT_MS", default: 15_000, minimum: testShortLeases ? 50 : 1_000)
@@ -203,50 +175,50 @@ public struct AgentSettings: Sendable, Equatable {
                 message: "the heartbeat (\(leaseHeartbeat)) must be below half the lease TTL (\(leaseTTL)), "
                     + "or the lease is lost between heartbeats")
         }
-        let storeVariable = value("SESSION_STORE") != nil ? "SESSION_STORE" : "WHATSAPP_AUTH_MODE"
-        let storeText = (value("SESSION_STORE") ?? value("WHATSAPP_AUTH_MODE") ?? "log").lowercased()
+        let storeVariable = env.value("SESSION_STORE") != nil ? "SESSION_STORE" : "WHATSAPP_AUTH_MODE"
+        let storeText = (env.value("SESSION_STORE") ?? env.value("WHATSAPP_AUTH_MODE") ?? "log").lowercased()
         switch storeText {
         case "log", "convex": sessionBackend = .log
         case "local": sessionBackend = .local
         default:
             throw SettingsError(variable: storeVariable, message: "expected log or local, got '\(storeText)'")
         }
-        sessionDirectory = value("SESSION_DIR") ?? dataDirectory + "/sessions"
-        let everyText = value("SNAPSHOT_EVERY") ?? "100000"
+        sessionDirectory = env.value("SESSION_DIR") ?? dataDirectory + "/sessions"
+        let everyText = env.value("SNAPSHOT_EVERY") ?? "100000"
         guard let every = UInt64(everyText.replacingOccurrences(of: "_", with: "")), every == 0 || every >= 1_000 else {
             throw SettingsError(
                 variable: "SNAPSHOT_EVERY",
                 message: "expected a number of events >= 1000, or 0 for no snapshots, got '\(everyText)'")
         }
         snapshotEvery = every
-        let keepText = value("SNAPSHOT_KEEP") ?? "8"
+        let keepText = env.value("SNAPSHOT_KEEP") ?? "8"
         guard let keep = Int(keepText), keep >= 1 else {
             throw SettingsError(variable: "SNAPSHOT_KEEP", message: "expected a whole number >= 1, got '\(keepText)'")
         }
         snapshotKeep = keep
-        enableWhatsApp = try flag("ENABLE_WHATSAPP", default: true)
-        whatsappPhone = value("WHATSAPP_PHONE") ?? whatsappAccountID
-        whatsappAccessToken = value("WHATSAPP_CLOUD_ACCESS_TOKEN")
-        whatsappPhoneNumberID = value("WHATSAPP_PHONE_NUMBER_ID") ?? value("WHATSAPP_CLOUD_PHONE_NUMBER_ID")
-        whatsappGraphBaseURL = try url("WHATSAPP_GRAPH_BASE_URL", default: "https://graph.facebook.com/v21.0")
-        telegramAccountID = value("TELEGRAM_ACCOUNT_ID") ?? "default"
-        telegramBotToken = value("TELEGRAM_BOT_TOKEN")
+        enableWhatsApp = try env.flag("ENABLE_WHATSAPP", default: true)
+        whatsappPhone = env.value("WHATSAPP_PHONE") ?? whatsappAccountID
+        whatsappAccessToken = env.value("WHATSAPP_CLOUD_ACCESS_TOKEN")
+        whatsappPhoneNumberID = env.value("WHATSAPP_PHONE_NUMBER_ID") ?? env.value("WHATSAPP_CLOUD_PHONE_NUMBER_ID")
+        whatsappGraphBaseURL = try env.url("WHATSAPP_GRAPH_BASE_URL", default: "https://graph.facebook.com/v21.0")
+        telegramAccountID = env.value("TELEGRAM_ACCOUNT_ID") ?? "default"
+        telegramBotToken = env.value("TELEGRAM_BOT_TOKEN")
         if let token = telegramBotToken, token.contains(where: { $0 == "/" || $0 == "?" || $0 == "#" || $0 == " " }) {
             // The message names the variable and the expected form, never the value.
             throw SettingsError(variable: "TELEGRAM_BOT_TOKEN", message: "must not contain '/', '?', '#' or spaces")
         }
-        telegramAPIBaseURL = try url("TELEGRAM_API_BASE_URL", default: "https://api.telegram.org")
+        telegramAPIBaseURL = try env.url("TELEGRAM_API_BASE_URL", default: "https://api.telegram.org")
         providerTimeout = try milliseconds("PROVIDER_TIMEOUT_MS", default: 30_000, minimum: 100)
         deliveryVisibility = try milliseconds(
             "DELIVERY_VISIBILITY_MS", default: 120_000, minimum: testShortLeases ? 200 : 1_000)
-        coreConcurrency = try integer("CORE_CONCURRENCY", default: 4, range: 1...256)
+        coreConcurrency = try env.integer("CORE_CONCURRENCY", default: 4, range: 1...256)
         jobVisibility = try milliseconds("JOB_VISIBILITY_MS", default: 60_000, minimum: testShortLeases ? 200 : 1_000)
         do {
             provider = try ProviderSettings.fromEnvironment(environment)
         } catch {
             throw SettingsError(variable: error.variable, message: error.message)
         }
-        if let raw = value("AI_PROVIDER") {
+        if let raw = env.value("AI_PROVIDER") {
             guard let choice = AIProviderChoice(rawValue: raw.lowercased()) else {
                 throw SettingsError(variable: "AI_PROVIDER", message: "expected local, openai or offline, got '\(raw)'")
             }
@@ -262,15 +234,15 @@ public struct AgentSettings: Sendable, Equatable {
         } else {
             aiProvider = provider == nil ? .local : .openai
         }
-        let toolsText = (value("AI_TOOLS") ?? "auto").lowercased()
+        let toolsText = (env.value("AI_TOOLS") ?? "auto").lowercased()
         guard let tools = ToolOffer(rawValue: toolsText) else {
             throw SettingsError(variable: "AI_TOOLS", message: "expected auto, on or off, got '\(toolsText)'")
         }
         aiTools = tools
-        aiMaxTokens = try value("AI_MAX_TOKENS").map { _ throws(SettingsError) in
-            try integer("AI_MAX_TOKENS", default: 0, range: 16...131_072)
+        aiMaxTokens = try env.value("AI_MAX_TOKENS").map { _ throws(SettingsError) in
+            try env.integer("AI_MAX_TOKENS", default: 0, range: 16...131_072)
         }
-        if let raw = value("AI_TEMPERATURE") {
+        if let raw = env.value("AI_TEMPERATURE") {
             guard let temperature = Double(raw), (0...2).contains(temperature) else {
                 throw SettingsError(variable: "AI_TEMPERATURE", message: "expected a number in 0...2, got '\(raw)'")
             }
@@ -279,15 +251,15 @@ public struct AgentSettings: Sendable, Equatable {
             aiTemperature = nil
         }
         localModel = try LocalModelSettings.fromEnvironment(environment, dataDirectory: dataDirectory)
-        todoistToken = value("TODOIST_API_TOKEN").map(Secret.init)
-        let todoistVariable = value("TODOIST_API_BASE_URL") != nil ? "TODOIST_API_BASE_URL" : "TODOIST_BASE_URL"
-        todoistBaseURL = try url(todoistVariable, default: TodoistSettings.defaultBaseURL)
-        approvalTTL = .seconds(try integer("APPROVAL_TTL_SECONDS", default: 300, range: 1...86_400))
-        self.host = value("HOST") ?? "127.0.0.1"
-        port = try integer("PORT", default: 8080, range: 0...65_535)
+        todoistToken = env.value("TODOIST_API_TOKEN").map(Secret.init)
+        let todoistVariable = env.value("TODOIST_API_BASE_URL") != nil ? "TODOIST_API_BASE_URL" : "TODOIST_BASE_URL"
+        todoistBaseURL = try env.url(todoistVariable, default: TodoistSettings.defaultBaseURL)
+        approvalTTL = .seconds(try env.integer("APPROVAL_TTL_SECONDS", default: 300, range: 1...86_400))
+        self.host = env.value("HOST") ?? "127.0.0.1"
+        port = try env.integer("PORT", default: 8080, range: 0...65_535)
         web = try WebSettings(environment: environment, dataDirectory: dataDirectory, host: self.host, port: port)
         channels = try ChannelSettings(environment: environment)
-        sessionKeyBase64 = value("SESSION_ENCRYPTION_KEY")
+        sessionKeyBase64 = env.value("SESSION_ENCRYPTION_KEY")
         do {
             _ = try SessionSealer(keyBase64: sessionKeyBase64)
         } catch {

@@ -50,12 +50,9 @@ public struct ChannelSettings: Sendable, Equatable {
 
     /// Reads and validates the channel variables of `environment`.
     public init(environment: [String: String]) throws(SettingsError) {
-        func value(_ name: String) -> String? {
-            guard let raw = environment[name]?.trimmingCharacters(in: .whitespaces), !raw.isEmpty else { return nil }
-            return raw
-        }
+        let env = EnvironmentReader(environment)
         func policy(_ name: String) throws(SettingsError) -> DMPolicy {
-            let text = (value(name) ?? "pairing").lowercased()
+            let text = (env.value(name) ?? "pairing").lowercased()
             guard let policy = DMPolicy(rawValue: text) else {
                 throw SettingsError(
                     variable: name,
@@ -65,19 +62,10 @@ public struct ChannelSettings: Sendable, Equatable {
         }
         /// Items separated by commas or semicolons (and spaces too, when `spaces`: phone numbers may contain them).
         func list(_ name: String, spaces: Bool) -> [String] {
-            (value(name) ?? "").split(whereSeparator: { $0 == "," || $0 == ";" || (spaces && $0 == " ") })
+            (env.value(name) ?? "").split(whereSeparator: { $0 == "," || $0 == ";" || (spaces && $0 == " ") })
                 .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }
-        func integer(_ name: String, default fallback: Int, range: ClosedRange<Int>) throws(SettingsError) -> Int {
-            guard let raw = value(name) else { return fallback }
-            guard let number = Int(raw), range.contains(number) else {
-                throw SettingsError(
-                    variable: name,
-                    message: "expected a whole number in \(range.lowerBound)...\(range.upperBound), got '\(raw)'")
-            }
-            return number
-        }
-        telegramWebhookSecret = value("TELEGRAM_WEBHOOK_SECRET").map(ChannelSecret.init)
+        telegramWebhookSecret = env.value("TELEGRAM_WEBHOOK_SECRET").map(ChannelSecret.init)
         if let secret = telegramWebhookSecret?.value {
             let allowed = secret.utf8.allSatisfy { byte in
                 (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
@@ -92,7 +80,8 @@ public struct ChannelSettings: Sendable, Equatable {
                     message: "Telegram accepts 1-256 characters of A-Z, a-z, 0-9, _ and - (e.g. openssl rand -hex 32)")
             }
         }
-        let modeText = (value("TELEGRAM_MODE") ?? (telegramWebhookSecret == nil ? "polling" : "webhook")).lowercased()
+        let modeText = (env.value("TELEGRAM_MODE") ?? (telegramWebhookSecret == nil ? "polling" : "webhook"))
+            .lowercased()
         guard let mode = TelegramMode(rawValue: modeText) else {
             throw SettingsError(
                 variable: "TELEGRAM_MODE", message: "expected webhook, polling or off, got '\(modeText)'")
@@ -114,10 +103,10 @@ public struct ChannelSettings: Sendable, Equatable {
             chats.insert(String(number))
         }
         telegramAllowedChats = chats
-        telegramPollTimeout = try integer("TELEGRAM_POLL_TIMEOUT_SECONDS", default: 25, range: 1...50)
-        whatsappVerifyToken = value("WHATSAPP_CLOUD_VERIFY_TOKEN").map(ChannelSecret.init)
-        whatsappAppSecret = value("WHATSAPP_CLOUD_APP_SECRET").map(ChannelSecret.init)
-        whatsappBusinessAccountID = value("WHATSAPP_BUSINESS_ACCOUNT_ID")
+        telegramPollTimeout = try env.integer("TELEGRAM_POLL_TIMEOUT_SECONDS", default: 25, range: 1...50)
+        whatsappVerifyToken = env.value("WHATSAPP_CLOUD_VERIFY_TOKEN").map(ChannelSecret.init)
+        whatsappAppSecret = env.value("WHATSAPP_CLOUD_APP_SECRET").map(ChannelSecret.init)
+        whatsappBusinessAccountID = env.value("WHATSAPP_BUSINESS_ACCOUNT_ID")
         whatsappPolicy = try policy("WHATSAPP_DM_POLICY")
         var numbers = Set<String>()
         for number in list("WHATSAPP_ALLOWED_NUMBERS", spaces: false) {
@@ -129,7 +118,7 @@ public struct ChannelSettings: Sendable, Equatable {
             numbers.insert(digits)
         }
         whatsappAllowedNumbers = numbers
-        webhookMaxBodyBytes = try integer("WEBHOOK_MAX_BODY_BYTES", default: 1 << 20, range: 1024...(16 << 20))
+        webhookMaxBodyBytes = try env.integer("WEBHOOK_MAX_BODY_BYTES", default: 1 << 20, range: 1024...(16 << 20))
     }
 
     /// A phone number as WhatsApp ids spell it: digits only.

@@ -55,15 +55,12 @@ public struct LocalModelSettings: Sendable, Equatable {
     public static func fromEnvironment(_ environment: [String: String], dataDirectory: String) throws(SettingsError)
         -> LocalModelSettings
     {
-        func value(_ name: String) -> String? {
-            guard let raw = environment[name]?.trimmingCharacters(in: .whitespaces), !raw.isEmpty else { return nil }
-            return raw
-        }
-        var settings = LocalModelSettings(home: value("LLM_HOME") ?? dataDirectory + "/llm")
-        settings.gguf = value("LLM_GGUF")
-        settings.python = value("LLM_PYTHON") ?? "python3"
-        settings.launcher = value("LLM_LAUNCHER")
-        if let raw = value("LLM_CONTEXT") {
+        let env = EnvironmentReader(environment)
+        var settings = LocalModelSettings(home: env.value("LLM_HOME") ?? dataDirectory + "/llm")
+        settings.gguf = env.value("LLM_GGUF")
+        settings.python = env.value("LLM_PYTHON") ?? "python3"
+        settings.launcher = env.value("LLM_LAUNCHER")
+        if let raw = env.value("LLM_CONTEXT") {
             guard let tokens = Int(raw), (512...131_072).contains(tokens) else {
                 throw SettingsError(variable: "LLM_CONTEXT", message: "expected 512…131072 tokens, got '\(raw)'")
             }

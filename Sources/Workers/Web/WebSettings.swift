@@ -63,27 +63,7 @@ public struct WebSettings: Sendable, Equatable {
 
     /// Reads the web settings. `host` and `port` make the default redirect URI.
     public init(environment: [String: String], dataDirectory: String, host: String, port: Int) throws(SettingsError) {
-        func value(_ name: String) -> String? {
-            guard let raw = environment[name]?.trimmingCharacters(in: .whitespaces), !raw.isEmpty else { return nil }
-            return raw
-        }
-        func url(_ name: String, _ raw: String) throws(SettingsError) -> String {
-            guard let parsed = URL(string: raw), ["http", "https"].contains(parsed.scheme?.lowercased() ?? ""),
-                parsed.host != nil
-            else {
-                throw SettingsError(variable: name, message: "expected an http(s) URL, got '\(raw)'")
-            }
-            return raw.hasSuffix("/") ? String(raw.dropLast()) : raw
-        }
-        func integer(_ name: String, default fallback: Int, range: ClosedRange<Int>) throws(SettingsError) -> Int {
-            guard let raw = value(name) else { return fallback }
-            guard let number = Int(raw), range.contains(number) else {
-                throw SettingsError(
-                    variable: name,
-                    message: "expected a whole number in \(range.lowerBound)...\(range.upperBound), got '\(raw)'")
-            }
-            return number
-        }
+        let env = EnvironmentReader(environment)
         // Not trimmed: a password may start or end with a space.
         if let password = environment["WEB_PASSWORD"], !password.isEmpty {
             // The message names the variable and the rule, never the value.
@@ -94,39 +74,42 @@ public struct WebSettings: Sendable, Equatable {
         } else {
             password = nil
         }
-        publicURL = try value("WEB_PUBLIC_URL").map { raw throws(SettingsError) in try url("WEB_PUBLIC_URL", raw) }
+        publicURL = try env.value("WEB_PUBLIC_URL").map { raw throws(SettingsError) in
+            try env.url("WEB_PUBLIC_URL", raw)
+        }
         directory = dataDirectory + "/web"
-        sessionLifetime = .seconds(3600 * (try integer("WEB_SESSION_HOURS", default: 168, range: 1...8760)))
-        loginFailuresPerMinute = try integer("WEB_LOGIN_FAILURES_PER_MINUTE", default: 5, range: 1...1000)
+        sessionLifetime = .seconds(3600 * (try env.integer("WEB_SESSION_HOURS", default: 168, range: 1...8760)))
+        loginFailuresPerMinute = try env.integer("WEB_LOGIN_FAILURES_PER_MINUTE", default: 5, range: 1...1000)
 
         let base = publicURL ?? "http://\(host.contains(":") ? "[\(host)]" : host):\(port)"
-        let redirect = try url(
-            "TODOIST_OAUTH_REDIRECT_URI", value("TODOIST_OAUTH_REDIRECT_URI") ?? base + "/oauth/todoist/callback")
+        let redirect = try env.url(
+            "TODOIST_OAUTH_REDIRECT_URI", env.value("TODOIST_OAUTH_REDIRECT_URI") ?? base + "/oauth/todoist/callback")
         let path = URL(string: redirect)?.path ?? ""
         todoistCallbackPath = path.isEmpty || path == "/" ? "/oauth/todoist/callback" : path
-        let authorize = try url(
-            "TODOIST_OAUTH_AUTHORIZE_URL", value("TODOIST_OAUTH_AUTHORIZE_URL") ?? "https://todoist.com/oauth/authorize"
+        let authorize = try env.url(
+            "TODOIST_OAUTH_AUTHORIZE_URL",
+            env.value("TODOIST_OAUTH_AUTHORIZE_URL") ?? "https://todoist.com/oauth/authorize"
         )
-        let token = try url(
-            "TODOIST_OAUTH_TOKEN_URL", value("TODOIST_OAUTH_TOKEN_URL") ?? "https://todoist.com/oauth/access_token")
+        let token = try env.url(
+            "TODOIST_OAUTH_TOKEN_URL", env.value("TODOIST_OAUTH_TOKEN_URL") ?? "https://todoist.com/oauth/access_token")
         var missing: [String] = []
-        if value("TODOIST_CLIENT_ID") == nil { missing.append("TODOIST_CLIENT_ID") }
-        if value("TODOIST_CLIENT_SECRET") == nil { missing.append("TODOIST_CLIENT_SECRET") }
+        if env.value("TODOIST_CLIENT_ID") == nil { missing.append("TODOIST_CLIENT_ID") }
+        if env.value("TODOIST_CLIENT_SECRET") == nil { missing.append("TODOIST_CLIENT_SECRET") }
         todoistMissing = missing
-        if let id = value("TODOIST_CLIENT_ID"), let secret = value("TODOIST_CLIENT_SECRET") {
+        if let id = env.value("TODOIST_CLIENT_ID"), let secret = env.value("TODOIST_CLIENT_SECRET") {
             todoist = TodoistOAuth(
                 clientID: id, clientSecret: secret, redirectURI: redirect, authorizeURL: authorize, tokenURL: token,
-                scope: value("TODOIST_OAUTH_SCOPE") ?? "data:read_write")
+                scope: env.value("TODOIST_OAUTH_SCOPE") ?? "data:read_write")
         } else {
             todoist = nil
         }
-        todoistTokenOverride = value("TODOIST_API_TOKEN") != nil
+        todoistTokenOverride = env.value("TODOIST_API_TOKEN") != nil
 
         model = ModelDisplay(
-            model: value("AI_BASE_URL") == nil ? nil : value("AI_MODEL"),
-            providerHost: value("AI_BASE_URL").flatMap { URL(string: $0)?.host },
-            liteModel: value("AI_BASE_URL") == nil ? nil : value("AI_LITE_MODEL"),
-            fallbackModels: (value("AI_FALLBACK_MODEL") ?? "").split(separator: ",")
+            model: env.value("AI_BASE_URL") == nil ? nil : env.value("AI_MODEL"),
+            providerHost: env.value("AI_BASE_URL").flatMap { URL(string: $0)?.host },
+            liteModel: env.value("AI_BASE_URL") == nil ? nil : env.value("AI_LITE_MODEL"),
+            fallbackModels: (env.value("AI_FALLBACK_MODEL") ?? "").split(separator: ",")
                 .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }, answering: nil)
     }
 
