@@ -37,6 +37,7 @@ enum Scenario: String, CaseIterable, ExpressibleByArgument {
     case agentIdle = "agent-idle"
     case webhook = "webhook"
     case chat = "chat"
+    case claimBacklog = "claim-backlog"
 
     var summary: String {
         switch self {
@@ -59,6 +60,9 @@ enum Scenario: String, CaseIterable, ExpressibleByArgument {
         case .webhook:
             "Telegram webhook over HTTP from 50 concurrent clients into the durable log: accepted requests/s, "
                 + "p50/p99 request -> response (written after the commit)"
+        case .claimBacklog:
+            "claim cost inside the write transaction with 100 to 100,000 waiting: a blocked recipient, a busy "
+                + "conversation, jobs in backoff (target: the 100,000 figure within 2x of the 100 one)"
         case .chat:
             "web message posted → first streamed token on the chat's SSE stream, offline and fake provider: p50/p99, 1 and 50 chats"
         }
@@ -172,6 +176,7 @@ struct Runner {
         case .agentIdle: try await agentIdle()
         case .webhook: try await webhook()
         case .chat: try await chat()
+        case .claimBacklog: try await claimBacklog()
         }
     }
 
