@@ -145,14 +145,10 @@ public enum DeliveryCommandResult: Sendable, Equatable {
 /// The delivery indexes and rate history a claim decision reads for one channel account. Each `forEach` query
 /// visits entries lazily, in index order, until `body` returns `false`.
 public protocol DeliveryQueueView {
-    /// The account's pending deliveries (`p.delivery_pending`) in enqueue order, including those whose
-    /// `notBefore` is in the future.
-    func forEachPending(channel: String, accountID: String, _ body: (DeliveryState) throws -> Bool) throws
-    /// The ids of a recipient's unfinished (pending, claimed or attempting) deliveries (`p.recipient_queue`) in
-    /// enqueue order: the first is the head of its FIFO.
-    func forEachQueued(
-        channel: String, accountID: String, recipient: String, _ body: (_ deliveryID: String) throws -> Bool
-    ) throws
+    /// The account's recipients whose FIFO head is pending, as that head (`p.delivery_ready`): earliest
+    /// `notBefore` first, then enqueue order. A recipient whose head is in flight is not listed, nor are the
+    /// messages behind a head.
+    func forEachReady(channel: String, accountID: String, _ body: (DeliveryState) throws -> Bool) throws
     /// The account's claimed or attempting deliveries (`p.delivery_inflight`) whose claim is visible until
     /// strictly before `now`, earliest deadline first.
     func forEachExpiredClaim(
@@ -194,44 +190,60 @@ public enum DeliveryDecider {
             correlationIDs: [delivery.conversationID])
     }
 
+    /// Settles the account's claims whose visibility ran out before `now`: back to pending (with backoff) when
+    /// no attempt was recorded, **uncertain** when one was (the request may have reached the provider). The claim
+    /// shell runs it, in the same transaction, before every claim by the account's lease holder.
+    public static func reclaimExpired(
+        channel: String, accountID: String, settings: DeliverySettings, queue: some DeliveryQueueView,
+        now: LogTimestamp
+    ) throws -> Decision<Int> {
+        var events = DecisionEvents(firstSeq: 0)
+        var settled = 0
+        try queue.forEachExpiredClaim(channel: channel, accountID: accountID, before: now) { delivery in
+            switch delivery.status {
+            case .claimed:
+                failAttempt(
+                    delivery, permanent: false, retryAfter: nil, code: "claim_expired",
+                    message: "claim expired before the send was attempted", settings: settings, now: now,
+                    into: &events)
+                settled += 1
+            case .attempting:
+                markUncertain(
+                    delivery, reason: "claim expired after the send was attempted", settings: settings, now: now,
+                    into: &events)
+                settled += 1
+            case .pending, .sent, .failed, .uncertain:
+                break
+            }
+            return true
+        }
+        return events.decision(settled)
+    }
+
     /// Claims the next deliverable message of `channel`/`accountID` for `owner`, who must hold that account's
-    /// `lease` under `leaseToken`. Expired claims are reclaimed first and the claim is decided as if their events
-    /// were applied. FIFO per recipient (only the oldest unfinished message of a recipient is claimable), and
-    /// within the rate limits. The claim token is the seq of the `delivery.claimed` event.
+    /// `lease` under `leaseToken`: the first recipient head ``DeliveryQueueView/forEachReady(channel:accountID:_:)``
+    /// offers that is due and within the rate limits (FIFO per recipient: only a recipient's oldest unfinished
+    /// message is offered). The claim token is the seq of the `delivery.claimed` event. Expired claims are
+    /// settled first, by ``reclaimExpired(channel:accountID:settings:queue:now:)`` in the same transaction.
+    ///
+    /// Heads held back by a recipient's rate limit are visited and passed over; there are few of them whatever
+    /// the backlog, because each was sent to within the limit's interval and the account-wide limit bounds how
+    /// many sends that interval holds.
     public static func claim(
         channel: String, accountID: String, owner: Owner, leaseToken: UInt64, lease: LeaseState?,
         settings: DeliverySettings, queue: some DeliveryQueueView, now: LogTimestamp, nextSeq: UInt64
     ) throws -> Decision<DeliveryClaimResult> {
         let resource = "\(channel)/\(accountID)"
-        var events = DecisionEvents(firstSeq: nextSeq)
         if let reason = leaseRefusal(lease, owner: owner, leaseToken: leaseToken, now: now) {
-            events.append(
-                .commandRejected(
-                    CommandRejected(
-                        command: "delivery.claim", subject: resource, reason: reason.rawValue, presentedToken: nil,
-                        currentToken: nil, presentedLeaseToken: leaseToken, workerID: owner.workerID,
-                        instance: owner.instance)))
-            return events.decision(.rejected(reason: reason))
-        }
-        // Deliveries whose claims this decision ends, as they will be once its events are applied.
-        var released: [DeliveryState] = []
-        try queue.forEachExpiredClaim(channel: channel, accountID: accountID, before: now) { delivery in
-            switch delivery.status {
-            case .claimed:
-                released.append(
-                    failAttempt(
-                        delivery, permanent: false, retryAfter: nil, code: "claim_expired",
-                        message: "claim expired before the send was attempted", settings: settings, now: now,
-                        into: &events))
-            case .attempting:
-                released.append(
-                    markUncertain(
-                        delivery, reason: "claim expired after the send was attempted", settings: settings, now: now,
-                        into: &events))
-            case .pending, .sent, .failed, .uncertain:
-                break
-            }
-            return true
+            return Decision(
+                .rejected(reason: reason),
+                events: [
+                    .commandRejected(
+                        CommandRejected(
+                            command: "delivery.claim", subject: resource, reason: reason.rawValue,
+                            presentedToken: nil, currentToken: nil, presentedLeaseToken: leaseToken,
+                            workerID: owner.workerID, instance: owner.instance))
+                ])
         }
         let limits = settings.rateLimits[channel] ?? .none
         // Account-wide window.
@@ -242,23 +254,18 @@ public enum DeliveryDecider {
             if recent.count >= limits.perAccount.count {
                 let retryAt = LogTimestamp(microseconds: recent[recent.count - limits.perAccount.count])
                     .advanced(by: limits.perAccount.window)
-                return events.decision(.empty(retryAt: retryAt))
+                return Decision(.empty(retryAt: retryAt))
             }
         }
-        // Released deliveries back in the queue rejoin it at their enqueue position.
-        var requeued = released.filter { $0.status == .pending }
-        requeued.sort { $0.enqueueSeq < $1.enqueueSeq }
-        var next = requeued.startIndex
-
         var chosen: DeliveryState?
         var earliest: LogTimestamp?
-        func consider(_ delivery: DeliveryState) throws -> Bool {
+        try queue.forEachReady(channel: channel, accountID: accountID) { delivery in
+            guard delivery.status == .pending else { return true }
             if delivery.notBefore > now {
+                // Offered by notBefore: every later head is later still.
                 earliest = min(earliest ?? delivery.notBefore, delivery.notBefore)
-                return true
+                return false
             }
-            // FIFO per recipient: the oldest unfinished delivery of the recipient goes first.
-            if try !isHead(delivery, released: released, queue) { return true }
             if let until = try recipientBlockedUntil(delivery, limits: limits, now: now, queue) {
                 earliest = min(earliest ?? until, until)
                 return true
@@ -266,28 +273,10 @@ public enum DeliveryDecider {
             chosen = delivery
             return false
         }
-        try queue.forEachPending(channel: channel, accountID: accountID) { delivery in
-            while next < requeued.endIndex, requeued[next].enqueueSeq < delivery.enqueueSeq {
-                next += 1
-                if try !consider(requeued[next - 1]) { return false }
-            }
-            return try consider(delivery)
-        }
-        while chosen == nil, next < requeued.endIndex {
-            next += 1
-            _ = try consider(requeued[next - 1])
-        }
-        guard let delivery = chosen else { return events.decision(.empty(retryAt: earliest)) }
-        let token = events.nextSeq
+        guard let delivery = chosen else { return Decision(.empty(retryAt: earliest)) }
+        let token = nextSeq
         let visibleUntil = now.advanced(by: settings.visibility)
         let attempt = delivery.attempt + 1
-        events.append(
-            .deliveryClaimed(
-                DeliveryClaimed(
-                    deliveryID: delivery.deliveryID, workerID: owner.workerID, ownerInstance: owner.instance,
-                    token: token,
-                    leaseResource: resource, leaseToken: leaseToken, attempt: attempt, visibleUntil: visibleUntil)),
-            correlationID: delivery.conversationID)
         var claimed = delivery
         claimed.status = .claimed
         claimed.token = token
@@ -295,26 +284,19 @@ public enum DeliveryDecider {
         claimed.attempt = attempt
         claimed.claimedBy = owner
         claimed.visibleUntil = visibleUntil
-        return events.decision(
+        return Decision(
             .claimed(
                 DeliveryClaim(
                     delivery: claimed, token: token, leaseToken: leaseToken, attempt: attempt,
-                    visibleUntil: visibleUntil)))
-    }
-
-    /// Whether `delivery` heads its recipient's FIFO, not counting `released` deliveries that leave it.
-    static func isHead(
-        _ delivery: DeliveryState, released: [DeliveryState], _ queue: some DeliveryQueueView
-    ) throws -> Bool {
-        var head: String?
-        try queue.forEachQueued(
-            channel: delivery.channel, accountID: delivery.accountID, recipient: delivery.recipient
-        ) { id in
-            if released.contains(where: { $0.deliveryID == id && !$0.status.isUnfinished }) { return true }
-            head = id
-            return false
-        }
-        return head == delivery.deliveryID
+                    visibleUntil: visibleUntil)),
+            events: [
+                .deliveryClaimed(
+                    DeliveryClaimed(
+                        deliveryID: delivery.deliveryID, workerID: owner.workerID, ownerInstance: owner.instance,
+                        token: token, leaseResource: resource, leaseToken: leaseToken, attempt: attempt,
+                        visibleUntil: visibleUntil))
+            ],
+            correlationIDs: [delivery.conversationID])
     }
 
     /// When the recipient may next receive a message, or `nil` if now.

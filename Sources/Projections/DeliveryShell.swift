@@ -28,17 +28,25 @@ extension DeliveryDecider {
         return try context.commit(enqueue(delivery, existingDeliveryID: existing, settings: settings))
     }
 
-    /// Claims the next deliverable message of `channel`/`accountID` (see
+    /// Settles the account's expired claims (when `owner` holds its lease live under `leaseToken`), then claims
+    /// its next deliverable message against the queues as the settlements left them, in one transaction (see
+    /// ``reclaimExpired(channel:accountID:settings:queue:now:)`` and
     /// ``claim(channel:accountID:owner:leaseToken:lease:settings:queue:now:nextSeq:)``).
     public static func claim(
         channel: String, accountID: String, owner: Owner, leaseToken: UInt64, settings: DeliverySettings,
         _ context: inout WriteContext
     ) throws -> DeliveryClaimResult {
-        let tables = context.tables
+        let lease = try loadLease("\(channel)/\(accountID)", context.tables)
+        if leaseRefusal(lease, owner: owner, leaseToken: leaseToken, now: context.now) == nil {
+            _ = try context.commit(
+                reclaimExpired(
+                    channel: channel, accountID: accountID, settings: settings,
+                    queue: TableDeliveryQueue(tables: context.tables), now: context.now))
+        }
         let decision = try claim(
-            channel: channel, accountID: accountID, owner: owner, leaseToken: leaseToken,
-            lease: try loadLease("\(channel)/\(accountID)", tables), settings: settings,
-            queue: TableDeliveryQueue(tables: tables), now: context.now, nextSeq: context.nextSeq)
+            channel: channel, accountID: accountID, owner: owner, leaseToken: leaseToken, lease: lease,
+            settings: settings, queue: TableDeliveryQueue(tables: context.tables), now: context.now,
+            nextSeq: context.nextSeq)
         return try context.commit(decision)
     }
 
@@ -95,22 +103,12 @@ struct TableDeliveryQueue: DeliveryQueueView {
         try tables.get(tables.table(T.deliveries), id).map { try StateCoding.decode(DeliveryState.self, $0) }
     }
 
-    func forEachPending(channel: String, accountID: String, _ body: (DeliveryState) throws -> Bool) throws {
+    func forEachReady(channel: String, accountID: String, _ body: (DeliveryState) throws -> Bool) throws {
         let prefix = SwitchboardProjector.accountKey(channel, accountID).prefix
-        try tables.scan(tables.table(T.deliveryPending), from: prefix) { key, value in
+        try tables.scan(tables.table(T.deliveryReady), from: prefix) { key, value in
             guard hasPrefix(key, prefix) else { return false }
             guard let delivery = try delivery(value) else { return true }
             return try body(delivery)
-        }
-    }
-
-    func forEachQueued(
-        channel: String, accountID: String, recipient: String, _ body: (_ deliveryID: String) throws -> Bool
-    ) throws {
-        let prefix = SwitchboardProjector.accountKey(channel, accountID).appending(recipient).prefix
-        try tables.scan(tables.table(T.recipientQueue), from: prefix) { key, value in
-            guard hasPrefix(key, prefix) else { return false }
-            return try body(String(decoding: value, as: UTF8.self))
         }
     }
 

@@ -31,8 +31,12 @@ extension JobDecider {
         return try context.commit(decision)
     }
 
-    /// Claims the next runnable job for `owner` (see ``claim(owner:settings:queue:now:nextSeq:)``).
+    /// Settles expired claims (``reclaimExpired(settings:queue:now:)``), then claims the next runnable job for
+    /// `owner` against the queues as the settlements left them (``claim(owner:settings:queue:now:nextSeq:)``),
+    /// in one transaction.
     public static func claim(owner: Owner, settings: JobSettings, _ context: inout WriteContext) throws -> JobClaim? {
+        _ = try context.commit(
+            reclaimExpired(settings: settings, queue: TableJobQueue(tables: context.tables), now: context.now))
         let decision = try claim(
             owner: owner, settings: settings, queue: TableJobQueue(tables: context.tables), now: context.now,
             nextSeq: context.nextSeq)
@@ -85,10 +89,35 @@ struct TableJobQueue: JobQueueView {
         try tables.get(tables.table(T.jobs), id).map { try StateCoding.decode(JobState.self, $0) }
     }
 
-    func forEachReady(_ body: (JobState) throws -> Bool) throws {
-        try tables.scan(tables.table(T.jobReady)) { _, value in
-            guard let job = try job(value) else { return true }
-            return try body(job)
+    func forEachClaimable(at now: LogTimestamp, _ body: (JobState) throws -> Bool) throws {
+        let ready = tables.table(T.jobReady)
+        let nowKey = orderKey(now)
+        var start: [UInt8]?
+        while true {
+            // One pass per priority: the first entry not yet due ends its priority (later entries of it are
+            // later still), and the next pass seeks past it.
+            var nextPriority: [UInt8]?
+            var stopped = false
+            try tables.scan(ready, from: start) { key, value in
+                guard key.count == 24 else { return true }
+                if bigEndianUInt64(key[8..<16]) > nowKey {
+                    let priority = bigEndianUInt64(key[0..<8])
+                    if priority < .max {
+                        var next: [UInt8] = []
+                        appendBigEndian(priority + 1, to: &next)
+                        nextPriority = next
+                    }
+                    return false
+                }
+                guard let job = try job(value) else { return true }
+                if try !body(job) {
+                    stopped = true
+                    return false
+                }
+                return true
+            }
+            guard !stopped, let nextPriority else { return }
+            start = nextPriority
         }
     }
 
@@ -100,17 +129,6 @@ struct TableJobQueue: JobQueueView {
             if until >= nowKey { return false }
             guard let job = try job(value) else { return true }
             return try body(job)
-        }
-    }
-
-    func forEachRunning(
-        inConversation conversationID: String, _ body: (_ jobID: String, _ rootJobID: String) throws -> Bool
-    ) throws {
-        let prefix = Key(conversationID).prefix
-        try tables.scan(tables.table(T.conversationRunning), from: prefix) { key, root in
-            guard hasPrefix(key, prefix) else { return false }
-            return try body(
-                String(decoding: key[prefix.count...], as: UTF8.self), String(decoding: root, as: UTF8.self))
         }
     }
 }

@@ -111,16 +111,14 @@ public enum JobFailureOutcome: Sendable, Equatable {
 /// The job indexes a claim decision reads, in the projection's order. Each query visits entries lazily, in index
 /// order, until `body` returns `false`.
 public protocol JobQueueView {
-    /// Pending jobs in claim order (`p.job_ready`): highest priority first, then earliest `notBefore`, then
-    /// enqueue order. Jobs waiting for a retry decision (`notBefore` at the end of time) are not listed; jobs
-    /// whose `notBefore` is in the future are.
-    func forEachReady(_ body: (JobState) throws -> Bool) throws
+    /// The jobs a claim may take at `now`, in claim order (`p.job_ready`): highest priority first, then earliest
+    /// `notBefore`, then enqueue order. Each conversation offers at most one job: its first pending job in claim
+    /// order when none of its jobs runs; the first pending job of the running job's delegation tree when one
+    /// runs (a child may run while its parent waits); none when jobs of two trees run. An offered job whose
+    /// `notBefore` is after `now` is not visited, nor any later job of its priority (they are later still).
+    func forEachClaimable(at now: LogTimestamp, _ body: (JobState) throws -> Bool) throws
     /// Running jobs whose claim is visible until strictly before `now` (`p.job_running`), earliest deadline first.
     func forEachExpiredClaim(before now: LogTimestamp, _ body: (JobState) throws -> Bool) throws
-    /// The running jobs of `conversationID` (`p.conversation_running`) as job id and root job id, in job id order.
-    func forEachRunning(
-        inConversation conversationID: String, _ body: (_ jobID: String, _ rootJobID: String) throws -> Bool
-    ) throws
 }
 
 /// Job deciders: pure functions of the job state (or a ``JobQueueView``), the command, the log time and the
@@ -161,103 +159,57 @@ public enum JobDecider {
             JobEnqueue(jobID: job.jobID, duplicate: false), events: [event], correlationIDs: [job.conversationID])
     }
 
-    /// Claims the next runnable job for `owner`: highest priority, then earliest, whose conversation has no
-    /// running job outside its own delegation tree. Expired claims are reclaimed first (counting an attempt), and
-    /// the claim is decided as if their settlements were already applied. The claim token is the seq of the
-    /// `job.claimed` event (after the reclaims' events).
-    public static func claim(
-        owner: Owner, settings: JobSettings, queue: some JobQueueView, now: LogTimestamp, nextSeq: UInt64
-    ) throws -> Decision<JobClaim?> {
-        var events = DecisionEvents(firstSeq: nextSeq)
-        // Jobs whose claims this decision settles, as they will be once its events are applied.
-        var released: [JobState] = []
+    /// Settles the claims whose visibility ran out before `now` as failed attempts (`claim_expired`): each job is
+    /// retried with backoff or dead. The claim shell runs it, in the same transaction, before every claim.
+    public static func reclaimExpired(settings: JobSettings, queue: some JobQueueView, now: LogTimestamp) throws
+        -> Decision<Int>
+    {
+        var events = DecisionEvents(firstSeq: 0)
+        var settled = 0
         try queue.forEachExpiredClaim(before: now) { job in
             guard job.status == .running else { return true }
             let message = "claim expired at \(job.visibleUntil.map { "\($0)" } ?? "?")"
-            let outcome = settle(
+            settle(
                 job, reason: claimExpired, message: message, retryable: true, settings: settings, now: now,
                 into: &events)
-            released.append(settled(job, reason: claimExpired, message: message, outcome: outcome))
+            settled += 1
             return true
         }
-        // Released jobs back in the queue at once (a zero retry delay) join the ready jobs in claim order.
-        var requeued = released.filter { $0.status == .pending && $0.notBefore <= now }
-        requeued.sort { claimOrder($0) < claimOrder($1) }
-        var next = requeued.startIndex
+        return events.decision(settled)
+    }
 
+    /// Claims the next runnable job for `owner`: the first job ``JobQueueView/forEachClaimable(at:_:)`` offers —
+    /// highest priority, then earliest, whose conversation has no running job outside its own delegation tree.
+    /// The claim token is the seq of the `job.claimed` event. Expired claims are settled first, by
+    /// ``reclaimExpired(settings:queue:now:)`` in the same transaction (see the shell).
+    public static func claim(
+        owner: Owner, settings: JobSettings, queue: some JobQueueView, now: LogTimestamp, nextSeq: UInt64
+    ) throws -> Decision<JobClaim?> {
         var chosen: JobState?
-        func consider(_ job: JobState) throws -> Bool {
-            if job.notBefore > now { return true }
-            if try conversationBusy(for: job, released: released, queue) { return true }
+        try queue.forEachClaimable(at: now) { job in
+            guard job.status == .pending, job.notBefore <= now else { return true }
             chosen = job
             return false
         }
-        try queue.forEachReady { job in
-            while next < requeued.endIndex, claimOrder(requeued[next]) < claimOrder(job) {
-                next += 1
-                if try !consider(requeued[next - 1]) { return false }
-            }
-            return try consider(job)
-        }
-        while chosen == nil, next < requeued.endIndex {
-            next += 1
-            _ = try consider(requeued[next - 1])
-        }
-        guard let job = chosen else { return events.decision(nil) }
-        let token = events.nextSeq  // the seq of job.claimed: greater than every earlier claim of the job
+        guard let job = chosen else { return Decision(nil) }
+        let token = nextSeq  // the seq of job.claimed: greater than every earlier claim of the job
         let visibleUntil = now.advanced(by: settings.visibility)
         let attempt = job.attempt + 1
-        events.append(
-            .jobClaimed(
-                JobClaimed(
-                    jobID: job.jobID, workerID: owner.workerID, ownerInstance: owner.instance, token: token,
-                    attempt: attempt, visibleUntil: visibleUntil)),
-            correlationID: job.conversationID)
         var claimed = job
         claimed.status = .running
         claimed.token = token
         claimed.attempt = attempt
         claimed.claimedBy = owner
         claimed.visibleUntil = visibleUntil
-        return events.decision(JobClaim(job: claimed, token: token, attempt: attempt, visibleUntil: visibleUntil))
-    }
-
-    /// A job's place in `p.job_ready`: higher priority (clamped to 32 bits) first, then earlier `notBefore`,
-    /// then enqueue order.
-    static func claimOrder(_ job: JobState) -> (Int, Int64, UInt64) {
-        (-max(Int(Int32.min), min(Int(Int32.max), job.priority)), job.notBefore.microseconds, job.enqueueSeq)
-    }
-
-    /// Whether another job outside `job`'s delegation tree is running in its conversation (not counting the
-    /// `released` ones). A child job may run while its parent (same root) waits for it.
-    static func conversationBusy(for job: JobState, released: [JobState], _ queue: some JobQueueView) throws -> Bool {
-        var busy = false
-        try queue.forEachRunning(inConversation: job.conversationID) { jobID, root in
-            if root != job.rootJobID && !released.contains(where: { $0.jobID == jobID }) {
-                busy = true
-                return false
-            }
-            return true
-        }
-        return busy
-    }
-
-    /// `job` as the projection holds it after ``settle(_:reason:message:retryable:settings:now:into:)``.
-    static func settled(_ job: JobState, reason: String, message: String, outcome: JobFailureOutcome) -> JobState {
-        var job = job
-        job.lastReason = reason
-        job.lastMessage = String(message.prefix(500))
-        job.visibleUntil = nil
-        switch outcome {
-        case .retried(let notBefore):
-            job.status = .pending
-            job.notBefore = notBefore
-        case .dead:
-            job.status = .dead
-        case .rejected:
-            break
-        }
-        return job
+        return Decision(
+            JobClaim(job: claimed, token: token, attempt: attempt, visibleUntil: visibleUntil),
+            events: [
+                .jobClaimed(
+                    JobClaimed(
+                        jobID: job.jobID, workerID: owner.workerID, ownerInstance: owner.instance, token: token,
+                        attempt: attempt, visibleUntil: visibleUntil))
+            ],
+            correlationIDs: [job.conversationID])
     }
 
     /// Extends the claim of `jobID` held under `token`. An expired claim cannot be extended back: the heartbeat

@@ -9,23 +9,15 @@ public struct QueueDepths: Sendable, Equatable {
 }
 
 extension StateReader {
-    /// The queue depths, in one snapshot.
+    /// The queue depths, in one snapshot, from the indexes' entry counts: jobs waiting are every pending job of
+    /// every conversation (`p.conversation_jobs`, not only the ones claimable now); deliveries pending are the
+    /// unfinished ones in the recipient FIFOs less those in flight.
     public func queueDepths() throws -> QueueDepths {
-        let tables: [ProjectionTable] = [.jobReady, .jobRunning, .deliveryPending, .deliveryInflight]
+        let tables: [ProjectionTable] = [.conversationJobs, .jobRunning, .recipientQueue, .deliveryInflight]
         let handles = tables.map { table($0) }
-        let counts = try log.withSnapshot { snapshot -> [Int] in
-            var counts: [Int] = []
-            for handle in handles {
-                var entries = 0
-                try snapshot.scan(handle) { _, _ in
-                    entries += 1
-                    return true
-                }
-                counts.append(entries)
-            }
-            return counts
-        }
+        let counts = try log.withSnapshot { snapshot in try handles.map { try snapshot.count($0) } }
         return QueueDepths(
-            jobsReady: counts[0], jobsRunning: counts[1], deliveriesPending: counts[2], deliveriesInFlight: counts[3])
+            jobsReady: counts[0], jobsRunning: counts[1], deliveriesPending: max(0, counts[2] - counts[3]),
+            deliveriesInFlight: counts[3])
     }
 }

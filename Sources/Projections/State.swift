@@ -10,14 +10,15 @@ public enum ProjectionTable: Int, CaseIterable, Sendable {
     case approvalsDue
     case contacts
     case conversationActivity
-    case conversationRunning
+    case conversationJobs
+    case conversationQueues
     case conversations
     case deliveries
     case deliveryAttention
     case deliveryInflight
     case deliveryKeys
-    case deliveryPending
     case deliveryProviderIDs
+    case deliveryReady
     case deliveryStatuses
     case inbound
     case jobDead
@@ -32,6 +33,7 @@ public enum ProjectionTable: Int, CaseIterable, Sendable {
     case sessions
     case summaries
     case toolCalls
+    case treeJobs
 
     /// The LMDB database name.
     public var name: String {
@@ -40,14 +42,15 @@ public enum ProjectionTable: Int, CaseIterable, Sendable {
         case .approvalsDue: "p.approvals_due"
         case .contacts: "p.contacts"
         case .conversationActivity: "p.conversation_activity"
-        case .conversationRunning: "p.conversation_running"
+        case .conversationJobs: "p.conversation_jobs"
+        case .conversationQueues: "p.conversation_queues"
         case .conversations: "p.conversations"
         case .deliveries: "p.deliveries"
         case .deliveryAttention: "p.delivery_attention"
         case .deliveryInflight: "p.delivery_inflight"
         case .deliveryKeys: "p.delivery_keys"
-        case .deliveryPending: "p.delivery_pending"
         case .deliveryProviderIDs: "p.delivery_provider_ids"
+        case .deliveryReady: "p.delivery_ready"
         case .deliveryStatuses: "p.delivery_statuses"
         case .inbound: "p.inbound"
         case .jobDead: "p.job_dead"
@@ -62,6 +65,7 @@ public enum ProjectionTable: Int, CaseIterable, Sendable {
         case .sessions: "p.sessions"
         case .summaries: "p.summaries"
         case .toolCalls: "p.tool_calls"
+        case .treeJobs: "p.tree_jobs"
         }
     }
 

@@ -17,13 +17,17 @@ public struct SwitchboardProjector: Projector {
 
     /// The layout this build writes. Bump `version` in the same commit as any change to what `apply` stores;
     /// `docs/architecture.md` keeps the history.
-    public static let format = ProjectionFormat(name: "switchboard", version: 3)
+    public static let format = ProjectionFormat(name: "switchboard", version: 4)
 
     public var format: ProjectionFormat { Self.format }
 
-    /// The status indexes of builds before formats were recorded (replaced by `p.job_dead` and
-    /// `p.delivery_attention`).
-    public var retiredTables: [String] { ["p.job_status", "p.delivery_status"] }
+    /// Tables of earlier formats, dropped when the projections are rebuilt: the status indexes of builds before
+    /// formats were recorded (replaced by `p.job_dead` and `p.delivery_attention`), and the claim indexes of
+    /// format 3 (replaced by `p.conversation_jobs`, `p.conversation_queues`, `p.tree_jobs` and
+    /// `p.delivery_ready`).
+    public var retiredTables: [String] {
+        ["p.job_status", "p.delivery_status", "p.conversation_running", "p.delivery_pending"]
+    }
 
     public func decode(_ record: Record) throws -> SwitchboardEvent? { try SwitchboardEvent(record) }
 
@@ -293,12 +297,6 @@ public struct SwitchboardProjector: Projector {
 
     // MARK: Job indexes
 
-    static func readyKey(_ job: JobState) -> Key {
-        // Higher priority first, then earliest notBefore, then enqueue order.
-        let priority = UInt64(Int64(Int32.max) - Int64(max(Int(Int32.min), min(Int(Int32.max), job.priority))))
-        return Key().appending(priority).appending(orderKey(job.notBefore)).appending(job.enqueueSeq)
-    }
-
     static func runningKey(_ job: JobState) -> Key {
         Key().appending(orderKey(job.visibleUntil ?? LogTimestamp(microseconds: 0))).appending(job.jobID)
     }
@@ -308,65 +306,46 @@ public struct SwitchboardProjector: Projector {
         // Only the transitions' own indexes are written: completed jobs (the bulk) are found by scanning p.jobs.
         if let previous {
             switch previous.status {
-            case .pending: try tables.remove(T.jobReady, Self.readyKey(previous))
-            case .running:
-                try tables.remove(T.jobRunning, Self.runningKey(previous))
-                try tables.remove(T.conversationRunning, Key(previous.conversationID, previous.jobID))
+            case .running: try tables.remove(T.jobRunning, Self.runningKey(previous))
             case .dead: try tables.remove(T.jobDead, Key(previous.jobID))
-            case .completed: break
+            case .pending, .completed: break
             }
         }
         switch job.status {
-        case .pending where job.notBefore.microseconds != .max:
-            try tables.mark(T.jobReady, Self.readyKey(job), Array(job.jobID.utf8))
-        case .running:
-            try tables.mark(T.jobRunning, Self.runningKey(job), Array(job.jobID.utf8))
-            try tables.mark(T.conversationRunning, Key(job.conversationID, job.jobID), Array(job.rootJobID.utf8))
+        case .running: try tables.mark(T.jobRunning, Self.runningKey(job), Array(job.jobID.utf8))
         case .dead: try tables.mark(T.jobDead, Key(job.jobID))
         case .pending, .completed: break
         }
         try tables.store(job, T.jobs, Key(job.jobID))
+        try JobQueues.update(job, previous: previous, tables)
     }
 
     // MARK: Delivery indexes
 
     static func accountKey(_ channel: String, _ accountID: String) -> Key { Key(channel, accountID) }
 
-    static func pendingKey(_ d: DeliveryState) -> Key { accountKey(d.channel, d.accountID).appending(d.enqueueSeq) }
-
     static func inflightKey(_ d: DeliveryState) -> Key {
         accountKey(d.channel, d.accountID).appending(orderKey(d.visibleUntil ?? LogTimestamp(microseconds: 0)))
             .appending(d.deliveryID)
-    }
-
-    static func recipientKey(_ d: DeliveryState) -> Key {
-        accountKey(d.channel, d.accountID).appending(d.recipient).appending(d.enqueueSeq)
     }
 
     private func saveDelivery(_ d: DeliveryState, previous: DeliveryState?, _ tables: TableWriter) throws {
         typealias T = ProjectionTables
         if let previous {
             switch previous.status {
-            case .pending: try tables.remove(T.deliveryPending, Self.pendingKey(previous))
             case .claimed, .attempting: try tables.remove(T.deliveryInflight, Self.inflightKey(previous))
             case .failed, .uncertain:
                 try tables.remove(T.deliveryAttention, Key(previous.status.rawValue, previous.deliveryID))
-            case .sent: break
-            }
-            if previous.status.isUnfinished && !d.status.isUnfinished {
-                try tables.remove(T.recipientQueue, Self.recipientKey(previous))
+            case .pending, .sent: break
             }
         }
         switch d.status {
-        case .pending: try tables.mark(T.deliveryPending, Self.pendingKey(d), Array(d.deliveryID.utf8))
         case .claimed, .attempting: try tables.mark(T.deliveryInflight, Self.inflightKey(d), Array(d.deliveryID.utf8))
         case .failed, .uncertain: try tables.mark(T.deliveryAttention, Key(d.status.rawValue, d.deliveryID))
-        case .sent: break
-        }
-        if d.status.isUnfinished && !(previous?.status.isUnfinished ?? false) {
-            try tables.mark(T.recipientQueue, Self.recipientKey(d), Array(d.deliveryID.utf8))
+        case .pending, .sent: break
         }
         try tables.store(d, T.deliveries, Key(d.deliveryID))
+        try DeliveryQueues.update(d, previous: previous, tables)
     }
 
     private func recordAttempt(_ d: DeliveryState, at now: LogTimestamp, _ tables: TableWriter) throws {

@@ -70,6 +70,8 @@ let worker = options["writer"] ?? "helper"
 
 do {
     switch command {
+    case "fixture":
+        try await fixture(options)
     case "append":
         // Appends --count events in batches of --batch, each awaited, so this process's order is its own order.
         let log = try openLog(options, worker: worker)

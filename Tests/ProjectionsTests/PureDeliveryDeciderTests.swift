@@ -41,20 +41,16 @@ final class FakeDeliveryQueue: DeliveryQueueView {
         }
     }
 
-    func forEachPending(channel: String, accountID: String, _ body: (DeliveryState) throws -> Bool) throws {
-        for delivery in account(channel, accountID) where delivery.status == .pending {
+    /// Each recipient's FIFO head (its oldest unfinished delivery) when pending, earliest `notBefore` first.
+    func forEachReady(channel: String, accountID: String, _ body: (DeliveryState) throws -> Bool) throws {
+        let unfinished: Set<DeliveryStatus> = [.pending, .claimed, .attempting]
+        let heads = Dictionary(
+            grouping: account(channel, accountID).filter { unfinished.contains($0.status) }, by: \.recipient
+        ).values.compactMap { $0.first }.filter { $0.status == .pending }
+            .sorted { ($0.notBefore, $0.enqueueSeq) < ($1.notBefore, $1.enqueueSeq) }
+        for delivery in heads {
             pendingVisits += 1
             if try !body(delivery) { return }
-        }
-    }
-
-    func forEachQueued(
-        channel: String, accountID: String, recipient: String, _ body: (_ deliveryID: String) throws -> Bool
-    ) throws {
-        let unfinished: Set<DeliveryStatus> = [.pending, .claimed, .attempting]
-        for delivery in account(channel, accountID)
-        where delivery.recipient == recipient && unfinished.contains(delivery.status) {
-            if try !body(delivery.deliveryID) { return }
         }
     }
 
@@ -140,6 +136,13 @@ enum DeliveryExpectation: Sendable, Equatable {
             name: "sends older than the account window do not count",
             deliveries: [deliveryState("d-1", seq: 1)], accountTimes: sends(30, endingAgo: .seconds(2)),
             expected: .claims("d-1")),
+        DeliveryClaimCase(
+            name: "a retried head goes by its retry time, not its enqueue order",
+            deliveries: [
+                deliveryState("d-1", seq: 1, attempt: 1, notBefore: t0.advanced(by: .seconds(-1))),
+                deliveryState("d-2", to: "7", seq: 2, notBefore: t0.advanced(by: .seconds(-3))),
+            ],
+            expected: .claims("d-2")),
         DeliveryClaimCase(
             name: "earliest retry time of several",
             deliveries: [
@@ -241,18 +244,19 @@ enum DeliveryExpectation: Sendable, Equatable {
     }
 
     @Test(arguments: [UncertainPolicy.hold, .retry])
-    func expiredClaimsAreReclaimedBeforeTheClaim(_ policy: UncertainPolicy) throws {
+    func expiredClaimsAreSettledByTheReclaim(_ policy: UncertainPolicy) throws {
         var settings = DeliverySettings()
         settings.uncertainPolicy = policy
         let gone = t0.advanced(by: .seconds(-1))
         let claimed = deliveryState("d-1", seq: 1, status: .claimed, attempt: 1, token: 5, visibleUntil: gone)
         let attempting = deliveryState(
             "d-2", to: "7", seq: 2, status: .attempting, attempt: 1, token: 6, visibleUntil: gone)
-        let next = deliveryState("d-3", to: "7", seq: 3)
+        let live = deliveryState(
+            "d-3", to: "9", seq: 3, status: .claimed, attempt: 1, token: 7, visibleUntil: t0)
 
-        let decision = try DeliveryDecider.claim(
-            channel: "telegram", accountID: "bot", owner: sender, leaseToken: leaseToken, lease: liveLease,
-            settings: settings, queue: FakeDeliveryQueue([claimed, attempting, next]), now: t0, nextSeq: 500)
+        let decision = try DeliveryDecider.reclaimExpired(
+            channel: "telegram", accountID: "bot", settings: settings,
+            queue: FakeDeliveryQueue([claimed, attempting, live]), now: t0)
 
         let backoff1 = t0.advanced(by: settings.retry.delay(afterAttempt: 1, key: "d-1"))
         let backoff2 = t0.advanced(by: settings.retry.delay(afterAttempt: 1, key: "d-2"))
@@ -265,46 +269,16 @@ enum DeliveryExpectation: Sendable, Equatable {
                 DeliveryUncertain(
                     deliveryID: "d-2", token: 6, attempt: 1, reason: "claim expired after the send was attempted")),
         ]
-        switch policy {
-        case .hold:
-            // d-2 left recipient 7's FIFO, so d-3 heads it and is claimed after the reclaims' events.
-            expected.append(
-                .deliveryClaimed(
-                    DeliveryClaimed(
-                        deliveryID: "d-3", workerID: sender.workerID, ownerInstance: sender.instance, token: 502,
-                        leaseResource: "telegram/bot", leaseToken: leaseToken, attempt: 1,
-                        visibleUntil: t0.advanced(by: settings.visibility))))
-            #expect(decision.outcome.claimedID == "d-3")
-        case .retry:
-            // d-2 is retried, so it still heads recipient 7's FIFO (in backoff): nothing is claimable.
+        if policy == .retry {
             expected.append(
                 .deliveryFailed(
                     DeliveryFailed(
                         deliveryID: "d-2", token: 6, attempt: 1, permanent: false, retryAfter: backoff2,
                         errorCode: "uncertain",
                         message: "retrying an uncertain send (policy retry): the recipient may get a duplicate")))
-            #expect(decision.outcome == .empty(retryAt: min(backoff1, backoff2)))
         }
         #expect(decision.events == expected)
-    }
-
-    @Test func aReclaimRetriedWithoutDelayIsClaimedInEnqueueOrder() throws {
-        var settings = DeliverySettings()
-        settings.retry.baseDelay = .zero
-        let claimed = deliveryState(
-            "d-1", seq: 1, status: .claimed, attempt: 1, token: 5, visibleUntil: t0.advanced(by: .seconds(-1)))
-
-        let decision = try DeliveryDecider.claim(
-            channel: "telegram", accountID: "bot", owner: sender, leaseToken: leaseToken, lease: liveLease,
-            settings: settings, queue: FakeDeliveryQueue([claimed, deliveryState("d-2", to: "7", seq: 2)]), now: t0,
-            nextSeq: 10)
-
-        guard case .claimed(let claim) = decision.outcome else {
-            Issue.record("expected a claim, got \(decision.outcome)")
-            return
-        }
-        #expect(claim.delivery.deliveryID == "d-1" && claim.attempt == 2 && claim.token == 11)
-        #expect(claim.delivery.lastError == "claim_expired: claim expired before the send was attempted")
+        #expect(decision.outcome == 2)
     }
 
     enum Command: String, CaseIterable, Sendable {

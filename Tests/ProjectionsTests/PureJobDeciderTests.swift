@@ -21,19 +21,31 @@ func jobState(
         result: nil)
 }
 
-/// An in-memory ``JobQueueView``: the projection's job indexes derived from a list of jobs. It counts the jobs each
-/// query visits, to show that claims stop early.
+/// An in-memory ``JobQueueView``: the claim-order rules computed from a list of jobs, the reference the
+/// projection's indexes must agree with. It counts the jobs each query visits, to show that claims stop early.
 final class FakeJobQueue: JobQueueView {
     let jobs: [JobState]
     private(set) var readyVisits = 0
 
     init(_ jobs: [JobState]) { self.jobs = jobs }
 
-    func forEachReady(_ body: (JobState) throws -> Bool) throws {
-        let ready = jobs.filter { $0.status == .pending && $0.notBefore.microseconds != .max }.sorted {
-            (-$0.priority, $0.notBefore, $0.enqueueSeq) < (-$1.priority, $1.notBefore, $1.enqueueSeq)
-        }
-        for job in ready {
+    static func inClaimOrder(_ a: JobState, _ b: JobState) -> Bool {
+        (-a.priority, a.notBefore, a.enqueueSeq) < (-b.priority, b.notBefore, b.enqueueSeq)
+    }
+
+    /// Each conversation's next job: its first pending job in claim order among those its running jobs allow.
+    var offered: [JobState] {
+        Dictionary(grouping: jobs, by: \.conversationID).values.compactMap { jobs -> JobState? in
+            let roots = Set(jobs.filter { $0.status == .running }.map(\.rootJobID))
+            return jobs.filter { job in
+                job.status == .pending && job.notBefore.microseconds != .max
+                    && (roots.isEmpty || roots == [job.rootJobID])
+            }.min(by: Self.inClaimOrder)
+        }.sorted(by: Self.inClaimOrder)
+    }
+
+    func forEachClaimable(at now: LogTimestamp, _ body: (JobState) throws -> Bool) throws {
+        for job in offered where job.notBefore <= now {
             readyVisits += 1
             if try !body(job) { return }
         }
@@ -45,15 +57,6 @@ final class FakeJobQueue: JobQueueView {
         }
         for job in running where (job.visibleUntil?.microseconds ?? 0) < now.microseconds {
             if try !body(job) { return }
-        }
-    }
-
-    func forEachRunning(
-        inConversation conversationID: String, _ body: (_ jobID: String, _ rootJobID: String) throws -> Bool
-    ) throws {
-        let running = jobs.filter { $0.status == .running && $0.conversationID == conversationID }
-        for job in running.sorted(by: { $0.jobID < $1.jobID }) {
-            if try !body(job.jobID, job.rootJobID) { return }
         }
     }
 }
@@ -111,6 +114,28 @@ struct ClaimOrderCase: Sendable, CustomTestStringConvertible {
             ],
             expected: "child"),
         ClaimOrderCase(
+            name: "a parent retrying while its child runs is of the running tree",
+            jobs: [
+                jobState("child", root: "parent", seq: 2, status: .running, attempt: 1, token: 5, visibleUntil: t0),
+                jobState("parent", seq: 1), jobState("other-conv", conversation: "conv-2", seq: 3),
+            ],
+            expected: "parent"),
+        ClaimOrderCase(
+            name: "a conversation whose first job waits for its retry holds back its lower-priority jobs",
+            jobs: [
+                jobState("retrying", priority: 5, seq: 1, attempt: 1, notBefore: t0.advanced(by: .seconds(10))),
+                jobState("behind", seq: 2), jobState("other-conv", conversation: "conv-2", seq: 3),
+            ],
+            expected: "other-conv"),
+        ClaimOrderCase(
+            name: "jobs of two trees running hold back the conversation",
+            jobs: [
+                jobState("a", seq: 1, status: .running, attempt: 1, token: 5, visibleUntil: t0),
+                jobState("b", seq: 2, status: .running, attempt: 1, token: 6, visibleUntil: t0),
+                jobState("child-of-a", root: "a", seq: 3),
+            ],
+            expected: nil),
+        ClaimOrderCase(
             name: "nothing claimable",
             jobs: [
                 jobState("running", seq: 1, status: .running, attempt: 1, token: 5, visibleUntil: t0),
@@ -147,18 +172,17 @@ struct ClaimOrderCase: Sendable, CustomTestStringConvertible {
         #expect(queue.readyVisits == 1)
     }
 
-    @Test func expiredClaimsAreSettledFirstAndTheClaimTokenCountsTheirEvents() throws {
+    @Test func expiredClaimsAreSettledAsFailedAttempts() throws {
         let settings = JobSettings()
         let expired = jobState(
             "expired", seq: 1, status: .running, attempt: 1, token: 40, visibleUntil: t0.advanced(by: .seconds(-1)))
-        let waiting = jobState("waiting", seq: 2)
-        let queue = FakeJobQueue([expired, waiting])
+        let queue = FakeJobQueue([expired, jobState("waiting", seq: 2)])
 
-        let decision = try JobDecider.claim(owner: worker, settings: settings, queue: queue, now: t0, nextSeq: 100)
+        let decision = try JobDecider.reclaimExpired(settings: settings, queue: queue, now: t0)
 
         let retryAt = t0.advanced(by: settings.retry.delay(afterAttempt: 1, key: "expired"))
         let message = "claim expired at \(t0.advanced(by: .seconds(-1)))"
-        // The reclaim frees the conversation, so the waiting job of the same conversation is claimed at once.
+        #expect(decision.outcome == 1)
         #expect(
             decision.events == [
                 .jobFailed(
@@ -166,21 +190,21 @@ struct ClaimOrderCase: Sendable, CustomTestStringConvertible {
                         jobID: "expired", token: 40, attempt: 1, reason: "claim_expired", message: message,
                         retryable: true)),
                 .jobRetried(JobRetried(jobID: "expired", attempt: 2, notBefore: retryAt, reason: "claim_expired")),
-                claimed(waiting, token: 102),
             ])
-        #expect(decision.correlationIDs == ["conv-1", "conv-1", "conv-1"])
-        #expect(decision.outcome?.token == 102)
+        #expect(decision.correlationIDs == ["conv-1", "conv-1"])
     }
 
     @Test func aClaimVisibleUntilNowIsNotExpired() throws {
-        let running = jobState("running", seq: 1, status: .running, attempt: 1, token: 40, visibleUntil: t0)
+        let queue = FakeJobQueue([
+            jobState("running", seq: 1, status: .running, attempt: 1, token: 40, visibleUntil: t0),
+            jobState("waiting", seq: 2),
+        ])
 
-        let decision = try JobDecider.claim(
-            owner: worker, settings: JobSettings(), queue: FakeJobQueue([running, jobState("waiting", seq: 2)]),
-            now: t0, nextSeq: 100)
+        let reclaim = try JobDecider.reclaimExpired(settings: JobSettings(), queue: queue, now: t0)
+        let claim = try JobDecider.claim(owner: worker, settings: JobSettings(), queue: queue, now: t0, nextSeq: 100)
 
-        #expect(decision.outcome == nil)
-        #expect(decision.events.isEmpty)
+        #expect(reclaim.outcome == 0 && reclaim.events.isEmpty)
+        #expect(claim.outcome == nil && claim.events.isEmpty)
     }
 
     @Test func anExpiredClaimOutOfAttemptsIsDead() throws {
@@ -189,10 +213,8 @@ struct ClaimOrderCase: Sendable, CustomTestStringConvertible {
             visibleUntil: t0.advanced(by: .seconds(-1)))
         let message = "claim expired at \(t0.advanced(by: .seconds(-1)))"
 
-        let decision = try JobDecider.claim(
-            owner: worker, settings: JobSettings(), queue: FakeJobQueue([expired]), now: t0, nextSeq: 100)
+        let decision = try JobDecider.reclaimExpired(settings: JobSettings(), queue: FakeJobQueue([expired]), now: t0)
 
-        #expect(decision.outcome == nil)
         #expect(
             decision.events == [
                 .jobFailed(
@@ -201,23 +223,6 @@ struct ClaimOrderCase: Sendable, CustomTestStringConvertible {
                         retryable: true)),
                 .jobDead(JobDead(jobID: "expired", attempts: 3, lastReason: "claim_expired", lastMessage: message)),
             ])
-    }
-
-    @Test func aReclaimedJobRetriedWithoutDelayRejoinsTheQueueInClaimOrder() throws {
-        var settings = JobSettings()
-        settings.retry.baseDelay = .zero
-        let expired = jobState(
-            "expired", priority: 5, seq: 1, status: .running, attempt: 1, token: 40,
-            visibleUntil: t0.advanced(by: .seconds(-1)))
-        let other = jobState("other", conversation: "conv-2", seq: 2)
-
-        let decision = try JobDecider.claim(
-            owner: worker, settings: settings, queue: FakeJobQueue([expired, other]), now: t0, nextSeq: 100)
-
-        let claim = try #require(decision.outcome)
-        #expect(claim.job.jobID == "expired" && claim.attempt == 2 && claim.token == 102)
-        #expect(claim.job.lastReason == "claim_expired")
-        #expect(decision.events.count == 3)
     }
 
     enum TokenCommand: String, CaseIterable, Sendable {

@@ -56,7 +56,7 @@ struct SnapshotTests {
             try await activity(engine, 1)
             let first = try #require(try snapshots.take(of: engine.log, logger: quietLogger))
             #expect(first.seq == (try engine.log.lastSeq()))
-            #expect(first.format == "switchboard/3")
+            #expect(first.format == "switchboard/\(SwitchboardProjector.format.version)")
             #expect(first.entries > 0 && first.bytes > 0)
             #expect(try snapshots.take(of: engine.log, logger: quietLogger) == nil)  // one exists at this seq
             try await activity(engine, 2)
@@ -108,7 +108,9 @@ struct SnapshotTests {
             let newest = try #require(snapshots.list().last)
             let info = newest.path + "/snapshot.json"
             let text = try String(contentsOfFile: info, encoding: .utf8)
-            try text.replacingOccurrences(of: "switchboard/3", with: "switchboard/0").write(
+            try text.replacingOccurrences(
+                of: "switchboard/\(SwitchboardProjector.format.version)", with: "switchboard/0"
+            ).write(
                 toFile: info, atomically: true, encoding: .utf8)
             #expect(snapshots.nearest(atOrBefore: .max)?.seq == seqs[2])
             try await activity(engine, 5, jobs: 2)

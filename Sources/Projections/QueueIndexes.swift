@@ -1,0 +1,211 @@
+import EventLog
+
+// The claim indexes of projection format 4. A claim reads its queue from the left edge of one ordered key space
+// that holds only what it may take, so its cost does not grow with what waits behind a busy conversation, a
+// blocked recipient or a backoff:
+//
+// - `p.job_ready` (order → job id): per conversation, the one job it may run next — its first pending job in
+//   claim order when no job of it runs, the first pending job of the running job's delegation tree when one runs
+//   (the child-job exception), none when jobs of two trees run. A conversation's next job is promoted when its
+//   running job ends, by the projector, in the transaction that ends it.
+// - `p.conversation_jobs` (conversation, order → job id): every pending job of a conversation, in claim order.
+// - `p.tree_jobs` (conversation, root, order → job id): the pending jobs of a delegation tree below its root.
+// - `p.conversation_queues` (conversation → ``ConversationQueueState``): the roots of its running jobs and the
+//   key it holds in `p.job_ready`.
+// - `p.delivery_ready` (account, notBefore, enqueue seq → delivery id): per recipient, its FIFO head when that
+//   head is pending; a recipient whose head is in flight has none. A head's successor is promoted when the head
+//   leaves the FIFO (sent, failed for good, uncertain).
+//
+// "order" is 24 bytes: priority (higher first), notBefore, enqueue seq, each a big-endian UInt64.
+
+/// A conversation's place in the job queues: the roots of its running jobs (one entry per running job) and its
+/// key in `p.job_ready` (empty when it has none).
+struct ConversationQueueState: Codable, Equatable {
+    var runningRoots: [String] = []
+    var ready: [UInt8] = []
+}
+
+enum JobQueues {
+    typealias T = ProjectionTable
+
+    /// A job's claim order as 24 bytes: higher priority (clamped to 32 bits) first, then earlier `notBefore`,
+    /// then enqueue order.
+    static func order(_ job: JobState) -> [UInt8] {
+        let priority = UInt64(Int64(Int32.max) - Int64(max(Int(Int32.min), min(Int(Int32.max), job.priority))))
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(24)
+        appendBigEndian(priority, to: &bytes)
+        appendBigEndian(orderKey(job.notBefore), to: &bytes)
+        appendBigEndian(job.enqueueSeq, to: &bytes)
+        return bytes
+    }
+
+    /// Whether `job` waits in the queues: pending with a known `notBefore` (not between `job.failed` and the
+    /// `job.retried` or `job.dead` that follows it in the same transaction).
+    static func isQueued(_ job: JobState) -> Bool { job.status == .pending && job.notBefore.microseconds != .max }
+
+    static func conversationKey(_ job: JobState, order: [UInt8]) -> [UInt8] {
+        Key(job.conversationID).prefix + order
+    }
+
+    static func treeKey(_ job: JobState, order: [UInt8]) -> [UInt8] {
+        Key(job.conversationID, job.rootJobID).prefix + order
+    }
+
+    /// Updates the queues of `job`'s conversation after `job` changed from `previous` (`nil`: just enqueued).
+    static func update(_ job: JobState, previous: JobState?, _ tables: TableWriter) throws {
+        let wasQueued = previous.map(isQueued) ?? false
+        let queued = isQueued(job)
+        let wasRunning = previous?.status == .running
+        let running = job.status == .running
+        let previousOrder = wasQueued ? previous.map(order) : nil
+        let newOrder = queued ? order(job) : nil
+        if wasQueued == queued && wasRunning == running && previousOrder == newOrder { return }
+
+        let descendant = job.parentJobID != nil
+        if let previousOrder, previousOrder != newOrder, let previous {
+            try tables.delete(tables.table(T.conversationJobs), conversationKey(previous, order: previousOrder))
+            if descendant { try tables.delete(tables.table(T.treeJobs), treeKey(previous, order: previousOrder)) }
+        }
+        if let newOrder, newOrder != previousOrder {
+            let id = Array(job.jobID.utf8)
+            try tables.put(tables.table(T.conversationJobs), conversationKey(job, order: newOrder), id)
+            if descendant { try tables.put(tables.table(T.treeJobs), treeKey(job, order: newOrder), id) }
+        }
+
+        let key = Key(job.conversationID)
+        let stored = try tables.load(ConversationQueueState.self, T.conversationQueues, key)
+        var queue = stored ?? ConversationQueueState()
+        if wasRunning, let index = queue.runningRoots.firstIndex(of: job.rootJobID) {
+            queue.runningRoots.remove(at: index)
+        }
+        if running { queue.runningRoots.append(job.rootJobID) }
+        let head = try nextJob(job.conversationID, queue, changed: job, tables)
+        let headOrder = head?.order ?? []
+        if headOrder != queue.ready {
+            if !queue.ready.isEmpty { try tables.delete(tables.table(T.jobReady), queue.ready) }
+            if let head { try tables.put(tables.table(T.jobReady), head.order, head.jobID) }
+            queue.ready = headOrder
+        }
+        if queue.runningRoots.isEmpty && queue.ready.isEmpty {
+            if stored != nil { try tables.remove(T.conversationQueues, key) }
+        } else if queue != stored {
+            try tables.store(queue, T.conversationQueues, key)
+        }
+    }
+
+    /// The job `conversationID` may run next (its order and id bytes), given its running roots. `changed` is the
+    /// job being saved (read from it rather than the table, which may not hold it yet).
+    private static func nextJob(
+        _ conversationID: String, _ queue: ConversationQueueState, changed: JobState, _ tables: TableWriter
+    ) throws -> (order: [UInt8], jobID: [UInt8])? {
+        guard let root = queue.runningRoots.first else {
+            return try firstEntry(tables, T.conversationJobs, prefix: Key(conversationID).prefix)
+        }
+        guard queue.runningRoots.allSatisfy({ $0 == root }) else { return nil }  // two trees: nothing may run
+        var best = try firstEntry(tables, T.treeJobs, prefix: Key(conversationID, root).prefix)
+        // The root itself, pending again (retrying) while a job of its tree runs, belongs to the tree too.
+        let rootJob =
+            changed.jobID == root ? changed : try tables.load(JobState.self, T.jobs, Key(root))
+        if let rootJob, rootJob.conversationID == conversationID, isQueued(rootJob) {
+            let rootOrder = order(rootJob)
+            if best.map({ rootOrder.lexicographicallyPrecedes($0.order) }) ?? true {
+                best = (rootOrder, Array(rootJob.jobID.utf8))
+            }
+        }
+        return best
+    }
+
+    /// The first entry under `prefix`, with the prefix cut from its key.
+    static func firstEntry(_ tables: TableWriter, _ table: ProjectionTable, prefix: [UInt8]) throws
+        -> (order: [UInt8], jobID: [UInt8])?
+    {
+        var found: (order: [UInt8], jobID: [UInt8])?
+        try tables.scan(tables.table(table), from: prefix) { key, value in
+            if hasPrefix(key, prefix) { found = (Array(key[prefix.count...]), value) }
+            return false
+        }
+        return found
+    }
+}
+
+enum DeliveryQueues {
+    typealias T = ProjectionTable
+
+    static func accountKey(_ channel: String, _ accountID: String) -> Key { Key(channel, accountID) }
+
+    /// A recipient head's key in `p.delivery_ready`: account, then `notBefore`, then enqueue seq.
+    static func readyKey(_ d: DeliveryState) -> [UInt8] {
+        var bytes = accountKey(d.channel, d.accountID).prefix
+        appendBigEndian(orderKey(d.notBefore), to: &bytes)
+        appendBigEndian(d.enqueueSeq, to: &bytes)
+        return bytes
+    }
+
+    static func recipientKey(_ d: DeliveryState) -> Key {
+        accountKey(d.channel, d.accountID).appending(d.recipient).appending(d.enqueueSeq)
+    }
+
+    /// Updates the recipient FIFO and the ready index after `d` changed from `previous` (`nil`: just enqueued).
+    /// The ready index holds a recipient's head exactly when that head is pending, so the head before and after
+    /// the change each lose or gain their entry.
+    static func update(_ d: DeliveryState, previous: DeliveryState?, _ tables: TableWriter) throws {
+        let wasQueued = previous?.status.isUnfinished ?? false
+        let queued = d.status.isUnfinished
+        if !wasQueued && !queued { return }
+        if wasQueued && queued && (previous?.status == .pending) == (d.status == .pending)
+            && previous?.notBefore == d.notBefore
+        {
+            return
+        }
+        let id = Array(d.deliveryID.utf8)
+        let fifoPrefix = accountKey(d.channel, d.accountID).appending(d.recipient).prefix
+        let headBefore = try headID(fifoPrefix, tables)
+        if wasQueued && !queued {
+            try tables.remove(T.recipientQueue, recipientKey(d))
+        } else if queued && !wasQueued {
+            try tables.mark(T.recipientQueue, recipientKey(d), id)
+        }
+        let headAfter = try headID(fifoPrefix, tables)
+        let ready = tables.table(T.deliveryReady)
+        if let headBefore {
+            if headBefore == id {
+                if let previous, previous.status == .pending { try tables.delete(ready, readyKey(previous)) }
+            } else if headBefore != headAfter, let displaced = try load(headBefore, tables),
+                displaced.status == .pending
+            {
+                // `d` re-entered the FIFO ahead of it (an uncertain send retried by policy).
+                try tables.delete(ready, readyKey(displaced))
+            }
+        }
+        if let headAfter {
+            if headAfter == id {
+                if d.status == .pending { try tables.put(ready, readyKey(d), id) }
+            } else if headAfter != headBefore, let next = try load(headAfter, tables), next.status == .pending {
+                try tables.put(ready, readyKey(next), headAfter)  // `d` left the FIFO: its successor leads
+            }
+        }
+    }
+
+    private static func load(_ id: [UInt8], _ tables: TableWriter) throws -> DeliveryState? {
+        try tables.get(tables.table(T.deliveries), id).map { try StateCoding.decode(DeliveryState.self, $0) }
+    }
+
+    /// The id bytes of the first delivery in the recipient FIFO under `prefix`.
+    private static func headID(_ prefix: [UInt8], _ tables: TableWriter) throws -> [UInt8]? {
+        var found: [UInt8]?
+        try tables.scan(tables.table(T.recipientQueue), from: prefix) { key, value in
+            if hasPrefix(key, prefix) { found = value }
+            return false
+        }
+        return found
+    }
+}
+
+func appendBigEndian(_ value: UInt64, to bytes: inout [UInt8]) {
+    withUnsafeBytes(of: value.bigEndian) { bytes.append(contentsOf: $0) }
+}
+
+func bigEndianUInt64(_ bytes: ArraySlice<UInt8>) -> UInt64 {
+    UInt64(bigEndian: bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+}
