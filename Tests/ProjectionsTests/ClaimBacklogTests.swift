@@ -356,6 +356,88 @@ struct ClaimBacklogTests {
     }
 }
 
+extension ClaimBacklogTests {
+    /// Random enqueues to a few recipients, claims, attempts and their outcomes (sent, failed with a provider's
+    /// retry time, uncertain and retried by policy): every claim takes what the reference rules
+    /// (``FakeDeliveryQueue``, computed from every delivery's state) take, and reports the same retry time.
+    @Test func deliveryClaimsFollowTheReferenceRules() async throws {
+        var settings = EngineSettings.defaults()
+        settings.lease = try LeaseTiming(ttl: .seconds(3600), heartbeat: .seconds(600))
+        settings.deliveries.visibility = .seconds(3600)  // no claim lapses: the reference knows no reclaims
+        settings.deliveries.uncertainPolicy = .retry
+        settings.deliveries.rateLimits["whatsapp"] = RateLimits(
+            perRecipientInterval: .seconds(2), perAccount: (256, .zero))
+        let clock = TestClock()
+        try await withEngine(settings: settings, clock: clock) { engine in
+            var random = SeededGenerator(seed: 7)
+            let lease = try #require(try await engine.acquireLease("whatsapp/default").grant)
+            var inFlight: [DeliveryClaim] = []
+            var enqueued = 0
+            var claims = 0
+            for step in 0..<500 {
+                switch Int.random(in: 0..<10, using: &random) {
+                case 0..<4:
+                    let recipient = "+\(Int.random(in: 1...5, using: &random))"
+                    _ = try await engine.enqueueDelivery(
+                        NewDelivery(
+                            idempotencyKey: "k-\(enqueued)", channel: "whatsapp", accountID: "default",
+                            recipient: recipient, conversationID: "whatsapp:default:\(recipient)", text: "m"))
+                    enqueued += 1
+                case 4..<7:
+                    let account = try DeliveryStatus.allCases.flatMap { try engine.deliveries($0) }
+                    let reference = FakeDeliveryQueue(account)
+                    let history = try await engine.log.transact { context in
+                        let view = TableDeliveryQueue(tables: context.tables)
+                        return try (1...5).map {
+                            (
+                                "+\($0)",
+                                try view.recipientSendTimes(
+                                    channel: "whatsapp", accountID: "default", recipient: "+\($0)")
+                            )
+                        }
+                    }.value
+                    reference.recipientTimes = Dictionary(uniqueKeysWithValues: history)
+                    let expected = try DeliveryDecider.claim(
+                        channel: "whatsapp", accountID: "default", owner: engine.owner, leaseToken: lease.token,
+                        lease: try engine.lease("whatsapp/default"), settings: engine.settings.deliveries,
+                        queue: reference, now: try engine.logNow(), nextSeq: 0
+                    ).outcome
+                    let result = try await engine.claimDelivery(
+                        channel: "whatsapp", accountID: "default", leaseToken: lease.token)
+                    switch (result, expected) {
+                    case (.claimed(let claim), .claimed(let reference)):
+                        #expect(claim.delivery.deliveryID == reference.delivery.deliveryID, "step \(step)")
+                        inFlight.append(claim)
+                        claims += 1
+                    case (.empty(let retryAt), .empty(let referenceRetryAt)):
+                        #expect(retryAt == referenceRetryAt, "step \(step)")
+                    default:
+                        Issue.record("step \(step): claimed \(result), the reference \(expected)")
+                    }
+                case 7..<9 where !inFlight.isEmpty:
+                    let claim = inFlight.remove(at: Int.random(in: 0..<inFlight.count, using: &random))
+                    let id = claim.delivery.deliveryID
+                    _ = try await engine.attemptDelivery(id, token: claim.token, leaseToken: lease.token)
+                    switch Int.random(in: 0..<4, using: &random) {
+                    case 0:
+                        _ = try await engine.deliveryFailed(
+                            id, token: claim.token, permanent: false,
+                            retryAfter: clock.now.advanced(by: .seconds(3)), errorCode: "130429", message: "slow down")
+                    case 1:
+                        _ = try await engine.deliveryUncertain(id, token: claim.token, reason: "timeout")
+                    default:
+                        _ = try await engine.deliverySent(id, token: claim.token, providerMessageID: "wamid.\(id)")
+                    }
+                default:
+                    clock.advance(.seconds(1))
+                }
+            }
+            #expect(enqueued > 100 && claims > 50)
+            #expect(try InvariantChecker.check(engine.log).violations.isEmpty)
+        }
+    }
+}
+
 struct TestFailure: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
