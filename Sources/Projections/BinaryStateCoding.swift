@@ -10,6 +10,20 @@ import Foundation
 /// It is about an order of magnitude cheaper than JSON for the writer thread, which matters because every
 /// decider reads and the projector rewrites state inside the write transaction.
 enum BinaryState {
+    /// A hot state type's form, statically dispatched (no dynamic cast to find the hand-written coder).
+    static func encode<T: HotState & Encodable>(_ value: T) -> [UInt8] {
+        let encoder = BinaryStateEncoder()
+        value.write(to: encoder)
+        return encoder.bytes
+    }
+
+    static func decode<T: HotState & Decodable>(_ type: T.Type, _ bytes: [UInt8]) throws -> T {
+        let decoder = BinaryStateDecoder(bytes)
+        let value = try T(from: decoder as BinaryStateDecoder)
+        guard decoder.offset == bytes.count else { throw BinaryStateDecoder.corrupt("trailing bytes") }
+        return value
+    }
+
     static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
         let encoder = BinaryStateEncoder()
         if let hot = value as? any HotState {

@@ -8,8 +8,10 @@ import EventLog
 //   claim order when no job of it runs, the first pending job of the running job's delegation tree when one runs
 //   (the child-job exception), none when jobs of two trees run. A conversation's next job is promoted when its
 //   running job ends, by the projector, in the transaction that ends it.
-// - `p.conversation_jobs` (conversation, order → job id): every pending job of a conversation, in claim order.
-// - `p.tree_jobs` (conversation, root, order → job id): the pending jobs of a delegation tree below its root.
+// - `p.conversation_jobs` (conversation, order → job id): the other pending jobs of a conversation, in claim
+//   order (a pending job is in exactly one of `p.job_ready` and `p.conversation_jobs`).
+// - `p.tree_jobs` (conversation, root, order → job id): the pending jobs of a delegation tree below its root,
+//   wherever they wait.
 // - `p.conversation_queues` (conversation → ``ConversationQueueState``): the roots of its running jobs and the
 //   key it holds in `p.job_ready`.
 // - `p.delivery_ready` (account, notBefore, enqueue seq → delivery id): per recipient, its FIFO head when that
@@ -20,9 +22,24 @@ import EventLog
 
 /// A conversation's place in the job queues: the roots of its running jobs (one entry per running job) and its
 /// key in `p.job_ready` (empty when it has none).
-struct ConversationQueueState: Codable, Equatable {
+struct ConversationQueueState: Codable, Equatable, HotState {
     var runningRoots: [String] = []
     var ready: [UInt8] = []
+
+    init() {}
+
+    func write(to out: BinaryStateEncoder) {
+        out.integer(UInt32(runningRoots.count))
+        for root in runningRoots { out.string(root) }
+        out.integer(UInt32(ready.count))
+        ready.withUnsafeBytes { out.append($0) }
+    }
+
+    init(from input: BinaryStateDecoder) throws {
+        let roots = Int(try input.integer(UInt32.self))
+        runningRoots = try (0..<roots).map { _ in try input.string() }
+        ready = Array(try input.raw(Int(try input.integer(UInt32.self))))
+    }
 }
 
 enum JobQueues {
@@ -44,15 +61,16 @@ enum JobQueues {
     /// `job.retried` or `job.dead` that follows it in the same transaction).
     static func isQueued(_ job: JobState) -> Bool { job.status == .pending && job.notBefore.microseconds != .max }
 
-    static func conversationKey(_ job: JobState, order: [UInt8]) -> [UInt8] {
-        Key(job.conversationID).prefix + order
-    }
-
     static func treeKey(_ job: JobState, order: [UInt8]) -> [UInt8] {
         Key(job.conversationID, job.rootJobID).prefix + order
     }
 
     /// Updates the queues of `job`'s conversation after `job` changed from `previous` (`nil`: just enqueued).
+    ///
+    /// Every pending job of a conversation is in exactly one of two places: `p.job_ready`, when it is the job the
+    /// conversation may run next, or `p.conversation_jobs`. So a conversation with one job at a time — the common
+    /// case — never writes `p.conversation_jobs`: its job goes straight to `p.job_ready` and leaves it when
+    /// claimed. The descendants of a delegation tree are also in `p.tree_jobs`, wherever they are.
     static func update(_ job: JobState, previous: JobState?, _ tables: TableWriter) throws {
         let wasQueued = previous.map(isQueued) ?? false
         let queued = isQueued(job)
@@ -62,31 +80,72 @@ enum JobQueues {
         let newOrder = queued ? order(job) : nil
         if wasQueued == queued && wasRunning == running && previousOrder == newOrder { return }
 
-        let descendant = job.parentJobID != nil
-        if let previousOrder, previousOrder != newOrder, let previous {
-            try tables.delete(tables.table(T.conversationJobs), conversationKey(previous, order: previousOrder))
-            if descendant { try tables.delete(tables.table(T.treeJobs), treeKey(previous, order: previousOrder)) }
-        }
-        if let newOrder, newOrder != previousOrder {
-            let id = Array(job.jobID.utf8)
-            try tables.put(tables.table(T.conversationJobs), conversationKey(job, order: newOrder), id)
-            if descendant { try tables.put(tables.table(T.treeJobs), treeKey(job, order: newOrder), id) }
-        }
-
+        let conversationPrefix = Key(job.conversationID).prefix
+        let ready = tables.table(T.jobReady)
+        let waiting = tables.table(T.conversationJobs)
         let key = Key(job.conversationID)
         let stored = try tables.load(ConversationQueueState.self, T.conversationQueues, key)
         var queue = stored ?? ConversationQueueState()
+        let id = Array(job.jobID.utf8)
+        let descendant = job.parentJobID != nil
+
+        // Take the job out of where it waited.
+        if let previousOrder, let previous {
+            if queue.ready == previousOrder {
+                try tables.delete(ready, previousOrder)
+                queue.ready = []
+            } else {
+                try tables.delete(waiting, conversationPrefix + previousOrder)
+            }
+            if descendant { try tables.delete(tables.table(T.treeJobs), treeKey(previous, order: previousOrder)) }
+        }
+        if let newOrder, descendant { try tables.put(tables.table(T.treeJobs), treeKey(job, order: newOrder), id) }
         if wasRunning, let index = queue.runningRoots.firstIndex(of: job.rootJobID) {
             queue.runningRoots.remove(at: index)
         }
         if running { queue.runningRoots.append(job.rootJobID) }
-        let head = try nextJob(job.conversationID, queue, changed: job, tables)
-        let headOrder = head?.order ?? []
-        if headOrder != queue.ready {
-            if !queue.ready.isEmpty { try tables.delete(tables.table(T.jobReady), queue.ready) }
-            if let head { try tables.put(tables.table(T.jobReady), head.order, head.jobID) }
-            queue.ready = headOrder
+
+        // The job the conversation may run next, of: the one in p.job_ready, the changed job, and the first one
+        // waiting that its running jobs allow.
+        var best: (order: [UInt8], id: [UInt8])?
+        func consider(_ candidate: (order: [UInt8], id: [UInt8])?) {
+            guard let candidate else { return }
+            if best.map({ candidate.order.lexicographicallyPrecedes($0.order) }) ?? true { best = candidate }
         }
+        var current: (order: [UInt8], id: [UInt8])?
+        if !queue.ready.isEmpty, let currentID = try tables.get(ready, queue.ready) {
+            current = (queue.ready, currentID)
+        }
+        if let root = queue.runningRoots.first {
+            if queue.runningRoots.allSatisfy({ $0 == root }) {
+                // The running tree's jobs only: its pending descendants, and its root pending again (retrying).
+                consider(current)
+                if let newOrder, job.rootJobID == root { consider((newOrder, id)) }
+                consider(try firstEntry(tables, T.treeJobs, prefix: Key(job.conversationID, root).prefix))
+                let rootJob = job.jobID == root ? job : try tables.load(JobState.self, T.jobs, Key(root))
+                if let rootJob, rootJob.conversationID == job.conversationID, isQueued(rootJob) {
+                    consider((order(rootJob), Array(rootJob.jobID.utf8)))
+                }
+            }  // else jobs of two trees run: nothing may
+        } else {
+            consider(current)
+            if let newOrder { consider((newOrder, id)) }
+            consider(try firstEntry(tables, T.conversationJobs, prefix: conversationPrefix))
+        }
+
+        if best?.order != current?.order {
+            if let current {  // back to waiting
+                try tables.delete(ready, current.order)
+                try tables.put(waiting, conversationPrefix + current.order, current.id)
+            }
+            if let best {
+                if best.id != id { try tables.delete(waiting, conversationPrefix + best.order) }
+                try tables.put(ready, best.order, best.id)
+            }
+            queue.ready = best?.order ?? []
+        }
+        if let newOrder, best?.id != id { try tables.put(waiting, conversationPrefix + newOrder, id) }
+
         if queue.runningRoots.isEmpty && queue.ready.isEmpty {
             if stored != nil { try tables.remove(T.conversationQueues, key) }
         } else if queue != stored {
@@ -94,33 +153,11 @@ enum JobQueues {
         }
     }
 
-    /// The job `conversationID` may run next (its order and id bytes), given its running roots. `changed` is the
-    /// job being saved (read from it rather than the table, which may not hold it yet).
-    private static func nextJob(
-        _ conversationID: String, _ queue: ConversationQueueState, changed: JobState, _ tables: TableWriter
-    ) throws -> (order: [UInt8], jobID: [UInt8])? {
-        guard let root = queue.runningRoots.first else {
-            return try firstEntry(tables, T.conversationJobs, prefix: Key(conversationID).prefix)
-        }
-        guard queue.runningRoots.allSatisfy({ $0 == root }) else { return nil }  // two trees: nothing may run
-        var best = try firstEntry(tables, T.treeJobs, prefix: Key(conversationID, root).prefix)
-        // The root itself, pending again (retrying) while a job of its tree runs, belongs to the tree too.
-        let rootJob =
-            changed.jobID == root ? changed : try tables.load(JobState.self, T.jobs, Key(root))
-        if let rootJob, rootJob.conversationID == conversationID, isQueued(rootJob) {
-            let rootOrder = order(rootJob)
-            if best.map({ rootOrder.lexicographicallyPrecedes($0.order) }) ?? true {
-                best = (rootOrder, Array(rootJob.jobID.utf8))
-            }
-        }
-        return best
-    }
-
     /// The first entry under `prefix`, with the prefix cut from its key.
     static func firstEntry(_ tables: TableWriter, _ table: ProjectionTable, prefix: [UInt8]) throws
-        -> (order: [UInt8], jobID: [UInt8])?
+        -> (order: [UInt8], id: [UInt8])?
     {
-        var found: (order: [UInt8], jobID: [UInt8])?
+        var found: (order: [UInt8], id: [UInt8])?
         try tables.scan(tables.table(table), from: prefix) { key, value in
             if hasPrefix(key, prefix) { found = (Array(key[prefix.count...]), value) }
             return false

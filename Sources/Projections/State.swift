@@ -141,6 +141,11 @@ enum StateCoding {
     static func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8]) throws -> T {
         try BinaryState.decode(type, bytes)
     }
+    // The hot types (written on every decision) skip the dynamic cast that finds their hand-written coder.
+    static func encode<T: HotState & Encodable>(_ value: T) -> [UInt8] { BinaryState.encode(value) }
+    static func decode<T: HotState & Decodable>(_ type: T.Type, _ bytes: [UInt8]) throws -> T {
+        try BinaryState.decode(type, bytes)
+    }
 }
 
 extension TableWriter {
@@ -150,6 +155,14 @@ extension TableWriter {
 
     func store<T: Encodable>(_ value: T, _ table: ProjectionTable, _ key: Key) throws {
         try put(self.table(table), key.bytes, try StateCoding.encode(value))
+    }
+
+    func load<T: HotState & Decodable>(_ type: T.Type, _ table: ProjectionTable, _ key: Key) throws -> T? {
+        try get(self.table(table), key.bytes).map { try StateCoding.decode(type, $0) }
+    }
+
+    func store<T: HotState & Encodable>(_ value: T, _ table: ProjectionTable, _ key: Key) throws {
+        try put(self.table(table), key.bytes, StateCoding.encode(value))
     }
 
     func mark(_ table: ProjectionTable, _ key: Key, _ value: [UInt8] = []) throws {
@@ -163,6 +176,10 @@ extension TableWriter {
 
 extension TableReader {
     func load<T: Decodable>(_ type: T.Type, _ table: ProjectionTable, _ key: Key) throws -> T? {
+        try get(self.table(table), key.bytes).map { try StateCoding.decode(type, $0) }
+    }
+
+    func load<T: HotState & Decodable>(_ type: T.Type, _ table: ProjectionTable, _ key: Key) throws -> T? {
         try get(self.table(table), key.bytes).map { try StateCoding.decode(type, $0) }
     }
 }

@@ -305,14 +305,15 @@ struct ClaimBacklogTests {
 
     /// Random enqueues (with priorities, run times and child jobs), claims, completions and failures: every
     /// claim takes what the reference rules (``FakeJobQueue``, computed from every job's state) take.
-    @Test func claimsFollowTheReferenceRules() async throws {
+    @Test(arguments: [14, 15, 16] as [UInt64])
+    func claimsFollowTheReferenceRules(seed: UInt64) async throws {
         var settings = EngineSettings.defaults()
         settings.jobs.retry.baseDelay = .seconds(2)
         settings.jobs.retry.maxDelay = .seconds(8)
         settings.jobs.visibility = .seconds(3600)  // no claim lapses: the reference knows nothing of reclaims
         let clock = TestClock()
         try await withEngine(settings: settings, clock: clock) { engine in
-            var random = SeededGenerator(seed: 14)
+            var random = SeededGenerator(seed: seed)
             var running: [JobClaim] = []
             var enqueued = 0
             for step in 0..<600 {
@@ -360,7 +361,8 @@ extension ClaimBacklogTests {
     /// Random enqueues to a few recipients, claims, attempts and their outcomes (sent, failed with a provider's
     /// retry time, uncertain and retried by policy): every claim takes what the reference rules
     /// (``FakeDeliveryQueue``, computed from every delivery's state) take, and reports the same retry time.
-    @Test func deliveryClaimsFollowTheReferenceRules() async throws {
+    @Test(arguments: [7, 8, 9] as [UInt64])
+    func deliveryClaimsFollowTheReferenceRules(seed: UInt64) async throws {
         var settings = EngineSettings.defaults()
         settings.lease = try LeaseTiming(ttl: .seconds(3600), heartbeat: .seconds(600))
         settings.deliveries.visibility = .seconds(3600)  // no claim lapses: the reference knows no reclaims
@@ -369,7 +371,7 @@ extension ClaimBacklogTests {
             perRecipientInterval: .seconds(2), perAccount: (256, .zero))
         let clock = TestClock()
         try await withEngine(settings: settings, clock: clock) { engine in
-            var random = SeededGenerator(seed: 7)
+            var random = SeededGenerator(seed: seed)
             let lease = try #require(try await engine.acquireLease("whatsapp/default").grant)
             var inFlight: [DeliveryClaim] = []
             var enqueued = 0
