@@ -20,25 +20,34 @@ import EventLog
 //
 // "order" is 24 bytes: priority (higher first), notBefore, enqueue seq, each a big-endian UInt64.
 
-/// A conversation's place in the job queues: the roots of its running jobs (one entry per running job) and its
-/// key in `p.job_ready` (empty when it has none).
+/// A conversation's place in the job queues: the roots of its running jobs (one entry per running job), its key
+/// in `p.job_ready` (empty when it has none), and how many entries it has in `p.conversation_jobs` and
+/// `p.tree_jobs` (so a conversation with none is never searched there).
 struct ConversationQueueState: Codable, Equatable, HotState {
     var runningRoots: [String] = []
     var ready: [UInt8] = []
+    var waiting: UInt32 = 0
+    var descendants: UInt32 = 0
 
     init() {}
+
+    var isEmpty: Bool { runningRoots.isEmpty && ready.isEmpty && waiting == 0 && descendants == 0 }
 
     func write(to out: BinaryStateEncoder) {
         out.integer(UInt32(runningRoots.count))
         for root in runningRoots { out.string(root) }
         out.integer(UInt32(ready.count))
         ready.withUnsafeBytes { out.append($0) }
+        out.integer(waiting)
+        out.integer(descendants)
     }
 
     init(from input: BinaryStateDecoder) throws {
         let roots = Int(try input.integer(UInt32.self))
         runningRoots = try (0..<roots).map { _ in try input.string() }
         ready = Array(try input.raw(Int(try input.integer(UInt32.self))))
+        waiting = try input.integer(UInt32.self)
+        descendants = try input.integer(UInt32.self)
     }
 }
 
@@ -94,12 +103,17 @@ enum JobQueues {
             if queue.ready == previousOrder {
                 try tables.delete(ready, previousOrder)
                 queue.ready = []
-            } else {
-                try tables.delete(waiting, conversationPrefix + previousOrder)
+            } else if try tables.delete(waiting, conversationPrefix + previousOrder) {
+                queue.waiting -= 1
             }
-            if descendant { try tables.delete(tables.table(T.treeJobs), treeKey(previous, order: previousOrder)) }
+            if descendant, try tables.delete(tables.table(T.treeJobs), treeKey(previous, order: previousOrder)) {
+                queue.descendants -= 1
+            }
         }
-        if let newOrder, descendant { try tables.put(tables.table(T.treeJobs), treeKey(job, order: newOrder), id) }
+        if let newOrder, descendant {
+            try tables.put(tables.table(T.treeJobs), treeKey(job, order: newOrder), id)
+            queue.descendants += 1
+        }
         if wasRunning, let index = queue.runningRoots.firstIndex(of: job.rootJobID) {
             queue.runningRoots.remove(at: index)
         }
@@ -121,32 +135,40 @@ enum JobQueues {
                 // The running tree's jobs only: its pending descendants, and its root pending again (retrying).
                 consider(current)
                 if let newOrder, job.rootJobID == root { consider((newOrder, id)) }
-                consider(try firstEntry(tables, T.treeJobs, prefix: Key(job.conversationID, root).prefix))
-                let rootJob = job.jobID == root ? job : try tables.load(JobState.self, T.jobs, Key(root))
-                if let rootJob, rootJob.conversationID == job.conversationID, isQueued(rootJob) {
+                if queue.descendants > 0 {
+                    consider(try firstEntry(tables, T.treeJobs, prefix: Key(job.conversationID, root).prefix))
+                }
+                if job.jobID != root, queue.waiting > 0,  // a pending root waits there (or is `current`)
+                    let rootJob = try tables.load(JobState.self, T.jobs, Key(root)),
+                    rootJob.conversationID == job.conversationID, isQueued(rootJob)
+                {
                     consider((order(rootJob), Array(rootJob.jobID.utf8)))
                 }
             }  // else jobs of two trees run: nothing may
         } else {
             consider(current)
             if let newOrder { consider((newOrder, id)) }
-            consider(try firstEntry(tables, T.conversationJobs, prefix: conversationPrefix))
+            if queue.waiting > 0 { consider(try firstEntry(tables, T.conversationJobs, prefix: conversationPrefix)) }
         }
 
         if best?.order != current?.order {
             if let current {  // back to waiting
                 try tables.delete(ready, current.order)
                 try tables.put(waiting, conversationPrefix + current.order, current.id)
+                queue.waiting += 1
             }
             if let best {
-                if best.id != id { try tables.delete(waiting, conversationPrefix + best.order) }
+                if best.id != id, try tables.delete(waiting, conversationPrefix + best.order) { queue.waiting -= 1 }
                 try tables.put(ready, best.order, best.id)
             }
             queue.ready = best?.order ?? []
         }
-        if let newOrder, best?.id != id { try tables.put(waiting, conversationPrefix + newOrder, id) }
+        if let newOrder, best?.id != id {
+            try tables.put(waiting, conversationPrefix + newOrder, id)
+            queue.waiting += 1
+        }
 
-        if queue.runningRoots.isEmpty && queue.ready.isEmpty {
+        if queue.isEmpty {
             if stored != nil { try tables.remove(T.conversationQueues, key) }
         } else if queue != stored {
             try tables.store(queue, T.conversationQueues, key)
