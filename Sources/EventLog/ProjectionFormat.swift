@@ -119,7 +119,9 @@ extension EventLog {
         for table in projection.tables { try txn.drop(table.dbi) }
         let last = try txn.last(logDB) { key, _ in seqFromKey(key) } ?? 0
         let applied = try replay(
-            projector, into: TableWriter(txn: txn, projectionTables: projection.tables), txn, logDB, last)
+            projector, into: TableWriter(txn: txn, projectionTables: projection.tables, replaying: true), txn, logDB,
+            last)
+        try projector.finishReplay(TableWriter(txn: txn, projectionTables: projection.tables))
         try record(expected, tables: projector.tables, txn, metaDB)
         logger.notice(
             "projections.rebuilt",

@@ -143,6 +143,9 @@ extension EventLog {
     /// another log's records into them), where nothing else writes. Blocks; call it off the cooperative pool.
     ///
     /// - Throws: ``EventLogError/Code/invalidArgument`` when `projector` is not this log's projector.
+    ///
+    /// The batch is applied as a bulk replay (``TableWriter/replaying``): call
+    /// ``finishProjectionReplay(_:)`` before reading the tables.
     @available(*, noasync, message: "blocks on LMDB's write lock; run it on a thread of its own")
     public func applyToProjections<P: Projector>(_ projector: P, _ batch: [DecodedRecord<P.Event>]) throws {
         guard let projection = writer.projectionBinding, projection.type == ObjectIdentifier(P.self) else {
@@ -151,10 +154,31 @@ extension EventLog {
         while true {
             do {
                 try env.withWriteTransaction { txn in
-                    let tables = TableWriter(txn: txn.view, projectionTables: projection.tables)
+                    let tables = TableWriter(txn: txn.view, projectionTables: projection.tables, replaying: true)
                     for record in batch {
                         if let event = record.event { try projector.apply(event, record.meta, to: tables) }
                     }
+                }
+                return
+            } catch let error as EventLogError where error.code == .mapFull {
+                guard try env.grow() else { throw error }
+            }
+        }
+    }
+}
+
+extension EventLog {
+    /// Completes this log's projection tables after ``applyToProjections(_:_:)`` (``Projector/finishReplay(_:)``),
+    /// in one write transaction on the calling thread.
+    @available(*, noasync, message: "blocks on LMDB's write lock; run it on a thread of its own")
+    public func finishProjectionReplay<P: Projector>(_ projector: P) throws {
+        guard let projection = writer.projectionBinding, projection.type == ObjectIdentifier(P.self) else {
+            throw EventLogError(.invalidArgument, "\(P.self) is not the projector this log was opened with")
+        }
+        while true {
+            do {
+                try env.withWriteTransaction { txn in
+                    try projector.finishReplay(TableWriter(txn: txn.view, projectionTables: projection.tables))
                 }
                 return
             } catch let error as EventLogError where error.code == .mapFull {

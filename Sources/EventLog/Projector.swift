@@ -28,11 +28,19 @@ public protocol Projector: Sendable {
     /// know, which it then does not apply. Throws when a known type's payload does not decode.
     func decode(_ record: Record) throws -> Event?
     /// Updates the tables for one appended (or replayed) event.
+    ///
+    /// During a bulk replay (``TableWriter/replaying``) a projector may leave out state that is a function of
+    /// the rest of its state — indexes — and build it once in ``finishReplay(_:)``, which the replay calls before
+    /// anything reads the tables.
     func apply(_ event: Event, _ meta: RecordMeta, to tables: TableWriter) throws
+    /// Completes the tables after a bulk replay: builds what `apply` left out while
+    /// ``TableWriter/replaying``. Called at the end of a replay and at each point where it is read.
+    func finishReplay(_ tables: TableWriter) throws
 }
 
 extension Projector {
     public var retiredTables: [String] { [] }
+    public func finishReplay(_ tables: TableWriter) throws {}
 
     /// Decodes `record` and applies it when it holds an event of this projector.
     func applyRecord(_ record: Record, to tables: TableWriter) throws {
@@ -111,11 +119,15 @@ public struct TableWriter {
     let projectionTables: [Table]
     /// Told of every write, when the writer needs to know whether a command wrote.
     let writes: WriteTracker?
+    /// Whether records are being replayed in bulk (a rebuild, an upgrade in place): the projector may defer
+    /// what ``Projector/finishReplay(_:)`` builds. `false` for every append.
+    public let replaying: Bool
 
-    init(txn: TxnView, projectionTables: [Table], writes: WriteTracker? = nil) {
+    init(txn: TxnView, projectionTables: [Table], writes: WriteTracker? = nil, replaying: Bool = false) {
         self.txn = txn
         self.projectionTables = projectionTables
         self.writes = writes
+        self.replaying = replaying
     }
 
     /// The projector's table at `index` of ``Projector/tables`` (resolved once, when the log opened).
@@ -152,6 +164,12 @@ public struct TableWriter {
     /// Visits entries in key order from the first key ≥ `start` until `body` returns `false`.
     public func scan(_ table: Table, from start: [UInt8]? = nil, _ body: ([UInt8], [UInt8]) throws -> Bool) throws {
         try scanTable(txn, table, from: start, body)
+    }
+
+    /// Deletes every entry of `table`.
+    public func removeAll(_ table: Table) throws {
+        writes?.happened = true
+        try txn.drop(table.dbi)
     }
 }
 

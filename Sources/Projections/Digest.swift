@@ -87,9 +87,11 @@ public enum Rebuild {
             ) { records in
                 try scratch.applyToProjections(projector, records)
                 if let final = records.last?.meta.seq, checkpoints.contains(final) {
+                    try scratch.finishProjectionReplay(projector)
                     digests[final] = try digestNow(at: final)
                 }
             }
+            try scratch.finishProjectionReplay(projector)
             return Outcome(final: try digestNow(at: last), digests: digests, base: used)
         }
     }

@@ -295,6 +295,13 @@ public struct SwitchboardProjector: Projector {
         try tables.store(lease, ProjectionTables.leases, Key(resource))
     }
 
+    /// Builds the job and delivery indexes from `p.jobs` and `p.deliveries` after a bulk replay, which left them
+    /// out: each is a function of those states (the same entries the transitions write one at a time).
+    public func finishReplay(_ tables: TableWriter) throws {
+        try IndexBuild.jobs(tables)
+        try IndexBuild.deliveries(tables)
+    }
+
     // MARK: Job indexes
 
     static func runningKey(_ job: JobState) -> Key {
@@ -303,6 +310,10 @@ public struct SwitchboardProjector: Projector {
 
     private func saveJob(_ job: JobState, previous: JobState?, _ tables: TableWriter) throws {
         typealias T = ProjectionTables
+        guard !tables.replaying else {  // the indexes are built once, by finishReplay
+            try tables.store(job, T.jobs, Key(job.jobID))
+            return
+        }
         // Only the transitions' own indexes are written: completed jobs (the bulk) are found by scanning p.jobs.
         if let previous {
             switch previous.status {
@@ -331,6 +342,10 @@ public struct SwitchboardProjector: Projector {
 
     private func saveDelivery(_ d: DeliveryState, previous: DeliveryState?, _ tables: TableWriter) throws {
         typealias T = ProjectionTables
+        guard !tables.replaying else {  // the indexes are built once, by finishReplay
+            try tables.store(d, T.deliveries, Key(d.deliveryID))
+            return
+        }
         if let previous {
             switch previous.status {
             case .claimed, .attempting: try tables.remove(T.deliveryInflight, Self.inflightKey(previous))

@@ -353,6 +353,10 @@ struct ClaimBacklogTests {
             }
             #expect(enqueued > 100)
             #expect(try InvariantChecker.check(engine.log).violations.isEmpty)
+            // The indexes a rebuild builds once from the final states are the ones the transitions wrote.
+            let scratch = TemporaryDirectory()
+            let rebuilt = try await Rebuild.digest(of: engine.log, scratchDirectory: scratch.path, logger: quietLogger)
+            #expect(try engine.digest() == rebuilt)
         }
     }
 }
@@ -436,6 +440,9 @@ extension ClaimBacklogTests {
             }
             #expect(enqueued > 100 && claims > 50)
             #expect(try InvariantChecker.check(engine.log).violations.isEmpty)
+            let scratch = TemporaryDirectory()
+            let rebuilt = try await Rebuild.digest(of: engine.log, scratchDirectory: scratch.path, logger: quietLogger)
+            #expect(try engine.digest() == rebuilt)
         }
     }
 }
