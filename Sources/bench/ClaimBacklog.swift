@@ -85,7 +85,7 @@ extension Runner {
         }
         let owner = engine.owner
         let settings = engine.settings.deliveries
-        func delivery(_ key: String, _ recipient: String) -> NewDelivery {
+        @Sendable func delivery(_ key: String, _ recipient: String) -> NewDelivery {
             NewDelivery(
                 idempotencyKey: key, channel: "whatsapp", accountID: "default", recipient: recipient,
                 conversationID: "whatsapp:default:\(recipient)", text: "a reply of typical length, about sixty chars")
