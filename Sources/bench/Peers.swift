@@ -156,11 +156,23 @@ extension Runner {
         let engine = try openEngine(name)
         let machine = MachineCPU()
         let cpuStart = processCPUSeconds()
+        // Only the writer thread syncs: a sample with one of our threads in D is (almost always) its fdatasync.
+        let sampler = StateSampler(interval: .milliseconds(5), together: true) {
+            ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []).compactMap { Int32($0) }
+        }
         let start = RawLMDBBaseline.monotonicNanoseconds()
-        let completed = try await runJobCycles(engine, workers: workers, cycles: cycles, prefix: "p")
+        let completed: Int
+        do {
+            completed = try await runJobCycles(engine, workers: workers, cycles: cycles, prefix: "p")
+        } catch {
+            _ = sampler.stop(prefix: "threads")
+            throw error
+        }
         let seconds = Double(RawLMDBBaseline.monotonicNanoseconds() - start) / 1e9
+        let states = sampler.stop(prefix: "threads")
         let cpu = processCPUSeconds() - cpuStart
         var details = machine.since(measured: cpu)
+        details["any_thread_D_percent"] = states["threads_D_percent"]
         details["process_cpu_percent"] = cpu / seconds * 100
         details["cycles_per_commit"] = Double(completed) / Double(max(1, engine.log.commitCount))
         await engine.close()
@@ -255,19 +267,24 @@ func processCPUSeconds(of pid: Int32, children: Bool = false) -> Double {
     return indexes.compactMap { Double(fields[$0]) }.reduce(0, +) / ticks
 }
 
-/// Samples the scheduler state (R running, S sleeping, D in uninterruptible disk wait…) of some processes every
-/// `interval` on a thread of its own, until stopped.
+/// Samples the scheduler state (R running or runnable, S sleeping, D in uninterruptible disk wait…) of some
+/// processes every `interval` on a thread of its own, until stopped. With `together`, each sample counts once for
+/// the whole set: D if any of them is in D, else R if any runs, else S.
 final class StateSampler: Sendable {
     private let counts = Mutex<[String: Int]>([:])
     private let running = Atomic<Bool>(true)
     private let finished = DispatchSemaphore(value: 0)
 
-    init(interval: Duration, pids: @escaping @Sendable () -> [Int32]) {
+    init(interval: Duration, together: Bool = false, pids: @escaping @Sendable () -> [Int32]) {
         let thread = Thread { [self] in
             while running.load(ordering: .relaxed) {
-                for pid in pids() {
-                    guard let state = procStat(pid)?.first else { continue }
-                    counts.withLock { $0[String(state), default: 0] += 1 }
+                let states = pids().compactMap { procStat($0)?.first.map(String.init) }
+                counts.withLock { counts in
+                    if !together {
+                        for state in states { counts[state, default: 0] += 1 }
+                    } else if !states.isEmpty {
+                        counts[states.contains("D") ? "D" : states.contains("R") ? "R" : "S", default: 0] += 1
+                    }
                 }
                 Thread.sleep(
                     forTimeInterval: Double(interval.components.seconds) + Double(interval.components.attoseconds)
