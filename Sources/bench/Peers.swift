@@ -226,18 +226,21 @@ struct MachineCPU {
 
     init() { start = MachineCPU.read() }
 
-    /// `machine_busy_percent` and `machine_iowait_percent` (of all cores), and `other_cpu_percent`: the CPU the
-    /// rest of the machine used meanwhile (busy time less `measured` CPU seconds, in percent of one core).
+    /// `machine_busy_percent`, `machine_iowait_percent` and `machine_steal_percent` (of all cores: steal is time
+    /// the hypervisor gave this VM's vCPUs to others), and `other_cpu_percent`: the CPU the rest of the machine
+    /// (kernel threads, other processes) used meanwhile: busy time less `measured` CPU seconds, in percent of one
+    /// core.
     func since(measured: Double) -> [String: Double] {
         let end = MachineCPU.read()
         let seconds = Double(RawLMDBBaseline.monotonicNanoseconds() - startNanoseconds) / 1e9
-        guard start.count >= 5, end.count >= 5, seconds > 0 else { return [:] }
+        guard start.count >= 8, end.count >= 8, seconds > 0 else { return [:] }
         let delta = zip(end, start).map { $0 - $1 }
         let total = max(delta.reduce(0, +), 1)
-        let busy = total - delta[3] - delta[4]
+        let busy = total - delta[3] - delta[4] - delta[7]
         let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
         return [
             "machine_busy_percent": busy / total * 100, "machine_iowait_percent": delta[4] / total * 100,
+            "machine_steal_percent": delta[7] / total * 100,
             "other_cpu_percent": max(0, busy / ticks - measured) / seconds * 100,
         ]
     }
