@@ -38,6 +38,7 @@ enum Scenario: String, CaseIterable, ExpressibleByArgument {
     case webhook = "webhook"
     case chat = "chat"
     case claimBacklog = "claim-backlog"
+    case peers = "peers"
 
     var summary: String {
         switch self {
@@ -63,6 +64,9 @@ enum Scenario: String, CaseIterable, ExpressibleByArgument {
         case .claimBacklog:
             "claim cost inside the write transaction with 100 to 100,000 waiting: a blocked recipient, a busy "
                 + "conversation, jobs in backoff (target: the 100,000 figure within 2x of the 100 one)"
+        case .peers:
+            "the job cycle beside Redis Streams (AOF, appendfsync always) and a PostgreSQL SKIP LOCKED queue "
+                + "(pgbench, fsync on), servers started from the installed packages: cycles/s, 3 rounds interleaved"
         case .chat:
             "web message posted → first streamed token on the chat's SSE stream, offline and fake provider: p50/p99, 1 and 50 chats"
         }
@@ -87,6 +91,15 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Rebuilds of the same log in the rebuild scenario (the fastest is reported).")
     var rebuildRepeat = 1
 
+    @Option(help: "Job cycles per worker and round in the peers scenario, for each system (job-cycle: 19200 in all).")
+    var peerCycles = 300
+
+    @Option(help: "Rounds of the peers scenario (ours, Redis, PostgreSQL in turn; medians are reported).")
+    var peerRounds = 3
+
+    @Option(help: "How the peers scenario drives Redis: events (one thread, poll(2)) or threads (one per worker).")
+    var peerRedisClient = RedisClientMode.events
+
     func run() async throws {
         let scenarios: [Scenario]
         if name == "all" {
@@ -97,7 +110,8 @@ struct Run: AsyncParsableCommand {
             throw ValidationError("unknown scenario \(name); see `bench list`")
         }
         let runner = Runner(
-            scratch: scratch, scanRecords: scanRecords, jobWorkers: jobWorkers, rebuildRepeat: max(1, rebuildRepeat))
+            scratch: scratch, scanRecords: scanRecords, jobWorkers: jobWorkers, rebuildRepeat: max(1, rebuildRepeat),
+            peerCycles: max(1, peerCycles), peerRounds: max(1, peerRounds), redisClient: peerRedisClient)
         for scenario in scenarios {
             try? FileManager.default.removeItem(atPath: scratch)
             try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
@@ -150,6 +164,9 @@ struct Runner {
     let scanRecords: Int
     let jobWorkers: Int
     let rebuildRepeat: Int
+    let peerCycles: Int
+    let peerRounds: Int
+    let redisClient: RedisClientMode
     let logger = Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() })
 
     func openLog(_ name: String, durability: Durability = .durable) throws -> EventLog {
@@ -177,6 +194,7 @@ struct Runner {
         case .webhook: try await webhook()
         case .chat: try await chat()
         case .claimBacklog: try await claimBacklog()
+        case .peers: try await peers()
         }
     }
 

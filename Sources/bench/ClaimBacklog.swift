@@ -45,6 +45,8 @@ extension Runner {
         var settings = EngineSettings.defaults()
         settings.jobs.retry.baseDelay = .seconds(3600)
         settings.jobs.retry.maxDelay = .seconds(3600)
+        // The lease must outlive the largest backlog's samples (200 claims of tens of milliseconds each).
+        settings.lease = try LeaseTiming(ttl: .seconds(24 * 3600), heartbeat: .seconds(3600))
         settings.deliveries.rateLimits["whatsapp"] = RateLimits(
             perRecipientInterval: .seconds(3600), perAccount: (256, .zero))
         let name = "backlog-\(shape.rawValue)-\(backlog)"
