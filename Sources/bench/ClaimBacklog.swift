@@ -106,10 +106,6 @@ extension Runner {
         }
         var samples: [UInt64] = []
         for sample in 0..<claimSamples {
-            // Slow claims (the scan this scenario measures) could outlast the lease's 45 s.
-            guard try await engine.renewLease("whatsapp/default", token: lease.token).grant != nil else {
-                throw BenchError("the lease lapsed")
-            }
             _ = try await engine.enqueueDelivery(delivery("fresh-\(sample)", "+2\(sample)"))
             let (result, nanoseconds) = try await engine.log.transact { context in
                 let start = RawLMDBBaseline.monotonicNanoseconds()
