@@ -104,10 +104,10 @@ enum JobQueues {
                 try tables.delete(ready, previousOrder)
                 queue.ready = []
             } else if try tables.delete(waiting, conversationPrefix + previousOrder) {
-                queue.waiting -= 1
+                queue.waiting.decrement()
             }
             if descendant, try tables.delete(tables.table(T.treeJobs), treeKey(previous, order: previousOrder)) {
-                queue.descendants -= 1
+                queue.descendants.decrement()
             }
         }
         if let newOrder, descendant {
@@ -161,7 +161,9 @@ enum JobQueues {
                 queue.waiting += 1
             }
             if let best {
-                if best.id != id, try tables.delete(waiting, conversationPrefix + best.order) { queue.waiting -= 1 }
+                if best.id != id, try tables.delete(waiting, conversationPrefix + best.order) {
+                    queue.waiting.decrement()
+                }
                 try tables.put(ready, best.order, best.id)
             }
             queue.ready = best?.order ?? []
@@ -355,6 +357,11 @@ enum IndexBuild {
             try tables.put(tables.table(T.deliveryReady), DeliveryQueues.readyKey(head), Array(head.deliveryID.utf8))
         }
     }
+}
+
+extension UInt32 {
+    /// One less, never below zero (a count kept beside a table: the writer thread must not trap on it).
+    mutating func decrement() { self = self > 0 ? self - 1 : 0 }
 }
 
 func appendBigEndian(_ value: UInt64, to bytes: inout [UInt8]) {
