@@ -63,7 +63,7 @@ enum Scenario: String, CaseIterable, ExpressibleByArgument {
                 + "p50/p99 request -> response (written after the commit)"
         case .claimBacklog:
             "claim cost inside the write transaction with 100 to 100,000 waiting: a blocked recipient, a busy "
-                + "conversation, jobs in backoff (target: the 100,000 figure within 2x of the 100 one)"
+                + "conversation, jobs in backoff, claims running (target: the 100,000 figure within 2x of the 100 one)"
         case .peers:
             "the job cycle beside Redis Streams (AOF, appendfsync always) and a PostgreSQL SKIP LOCKED queue "
                 + "(pgbench, fsync on), servers started from the installed packages: cycles/s, 3 rounds interleaved"

@@ -12,6 +12,8 @@ enum BacklogShape: String, CaseIterable {
     /// N jobs waiting for their retry time (a backoff of an hour, at a higher priority than the fresh jobs, so
     /// they come first in claim order); every claim takes a fresh job.
     case backoff = "backoff"
+    /// N jobs running under unexpired claims: every claim first looks for expired claims to settle.
+    case runningClaims = "running-claims"
 }
 
 extension Runner {
@@ -45,6 +47,7 @@ extension Runner {
         var settings = EngineSettings.defaults()
         settings.jobs.retry.baseDelay = .seconds(3600)
         settings.jobs.retry.maxDelay = .seconds(3600)
+        settings.jobs.visibility = .seconds(3600)  // the running-claims shape's claims outlive its samples
         // The lease must outlive the largest backlog's samples (200 claims of tens of milliseconds each).
         settings.lease = try LeaseTiming(ttl: .seconds(24 * 3600), heartbeat: .seconds(3600))
         settings.deliveries.rateLimits["whatsapp"] = RateLimits(
@@ -60,6 +63,7 @@ extension Runner {
         case .blockedRecipient: samples = try await blockedRecipient(engine, backlog: backlog)
         case .busyConversation: samples = try await busyConversation(engine, backlog: backlog)
         case .backoff: samples = try await backoff(engine, backlog: backlog)
+        case .runningClaims: samples = try await runningClaims(engine, backlog: backlog)
         }
         await engine.close()
         return samples
@@ -151,6 +155,20 @@ extension Runner {
                 retryable: true, settings: settings, &context)
         }
         return try await freshJobCycles(engine, avoiding: "retry-")
+    }
+
+    private func runningClaims(_ engine: Switchboard, backlog: Int) async throws -> [UInt64] {
+        let settings = engine.settings.jobs
+        let owner = engine.owner
+        try await batched(engine, backlog) { index, context in
+            _ = try JobDecider.enqueue(
+                NewJob(idempotencyKey: "running-\(index)", conversationID: "running-\(index)"), settings: settings,
+                &context)
+            guard try JobDecider.claim(owner: owner, settings: settings, &context) != nil else {
+                throw BenchError("nothing to claim")
+            }
+        }
+        return try await freshJobCycles(engine, avoiding: "running-")
     }
 
     /// Enqueue → claim (measured) → complete for fresh conversations; each claim must take the fresh job.
