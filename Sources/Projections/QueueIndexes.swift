@@ -89,10 +89,10 @@ enum JobQueues {
         let newOrder = queued ? order(job) : nil
         if wasQueued == queued && wasRunning == running && previousOrder == newOrder { return }
 
-        let conversationPrefix = Key(job.conversationID).prefix
+        let key = Key(job.conversationID)
+        let conversationPrefix = key.prefix
         let ready = tables.table(T.jobReady)
         let waiting = tables.table(T.conversationJobs)
-        let key = Key(job.conversationID)
         let stored = try tables.load(ConversationQueueState.self, T.conversationQueues, key)
         var queue = stored ?? ConversationQueueState()
         let id = Array(job.jobID.utf8)
@@ -196,18 +196,16 @@ enum JobQueues {
 enum DeliveryQueues {
     typealias T = ProjectionTable
 
-    static func accountKey(_ channel: String, _ accountID: String) -> Key { Key(channel, accountID) }
-
     /// A recipient head's key in `p.delivery_ready`: account, then `notBefore`, then enqueue seq.
     static func readyKey(_ d: DeliveryState) -> [UInt8] {
-        var bytes = accountKey(d.channel, d.accountID).prefix
+        var bytes = SwitchboardProjector.accountKey(d.channel, d.accountID).prefix
         appendBigEndian(orderKey(d.notBefore), to: &bytes)
         appendBigEndian(d.enqueueSeq, to: &bytes)
         return bytes
     }
 
     static func recipientKey(_ d: DeliveryState) -> Key {
-        accountKey(d.channel, d.accountID).appending(d.recipient).appending(d.enqueueSeq)
+        SwitchboardProjector.accountKey(d.channel, d.accountID).appending(d.recipient).appending(d.enqueueSeq)
     }
 
     /// Updates the recipient FIFO and the ready index after `d` changed from `previous` (`nil`: just enqueued).
@@ -223,7 +221,7 @@ enum DeliveryQueues {
             return
         }
         let id = Array(d.deliveryID.utf8)
-        let fifoPrefix = accountKey(d.channel, d.accountID).appending(d.recipient).prefix
+        let fifoPrefix = SwitchboardProjector.accountKey(d.channel, d.accountID).appending(d.recipient).prefix
         let headBefore = try headID(fifoPrefix, tables)
         if wasQueued && !queued {
             try tables.remove(T.recipientQueue, recipientKey(d))
@@ -348,7 +346,7 @@ enum IndexBuild {
             }
             if d.status.isUnfinished {
                 try tables.mark(T.recipientQueue, DeliveryQueues.recipientKey(d), id)
-                let recipient = DeliveryQueues.accountKey(d.channel, d.accountID).appending(d.recipient).bytes
+                let recipient = SwitchboardProjector.accountKey(d.channel, d.accountID).appending(d.recipient).bytes
                 if heads[recipient].map({ d.enqueueSeq < $0.enqueueSeq }) ?? true { heads[recipient] = d }
             }
             return true

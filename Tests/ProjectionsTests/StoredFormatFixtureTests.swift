@@ -14,7 +14,7 @@ struct StoredFormatFixtureTests {
         .appendingPathComponent("Fixtures/log-e19e498/data.mdb").path
 
     /// A writable copy of the fixture (LMDB writes its lock file beside the data file).
-    static func copy(to directory: TemporaryDirectory) throws -> String {
+    static func copy(to directory: TemporaryDirectory, from fixture: String = fixture) throws -> String {
         let path = directory.sub("log")
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: fixture, toPath: path + "/data.mdb")
@@ -80,9 +80,7 @@ struct FormatThreeFixtureTests {
 
     @Test func aFormatThreeLogIsRebuiltInPlaceAndItsQueuesClaimInOrder() async throws {
         let dir = TemporaryDirectory()
-        let path = dir.sub("log")
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: Self.fixture, toPath: path + "/data.mdb")
+        let path = try StoredFormatFixtureTests.copy(to: dir, from: Self.fixture)
 
         var reading = EventLogConfiguration(directory: path, writer: WriterIdentity(role: "test", workerID: "reader"))
         reading.projector = SwitchboardProjector()
