@@ -20,14 +20,20 @@ public struct InboundIgnored: EventPayload {
     public var externalID: String
     /// What the update was, e.g. `callback_query`, `message` (without text), `reaction`, `location`.
     public var kind: String
-    /// Why it was not processed: `unsupported_kind`, `no_text`, `other_phone_number`, `service_message`.
+    /// Why it was not processed: `unsupported_kind`, `no_text`, `malformed`, `service_message`,
+    /// `other_phone_number`, `no_media_id`.
     public var reason: String
     /// The sender, when the update names one.
     public var contactID: String?
+    /// For `malformed`: what was wrong, short — the field and the problem (`text.body: invalid text …`,
+    /// `timestamp: not a sane number of seconds`, `id: missing`, `status: unknown value "…"`), never the body or a
+    /// secret. Additive optional field (schema version unchanged).
+    public var detail: String?
 
     /// Creates an `inbound.ignored` event.
     public init(
-        channel: String, accountID: String, externalID: String, kind: String, reason: String, contactID: String? = nil
+        channel: String, accountID: String, externalID: String, kind: String, reason: String, contactID: String? = nil,
+        detail: String? = nil
     ) {
         self.channel = channel
         self.accountID = accountID
@@ -35,6 +41,7 @@ public struct InboundIgnored: EventPayload {
         self.kind = kind
         self.reason = reason
         self.contactID = contactID
+        self.detail = detail
     }
 }
 

@@ -80,7 +80,7 @@ struct ChannelPayloadCorpusTests {
             #"""
             {"update_id":872165010,"message":{"message_id":61,"date":1700000600,"text":"no chat"}}
             """#,
-            "ignored update:872165010 message malformed"
+            "ignored update:872165010 message malformed (message.chat: missing)"
         ),
     ]
 
@@ -93,6 +93,7 @@ struct ChannelPayloadCorpusTests {
             if let media = message.media { text += " media \(media.kind) \(media.mimeType) \(media.providerMediaID)" }
         case .ignored(let ignored)?:
             text = "ignored \(ignored.externalID) \(ignored.kind) \(ignored.reason)"
+            if let detail = ignored.detail { text += " (\(detail))" }
         case .status(let status)?:
             text = "status \(status.providerMessageID) \(status.status) \(status.errorCode ?? "-")"
         case nil:
@@ -228,8 +229,7 @@ struct ChannelPayloadCorpusTests {
 
     @Test(arguments: whatsapp.map { ($0.name, $0.value, $0.expect) })
     func aWhatsAppNotificationFromTheDocsIsRead(name: String, value: String, expect: [String]) throws {
-        let notification = try JSONDecoder().decode(
-            WhatsAppNotification.self, from: Data(Self.notification(value).utf8))
+        let notification = try WhatsAppNotification(json: Array(Self.notification(value).utf8))
         let inbound = WhatsAppInbound(
             accountID: "default", phoneNumberID: "106540352242922",
             access: ChannelAccess(channel: "whatsapp", policy: .open))
@@ -240,8 +240,7 @@ struct ChannelPayloadCorpusTests {
         let value =
             Self.contacts
             + #","messages":[{"from":"16505551234","id":"wamid.OTHER","timestamp":"1","type":"text","text":{"body":"hi"}}],"statuses":[{"id":"wamid.X","status":"read","timestamp":"1","recipient_id":"1"}]"#
-        let notification = try JSONDecoder().decode(
-            WhatsAppNotification.self, from: Data(Self.notification(value, phoneNumberID: "999").utf8))
+        let notification = try WhatsAppNotification(json: Array(Self.notification(value, phoneNumberID: "999").utf8))
         let inbound = WhatsAppInbound(
             accountID: "default", phoneNumberID: "106540352242922",
             access: ChannelAccess(channel: "whatsapp", policy: .open))
@@ -249,8 +248,7 @@ struct ChannelPayloadCorpusTests {
             inbound.items(notification).map { Self.describe($0, nil) } == [
                 "ignored wamid.OTHER text other_phone_number"
             ])
-        let other = try JSONDecoder().decode(
-            WhatsAppNotification.self, from: Data(#"{"object":"page","entry":[]}"#.utf8))
+        let other = try WhatsAppNotification(json: Array(#"{"object":"page","entry":[]}"#.utf8))
         #expect(inbound.items(other).isEmpty)
     }
 }

@@ -221,6 +221,19 @@ struct WebhookClient: Sendable {
     struct Answer: Sendable {
         var status: Int
         var body: String
+        /// The `Allow` header, when the answer has one.
+        var allow: String? = nil
+    }
+
+    /// A request without a body with any method, e.g. `PUT /whatsapp/webhook`.
+    func send(_ method: String, _ path: String) async throws -> Answer {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = .init(rawValue: method)
+        let response = try await client.execute(request, timeout: .seconds(30))
+        let bytes = try await response.body.collect(upTo: 1 << 20)
+        return Answer(
+            status: Int(response.status.code), body: String(buffer: bytes), allow: response.headers.first(name: "Allow")
+        )
     }
 
     func post(

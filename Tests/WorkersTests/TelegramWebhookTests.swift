@@ -137,6 +137,19 @@ struct TelegramWebhookTests {
         #expect(try await client.telegram(Self.runbookUpdate, secret: Self.secret).status == 200)
     }
 
+    @Test func otherMethodsOnTheWebhookPathAre405WithAllow() async throws {
+        let harness = try await WebhookHarness.start()
+        defer { harness.stop() }
+        for method in ["GET", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"] {
+            let answer = try await harness.client.send(method, "/telegram/webhook")
+            #expect(answer.status == 405, "\(method)")
+            #expect(answer.allow == "POST", "\(method)")
+        }
+        // POST is still the webhook (here without its secret), and a path next to it is still unknown.
+        #expect(try await harness.client.telegram(Self.runbookUpdate, secret: nil).status == 401)
+        #expect(try await harness.client.send("GET", "/telegram/webhooks").status == 404)
+    }
+
     @Test func aLogThatCannotBeWrittenIs500SoTelegramRetries() async throws {
         let harness = try await WebhookHarness.start()
         defer { harness.stop() }

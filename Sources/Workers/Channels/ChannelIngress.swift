@@ -108,12 +108,11 @@ public final class ChannelIngress: Sendable {
                         ])
                 case .ignored(let ignored):
                     count(channel, "ignored")
-                    logger.info(
-                        "inbound.ignored",
-                        metadata: [
-                            "event.seq": "\(seq)", "inbound.kind": "\(ignored.kind)",
-                            "inbound.reason": "\(ignored.reason)",
-                        ])
+                    var metadata: Logger.Metadata = [
+                        "event.seq": "\(seq)", "inbound.kind": "\(ignored.kind)", "inbound.reason": "\(ignored.reason)",
+                    ]
+                    if let detail = ignored.detail { metadata["inbound.detail"] = "\(detail)" }
+                    logger.info("inbound.ignored", metadata: metadata)
                 case .message:
                     count(channel, "message")
                 }

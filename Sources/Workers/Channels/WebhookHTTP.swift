@@ -20,6 +20,7 @@ enum WebhookHTTP {
         case 400: "Bad request"
         case 401: "Unauthorized"
         case 403: "Forbidden"
+        case 405: "Method not allowed"
         case 413: "Payload too large"
         case 415: "Unsupported media type: application/json expected"
         case 500: "Internal error"
@@ -74,15 +75,37 @@ public struct ChannelRoutes: Sendable {
     }
 
     /// `POST /telegram/webhook`; `GET`/`POST /whatsapp/webhook` (also under the original's
-    /// `/whatsapp-cloud/webhook`).
+    /// `/whatsapp-cloud/webhook`). Any other method on these paths gets 405 with `Allow` (a path of a channel
+    /// that is not configured stays 404).
     public func add<Context: RequestContext>(to router: Router<Context>) {
         if let telegram {
             router.post("telegram/webhook") { request, _ in await telegram.handle(request) }
+            Self.refuseOtherMethods(on: "telegram/webhook", allowed: [.post], router)
         }
         if let whatsapp {
             for path in ["whatsapp/webhook", "whatsapp-cloud/webhook"] {
                 router.get(RouterPath(path)) { request, _ in await whatsapp.verify(request) }
                 router.post(RouterPath(path)) { request, _ in await whatsapp.handle(request) }
+                Self.refuseOtherMethods(on: path, allowed: [.get, .post], router)
+            }
+        }
+    }
+
+    /// The methods a request may name that get an answer of their own (405) on a webhook path. `CONNECT` never
+    /// names a path; an extension method the router does not know stays 404.
+    static let answeredMethods: [HTTPRequest.Method] = [.get, .head, .post, .put, .delete, .patch, .options, .trace]
+
+    /// 405 Method Not Allowed, with `Allow` listing `allowed`, for every other method of ``answeredMethods`` on
+    /// `path` (HEAD included: the GET handshake is not served for HEAD).
+    static func refuseOtherMethods<Context: RequestContext>(
+        on path: String, allowed: [HTTPRequest.Method], _ router: Router<Context>
+    ) {
+        let allow = allowed.map(\.rawValue).joined(separator: ", ")
+        for method in answeredMethods where !allowed.contains(method) {
+            router.on(RouterPath(path), method: method) { _, _ in
+                var response = WebhookHTTP.answer(405)
+                response.headers[.allow] = allow
+                return response
             }
         }
     }

@@ -15,6 +15,8 @@ public struct TelegramUpdate: Decodable, Sendable, Equatable {
     public var kind: String
     /// A message field was present but did not decode (no chat, no message id…).
     public var malformed = false
+    /// Why, for `inbound.ignored.detail`: the field and the problem (`message.chat: missing`), never a value.
+    public var malformedDetail: String?
 
     struct AnyKey: CodingKey {
         var stringValue: String
@@ -27,6 +29,7 @@ public struct TelegramUpdate: Decodable, Sendable, Equatable {
         let container = try decoder.container(keyedBy: AnyKey.self)
         updateID = try? container.decodeIfPresent(Int64.self, forKey: AnyKey(stringValue: "update_id"))
         var malformed = false
+        var malformedDetail: String?
         func message(_ name: String) -> TelegramMessage? {
             let key = AnyKey(stringValue: name)
             guard container.contains(key) else { return nil }
@@ -34,6 +37,8 @@ public struct TelegramUpdate: Decodable, Sendable, Equatable {
                 return try container.decode(TelegramMessage.self, forKey: key)
             } catch {
                 malformed = true
+                malformedDetail =
+                    malformedDetail ?? (error as? DecodingError)?.shortDescription ?? "\(name): unreadable"
                 return nil
             }
         }
@@ -42,6 +47,7 @@ public struct TelegramUpdate: Decodable, Sendable, Equatable {
         channelPost = message("channel_post")
         editedChannelPost = message("edited_channel_post")
         self.malformed = malformed
+        self.malformedDetail = malformedDetail
         kind = container.allKeys.map(\.stringValue).filter { $0 != "update_id" }.sorted().first ?? "unknown"
     }
 
@@ -178,7 +184,8 @@ public struct TelegramInbound: Sendable {
                 .ignored(
                     InboundIgnored(
                         channel: "telegram", accountID: accountID, externalID: "update:\(updateID)", kind: update.kind,
-                        reason: update.malformed ? "malformed" : "unsupported_kind")),
+                        reason: update.malformed ? "malformed" : "unsupported_kind",
+                        detail: update.malformed ? update.malformedDetail : nil)),
                 nil
             )
         }

@@ -20,8 +20,9 @@ import Projections
 /// | body over `WEBHOOK_MAX_BODY_BYTES` | 413 |
 /// | `sha256=<hex>` is not HMAC-SHA256(app secret, **raw body**), compared in constant time | 401, `webhook.rejected` |
 /// | `Content-Type` not `application/json` | 415 |
-/// | not JSON | 400 |
+/// | not JSON, or an envelope of the wrong shape | 400 |
 /// | messages and statuses | 200 after all of them are in the log (one transaction; dedupe by wamid, statuses by wamid and status) |
+/// | a message or status that does not read (bad text, nonsense timestamp, no id, unknown status) | recorded as `inbound.ignored` `malformed`, the others as usual; 200 |
 /// | the log refused the write | 500 (Meta retries for days; the retry is deduplicated) |
 public struct WhatsAppWebhook: Sendable {
     let verifyToken: ChannelSecret?
@@ -90,16 +91,20 @@ public struct WhatsAppWebhook: Sendable {
             return WebhookHTTP.answer(401)
         }
         guard WebhookHTTP.isJSON(request) else { return WebhookHTTP.answer(415) }
+        // Read per item: a message or status that does not read (bad text, a nonsense timestamp, no id, an unknown
+        // status) is recorded as malformed and the others as usual; only a body whose envelope is not a
+        // notification is refused.
         let notification: WhatsAppNotification
         do {
-            notification = try JSONDecoder().decode(WhatsAppNotification.self, from: Data(bytes))
+            notification = try WhatsAppNotification(json: bytes)
         } catch {
             logger.warning(
-                "[whatsapp] Webhook body is not a notification", metadata: ["webhook.bytes": "\(bytes.count)"])
+                "[whatsapp] Webhook body is not a notification",
+                metadata: ["webhook.bytes": "\(bytes.count)", "webhook.problem": "\(error)"])
             return WebhookHTTP.answer(400, "Bad request: not a WhatsApp notification")
         }
-        for entry in notification.entry ?? [] {
-            for change in entry.changes ?? [] {
+        for entry in notification.entry {
+            for change in entry.changes {
                 for failure in change.value?.errors ?? [] {
                     logger.warning(
                         "[whatsapp] Error notification: \(failure.title ?? failure.message ?? "?")",
