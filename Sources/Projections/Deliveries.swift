@@ -38,6 +38,17 @@ public struct RateLimits: Sendable, Equatable {
     static func isGroup(_ recipient: String) -> Bool { recipient.hasPrefix("-") }
 }
 
+/// The `errorCode` of a `delivery.failed` that settles a claim whose send was never attempted: nothing reached
+/// the provider, so it is no send failure (`replay alerts` does not count it); the delivery is pending again.
+public enum UnattemptedRelease: String, Sendable, CaseIterable {
+    /// The claim's visibility ran out before its holder recorded an attempt.
+    case claimExpired = "claim_expired"
+    /// A new tenure of the account's lease began while it was claimed under an earlier one.
+    case tenureEnded = "tenure_ended"
+    /// Its holder handed it back unsent: the lease was lost after the claim.
+    case leaseLost = "lease_lost"
+}
+
 /// What to do with a delivery whose outcome is unknown (the request may have reached the provider).
 public enum UncertainPolicy: String, Sendable, Equatable {
     /// Keep it `uncertain` and list it for operators; never resend automatically (the default).
@@ -154,10 +165,10 @@ public protocol DeliveryQueueView {
     func forEachExpiredClaim(
         channel: String, accountID: String, before now: LogTimestamp, _ body: (DeliveryState) throws -> Bool
     ) throws
-    /// The times (log microseconds, oldest first) of the account's recent send attempts (`p.account_rate`; at
+    /// The times (log microseconds, oldest first) of the account's recent sends, counted when claimed (`p.account_rate`; at
     /// most ``SwitchboardProjector/rateHistoryLimit``).
     func accountSendTimes(channel: String, accountID: String) throws -> [Int64]
-    /// The times of recent send attempts to `recipient` (`p.recipient_rate`), oldest first.
+    /// The times of recent sends to `recipient`, counted when claimed (`p.recipient_rate`), oldest first.
     func recipientSendTimes(channel: String, accountID: String, recipient: String) throws -> [Int64]
 }
 
@@ -203,13 +214,50 @@ public enum DeliveryDecider {
             switch delivery.status {
             case .claimed:
                 failAttempt(
-                    delivery, permanent: false, retryAfter: nil, code: "claim_expired",
+                    delivery, permanent: false, retryAfter: nil, code: UnattemptedRelease.claimExpired.rawValue,
                     message: "claim expired before the send was attempted", settings: settings, now: now,
                     into: &events)
                 settled += 1
             case .attempting:
                 markUncertain(
                     delivery, reason: "claim expired after the send was attempted", settings: settings, now: now,
+                    into: &events)
+                settled += 1
+            case .pending, .sent, .failed, .uncertain:
+                break
+            }
+            return true
+        }
+        return events.decision(settled)
+    }
+
+    /// Settles the account's claims made under a tenure of its lease older than `leaseToken`, when a new tenure
+    /// begins (the lease shell runs it in the transaction that grants the lease). Such a claim is dead the moment
+    /// the new tenure starts: its holder can no longer attempt a send (the lease gate refuses its token), so
+    /// waiting for its visibility to run out would only hold the recipient's FIFO. A claim never attempted goes
+    /// back to pending at once (nothing was sent, so no backoff); an attempted one becomes **uncertain** (by the
+    /// uncertain policy, as after an expiry): the send may have reached the provider. A late `delivery.sent` from
+    /// the old holder is still recorded (see ``sent(_:deliveryID:token:providerMessageID:owner:)``).
+    public static func settleEarlierTenures(
+        channel: String, accountID: String, leaseToken: UInt64, settings: DeliverySettings,
+        queue: some DeliveryQueueView, now: LogTimestamp
+    ) throws -> Decision<Int> {
+        var events = DecisionEvents(firstSeq: 0)
+        var settled = 0
+        // Every in-flight claim of the account: all of them end before the end of time.
+        try queue.forEachExpiredClaim(channel: channel, accountID: accountID, before: LogTimestamp(microseconds: .max))
+        { delivery in
+            guard let claimedUnder = delivery.leaseToken, claimedUnder < leaseToken else { return true }
+            switch delivery.status {
+            case .claimed:
+                failAttempt(
+                    delivery, permanent: false, retryAfter: nil, code: UnattemptedRelease.tenureEnded.rawValue,
+                    message: "claimed under an earlier lease tenure and never attempted", settings: settings, now: now,
+                    immediately: true, into: &events)
+                settled += 1
+            case .attempting:
+                markUncertain(
+                    delivery, reason: "the lease tenure it was attempted under ended", settings: settings, now: now,
                     into: &events)
                 settled += 1
             case .pending, .sent, .failed, .uncertain:
@@ -336,12 +384,14 @@ public enum DeliveryDecider {
             return reject(
                 command, deliveryID, delivery, token: token, leaseToken: leaseToken, owner: owner, .staleToken)
         }
+        // The lease before the state: a new tenure settles the old one's claims as it begins, and its holder
+        // learns that its lease is gone rather than that its claim was settled.
+        if let reason = leaseRefusal(lease, owner: owner, leaseToken: leaseToken, now: now) {
+            return reject(command, deliveryID, delivery, token: token, leaseToken: leaseToken, owner: owner, reason)
+        }
         if delivery.status != .claimed {
             return reject(
                 command, deliveryID, delivery, token: token, leaseToken: leaseToken, owner: owner, .wrongState)
-        }
-        if let reason = leaseRefusal(lease, owner: owner, leaseToken: leaseToken, now: now) {
-            return reject(command, deliveryID, delivery, token: token, leaseToken: leaseToken, owner: owner, reason)
         }
         return Decision(
             .accepted,
@@ -411,17 +461,19 @@ public enum DeliveryDecider {
         return events.decision(.accepted)
     }
 
-    /// Records a failed attempt of `delivery`; returns the delivery as the projection holds it afterwards.
+    /// Records a failed attempt of `delivery`; returns the delivery as the projection holds it afterwards. With
+    /// `immediately` it is offered again at once (nothing was attempted), otherwise after the backoff.
     @discardableResult
     static func failAttempt(
         _ delivery: DeliveryState, permanent: Bool, retryAfter: LogTimestamp?, code: String?, message: String,
-        settings: DeliverySettings, now: LogTimestamp, into events: inout DecisionEvents
+        settings: DeliverySettings, now: LogTimestamp, immediately: Bool = false, into events: inout DecisionEvents
     ) -> DeliveryState {
         let outOfAttempts = delivery.attempt >= delivery.maxAttempts
         var notBefore: LogTimestamp?
         if !permanent && !outOfAttempts {
-            let backoff = now.advanced(
-                by: settings.retry.delay(afterAttempt: delivery.attempt, key: delivery.deliveryID))
+            let backoff =
+                immediately
+                ? now : now.advanced(by: settings.retry.delay(afterAttempt: delivery.attempt, key: delivery.deliveryID))
             notBefore = max(backoff, retryAfter ?? backoff)
         }
         let text = String(message.prefix(500))

@@ -50,6 +50,22 @@ extension DeliveryDecider {
         return try context.commit(decision)
     }
 
+    /// ``settleEarlierTenures(channel:accountID:leaseToken:settings:queue:now:)`` for the channel account whose
+    /// lease is `resource` (`<channel>/<account>`), now that `leaseToken` is its tenure; other resources hold no
+    /// deliveries.
+    @discardableResult
+    public static func settleEarlierTenures(
+        resource: String, leaseToken: UInt64, settings: DeliverySettings, _ context: inout WriteContext
+    ) throws -> Int {
+        guard let slash = resource.firstIndex(of: "/") else { return 0 }
+        let channel = String(resource[..<slash])
+        let accountID = String(resource[resource.index(after: slash)...])
+        return try context.commit(
+            settleEarlierTenures(
+                channel: channel, accountID: accountID, leaseToken: leaseToken, settings: settings,
+                queue: TableDeliveryQueue(tables: context.tables), now: context.now))
+    }
+
     public static func attempt(
         _ deliveryID: String, token: UInt64, leaseToken: UInt64, owner: Owner, _ context: inout WriteContext
     ) throws -> DeliveryCommandResult {

@@ -54,6 +54,15 @@ public struct StateReader: Sendable {
         try log.withSnapshot { try $0.load(DeliveryState.self, table(ProjectionTables.deliveries), Key(deliveryID)) }
     }
 
+    /// The delivery enqueued under an idempotency key, if any.
+    public func deliveryID(idempotencyKey: String) throws -> String? {
+        try log.withSnapshot { snapshot in
+            try snapshot.get(table(ProjectionTables.deliveryKeys), Key(idempotencyKey).bytes).map {
+                String(decoding: $0, as: UTF8.self)
+            }
+        }
+    }
+
     public func contact(channel: String, accountID: String, contactID: String) throws -> ContactState? {
         try log.withSnapshot {
             try $0.load(ContactState.self, table(ProjectionTables.contacts), Key(channel, accountID, contactID))

@@ -59,10 +59,21 @@ public final class Switchboard: Sendable {
 
     // MARK: Leases
 
+    /// Acquires `resource`; a grant that begins a new tenure of a channel account's lease settles, in the same
+    /// transaction, the deliveries still claimed under earlier tenures
+    /// (``DeliveryDecider/settleEarlierTenures(channel:accountID:leaseToken:settings:queue:now:)``).
     public func acquireLease(_ resource: String, as owner: Owner? = nil) async throws -> LeaseDecision {
         let owner = owner ?? self.owner
         let ttl = settings.lease.ttl
-        return try await decide { try LeaseDecider.acquire(resource, owner: owner, ttl: ttl, &$0) }
+        let deliveries = settings.deliveries
+        return try await decide { context in
+            let decision = try LeaseDecider.acquire(resource, owner: owner, ttl: ttl, &context)
+            if let grant = decision.grant {
+                try DeliveryDecider.settleEarlierTenures(
+                    resource: resource, leaseToken: grant.token, settings: deliveries, &context)
+            }
+            return decision
+        }
     }
 
     public func renewLease(_ resource: String, token: UInt64, as owner: Owner? = nil) async throws -> LeaseDecision {
@@ -227,6 +238,11 @@ public final class Switchboard: Sendable {
     public func job(_ jobID: String) throws -> JobState? { try reader.job(jobID) }
 
     public func delivery(_ deliveryID: String) throws -> DeliveryState? { try reader.delivery(deliveryID) }
+
+    /// The delivery enqueued under an idempotency key, if any.
+    public func deliveryID(idempotencyKey: String) throws -> String? {
+        try reader.deliveryID(idempotencyKey: idempotencyKey)
+    }
 
     public func contact(channel: String, accountID: String, contactID: String) throws -> ContactState? {
         try reader.contact(channel: channel, accountID: accountID, contactID: contactID)

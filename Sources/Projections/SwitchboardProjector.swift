@@ -17,7 +17,7 @@ public struct SwitchboardProjector: Projector {
 
     /// The layout this build writes. Bump `version` in the same commit as any change to what `apply` stores;
     /// `docs/architecture.md` keeps the history.
-    public static let format = ProjectionFormat(name: "switchboard", version: 4)
+    public static let format = ProjectionFormat(name: "switchboard", version: 5)
 
     public var format: ProjectionFormat { Self.format }
 
@@ -137,6 +137,9 @@ public struct SwitchboardProjector: Projector {
             delivery.claimedBy = Owner(workerID: e.workerID, instance: e.ownerInstance)
             delivery.visibleUntil = e.visibleUntil
             try saveDelivery(delivery, previous: previous, tables)
+            // Rate limits count claims (format 5): with several sends in flight, a claim not yet attempted
+            // must already count against the account's window.
+            try recordSend(delivery, at: now, tables)
         case .deliveryAttempted(let e):
             guard var delivery = try tables.load(DeliveryState.self, T.deliveries, Key(e.deliveryID)),
                 delivery.token == e.token
@@ -144,7 +147,6 @@ public struct SwitchboardProjector: Projector {
             let previous = delivery
             delivery.status = .attempting
             try saveDelivery(delivery, previous: previous, tables)
-            try recordAttempt(delivery, at: now, tables)
         case .deliverySent(let e):
             guard var delivery = try tables.load(DeliveryState.self, T.deliveries, Key(e.deliveryID)),
                 delivery.token == e.token
@@ -363,7 +365,7 @@ public struct SwitchboardProjector: Projector {
         try DeliveryQueues.update(d, previous: previous, tables)
     }
 
-    private func recordAttempt(_ d: DeliveryState, at now: LogTimestamp, _ tables: TableWriter) throws {
+    private func recordSend(_ d: DeliveryState, at now: LogTimestamp, _ tables: TableWriter) throws {
         typealias T = ProjectionTables
         let account = Self.accountKey(d.channel, d.accountID)
         for (table, key) in [(T.recipientRate, account.appending(d.recipient)), (T.accountRate, account)] {

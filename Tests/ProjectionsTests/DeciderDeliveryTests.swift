@@ -138,6 +138,33 @@ func deciderDelivery(_ key: String, to recipient: String, channel: String = "web
         await fixture.close()
     }
 
+    // The successor's acquisition settles an attempted claim of the dead tenure in the same transaction
+    // (uncertain), long before the claim's own visibility ends; the recipient's next message is claimable at once.
+    @Test func aNewTenureSettlesAnAttemptedClaimOfTheOldOneInItsOwnTransaction() async throws {
+        let fixture = try DeciderFixture()
+        let engine = fixture.engine
+        let successor = Owner(workerID: "wa-2", instance: "successor")
+        let lease = try await engine.mustAcquire("web/main")
+        _ = try await engine.enqueueDelivery(deciderDelivery("k1", to: "alice"))
+        _ = try await engine.enqueueDelivery(deciderDelivery("k2", to: "alice"))
+        let claim = try await engine.mustClaimDelivery(channel: "web", accountID: "main", leaseToken: lease)
+        #expect(try await engine.attemptDelivery("d-k1", token: claim.token, leaseToken: lease) == .accepted)
+        fixture.clock.advance(.seconds(46))  // the lease lapsed; the claim is visible for 120 s
+
+        let newLease = try await engine.mustAcquire("web/main", as: successor)
+        let acquired = try #require(try engine.recorded(LeaseAcquired.eventType).last)
+        let uncertain = try engine.recorded(DeliveryUncertain.eventType)
+        #expect(uncertain.map(\.seq) == [acquired.seq + 1])
+        #expect(uncertain.first?.timestamp == acquired.timestamp)
+        #expect(try engine.delivery("d-k1")?.status == .uncertain)
+        let next = try await engine.mustClaimDelivery(
+            channel: "web", accountID: "main", leaseToken: newLease, as: successor)
+        #expect(next.delivery.deliveryID == "d-k2")
+        // The dead tenure's late word on its send is still recorded.
+        #expect(try await engine.deliverySent("d-k1", token: claim.token, providerMessageID: "p-1") == .accepted)
+        await fixture.close()
+    }
+
     @Test func attemptUnderALeaseThatExpiredAndWentToAnotherOwnerIsRejected() async throws {
         let fixture = try DeciderFixture()
         let engine = fixture.engine
@@ -161,7 +188,12 @@ func deciderDelivery(_ key: String, to recipient: String, channel: String = "web
         #expect(rejected.last?.command == "delivery.attempt")
         #expect(rejected.last?.presentedLeaseToken == lease)
         #expect(try engine.recorded(DeliveryAttempted.eventType).isEmpty)
-        #expect(try engine.delivery("d-k1")?.status == .claimed)
+        // The successor's tenure settled the never-attempted claim as it began: pending again, at once.
+        #expect(try engine.delivery("d-k1")?.status == .pending)
+        #expect(try engine.recorded(DeliveryFailed.self).map(\.errorCode) == ["tenure_ended"])
+        let again = try await engine.mustClaimDelivery(
+            channel: "web", accountID: "main", leaseToken: newLease, as: successor)
+        #expect(again.delivery.deliveryID == "d-k1")
         await fixture.close()
     }
 

@@ -281,6 +281,54 @@ enum DeliveryExpectation: Sendable, Equatable {
         #expect(decision.outcome == 2)
     }
 
+    // A new tenure of the account's lease settles the claims of earlier tenures at once, however long they
+    // would stay visible: never attempted → pending again without backoff; attempted → uncertain (by policy).
+    // Claims of the new tenure itself, and of other accounts, are left alone.
+    @Test(arguments: [UncertainPolicy.hold, .retry])
+    func aNewTenureSettlesTheClaimsOfEarlierTenures(_ policy: UncertainPolicy) throws {
+        var settings = DeliverySettings()
+        settings.uncertainPolicy = policy
+        let later = t0.advanced(by: .seconds(100))
+        let claimed = deliveryState("d-1", seq: 1, status: .claimed, attempt: 1, token: 5, visibleUntil: later)
+        let attempting = deliveryState(
+            "d-2", to: "7", seq: 2, status: .attempting, attempt: 1, token: 6, visibleUntil: later)
+        var current = deliveryState("d-3", to: "9", seq: 3, status: .claimed, attempt: 1, token: 7, visibleUntil: later)
+        current.leaseToken = leaseToken + 1
+        var otherAccount = deliveryState(
+            "d-4", to: "9", seq: 4, status: .attempting, attempt: 1, token: 8, visibleUntil: later)
+        otherAccount.accountID = "other"
+
+        let decision = try DeliveryDecider.settleEarlierTenures(
+            channel: "telegram", accountID: "bot", leaseToken: leaseToken + 1, settings: settings,
+            queue: FakeDeliveryQueue([claimed, attempting, current, otherAccount]), now: t0)
+
+        var expected: [SwitchboardEvent] = [
+            .deliveryFailed(
+                DeliveryFailed(
+                    deliveryID: "d-1", token: 5, attempt: 1, permanent: false, retryAfter: t0,
+                    errorCode: "tenure_ended", message: "claimed under an earlier lease tenure and never attempted")),
+            .deliveryUncertain(
+                DeliveryUncertain(
+                    deliveryID: "d-2", token: 6, attempt: 1, reason: "the lease tenure it was attempted under ended")),
+        ]
+        if policy == .retry {
+            expected.append(
+                .deliveryFailed(
+                    DeliveryFailed(
+                        deliveryID: "d-2", token: 6, attempt: 1, permanent: false,
+                        retryAfter: t0.advanced(by: settings.retry.delay(afterAttempt: 1, key: "d-2")),
+                        errorCode: "uncertain",
+                        message: "retrying an uncertain send (policy retry): the recipient may get a duplicate")))
+        }
+        #expect(decision.events == expected)
+        #expect(decision.outcome == 2)
+        // The same tenure (a renewal by acquire) settles nothing.
+        let renewal = try DeliveryDecider.settleEarlierTenures(
+            channel: "telegram", accountID: "bot", leaseToken: leaseToken, settings: settings,
+            queue: FakeDeliveryQueue([claimed, attempting]), now: t0)
+        #expect(renewal.events.isEmpty)
+    }
+
     enum Command: String, CaseIterable, Sendable {
         case attempt, sent, failed, uncertain
     }

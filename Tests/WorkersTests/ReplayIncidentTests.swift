@@ -101,8 +101,12 @@ struct ReplayIncidentTests {
 
         let timeline = try await world.replay("timeline", "--delivery", incident.deliveryID)
         #expect(timeline.status == 0, "\(timeline)")
-        let expected = [DeliveryEnqueued.eventType, DeliveryClaimed.eventType, CommandRejected.eventType]
+        // B's tenure settled A's unattempted claim as it began (`delivery.failed`, `tenure_ended`), before A tried.
+        let expected = [
+            DeliveryEnqueued.eventType, DeliveryClaimed.eventType, DeliveryFailed.eventType, CommandRejected.eventType,
+        ]
         #expect(timeline.types == expected, "\(timeline)")
+        #expect(timeline.lines.contains { $0.contains(DeliveryFailed.eventType) && $0.contains("tenure_ended") })
         let holderA = "holders=\(ReplayWorld.resource)=\(incident.a)@\(incident.leaseA)"
         let holderB = "holders=\(ReplayWorld.resource)=\(incident.b)@\(incident.leaseB)"
         #expect(timeline.lines.dropFirst().first?.contains(holderA) == true, "\(timeline)")

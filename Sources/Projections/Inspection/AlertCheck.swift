@@ -59,7 +59,9 @@ public struct AlertCheck {
                         connectCount += 1
                     }
                 case .leaseExpired: leaseLost += 1
-                case .deliveryFailed: sendFailures += 1
+                case .deliveryFailed(let e):
+                    // A claim settled or handed back before its send was attempted is no send failure.
+                    if UnattemptedRelease(rawValue: e.errorCode ?? "") == nil { sendFailures += 1 }
                 case .deliveryStatusReported(let e):
                     // The provider's own report that a message it accepted was not delivered.
                     if e.status == "failed" { sendFailures += 1 }
