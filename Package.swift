@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.21.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.60.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.24.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.4.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     ],
@@ -76,6 +77,7 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -119,6 +121,7 @@ let package = Package(
             name: "bench",
             dependencies: [
                 "EventLog",
+                "TestSupport",
                 "SwitchboardEvents",
                 "Projections",
                 "Workers",
@@ -135,7 +138,7 @@ let package = Package(
             dependencies: ["EventLog", "SwitchboardEvents", "Projections"],
             swiftSettings: strictSettings
         ),
-        // Test-only support: temporary directories and spawned executables.
+        // Test support: temporary directories, spawned executables, raw hostile HTTP clients (also used by bench).
         .target(name: "TestSupport", swiftSettings: strictSettings),
         .testTarget(
             name: "EventLogTests",

@@ -64,7 +64,7 @@ public enum AgentRuntime {
             .init(
                 service: HTTPSurface.application(
                     host: settings.host, port: settings.port, engine: engine, status: status, registry: registry,
-                    metrics: metrics, web: web, channels: channels.routes, logger: logger)),
+                    metrics: metrics, web: web, channels: channels.routes, limits: settings.httpLimits, logger: logger)),
         ]
         if settings.snapshotEvery > 0 {
             services.append(

@@ -92,6 +92,12 @@ public struct AgentSettings: Sendable, Equatable {
     public var deliveryVisibility: Duration
     /// `CORE_CONCURRENCY`: jobs the core runs at once (default 4, 1…256).
     public var coreConcurrency: Int
+    /// `OUTBOUND_CONCURRENCY`: provider calls one channel account's outbound loop makes at once, each to a
+    /// different recipient (default 16, 1…256). FIFO per recipient and the rate limits hold whatever the value.
+    public var outboundConcurrency: Int
+    /// The HTTP server's connection bounds and deadlines (`HTTP_MAX_CONNECTIONS`, `HTTP_HEAD_TIMEOUT_SECONDS`,
+    /// `HTTP_BODY_TIMEOUT_SECONDS`, `HTTP_WRITE_TIMEOUT_SECONDS`; see ``ConnectionLimits``).
+    public var httpLimits: ConnectionLimits
     /// `HOST`: the address the health and metrics server binds (default `127.0.0.1`).
     public var host: String
     /// `PORT`: its port (default 8080; 0 picks a free one, logged as `http.port`).
@@ -212,6 +218,14 @@ public struct AgentSettings: Sendable, Equatable {
         deliveryVisibility = try milliseconds(
             "DELIVERY_VISIBILITY_MS", default: 120_000, minimum: testShortLeases ? 200 : 1_000)
         coreConcurrency = try env.integer("CORE_CONCURRENCY", default: 4, range: 1...256)
+        outboundConcurrency = try env.integer("OUTBOUND_CONCURRENCY", default: 16, range: 1...256)
+        var limits = ConnectionLimits()
+        limits.maxConnections = try env.integer(
+            "HTTP_MAX_CONNECTIONS", default: limits.maxConnections, range: 8...65_536)
+        limits.headTimeout = .seconds(try env.integer("HTTP_HEAD_TIMEOUT_SECONDS", default: 10, range: 1...3_600))
+        limits.bodyTimeout = .seconds(try env.integer("HTTP_BODY_TIMEOUT_SECONDS", default: 30, range: 1...3_600))
+        limits.writeTimeout = .seconds(try env.integer("HTTP_WRITE_TIMEOUT_SECONDS", default: 30, range: 1...3_600))
+        httpLimits = limits
         jobVisibility = try milliseconds("JOB_VISIBILITY_MS", default: 60_000, minimum: testShortLeases ? 200 : 1_000)
         do {
             provider = try ProviderSettings.fromEnvironment(environment)
@@ -291,7 +305,11 @@ public struct AgentSettings: Sendable, Equatable {
             "whatsappAccessToken": whatsappAccessToken == nil ? "unset" : "set",
             "whatsappGraphBaseURL": whatsappGraphBaseURL, "telegramAccountID": telegramAccountID,
             "telegramBotToken": telegramBotToken == nil ? "unset" : "set", "telegramAPIBaseURL": telegramAPIBaseURL,
-            "coreConcurrency": "\(coreConcurrency)",
+            "coreConcurrency": "\(coreConcurrency)", "outboundConcurrency": "\(outboundConcurrency)",
+            "httpMaxConnections": "\(httpLimits.maxConnections)",
+            "httpTimeoutsSeconds":
+                "head \(httpLimits.headTimeout.components.seconds), body \(httpLimits.bodyTimeout.components.seconds), "
+                + "write \(httpLimits.writeTimeout.components.seconds)",
             "deliveryVisibilityMilliseconds": "\(deliveryVisibility.wholeMilliseconds)", "http": "\(host):\(port)",
             "jobVisibilityMilliseconds": "\(jobVisibility.wholeMilliseconds)",
             "aiProvider": aiProvider.rawValue, "model": provider?.model ?? aiProvider.rawValue,

@@ -301,6 +301,9 @@ public final class CoreService: Service, Sendable {
 
     /// The most history messages a prompt is built from (the budget then decides what is sent).
     static let historyLimit = 500
+
+    /// The id of a job's reply message, and the idempotency key of its delivery (`#<part>` appended when split).
+    static func replyKey(jobID: String) -> String { "reply:\(jobID)" }
 }
 
 /// An error of a worker.

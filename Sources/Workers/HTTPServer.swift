@@ -49,7 +49,7 @@ public enum HTTPSurface {
     public static func application(
         host: String, port: Int, engine: Switchboard, status: WorkerStatus, registry: PrometheusCollectorRegistry,
         metrics: WorkerMetrics = WorkerMetrics(), web: WebChat? = nil, channels: ChannelRoutes? = nil,
-        onListening: (@Sendable (Int) -> Void)? = nil, logger: Logger
+        limits: ConnectionLimits = ConnectionLimits(), onListening: (@Sendable (Int) -> Void)? = nil, logger: Logger
     ) -> some ApplicationProtocol {
         let router = Router(context: WebRequestContext.self)
         router.get("healthz") { _, _ -> Response in
@@ -70,7 +70,11 @@ public enum HTTPSurface {
         web?.addRoutes(to: router)
         channels?.add(to: router)
         return Application(
-            router: router, configuration: .init(address: .hostname(host, port: port), serverName: nil),
+            router: router,
+            server: .http1(configuration: .init(additionalChannelHandlers: [ConnectionGuard(limits: limits)])),
+            configuration: .init(
+                address: .hostname(host, port: port), serverName: nil,
+                availableConnectionsDelegate: .maximum(limits.maxConnections, logger: logger)),
             onServerRunning: { channel in
                 let bound = channel.localAddress?.port ?? port
                 logger.info("http.listening", metadata: ["http.host": "\(host)", "http.port": "\(bound)"])

@@ -10,9 +10,17 @@ import Synchronization
 /// claims deliveries (FIFO per recipient and rate limits are the claim decider's), records `delivery.attempted`
 /// before each provider call, then `sent`, `failed` or `uncertain` under the claim's token.
 ///
-/// It wakes on `delivery.enqueued` for its account (from the log tail), at the time a blocked delivery becomes
-/// sendable, and when the lease changes; it never polls. On graceful shutdown it finishes the send in flight
-/// and stops claiming.
+/// Up to `concurrency` provider calls run at once (`OUTBOUND_CONCURRENCY`), necessarily to different recipients:
+/// a recipient's next message is offered only once its head is finished, and the account's rate limit counts
+/// claims, so neither depends on how many calls are in flight.
+///
+/// It wakes on `delivery.enqueued` for its account (from the log tail), when a send finishes, at the time a
+/// blocked delivery becomes sendable, and when the lease changes; it never polls. On graceful shutdown it
+/// finishes the sends in flight and stops claiming.
+///
+/// Typing indicators go out on their own lane, one call at a time from a short queue (the oldest dropped when it
+/// is full), each checked just before the call: the job must still be running and its reply not yet enqueued. So
+/// they never hold a connection a reply could use, and never announce a reply that is already on its way.
 public final class OutboundService: Service, Sendable {
     let keeper: LeaseKeeper
     let sender: any ChannelSender
@@ -24,14 +32,24 @@ public final class OutboundService: Service, Sendable {
     let health: ChannelHealth?
     /// How long sending pauses after the credentials were refused, before the next delivery probes them.
     let credentialsPause: Duration
+    /// Provider calls in flight at most.
+    let concurrency: Int
     private let wakeup = Wakeup()
     private let stopping = Flag()
     /// Log times at which an in-flight claim of this account expires.
     private let due = Mutex<[LogTimestamp]>([])
+    /// Sends in flight, and the pause the last failure asked for.
+    private let sending = Mutex<(inFlight: Int, pausedUntil: ContinuousClock.Instant?)>((0, nil))
+    /// Jobs claimed by a core whose typing indicator is still to be shown (oldest first, bounded).
+    private let typingQueue = Mutex<[JobClaimed]>([])
+    private let typingBell = Wakeup()
+    /// The most typing indicators waiting; older ones are dropped (their replies are usually on the way).
+    static let typingQueueLimit = 32
 
     public init(
         keeper: LeaseKeeper, sender: any ChannelSender, engine: Switchboard, metrics: WorkerMetrics = WorkerMetrics(),
-        health: ChannelHealth? = nil, credentialsPause: Duration = .seconds(60), logger: Logger
+        health: ChannelHealth? = nil, credentialsPause: Duration = .seconds(60), concurrency: Int = 16,
+        logger: Logger
     ) {
         self.health = health
         self.credentialsPause = credentialsPause
@@ -39,6 +57,7 @@ public final class OutboundService: Service, Sendable {
         self.sender = sender
         self.engine = engine
         self.metrics = metrics
+        self.concurrency = max(1, concurrency)
         self.logger = logger
     }
 
@@ -56,6 +75,7 @@ public final class OutboundService: Service, Sendable {
                     self.logger.error("tail.failed", metadata: ["error": "\(error)"])
                 }
             }
+            group.addTask { await self.typingLane() }
             await withGracefulShutdownHandler {
                 await self.loop()
             } onGracefulShutdown: {
@@ -76,7 +96,7 @@ public final class OutboundService: Service, Sendable {
             else { continue }
             switch record.followedEvent(logger) {
             case .jobClaimed(let claimed)?:
-                showTyping(claimed)
+                queueTyping(claimed)
             case .deliveryEnqueued(let enqueued)? where enqueued.channel == channel && enqueued.accountID == accountID:
                 wakeup.signal()
             case .deliveryClaimed(let claimed)? where claimed.leaseResource == resource && claimed.ownerInstance != me:
@@ -89,33 +109,51 @@ public final class OutboundService: Service, Sendable {
         }
     }
 
-    /// Shows the contact that a reply is coming when a core claims a job of one of this account's conversations
-    /// and this process holds the account's lease: Telegram's `sendChatAction`, the WhatsApp Cloud typing
-    /// indicator. Best effort, outside the delivery queue: it is not a delivery (nothing to retry, nothing recorded)
-    /// and cannot delay the reply, which stays first in the recipient's queue.
-    private func showTyping(_ claimed: JobClaimed) {
+    /// Queues the typing indicator for a job a core claimed, when this process holds the account's lease.
+    private func queueTyping(_ claimed: JobClaimed) {
         guard keeper.current() != nil else { return }
-        let typing: OutboundMessage?
-        do {
-            typing = try typingMessage(for: claimed)
-        } catch {
-            logger.debug("typing.lookup.failed", metadata: ["job.id": "\(claimed.jobID)", "error": "\(error)"])
-            return
+        typingQueue.withLock { queue in
+            queue.append(claimed)
+            if queue.count > Self.typingQueueLimit { queue.removeFirst(queue.count - Self.typingQueueLimit) }
         }
-        guard let typing else { return }
-        let sender = sender
-        let logger = logger
-        Task {
+        typingBell.signal()
+    }
+
+    /// Shows the contact that a reply is coming: Telegram's `sendChatAction`, the WhatsApp Cloud typing indicator.
+    /// Best effort, outside the delivery queue: it is not a delivery (nothing to retry, nothing recorded), runs one
+    /// call at a time, and is skipped for a job that is no longer running or whose reply is already enqueued.
+    private func typingLane() async {
+        while !Task.isCancelled && !stopping.isSet {
+            let next = typingQueue.withLock { queue in queue.isEmpty ? nil : queue.removeFirst() }
+            guard let claimed = next else {
+                await typingBell.wait()
+                continue
+            }
+            guard keeper.current() != nil else { continue }
+            let typing: OutboundMessage?
+            do {
+                typing = try typingMessage(for: claimed)
+            } catch {
+                logger.debug("typing.lookup.failed", metadata: ["job.id": "\(claimed.jobID)", "error": "\(error)"])
+                continue
+            }
+            guard let typing else { continue }
             let outcome = await sender.send(typing)
-            if case .sent = outcome { return }
+            if case .sent = outcome { continue }
             logger.debug("typing.not_shown", metadata: ["job.id": "\(claimed.jobID)", "outcome": "\(outcome)"])
         }
     }
 
-    /// The typing action for a claimed job of this account's conversations (`nil` for another channel or account).
+    /// The typing action for a claimed job of this account's conversations, or `nil` when there is nothing to
+    /// announce: another channel or account, a job no longer running under that claim, or a reply already enqueued.
     private func typingMessage(for claimed: JobClaimed) throws -> OutboundMessage? {
-        guard let job = try engine.job(claimed.jobID), let conversation = try engine.conversation(job.conversationID),
+        guard let job = try engine.job(claimed.jobID), job.status == .running, job.token == claimed.token,
+            let conversation = try engine.conversation(job.conversationID),
             conversation.channel == channel, conversation.accountID == accountID
+        else { return nil }
+        let reply = CoreService.replyKey(jobID: job.jobID)
+        guard try engine.deliveryID(idempotencyKey: reply) == nil,
+            try engine.deliveryID(idempotencyKey: reply + "#0") == nil
         else { return nil }
         // The message being answered: WhatsApp marks it read and shows the indicator against it.
         var externalID: String?
@@ -135,68 +173,85 @@ public final class OutboundService: Service, Sendable {
         var active: UInt64?
         // The first idle wait of each tenure is bounded once (see CoreService: the doorbell watcher starts lazily).
         var settleUntil: ContinuousClock.Instant?
-        // Set by a failure that stops the whole account (a throughput limit, refused credentials).
-        var pausedUntil: ContinuousClock.Instant?
-        // A cancelled task (not a graceful shutdown) also ends the loop: its waits would return at once.
-        while !stopping.isSet && !Task.isCancelled {
-            if let until = pausedUntil, until > .now {
-                await wakeup.wait(until: until)
-                continue
-            }
-            guard let tenure = keeper.current() else {
-                if active != nil {
-                    logger.warning(
-                        "[\(channel)] Outbound loop paused — lease lost for account '\(accountID)'",
-                        metadata: ["lease.resource": "\(keeper.resource)"])
-                    active = nil
+        await withDiscardingTaskGroup { group in
+            // A cancelled task (not a graceful shutdown) also ends the loop: its waits would return at once.
+            while !stopping.isSet && !Task.isCancelled {
+                // Set by a failure that stops the whole account (a throughput limit, refused credentials).
+                let (inFlight, pausedUntil) = sending.withLock { ($0.inFlight, $0.pausedUntil) }
+                if let until = pausedUntil, until > .now {
+                    await wakeup.wait(until: until)
+                    continue
                 }
-                await wakeup.wait()
-                continue
-            }
-            if active != tenure.token {
-                logger.info(
-                    "[\(channel)] Starting outbound delivery loop...", metadata: ["lease.token": "\(tenure.token)"])
-                active = tenure.token
-                settleUntil = .now + .seconds(1)
-            }
-            let result: DeliveryClaimResult
-            do {
-                result = try await engine.claimDelivery(
-                    channel: channel, accountID: accountID, leaseToken: tenure.token)
-            } catch {
-                logger.error("delivery.claim.failed", metadata: ["error": "\(error)"])
-                await wakeup.wait(until: .now + .seconds(1))
-                continue
-            }
-            switch result {
-            case .claimed(let claim):
-                metrics.claimed("delivery")
-                if let pause = await deliver(claim, under: tenure) {
-                    switch pause {
-                    case .account(let duration):
-                        logger.warning("[\(channel)] Sending paused for \(duration) (provider rate limit)")
-                        pausedUntil = .now + duration
-                    case .credentials:
-                        logger.error(
-                            "[\(channel)] Credentials refused: sending paused for account '\(accountID)', next try in \(credentialsPause)"
-                        )
-                        pausedUntil = .now + credentialsPause
+                guard let tenure = keeper.current() else {
+                    if active != nil {
+                        logger.warning(
+                            "[\(channel)] Outbound loop paused — lease lost for account '\(accountID)'",
+                            metadata: ["lease.resource": "\(keeper.resource)"])
+                        active = nil
                     }
+                    await wakeup.wait()
+                    continue
                 }
-            case .empty(let retryAt):
-                let now = LogTimestamp.wallClock()
-                let claimExpiry = due.withLock { times -> LogTimestamp? in
-                    times.removeAll { $0 < now }
-                    return times.min()
+                if active != tenure.token {
+                    logger.info(
+                        "[\(channel)] Starting outbound delivery loop...", metadata: ["lease.token": "\(tenure.token)"])
+                    active = tenure.token
+                    settleUntil = .now + .seconds(1)
                 }
-                let next = [retryAt, claimExpiry].compactMap { $0 }.min()
-                let settle = settleUntil
-                settleUntil = nil
-                await wakeup.wait(until: [next?.localInstant, settle].compactMap { $0 }.min())
-            case .rejected(let reason):
-                logger.warning("delivery.claim.rejected", metadata: ["delivery.reason": "\(reason)"])
-                keeper.lost(tenure, reason: "claim_rejected")
+                if inFlight >= concurrency {
+                    await wakeup.wait()  // a finishing send rings
+                    continue
+                }
+                let result: DeliveryClaimResult
+                do {
+                    result = try await engine.claimDelivery(
+                        channel: channel, accountID: accountID, leaseToken: tenure.token)
+                } catch {
+                    logger.error("delivery.claim.failed", metadata: ["error": "\(error)"])
+                    await wakeup.wait(until: .now + .seconds(1))
+                    continue
+                }
+                switch result {
+                case .claimed(let claim):
+                    metrics.claimed("delivery")
+                    sending.withLock { $0.inFlight += 1 }
+                    group.addTask {
+                        let pause = await self.deliver(claim, under: tenure).map(self.duration(of:))
+                        self.sending.withLock { state in
+                            state.inFlight -= 1
+                            if let pause { state.pausedUntil = .now + pause }
+                        }
+                        self.wakeup.signal()
+                    }
+                case .empty(let retryAt):
+                    let now = LogTimestamp.wallClock()
+                    let claimExpiry = due.withLock { times -> LogTimestamp? in
+                        times.removeAll { $0 < now }
+                        return times.min()
+                    }
+                    let next = [retryAt, claimExpiry].compactMap { $0 }.min()
+                    let settle = settleUntil
+                    settleUntil = nil
+                    await wakeup.wait(until: [next?.localInstant, settle].compactMap { $0 }.min())
+                case .rejected(let reason):
+                    logger.warning("delivery.claim.rejected", metadata: ["delivery.reason": "\(reason)"])
+                    keeper.lost(tenure, reason: "claim_rejected")
+                }
             }
+        }
+    }
+
+    /// How long a failure's pause stops the account's sends; logged once.
+    private func duration(of pause: SendPause) -> Duration {
+        switch pause {
+        case .account(let duration):
+            logger.warning("[\(channel)] Sending paused for \(duration) (provider rate limit)")
+            return duration
+        case .credentials:
+            logger.error(
+                "[\(channel)] Credentials refused: sending paused for account '\(accountID)', next try in \(credentialsPause)"
+            )
+            return credentialsPause
         }
     }
 
@@ -264,7 +319,8 @@ public final class OutboundService: Service, Sendable {
         await record("delivery.handed_back", metadata) {
             try await $0.deliveryFailed(
                 claim.delivery.deliveryID, token: claim.token, permanent: false, retryAfter: nil,
-                errorCode: "lease_lost", message: "handed back before the send: the lease was lost")
+                errorCode: UnattemptedRelease.leaseLost.rawValue,
+                message: "handed back before the send: the lease was lost")
         }
     }
 

@@ -362,12 +362,13 @@ struct ChannelProcessTests {
             alerts.lines.contains("[OK] disconnect/reconnect mismatch: 1 disconnects, 1 reconnects"), "\(alerts.lines)")
     }
 
-    // Refused credentials pause the account with an alert event.
+    // Refused credentials pause the account with an alert event. One send at a time, so the second delivery is
+    // still unclaimed when the first is refused (with more, the sends already in flight end on their own).
     @Test func refusedCredentialsPauseSendingAndRaiseAnAlert() async throws {
         let dir = TemporaryDirectory()
         let graph = try await FakeGraphAPI.start()
         defer { graph.stop() }
-        let agent = try AgentProcess("wa-1", data: dir.path, Self.whatsapp(graph))
+        let agent = try AgentProcess("wa-1", data: dir.path, Self.whatsapp(graph, ["OUTBOUND_CONCURRENCY": "1"]))
         try await agent.waitFor("[whatsapp] Connected (cloud_api")
         graph.fail(
             "messages", FakeGraphAPI.metaError(190, "Error validating access token: Session has expired", status: 401))
@@ -383,6 +384,9 @@ struct ChannelProcessTests {
         #expect(graph.sent.isEmpty)
         let failed = try log.events().compactMap { if case .deliveryFailed(let e) = $0.event { e } else { nil } }
         #expect(failed.count == 1 && failed.first?.permanent == false && failed.first?.errorCode == "190")
+        let events = try log.events()
+        let refusedAt = try #require(events.firstIndex { if case .deliveryFailed = $0.event { true } else { false } })
+        #expect(!events[refusedAt...].contains { if case .deliveryClaimed = $0.event { true } else { false } })
         let alerts = try await SpawnedProcess.run("replay", ["alerts", "--data-dir", dir.path])
         #expect(alerts.status == 2)
     }

@@ -30,6 +30,10 @@ final class FakeGraphAPI: Sendable {
         var faults: [String: [Fault]] = [:]
         var probes = 0
         var nextID = 1
+        /// Every typing indicator (`typing:<message id>`) and text (`sent:<to>`), in the order they arrived.
+        var calls: [String] = []
+        /// How long each messages call takes before it is answered.
+        var latency: Duration = .zero
         var waiters: [(id: UInt64, count: Int, continuation: CheckedContinuation<Void, Never>)] = []
     }
 
@@ -53,6 +57,10 @@ final class FakeGraphAPI: Sendable {
     var sent: [Sent] { state.withLock { $0.sent } }
     var typing: [String] { state.withLock { $0.typing } }
     var probes: Int { state.withLock { $0.probes } }
+    var calls: [String] { state.withLock { $0.calls } }
+
+    /// Makes every later messages call take `latency` before its answer (a slow provider).
+    func slow(_ latency: Duration) { state.withLock { $0.latency = latency } }
 
     /// Scripts the next answers of `messages` or `phone` (the GET of the number).
     func fail(_ path: String, _ faults: Fault...) { state.withLock { $0.faults[path, default: []] += faults } }
@@ -133,8 +141,13 @@ final class FakeGraphAPI: Sendable {
             return Self.json(
                 400, #"{"error":{"message":"(#100) The parameter messaging_product is required.","code":100}}"#)
         }
+        let latency = state.withLock { $0.latency }
+        if latency > .zero { try await Task.sleep(for: latency) }
         if body["status"] as? String == "read", let id = body["message_id"] as? String {
-            state.withLock { $0.typing.append(id) }
+            state.withLock {
+                $0.typing.append(id)
+                $0.calls.append("typing:\(id)")
+            }
             return Self.json(200, #"{"success":true}"#)
         }
         guard body["type"] as? String == "text", let to = body["to"] as? String,
@@ -152,6 +165,7 @@ final class FakeGraphAPI: Sendable {
             let wamid = "wamid.HBgLMTU1NTAwMDAwMDEVAgARGBI\(state.nextID)"
             state.nextID += 1
             state.sent.append(Sent(to: to, text: text, contextID: contextID, wamid: wamid))
+            state.calls.append("sent:\(to)")
             let ready = state.waiters.filter { $0.count <= state.sent.count }.map(\.continuation)
             state.waiters.removeAll { $0.count <= state.sent.count }
             return (wamid, ready)

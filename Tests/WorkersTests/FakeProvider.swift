@@ -16,6 +16,8 @@ final class FakeProvider: Sendable {
         var text: String
         /// The bot token in the path, or the bearer token.
         var credential: String
+        /// When the request arrived.
+        var at = ContinuousClock.now
     }
 
     /// What the next sends get.

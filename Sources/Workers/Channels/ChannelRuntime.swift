@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Foundation
 import Logging
 import Projections
@@ -42,6 +43,18 @@ public struct ChannelRuntime: Sendable {
             logger.warning(
                 "[\(name)] Channel off (\(reason)): not sending", metadata: ["channel.account": "\(account)"])
         }
+        // The senders' own HTTP client: enough connections per provider host for every concurrent send of an
+        // account plus its typing lane (the shared client allows 8), shut down after the outbound loops.
+        var senderClient: HTTPClient?
+        func client() -> HTTPClient {
+            if let senderClient { return senderClient }
+            var configuration = HTTPClient.Configuration()
+            configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = settings.outboundConcurrency + 2
+            let made = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+            senderClient = made
+            runtime.services.insert(HTTPClientService(client: made), at: 0)
+            return made
+        }
         func keeper(_ name: String, _ account: String) -> LeaseKeeper {
             let keeper = LeaseKeeper(
                 channel: name, accountID: account, engine: engine, timing: engine.settings.lease, status: status,
@@ -64,11 +77,12 @@ public struct ChannelRuntime: Sendable {
                 let session = ChannelSession(store: store, keeper: leaseKeeper, logger: logger)
                 chats = TelegramChats(session: session)
                 let sender = TelegramSender(
-                    baseURL: settings.telegramAPIBaseURL, token: token, timeout: settings.providerTimeout, chats: chats)
+                    baseURL: settings.telegramAPIBaseURL, token: token, timeout: settings.providerTimeout,
+                    client: client(), chats: chats)
                 runtime.services.append(
                     OutboundService(
                         keeper: leaseKeeper, sender: sender, engine: engine, metrics: metrics, health: health,
-                        logger: logger))
+                        concurrency: settings.outboundConcurrency, logger: logger))
                 let api = TelegramBotAPI(
                     baseURL: settings.telegramAPIBaseURL, token: token, timeout: settings.providerTimeout)
                 let inbound = TelegramInbound(accountID: account, access: access, chats: chats)
@@ -133,11 +147,11 @@ public struct ChannelRuntime: Sendable {
                 let health = ChannelHealth(channel: "whatsapp", accountID: account, engine: engine, logger: logger)
                 let sender = WhatsAppCloudSender(
                     baseURL: settings.whatsappGraphBaseURL, phoneNumberID: phoneNumberID, accessToken: token,
-                    timeout: settings.providerTimeout)
+                    timeout: settings.providerTimeout, client: client())
                 runtime.services.append(
                     OutboundService(
                         keeper: leaseKeeper, sender: sender, engine: engine, metrics: metrics, health: health,
-                        logger: logger))
+                        concurrency: settings.outboundConcurrency, logger: logger))
                 let graph = WhatsAppGraphAPI(
                     baseURL: settings.whatsappGraphBaseURL, accessToken: token, timeout: settings.providerTimeout)
                 runtime.services.append(

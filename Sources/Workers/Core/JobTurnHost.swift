@@ -44,7 +44,7 @@ final class JobTurnHost: TurnHost {
         self.engine = engine
         self.claim = claim
         self.conversation = conversation
-        self.messageID = "reply:\(claim.job.jobID)"
+        self.messageID = CoreService.replyKey(jobID: claim.job.jobID)
         self.approvalTTL = approvalTTL
         self.historySeqs = historySeqs
         self.logger = logger
