@@ -34,8 +34,11 @@ enum Scenario: String, CaseIterable, ExpressibleByArgument {
     case rebuild = "rebuild"
     case replay = "replay-1m"
     case failover = "failover"
+    case failoverInFlight = "failover-in-flight"
     case agentIdle = "agent-idle"
     case webhook = "webhook"
+    case webhookAbuse = "webhook-abuse"
+    case outbound = "outbound"
     case chat = "chat"
     case claimBacklog = "claim-backlog"
     case peers = "peers"
@@ -56,6 +59,15 @@ enum Scenario: String, CaseIterable, ExpressibleByArgument {
         case .failover:
             "whatsapp lease handoff between agent processes, 20 graceful (SIGTERM) and 20 crash (SIGKILL) rounds: "
                 + "p50/p99 (targets graceful p99 < 100 ms, crash <= TTL + 100 ms; the original: ~3 s, TTL + 3 s)"
+        case .failoverInFlight:
+            "a Telegram holder SIGKILLed during a send (TTL 1 s, claims visible 60 s), 10 rounds: SIGKILL -> the "
+                + "recipient's next send, p50/p99, beside SIGKILL -> the standby's lease (target: within TTL + 1 s)"
+        case .webhookAbuse:
+            "1 000 early-answered 10 MiB requests never closed by the client and 300 stalled bodies against an agent: "
+                + "p99 of valid webhooks during the abuse (baseline: without it), the agent's fds and RSS before/after"
+        case .outbound:
+            "1 000 WhatsApp replies to 1 000 recipients through a provider answering in 100 ms: replies/s with "
+                + "OUTBOUND_CONCURRENCY=16 (baseline: one send at a time; target >= 70/s under the 80/s limit)"
         case .agentIdle:
             "an idle agent (AGENT_ROLE=all, a Telegram lease held): RSS and CPU over 10 s (target < 30 MB, ~0%)"
         case .webhook:
@@ -190,6 +202,9 @@ struct Runner {
         case .rebuild: try await rebuild()
         case .replay: try await replayOneMillion()
         case .failover: try await failover()
+        case .failoverInFlight: try await failoverInFlight()
+        case .webhookAbuse: try await webhookAbuse()
+        case .outbound: try await outbound()
         case .agentIdle: try await agentIdle()
         case .webhook: try await webhook()
         case .chat: try await chat()
