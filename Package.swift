@@ -61,12 +61,14 @@ let package = Package(
                 "EventLog",
                 "SwitchboardEvents",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),
         .target(
             name: "Workers",
             dependencies: [
+                "EventLog",
                 "Projections",
                 "Assistant",
                 "SwitchboardEvents",
@@ -98,6 +100,9 @@ let package = Package(
         .executableTarget(
             name: "agent",
             dependencies: [
+                "EventLog",
+                "SwitchboardEvents",
+                "Projections",
                 "Workers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -114,6 +119,7 @@ let package = Package(
                 "SwitchboardEvents",
                 "EventLog",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),
@@ -129,25 +135,39 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),
         // Spawned by the tests as a separate process (multi-process append, crash, tail, bad input).
         .executableTarget(
             name: "switchboard-test-helper",
-            dependencies: ["EventLog", "SwitchboardEvents", "Projections"],
+            dependencies: [
+                "EventLog", "SwitchboardEvents", "Projections", .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
         // Test support: temporary directories, spawned executables, raw hostile HTTP clients (also used by bench).
         .target(name: "TestSupport", swiftSettings: strictSettings),
         .testTarget(
             name: "EventLogTests",
-            dependencies: ["EventLog", "TestSupport", "switchboard-test-helper"],
+            dependencies: [
+                "EventLog", "TestSupport", "switchboard-test-helper", .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The event vocabulary's payload codec, alone.
+        .testTarget(
+            name: "SwitchboardEventsTests",
+            dependencies: ["SwitchboardEvents", "EventLog"],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "ProjectionsTests",
-            dependencies: ["Projections", "SwitchboardEvents", "EventLog", "TestSupport", "switchboard-test-helper"],
+            dependencies: [
+                "Projections", "SwitchboardEvents", "EventLog", "TestSupport", "switchboard-test-helper",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             exclude: ["Fixtures"],
             swiftSettings: strictSettings
         ),
@@ -160,6 +180,8 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),
