@@ -87,7 +87,7 @@ struct ChannelPayloadCorpusTests {
     static func describe(_ item: IngressItem?, _ migration: (from: Int64, to: Int64)?) -> String {
         var text: String
         switch item {
-        case .message(let message, _)?:
+        case .message(let message, _, _)?:
             text = "message \(message.externalID) \(message.text)"
             if let reply = message.replyToExternalID { text += " reply \(reply)" }
             if let media = message.media { text += " media \(media.kind) \(media.mimeType) \(media.providerMediaID)" }
@@ -131,7 +131,7 @@ struct ChannelPayloadCorpusTests {
             {"update_id":10,"message":{"message_id":2,"from":{"id":2222,"is_bot":false,"first_name":"Bob"},"chat":{"id":-1001999999999,"title":"Family","type":"supergroup"},"date":1700000700,"text":"still us"}}
             """#
         let (item, _) = inbound.item(for: try JSONDecoder().decode(TelegramUpdate.self, from: Data(text.utf8)))
-        guard case .message(let message, _)? = item else {
+        guard case .message(let message, _, _)? = item else {
             Issue.record("a text in the supergroup is a message")
             return
         }

@@ -18,6 +18,13 @@ struct DecisionEvents {
         correlationIDs.append(correlationID)
     }
 
+    /// Appends another decider's events with their correlation ids (a decision composed of several deciders').
+    mutating func append<Outcome>(_ decision: Decision<Outcome>) {
+        for (index, event) in decision.events.enumerated() {
+            append(event, correlationID: index < decision.correlationIDs.count ? decision.correlationIDs[index] : nil)
+        }
+    }
+
     func decision<Outcome>(_ outcome: Outcome) -> Decision<Outcome> {
         Decision(outcome, events: events, correlationIDs: correlationIDs)
     }

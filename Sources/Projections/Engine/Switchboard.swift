@@ -193,11 +193,16 @@ public final class Switchboard: Sendable {
 
     // MARK: Inbound and contacts
 
-    public func ingest(_ message: InboundMessage, enqueueJob: Bool = true) async throws -> IngestResult {
+    /// Records an inbound message and, when its sender is allowed, its reply job (under `jobID`, made here by the
+    /// caller's task before the transaction).
+    public func ingest(_ message: InboundMessage, enqueueJob: Bool = true, jobID: String = timeOrderedID("j"))
+        async throws -> IngestResult
+    {
         let policy = settings.contactPolicy
         let jobs = settings.jobs
         return try await decide {
-            try InboundDecider.ingest(message, policy: policy, enqueueJob: enqueueJob, jobSettings: jobs, &$0)
+            try InboundDecider.ingest(
+                message, policy: policy, enqueueJob: enqueueJob, jobID: jobID, jobSettings: jobs, &$0)
         }
     }
 

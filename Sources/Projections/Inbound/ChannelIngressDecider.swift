@@ -36,10 +36,22 @@ public struct SenderAccess: Sendable, Equatable {
     }
 }
 
+/// The ids of what one message may start, made by the caller before the transaction (never inside a decision):
+/// its reply job and the delivery of a pairing code.
+public struct IngressIDs: Sendable, Equatable {
+    public var jobID: String
+    public var pairingDeliveryID: String
+
+    public init(jobID: String = timeOrderedID("j"), pairingDeliveryID: String = timeOrderedID("d")) {
+        self.jobID = jobID
+        self.pairingDeliveryID = pairingDeliveryID
+    }
+}
+
 /// One provider item a webhook call or a poll brought in.
 public enum IngressItem: Sendable, Equatable {
-    /// A message, with what the worker knows about its sender.
-    case message(InboundMessage, SenderAccess)
+    /// A message, with what the worker knows about its sender, and the ids of what it may start.
+    case message(InboundMessage, SenderAccess, IngressIDs = IngressIDs())
     /// An update acknowledged without a message (recorded once per external id).
     case ignored(InboundIgnored)
     /// The provider's status report on a message we sent (recorded once per message id and status).
@@ -67,121 +79,163 @@ public enum PairingApproval: Sendable, Equatable {
     case notFound
 }
 
-/// The channel ingress decider: a batch of provider items decided and appended in one write transaction (all or
-/// none), each deduplicated against everything the log has recorded, each sender judged by the DM policy.
+/// What the ingress decider reads besides its command: the inbound decider's lookup, and the keys the ingress
+/// dedupes on. Implemented over the write transaction's tables by ``ChannelIngressShell``, in memory by tests.
+public protocol IngressLookup: InboundLookup {
+    /// The seq of the `delivery.status` first recorded for (channel, account, provider message id, status).
+    func statusSeq(channel: String, accountID: String, providerMessageID: String, status: String) throws -> UInt64?
+    /// Our delivery whose `delivery.sent` carried this provider message id.
+    func deliveryID(channel: String, accountID: String, providerMessageID: String) throws -> String?
+    /// The job enqueued under an idempotency key.
+    func jobID(idempotencyKey: String) throws -> String?
+    /// Whether a job with this id exists.
+    func jobExists(_ jobID: String) throws -> Bool
+    /// The delivery enqueued under an idempotency key.
+    func deliveryID(idempotencyKey: String) throws -> String?
+    /// The channel's pending contacts that hold a pairing code, in key order.
+    func pendingContactsWithCodes(channel: String) throws -> [ContactState]
+}
+
+/// The channel ingress decider: pure functions of the ``IngressLookup``, one provider item, the log time's
+/// settings and the next seq, returning a ``Decision``. ``ChannelIngressShell`` decides a batch item by item in one
+/// write transaction (all or none), so each item sees what the ones before it recorded.
 public enum ChannelIngressDecider {
-    /// Decides `items` in order inside the write transaction.
-    public static func ingest(
-        _ items: [IngressItem], jobs: JobSettings, deliveries: DeliverySettings, _ context: inout WriteContext
-    ) throws -> [IngressOutcome] {
-        var outcomes: [IngressOutcome] = []
-        outcomes.reserveCapacity(items.count)
-        for item in items {
-            switch item {
-            case .message(let message, let access):
-                outcomes.append(
-                    try ingest(message, access: access, jobs: jobs, deliveries: deliveries, &context))
-            case .ignored(let ignored):
-                let lookup = TableInboundLookup(tables: context.tables)
-                if let first = try lookup.firstSeq(
-                    channel: ignored.channel, accountID: ignored.accountID, externalID: ignored.externalID)
-                {
-                    outcomes.append(.duplicate(firstSeq: first))
-                } else {
-                    outcomes.append(.recorded(seq: try context.append(.inboundIgnored(ignored)), deliveryID: nil))
-                }
-            case .status(var status):
-                let key = Key(status.channel, status.accountID, status.providerMessageID, status.status)
-                if let first = try seq(context.tables, .deliveryStatuses, key) {
-                    outcomes.append(.duplicate(firstSeq: first))
-                    continue
-                }
-                status.deliveryID = try context.tables.withValue(
-                    context.tables.table(ProjectionTable.deliveryProviderIDs),
-                    Key(status.channel, status.accountID, status.providerMessageID).bytes
-                ) { $0.map { String(decoding: $0, as: UTF8.self) } }
-                let seq = try context.append(
-                    .deliveryStatusReported(status), correlationID: status.deliveryID)
-                outcomes.append(.recorded(seq: seq, deliveryID: status.deliveryID))
+    /// Decides one item: dedupe against everything the log recorded; a message's sender judged by the DM policy.
+    public static func decide(
+        _ item: IngressItem, lookup: some IngressLookup, jobs: JobSettings, deliveries: DeliverySettings,
+        nextSeq: UInt64
+    ) throws -> Decision<IngressOutcome> {
+        switch item {
+        case .message(let message, let access, let ids):
+            return try decide(
+                message, access: access, ids: ids, lookup: lookup, jobs: jobs, deliveries: deliveries,
+                nextSeq: nextSeq)
+        case .ignored(let ignored):
+            if let first = try lookup.firstSeq(
+                channel: ignored.channel, accountID: ignored.accountID, externalID: ignored.externalID)
+            {
+                return Decision(.duplicate(firstSeq: first))
             }
+            return Decision(.recorded(seq: nextSeq, deliveryID: nil), events: [.inboundIgnored(ignored)])
+        case .status(var status):
+            if let first = try lookup.statusSeq(
+                channel: status.channel, accountID: status.accountID, providerMessageID: status.providerMessageID,
+                status: status.status)
+            {
+                return Decision(.duplicate(firstSeq: first))
+            }
+            status.deliveryID = try lookup.deliveryID(
+                channel: status.channel, accountID: status.accountID, providerMessageID: status.providerMessageID)
+            return Decision(
+                .recorded(seq: nextSeq, deliveryID: status.deliveryID), events: [.deliveryStatusReported(status)],
+                correlationIDs: [status.deliveryID])
         }
-        return outcomes
     }
 
-    /// One message: dedupe, the allowlist, the inbound decider (contact, conversation, reply job), then the
+    /// One message: dedupe, the allowlist, the inbound decider (contact, conversation), the reply job, then the
     /// pairing code when the policy asks for one and the sender has none yet.
-    static func ingest(
-        _ message: InboundMessage, access: SenderAccess, jobs: JobSettings, deliveries: DeliverySettings,
-        _ context: inout WriteContext
-    ) throws -> IngressOutcome {
-        let lookup = TableInboundLookup(tables: context.tables)
+    static func decide(
+        _ message: InboundMessage, access: SenderAccess, ids: IngressIDs, lookup: some IngressLookup,
+        jobs: JobSettings, deliveries: DeliverySettings, nextSeq: UInt64
+    ) throws -> Decision<IngressOutcome> {
         if let first = try lookup.firstSeq(
             channel: message.channel, accountID: message.accountID, externalID: message.externalID)
         {
-            return .duplicate(firstSeq: first)
+            return Decision(.duplicate(firstSeq: first))
         }
-        let known = try lookup.contact(
+        var events = DecisionEvents(firstSeq: nextSeq)
+        var contact = try lookup.contact(
             channel: message.channel, accountID: message.accountID, contactID: message.contactID)
-        if access.allowlisted, let known, known.access == .pending {
-            var allowed = known
-            allowed.status = ContactStatus.allowed.rawValue
-            allowed.pairingCodeHash = nil
-            try context.append(InboundDecider.updated(allowed, by: "allowlist"))
+        if access.allowlisted, var known = contact, known.access == .pending {
+            known.status = ContactStatus.allowed.rawValue
+            known.pairingCodeHash = nil
+            events.append(InboundDecider.updated(known, by: "allowlist"))
+            contact = known
         }
         let policy: ContactPolicy = access.policy == .open || access.allowlisted ? .open : .allowlist
-        let result = try InboundDecider.ingest(
-            message, policy: policy, enqueueJob: access.policy != .disabled, jobSettings: jobs, &context)
-        switch result {
+        let inbound = try InboundDecider.ingest(
+            message, policy: policy, enqueueJob: access.policy != .disabled,
+            lookup: ContactAsDecided(base: lookup, contact: contact), nextSeq: events.nextSeq)
+        for event in inbound.events {
+            switch event {
+            case .messageReceived(let received): events.append(event, correlationID: received.conversationID)
+            case .toolApproval(let approval): events.append(event, correlationID: approval.conversationID)
+            default: events.append(event)
+            }
+        }
+        switch inbound.outcome {
         case .duplicate(let firstSeq):
-            return .duplicate(firstSeq: firstSeq)
-        case .accepted(let messageSeq, let conversation, let jobID, let status):
+            return Decision(.duplicate(firstSeq: firstSeq))
+        case .approvalAnswer(let messageSeq, let conversation, _, _):
+            // Recorded with its answer; no reply job (the job awaiting the answer goes on).
+            return events.decision(
+                .message(
+                    messageSeq: messageSeq, conversationID: conversation, jobID: nil, contactStatus: .allowed,
+                    pairingDeliveryID: nil))
+        case .accepted(let messageSeq, let conversation, let status, let startsJob):
+            var jobID: String?
+            if startsJob {
+                var job = InboundDecider.replyJob(for: message, conversationID: conversation, messageSeq: messageSeq)
+                job.jobID = ids.jobID
+                let existing = try lookup.jobID(idempotencyKey: job.idempotencyKey)
+                let enqueue = try JobDecider.enqueue(
+                    job, existingJobID: existing, jobIDTaken: existing == nil && (try lookup.jobExists(job.jobID)),
+                    parent: nil, settings: jobs)
+                events.append(enqueue)
+                jobID = enqueue.outcome.jobID
+            }
+            // The contact as this message left it: a new sender was recorded by the inbound decider.
+            let after =
+                contact
+                ?? ContactState(
+                    channel: message.channel, accountID: message.accountID, contactID: message.contactID,
+                    status: status.rawValue, pairingCodeHash: nil)
             var pairingDelivery: String?
             if status == .pending, access.policy == .pairing, let code = access.pairingCode,
-                let reply = access.pairingReply,
-                let contact = try lookup.contact(
-                    channel: message.channel, accountID: message.accountID, contactID: message.contactID),
-                contact.access == .pending, contact.pairingCodeHash == nil
+                let reply = access.pairingReply, after.access == .pending, after.pairingCodeHash == nil
             {
-                var issued = contact
+                var issued = after
                 issued.pairingCodeHash = InboundDecider.hashCode(normalizedCode(code))
-                try context.append(InboundDecider.updated(issued, by: "pairing"))
+                events.append(InboundDecider.updated(issued, by: "pairing"))
                 var delivery = NewDelivery(
                     idempotencyKey: "pairing:\(message.channel):\(message.accountID):\(message.contactID)",
                     channel: message.channel, accountID: message.accountID, recipient: message.contactID,
                     conversationID: conversation, text: reply)
+                delivery.deliveryID = ids.pairingDeliveryID
                 delivery.kind = "pairing_code"
                 delivery.replyToExternalID = message.externalID
-                pairingDelivery = try DeliveryDecider.enqueue(delivery, settings: deliveries, &context).deliveryID
+                let enqueue = try DeliveryDecider.enqueue(
+                    delivery, existingDeliveryID: try lookup.deliveryID(idempotencyKey: delivery.idempotencyKey),
+                    settings: deliveries)
+                events.append(enqueue)
+                pairingDelivery = enqueue.outcome.deliveryID
             }
-            return .message(
-                messageSeq: messageSeq, conversationID: conversation, jobID: jobID, contactStatus: status,
-                pairingDeliveryID: pairingDelivery)
+            return events.decision(
+                .message(
+                    messageSeq: messageSeq, conversationID: conversation, jobID: jobID, contactStatus: status,
+                    pairingDeliveryID: pairingDelivery))
         }
     }
 
     /// Allows the pending contact of `channel` whose pairing code is `code` (any account of the channel), and
-    /// queues `confirmation` to it when given. Every pending code is compared in constant time.
+    /// queues `confirmation` to it (as `confirmationDeliveryID`) when given. Every pending code is compared in
+    /// constant time.
     public static func approve(
-        channel: String, code: String, by name: String, confirmation: String?, deliveries: DeliverySettings,
-        _ context: inout WriteContext
-    ) throws -> PairingApproval {
+        channel: String, code: String, by name: String, confirmation: String?, confirmationDeliveryID: String,
+        deliveries: DeliverySettings, lookup: some IngressLookup
+    ) throws -> Decision<PairingApproval> {
         let wanted = Array(InboundDecider.hashCode(normalizedCode(code)).utf8)
         var match: ContactState?
-        let prefix = Key(channel).prefix
-        try context.tables.scan(context.tables.table(ProjectionTable.contacts), from: prefix) { key, value in
-            guard hasPrefix(key, prefix) else { return false }
-            let contact = try StateCoding.decode(ContactState.self, value)
-            if contact.access == .pending, let hash = contact.pairingCodeHash,
-                constantTimeEqual(Array(hash.utf8), wanted), match == nil
-            {
+        for contact in try lookup.pendingContactsWithCodes(channel: channel) {
+            if let hash = contact.pairingCodeHash, constantTimeEqual(Array(hash.utf8), wanted), match == nil {
                 match = contact
             }
-            return true
         }
-        guard var contact = match else { return .notFound }
+        guard var contact = match else { return Decision(.notFound) }
         contact.status = ContactStatus.allowed.rawValue
         contact.pairingCodeHash = nil
-        try context.append(InboundDecider.updated(contact, by: "operator:\(name)"))
+        var events = DecisionEvents(firstSeq: 0)
+        events.append(InboundDecider.updated(contact, by: "operator:\(name)"))
         if let confirmation {
             var delivery = NewDelivery(
                 idempotencyKey: "paired:\(channel):\(contact.accountID):\(contact.contactID)", channel: channel,
@@ -189,22 +243,138 @@ public enum ChannelIngressDecider {
                 conversationID: conversationID(
                     channel: channel, accountID: contact.accountID, contactID: contact.contactID),
                 text: confirmation)
+            delivery.deliveryID = confirmationDeliveryID
             delivery.kind = "pairing_code"
-            _ = try DeliveryDecider.enqueue(delivery, settings: deliveries, &context)
+            events.append(
+                try DeliveryDecider.enqueue(
+                    delivery, existingDeliveryID: try lookup.deliveryID(idempotencyKey: delivery.idempotencyKey),
+                    settings: deliveries))
         }
-        return .approved(contact)
+        return events.decision(.approved(contact))
     }
 
     /// A code as people type it: case and separators (spaces, dashes) do not matter.
     public static func normalizedCode(_ code: String) -> String {
         String(code.uppercased().filter { $0.isLetter || $0.isNumber })
     }
+}
 
-    static func seq(_ tables: TableReader, _ table: ProjectionTable, _ key: Key) throws -> UInt64? {
-        try tables.withValue(tables.table(table), key.bytes) {
+/// The lookup with one contact as the decision so far left it (the allowlist may have just allowed it).
+private struct ContactAsDecided<Base: InboundLookup>: InboundLookup {
+    let base: Base
+    let contact: ContactState?
+
+    func firstSeq(channel: String, accountID: String, externalID: String) throws -> UInt64? {
+        try base.firstSeq(channel: channel, accountID: accountID, externalID: externalID)
+    }
+
+    func contact(channel: String, accountID: String, contactID: String) throws -> ContactState? {
+        if let contact, contact.channel == channel, contact.accountID == accountID, contact.contactID == contactID {
+            return contact
+        }
+        return try base.contact(channel: channel, accountID: accountID, contactID: contactID)
+    }
+
+    func awaitingApprovals(conversationID: String) throws -> [ToolCallState] {
+        try base.awaitingApprovals(conversationID: conversationID)
+    }
+}
+
+// MARK: - Shell: load, decide, append inside the write transaction
+
+/// The ingress decider's shell: decides a batch item by item inside one write transaction, appending each item's
+/// events before the next is decided.
+public enum ChannelIngressShell {
+    /// Decides `items` in order; all are recorded or none (one transaction).
+    public static func ingest(
+        _ items: [IngressItem], jobs: JobSettings, deliveries: DeliverySettings, _ context: inout WriteContext
+    ) throws -> [IngressOutcome] {
+        var outcomes: [IngressOutcome] = []
+        outcomes.reserveCapacity(items.count)
+        for item in items {
+            let lookup = TableIngressLookup(tables: context.tables, now: context.now)
+            outcomes.append(
+                try context.commit(
+                    ChannelIngressDecider.decide(
+                        item, lookup: lookup, jobs: jobs, deliveries: deliveries, nextSeq: context.nextSeq)))
+        }
+        return outcomes
+    }
+
+    /// ``ChannelIngressDecider/approve(channel:code:by:confirmation:confirmationDeliveryID:deliveries:lookup:)``,
+    /// appended.
+    public static func approve(
+        channel: String, code: String, by name: String, confirmation: String?, confirmationDeliveryID: String,
+        deliveries: DeliverySettings, _ context: inout WriteContext
+    ) throws -> PairingApproval {
+        try context.commit(
+            ChannelIngressDecider.approve(
+                channel: channel, code: code, by: name, confirmation: confirmation,
+                confirmationDeliveryID: confirmationDeliveryID, deliveries: deliveries,
+                lookup: TableIngressLookup(tables: context.tables, now: context.now)))
+    }
+}
+
+/// ``IngressLookup`` over the write transaction's tables.
+struct TableIngressLookup: IngressLookup {
+    let tables: TableReader
+    let now: LogTimestamp
+
+    private var inbound: TableInboundLookup { TableInboundLookup(tables: tables, now: now) }
+
+    func firstSeq(channel: String, accountID: String, externalID: String) throws -> UInt64? {
+        try inbound.firstSeq(channel: channel, accountID: accountID, externalID: externalID)
+    }
+
+    func contact(channel: String, accountID: String, contactID: String) throws -> ContactState? {
+        try inbound.contact(channel: channel, accountID: accountID, contactID: contactID)
+    }
+
+    func awaitingApprovals(conversationID: String) throws -> [ToolCallState] {
+        try inbound.awaitingApprovals(conversationID: conversationID)
+    }
+
+    func statusSeq(channel: String, accountID: String, providerMessageID: String, status: String) throws -> UInt64? {
+        try tables.withValue(
+            tables.table(ProjectionTable.deliveryStatuses), Key(channel, accountID, providerMessageID, status).bytes
+        ) {
             guard let bytes = $0, bytes.count == 8 else { return nil }
             return UInt64(bigEndian: bytes.loadUnaligned(as: UInt64.self))
         }
+    }
+
+    func deliveryID(channel: String, accountID: String, providerMessageID: String) throws -> String? {
+        try tables.withValue(
+            tables.table(ProjectionTable.deliveryProviderIDs), Key(channel, accountID, providerMessageID).bytes
+        ) { $0.map { String(decoding: $0, as: UTF8.self) } }
+    }
+
+    func jobID(idempotencyKey: String) throws -> String? {
+        try tables.get(tables.table(ProjectionTable.jobKeys), Key(idempotencyKey).bytes).map {
+            String(decoding: $0, as: UTF8.self)
+        }
+    }
+
+    func jobExists(_ jobID: String) throws -> Bool {
+        try tables.get(tables.table(ProjectionTable.jobs), Key(jobID).bytes) != nil
+    }
+
+    func deliveryID(idempotencyKey: String) throws -> String? {
+        try tables.get(tables.table(ProjectionTable.deliveryKeys), Key(idempotencyKey).bytes).map {
+            String(decoding: $0, as: UTF8.self)
+        }
+    }
+
+    func pendingContactsWithCodes(channel: String) throws -> [ContactState] {
+        var contacts: [ContactState] = []
+        let prefix = Key(channel).prefix
+        try tables.scan(tables.table(ProjectionTable.contacts), from: prefix) { key, value in
+            guard hasPrefix(key, prefix) else { return false }
+            let contact = try StateCoding.decode(ContactState.self, value)
+            if contact.access == .pending, contact.pairingCodeHash != nil { contacts.append(contact) }
+            return true
+        }
+        return contacts
     }
 }
 
@@ -213,17 +383,20 @@ extension Switchboard {
     public func ingest(_ items: [IngressItem]) async throws -> [IngressOutcome] {
         let jobs = settings.jobs
         let deliveries = settings.deliveries
-        return try await decide { try ChannelIngressDecider.ingest(items, jobs: jobs, deliveries: deliveries, &$0) }
+        return try await decide { try ChannelIngressShell.ingest(items, jobs: jobs, deliveries: deliveries, &$0) }
     }
 
-    /// Approves a pairing code (see ``ChannelIngressDecider/approve(channel:code:by:confirmation:deliveries:_:)``).
+    /// Approves a pairing code (see
+    /// ``ChannelIngressDecider/approve(channel:code:by:confirmation:confirmationDeliveryID:deliveries:lookup:)``).
     public func approvePairing(channel: String, code: String, by name: String, confirmation: String? = nil)
         async throws -> PairingApproval
     {
         let deliveries = settings.deliveries
+        let deliveryID = timeOrderedID("d")
         return try await decide {
-            try ChannelIngressDecider.approve(
-                channel: channel, code: code, by: name, confirmation: confirmation, deliveries: deliveries, &$0)
+            try ChannelIngressShell.approve(
+                channel: channel, code: code, by: name, confirmation: confirmation, confirmationDeliveryID: deliveryID,
+                deliveries: deliveries, &$0)
         }
     }
 

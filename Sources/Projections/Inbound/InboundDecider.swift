@@ -330,7 +330,7 @@ extension InboundDecider {
     /// ``ingest(_:policy:enqueueJob:lookup:nextSeq:)`` against the tables, appended (`message.received`
     /// correlated to its conversation), then the reply job enqueued — all in one transaction.
     public static func ingest(
-        _ message: InboundMessage, policy: ContactPolicy, enqueueJob: Bool, jobSettings: JobSettings,
+        _ message: InboundMessage, policy: ContactPolicy, enqueueJob: Bool, jobID: String, jobSettings: JobSettings,
         _ context: inout WriteContext
     ) throws -> IngestResult {
         let decision = try ingest(
@@ -350,13 +350,11 @@ extension InboundDecider {
             // Recorded with its answer; no reply job (the job awaiting the answer goes on).
             return .accepted(messageSeq: messageSeq, conversationID: conversation, jobID: nil, contactStatus: .allowed)
         case .accepted(let messageSeq, let conversation, let status, let startsJob):
-            let jobID =
-                startsJob
-                ? try JobDecider.enqueue(
-                    replyJob(for: message, conversationID: conversation, messageSeq: messageSeq),
-                    settings: jobSettings, &context
-                ).jobID : nil
-            return .accepted(messageSeq: messageSeq, conversationID: conversation, jobID: jobID, contactStatus: status)
+            var job = replyJob(for: message, conversationID: conversation, messageSeq: messageSeq)
+            job.jobID = jobID
+            let enqueued = startsJob ? try JobDecider.enqueue(job, settings: jobSettings, &context).jobID : nil
+            return .accepted(
+                messageSeq: messageSeq, conversationID: conversation, jobID: enqueued, contactStatus: status)
         }
     }
 

@@ -86,7 +86,7 @@ public final class ChannelIngress: Sendable {
                 var metadata: Logger.Metadata = [
                     "event.seq": "\(seq)", "conversation.id": "\(conversation)", "contact.status": "\(status.rawValue)",
                 ]
-                if case .message(let message, _) = item { metadata["inbound.external_id"] = "\(message.externalID)" }
+                if case .message(let message, _, _) = item { metadata["inbound.external_id"] = "\(message.externalID)" }
                 if let jobID { metadata["job.id"] = "\(jobID)" }
                 if let pairing {
                     metadata["delivery.id"] = "\(pairing)"
