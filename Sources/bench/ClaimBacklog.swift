@@ -106,14 +106,14 @@ extension Runner {
         _ = try await engine.deliverySent(first.delivery.deliveryID, token: first.token, providerMessageID: "m0")
         // ...and `backlog` more wait behind it.
         try await batched(engine, backlog) { index, context in
-            _ = try DeliveryDecider.enqueue(delivery("blocked-\(index + 1)", "+1000"), settings: settings, &context)
+            _ = try DeliveryShell.enqueue(delivery("blocked-\(index + 1)", "+1000"), settings: settings, &context)
         }
         var samples: [UInt64] = []
         for sample in 0..<claimSamples {
             _ = try await engine.enqueueDelivery(delivery("fresh-\(sample)", "+2\(sample)"))
             let (result, nanoseconds) = try await engine.log.transact { context in
                 let start = RawLMDBBaseline.monotonicNanoseconds()
-                let result = try DeliveryDecider.claim(
+                let result = try DeliveryShell.claim(
                     channel: "whatsapp", accountID: "default", owner: owner, leaseToken: lease.token,
                     settings: settings, &context)
                 return (result, RawLMDBBaseline.monotonicNanoseconds() - start)
@@ -131,7 +131,7 @@ extension Runner {
     private func busyConversation(_ engine: Switchboard, backlog: Int) async throws -> [UInt64] {
         let settings = engine.settings.jobs
         try await batched(engine, backlog + 1) { index, context in
-            _ = try JobDecider.enqueue(
+            _ = try JobShell.enqueue(
                 NewJob(idempotencyKey: "busy-\(index)", conversationID: "busy"), settings: settings, &context)
         }
         guard let running = try await engine.claimJob(), running.job.conversationID == "busy" else {
@@ -146,11 +146,11 @@ extension Runner {
         try await batched(engine, backlog) { index, context in
             var job = NewJob(idempotencyKey: "retry-\(index)", conversationID: "retry-\(index)")
             job.priority = 1
-            _ = try JobDecider.enqueue(job, settings: settings, &context)
-            guard let claim = try JobDecider.claim(owner: owner, settings: settings, &context) else {
+            _ = try JobShell.enqueue(job, settings: settings, &context)
+            guard let claim = try JobShell.claim(owner: owner, settings: settings, &context) else {
                 throw BenchError("nothing to claim")
             }
-            _ = try JobDecider.fail(
+            _ = try JobShell.fail(
                 claim.job.jobID, token: claim.token, owner: owner, reason: "provider_error", message: "503",
                 retryable: true, settings: settings, &context)
         }
@@ -161,10 +161,10 @@ extension Runner {
         let settings = engine.settings.jobs
         let owner = engine.owner
         try await batched(engine, backlog) { index, context in
-            _ = try JobDecider.enqueue(
+            _ = try JobShell.enqueue(
                 NewJob(idempotencyKey: "running-\(index)", conversationID: "running-\(index)"), settings: settings,
                 &context)
-            guard try JobDecider.claim(owner: owner, settings: settings, &context) != nil else {
+            guard try JobShell.claim(owner: owner, settings: settings, &context) != nil else {
                 throw BenchError("nothing to claim")
             }
         }
@@ -181,7 +181,7 @@ extension Runner {
                 NewJob(idempotencyKey: "fresh-\(sample)", conversationID: "fresh-\(sample)"))
             let (claim, nanoseconds) = try await engine.log.transact { context in
                 let start = RawLMDBBaseline.monotonicNanoseconds()
-                let claim = try JobDecider.claim(owner: owner, settings: settings, &context)
+                let claim = try JobShell.claim(owner: owner, settings: settings, &context)
                 return (claim, RawLMDBBaseline.monotonicNanoseconds() - start)
             }.value
             guard let claim, !claim.job.conversationID.hasPrefix(prefix) else {

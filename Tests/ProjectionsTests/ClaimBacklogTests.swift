@@ -79,7 +79,7 @@ extension Switchboard {
         let owner = self.owner
         let settings = self.settings.deliveries
         return try await log.transact { context in
-            let lease = try DeliveryDecider.loadLease("whatsapp/default", context.tables)
+            let lease = try DeliveryShell.loadLease("whatsapp/default", context.tables)
             let queue = CountingDeliveryQueue(TableDeliveryQueue(tables: context.tables))
             let result = try context.commit(
                 DeliveryDecider.claim(
@@ -95,7 +95,7 @@ extension Switchboard {
         for start in stride(from: 0, to: count, by: 500) {
             _ = try await log.transact { context in
                 for index in start..<min(count, start + 500) {
-                    _ = try JobDecider.enqueue(make(index), settings: settings, &context)
+                    _ = try JobShell.enqueue(make(index), settings: settings, &context)
                 }
             }.value
         }
@@ -173,9 +173,9 @@ struct ClaimBacklogTests {
                     for index in start..<min(Self.backlog, start + 500) {
                         var job = NewJob(idempotencyKey: "retry-\(index)", conversationID: "retry-\(index)")
                         job.priority = 1 + index % 3
-                        _ = try JobDecider.enqueue(job, settings: jobSettings, &context)
-                        let claim = try #require(try JobDecider.claim(owner: owner, settings: jobSettings, &context))
-                        _ = try JobDecider.fail(
+                        _ = try JobShell.enqueue(job, settings: jobSettings, &context)
+                        let claim = try #require(try JobShell.claim(owner: owner, settings: jobSettings, &context))
+                        _ = try JobShell.fail(
                             claim.job.jobID, token: claim.token, owner: owner, reason: "provider_error",
                             message: "503", retryable: true, settings: jobSettings, &context)
                     }
@@ -218,7 +218,7 @@ struct ClaimBacklogTests {
             for start in stride(from: 1, through: Self.backlog, by: 500) {
                 _ = try await engine.log.transact { context in
                     for index in start..<min(Self.backlog + 1, start + 500) {
-                        _ = try DeliveryDecider.enqueue(
+                        _ = try DeliveryShell.enqueue(
                             message("blocked-\(index)", to: "+1"), settings: deliverySettings, &context)
                     }
                 }.value

@@ -392,7 +392,7 @@ struct CoreTurnTests {
             long.visibility = .seconds(120)
             let owner = engine.owner
             let claimed = try await engine.log.transact { [long] in
-                try JobDecider.claim(owner: owner, settings: long, &$0)
+                try JobShell.claim(owner: owner, settings: long, &$0)
             }.value
             let new = try #require(claimed)
             #expect(new.job.jobID == job && new.token > old.token)

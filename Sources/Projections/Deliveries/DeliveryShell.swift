@@ -3,7 +3,7 @@ import SwitchboardEvents
 
 /// The delivery deciders' shell: loads their state through ``WriteContext/tables`` inside the write transaction,
 /// calls the pure decider with the transaction's log time and next seq, and appends its events.
-extension DeliveryDecider {
+public enum DeliveryShell {
     typealias T = ProjectionTables
 
     static func load(_ id: String, _ tables: TableReader) throws -> DeliveryState? {
@@ -25,32 +25,32 @@ extension DeliveryDecider {
             : try tables.get(tables.table(T.deliveryKeys), Key(delivery.idempotencyKey).bytes).map {
                 String(decoding: $0, as: UTF8.self)
             }
-        return try context.commit(enqueue(delivery, existingDeliveryID: existing, settings: settings))
+        return try context.commit(DeliveryDecider.enqueue(delivery, existingDeliveryID: existing, settings: settings))
     }
 
     /// Settles the account's expired claims (when `owner` holds its lease live under `leaseToken`), then claims
     /// its next deliverable message against the queues as the settlements left them, in one transaction (see
-    /// ``reclaimExpired(channel:accountID:settings:queue:now:)`` and
-    /// ``claim(channel:accountID:owner:leaseToken:lease:settings:queue:now:nextSeq:)``).
+    /// ``DeliveryDecider/reclaimExpired(channel:accountID:settings:queue:now:)`` and
+    /// ``DeliveryDecider/claim(channel:accountID:owner:leaseToken:lease:settings:queue:now:nextSeq:)``).
     public static func claim(
         channel: String, accountID: String, owner: Owner, leaseToken: UInt64, settings: DeliverySettings,
         _ context: inout WriteContext
     ) throws -> DeliveryClaimResult {
         let lease = try loadLease("\(channel)/\(accountID)", context.tables)
-        if leaseRefusal(lease, owner: owner, leaseToken: leaseToken, now: context.now) == nil {
+        if DeliveryDecider.leaseRefusal(lease, owner: owner, leaseToken: leaseToken, now: context.now) == nil {
             _ = try context.commit(
-                reclaimExpired(
+                DeliveryDecider.reclaimExpired(
                     channel: channel, accountID: accountID, settings: settings,
                     queue: TableDeliveryQueue(tables: context.tables), now: context.now))
         }
-        let decision = try claim(
+        let decision = try DeliveryDecider.claim(
             channel: channel, accountID: accountID, owner: owner, leaseToken: leaseToken, lease: lease,
             settings: settings, queue: TableDeliveryQueue(tables: context.tables), now: context.now,
             nextSeq: context.nextSeq)
         return try context.commit(decision)
     }
 
-    /// ``settleEarlierTenures(channel:accountID:leaseToken:settings:queue:now:)`` for the channel account whose
+    /// ``DeliveryDecider/settleEarlierTenures(channel:accountID:leaseToken:settings:queue:now:)`` for the channel account whose
     /// lease is `resource` (`<channel>/<account>`), now that `leaseToken` is its tenure; other resources hold no
     /// deliveries.
     @discardableResult
@@ -61,7 +61,7 @@ extension DeliveryDecider {
         let channel = String(resource[..<slash])
         let accountID = String(resource[resource.index(after: slash)...])
         return try context.commit(
-            settleEarlierTenures(
+            DeliveryDecider.settleEarlierTenures(
                 channel: channel, accountID: accountID, leaseToken: leaseToken, settings: settings,
                 queue: TableDeliveryQueue(tables: context.tables), now: context.now))
     }
@@ -73,7 +73,7 @@ extension DeliveryDecider {
         let delivery = try load(deliveryID, tables)
         let lease = try delivery.flatMap { try loadLease($0.leaseResource, tables) }
         return try context.commit(
-            attempt(
+            DeliveryDecider.attempt(
                 delivery, deliveryID: deliveryID, token: token, leaseToken: leaseToken, owner: owner, lease: lease,
                 now: context.now))
     }
@@ -83,7 +83,8 @@ extension DeliveryDecider {
     ) throws -> DeliveryCommandResult {
         let delivery = try load(deliveryID, context.tables)
         return try context.commit(
-            sent(delivery, deliveryID: deliveryID, token: token, providerMessageID: providerMessageID, owner: owner))
+            DeliveryDecider.sent(
+                delivery, deliveryID: deliveryID, token: token, providerMessageID: providerMessageID, owner: owner))
     }
 
     public static func failed(
@@ -92,7 +93,7 @@ extension DeliveryDecider {
     ) throws -> DeliveryCommandResult {
         let delivery = try load(deliveryID, context.tables)
         return try context.commit(
-            failed(
+            DeliveryDecider.failed(
                 delivery, deliveryID: deliveryID, token: token, owner: owner, permanent: permanent,
                 retryAfter: retryAfter, errorCode: errorCode, message: message, settings: settings, now: context.now))
     }
@@ -103,7 +104,7 @@ extension DeliveryDecider {
     ) throws -> DeliveryCommandResult {
         let delivery = try load(deliveryID, context.tables)
         return try context.commit(
-            uncertain(
+            DeliveryDecider.uncertain(
                 delivery, deliveryID: deliveryID, token: token, owner: owner, reason: reason, settings: settings,
                 now: context.now))
     }

@@ -67,9 +67,9 @@ public final class Switchboard: Sendable {
         let ttl = settings.lease.ttl
         let deliveries = settings.deliveries
         return try await decide { context in
-            let decision = try LeaseDecider.acquire(resource, owner: owner, ttl: ttl, &context)
+            let decision = try LeaseShell.acquire(resource, owner: owner, ttl: ttl, &context)
             if let grant = decision.grant {
-                try DeliveryDecider.settleEarlierTenures(
+                try DeliveryShell.settleEarlierTenures(
                     resource: resource, leaseToken: grant.token, settings: deliveries, &context)
             }
             return decision
@@ -79,31 +79,31 @@ public final class Switchboard: Sendable {
     public func renewLease(_ resource: String, token: UInt64, as owner: Owner? = nil) async throws -> LeaseDecision {
         let owner = owner ?? self.owner
         let ttl = settings.lease.ttl
-        return try await decide { try LeaseDecider.renew(resource, owner: owner, token: token, ttl: ttl, &$0) }
+        return try await decide { try LeaseShell.renew(resource, owner: owner, token: token, ttl: ttl, &$0) }
     }
 
     public func releaseLease(_ resource: String, token: UInt64, as owner: Owner? = nil) async throws -> LeaseDecision {
         let owner = owner ?? self.owner
-        return try await decide { try LeaseDecider.release(resource, owner: owner, token: token, &$0) }
+        return try await decide { try LeaseShell.release(resource, owner: owner, token: token, &$0) }
     }
 
     // MARK: Jobs
 
     public func enqueueJob(_ job: NewJob) async throws -> JobEnqueue {
         let settings = settings.jobs
-        return try await decide { try JobDecider.enqueue(job, settings: settings, &$0) }
+        return try await decide { try JobShell.enqueue(job, settings: settings, &$0) }
     }
 
     public func claimJob(as owner: Owner? = nil) async throws -> JobClaim? {
         let owner = owner ?? self.owner
         let settings = settings.jobs
-        return try await decide { try JobDecider.claim(owner: owner, settings: settings, &$0) }
+        return try await decide { try JobShell.claim(owner: owner, settings: settings, &$0) }
     }
 
     public func heartbeatJob(_ jobID: String, token: UInt64, as owner: Owner? = nil) async throws -> JobCommandResult {
         let owner = owner ?? self.owner
         let settings = settings.jobs
-        return try await decide { try JobDecider.heartbeat(jobID, token: token, owner: owner, settings: settings, &$0) }
+        return try await decide { try JobShell.heartbeat(jobID, token: token, owner: owner, settings: settings, &$0) }
     }
 
     public func completeJob(
@@ -111,7 +111,7 @@ public final class Switchboard: Sendable {
     ) async throws -> JobCommandResult {
         let owner = owner ?? self.owner
         return try await decide {
-            try JobDecider.complete(jobID, token: token, owner: owner, result: result, modelUsed: modelUsed, &$0)
+            try JobShell.complete(jobID, token: token, owner: owner, result: result, modelUsed: modelUsed, &$0)
         }
     }
 
@@ -121,21 +121,21 @@ public final class Switchboard: Sendable {
         let owner = owner ?? self.owner
         let settings = settings.jobs
         return try await decide {
-            try JobDecider.fail(
+            try JobShell.fail(
                 jobID, token: token, owner: owner, reason: reason, message: message, retryable: retryable,
                 settings: settings, &$0)
         }
     }
 
     public func requeueJob(_ jobID: String, byOperator name: String, reason: String) async throws -> JobCommandResult {
-        try await decide { try JobDecider.requeue(jobID, byOperator: name, reason: reason, &$0) }
+        try await decide { try JobShell.requeue(jobID, byOperator: name, reason: reason, &$0) }
     }
 
     // MARK: Deliveries
 
     public func enqueueDelivery(_ delivery: NewDelivery) async throws -> DeliveryEnqueue {
         let settings = settings.deliveries
-        return try await decide { try DeliveryDecider.enqueue(delivery, settings: settings, &$0) }
+        return try await decide { try DeliveryShell.enqueue(delivery, settings: settings, &$0) }
     }
 
     public func claimDelivery(
@@ -144,7 +144,7 @@ public final class Switchboard: Sendable {
         let owner = owner ?? self.owner
         let settings = settings.deliveries
         return try await decide {
-            try DeliveryDecider.claim(
+            try DeliveryShell.claim(
                 channel: channel, accountID: accountID, owner: owner, leaseToken: leaseToken, settings: settings, &$0)
         }
     }
@@ -154,7 +154,7 @@ public final class Switchboard: Sendable {
     ) async throws -> DeliveryCommandResult {
         let owner = owner ?? self.owner
         return try await decide {
-            try DeliveryDecider.attempt(deliveryID, token: token, leaseToken: leaseToken, owner: owner, &$0)
+            try DeliveryShell.attempt(deliveryID, token: token, leaseToken: leaseToken, owner: owner, &$0)
         }
     }
 
@@ -163,7 +163,7 @@ public final class Switchboard: Sendable {
     ) async throws -> DeliveryCommandResult {
         let owner = owner ?? self.owner
         return try await decide {
-            try DeliveryDecider.sent(deliveryID, token: token, providerMessageID: providerMessageID, owner: owner, &$0)
+            try DeliveryShell.sent(deliveryID, token: token, providerMessageID: providerMessageID, owner: owner, &$0)
         }
     }
 
@@ -174,7 +174,7 @@ public final class Switchboard: Sendable {
         let owner = owner ?? self.owner
         let settings = settings.deliveries
         return try await decide {
-            try DeliveryDecider.failed(
+            try DeliveryShell.failed(
                 deliveryID, token: token, owner: owner, permanent: permanent, retryAfter: retryAfter,
                 errorCode: errorCode, message: message, settings: settings, &$0)
         }
@@ -186,7 +186,7 @@ public final class Switchboard: Sendable {
         let owner = owner ?? self.owner
         let settings = settings.deliveries
         return try await decide {
-            try DeliveryDecider.uncertain(
+            try DeliveryShell.uncertain(
                 deliveryID, token: token, owner: owner, reason: reason, settings: settings, &$0)
         }
     }
@@ -201,7 +201,7 @@ public final class Switchboard: Sendable {
         let policy = settings.contactPolicy
         let jobs = settings.jobs
         return try await decide {
-            try InboundDecider.ingest(
+            try InboundShell.ingest(
                 message, policy: policy, enqueueJob: enqueueJob, jobID: jobID, jobSettings: jobs, &$0)
         }
     }
@@ -210,7 +210,7 @@ public final class Switchboard: Sendable {
         channel: String, accountID: String, contactID: String, status: ContactStatus, by name: String
     ) async throws {
         _ = try await decide {
-            try InboundDecider.setContact(
+            try InboundShell.setContact(
                 channel: channel, accountID: accountID, contactID: contactID, status: status, by: name, &$0)
         }
     }
@@ -219,7 +219,7 @@ public final class Switchboard: Sendable {
         async throws
     {
         _ = try await decide {
-            try InboundDecider.startPairing(
+            try InboundShell.startPairing(
                 channel: channel, accountID: accountID, contactID: contactID, code: code, by: name, &$0)
         }
     }
@@ -228,7 +228,7 @@ public final class Switchboard: Sendable {
         -> PairingResult
     {
         try await decide {
-            try InboundDecider.completePairing(
+            try InboundShell.completePairing(
                 channel: channel, accountID: accountID, contactID: contactID, code: code, &$0)
         }
     }

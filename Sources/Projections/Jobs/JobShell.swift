@@ -3,7 +3,7 @@ import SwitchboardEvents
 
 /// The job deciders' shell: loads their state through ``WriteContext/tables`` inside the write transaction, calls
 /// the pure decider with the transaction's log time and next seq, and appends its events.
-extension JobDecider {
+public enum JobShell {
     typealias T = ProjectionTables
 
     static func load(_ jobID: String, _ tables: TableReader) throws -> JobState? {
@@ -26,18 +26,19 @@ extension JobDecider {
                 parent = try job.parentJobID.flatMap { try load($0, tables) }
             }
         }
-        let decision = try enqueue(
+        let decision = try JobDecider.enqueue(
             job, existingJobID: existingJobID, jobIDTaken: jobIDTaken, parent: parent, settings: settings)
         return try context.commit(decision)
     }
 
-    /// Settles expired claims (``reclaimExpired(settings:queue:now:)``), then claims the next runnable job for
-    /// `owner` against the queues as the settlements left them (``claim(owner:settings:queue:now:nextSeq:)``),
+    /// Settles expired claims (``JobDecider/reclaimExpired(settings:queue:now:)``), then claims the next runnable job for
+    /// `owner` against the queues as the settlements left them (``JobDecider/claim(owner:settings:queue:now:nextSeq:)``),
     /// in one transaction.
     public static func claim(owner: Owner, settings: JobSettings, _ context: inout WriteContext) throws -> JobClaim? {
         _ = try context.commit(
-            reclaimExpired(settings: settings, queue: TableJobQueue(tables: context.tables), now: context.now))
-        let decision = try claim(
+            JobDecider.reclaimExpired(
+                settings: settings, queue: TableJobQueue(tables: context.tables), now: context.now))
+        let decision = try JobDecider.claim(
             owner: owner, settings: settings, queue: TableJobQueue(tables: context.tables), now: context.now,
             nextSeq: context.nextSeq)
         return try context.commit(decision)
@@ -48,7 +49,7 @@ extension JobDecider {
     ) throws -> JobCommandResult {
         let job = try load(jobID, context.tables)
         return try context.commit(
-            heartbeat(job, jobID: jobID, token: token, owner: owner, settings: settings, now: context.now))
+            JobDecider.heartbeat(job, jobID: jobID, token: token, owner: owner, settings: settings, now: context.now))
     }
 
     public static func complete(
@@ -57,7 +58,7 @@ extension JobDecider {
     ) throws -> JobCommandResult {
         let job = try load(jobID, context.tables)
         return try context.commit(
-            complete(job, jobID: jobID, token: token, owner: owner, result: result, modelUsed: modelUsed))
+            JobDecider.complete(job, jobID: jobID, token: token, owner: owner, result: result, modelUsed: modelUsed))
     }
 
     public static func fail(
@@ -66,7 +67,7 @@ extension JobDecider {
     ) throws -> JobFailureOutcome {
         let job = try load(jobID, context.tables)
         return try context.commit(
-            fail(
+            JobDecider.fail(
                 job, jobID: jobID, token: token, owner: owner, reason: reason, message: message, retryable: retryable,
                 settings: settings, now: context.now))
     }
@@ -75,7 +76,7 @@ extension JobDecider {
         _ jobID: String, byOperator name: String, reason: String, _ context: inout WriteContext
     ) throws -> JobCommandResult {
         let job = try load(jobID, context.tables)
-        return try context.commit(requeue(job, jobID: jobID, byOperator: name, reason: reason))
+        return try context.commit(JobDecider.requeue(job, jobID: jobID, byOperator: name, reason: reason))
     }
 }
 

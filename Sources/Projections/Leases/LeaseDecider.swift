@@ -207,47 +207,6 @@ public enum LeaseDecider {
     }
 }
 
-// MARK: - Shell: load, decide, append inside the write transaction
-
-extension LeaseDecider {
-    static func load(_ resource: String, _ context: borrowing WriteContext) throws -> LeaseState? {
-        try context.tables.load(LeaseState.self, ProjectionTables.leases, Key(resource))
-    }
-
-    /// ``acquire(_:resource:owner:ttl:now:nextSeq:)`` of the stored lease, appended.
-    public static func acquire(
-        _ resource: String, owner: Owner, ttl: Duration, _ context: inout WriteContext
-    ) throws -> LeaseDecision {
-        let lease = try load(resource, context)
-        return try context.commit(
-            acquire(lease, resource: resource, owner: owner, ttl: ttl, now: context.now, nextSeq: context.nextSeq))
-    }
-
-    /// ``renew(_:resource:owner:token:ttl:now:)`` of the stored lease, appended.
-    public static func renew(
-        _ resource: String, owner: Owner, token: UInt64, ttl: Duration, _ context: inout WriteContext
-    ) throws -> LeaseDecision {
-        let lease = try load(resource, context)
-        return try context.commit(
-            renew(lease, resource: resource, owner: owner, token: token, ttl: ttl, now: context.now))
-    }
-
-    /// ``release(_:resource:owner:token:now:)`` of the stored lease, appended.
-    public static func release(
-        _ resource: String, owner: Owner, token: UInt64, _ context: inout WriteContext
-    ) throws -> LeaseDecision {
-        let lease = try load(resource, context)
-        return try context.commit(release(lease, resource: resource, owner: owner, token: token, now: context.now))
-    }
-
-    /// ``gate(_:owner:leaseToken:now:)`` of the stored lease of `resource` (records nothing).
-    public static func gate(
-        _ resource: String, owner: Owner, leaseToken: UInt64, _ context: borrowing WriteContext
-    ) throws -> LeaseGateRefusal? {
-        gate(try load(resource, context), owner: owner, leaseToken: leaseToken, now: context.now)
-    }
-}
-
 extension Duration {
     /// Whole milliseconds.
     var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }

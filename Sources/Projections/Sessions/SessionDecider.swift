@@ -102,21 +102,3 @@ public enum SessionDecider {
         return Decision(.accepted, events: events)
     }
 }
-
-// MARK: - Shell: load, decide, append inside the write transaction
-
-extension SessionDecider {
-    /// ``write(_:namespace:changes:owner:leaseToken:sealer:now:)`` against the namespace's stored lease, appended.
-    public static func write(
-        namespace: String, changes: SessionChanges, owner: Owner, leaseToken: UInt64, sealer: SessionSealer,
-        _ context: inout WriteContext
-    ) throws -> SessionWriteResult {
-        let lease = try LeaseDecider.load(namespace, context)
-        return try context.commit(
-            write(
-                lease, namespace: namespace, changes: changes, owner: owner, leaseToken: leaseToken, sealer: sealer,
-                now: context.now))
-    }
-}
-
-/// Files-on-disk session store (`local` backend): one JSON file per namespace, written to a temporary file,

@@ -84,7 +84,7 @@ public struct SessionStore: Sendable {
         switch backend {
         case .log:
             return try await engine.decide {
-                try SessionDecider.write(
+                try SessionShell.write(
                     namespace: namespace, changes: changes, owner: owner, leaseToken: leaseToken, sealer: sealer, &$0)
             }
         case .local:

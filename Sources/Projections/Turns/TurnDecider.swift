@@ -102,6 +102,14 @@ public enum ApprovalStep: String, Sendable, CaseIterable {
 /// The deciders of a job's turn (its streamed reply, tool calls and their approvals): pure functions of the job,
 /// the calls they name, the command and the log time.
 public enum TurnDecider {
+    /// The `p.approvals_due` key of a call: its expiry as an order key, a 0 byte, the call id.
+    static func dueKey(_ expiresAt: LogTimestamp, _ callID: String) -> [UInt8] {
+        var bytes = withUnsafeBytes(of: orderKey(expiresAt).bigEndian) { Array($0) }
+        bytes.append(0)
+        bytes.append(contentsOf: callID.utf8)
+        return bytes
+    }
+
     /// Decides whether `events` may be appended for `jobID` under `token`: all or none, only while `token` is the
     /// running job's current claim and the claim is visible at `now`. `calls` holds the stored calls the events
     /// name (by call id).
@@ -213,74 +221,6 @@ public enum TurnDecider {
     }
 }
 
-// MARK: Shell
-
-extension TurnDecider {
-    typealias T = ProjectionTables
-
-    /// Loads the job and the stored calls `events` name, decides, and appends.
-    public static func record(
-        _ events: [SwitchboardEvent], jobID: String, token: UInt64, owner: Owner, _ context: inout WriteContext
-    ) throws -> TurnWriteResult {
-        let tables = context.tables
-        let job = try tables.load(JobState.self, T.jobs, Key(jobID))
-        var calls: [String: ToolCallState] = [:]
-        for event in events {
-            let callID: String
-            switch event {
-            case .toolCall(let e): callID = e.callID
-            case .toolApproval(let e): callID = e.callID
-            case .toolResult(let e): callID = e.callID
-            default: continue
-            }
-            if calls[callID] == nil, let call = try tables.load(ToolCallState.self, T.toolCalls, Key(callID)) {
-                calls[callID] = call
-            }
-        }
-        return try context.commit(
-            record(
-                events, job: job, jobID: jobID, token: token, owner: owner, calls: calls, now: context.now,
-                nextSeq: context.nextSeq))
-    }
-
-    public static func answer(callID: String, approve: Bool, by: String, _ context: inout WriteContext) throws
-        -> ApprovalAnswer
-    {
-        let call = try context.tables.load(ToolCallState.self, T.toolCalls, Key(callID))
-        return try context.commit(answer(call, callID: callID, approve: approve, by: by, now: context.now))
-    }
-
-    public static func expire(_ context: inout WriteContext) throws -> [String] {
-        let tables = context.tables
-        let now = context.now
-        var due: [ToolCallState] = []
-        var callIDs: [String] = []
-        try tables.scan(tables.table(T.approvalsDue)) { key, _ in
-            guard key.count > 9, dueTime(key) < orderKey(now) else { return false }
-            callIDs.append(String(decoding: key[9...], as: UTF8.self))
-            return true
-        }
-        for callID in callIDs {
-            if let call = try tables.load(ToolCallState.self, T.toolCalls, Key(callID)) { due.append(call) }
-        }
-        return try context.commit(expire(due, now: now))
-    }
-
-    /// The `p.approvals_due` key of a call: its expiry as an order key, a 0 byte, the call id.
-    static func dueKey(_ expiresAt: LogTimestamp, _ callID: String) -> [UInt8] {
-        var bytes = withUnsafeBytes(of: orderKey(expiresAt).bigEndian) { Array($0) }
-        bytes.append(0)
-        bytes.append(contentsOf: callID.utf8)
-        return bytes
-    }
-
-    static func dueTime(_ key: [UInt8]) -> UInt64 {
-        key.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-    }
-}
-
-// MARK: Engine
-
 extension Switchboard {
     /// Appends a job's turn events (`assistant.delta`, `assistant.message`, `tool.call`, `tool.result`,
     /// `conversation.summarized`, and `tool.approval` `requested`), all or none, only while `token` is the running
@@ -289,18 +229,18 @@ extension Switchboard {
         async throws -> TurnWriteResult
     {
         let owner = owner ?? self.owner
-        return try await decide { try TurnDecider.record(events, jobID: jobID, token: token, owner: owner, &$0) }
+        return try await decide { try TurnShell.record(events, jobID: jobID, token: token, owner: owner, &$0) }
     }
 
     /// A user's answer to one specific call (see ``TurnDecider/answer(_:callID:approve:by:now:)``).
     public func answerApproval(callID: String, approve: Bool, by: String) async throws -> ApprovalAnswer {
-        try await decide { try TurnDecider.answer(callID: callID, approve: approve, by: by, &$0) }
+        try await decide { try TurnShell.answer(callID: callID, approve: approve, by: by, &$0) }
     }
 
     /// Records `expired` for every call awaiting approval whose `expiresAt` is before the log time; returns their
     /// call ids.
     public func expireApprovals() async throws -> [String] {
-        try await decide { try TurnDecider.expire(&$0) }
+        try await decide { try TurnShell.expire(&$0) }
     }
 
     public func toolCall(_ callID: String) throws -> ToolCallState? { try reader.toolCall(callID) }
