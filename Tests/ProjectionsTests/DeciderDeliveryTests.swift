@@ -138,6 +138,25 @@ func deciderDelivery(_ key: String, to recipient: String, channel: String = "web
         await fixture.close()
     }
 
+    // A batch claim takes what free slots may in one transaction, each claim decided against the ones before it:
+    // one head per recipient (the second message to alice waits for the first), then an empty stop.
+    @Test func aBatchClaimTakesOneHeadPerRecipientInOneTransaction() async throws {
+        let fixture = try DeciderFixture()
+        let engine = fixture.engine
+        let lease = try await engine.mustAcquire("web/main")
+        for (key, to) in [("k1", "alice"), ("k2", "alice"), ("k3", "bob"), ("k4", "carol")] {
+            _ = try await engine.enqueueDelivery(deciderDelivery(key, to: to))
+        }
+        let before = try engine.log.lastSeq()
+        let batch = try await engine.claimDeliveries(channel: "web", accountID: "main", leaseToken: lease, limit: 10)
+        #expect(batch.claims.map(\.delivery.deliveryID) == ["d-k1", "d-k3", "d-k4"])
+        #expect(batch.stop == .empty(retryAt: nil))
+        #expect(batch.claims.map(\.token) == [before + 1, before + 2, before + 3])
+        let limited = try await engine.claimDeliveries(channel: "web", accountID: "main", leaseToken: lease, limit: 1)
+        #expect(limited.claims.isEmpty && limited.stop == .empty(retryAt: nil))
+        await fixture.close()
+    }
+
     // The successor's acquisition settles an attempted claim of the dead tenure in the same transaction
     // (uncertain), long before the claim's own visibility ends; the recipient's next message is claimable at once.
     @Test func aNewTenureSettlesAnAttemptedClaimOfTheOldOneInItsOwnTransaction() async throws {

@@ -404,17 +404,20 @@ struct CoreTurnTests {
             }
             // The current claim writes (at once, while it is visible).
             let current = host(new)
-            try await current.delta("fresh")
+            try await current.withDeltaWriter { try await current.delta("fresh") }
             try await current.flush()
             let counter = Counter()
             let turn = AssistantTurn(
                 provider: OneCall(), tools: ToolRegistry([CountMe(runs: counter)]), logger: Self.quiet)
             let input = TurnInput(system: "sys", history: [.user("count")], key: job)
-            await #expect(throws: WorkerError.self) { _ = try await turn.run(input, host: host(old)) }
+            let oldHost = host(old)
+            await #expect(throws: WorkerError.self) {
+                _ = try await oldHost.withDeltaWriter { try await turn.run(input, host: oldHost) }
+            }
             #expect(counter.count == 0)
             // A late delta of the old attempt is refused too.
             let stale = host(old)
-            try await stale.delta("late")
+            try await stale.withDeltaWriter { try await stale.delta("late") }
             await #expect(throws: WorkerError.self) { try await stale.flush() }
             let log = try Self.events(engine)
             #expect(!log.contains { if case .toolCall = $0.event { true } else { false } })

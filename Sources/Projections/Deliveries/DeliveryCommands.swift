@@ -78,6 +78,13 @@ public enum DeliveryClaimResult: Sendable, Equatable {
     case rejected(reason: DeliveryRejection)
 }
 
+/// What a batch claim took: its claims in order, and the result that ended it (`nil` when it took its limit).
+public struct DeliveryClaims: Sendable, Equatable {
+    public var claims: [DeliveryClaim]
+    /// `.empty` (with the time something may become claimable) or `.rejected`; never `.claimed`.
+    public var stop: DeliveryClaimResult?
+}
+
 /// The outcome of a token-fenced delivery command.
 public enum DeliveryCommandResult: Sendable, Equatable {
     case accepted

@@ -50,6 +50,34 @@ public enum DeliveryShell {
         return try context.commit(decision)
     }
 
+    /// Up to `limit` claims in one transaction, each decided against what the ones before it left (their recipients
+    /// are in flight, the account's window counts them): what a sender with free slots takes at once. Stops at the
+    /// first result that is not a claim, returned as ``DeliveryClaims/stop``.
+    public static func claim(
+        channel: String, accountID: String, owner: Owner, leaseToken: UInt64, settings: DeliverySettings, limit: Int,
+        _ context: inout WriteContext
+    ) throws -> DeliveryClaims {
+        var batch = DeliveryClaims(claims: [], stop: nil)
+        for index in 0..<max(1, limit) {
+            let result =
+                index == 0
+                ? try claim(
+                    channel: channel, accountID: accountID, owner: owner, leaseToken: leaseToken, settings: settings,
+                    &context)
+                : try context.commit(
+                    DeliveryDecider.claim(
+                        channel: channel, accountID: accountID, owner: owner, leaseToken: leaseToken,
+                        lease: try loadLease("\(channel)/\(accountID)", context.tables), settings: settings,
+                        queue: TableDeliveryQueue(tables: context.tables), now: context.now, nextSeq: context.nextSeq))
+            guard case .claimed(let claim) = result else {
+                batch.stop = result
+                break
+            }
+            batch.claims.append(claim)
+        }
+        return batch
+    }
+
     /// ``DeliveryDecider/settleEarlierTenures(channel:accountID:leaseToken:settings:queue:now:)`` for the channel account whose
     /// lease is `resource` (`<channel>/<account>`), now that `leaseToken` is its tenure; other resources hold no
     /// deliveries.

@@ -149,6 +149,19 @@ public final class Switchboard: Sendable {
         }
     }
 
+    /// Up to `limit` delivery claims in one transaction (see ``DeliveryShell/claim(channel:accountID:owner:leaseToken:settings:limit:_:)``).
+    public func claimDeliveries(
+        channel: String, accountID: String, leaseToken: UInt64, limit: Int, as owner: Owner? = nil
+    ) async throws -> DeliveryClaims {
+        let owner = owner ?? self.owner
+        let settings = settings.deliveries
+        return try await decide {
+            try DeliveryShell.claim(
+                channel: channel, accountID: accountID, owner: owner, leaseToken: leaseToken, settings: settings,
+                limit: limit, &$0)
+        }
+    }
+
     public func attemptDelivery(
         _ deliveryID: String, token: UInt64, leaseToken: UInt64, as owner: Owner? = nil
     ) async throws -> DeliveryCommandResult {

@@ -109,12 +109,7 @@ public final class ChannelConnection: Service, Sendable {
 
     public func run() async throws {
         keeper.notify(wakeup)
-        await withGracefulShutdownHandler {
-            await loop()
-        } onGracefulShutdown: {
-            self.stopping.set()
-            self.wakeup.signal()
-        }
+        await ServiceLoop(stopping: stopping, wakeup: wakeup, logger: logger).run { await self.loop() }
         if health.isUp { await health.down(reason: "shutdown", willReconnect: false) }
     }
 

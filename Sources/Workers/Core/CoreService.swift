@@ -51,21 +51,10 @@ public final class CoreService: Service, Sendable {
             case .pending, .completed, .dead: break
             }
         }
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                do {
-                    try await self.follow(from: start)
-                } catch {
-                    self.logger.error("tail.failed", metadata: ["error": "\(error)"])
-                }
-            }
-            await withGracefulShutdownHandler {
-                await self.dispatch()
-            } onGracefulShutdown: {
-                self.stopping.set()
-                self.wakeup.signal()
-            }
-            group.cancelAll()
+        await ServiceLoop(stopping: stopping, wakeup: wakeup, logger: logger).run(
+            beside: [.init(name: "tail") { try await self.follow(from: start) }]
+        ) {
+            await self.dispatch()
         }
     }
 
@@ -273,14 +262,8 @@ public final class CoreService: Service, Sendable {
             system: AssistantTurn.systemPrompt(channel: conversation.channel), summary: summary?.summary,
             history: history.map { $0.role == "assistant" ? .assistant($0.text) : .user($0.text) }, key: job.jobID,
             tier: conversation.channel == "whatsapp" ? .lite : .standard)
-        let result: TurnResult
-        do {
-            result = try await turn.run(input, host: host)
-        } catch {
-            // Deltas still in flight are written (or refused) before the job's outcome.
-            try? await host.flush()
-            throw error
-        }
+        // Deltas still in flight are written (or refused) before the job's outcome, whichever way the turn ends.
+        let result = try await host.withDeltaWriter { try await turn.run(input, host: host) }
         try await host.finish(result)
         if result.truncated {
             logger.info(

@@ -36,6 +36,8 @@ final class JobTurnHost: TurnHost {
     }
 
     private let state = Mutex(State())
+    /// Rung when a delta starts a drain; ``writeDeltas()`` answers it.
+    private let deltaBell = Wakeup()
 
     init(
         engine: Switchboard, claim: JobClaim, conversation: ConversationState, approvalTTL: Duration,
@@ -66,7 +68,7 @@ final class JobTurnHost: TurnHost {
             state.writing = true
             return true
         }
-        if start { Task { await self.drain() } }
+        if start { deltaBell.signal() }
     }
 
     func toolCall(_ call: TurnToolCall) async throws -> ToolCallDecision {
@@ -193,6 +195,32 @@ final class JobTurnHost: TurnHost {
     }
 
     /// Writes the pending deltas, one record per write, until none are left (or a write fails).
+    /// Runs `body` (the turn) with the delta writer beside it: deltas are written as they come, coalesced while a
+    /// write is in flight; when `body` ends, whatever it streamed is written (or has failed) before this returns.
+    func withDeltaWriter<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await self.writeDeltas() }
+            defer { group.cancelAll() }
+            let value: T
+            do {
+                value = try await body()
+            } catch {
+                try? await flush()
+                throw error
+            }
+            try? await flush()  // a write's failure is the turn's to report, through the next record
+            return value
+        }
+    }
+
+    /// Drains the pending deltas each time ``delta(_:)`` rings, until cancelled.
+    private func writeDeltas() async {
+        while !Task.isCancelled {
+            await deltaBell.wait()
+            await drain()
+        }
+    }
+
     private func drain() async {
         while true {
             let next = state.withLock { state -> (text: String, index: Int)? in

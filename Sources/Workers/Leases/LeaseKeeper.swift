@@ -108,21 +108,10 @@ public final class LeaseKeeper: Service, Sendable {
         status.lease(resource, held: false)
         metrics.leaseHeld(resource, false)
         let start = try engine.log.lastSeq() + 1
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                do {
-                    try await self.follow(from: start)
-                } catch {
-                    self.logger.error("tail.failed", metadata: ["error": "\(error)"])
-                }
-            }
-            await withGracefulShutdownHandler {
-                await self.keep()
-            } onGracefulShutdown: {
-                self.stopping.set()
-                self.wakeup.signal()
-            }
-            group.cancelAll()
+        await ServiceLoop(stopping: stopping, wakeup: wakeup, logger: logger).run(
+            beside: [.init(name: "tail") { try await self.follow(from: start) }]
+        ) {
+            await self.keep()
         }
     }
 

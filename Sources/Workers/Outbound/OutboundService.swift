@@ -45,6 +45,8 @@ public final class OutboundService: Service, Sendable {
     private let typingBell = Wakeup()
     /// The most typing indicators waiting; older ones are dropped (their replies are usually on the way).
     static let typingQueueLimit = 32
+    /// The most deliveries one claim transaction takes.
+    static let claimBatch = 8
 
     public init(
         keeper: LeaseKeeper, sender: any ChannelSender, engine: Switchboard, metrics: WorkerMetrics = WorkerMetrics(),
@@ -67,22 +69,13 @@ public final class OutboundService: Service, Sendable {
     public func run() async throws {
         keeper.notify(wakeup)
         let start = try engine.log.lastSeq() + 1
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                do {
-                    try await self.follow(from: start)
-                } catch {
-                    self.logger.error("tail.failed", metadata: ["error": "\(error)"])
-                }
-            }
-            group.addTask { await self.typingLane() }
-            await withGracefulShutdownHandler {
-                await self.loop()
-            } onGracefulShutdown: {
-                self.stopping.set()
-                self.wakeup.signal()
-            }
-            group.cancelAll()
+        await ServiceLoop(stopping: stopping, wakeup: wakeup, logger: logger).run(
+            beside: [
+                .init(name: "tail") { try await self.follow(from: start) },
+                .init(name: "typing") { await self.typingLane() },
+            ]
+        ) {
+            await self.loop()
         }
     }
 
@@ -202,17 +195,19 @@ public final class OutboundService: Service, Sendable {
                     await wakeup.wait()  // a finishing send rings
                     continue
                 }
-                let result: DeliveryClaimResult
+                let batch: DeliveryClaims
                 do {
-                    result = try await engine.claimDelivery(
-                        channel: channel, accountID: accountID, leaseToken: tenure.token)
+                    // As many as there are free slots, in one transaction (at most 8, so a burst starts sending
+                    // before the batch is large).
+                    batch = try await engine.claimDeliveries(
+                        channel: channel, accountID: accountID, leaseToken: tenure.token,
+                        limit: min(concurrency - inFlight, Self.claimBatch))
                 } catch {
                     logger.error("delivery.claim.failed", metadata: ["error": "\(error)"])
                     await wakeup.wait(until: .now + .seconds(1))
                     continue
                 }
-                switch result {
-                case .claimed(let claim):
+                for claim in batch.claims {
                     metrics.claimed("delivery")
                     sending.withLock { $0.inFlight += 1 }
                     group.addTask {
@@ -223,7 +218,11 @@ public final class OutboundService: Service, Sendable {
                         }
                         self.wakeup.signal()
                     }
-                case .empty(let retryAt):
+                }
+                switch batch.stop {
+                case nil, .claimed?:
+                    continue  // took its limit: free slots may take more
+                case .empty(let retryAt)?:
                     let now = LogTimestamp.wallClock()
                     let claimExpiry = due.withLock { times -> LogTimestamp? in
                         times.removeAll { $0 < now }
@@ -233,7 +232,7 @@ public final class OutboundService: Service, Sendable {
                     let settle = settleUntil
                     settleUntil = nil
                     await wakeup.wait(until: [next?.localInstant, settle].compactMap { $0 }.min())
-                case .rejected(let reason):
+                case .rejected(let reason)?:
                     logger.warning("delivery.claim.rejected", metadata: ["delivery.reason": "\(reason)"])
                     keeper.lost(tenure, reason: "claim_rejected")
                 }

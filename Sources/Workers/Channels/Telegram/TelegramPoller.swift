@@ -42,13 +42,11 @@ public final class TelegramPoller: Service, Sendable {
 
     public func run() async throws {
         keeper.notify(wakeup)
-        await withGracefulShutdownHandler {
-            await loop()
-        } onGracefulShutdown: {
-            self.stopping.set()
-            // A long poll in flight would hold the shutdown for its timeout: its updates stay unconfirmed.
-            self.inFlight.withLock { $0 }?.cancel()
-            self.wakeup.signal()
+        // A long poll in flight would hold the shutdown for its timeout: its updates stay unconfirmed.
+        await ServiceLoop(stopping: stopping, wakeup: wakeup, logger: logger).run(
+            onShutdown: { self.inFlight.withLock { $0 }?.cancel() }
+        ) {
+            await self.loop()
         }
         if health.isUp { await health.down(reason: "shutdown", willReconnect: false) }
     }
