@@ -84,6 +84,9 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
+            // The web chat's script and style sheet, compiled into the binary as byte arrays (`PackageResources`):
+            // no bundle to ship beside it, no CDN. See docs/web.md.
+            resources: [.embedInCode("Web/Assets/chat.js"), .embedInCode("Web/Assets/chat.css")],
             swiftSettings: strictSettings
         ),
         // The assistant's model providers (OpenAI-compatible streaming) and tools; knows no event or projection.

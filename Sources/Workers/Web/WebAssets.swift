@@ -6,6 +6,13 @@ import NIOCore
 /// The chat's static files, compiled into the binary (the page works offline, with no CDN): served under
 /// `/assets/<name>.<content hash>.<ext>` with a year of `immutable` caching, so a new build's files get new
 /// URLs.
+///
+/// The files are `Assets/chat.js` and `Assets/chat.css`, embedded by SwiftPM (`.embedInCode` in Package.swift;
+/// the generated `PackageResources.chat_js` and `chat_css` are their bytes). `chat.js` is plain JavaScript, no
+/// build step, no external code: the composer, the EventSource connection and the progressive rendering of
+/// replies. It folds the events as ``ThreadFold`` folds the log and renders Markdown as ``Markdown`` does (every
+/// character of model text escaped before markup is added): two copies, not shared code; docs/web.md ("The
+/// code") says where each is and which tests compare them.
 public struct WebAssets: Sendable {
     public struct Asset: Sendable {
         /// The file name with its content hash, e.g. `chat.3f2a…​.js`.
@@ -13,8 +20,8 @@ public struct WebAssets: Sendable {
         public let contentType: String
         public let bytes: [UInt8]
 
-        init(base: String, ext: String, contentType: String, text: String) {
-            bytes = Array(text.utf8)
+        init(base: String, ext: String, contentType: String, bytes: [UInt8]) {
+            self.bytes = bytes
             let hash = SHA256.hash(data: bytes).prefix(8).map { String(format: "%02x", $0) }.joined()
             name = "\(base).\(hash).\(ext)"
             self.contentType = contentType
@@ -28,13 +35,25 @@ public struct WebAssets: Sendable {
     public let style: Asset
 
     public init() {
-        script = Asset(base: "chat", ext: "js", contentType: "text/javascript; charset=utf-8", text: Self.chatJS)
-        style = Asset(base: "chat", ext: "css", contentType: "text/css; charset=utf-8", text: Self.chatCSS)
+        script = Asset(
+            base: "chat", ext: "js", contentType: "text/javascript; charset=utf-8", bytes: PackageResources.chat_js)
+        style = Asset(
+            base: "chat", ext: "css", contentType: "text/css; charset=utf-8", bytes: PackageResources.chat_css)
     }
 
     /// The asset named `name`, if any.
     public func asset(named name: String) -> Asset? {
         [script, style].first { $0.name == name }
+    }
+
+    /// `GET /assets/<name>`: the file, or 404.
+    func addRoutes(to group: RouterGroup<WebRequestContext>) {
+        group.get("assets/:name") { _, context in
+            guard let name = context.parameters.get("name"), let asset = asset(named: name) else {
+                return Response(status: .notFound)
+            }
+            return response(asset)
+        }
     }
 
     func response(_ asset: Asset) -> Response {

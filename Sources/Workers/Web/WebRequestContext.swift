@@ -4,11 +4,14 @@ import Hummingbird
 import NIOCore
 
 /// The request context of the agent's HTTP server: Hummingbird's basic context plus the client's address (for
-/// the login rate limit).
+/// the login rate limit) and, on the web chat's routes, the owner's session.
 public struct WebRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// The peer's IP address, when the connection has one.
     public let peerAddress: String?
+    /// The owner's session, when the request carries a valid session cookie. Set by ``WebSessionAuthenticator``
+    /// on the web chat's routes; a route behind ``RequireOwner`` always has it.
+    public internal(set) var session: WebSession?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
@@ -20,6 +23,18 @@ public struct WebRequestContext: RequestContext {
 }
 
 extension WebRequestContext {
+    /// The owner's session of a route behind ``RequireOwner``. Throws (401) only for a route registered outside
+    /// the owner's groups, which is a bug.
+    func ownerSession() throws -> WebSession {
+        guard let session else { throw HTTPError(.unauthorized) }
+        return session
+    }
+
+    /// The path parameter `name` (e.g. `conversationID` of `c/:conversationID`), percent-decoded.
+    func decodedParameter(_ name: String) -> String? {
+        parameters.get(name).flatMap { $0.removingPercentEncoding }
+    }
+
     /// The client a login attempt is counted against: the peer address, or — when the peer is this host (a
     /// reverse proxy in front of the agent) — the last address the proxy appended to `X-Forwarded-For`.
     func clientKey(_ request: Request) -> String {
