@@ -309,28 +309,15 @@ extension Runner {
             logger: logger)
         defer { closeBlocking(engine) }
         let log = engine.log
-        var serial = 0
-        func start() throws -> (name: String, child: AgentChild) {
-            serial += 1
-            return ("tg-\(serial)", try AgentChild(name: "tg-\(serial)", data: data, environment: environment))
-        }
-        func acquired(by name: String, from seq: UInt64) async throws -> Record {
-            try await awaitEvent(log, from: seq, "\(name)'s lease.acquired") { _, event in
-                if case .leaseAcquired(let acquired) = event { return acquired.ownerWorkerID == name }
-                return false
-            }.record
-        }
-        var holder = try start()
-        _ = try await acquired(by: holder.name, from: 1)
+        let agents = HandoffAgents(runner: self, log: log, data: data, environment: environment, prefix: "tg")
+        var holder = try agents.start()
+        _ = try await agents.acquired(by: holder.name, from: 1)
         var toLease: [UInt64] = []
         var toNextSend: [UInt64] = []
         for round in 0..<rounds {
             let from = try log.lastSeq() + 1
-            let standby = try start()
-            _ = try await awaitEvent(log, from: from, "\(standby.name)'s lease.denied") { _, event in
-                if case .leaseDenied(let denied) = event { return denied.requesterWorkerID == standby.name }
-                return false
-            }
+            let standby = try agents.start()
+            try await agents.contending(standby.name, from: from)
             let recipient = "\(9_000 + round)"
             func delivery(_ part: Int) -> NewDelivery {
                 NewDelivery(
@@ -345,7 +332,7 @@ extension Runner {
             let mark = try log.lastSeq() + 1
             let t0 = RawLMDBBaseline.monotonicNanoseconds()
             holder.child.signal(SIGKILL)
-            _ = try await acquired(by: standby.name, from: mark)
+            _ = try await agents.acquired(by: standby.name, from: mark)
             toLease.append((RawLMDBBaseline.monotonicNanoseconds() - t0) / 1000)
             _ = try await awaitEvent(log, from: mark, "the recipient's next delivery.sent") { _, event in
                 if case .deliverySent(let sent) = event { return sent.deliveryID == next }

@@ -31,6 +31,47 @@ struct AgentChild {
     }
 }
 
+/// Agents of one role started one after another on one log, and the lease events a handoff waits for.
+final class HandoffAgents {
+    let runner: Runner
+    let log: EventLog
+    let data: String
+    let environment: [String: String]
+    let prefix: String
+    private var serial = 0
+
+    init(runner: Runner, log: EventLog, data: String, environment: [String: String], prefix: String) {
+        self.runner = runner
+        self.log = log
+        self.data = data
+        self.environment = environment
+        self.prefix = prefix
+    }
+
+    /// Starts the next agent (`<prefix>-<n>`).
+    func start() throws -> (name: String, child: AgentChild) {
+        serial += 1
+        let name = "\(prefix)-\(serial)"
+        return (name, try AgentChild(name: name, data: data, environment: environment))
+    }
+
+    /// The `lease.acquired` of `name` from `seq` on.
+    func acquired(by name: String, from seq: UInt64) async throws -> Record {
+        try await runner.awaitEvent(log, from: seq, "\(name)'s lease.acquired") { _, event in
+            if case .leaseAcquired(let acquired) = event { return acquired.ownerWorkerID == name }
+            return false
+        }.record
+    }
+
+    /// Waits until `name` contends (its `lease.denied`) from `seq` on.
+    func contending(_ name: String, from seq: UInt64) async throws {
+        _ = try await runner.awaitEvent(log, from: seq, "\(name)'s lease.denied") { _, event in
+            if case .leaseDenied(let denied) = event { return denied.requesterWorkerID == name }
+            return false
+        }
+    }
+}
+
 /// Closes the engine from a `defer` in async code (the blocking close, from a synchronous context).
 func closeBlocking(_ engine: Switchboard) { engine.close() }
 
@@ -80,24 +121,12 @@ extension Runner {
             logger: logger)
         defer { closeBlocking(engine) }
         let log = engine.log
-        var serial = 0
-        func start() throws -> (name: String, child: AgentChild) {
-            serial += 1
-            let name = "wa-\(serial)"
-            return (name, try AgentChild(name: name, data: data, environment: environment))
-        }
+        let agents = HandoffAgents(runner: self, log: log, data: data, environment: environment, prefix: "wa")
+        func start() throws -> (name: String, child: AgentChild) { try agents.start() }
         func acquired(by name: String, from seq: UInt64) async throws -> Record {
-            try await awaitEvent(log, from: seq, "\(name)'s lease.acquired") { _, event in
-                if case .leaseAcquired(let acquired) = event { return acquired.ownerWorkerID == name }
-                return false
-            }.record
+            try await agents.acquired(by: name, from: seq)
         }
-        func contending(_ name: String, from seq: UInt64) async throws {
-            _ = try await awaitEvent(log, from: seq, "\(name)'s lease.denied") { _, event in
-                if case .leaseDenied(let denied) = event { return denied.requesterWorkerID == name }
-                return false
-            }
-        }
+        func contending(_ name: String, from seq: UInt64) async throws { try await agents.contending(name, from: seq) }
         var holder = try start()
         _ = try await acquired(by: holder.name, from: 1)
         var graceful: [UInt64] = []  // released -> acquired, log clock, microseconds

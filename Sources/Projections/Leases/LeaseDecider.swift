@@ -212,30 +212,21 @@ extension Duration {
     var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
 }
 
-/// An error of the projections layer (bad input to a command; a rejection is a decision, not an error).
-public struct ProjectionError: Error, Sendable, CustomStringConvertible, Equatable {
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
-        private let name: String
-        private init(_ name: String) { self.name = name }
-        /// A command argument is invalid.
-        public static let invalidArgument = Code("invalidArgument")
-        /// The named job, delivery or entry does not exist.
-        public static let notFound = Code("notFound")
-        /// Session values could not be sealed or opened.
-        public static let crypto = Code("crypto")
-        /// A local session file could not be written or read.
-        public static let io = Code("io")
-        public var description: String { name }
-    }
+/// The projections layer's errors (bad input to a command; a rejection is a decision, not an error).
+public enum ProjectionErrors: ErrorDomain {
+    public static let name = "ProjectionError"
+}
 
-    public var code: Code
-    public var message: String
+/// An error of the projections layer.
+public typealias ProjectionError = CodedError<ProjectionErrors>
 
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-
-    public var description: String { "ProjectionError(\(code)): \(message)" }
-    public static func == (lhs: ProjectionError, rhs: ProjectionError) -> Bool { lhs.code == rhs.code }
+extension CodedError.Code where Domain == ProjectionErrors {
+    /// A command argument is invalid.
+    public static let invalidArgument = Self("invalidArgument")
+    /// The named job, delivery or entry does not exist.
+    public static let notFound = Self("notFound")
+    /// Session values could not be sealed or opened.
+    public static let crypto = Self("crypto")
+    /// A local session file could not be written or read.
+    public static let io = Self("io")
 }

@@ -289,27 +289,19 @@ public final class CoreService: Service, Sendable {
     static func replyKey(jobID: String) -> String { "reply:\(jobID)" }
 }
 
+/// The workers' errors.
+public enum WorkerErrors: ErrorDomain {
+    public static let name = "WorkerError"
+}
+
 /// An error of a worker.
-public struct WorkerError: Error, Sendable, CustomStringConvertible {
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
-        private let name: String
-        private init(_ name: String) { self.name = name }
-        /// Something the job needs does not exist.
-        public static let notFound = Code("not_found")
-        /// The claim or lease was lost.
-        public static let lost = Code("lost")
-        /// The agent is stopping gracefully and gave the attempt up (a job waiting for a user's approval).
-        public static let shutdown = Code("shutdown")
-        public var description: String { name }
-    }
+public typealias WorkerError = CodedError<WorkerErrors>
 
-    public var code: Code
-    public var message: String
-
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-
-    public var description: String { "WorkerError(\(code)): \(message)" }
+extension CodedError.Code where Domain == WorkerErrors {
+    /// Something the job needs does not exist.
+    public static let notFound = Self("not_found")
+    /// The claim or lease was lost.
+    public static let lost = Self("lost")
+    /// The agent is stopping gracefully and gave the attempt up (a job waiting for a user's approval).
+    public static let shutdown = Self("shutdown")
 }

@@ -1,24 +1,18 @@
+import EventLog
+
+/// The web chat's errors (its setup and its requests).
+public enum WebErrors: ErrorDomain {
+    public static let name = "WebError"
+}
+
 /// An error of the web chat's setup or requests.
-public struct WebError: Error, Sendable, CustomStringConvertible {
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
-        private let name: String
-        private init(_ name: String) { self.name = name }
-        /// A file or setting the web chat needs is missing or unusable.
-        public static let setup = Code("setup")
-        /// A request was malformed.
-        public static let badRequest = Code("bad_request")
-        /// The Todoist OAuth exchange failed.
-        public static let oauth = Code("oauth")
-        public var description: String { name }
-    }
+public typealias WebError = CodedError<WebErrors>
 
-    public var code: Code
-    public var message: String
-
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-
-    public var description: String { "WebError(\(code)): \(message)" }
+extension CodedError.Code where Domain == WebErrors {
+    /// A file or setting the web chat needs is missing or unusable.
+    public static let setup = Self("setup")
+    /// A request was malformed.
+    public static let badRequest = Self("bad_request")
+    /// The Todoist OAuth exchange failed.
+    public static let oauth = Self("oauth")
 }
