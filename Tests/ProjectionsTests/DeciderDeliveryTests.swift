@@ -528,12 +528,7 @@ func deciderDelivery(_ key: String, to recipient: String, channel: String = "web
         #expect(settings.visibility == .seconds(120))
         #expect(settings.maxAttempts == 5)
         #expect(settings.uncertainPolicy == .hold)
-        let telegram = settings.rateLimits["telegram"]
-        #expect(telegram?.perRecipientInterval == .seconds(1))
-        #expect(telegram?.perGroupWindow?.count == 20 && telegram?.perGroupWindow?.window == .seconds(60))
-        #expect(telegram?.perAccount.count == 30 && telegram?.perAccount.window == .seconds(1))
-        let whatsapp = settings.rateLimits["whatsapp"]
-        #expect(whatsapp?.perRecipientInterval == .seconds(6))
-        #expect(whatsapp?.perAccount.count == 80 && whatsapp?.perAccount.window == .seconds(1))
+        // The channels' limits are the agent's to give (Workers' `Channel`): none here.
+        #expect(settings.rateLimits.isEmpty)
     }
 }

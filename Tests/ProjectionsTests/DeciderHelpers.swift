@@ -31,10 +31,28 @@ struct DeciderFixture {
 }
 
 extension EngineSettings {
-    /// The defaults with a lease long enough (1 h) that tests moving time by minutes keep the account lease.
+    /// The defaults with a lease long enough (1 h) that tests moving time by minutes keep the account lease, and
+    /// the providers' rate limits.
     static func longLease() throws -> EngineSettings {
         var settings = EngineSettings.defaults()
         settings.lease = try LeaseTiming(ttl: .seconds(3600), heartbeat: .seconds(60))
+        settings.deliveries = .withProviderLimits
+        return settings
+    }
+}
+
+extension DeliverySettings {
+    /// The defaults with the providers' limits as the agent gives them (Workers' `Channel.rateLimits`, which this
+    /// module cannot see): Telegram 1 s per chat, 20 a minute per group (negative ids), 30/s; WhatsApp 6 s per user,
+    /// 80/s. `ChannelTypeTests` checks the agent's are these.
+    static var withProviderLimits: DeliverySettings {
+        var settings = DeliverySettings()
+        settings.rateLimits = [
+            "telegram": RateLimits(
+                perRecipientInterval: .seconds(1), perGroupWindow: (20, .seconds(60)), perAccount: (30, .seconds(1)),
+                isGroup: { $0.hasPrefix("-") }),
+            "whatsapp": RateLimits(perRecipientInterval: .seconds(6), perAccount: (80, .seconds(1))),
+        ]
         return settings
     }
 }

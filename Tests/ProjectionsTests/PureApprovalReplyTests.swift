@@ -106,6 +106,7 @@ import Testing
         var message = InboundMessage(
             channel: "web", accountID: "default", externalID: "c-1", contactID: "owner", text: "YES abcdef")
         message.conversationID = Self.conversation
+        message.answersApprovalsInText = false  // what the web chat's intake says of its messages
         let decision = try InboundDecider.ingest(
             message, policy: .open, enqueueJob: true, lookup: Lookup(awaiting: [Self.call("abcdef123456")]),
             nextSeq: Self.nextSeq)

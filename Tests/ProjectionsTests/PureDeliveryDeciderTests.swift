@@ -158,7 +158,7 @@ enum DeliveryExpectation: Sendable, Equatable {
         let queue = FakeDeliveryQueue(test.deliveries)
         queue.accountTimes = test.accountTimes
         queue.recipientTimes = test.recipientTimes
-        let settings = DeliverySettings()
+        let settings = DeliverySettings.withProviderLimits
 
         let decision = try DeliveryDecider.claim(
             channel: "telegram", accountID: "bot", owner: sender, leaseToken: leaseToken, lease: liveLease,

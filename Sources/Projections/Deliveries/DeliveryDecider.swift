@@ -188,7 +188,7 @@ public enum DeliveryDecider {
             let next = LogTimestamp(microseconds: last).advanced(by: limits.perRecipientInterval)
             if next > now { until = next }
         }
-        if let group = limits.perGroupWindow, RateLimits.isGroup(delivery.recipient), group.count > 0 {
+        if let group = limits.perGroupWindow, limits.isGroup(delivery.recipient), group.count > 0 {
             let since = now.advanced(by: .zero - group.window).microseconds
             let recent = times.filter { $0 > since }
             if recent.count >= group.count {

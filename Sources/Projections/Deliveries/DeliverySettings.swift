@@ -2,29 +2,28 @@ import EventLog
 import SwitchboardEvents
 import Foundation
 
-/// Send-rate limits of a channel account, enforced by the claim decision.
+/// Send-rate limits of a channel account, enforced by the claim decision. The channels' own limits are the
+/// Workers' (`Channel.rateLimits`), given to the engine in ``DeliverySettings/rateLimits``.
 public struct RateLimits: Sendable, Equatable {
     /// Least time between two sends to one recipient.
     public var perRecipientInterval: Duration
-    /// At most `count` sends to one *group* recipient per `window` (Telegram: 20 per minute).
+    /// At most `count` sends to one *group* recipient per `window`.
     public var perGroupWindow: (count: Int, window: Duration)?
-    /// At most `count` sends per `window` for the whole account (WhatsApp: 80 per second per number).
+    /// At most `count` sends per `window` for the whole account.
     public var perAccount: (count: Int, window: Duration)
+    /// Whether a recipient is a group (its window is ``perGroupWindow``); the channel knows how to tell.
+    public var isGroup: @Sendable (String) -> Bool
 
     public init(
         perRecipientInterval: Duration, perGroupWindow: (count: Int, window: Duration)? = nil,
-        perAccount: (count: Int, window: Duration)
+        perAccount: (count: Int, window: Duration), isGroup: @escaping @Sendable (String) -> Bool = { _ in false }
     ) {
         self.perRecipientInterval = perRecipientInterval
         self.perGroupWindow = perGroupWindow
         self.perAccount = (min(perAccount.count, SwitchboardProjector.rateHistoryLimit), perAccount.window)
+        self.isGroup = isGroup
     }
 
-    /// Telegram Bot API: about 1 message per second per chat, 20 per minute per group, 30 per second overall.
-    public static let telegram = RateLimits(
-        perRecipientInterval: .seconds(1), perGroupWindow: (20, .seconds(60)), perAccount: (30, .seconds(1)))
-    /// WhatsApp Cloud API: about 1 message per 6 seconds per user, 80 per second per number.
-    public static let whatsapp = RateLimits(perRecipientInterval: .seconds(6), perAccount: (80, .seconds(1)))
     /// No limits (web chat, tests).
     public static let none = RateLimits(
         perRecipientInterval: .zero, perAccount: (SwitchboardProjector.rateHistoryLimit, .zero))
@@ -33,9 +32,6 @@ public struct RateLimits: Sendable, Equatable {
         lhs.perRecipientInterval == rhs.perRecipientInterval && lhs.perGroupWindow?.count == rhs.perGroupWindow?.count
             && lhs.perGroupWindow?.window == rhs.perGroupWindow?.window && lhs.perAccount == rhs.perAccount
     }
-
-    /// Telegram group chats have negative chat ids.
-    static func isGroup(_ recipient: String) -> Bool { recipient.hasPrefix("-") }
 }
 
 /// The `errorCode` of a `delivery.failed` that settles a claim whose send was never attempted: nothing reached
@@ -65,8 +61,9 @@ public struct DeliverySettings: Sendable, Equatable {
     public var maxAttempts = 5
     public var retry = RetryPolicy()
     public var uncertainPolicy = UncertainPolicy.hold
-    /// Rate limits by channel; channels not listed are unlimited.
-    public var rateLimits: [String: RateLimits] = ["telegram": .telegram, "whatsapp": .whatsapp]
+    /// Rate limits by channel (the stored name); channels not listed are unlimited. The agent gives the channels'
+    /// own (`Channel.deliveryRateLimits` in Workers); none by default.
+    public var rateLimits: [String: RateLimits] = [:]
 
     public init() {}
 }

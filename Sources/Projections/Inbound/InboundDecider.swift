@@ -19,6 +19,9 @@ public struct InboundMessage: Sendable, Equatable {
     public var conversationID: String?
     /// The attached media (kind, MIME type, provider media id), when the message carries some.
     public var media: MediaDescriptor?
+    /// Whether a YES/NO from an allowed contact answers a tool call awaiting its approval (chat channels); the web
+    /// chat answers with its approval card, so there it stays a message. Set by the channel's worker.
+    public var answersApprovalsInText = true
 
     public init(channel: String, accountID: String, externalID: String, contactID: String, text: String) {
         self.channel = channel
@@ -165,7 +168,7 @@ public enum InboundDecider {
                     replyToExternalID: message.replyToExternalID)))
         // An allowed contact answering a tool call that awaits its approval: the answer, not a new question. (The
         // web chat answers with its approval card, so a typed "no" there stays a message.)
-        if status == .allowed, message.channel != "web", let answer = ApprovalReply(message.text),
+        if status == .allowed, message.answersApprovalsInText, let answer = ApprovalReply(message.text),
             let call = answer.match(try lookup.awaitingApprovals(conversationID: conversation))
         {
             events.append(

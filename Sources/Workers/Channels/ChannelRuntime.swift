@@ -66,13 +66,15 @@ public struct ChannelRuntime: Sendable {
         // Telegram
         if settings.role == .telegram || settings.role == .all {
             let account = settings.telegramAccountID
-            let health = ChannelHealth(channel: "telegram", accountID: account, engine: engine, logger: logger)
+            let health = ChannelHealth(
+                channel: Channel.telegram.rawValue, accountID: account, engine: engine, logger: logger)
             let access = ChannelAccess(
-                channel: "telegram", policy: channels.telegramPolicy, allowlist: channels.telegramAllowedChats)
+                channel: Channel.telegram.rawValue, policy: channels.telegramPolicy,
+                allowlist: channels.telegramAllowedChats)
             var chats = TelegramChats()
             var keeperOfAccount: LeaseKeeper?
             if let token = settings.telegramBotToken {
-                let leaseKeeper = keeper("telegram", account)
+                let leaseKeeper = keeper(Channel.telegram.rawValue, account)
                 keeperOfAccount = leaseKeeper
                 let session = ChannelSession(store: store, keeper: leaseKeeper, logger: logger)
                 chats = TelegramChats(session: session)
@@ -107,7 +109,7 @@ public struct ChannelRuntime: Sendable {
                         })
                 }
             } else {
-                off("telegram", account, "no credentials: TELEGRAM_BOT_TOKEN not set")
+                off(Channel.telegram.rawValue, account, "no credentials: TELEGRAM_BOT_TOKEN not set")
             }
             if channels.telegramMode == .webhook, let secret = channels.telegramWebhookSecret {
                 let inbound = TelegramInbound(accountID: account, access: access, chats: chats)
@@ -124,7 +126,7 @@ public struct ChannelRuntime: Sendable {
 
         // WhatsApp Cloud
         if (settings.role == .whatsapp || settings.role == .all) && !settings.enableWhatsApp {
-            off("whatsapp", settings.whatsappAccountID, "ENABLE_WHATSAPP=false")
+            off(Channel.whatsapp.rawValue, settings.whatsappAccountID, "ENABLE_WHATSAPP=false")
         } else if settings.role == .whatsapp || settings.role == .all {
             let account = settings.whatsappAccountID
             let namespace = "whatsapp/\(account)"
@@ -137,14 +139,16 @@ public struct ChannelRuntime: Sendable {
             let businessAccountID =
                 channels.whatsappBusinessAccountID ?? storedString(WhatsAppSessionKey.businessAccountID)
             let access = ChannelAccess(
-                channel: "whatsapp", policy: channels.whatsappPolicy, allowlist: channels.whatsappAllowedNumbers)
+                channel: Channel.whatsapp.rawValue, policy: channels.whatsappPolicy,
+                allowlist: channels.whatsappAllowedNumbers)
             if let token, let phoneNumberID {
                 if settings.whatsappAccessToken == nil {
                     logger.info("[whatsapp] Using the credentials stored by `agent whatsapp login`")
                 }
-                let leaseKeeper = keeper("whatsapp", account)
+                let leaseKeeper = keeper(Channel.whatsapp.rawValue, account)
                 let session = ChannelSession(store: store, keeper: leaseKeeper, logger: logger)
-                let health = ChannelHealth(channel: "whatsapp", accountID: account, engine: engine, logger: logger)
+                let health = ChannelHealth(
+                    channel: Channel.whatsapp.rawValue, accountID: account, engine: engine, logger: logger)
                 let sender = WhatsAppCloudSender(
                     baseURL: settings.whatsappGraphBaseURL, phoneNumberID: phoneNumberID, accessToken: token,
                     timeout: settings.providerTimeout, client: client())
@@ -177,7 +181,7 @@ public struct ChannelRuntime: Sendable {
                 var missing: [String] = []
                 if token == nil { missing.append("WHATSAPP_CLOUD_ACCESS_TOKEN") }
                 if phoneNumberID == nil { missing.append("WHATSAPP_PHONE_NUMBER_ID") }
-                off("whatsapp", account, "no credentials: \(missing.joined(separator: " and ")) not set")
+                off(Channel.whatsapp.rawValue, account, "no credentials: \(missing.joined(separator: " and ")) not set")
                 logger.info("[whatsapp] Credentials can also be stored once with `agent whatsapp login`")
             }
             let inbound = WhatsAppInbound(accountID: account, phoneNumberID: phoneNumberID, access: access)

@@ -261,7 +261,7 @@ public final class CoreService: Service, Sendable {
         let input = TurnInput(
             system: AssistantTurn.systemPrompt(channel: conversation.channel), summary: summary?.summary,
             history: history.map { $0.role == "assistant" ? .assistant($0.text) : .user($0.text) }, key: job.jobID,
-            tier: conversation.channel == "whatsapp" ? .lite : .standard)
+            tier: Channel(stored: conversation.channel)?.modelTier ?? .standard)
         // Deltas still in flight are written (or refused) before the job's outcome, whichever way the turn ends.
         let result = try await host.withDeltaWriter { try await turn.run(input, host: host) }
         try await host.finish(result)

@@ -56,7 +56,7 @@ final class JobTurnHost: TurnHost {
 
     /// Whether replies to this conversation are channel deliveries (WhatsApp, Telegram) rather than the log
     /// record itself (web).
-    var deliversToChannel: Bool { conversation.channel == "whatsapp" || conversation.channel == "telegram" }
+    var deliversToChannel: Bool { Channel(stored: conversation.channel)?.deliversReplies ?? false }
 
     // MARK: TurnHost
 

@@ -53,7 +53,7 @@ public enum AgentRuntime {
                 chat.announce(url: settings.web.publicURL ?? "http://\(settings.host):\(settings.port)")
                 web = chat
             } catch {
-                status.channelOff("web", reason: "\(error)")
+                status.channelOff(Channel.web.rawValue, reason: "\(error)")
                 logger.error("[web] Channel off (\(error)): serving /healthz and /metrics only")
             }
         }

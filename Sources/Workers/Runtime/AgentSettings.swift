@@ -285,6 +285,7 @@ public struct AgentSettings: Sendable, Equatable {
     /// The deciders' settings for these values.
     public func engineSettings() throws -> EngineSettings {
         var settings = EngineSettings(lease: try LeaseTiming(ttl: leaseTTL, heartbeat: leaseHeartbeat))
+        settings.deliveries.rateLimits = Channel.deliveryRateLimits
         settings.deliveries.visibility = deliveryVisibility
         settings.jobs.visibility = jobVisibility
         return settings

@@ -22,7 +22,7 @@ struct ChatViews: Sendable {
 
     /// Why the owner cannot write in `conversation` (another channel's), or `nil` when they can.
     static func readOnlyReason(_ conversation: ConversationState?) -> String? {
-        guard let conversation, conversation.channel != "web" else { return nil }
+        guard let conversation, Channel(stored: conversation.channel) != .web else { return nil }
         return "This \(conversation.channel) conversation is read-only here: the contact writes on "
             + "\(conversation.channel), and the assistant answers there."
     }

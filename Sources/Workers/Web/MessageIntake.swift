@@ -76,8 +76,9 @@ struct MessageIntake: Sendable {
             throw Refusal(.readOnly, reason)
         }
         var message = InboundMessage(
-            channel: "web", accountID: "default", externalID: clientID, contactID: "owner", text: text)
+            channel: Channel.web.rawValue, accountID: "default", externalID: clientID, contactID: "owner", text: text)
         message.conversationID = conversationID
+        message.answersApprovalsInText = Channel.web.answersApprovalsInText
         switch try await engine.ingest(message) {
         case .accepted(let seq, let conversation, let jobID, let status):
             return (

@@ -137,7 +137,7 @@ public final class TelegramPoller: Service, Sendable {
             if let item { items.append(item) }
         }
         do {
-            try await ingress.ingest(items, channel: "telegram")
+            try await ingress.ingest(items, channel: Channel.telegram.rawValue)
         } catch {
             logger.error("[telegram] Updates not recorded (read again)", metadata: ["error": "\(error)"])
             await wakeup.wait(until: .now + .seconds(1))

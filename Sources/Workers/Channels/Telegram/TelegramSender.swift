@@ -12,7 +12,7 @@ import Foundation
 /// - 400 with `migrate_to_chat_id` (the group became a supergroup): the chat is re-keyed (``TelegramChats``)
 ///   and the message sent again to the new id at once — the 400 proves the first call sent nothing.
 public struct TelegramSender: ChannelSender {
-    public let channel = "telegram"
+    public let channel = Channel.telegram.rawValue
     let api: TelegramBotAPI
     let chats: TelegramChats?
 
@@ -67,11 +67,7 @@ public struct TelegramSender: ChannelSender {
         guard !parts.isEmpty else {
             return .failed(SendFailure(permanent: true, code: "empty", message: "nothing to send: the text is empty"))
         }
-        // Inbound Telegram ids are `<chat>:<message_id>` (edits `…:edit:<date>`): the second part is the message.
-        let replyTo = message.replyToExternalID.flatMap { id -> Int64? in
-            let fields = id.split(separator: ":")
-            return fields.count >= 2 ? Int64(fields[1]) : nil
-        }
+        let replyTo = message.replyToExternalID.flatMap(TelegramMessageRef.init(externalID:))?.messageID
         var firstID: String?
         for (index, part) in parts.enumerated() {
             var body = SendMessage(

@@ -172,7 +172,7 @@ public struct TelegramInbound: Sendable {
     /// The external id of a message: `<chat>:<message_id>`, and for an edit `<chat>:<message_id>:edit:<edit_date>`
     /// (each edit is a message of its own, replying to the original).
     public static func externalID(chat: Int64, messageID: Int64, editDate: Int64? = nil) -> String {
-        editDate.map { "\(chat):\(messageID):edit:\($0)" } ?? "\(chat):\(messageID)"
+        TelegramMessageRef(chat: chat, messageID: messageID, editDate: editDate).externalID
     }
 
     /// The item `update` becomes, or `nil` when there is nothing to record (an update without id or message).
@@ -183,7 +183,8 @@ public struct TelegramInbound: Sendable {
             return (
                 .ignored(
                     InboundIgnored(
-                        channel: "telegram", accountID: accountID, externalID: "update:\(updateID)", kind: update.kind,
+                        channel: Channel.telegram.rawValue, accountID: accountID, externalID: "update:\(updateID)",
+                        kind: update.kind,
                         reason: update.malformed ? "malformed" : "unsupported_kind",
                         detail: update.malformed ? update.malformedDetail : nil)),
                 nil
@@ -203,7 +204,8 @@ public struct TelegramInbound: Sendable {
         let text = (message.text ?? message.caption ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
         guard !text.isEmpty else { return (ignored(externalID, kind, "no_text", contactID), nil) }
         var inbound = InboundMessage(
-            channel: "telegram", accountID: accountID, externalID: externalID, contactID: contactID, text: text)
+            channel: Channel.telegram.rawValue, accountID: accountID, externalID: externalID, contactID: contactID,
+            text: text)
         inbound.providerTimestamp = (message.editDate ?? message.date).map(LogTimestamp.init(unixSeconds:))
         inbound.media = message.media
         if edited {
@@ -219,7 +221,8 @@ public struct TelegramInbound: Sendable {
     private func ignored(_ externalID: String, _ kind: String, _ reason: String, _ contactID: String) -> IngressItem {
         .ignored(
             InboundIgnored(
-                channel: "telegram", accountID: accountID, externalID: externalID, kind: kind, reason: reason,
+                channel: Channel.telegram.rawValue, accountID: accountID, externalID: externalID, kind: kind,
+                reason: reason,
                 contactID: contactID))
     }
 }

@@ -38,11 +38,13 @@ public struct TelegramWebhook: Sendable {
 
     public func handle(_ request: Request) async -> Response {
         guard let presented = request.headers[.telegramSecretToken] else {
-            await ingress.rejected(channel: "telegram", accountID: accountID, reason: "missing_secret", status: 401)
+            await ingress.rejected(
+                channel: Channel.telegram.rawValue, accountID: accountID, reason: "missing_secret", status: 401)
             return WebhookHTTP.answer(401)
         }
         guard WebhookHTTP.secretsMatch(presented, secret.value) else {
-            await ingress.rejected(channel: "telegram", accountID: accountID, reason: "bad_secret", status: 401)
+            await ingress.rejected(
+                channel: Channel.telegram.rawValue, accountID: accountID, reason: "bad_secret", status: 401)
             return WebhookHTTP.answer(401)
         }
         guard WebhookHTTP.isJSON(request) else { return WebhookHTTP.answer(415) }
@@ -63,7 +65,7 @@ public struct TelegramWebhook: Sendable {
         if let migration { await inbound.chats.migrated(from: migration.from, to: migration.to) }
         guard let item else { return WebhookHTTP.answer(200) }
         do {
-            try await ingress.ingest([item], channel: "telegram")
+            try await ingress.ingest([item], channel: Channel.telegram.rawValue)
             return WebhookHTTP.answer(200)
         } catch {
             logger.error("[telegram] Webhook update not recorded", metadata: ["error": "\(error)"])

@@ -9,7 +9,7 @@ import Foundation
 /// - Errors are classified by Meta's `error.code` (see ``classify(status:code:message:)``); the `wamid` of a sent
 ///   message is returned for `delivery.sent`, so status webhooks can be matched to the delivery.
 public struct WhatsAppCloudSender: ChannelSender {
-    public let channel = "whatsapp"
+    public let channel = Channel.whatsapp.rawValue
     let baseURL: String
     let phoneNumberID: String
     let accessToken: String

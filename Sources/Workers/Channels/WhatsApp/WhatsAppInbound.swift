@@ -46,7 +46,8 @@ public struct WhatsAppInbound: Sendable {
                         items.append(
                             .status(
                                 DeliveryStatusReported(
-                                    channel: "whatsapp", accountID: accountID, providerMessageID: status.id,
+                                    channel: Channel.whatsapp.rawValue, accountID: accountID,
+                                    providerMessageID: status.id,
                                     status: status.status.rawValue, recipient: status.recipient_id,
                                     providerTimestamp: status.timestamp.map { LogTimestamp(unixSeconds: $0.seconds) },
                                     errorCode: failure?.code.map { "\($0)" },
@@ -74,7 +75,8 @@ public struct WhatsAppInbound: Sendable {
     ) -> IngressItem {
         .ignored(
             InboundIgnored(
-                channel: "whatsapp", accountID: accountID, externalID: externalID, kind: kind, reason: "malformed",
+                channel: Channel.whatsapp.rawValue, accountID: accountID, externalID: externalID, kind: kind,
+                reason: "malformed",
                 contactID: contactID, detail: malformed.problem))
     }
 
@@ -91,7 +93,8 @@ public struct WhatsAppInbound: Sendable {
         func ignored(_ reason: String) -> IngressItem {
             .ignored(
                 InboundIgnored(
-                    channel: "whatsapp", accountID: accountID, externalID: id, kind: kind, reason: reason,
+                    channel: Channel.whatsapp.rawValue, accountID: accountID, externalID: id, kind: kind,
+                    reason: reason,
                     contactID: from))
         }
         guard ours else { return ignored("other_phone_number") }
@@ -126,7 +129,7 @@ public struct WhatsAppInbound: Sendable {
         let body = text?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
         guard !body.isEmpty else { return ignored("no_text") }
         var inbound = InboundMessage(
-            channel: "whatsapp", accountID: accountID, externalID: id, contactID: from, text: body)
+            channel: Channel.whatsapp.rawValue, accountID: accountID, externalID: id, contactID: from, text: body)
         inbound.media = media
         inbound.providerTimestamp = message.timestamp.map { LogTimestamp(unixSeconds: $0.seconds) }
         inbound.replyToExternalID = message.context?.id

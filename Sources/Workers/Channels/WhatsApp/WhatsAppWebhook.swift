@@ -49,14 +49,16 @@ public struct WhatsAppWebhook: Sendable {
     /// The subscription handshake.
     public func verify(_ request: Request) async -> Response {
         guard let verifyToken else {
-            await ingress.rejected(channel: "whatsapp", accountID: accountID, reason: "not_configured", status: 503)
+            await ingress.rejected(
+                channel: Channel.whatsapp.rawValue, accountID: accountID, reason: "not_configured", status: 503)
             return WebhookHTTP.answer(503, "Not configured: WHATSAPP_CLOUD_VERIFY_TOKEN is not set")
         }
         let query = request.uri.queryParameters
         guard query["hub.mode"] == "subscribe", let presented = query["hub.verify_token"],
             WebhookHTTP.secretsMatch(String(presented), verifyToken.value)
         else {
-            await ingress.rejected(channel: "whatsapp", accountID: accountID, reason: "bad_verify_token", status: 403)
+            await ingress.rejected(
+                channel: Channel.whatsapp.rawValue, accountID: accountID, reason: "bad_verify_token", status: 403)
             return WebhookHTTP.answer(403)
         }
         // Meta's challenge is a number: echo only a short, plain one.
@@ -73,11 +75,13 @@ public struct WhatsAppWebhook: Sendable {
     /// A notification.
     public func handle(_ request: Request) async -> Response {
         guard let appSecret else {
-            await ingress.rejected(channel: "whatsapp", accountID: accountID, reason: "not_configured", status: 503)
+            await ingress.rejected(
+                channel: Channel.whatsapp.rawValue, accountID: accountID, reason: "not_configured", status: 503)
             return WebhookHTTP.answer(503, "Not configured: WHATSAPP_CLOUD_APP_SECRET is not set")
         }
         guard let signature = request.headers[.hubSignature256] else {
-            await ingress.rejected(channel: "whatsapp", accountID: accountID, reason: "missing_signature", status: 401)
+            await ingress.rejected(
+                channel: Channel.whatsapp.rawValue, accountID: accountID, reason: "missing_signature", status: 401)
             return WebhookHTTP.answer(401)
         }
         let bytes: [UInt8]
@@ -87,7 +91,8 @@ public struct WhatsAppWebhook: Sendable {
         case .unreadable: return WebhookHTTP.answer(400)
         }
         guard Self.signatureValid(signature, body: bytes, secret: appSecret.value) else {
-            await ingress.rejected(channel: "whatsapp", accountID: accountID, reason: "bad_signature", status: 401)
+            await ingress.rejected(
+                channel: Channel.whatsapp.rawValue, accountID: accountID, reason: "bad_signature", status: 401)
             return WebhookHTTP.answer(401)
         }
         guard WebhookHTTP.isJSON(request) else { return WebhookHTTP.answer(415) }
@@ -114,7 +119,7 @@ public struct WhatsAppWebhook: Sendable {
         }
         let items = inbound.items(notification)
         do {
-            try await ingress.ingest(items, channel: "whatsapp")
+            try await ingress.ingest(items, channel: Channel.whatsapp.rawValue)
             return WebhookHTTP.answer(200)
         } catch {
             logger.error("[whatsapp] Webhook notification not recorded", metadata: ["error": "\(error)"])
