@@ -97,7 +97,8 @@ extension JobEnqueued: DirectJSONDecodable {
             triggeringMessageSeq: try o.optionalInteger("triggeringMessageSeq"),
             parentJobID: try o.optionalString("parentJobID"), rootJobID: try o.optionalString("rootJobID"),
             priority: try o.integer("priority"), runAt: try o.optionalTimestamp("runAt"),
-            maxAttempts: try o.integer("maxAttempts"), payload: try o.stringDictionary("payload"))
+            maxAttempts: try o.integer("maxAttempts"), payload: try o.stringDictionary("payload"),
+            replyToExternalID: try o.optionalString("replyToExternalID"))
     }
 }
 

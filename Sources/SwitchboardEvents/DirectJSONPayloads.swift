@@ -79,6 +79,7 @@ extension JobEnqueued: DirectJSONPayload {
         o("runAt", runAt)
         o("maxAttempts", maxAttempts)
         o("payload", payload)
+        o("replyToExternalID", replyToExternalID)
     }
 }
 

@@ -31,13 +31,19 @@ public struct JobEnqueued: EventPayload {
     public var maxAttempts: Int
     /// Small, non-secret string inputs of the job, e.g. a scheduled task's payload or a sub-agent's prompt.
     public var payload: [String: String]
+    /// The provider id of the message the job answers (its triggering message's `externalID`), so the reply can
+    /// thread to it without reading that record again. Additive optional field (schema version unchanged);
+    /// `nil` in logs written before it.
+    public var replyToExternalID: String?
 
     /// Creates a `job.enqueued` event.
     public init(
         jobID: String, idempotencyKey: String, conversationID: String, kind: String,
         triggeringMessageSeq: UInt64? = nil, parentJobID: String? = nil, rootJobID: String? = nil,
-        priority: Int = 0, runAt: LogTimestamp? = nil, maxAttempts: Int, payload: [String: String] = [:]
+        priority: Int = 0, runAt: LogTimestamp? = nil, maxAttempts: Int, payload: [String: String] = [:],
+        replyToExternalID: String? = nil
     ) {
+        self.replyToExternalID = replyToExternalID
         self.jobID = jobID
         self.idempotencyKey = idempotencyKey
         self.conversationID = conversationID

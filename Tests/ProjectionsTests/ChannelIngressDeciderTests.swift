@@ -108,10 +108,14 @@ import Testing
         let fixture = try DeciderFixture()
         let engine = fixture.engine
         let open = try await engine.ingest([.message(Self.message("9:1", from: "9"), SenderAccess(policy: .open))])
-        guard case .message(_, _, _?, .allowed, nil) = open[0] else {
+        guard case .message(let messageSeq, _, let jobID?, .allowed, nil) = open[0] else {
             Issue.record("open: answered — \(open)")
             return
         }
+        // The job is projected with what its reply needs (format 6): no second read of the log.
+        let job = try #require(try engine.job(jobID))
+        #expect(job.triggeringMessageSeq == messageSeq)
+        #expect(job.replyToExternalID == "9:1")
         // The same, now allowed, contact under `disabled`: recorded, nothing started.
         let off = try await engine.ingest([
             .message(Self.message("9:2", from: "9"), SenderAccess(policy: .disabled)),

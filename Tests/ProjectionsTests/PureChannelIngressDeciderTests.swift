@@ -115,6 +115,11 @@ struct InMemoryIngress: IngressLookup {
         // The ids are the caller's: nothing is made inside the decision.
         #expect(jobID == (test.job ? "j-fixed" : nil))
         #expect(pairing == (test.pairing ? "d-fixed" : nil))
+        // The reply job carries what its reply needs: the message it answers, by seq and provider id.
+        for case .jobEnqueued(let enqueued) in decision.events {
+            #expect(enqueued.triggeringMessageSeq == seq)
+            #expect(enqueued.replyToExternalID == "111:7")
+        }
         if test.pairing, case .contactUpdated(let issued) = decision.events[2] {
             #expect(issued.pairingCodeHash == InboundDecider.hashCode(ChannelIngressDecider.normalizedCode(Self.code)))
             #expect(issued.changedBy == "pairing")

@@ -81,6 +81,8 @@ extension JobState: HotState {
         out.optional(lastReason)
         out.optional(lastMessage)
         out.optional(result)
+        out.optional(triggeringMessageSeq)
+        out.optional(replyToExternalID)
     }
 
     init(from input: BinaryStateDecoder) throws {
@@ -109,6 +111,8 @@ extension JobState: HotState {
         lastReason = try input.optionalString()
         lastMessage = try input.optionalString()
         result = try input.optionalString()
+        triggeringMessageSeq = try input.optionalUInt64()
+        replyToExternalID = try input.optionalString()
     }
 }
 

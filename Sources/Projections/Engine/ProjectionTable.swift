@@ -254,6 +254,10 @@ public struct JobState: Codable, Sendable, Equatable {
     public var lastReason: String?
     public var lastMessage: String?
     public var result: String?
+    /// The `message.received` that triggered the job (format 6), so its reply needs no second read of the log.
+    public var triggeringMessageSeq: UInt64? = nil
+    /// The provider id of the message the job answers, when its `job.enqueued` recorded it (format 6).
+    public var replyToExternalID: String? = nil
 }
 
 /// Delivery statuses.

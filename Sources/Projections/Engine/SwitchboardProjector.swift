@@ -17,7 +17,7 @@ public struct SwitchboardProjector: Projector {
 
     /// The layout this build writes. Bump `version` in the same commit as any change to what `apply` stores;
     /// `docs/architecture.md` keeps the history.
-    public static let format = ProjectionFormat(name: "switchboard", version: 5)
+    public static let format = ProjectionFormat(name: "switchboard", version: 6)
 
     public var format: ProjectionFormat { Self.format }
 
@@ -60,7 +60,8 @@ public struct SwitchboardProjector: Projector {
                 priority: e.priority, parentJobID: e.parentJobID, rootJobID: e.rootJobID ?? e.jobID,
                 maxAttempts: e.maxAttempts, payload: e.payload, enqueueSeq: seq, status: .pending, attempt: 0,
                 notBefore: e.runAt ?? now, token: 0, claimedBy: nil, visibleUntil: nil, lastReason: nil,
-                lastMessage: nil, result: nil)
+                lastMessage: nil, result: nil, triggeringMessageSeq: e.triggeringMessageSeq,
+                replyToExternalID: e.replyToExternalID)
             try tables.mark(T.jobKeys, Key(e.idempotencyKey), Array(e.jobID.utf8))
             try saveJob(job, previous: nil, tables)
         case .jobClaimed(let e):

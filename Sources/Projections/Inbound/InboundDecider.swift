@@ -200,6 +200,7 @@ public enum InboundDecider {
             idempotencyKey: "inbound:\(message.channel):\(message.accountID):\(message.externalID)",
             conversationID: conversationID)
         job.triggeringMessageSeq = messageSeq
+        job.replyToExternalID = message.externalID
         return job
     }
 

@@ -57,6 +57,8 @@ public struct NewJob: Sendable, Equatable {
     public var maxAttempts: Int?
     public var parentJobID: String?
     public var triggeringMessageSeq: UInt64?
+    /// The provider id of the message the job answers (recorded on the job: the reply threads to it).
+    public var replyToExternalID: String?
     public var payload: [String: String] = [:]
 
     public init(jobID: String = timeOrderedID("j"), idempotencyKey: String, conversationID: String) {
@@ -154,7 +156,8 @@ public enum JobDecider {
                 jobID: job.jobID, idempotencyKey: job.idempotencyKey, conversationID: job.conversationID,
                 kind: job.kind, triggeringMessageSeq: job.triggeringMessageSeq, parentJobID: job.parentJobID,
                 rootJobID: root, priority: job.priority, runAt: job.runAt,
-                maxAttempts: job.maxAttempts ?? settings.retry.maxAttempts, payload: job.payload))
+                maxAttempts: job.maxAttempts ?? settings.retry.maxAttempts, payload: job.payload,
+                replyToExternalID: job.replyToExternalID))
         return Decision(
             JobEnqueue(jobID: job.jobID, duplicate: false), events: [event], correlationIDs: [job.conversationID])
     }

@@ -238,14 +238,7 @@ public final class CoreService: Service, Sendable {
         guard let conversation = try engine.conversation(job.conversationID) else {
             throw WorkerError(.notFound, "conversation \(job.conversationID) does not exist")
         }
-        var trigger: (seq: UInt64, externalID: String)?
-        if let enqueued = try engine.log.records(from: job.enqueueSeq, limit: 1).first,
-            case .jobEnqueued(let event)? = try enqueued.event(), let seq = event.triggeringMessageSeq,
-            let record = try engine.log.records(from: seq, limit: 1).first,
-            case .messageReceived(let message)? = try record.event()
-        {
-            trigger = (seq, message.externalID)
-        }
+        let trigger = try engine.replyTrigger(of: job)
         // The history after the stored summary, up to the message this job answers (later ones have their jobs).
         let summary = try engine.conversationSummary(job.conversationID)
         let history = try engine.history(job.conversationID, limit: Self.historyLimit).filter { message in

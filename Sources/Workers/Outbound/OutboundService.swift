@@ -149,14 +149,7 @@ public final class OutboundService: Service, Sendable {
             try engine.deliveryID(idempotencyKey: reply + "#0") == nil
         else { return nil }
         // The message being answered: WhatsApp marks it read and shows the indicator against it.
-        var externalID: String?
-        if let enqueued = try engine.log.records(from: job.enqueueSeq, limit: 1).first,
-            case .jobEnqueued(let event)? = try enqueued.event(), let seq = event.triggeringMessageSeq,
-            let trigger = try engine.log.records(from: seq, limit: 1).first,
-            case .messageReceived(let message)? = try trigger.event()
-        {
-            externalID = message.externalID
-        }
+        let externalID = try engine.replyTrigger(of: job)?.externalID
         return OutboundMessage(
             deliveryID: "typing:\(claimed.jobID):\(claimed.attempt)", recipient: conversation.contactID, text: "",
             replyToExternalID: externalID, kind: "typing_indicator")
