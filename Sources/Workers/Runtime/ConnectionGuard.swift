@@ -186,19 +186,15 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    /// Shuts the output once the response is written, discards the rest of the request and closes within the
-    /// linger bounds (at once when the request was read to its end).
+    /// Shuts the output once the response is written (the client sees its end), discards the rest of the request
+    /// and closes the connection: when the request's end arrives, past ``ConnectionLimits/drainLimit`` bytes, or at
+    /// the linger deadline, whichever is first. A client that has sent everything usually closes first.
     private func linger(_ context: ChannelHandlerContext) {
         lingering = true
         context.flush()
         context.close(mode: .output, promise: nil)
-        if requestOpen {
-            schedule(limits.lingerTimeout, context)
-            context.read()
-        } else {
-            // Nothing left to read; the client closes on seeing the end of the output, or the linger deadline does.
-            schedule(limits.lingerTimeout, context)
-        }
+        schedule(limits.lingerTimeout, context)
+        if requestOpen { context.read() }  // the request loop above has stopped asking for its body
     }
 
     private func schedule(_ timeout: Duration, _ context: ChannelHandlerContext) {
