@@ -49,6 +49,8 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // A JSON value without `Any`, shared by the assistant (tools) and the inspection reports.
+        .target(name: "SwitchboardJSON", swiftSettings: strictSettings),
         // Switchboard's event vocabulary: the event structs, their payload codec and the one enum of all events.
         .target(
             name: "SwitchboardEvents",
@@ -60,6 +62,7 @@ let package = Package(
             dependencies: [
                 "EventLog",
                 "SwitchboardEvents",
+                "SwitchboardJSON",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -69,6 +72,7 @@ let package = Package(
             name: "Workers",
             dependencies: [
                 "EventLog",
+                "SwitchboardJSON",
                 "Projections",
                 "Assistant",
                 "SwitchboardEvents",
@@ -93,6 +97,7 @@ let package = Package(
         .target(
             name: "Assistant",
             dependencies: [
+                "SwitchboardJSON",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -177,7 +182,9 @@ let package = Package(
         .testTarget(
             name: "WorkersTests",
             dependencies: [
-                "Workers", "SwitchboardEvents", "EventLog", "Projections", "Assistant", "TestSupport", "agent",
+                "Workers", "SwitchboardEvents", "SwitchboardJSON", "EventLog", "Projections", "Assistant",
+                "TestSupport",
+                "agent",
                 "replay",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -192,6 +199,7 @@ let package = Package(
             name: "AssistantTests",
             dependencies: [
                 "Assistant",
+                "SwitchboardJSON",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -2,6 +2,7 @@ import Assistant
 import Foundation
 import Synchronization
 import Testing
+import SwitchboardJSON
 
 /// A provider answering each request with the next scripted completion (events, or events then an error), and
 /// recording every request.

@@ -5,6 +5,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import Synchronization
+import SwitchboardJSON
 
 /// A bounded wait ran out.
 struct TestTimeout: Error, CustomStringConvertible {

@@ -1,6 +1,7 @@
 import Assistant
 import Foundation
 import Testing
+import SwitchboardJSON
 
 @Suite struct CalculatorTests {
     @Test(arguments: [

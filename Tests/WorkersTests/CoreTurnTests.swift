@@ -11,6 +11,7 @@ import TestSupport
 import Testing
 
 @testable import Workers
+import SwitchboardJSON
 
 /// The core in process answering with the assistant turn, on a real log, against the fake OpenAI-compatible model
 /// and the fake Todoist of ``FakeProvider`` on 127.0.0.1: what each reply leaves in the log.
@@ -363,9 +364,9 @@ struct CoreTurnTests {
         let runs: Counter
         var name: String { "count_me" }
         var description: String { "Counts." }
-        var parameters: Assistant.JSONValue { ["type": "object"] }
+        var parameters: JSONValue { ["type": "object"] }
         var risk: ToolRisk { .read }
-        func run(_ arguments: Assistant.JSONValue, context: ToolContext) async throws(ToolError) -> String {
+        func run(_ arguments: JSONValue, context: ToolContext) async throws(ToolError) -> String {
             runs.add()
             return "counted"
         }

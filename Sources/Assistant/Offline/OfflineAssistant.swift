@@ -1,4 +1,5 @@
 import Foundation
+import SwitchboardJSON
 
 /// The assistant with no model: a ``ChatProvider`` shaped like a model, so the whole pipeline (deltas, tool
 /// calls, approvals, tool results) runs on a machine without one.

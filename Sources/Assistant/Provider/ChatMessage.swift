@@ -1,4 +1,5 @@
 /// Who wrote a message of the prompt.
+import SwitchboardJSON
 public enum ChatRole: String, Sendable, Hashable, Codable {
     case system
     case user

@@ -1,4 +1,5 @@
 import Foundation
+import SwitchboardJSON
 
 /// The wire shapes of an OpenAI-compatible streamed completion (`chat.completion.chunk`), decoding only what the
 /// provider uses; unknown members are ignored.
@@ -69,9 +70,9 @@ struct WireError: Decodable, Sendable {
         message = object["message"]?.stringValue ?? "no message"
         type = object["type"]?.stringValue
         switch object["code"] {
-        case .string(let text): code = text
-        case .number(let number): code = String(Int(number))
-        default: code = nil
+        case .string(let text)?: code = text
+        case let number?: code = number.intValue.map(String.init) ?? number.doubleValue.map { String(Int($0)) }
+        case nil: code = nil
         }
     }
 

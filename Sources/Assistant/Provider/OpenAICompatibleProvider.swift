@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
+import SwitchboardJSON
 
 /// A ``ChatProvider`` over an OpenAI-compatible `POST {AI_BASE_URL}/chat/completions` with `"stream": true`
 /// (OpenAI, llama.cpp's `llama-server`, Ollama's `/v1`, vLLM).

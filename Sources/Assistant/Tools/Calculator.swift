@@ -1,4 +1,5 @@
 import Foundation
+import SwitchboardJSON
 
 /// A calculator failed: the expression is not arithmetic, or its value does not exist.
 public struct CalculatorError: Error, Sendable, Hashable, CustomStringConvertible {

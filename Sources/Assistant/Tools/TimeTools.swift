@@ -1,4 +1,5 @@
 import Foundation
+import SwitchboardJSON
 
 /// The `get_current_time` tool: the current time in a time zone (IANA name, default the tool's).
 public struct CurrentTimeTool: Tool {

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
+import SwitchboardJSON
 
 /// Where Todoist is and the token to call it with.
 ///

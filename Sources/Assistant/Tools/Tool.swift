@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import SwitchboardJSON
 
 /// What running a tool can do to the world.
 public enum ToolRisk: String, Sendable, Hashable, Codable {

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import SwitchboardJSON
 
 /// What one reply is made from.
 public struct TurnInput: Sendable, Hashable {

@@ -1,6 +1,7 @@
 import EventLog
 import SwitchboardEvents
 import Foundation
+import SwitchboardJSON
 
 /// What a decoded event names: the ids a timeline filters on, and how it changes a lease.
 public struct EventSubjects: Sendable, Equatable {

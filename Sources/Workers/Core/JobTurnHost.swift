@@ -6,6 +6,7 @@ import Projections
 import ServiceLifecycle
 import SwitchboardEvents
 import Synchronization
+import SwitchboardJSON
 
 /// The turn host of one job claim: records the turn's events fenced by the claim token
 /// (`Switchboard.recordTurn`), asks for and awaits approvals, and stops the turn the moment a write is refused.
@@ -75,8 +76,8 @@ final class JobTurnHost: TurnHost {
         let callID = Self.callID(jobID: jobID, token: claim.token, round: call.round, index: call.index)
         state.withLock { $0.callIDs["\(call.round)|\(call.index)"] = callID }
         let input =
-            Assistant.JSONValue(parsing: call.request.arguments)?.jsonText
-            ?? Assistant.JSONValue.string(call.request.arguments).jsonText
+            JSONValue(parsing: call.request.arguments)?.jsonText
+            ?? JSONValue.string(call.request.arguments).jsonText
         var events: [SwitchboardEvent] = [
             .toolCall(
                 ToolCall(
@@ -124,7 +125,7 @@ final class JobTurnHost: TurnHost {
             ?? Self.callID(jobID: jobID, token: claim.token, round: call.round, index: call.index)
         let result = ToolResult(
             callID: callID, jobID: jobID, jobToken: claim.token,
-            outputJSON: outcome.error == nil ? Assistant.JSONValue.string(outcome.content).jsonText : nil,
+            outputJSON: outcome.error == nil ? JSONValue.string(outcome.content).jsonText : nil,
             error: outcome.error?.message)
         try await record([.toolResult(result)])
     }

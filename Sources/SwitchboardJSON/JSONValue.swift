@@ -1,13 +1,22 @@
 import Foundation
 
-/// A JSON value: tool parameter schemas, tool-call arguments and results, without `Any`.
+/// A JSON value, without `Any`: the assistant's tool schemas, arguments and results, and the payloads `replay`
+/// embeds in its reports. Integers stay exact (`int`, `uint`); other numbers are `double`.
 public enum JSONValue: Sendable, Hashable, Codable {
     case null
     case bool(Bool)
-    case number(Double)
+    case int(Int64)
+    case uint(UInt64)
+    case double(Double)
     case string(String)
     case array([JSONValue])
     case object([String: JSONValue])
+
+    /// A number: exact when it is a whole number an `Int64` holds, a `double` otherwise.
+    public static func number(_ value: Double) -> JSONValue {
+        if value.rounded() == value, abs(value) < 9.0e15 { return .int(Int64(value)) }
+        return .double(value)
+    }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
@@ -15,8 +24,12 @@ public enum JSONValue: Sendable, Hashable, Codable {
             self = .null
         } else if let value = try? container.decode(Bool.self) {
             self = .bool(value)
+        } else if let value = try? container.decode(Int64.self) {
+            self = .int(value)
+        } else if let value = try? container.decode(UInt64.self) {
+            self = .uint(value)
         } else if let value = try? container.decode(Double.self) {
-            self = .number(value)
+            self = .double(value)
         } else if let value = try? container.decode(String.self) {
             self = .string(value)
         } else if let value = try? container.decode([JSONValue].self) {
@@ -31,7 +44,9 @@ public enum JSONValue: Sendable, Hashable, Codable {
         switch self {
         case .null: try container.encodeNil()
         case .bool(let value): try container.encode(value)
-        case .number(let value): try container.encode(value)
+        case .int(let value): try container.encode(value)
+        case .uint(let value): try container.encode(value)
+        case .double(let value): try container.encode(value)
         case .string(let value): try container.encode(value)
         case .array(let value): try container.encode(value)
         case .object(let value): try container.encode(value)
@@ -39,8 +54,11 @@ public enum JSONValue: Sendable, Hashable, Codable {
     }
 
     /// Parses JSON text; `nil` when the text is not valid JSON.
-    public init?(parsing text: String) {
-        guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)) else { return nil }
+    public init?(parsing text: String) { self.init(json: Array(text.utf8)) }
+
+    /// The JSON in `bytes`, or `nil` when they are not JSON.
+    public init?(json bytes: [UInt8]) {
+        guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(bytes)) else { return nil }
         self = value
     }
 
@@ -67,16 +85,23 @@ public enum JSONValue: Sendable, Hashable, Codable {
     /// The number (or a string holding one), `nil` for anything else.
     public var doubleValue: Double? {
         switch self {
-        case .number(let value): return value
+        case .int(let value): return Double(value)
+        case .uint(let value): return Double(value)
+        case .double(let value): return value
         case .string(let value): return Double(value)
-        default: return nil
+        case .null, .bool, .array, .object: return nil
         }
     }
 
     /// The number as an integer when it is one exactly (or a string holding one).
     public var intValue: Int? {
-        guard let value = doubleValue, value.rounded() == value, abs(value) < 1e15 else { return nil }
-        return Int(value)
+        switch self {
+        case .int(let value): return Int(exactly: value)
+        case .uint(let value): return Int(exactly: value)
+        default:
+            guard let value = doubleValue, value.rounded() == value, abs(value) < 1e15 else { return nil }
+            return Int(value)
+        }
     }
 }
 
@@ -86,7 +111,7 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByBooleanLiteral, Ex
     public init(stringLiteral value: String) { self = .string(value) }
     public init(booleanLiteral value: Bool) { self = .bool(value) }
     public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
-    public init(integerLiteral value: Int) { self = .number(Double(value)) }
+    public init(integerLiteral value: Int) { self = .int(Int64(value)) }
     public init(nilLiteral: ()) { self = .null }
     public init(dictionaryLiteral elements: (String, JSONValue)...) {
         self = .object(Dictionary(elements, uniquingKeysWith: { _, last in last }))
