@@ -141,13 +141,14 @@ final class FakeGraphAPI: Sendable {
             return Self.json(
                 400, #"{"error":{"message":"(#100) The parameter messaging_product is required.","code":100}}"#)
         }
+        // `calls` are in the order the requests arrived; the answer then takes `latency`.
         let latency = state.withLock { $0.latency }
-        if latency > .zero { try await Task.sleep(for: latency) }
         if body["status"] as? String == "read", let id = body["message_id"] as? String {
             state.withLock {
                 $0.typing.append(id)
                 $0.calls.append("typing:\(id)")
             }
+            if latency > .zero { try await Task.sleep(for: latency) }
             return Self.json(200, #"{"success":true}"#)
         }
         guard body["type"] as? String == "text", let to = body["to"] as? String,
@@ -171,6 +172,7 @@ final class FakeGraphAPI: Sendable {
             return (wamid, ready)
         }
         for continuation in ready { continuation.resume() }
+        if latency > .zero { try await Task.sleep(for: latency) }
         return Self.json(
             200,
             #"{"messaging_product":"whatsapp","contacts":[{"input":"\#(to)","wa_id":"\#(to)"}],"messages":[{"id":"\#(wamid)"}]}"#

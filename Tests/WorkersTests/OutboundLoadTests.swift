@@ -78,8 +78,8 @@ extension WorkerProcessTests {
             #expect(await tg2.stop() == 0)
         }
 
-        // A hundred messages answered at once while the provider takes 100 ms a call: no typing action follows the
-        // reply it announces, and most are skipped (their replies were enqueued before their turn came) instead of
+        // A hundred messages answered at once while the provider takes 100 ms a call: no typing action reaches it after
+        // the reply it announces, and most are skipped (their replies were enqueued before their turn came) instead of
         // going out first, one per job, ahead of the replies.
         @Test func typingIsNeverSentForAJobWhoseReplyIsAlreadyEnqueued() async throws {
             let dir = TemporaryDirectory()

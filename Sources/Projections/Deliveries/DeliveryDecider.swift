@@ -41,20 +41,12 @@ public enum DeliveryDecider {
         var events = DecisionEvents(firstSeq: 0)
         var settled = 0
         try queue.forEachExpiredClaim(channel: channel, accountID: accountID, before: now) { delivery in
-            switch delivery.status {
-            case .claimed:
-                failAttempt(
-                    delivery, permanent: false, retryAfter: nil, code: UnattemptedRelease.claimExpired.rawValue,
-                    message: "claim expired before the send was attempted", settings: settings, now: now,
-                    into: &events)
+            if settle(
+                delivery, release: .claimExpired, message: "claim expired before the send was attempted",
+                uncertainReason: "claim expired after the send was attempted", settings: settings, now: now,
+                into: &events)
+            {
                 settled += 1
-            case .attempting:
-                markUncertain(
-                    delivery, reason: "claim expired after the send was attempted", settings: settings, now: now,
-                    into: &events)
-                settled += 1
-            case .pending, .sent, .failed, .uncertain:
-                break
             }
             return true
         }
@@ -78,24 +70,36 @@ public enum DeliveryDecider {
         try queue.forEachExpiredClaim(channel: channel, accountID: accountID, before: LogTimestamp(microseconds: .max))
         { delivery in
             guard let claimedUnder = delivery.leaseToken, claimedUnder < leaseToken else { return true }
-            switch delivery.status {
-            case .claimed:
-                failAttempt(
-                    delivery, permanent: false, retryAfter: nil, code: UnattemptedRelease.tenureEnded.rawValue,
-                    message: "claimed under an earlier lease tenure and never attempted", settings: settings, now: now,
-                    immediately: true, into: &events)
+            if settle(
+                delivery, release: .tenureEnded, message: "claimed under an earlier lease tenure and never attempted",
+                uncertainReason: "the lease tenure it was attempted under ended", settings: settings, now: now,
+                immediately: true, into: &events)
+            {
                 settled += 1
-            case .attempting:
-                markUncertain(
-                    delivery, reason: "the lease tenure it was attempted under ended", settings: settings, now: now,
-                    into: &events)
-                settled += 1
-            case .pending, .sent, .failed, .uncertain:
-                break
             }
             return true
         }
         return events.decision(settled)
+    }
+
+    /// Settles one dead claim: never attempted → released as `release` (pending again, after the backoff unless
+    /// `immediately`); attempted → uncertain. Returns whether `delivery` was in flight.
+    private static func settle(
+        _ delivery: DeliveryState, release: UnattemptedRelease, message: String, uncertainReason: String,
+        settings: DeliverySettings, now: LogTimestamp, immediately: Bool = false, into events: inout DecisionEvents
+    ) -> Bool {
+        switch delivery.status {
+        case .claimed:
+            failAttempt(
+                delivery, permanent: false, retryAfter: nil, code: release.rawValue, message: message,
+                settings: settings, now: now, immediately: immediately, into: &events)
+            return true
+        case .attempting:
+            markUncertain(delivery, reason: uncertainReason, settings: settings, now: now, into: &events)
+            return true
+        case .pending, .sent, .failed, .uncertain:
+            return false
+        }
     }
 
     /// Claims the next deliverable message of `channel`/`accountID` for `owner`, who must hold that account's

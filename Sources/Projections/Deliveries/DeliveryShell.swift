@@ -36,6 +36,21 @@ public enum DeliveryShell {
         channel: String, accountID: String, owner: Owner, leaseToken: UInt64, settings: DeliverySettings,
         _ context: inout WriteContext
     ) throws -> DeliveryClaimResult {
+        let batch = try claim(
+            channel: channel, accountID: accountID, owner: owner, leaseToken: leaseToken, settings: settings,
+            limit: 1, &context)
+        return batch.claims.first.map { .claimed($0) } ?? batch.stop ?? .empty(retryAt: nil)
+    }
+
+    /// Settles the expired claims as ``claim(channel:accountID:owner:leaseToken:settings:_:)`` does, then takes up
+    /// to `limit` claims in the same transaction, each decided against what the ones before it left (their
+    /// recipients are in flight, the account's window counts them): what a sender with free slots takes at once.
+    /// Stops at the first result that is not a claim, returned as ``DeliveryClaims/stop``.
+    public static func claim(
+        channel: String, accountID: String, owner: Owner, leaseToken: UInt64, settings: DeliverySettings, limit: Int,
+        _ context: inout WriteContext
+    ) throws -> DeliveryClaims {
+        // Claims change no lease: it is read once.
         let lease = try loadLease("\(channel)/\(accountID)", context.tables)
         if DeliveryDecider.leaseRefusal(lease, owner: owner, leaseToken: leaseToken, now: context.now) == nil {
             _ = try context.commit(
@@ -43,32 +58,13 @@ public enum DeliveryShell {
                     channel: channel, accountID: accountID, settings: settings,
                     queue: TableDeliveryQueue(tables: context.tables), now: context.now))
         }
-        let decision = try DeliveryDecider.claim(
-            channel: channel, accountID: accountID, owner: owner, leaseToken: leaseToken, lease: lease,
-            settings: settings, queue: TableDeliveryQueue(tables: context.tables), now: context.now,
-            nextSeq: context.nextSeq)
-        return try context.commit(decision)
-    }
-
-    /// Up to `limit` claims in one transaction, each decided against what the ones before it left (their recipients
-    /// are in flight, the account's window counts them): what a sender with free slots takes at once. Stops at the
-    /// first result that is not a claim, returned as ``DeliveryClaims/stop``.
-    public static func claim(
-        channel: String, accountID: String, owner: Owner, leaseToken: UInt64, settings: DeliverySettings, limit: Int,
-        _ context: inout WriteContext
-    ) throws -> DeliveryClaims {
         var batch = DeliveryClaims(claims: [], stop: nil)
-        for index in 0..<max(1, limit) {
-            let result =
-                index == 0
-                ? try claim(
-                    channel: channel, accountID: accountID, owner: owner, leaseToken: leaseToken, settings: settings,
-                    &context)
-                : try context.commit(
-                    DeliveryDecider.claim(
-                        channel: channel, accountID: accountID, owner: owner, leaseToken: leaseToken,
-                        lease: try loadLease("\(channel)/\(accountID)", context.tables), settings: settings,
-                        queue: TableDeliveryQueue(tables: context.tables), now: context.now, nextSeq: context.nextSeq))
+        for _ in 0..<max(1, limit) {
+            let result = try context.commit(
+                DeliveryDecider.claim(
+                    channel: channel, accountID: accountID, owner: owner, leaseToken: leaseToken, lease: lease,
+                    settings: settings, queue: TableDeliveryQueue(tables: context.tables), now: context.now,
+                    nextSeq: context.nextSeq))
             guard case .claimed(let claim) = result else {
                 batch.stop = result
                 break
