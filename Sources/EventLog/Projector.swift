@@ -29,18 +29,18 @@ public protocol Projector: Sendable {
     func decode(_ record: Record) throws -> Event?
     /// Updates the tables for one appended (or replayed) event.
     ///
-    /// During a bulk replay (``TableWriter/replaying``) a projector may leave out state that is a function of
+    /// During a bulk replay (``TableWriting/replaying``) a projector may leave out state that is a function of
     /// the rest of its state — indexes — and build it once in ``finishReplay(_:)``, which the replay calls before
     /// anything reads the tables.
-    func apply(_ event: Event, _ meta: RecordMeta, to tables: TableWriter) throws
+    func apply<Tables: TableWriting>(_ event: Event, _ meta: RecordMeta, to tables: Tables) throws
     /// Completes the tables after a bulk replay: builds what `apply` left out while
-    /// ``TableWriter/replaying``. Called at the end of a replay and at each point where it is read.
-    func finishReplay(_ tables: TableWriter) throws
+    /// ``TableWriting/replaying``. Called at the end of a replay and at each point where it is read.
+    func finishReplay<Tables: TableWriting>(_ tables: Tables) throws
 }
 
 extension Projector {
     public var retiredTables: [String] { [] }
-    public func finishReplay(_ tables: TableWriter) throws {}
+    public func finishReplay<Tables: TableWriting>(_ tables: Tables) throws {}
 
     /// Decodes `record` and applies it when it holds an event of this projector.
     func applyRecord(_ record: Record, to tables: TableWriter) throws {
@@ -110,97 +110,4 @@ extension Record {
             correlationID: event.correlationID, causationID: event.causationID,
             payloadEncoding: event.payloadEncoding, payload: event.payload)
     }
-}
-
-/// Read/write access to the tables inside the current write transaction. Valid only during the call it is
-/// passed to.
-public struct TableWriter {
-    let txn: TxnView
-    let projectionTables: [Table]
-    /// Told of every write, when the writer needs to know whether a command wrote.
-    let writes: WriteTracker?
-    /// Whether records are being replayed in bulk (a rebuild, an upgrade in place): the projector may defer
-    /// what ``Projector/finishReplay(_:)`` builds. `false` for every append.
-    public let replaying: Bool
-
-    init(txn: TxnView, projectionTables: [Table], writes: WriteTracker? = nil, replaying: Bool = false) {
-        self.txn = txn
-        self.projectionTables = projectionTables
-        self.writes = writes
-        self.replaying = replaying
-    }
-
-    /// The projector's table at `index` of ``Projector/tables`` (resolved once, when the log opened).
-    @inline(__always)
-    public func table(at index: Int) -> Table { projectionTables[index] }
-
-    /// A read-only view of the same tables.
-    public var reader: TableReader { TableReader(txn: txn, projectionTables: projectionTables) }
-
-    /// The value under `key`.
-    public func get(_ table: Table, _ key: [UInt8]) throws -> [UInt8]? {
-        try key.withUnsafeBytes { k in try txn.get(table.dbi, k) { $0.map { [UInt8]($0) } } }
-    }
-
-    /// The value under `key`, passed to `body` without copying (valid only during the call).
-    public func withValue<R>(_ table: Table, _ key: [UInt8], _ body: (UnsafeRawBufferPointer?) throws -> R) throws -> R
-    {
-        try key.withUnsafeBytes { k in try txn.get(table.dbi, k, body) }
-    }
-
-    /// Stores `value` under `key`.
-    public func put(_ table: Table, _ key: [UInt8], _ value: [UInt8]) throws {
-        writes?.happened = true
-        try key.withUnsafeBytes { k in try value.withUnsafeBytes { v in try txn.put(table.dbi, k, v) } }
-    }
-
-    /// Deletes `key`; returns whether it existed.
-    @discardableResult
-    public func delete(_ table: Table, _ key: [UInt8]) throws -> Bool {
-        writes?.happened = true
-        return try key.withUnsafeBytes { k in try txn.delete(table.dbi, k) }
-    }
-
-    /// Visits entries in key order from the first key ≥ `start` until `body` returns `false`.
-    public func scan(_ table: Table, from start: [UInt8]? = nil, _ body: ([UInt8], [UInt8]) throws -> Bool) throws {
-        try scanTable(txn, table, from: start, body)
-    }
-
-    /// Deletes every entry of `table`.
-    public func removeAll(_ table: Table) throws {
-        writes?.happened = true
-        try txn.drop(table.dbi)
-    }
-}
-
-/// Read-only access to the tables inside the current write transaction: what a decider's shell loads state
-/// through. Only the projector writes projection tables. Valid only during the call it is passed to.
-public struct TableReader {
-    let txn: TxnView
-    let projectionTables: [Table]
-
-    /// The projector's table at `index` of ``Projector/tables`` (resolved once, when the log opened).
-    @inline(__always)
-    public func table(at index: Int) -> Table { projectionTables[index] }
-
-    /// The value under `key`.
-    public func get(_ table: Table, _ key: [UInt8]) throws -> [UInt8]? {
-        try key.withUnsafeBytes { k in try txn.get(table.dbi, k) { $0.map { [UInt8]($0) } } }
-    }
-
-    /// The value under `key`, passed to `body` without copying (valid only during the call).
-    public func withValue<R>(_ table: Table, _ key: [UInt8], _ body: (UnsafeRawBufferPointer?) throws -> R) throws -> R
-    {
-        try key.withUnsafeBytes { k in try txn.get(table.dbi, k, body) }
-    }
-
-    /// Visits entries in key order from the first key ≥ `start` until `body` returns `false`.
-    public func scan(_ table: Table, from start: [UInt8]? = nil, _ body: ([UInt8], [UInt8]) throws -> Bool) throws {
-        try scanTable(txn, table, from: start, body)
-    }
-}
-
-/// Whether a command wrote anything.
-final class WriteTracker {
-    var happened = false
 }

@@ -267,7 +267,7 @@ struct NextFormat: Projector {
         ProjectionFormat(name: SwitchboardProjector.format.name, version: SwitchboardProjector.format.version + 1)
     }
     func decode(_ record: Record) throws -> SwitchboardEvent? { try inner.decode(record) }
-    func apply(_ event: SwitchboardEvent, _ meta: RecordMeta, to tables: TableWriter) throws {
+    func apply<Tables: TableWriting>(_ event: SwitchboardEvent, _ meta: RecordMeta, to tables: Tables) throws {
         try inner.apply(event, meta, to: tables)
     }
 }

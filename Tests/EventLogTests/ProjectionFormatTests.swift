@@ -19,7 +19,7 @@ struct ProjectionFormatTests {
             try JSONDecoder().decode(TestPayload.self, from: Data(record.payload))
         }
 
-        func apply(_ event: TestPayload, _ meta: RecordMeta, to tables: TableWriter) throws {
+        func apply(_ event: TestPayload, _ meta: RecordMeta, to tables: some TableWriting) throws {
             let table = tables.table(at: 0)
             let current = TransactTests.readCounter(try tables.get(table, Array("value".utf8)))
             try tables.put(table, Array("value".utf8), TransactTests.bytes(current + (version == 1 ? 1 : event.i)))

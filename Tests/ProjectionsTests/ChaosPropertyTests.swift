@@ -58,6 +58,9 @@ struct ChaosPropertyTests {
         let rebuilt = try await Rebuild.digest(
             of: engine.log, scratchDirectory: dir.sub("scratch"), logger: quietLogger)
         #expect(live == rebuilt, "live \(live) rebuilt \(rebuilt)")
+        // ... and equals the same records projected through the storage seam into memory, byte for byte.
+        let compared = try StorageSeamTests.expectMemoryTablesMatch(engine.log)
+        #expect(compared.records > 2000)
 
         // The duplicate-send audit finds nothing in what the deciders allowed (retries, uncertain and killed
         // sends included) ...

@@ -169,7 +169,7 @@ struct SnapshotTests {
             ProjectionFormat(name: "switchboard", version: SwitchboardProjector.format.version - 1)
         }
         func decode(_ record: Record) throws -> SwitchboardEvent? { try inner.decode(record) }
-        func apply(_ event: SwitchboardEvent, _ meta: RecordMeta, to tables: TableWriter) throws {
+        func apply(_ event: SwitchboardEvent, _ meta: RecordMeta, to tables: some TableWriting) throws {
             try inner.apply(event, meta, to: tables)
         }
     }

@@ -129,7 +129,7 @@ struct VocabularyTests {
             var tables: [String] { [] }
             var format: ProjectionFormat { ProjectionFormat(name: "other", version: 1) }
             func decode(_ record: Record) throws -> Int? { nil }
-            func apply(_ event: Int, _ meta: RecordMeta, to tables: TableWriter) throws {}
+            func apply(_ event: Int, _ meta: RecordMeta, to tables: some TableWriting) throws {}
         }
         await #expect(throws: EventLogError.self) {
             _ = try await log.transact { context in

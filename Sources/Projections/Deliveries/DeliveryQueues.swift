@@ -20,7 +20,7 @@ enum DeliveryQueues {
     /// Updates the recipient FIFO and the ready index after `d` changed from `previous` (`nil`: just enqueued).
     /// The ready index holds a recipient's head exactly when that head is pending, so the head before and after
     /// the change each lose or gain their entry.
-    static func update(_ d: DeliveryState, previous: DeliveryState?, _ tables: TableWriter) throws {
+    static func update(_ d: DeliveryState, previous: DeliveryState?, _ tables: some TableWriting) throws {
         let wasQueued = previous?.status.isUnfinished ?? false
         let queued = d.status.isUnfinished
         if !wasQueued && !queued { return }
@@ -58,12 +58,12 @@ enum DeliveryQueues {
         }
     }
 
-    private static func load(_ id: [UInt8], _ tables: TableWriter) throws -> DeliveryState? {
+    private static func load(_ id: [UInt8], _ tables: some TableWriting) throws -> DeliveryState? {
         try tables.get(tables.table(T.deliveries), id).map { try StateCoding.decode(DeliveryState.self, $0) }
     }
 
     /// The id bytes of the first delivery in the recipient FIFO under `prefix`.
-    private static func headID(_ prefix: [UInt8], _ tables: TableWriter) throws -> [UInt8]? {
+    private static func headID(_ prefix: [UInt8], _ tables: some TableWriting) throws -> [UInt8]? {
         var found: [UInt8]?
         try tables.scan(tables.table(T.recipientQueue), from: prefix) { key, value in
             if hasPrefix(key, prefix) { found = value }

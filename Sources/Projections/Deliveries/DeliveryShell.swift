@@ -6,11 +6,11 @@ import SwitchboardEvents
 public enum DeliveryShell {
     typealias T = ProjectionTables
 
-    static func load(_ id: String, _ tables: TableReader) throws -> DeliveryState? {
+    static func load(_ id: String, _ tables: some TableReading) throws -> DeliveryState? {
         try tables.load(DeliveryState.self, T.deliveries, Key(id))
     }
 
-    static func loadLease(_ resource: String, _ tables: TableReader) throws -> LeaseState? {
+    static func loadLease(_ resource: String, _ tables: some TableReading) throws -> LeaseState? {
         try tables.load(LeaseState.self, T.leases, Key(resource))
     }
 
@@ -135,9 +135,9 @@ public enum DeliveryShell {
 }
 
 /// ``DeliveryQueueView`` over the projection's indexes in the write transaction.
-struct TableDeliveryQueue: DeliveryQueueView {
+struct TableDeliveryQueue<Tables: TableReading>: DeliveryQueueView {
     typealias T = ProjectionTables
-    let tables: TableReader
+    let tables: Tables
 
     /// The delivery under `id`, the UTF-8 bytes of its id (a one-part ``Key``).
     private func delivery(_ id: [UInt8]) throws -> DeliveryState? {

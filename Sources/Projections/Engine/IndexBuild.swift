@@ -3,15 +3,17 @@ import EventLog
 enum IndexBuild {
     typealias T = ProjectionTable
 
-    static func jobs(_ tables: TableWriter) throws {
+    /// A waiting job, as the rebuild collects them per conversation.
+    private struct Waiting {
+        var order: [UInt8]
+        var id: [UInt8]
+        var root: String
+        var descendant: Bool
+    }
+
+    static func jobs(_ tables: some TableWriting) throws {
         for table in [T.jobReady, .conversationJobs, .treeJobs, .conversationQueues, .jobRunning, .jobDead] {
             try tables.removeAll(tables.table(table))
-        }
-        struct Waiting {
-            var order: [UInt8]
-            var id: [UInt8]
-            var root: String
-            var descendant: Bool
         }
         var conversations: [String: (roots: [String], waiting: [Waiting])] = [:]
         try tables.scan(tables.table(T.jobs)) { _, value in
@@ -60,7 +62,7 @@ enum IndexBuild {
         }
     }
 
-    static func deliveries(_ tables: TableWriter) throws {
+    static func deliveries(_ tables: some TableWriting) throws {
         for table in [T.deliveryReady, .recipientQueue, .deliveryInflight, .deliveryAttention] {
             try tables.removeAll(tables.table(table))
         }

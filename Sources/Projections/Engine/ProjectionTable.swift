@@ -76,13 +76,7 @@ public enum ProjectionTable: Int, CaseIterable, Sendable {
 /// The projection tables (the older spelling of ``ProjectionTable``).
 public typealias ProjectionTables = ProjectionTable
 
-extension TableWriter {
-    /// The handle of `table`, resolved when the log opened.
-    @inline(__always)
-    func table(_ table: ProjectionTable) -> Table { self.table(at: table.rawValue) }
-}
-
-extension TableReader {
+extension TableReading {
     /// The handle of `table`, resolved when the log opened.
     @inline(__always)
     func table(_ table: ProjectionTable) -> Table { self.table(at: table.rawValue) }
@@ -148,17 +142,9 @@ enum StateCoding {
     }
 }
 
-extension TableWriter {
-    func load<T: Decodable>(_ type: T.Type, _ table: ProjectionTable, _ key: Key) throws -> T? {
-        try get(self.table(table), key.bytes).map { try StateCoding.decode(type, $0) }
-    }
-
+extension TableWriting {
     func store<T: Encodable>(_ value: T, _ table: ProjectionTable, _ key: Key) throws {
         try put(self.table(table), key.bytes, try StateCoding.encode(value))
-    }
-
-    func load<T: HotState & Decodable>(_ type: T.Type, _ table: ProjectionTable, _ key: Key) throws -> T? {
-        try get(self.table(table), key.bytes).map { try StateCoding.decode(type, $0) }
     }
 
     func store<T: HotState & Encodable>(_ value: T, _ table: ProjectionTable, _ key: Key) throws {
@@ -174,7 +160,7 @@ extension TableWriter {
     }
 }
 
-extension TableReader {
+extension TableReading {
     func load<T: Decodable>(_ type: T.Type, _ table: ProjectionTable, _ key: Key) throws -> T? {
         try get(self.table(table), key.bytes).map { try StateCoding.decode(type, $0) }
     }

@@ -31,7 +31,10 @@ public struct SwitchboardProjector: Projector {
 
     public func decode(_ record: Record) throws -> SwitchboardEvent? { try SwitchboardEvent(record) }
 
-    public func apply(_ event: SwitchboardEvent, _ meta: RecordMeta, to tables: TableWriter) throws {
+    // Specialized for LMDB's writer: the generic entry point dispatches to it, so the append path pays nothing for
+    // the seam (docs/benchmarks.md, "Storage seam").
+    @_specialize(where Tables == TableWriter)
+    public func apply<Tables: TableWriting>(_ event: SwitchboardEvent, _ meta: RecordMeta, to tables: Tables) throws {
         let seq = meta.seq
         let now = meta.timestamp
         typealias T = ProjectionTable
@@ -280,7 +283,9 @@ public struct SwitchboardProjector: Projector {
     }
 
     /// Records a message at `seq` in `conversation` and moves it to the front of `p.conversation_activity`.
-    private func touch(_ conversation: inout ConversationState, seq: UInt64, fresh: Bool, _ tables: TableWriter) throws
+    private func touch(
+        _ conversation: inout ConversationState, seq: UInt64, fresh: Bool, _ tables: some TableWriting
+    ) throws
     {
         let activity = tables.table(ProjectionTables.conversationActivity)
         if !fresh { _ = try tables.delete(activity, activityKey(conversation.lastSeq, conversation.conversationID)) }
@@ -290,7 +295,7 @@ public struct SwitchboardProjector: Projector {
         try tables.put(activity, activityKey(seq, conversation.conversationID), [])
     }
 
-    private func endLease(_ resource: String, token: UInt64, _ tables: TableWriter) throws {
+    private func endLease(_ resource: String, token: UInt64, _ tables: some TableWriting) throws {
         guard var lease = try tables.load(LeaseState.self, ProjectionTables.leases, Key(resource)),
             lease.token == token
         else { return }
@@ -300,7 +305,7 @@ public struct SwitchboardProjector: Projector {
 
     /// Builds the job and delivery indexes from `p.jobs` and `p.deliveries` after a bulk replay, which left them
     /// out: each is a function of those states (the same entries the transitions write one at a time).
-    public func finishReplay(_ tables: TableWriter) throws {
+    public func finishReplay<Tables: TableWriting>(_ tables: Tables) throws {
         try IndexBuild.jobs(tables)
         try IndexBuild.deliveries(tables)
     }
@@ -311,7 +316,7 @@ public struct SwitchboardProjector: Projector {
         Key().appending(orderKey(job.visibleUntil ?? LogTimestamp(microseconds: 0))).appending(job.jobID)
     }
 
-    private func saveJob(_ job: JobState, previous: JobState?, _ tables: TableWriter) throws {
+    private func saveJob(_ job: JobState, previous: JobState?, _ tables: some TableWriting) throws {
         typealias T = ProjectionTables
         guard !tables.replaying else {  // the indexes are built once, by finishReplay
             try tables.store(job, T.jobs, Key(job.jobID))
@@ -343,7 +348,7 @@ public struct SwitchboardProjector: Projector {
             .appending(d.deliveryID)
     }
 
-    private func saveDelivery(_ d: DeliveryState, previous: DeliveryState?, _ tables: TableWriter) throws {
+    private func saveDelivery(_ d: DeliveryState, previous: DeliveryState?, _ tables: some TableWriting) throws {
         typealias T = ProjectionTables
         guard !tables.replaying else {  // the indexes are built once, by finishReplay
             try tables.store(d, T.deliveries, Key(d.deliveryID))
@@ -366,7 +371,7 @@ public struct SwitchboardProjector: Projector {
         try DeliveryQueues.update(d, previous: previous, tables)
     }
 
-    private func recordSend(_ d: DeliveryState, at now: LogTimestamp, _ tables: TableWriter) throws {
+    private func recordSend(_ d: DeliveryState, at now: LogTimestamp, _ tables: some TableWriting) throws {
         typealias T = ProjectionTables
         let account = Self.accountKey(d.channel, d.accountID)
         for (table, key) in [(T.recipientRate, account.appending(d.recipient)), (T.accountRate, account)] {

@@ -39,11 +39,11 @@ public enum ChannelIngressShell {
 }
 
 /// ``IngressLookup`` over the write transaction's tables.
-struct TableIngressLookup: IngressLookup {
-    let tables: TableReader
+struct TableIngressLookup<Tables: TableReading>: IngressLookup {
+    let tables: Tables
     let now: LogTimestamp
 
-    private var inbound: TableInboundLookup { TableInboundLookup(tables: tables, now: now) }
+    private var inbound: TableInboundLookup<Tables> { TableInboundLookup(tables: tables, now: now) }
 
     func firstSeq(channel: String, accountID: String, externalID: String) throws -> UInt64? {
         try inbound.firstSeq(channel: channel, accountID: accountID, externalID: externalID)

@@ -6,8 +6,8 @@ import Foundation
 // MARK: - Shell: load, decide, append inside the write transaction
 
 /// ``InboundLookup`` over the write transaction's tables.
-struct TableInboundLookup: InboundLookup {
-    let tables: TableReader
+struct TableInboundLookup<Tables: TableReading>: InboundLookup {
+    let tables: Tables
     /// The transaction's log time (a call past its `expiresAt` awaits nothing).
     var now = LogTimestamp(microseconds: .min)
 

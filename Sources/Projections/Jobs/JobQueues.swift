@@ -80,7 +80,7 @@ enum JobQueues {
     /// conversation may run next, or `p.conversation_jobs`. So a conversation with one job at a time — the common
     /// case — never writes `p.conversation_jobs`: its job goes straight to `p.job_ready` and leaves it when
     /// claimed. The descendants of a delegation tree are also in `p.tree_jobs`, wherever they are.
-    static func update(_ job: JobState, previous: JobState?, _ tables: TableWriter) throws {
+    static func update(_ job: JobState, previous: JobState?, _ tables: some TableWriting) throws {
         let wasQueued = previous.map(isQueued) ?? false
         let queued = isQueued(job)
         let wasRunning = previous?.status == .running
@@ -181,7 +181,7 @@ enum JobQueues {
     }
 
     /// The first entry under `prefix`, with the prefix cut from its key.
-    static func firstEntry(_ tables: TableWriter, _ table: ProjectionTable, prefix: [UInt8]) throws
+    static func firstEntry(_ tables: some TableWriting, _ table: ProjectionTable, prefix: [UInt8]) throws
         -> (order: [UInt8], id: [UInt8])?
     {
         var found: (order: [UInt8], id: [UInt8])?

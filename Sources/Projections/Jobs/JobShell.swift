@@ -6,7 +6,7 @@ import SwitchboardEvents
 public enum JobShell {
     typealias T = ProjectionTables
 
-    static func load(_ jobID: String, _ tables: TableReader) throws -> JobState? {
+    static func load(_ jobID: String, _ tables: some TableReading) throws -> JobState? {
         try tables.load(JobState.self, T.jobs, Key(jobID))
     }
 
@@ -81,9 +81,9 @@ public enum JobShell {
 }
 
 /// ``JobQueueView`` over the projection's indexes in the write transaction.
-struct TableJobQueue: JobQueueView {
+struct TableJobQueue<Tables: TableReading>: JobQueueView {
     typealias T = ProjectionTables
-    let tables: TableReader
+    let tables: Tables
 
     /// The job under `id`, the UTF-8 bytes of its id (a one-part ``Key``).
     private func job(_ id: [UInt8]) throws -> JobState? {

@@ -1,0 +1,215 @@
+import CLMDB
+import Foundation
+
+// The storage seam: how a projector and the deciders' shells read and write tables. `TableReading` and
+// `TableWriting` are what a storage backend provides; `TableReader`/`TableWriter` are LMDB's, over the current
+// transaction; ``MemoryTables`` keeps tables in memory (the pure tests, and the seam's own conformance test).
+// Code above the seam is generic over them (never `any`), so the LMDB path is specialized and costs nothing
+// (docs/benchmarks.md, "Storage seam").
+
+/// Read access to key-ordered byte tables, as one transaction sees them.
+public protocol TableReading {
+    /// The projector's table at `index` of ``Projector/tables`` (resolved once, when the log opened).
+    func table(at index: Int) -> Table
+    /// The value under `key`.
+    func get(_ table: Table, _ key: [UInt8]) throws -> [UInt8]?
+    /// The value under `key`, passed to `body` without copying where the backend can (valid only during the call).
+    func withValue<R>(_ table: Table, _ key: [UInt8], _ body: (UnsafeRawBufferPointer?) throws -> R) throws -> R
+    /// Visits entries in unsigned byte-wise key order from the first key ≥ `start` until `body` returns `false`.
+    func scan(_ table: Table, from start: [UInt8]?, _ body: ([UInt8], [UInt8]) throws -> Bool) throws
+}
+
+extension TableReading {
+    /// Visits every entry in key order until `body` returns `false`.
+    public func scan(_ table: Table, _ body: ([UInt8], [UInt8]) throws -> Bool) throws {
+        try scan(table, from: nil, body)
+    }
+}
+
+/// Read/write access to the tables, inside the transaction that appends the events being applied.
+public protocol TableWriting: TableReading {
+    /// Whether records are being replayed in bulk (a rebuild, an upgrade in place): the projector may defer
+    /// what ``Projector/finishReplay(_:)`` builds. `false` for every append.
+    var replaying: Bool { get }
+    /// Stores `value` under `key`.
+    func put(_ table: Table, _ key: [UInt8], _ value: [UInt8]) throws
+    /// Deletes `key`; returns whether it existed.
+    @discardableResult
+    func delete(_ table: Table, _ key: [UInt8]) throws -> Bool
+    /// Deletes every entry of `table`.
+    func removeAll(_ table: Table) throws
+}
+
+/// Read/write access to the tables inside the current write transaction. Valid only during the call it is
+/// passed to.
+public struct TableWriter: TableWriting {
+    let txn: TxnView
+    let projectionTables: [Table]
+    /// Told of every write, when the writer needs to know whether a command wrote.
+    let writes: WriteTracker?
+    /// Whether records are being replayed in bulk (a rebuild, an upgrade in place): the projector may defer
+    /// what ``Projector/finishReplay(_:)`` builds. `false` for every append.
+    public let replaying: Bool
+
+    init(txn: TxnView, projectionTables: [Table], writes: WriteTracker? = nil, replaying: Bool = false) {
+        self.txn = txn
+        self.projectionTables = projectionTables
+        self.writes = writes
+        self.replaying = replaying
+    }
+
+    /// The projector's table at `index` of ``Projector/tables`` (resolved once, when the log opened).
+    @inline(__always)
+    public func table(at index: Int) -> Table { projectionTables[index] }
+
+    /// A read-only view of the same tables.
+    public var reader: TableReader { TableReader(txn: txn, projectionTables: projectionTables) }
+
+    /// The value under `key`.
+    public func get(_ table: Table, _ key: [UInt8]) throws -> [UInt8]? {
+        try key.withUnsafeBytes { k in try txn.get(table.dbi, k) { $0.map { [UInt8]($0) } } }
+    }
+
+    /// The value under `key`, passed to `body` without copying (valid only during the call).
+    public func withValue<R>(_ table: Table, _ key: [UInt8], _ body: (UnsafeRawBufferPointer?) throws -> R) throws -> R
+    {
+        try key.withUnsafeBytes { k in try txn.get(table.dbi, k, body) }
+    }
+
+    /// Stores `value` under `key`.
+    public func put(_ table: Table, _ key: [UInt8], _ value: [UInt8]) throws {
+        writes?.happened = true
+        try key.withUnsafeBytes { k in try value.withUnsafeBytes { v in try txn.put(table.dbi, k, v) } }
+    }
+
+    /// Deletes `key`; returns whether it existed.
+    @discardableResult
+    public func delete(_ table: Table, _ key: [UInt8]) throws -> Bool {
+        writes?.happened = true
+        return try key.withUnsafeBytes { k in try txn.delete(table.dbi, k) }
+    }
+
+    /// Visits entries in key order from the first key ≥ `start` until `body` returns `false`.
+    public func scan(_ table: Table, from start: [UInt8]?, _ body: ([UInt8], [UInt8]) throws -> Bool) throws {
+        try scanTable(txn, table, from: start, body)
+    }
+
+    /// Deletes every entry of `table`.
+    public func removeAll(_ table: Table) throws {
+        writes?.happened = true
+        try txn.drop(table.dbi)
+    }
+}
+
+/// Read-only access to the tables inside the current write transaction: what a decider's shell loads state
+/// through. Only the projector writes projection tables. Valid only during the call it is passed to.
+public struct TableReader: TableReading {
+    let txn: TxnView
+    let projectionTables: [Table]
+
+    /// The projector's table at `index` of ``Projector/tables`` (resolved once, when the log opened).
+    @inline(__always)
+    public func table(at index: Int) -> Table { projectionTables[index] }
+
+    /// The value under `key`.
+    public func get(_ table: Table, _ key: [UInt8]) throws -> [UInt8]? {
+        try key.withUnsafeBytes { k in try txn.get(table.dbi, k) { $0.map { [UInt8]($0) } } }
+    }
+
+    /// The value under `key`, passed to `body` without copying (valid only during the call).
+    public func withValue<R>(_ table: Table, _ key: [UInt8], _ body: (UnsafeRawBufferPointer?) throws -> R) throws -> R
+    {
+        try key.withUnsafeBytes { k in try txn.get(table.dbi, k, body) }
+    }
+
+    /// Visits entries in key order from the first key ≥ `start` until `body` returns `false`.
+    public func scan(_ table: Table, from start: [UInt8]?, _ body: ([UInt8], [UInt8]) throws -> Bool) throws {
+        try scanTable(txn, table, from: start, body)
+    }
+}
+
+/// Whether a command wrote anything.
+final class WriteTracker {
+    var happened = false
+}
+
+/// Tables kept in memory, in unsigned byte-wise key order: the storage seam's reference backend. Decider and
+/// projector tests run on it without an environment, and the seam's conformance test replays one log into it and
+/// into LMDB and compares the two byte for byte. Not thread-safe: one transaction's worth of state, used by one
+/// task at a time.
+public final class MemoryTables: TableWriting {
+    /// The tables, in the order their handles were made (``table(at:)`` indexes it).
+    public let tables: [Table]
+    private var entries: [[(key: [UInt8], value: [UInt8])]]
+    public var replaying: Bool
+
+    /// Empty tables named `names` (a projector's ``Projector/tables``).
+    public init(_ names: [String], replaying: Bool = false) {
+        tables = names.enumerated().map { Table(name: $0.element, dbi: UInt32($0.offset)) }
+        entries = Array(repeating: [], count: names.count)
+        self.replaying = replaying
+    }
+
+    public func table(at index: Int) -> Table { tables[index] }
+
+    /// The handle of the table named `name`.
+    public func table(_ name: String) -> Table? { tables.first { $0.name == name } }
+
+    /// Every entry of `table`, in key order.
+    public func entries(_ table: Table) -> [(key: [UInt8], value: [UInt8])] { entries[Int(table.dbi)] }
+
+    public func get(_ table: Table, _ key: [UInt8]) throws -> [UInt8]? {
+        let rows = entries[Int(table.dbi)]
+        let index = Self.lowerBound(rows, key)
+        return index < rows.count && rows[index].key == key ? rows[index].value : nil
+    }
+
+    public func withValue<R>(_ table: Table, _ key: [UInt8], _ body: (UnsafeRawBufferPointer?) throws -> R) throws
+        -> R
+    {
+        guard let value = try get(table, key) else { return try body(nil) }
+        return try value.withUnsafeBytes { try body($0) }
+    }
+
+    public func scan(_ table: Table, from start: [UInt8]?, _ body: ([UInt8], [UInt8]) throws -> Bool) throws {
+        // A copy: `body` may write to the table it scans, as it may in an LMDB transaction.
+        let rows = entries[Int(table.dbi)]
+        var index = start.map { Self.lowerBound(rows, $0) } ?? 0
+        while index < rows.count {
+            guard try body(rows[index].key, rows[index].value) else { return }
+            index += 1
+        }
+    }
+
+    public func put(_ table: Table, _ key: [UInt8], _ value: [UInt8]) throws {
+        let t = Int(table.dbi)
+        let index = Self.lowerBound(entries[t], key)
+        if index < entries[t].count && entries[t][index].key == key {
+            entries[t][index].value = value
+        } else {
+            entries[t].insert((key, value), at: index)
+        }
+    }
+
+    @discardableResult
+    public func delete(_ table: Table, _ key: [UInt8]) throws -> Bool {
+        let t = Int(table.dbi)
+        let index = Self.lowerBound(entries[t], key)
+        guard index < entries[t].count && entries[t][index].key == key else { return false }
+        entries[t].remove(at: index)
+        return true
+    }
+
+    public func removeAll(_ table: Table) throws { entries[Int(table.dbi)].removeAll() }
+
+    /// The first index whose key is ≥ `key`, comparing bytes unsigned (LMDB's default order).
+    private static func lowerBound(_ rows: [(key: [UInt8], value: [UInt8])], _ key: [UInt8]) -> Int {
+        var low = 0
+        var high = rows.count
+        while low < high {
+            let mid = (low + high) / 2
+            if rows[mid].key.lexicographicallyPrecedes(key) { low = mid + 1 } else { high = mid }
+        }
+        return low
+    }
+}
