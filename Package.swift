@@ -90,7 +90,10 @@ let package = Package(
             ],
             // The web chat's script and style sheet, compiled into the binary as byte arrays (`PackageResources`):
             // no bundle to ship beside it, no CDN. See docs/web.md.
-            resources: [.embedInCode("Web/Assets/chat.js"), .embedInCode("Web/Assets/chat.css")],
+            resources: [
+                .embedInCode("Web/Assets/markdown.js"), .embedInCode("Web/Assets/thread.js"),
+                .embedInCode("Web/Assets/chat.js"), .embedInCode("Web/Assets/chat.css"),
+            ],
             swiftSettings: strictSettings
         ),
         // The assistant's model providers (OpenAI-compatible streaming) and tools; knows no event or projection.

@@ -7,12 +7,12 @@ import NIOCore
 /// `/assets/<name>.<content hash>.<ext>` with a year of `immutable` caching, so a new build's files get new
 /// URLs.
 ///
-/// The files are `Assets/chat.js` and `Assets/chat.css`, embedded by SwiftPM (`.embedInCode` in Package.swift;
-/// the generated `PackageResources.chat_js` and `chat_css` are their bytes). `chat.js` is plain JavaScript, no
-/// build step, no external code: the composer, the EventSource connection and the progressive rendering of
-/// replies. It folds the events as ``ThreadFold`` folds the log and renders Markdown as ``Markdown`` does (every
-/// character of model text escaped before markup is added): two copies, not shared code; docs/web.md ("The
-/// code") says where each is and which tests compare them.
+/// The files are under `Assets/`, embedded by SwiftPM (`.embedInCode` in Package.swift; the generated
+/// `PackageResources.<file>_<ext>` are their bytes). The script is plain JavaScript, no build step, no external
+/// code, served as one file made of three in order: `markdown.js` (renders Markdown as ``Markdown`` does, every
+/// character of model text escaped before markup is added), `thread.js` (folds the events as ``ThreadFold`` folds
+/// the log, and renders the thread) and `chat.js` (the composer, the EventSource connection, the buttons). The
+/// Markdown and the fold exist on both sides; docs/web.md ("The code") says which tests compare them.
 public struct WebAssets: Sendable {
     public struct Asset: Sendable {
         /// The file name with its content hash, e.g. `chat.3f2a…​.js`.
@@ -36,10 +36,16 @@ public struct WebAssets: Sendable {
 
     public init() {
         script = Asset(
-            base: "chat", ext: "js", contentType: "text/javascript; charset=utf-8", bytes: PackageResources.chat_js)
+            base: "chat", ext: "js", contentType: "text/javascript; charset=utf-8",
+            bytes: Self.scriptParts.joined(separator: Array("\n".utf8)).map { $0 })
         style = Asset(
             base: "chat", ext: "css", contentType: "text/css; charset=utf-8", bytes: PackageResources.chat_css)
     }
+
+    /// The script's files, in the order they are served in one script.
+    static let scriptParts: [[UInt8]] = [
+        PackageResources.markdown_js, PackageResources.thread_js, PackageResources.chat_js,
+    ]
 
     /// The asset named `name`, if any.
     public func asset(named name: String) -> Asset? {

@@ -1,0 +1,292 @@
+// The thread: its elements, and the fold of the conversation's events into them (as ThreadFold folds the log;
+// the same states and status texts, so a page rendered by the server and one built here look the same).
+// `ChatThread(options)` takes over the server-rendered thread and returns what chat.js drives it with.
+function ChatThread(options) {
+  'use strict';
+  var thread = options.thread;
+  var state = options.state;
+  var jumpButton = options.jumpButton;
+  var composer = options.composer;
+  var announce = options.announce;
+  var esc = ChatMarkdown.esc;
+  var markdown = ChatMarkdown.markdown;
+
+  var users = {};      // clientID -> element
+  var replies = {};    // jobID -> {el, state, status, token, nextIndex, text, failure, model, parts, fromParts}
+  var approvals = {};  // callID -> element
+  var calls = {};      // callID -> tool.call payload
+
+  // ---- Time ----
+  function relative(date) {
+    var s = Math.floor((Date.now() - date.getTime()) / 1000);
+    if (s < 60) { return 'just now'; }
+    if (s < 3600) { return Math.floor(s / 60) + ' min ago'; }
+    if (s < 86400) { return Math.floor(s / 3600) + ' h ago'; }
+    if (s < 7 * 86400) { return Math.floor(s / 86400) + ' d ago'; }
+    return date.toISOString().slice(0, 10);
+  }
+  function refreshTimes() {
+    document.querySelectorAll('time[datetime]').forEach(function (t) {
+      t.textContent = relative(new Date(t.getAttribute('datetime')));
+    });
+  }
+  setInterval(refreshTimes, 30000);
+
+  // ---- Scrolling ----
+  function nearBottom() { return thread.scrollHeight - thread.scrollTop - thread.clientHeight < 80; }
+  function follow(wasNearBottom) {
+    if (wasNearBottom) { thread.scrollTop = thread.scrollHeight; jumpButton.hidden = true; }
+    else { jumpButton.hidden = false; }
+  }
+  thread.addEventListener('scroll', function () { if (nearBottom()) { jumpButton.hidden = true; } });
+  jumpButton.addEventListener('click', function () { thread.scrollTop = thread.scrollHeight; jumpButton.hidden = true; composer && composer.focus(); });
+  thread.scrollTop = thread.scrollHeight;
+
+  // ---- Thread elements ----
+  function element(tag, attrs, html) {
+    var el = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) { el.setAttribute(k, attrs[k]); });
+    if (html !== undefined) { el.innerHTML = html; }
+    return el;
+  }
+  function append(el) {
+    var empty = thread.querySelector('.empty-thread');
+    if (empty) { empty.remove(); }
+    var before = nearBottom();
+    thread.insertBefore(el, jumpButton);
+    follow(before);
+  }
+  function userElement(clientID, text, seq, pending) {
+    var el = element('div', { 'class': 'msg', 'data-role': 'user', 'data-client-id': clientID });
+    if (seq) { el.setAttribute('data-seq', seq); }
+    if (pending) { el.setAttribute('data-pending', ''); }
+    var meta = element('div', { 'class': 'meta' }, '<span class="who">You</span> ');
+    var time = element('time', { datetime: new Date().toISOString() });
+    time.textContent = 'just now';
+    meta.appendChild(time);
+    var body = element('div', { 'class': 'body' });
+    body.textContent = text;
+    el.appendChild(meta);
+    el.appendChild(body);
+    return el;
+  }
+  function decorateCode(body) {
+    body.querySelectorAll('pre').forEach(function (pre) {
+      if (pre.querySelector('.copy-code')) { return; }
+      var b = element('button', { type: 'button', 'class': 'copy-code', 'data-action': 'copy-code' });
+      b.textContent = 'Copy';
+      pre.appendChild(b);
+    });
+  }
+  function renderReply(r) {
+    r.el.setAttribute('data-state', r.state);
+    r.el.setAttribute('aria-busy', r.state === 'streaming' ? 'true' : 'false');
+    r.el.querySelector('.status').textContent = r.status;
+    r.el.querySelector('.model').textContent = r.model ? ' · ' + r.model : '';
+    var html;
+    if (r.state === 'failed') {
+      html = (r.text ? markdown(r.text) : '') + '<p class="failure">' + esc(r.failure || 'The reply failed.') + '</p>';
+    } else if (r.state === 'final') {
+      html = r.text ? markdown(r.text) : '<p class="empty">(no text)</p>';
+    } else {
+      html = markdown(r.text);
+    }
+    var body = r.el.querySelector('.body');
+    var before = nearBottom();
+    body.innerHTML = html;
+    decorateCode(body);
+    follow(before);
+  }
+  var dirty = {};
+  var frame = 0;
+  function scheduleRender(r) {
+    dirty[r.jobID] = r;
+    if (frame) { return; }
+    frame = requestAnimationFrame(function () {
+      frame = 0;
+      var list = dirty; dirty = {};
+      Object.keys(list).forEach(function (k) { renderReply(list[k]); });
+    });
+  }
+  function reply(jobID) {
+    if (replies[jobID]) { return replies[jobID]; }
+    var el = element('div', { 'class': 'msg', 'data-role': 'assistant', 'data-state': 'streaming',
+      'data-message-id': 'reply:' + jobID, 'data-job-id': jobID, 'aria-busy': 'true' },
+      '<div class="meta"><span class="who">Assistant</span><span class="model"></span> <span class="status"></span></div>' +
+      '<div class="body"></div><div class="actions"><button type="button" class="copy" data-action="copy">Copy</button></div>');
+    var r = { jobID: jobID, el: el, state: 'streaming', status: 'queued', token: 0, nextIndex: 0, text: '',
+      failure: null, model: null, parts: {}, fromParts: false };
+    replies[jobID] = r;
+    append(el);
+    return r;
+  }
+  function joinedParts(r) {
+    return Object.keys(r.parts).map(Number).sort(function (a, b) { return a - b; })
+      .map(function (k) { return r.parts[k]; }).join('\n');
+  }
+  var FAILURES = { rate_limit: 'the model is rate limited', timeout: 'the model did not answer in time',
+    server_error: "the model's server failed", network: 'the model could not be reached',
+    claim_expired: 'the worker stopped answering', permanent: 'the request was refused' };
+  function failureText(reason, message) {
+    var why = FAILURES[reason] || reason;
+    return message ? 'The reply failed: ' + why + ' — ' + message : 'The reply failed: ' + why + '.';
+  }
+  function approvalElement(d, call) {
+    var risk = call ? call.risk : 'unknown';
+    var args = call ? call.inputJSON : '{}';
+    try { args = JSON.stringify(JSON.parse(args), null, 2); } catch (e) { /* shown as given */ }
+    var el = element('div', { 'class': 'approval', 'data-call-id': d.callID, 'data-status': 'awaiting',
+      role: 'group', 'aria-label': 'Approval for ' + (call ? call.toolName : 'tool') },
+      '<div class="approval-head"><span class="tool"></span> <span class="risk risk-' + esc(risk) + '">' +
+      esc(risk) + ' risk</span></div><pre class="args"></pre><div class="approval-foot">' +
+      '<span class="approval-state">Waiting for your answer</span> <span class="countdown"></span> ' +
+      '<button type="button" data-action="approve">Approve</button> ' +
+      '<button type="button" data-action="reject">Reject</button></div>');
+    el.querySelector('.tool').textContent = call ? call.toolName : 'tool';
+    el.querySelector('.args').textContent = args;
+    return el;
+  }
+  var DECIDED = { awaiting: 'Waiting for your answer', approved: 'Approved', rejected: 'Rejected',
+    expired: 'Expired unanswered' };
+  function setApprovalStatus(el, status, by) {
+    el.setAttribute('data-status', status);
+    el.querySelector('.approval-state').textContent = DECIDED[status] + (by && status !== 'expired' ? ' by ' + by : '');
+    el.querySelectorAll('button').forEach(function (b) { b.disabled = status !== 'awaiting'; });
+    if (status !== 'awaiting') { el.querySelector('.countdown').textContent = ''; }
+  }
+
+  // ---- Folding events (as ThreadFold does) ----
+  function apply(type, d, seq) {
+    var r;
+    switch (type) {
+      case 'message.received':
+        var u = users[d.externalID];
+        if (u) {
+          u.removeAttribute('data-pending');
+          var err = u.querySelector('.send-error'); if (err) { err.remove(); }
+        } else {
+          u = userElement(d.externalID, d.text, seq, false);
+          users[d.externalID] = u;
+          append(u);
+        }
+        u.setAttribute('data-seq', seq);
+        break;
+      case 'job.enqueued':
+        if (d.kind === 'subagent') { return; }
+        r = reply(d.jobID); r.status = 'queued'; scheduleRender(r);
+        break;
+      case 'job.claimed':
+        r = replies[d.jobID];
+        if (r && r.state === 'streaming') { r.status = d.attempt > 1 ? 'thinking (attempt ' + d.attempt + ')' : 'thinking'; scheduleRender(r); }
+        break;
+      case 'assistant.delta':
+        r = reply(d.jobID);
+        if (r.state !== 'streaming' || d.jobToken < r.token) { return; }
+        if (d.jobToken > r.token) { r.token = d.jobToken; r.text = ''; r.nextIndex = 0; }
+        if (d.index < r.nextIndex) { return; }
+        r.text += d.text; r.nextIndex = d.index + 1; r.status = 'writing';
+        scheduleRender(r);
+        break;
+      case 'assistant.message':
+        r = reply(d.jobID);
+        if (d.final) {
+          r.state = 'final'; r.text = d.text; r.model = d.modelUsed || null; r.status = ''; r.failure = null;
+        } else if (r.state === 'streaming' && d.jobToken >= r.token) {
+          r.token = d.jobToken; r.text = d.text;
+        }
+        scheduleRender(r);
+        break;
+      case 'tool.call':
+        calls[d.callID] = d;
+        r = reply(d.jobID);
+        if (r.state === 'streaming') { r.status = 'using ' + d.toolName; scheduleRender(r); }
+        break;
+      case 'tool.approval':
+        var status = { requested: 'awaiting', approved: 'approved', rejected: 'rejected', expired: 'expired' }[d.decision];
+        if (!status) { return; }
+        var card = approvals[d.callID];
+        if (!card) {
+          card = approvalElement(d, calls[d.callID]);
+          approvals[d.callID] = card;
+          append(card);
+        }
+        if (d.expiresAt) { card.setAttribute('data-expires-at', Math.floor(d.expiresAt / 1000)); }
+        setApprovalStatus(card, status, d.decidedBy);
+        tick();
+        r = replies[d.jobID];
+        if (r && r.state === 'streaming') { r.status = status === 'awaiting' ? 'waiting for your approval' : 'thinking'; scheduleRender(r); }
+        break;
+      case 'tool.result':
+        r = replies[d.jobID];
+        if (r && r.state === 'streaming') { r.status = 'thinking'; scheduleRender(r); }
+        break;
+      case 'job.failed':
+        r = replies[d.jobID];
+        if (r && r.state === 'streaming') { r.status = 'attempt ' + d.attempt + ' failed (' + d.reason + ')'; scheduleRender(r); }
+        break;
+      case 'job.retried':
+        r = replies[d.jobID];
+        if (r && r.state === 'streaming') { r.status = 'retrying (attempt ' + d.attempt + ') after ' + d.reason; scheduleRender(r); }
+        break;
+      case 'job.dead':
+        r = replies[d.jobID];
+        if (r && r.state !== 'final') {
+          r.state = 'failed'; r.status = 'failed'; r.failure = failureText(d.lastReason, d.lastMessage);
+          scheduleRender(r);
+          announce(r.failure);
+        }
+        break;
+      case 'job.requeued':
+        r = replies[d.jobID];
+        if (r && r.state !== 'final') { r.state = 'streaming'; r.status = 'queued'; r.failure = null; scheduleRender(r); }
+        break;
+      case 'job.completed':
+        r = replies[d.jobID];
+        if (r && r.state !== 'final') {
+          r.state = 'final'; r.status = '';
+          if (!r.text && Object.keys(r.parts).length) { r.text = joinedParts(r); r.fromParts = true; }
+          if (!r.model) { r.model = d.modelUsed || null; }
+          scheduleRender(r);
+        }
+        break;
+      case 'delivery.enqueued':
+        if (!d.jobID) { return; }
+        r = reply(d.jobID);
+        r.parts[d.part] = d.text;
+        if (r.state === 'final' && (!r.text || r.fromParts)) { r.text = joinedParts(r); r.fromParts = true; scheduleRender(r); }
+        break;
+    }
+  }
+
+  // Server-rendered items: pick up where the page left off.
+  thread.querySelectorAll('.msg[data-role="user"]').forEach(function (el) { users[el.getAttribute('data-client-id')] = el; });
+  thread.querySelectorAll('.approval').forEach(function (el) { approvals[el.getAttribute('data-call-id')] = el; });
+  thread.querySelectorAll('.msg[data-role="assistant"]').forEach(function (el) {
+    var jobID = el.getAttribute('data-job-id');
+    var s = state.replies[jobID] || {};
+    replies[jobID] = { jobID: jobID, el: el, state: el.getAttribute('data-state'),
+      status: el.querySelector('.status').textContent, token: s.token || 0, nextIndex: s.nextIndex || 0,
+      text: s.text || '', failure: null, parts: {}, fromParts: false,
+      model: el.querySelector('.model').textContent.replace(/^ · /, '') || null };
+    decorateCode(el.querySelector('.body'));
+  });
+
+  // ---- Approval countdowns ----
+  function tick() {
+    thread.querySelectorAll('.approval[data-status="awaiting"][data-expires-at]').forEach(function (card) {
+      var left = Math.round((Number(card.getAttribute('data-expires-at')) - Date.now()) / 1000);
+      var node = card.querySelector('.countdown');
+      if (left <= 0) {
+        node.textContent = 'expired';
+        card.querySelectorAll('button').forEach(function (b) { b.disabled = true; });
+      } else {
+        node.textContent = 'expires in ' + Math.floor(left / 60) + ':' + ('0' + (left % 60)).slice(-2);
+      }
+    });
+  }
+  tick();
+  setInterval(tick, 1000);
+
+  return { apply: apply, element: element, append: append, userElement: userElement, users: users,
+    replies: replies, setApprovalStatus: setApprovalStatus, decided: DECIDED };
+}

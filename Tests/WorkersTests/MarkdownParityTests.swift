@@ -1,0 +1,53 @@
+import Foundation
+import TestSupport
+import Testing
+
+@testable import Workers
+
+/// The page's Markdown (`Assets/markdown.js`, run by Node exactly as served) renders every input the way
+/// `Markdown.swift` does: the two copies of one algorithm cannot drift apart unnoticed.
+@Suite("Markdown parity (Swift and the page's script)")
+struct MarkdownParityTests {
+    static let corpus: [String] = [
+        "a *b* _c_ **d**", "window.__x=1 and window.__x=2", "snake_case_name and __bold__", "1. one\n2. two",
+        "- a\n- b\n\n* c", "line one\nline two\n\nnext", "see https://example.org/x.", "[x](data:text/html,hi)",
+        "[x](https://example.org/a?b=1&c=<2>)", "[**bold link**](http://example.org)", "```\nopen",
+        "```swift\nlet x = 1 < 2\n```\nafter", "> quoted <x>", "> a\n> b\n\nc", "# Title\n## Sub\n###### six",
+        "####### seven", "`code <b>` and ``double`` and `unclosed", "***both*** and **unclosed", "*a **b** c*",
+        "<script>alert(1)</script>", "\"quotes\" & 'apostrophes'", "emoji 🎉 and ünïcödé _émphasis_",
+        "https://example.org/path_(with)_parens", "javascript:alert(1) and [x](javascript:alert(1))",
+        "1) paren\n2) list", "   indented\n\ttabbed", "a\n\n\n\nb", "", "trailing space  \nnext",
+        "**a**b**c** 2*3*4 a_b_c _a_b", "- [ ] task\n- [x] done", "| a | b |\n|---|---|\n| 1 | 2 |",
+        "mixed\n```\ncode\n```\n- list\n> quote\n# head",
+    ]
+
+    @Test func theScriptRendersEveryInputAsTheServerDoes() throws {
+        let dir = TemporaryDirectory()
+        let script = dir.sub("markdown-check.js")
+        let markdownJS = String(decoding: WebAssets.scriptParts[0], as: UTF8.self)
+        let runner = """
+            \(markdownJS)
+            const inputs = JSON.parse(require('fs').readFileSync(0, 'utf8'));
+            process.stdout.write(JSON.stringify(inputs.map(ChatMarkdown.markdown)));
+            """
+        try runner.write(toFile: script, atomically: true, encoding: .utf8)
+        let node = Process()
+        node.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        node.arguments = ["node", script]
+        let input = Pipe()
+        let output = Pipe()
+        node.standardInput = input
+        node.standardOutput = output
+        try node.run()
+        input.fileHandleForWriting.write(try JSONEncoder().encode(Self.corpus))
+        try input.fileHandleForWriting.close()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        node.waitUntilExit()
+        #expect(node.terminationStatus == 0, "node (20 or later) runs the page's script")
+        let rendered = try JSONDecoder().decode([String].self, from: data)
+        #expect(rendered.count == Self.corpus.count)
+        for (text, page) in zip(Self.corpus, rendered) {
+            #expect(page == Markdown.render(text), "input \(text.debugDescription)")
+        }
+    }
+}
