@@ -285,8 +285,7 @@ public struct SwitchboardProjector: Projector {
     /// Records a message at `seq` in `conversation` and moves it to the front of `p.conversation_activity`.
     private func touch(
         _ conversation: inout ConversationState, seq: UInt64, fresh: Bool, _ tables: some TableWriting
-    ) throws
-    {
+    ) throws {
         let activity = tables.table(ProjectionTables.conversationActivity)
         if !fresh { _ = try tables.delete(activity, activityKey(conversation.lastSeq, conversation.conversationID)) }
         conversation.lastSeq = seq
