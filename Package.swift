@@ -51,6 +51,8 @@ let package = Package(
         ),
         // A JSON value without `Any`, shared by the assistant (tools) and the inspection reports.
         .target(name: "SwitchboardJSON", swiftSettings: strictSettings),
+        // QR code encoder (ISO/IEC 18004), terminal and SVG rendering: the WhatsApp linking code.
+        .target(name: "QRCode", swiftSettings: strictSettings),
         // Switchboard's event vocabulary: the event structs, their payload codec and the one enum of all events.
         .target(
             name: "SwitchboardEvents",
@@ -160,6 +162,9 @@ let package = Package(
         ),
         // Test support: temporary directories, spawned executables, raw hostile HTTP clients (also used by bench).
         .target(name: "TestSupport", swiftSettings: strictSettings),
+        .testTarget(
+            name: "QRCodeTests", dependencies: ["QRCode"], exclude: ["Fixtures/generate.py"],
+            swiftSettings: strictSettings),
         .testTarget(
             name: "EventLogTests",
             dependencies: [

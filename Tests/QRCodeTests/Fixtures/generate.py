@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""Writes OracleFixtures.swift: QR code matrices made by python-qrcode, the independent oracle of QRCodeTests.
+
+Regenerate (from the repository root):
+
+    pip install qrcode==8.2
+    python3 Tests/QRCodeTests/Fixtures/generate.py
+
+The script writes Tests/QRCodeTests/Fixtures/OracleFixtures.swift beside itself; the output is deterministic (the
+made-up WhatsApp payload comes from a seeded generator), so a rerun with the same python-qrcode changes nothing.
+
+For each case, python-qrcode encodes the text's UTF-8 bytes in byte mode (forced with QRData(mode=MODE_8BIT_BYTE),
+as the Swift encoder does), picks the smallest version (best_fit) and its automatic mask (best_mask_pattern), or the
+forced mask of the case. The fixture records:
+
+- version and mask: python-qrcode's choices, which the Swift encoder must repeat;
+- maskPenalties: python-qrcode's penalty score (util.lost_point) of each of the 8 masks, scored as best_mask_pattern
+  scores them: before the format and version information are filled in (those modules and the dark module light);
+- rows: the final symbol, one string of 0/1 per row, "1" = dark, no quiet zone.
+
+blockStructure records python-qrcode's error correction block table (base.rs_blocks) for every version and level.
+"""
+
+import base64
+import os
+import random
+
+import qrcode
+from qrcode import base
+from qrcode.util import MODE_8BIT_BYTE, QRData, lost_point
+
+LEVELS = {
+    "low": qrcode.constants.ERROR_CORRECT_L,
+    "medium": qrcode.constants.ERROR_CORRECT_M,
+    "quartile": qrcode.constants.ERROR_CORRECT_Q,
+    "high": qrcode.constants.ERROR_CORRECT_H,
+}
+
+
+def whatsapp_payload():
+    """A made-up WhatsApp linking payload: 2@<ref>,<noise key>,<identity key>,<secret>, all random base64."""
+    rng = random.Random(18004)
+
+    def b64(count):
+        return base64.b64encode(bytes(rng.getrandbits(8) for _ in range(count))).decode()
+
+    return "2@" + b64(69) + "," + b64(32) + "," + b64(32) + "," + b64(32)
+
+
+LOREM = (
+    "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et dolore "
+    "magna aliqua. Ut enim ad minim veniam, quis nostrud exercitation ullamco laboris nisi ut aliquip ex ea commodo "
+    "consequat. Duis aute irure dolor in reprehenderit in voluptate velit esse cillum dolore eu fugiat nulla pariatur."
+)
+
+# (name, text, level, forced mask or None)
+CASES = [
+    ("short ASCII", "hello, switchboard", "low", None),
+    ("URL at quartile", "https://switchboard.example/link?device=7f3a9c&step=2", "quartile", None),
+    ("WhatsApp payload at low", whatsapp_payload(), "low", None),
+    ("WhatsApp payload at medium", whatsapp_payload(), "medium", None),
+    ("WhatsApp payload at high", whatsapp_payload(), "high", None),
+    ("non-ASCII UTF-8", "Grüße aus Köln — 東京 🚀 ✓ ñandú", "medium", None),
+    ("version 10 or more at low", LOREM, "low", None),
+    ("empty", "", "high", None),
+] + [(f"forced mask {mask}", "Switchboard", "low", mask) for mask in range(8)]
+
+
+def make(text, level):
+    code = qrcode.QRCode(error_correction=LEVELS[level], border=0)
+    code.add_data(QRData(text.encode("utf-8"), mode=MODE_8BIT_BYTE))
+    code.best_fit()
+    return code
+
+
+def symbol(name, text, level, forced_mask):
+    code = make(text, level)
+    penalties = []
+    for mask in range(8):
+        code.makeImpl(True, mask)  # what best_mask_pattern scores
+        penalties.append(lost_point(code.modules))
+    automatic = code.best_mask_pattern()
+    assert automatic == penalties.index(min(penalties))
+    mask = automatic if forced_mask is None else forced_mask
+    code.makeImpl(False, mask)
+    rows = ["".join("1" if module else "0" for module in row) for row in code.modules]
+    return name, text, level, forced_mask, code.version, mask, penalties, rows
+
+
+def swift_string(text):
+    out = []
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif " " <= ch <= "~":
+            out.append(ch)
+        else:
+            out.append("\\u{%X}" % ord(ch))
+    return '"' + "".join(out) + '"'
+
+
+def text_lines(text, width=80):
+    """The `text:` argument: one literal, or a multi-line literal with `\\` continuations when it is long."""
+    if len(swift_string(text)) <= width:
+        return ["            text: %s," % swift_string(text)]
+    chunks = []
+    while text:
+        cut = min(len(text), width)
+        # Cut between two non-space characters, so no chunk starts or ends with white space.
+        while cut < len(text) and (text[cut - 1] == " " or text[cut] == " "):
+            cut -= 1
+        chunks.append(swift_string(text[:cut])[1:-1])
+        text = text[cut:]
+    lines = ['            text: """']
+    lines += ["                %s\\" % chunk for chunk in chunks[:-1]]
+    lines += ["                %s" % chunks[-1], '                """,']
+    return lines
+
+
+def main():
+    lines = [
+        "// Generated by Tests/QRCodeTests/Fixtures/generate.py with python-qrcode %s; do not edit by hand."
+        % qrcode_version(),
+        "// The oracle: python-qrcode's encoder, independent of Sources/QRCode. See generate.py for what each field is.",
+        "",
+        "import QRCode",
+        "",
+        "enum Oracle {",
+        "    /// One symbol as python-qrcode makes it.",
+        "    struct Symbol: Sendable, CustomStringConvertible {",
+        "        let name: String",
+        "        let text: String",
+        "        let level: QRCode.ErrorCorrection",
+        "        /// The mask the case forces, or nil for python-qrcode's automatic choice.",
+        "        let forcedMask: Int?",
+        "        let version: Int",
+        "        let mask: Int",
+        "        /// python-qrcode's penalty of masks 0...7, as its automatic choice scores them.",
+        "        let maskPenalties: [Int]",
+        "        /// The symbol, one string per row, \"1\" = dark, without quiet zone.",
+        "        let rows: [String]",
+        "",
+        "        var description: String { name }",
+        "    }",
+        "",
+        "    static let symbols: [Symbol] = [",
+    ]
+    for name, text, level, forced, version, mask, penalties, rows in (symbol(*case) for case in CASES):
+        lines += [
+            "        Symbol(",
+            "            name: %s," % swift_string(name),
+            *text_lines(text),
+            "            level: .%s, forcedMask: %s, version: %d, mask: %d,"
+            % (level, "nil" if forced is None else forced, version, mask),
+            "            maskPenalties: [%s]," % ", ".join(str(p) for p in penalties),
+            "            rows: [",
+        ]
+        lines += ['                "%s",' % row for row in rows]
+        lines += ["            ]", "        ),"]
+    lines += [
+        "    ]",
+        "",
+        "    /// python-qrcode's error correction blocks, for versions 1...40, each for the levels L, M, Q, H:",
+        "    /// [number of blocks, error correction codewords per block, data codewords of the symbol].",
+        "    static let blockStructure: [[[Int]]] = [",
+    ]
+    for version in range(1, 41):
+        entries = []
+        for level in ("low", "medium", "quartile", "high"):
+            blocks = base.rs_blocks(version, LEVELS[level])
+            ec = {block.total_count - block.data_count for block in blocks}
+            assert len(ec) == 1
+            entries.append("[%d, %d, %d]" % (len(blocks), ec.pop(), sum(block.data_count for block in blocks)))
+        lines.append("        [%s]," % ", ".join(entries))
+    lines += ["    ]", "}", ""]
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "OracleFixtures.swift")
+    with open(path, "w", encoding="utf-8") as file:
+        file.write("\n".join(lines))
+    print("wrote", path)
+
+
+def qrcode_version():
+    from importlib.metadata import version
+
+    return version("qrcode")
+
+
+if __name__ == "__main__":
+    main()
