@@ -78,6 +78,7 @@ let package = Package(
                 "Projections",
                 "Assistant",
                 "SwitchboardEvents",
+                "QRCode",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -90,11 +91,17 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
+            // The sidecar's own tests and notes are not part of the agent.
+            exclude: ["Channels/WhatsAppWeb/Sidecar/test", "Channels/WhatsAppWeb/Sidecar/README.md"],
             // The web chat's script and style sheet, compiled into the binary as byte arrays (`PackageResources`):
             // no bundle to ship beside it, no CDN. See docs/web.md.
             resources: [
                 .embedInCode("Web/Assets/markdown.js"), .embedInCode("Web/Assets/thread.js"),
                 .embedInCode("Web/Assets/chat.js"), .embedInCode("Web/Assets/chat.css"),
+                // The WhatsApp linked device's Node sidecar, written to DATA_DIR on first use.
+                .embedInCode("Channels/WhatsAppWeb/Sidecar/package.json"),
+                .embedInCode("Channels/WhatsAppWeb/Sidecar/index.mjs"),
+                .embedInCode("Channels/WhatsAppWeb/Sidecar/sidecar.mjs"),
             ],
             swiftSettings: strictSettings
         ),

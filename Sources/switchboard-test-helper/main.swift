@@ -51,7 +51,9 @@ func describe(_ error: any Error) -> String {
 
 // Die with the test process: a crashed test run must not leave helpers holding its output pipes open. The
 // tests keep a pipe on our stdin; it reads EOF when the test process is gone.
-if ProcessInfo.processInfo.environment["SWITCHBOARD_EXIT_ON_STDIN_EOF"] == "1" {
+if ProcessInfo.processInfo.environment["SWITCHBOARD_EXIT_ON_STDIN_EOF"] == "1"
+    && CommandLine.arguments.dropFirst().first != "sidecar-bridge"
+{
     Thread {
         var byte: UInt8 = 0
         while read(0, &byte, 1) > 0 {}
@@ -70,6 +72,8 @@ let worker = options["writer"] ?? "helper"
 
 do {
     switch command {
+    case "sidecar-bridge":
+        sidecarBridge(options)
     case "fixture":
         try await fixture(options)
     case "append":

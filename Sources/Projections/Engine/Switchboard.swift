@@ -150,11 +150,17 @@ public final class Switchboard: Sendable {
     }
 
     /// Up to `limit` delivery claims in one transaction (see ``DeliveryShell/claim(channel:accountID:owner:leaseToken:settings:limit:_:)``).
+    ///
+    /// `rateLimits` replaces the channel's limits of ``EngineSettings`` for this claim (a transport with limits of its
+    /// own: the WhatsApp linked device).
     public func claimDeliveries(
-        channel: String, accountID: String, leaseToken: UInt64, limit: Int, as owner: Owner? = nil
+        channel: String, accountID: String, leaseToken: UInt64, limit: Int, rateLimits: RateLimits? = nil,
+        as owner: Owner? = nil
     ) async throws -> DeliveryClaims {
         let owner = owner ?? self.owner
-        let settings = settings.deliveries
+        var chosen = settings.deliveries
+        if let rateLimits { chosen.rateLimits[channel] = rateLimits }
+        let settings = chosen
         return try await decide {
             try DeliveryShell.claim(
                 channel: channel, accountID: accountID, owner: owner, leaseToken: leaseToken, settings: settings,

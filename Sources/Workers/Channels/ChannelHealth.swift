@@ -45,11 +45,12 @@ public final class ChannelHealth: Sendable {
     }
 
     /// Records `channel.disconnected` when connected, or when a first connection failed (`willReconnect`); not
-    /// again while already down.
-    public func down(reason: String, code: Int? = nil, willReconnect: Bool) async {
+    /// again while already down — except a `terminal` one (unlinked, replaced: the account stops until someone
+    /// acts), which is always recorded.
+    public func down(reason: String, code: Int? = nil, willReconnect: Bool, terminal: Bool = false) async {
         guard
             link.withLock({ link -> Bool in
-                let record = link == .up || (link == .unknown && willReconnect)
+                let record = terminal || link == .up || (link == .unknown && willReconnect)
                 if record || link == .up { link = .down }
                 return record
             })

@@ -22,6 +22,8 @@ public struct ChannelRuntime: Sendable {
     /// Outbound loops, pollers and connection monitors, after the keepers (so they stop before the leases are
     /// released).
     public var services: [any Service] = []
+    /// The WhatsApp linked device, when this process runs one (`WHATSAPP_TRANSPORT=web`).
+    public var linkedDevice: LinkedDevice?
 
     /// Builds the channels of `settings.role`; channels that cannot run say why in `status` and the log.
     public static func make(
@@ -141,6 +143,43 @@ public struct ChannelRuntime: Sendable {
             let access = ChannelAccess(
                 channel: Channel.whatsapp.rawValue, policy: channels.whatsappPolicy,
                 allowlist: channels.whatsappAllowedNumbers)
+            let (transport, why) = whatsappTransport(
+                channels.whatsappTransport, cloudCredentials: token != nil && phoneNumberID != nil,
+                linked: LinkedSessionLayout.isLinked(stored))
+            logger.info("[whatsapp] Transport: \(transport?.rawValue ?? "none") (\(why))")
+            if transport == .web {
+                let leaseKeeper = keeper(Channel.whatsapp.rawValue, account)
+                let session = ChannelSession(store: store, keeper: leaseKeeper, logger: logger)
+                let health = ChannelHealth(
+                    channel: Channel.whatsapp.rawValue, accountID: account, engine: engine, logger: logger)
+                var device = LinkedDeviceSettings(
+                    command: channels.whatsappSidecarCommand
+                        ?? WhatsAppSidecar.command(dataDirectory: settings.dataDirectory))
+                if channels.whatsappSidecarCommand == nil {
+                    let directory = WhatsAppSidecar.directory(dataDirectory: settings.dataDirectory)
+                    device.install = { () throws(SidecarError) in
+                        try WhatsAppSidecar.install(directory) { line in logger.notice("\(line)") }
+                    }
+                }
+                device.socketURL = channels.whatsappWebSocketURL
+                device.selfChat = channels.whatsappSelfChat
+                device.sendTimeout = settings.providerTimeout
+                let linked = LinkedDevice(
+                    keeper: leaseKeeper, session: session, ingress: ingress,
+                    inbound: WhatsAppWebInbound(
+                        accountID: account, access: access, selfChat: channels.whatsappSelfChat),
+                    health: health, settings: device, logger: logger)
+                runtime.linkedDevice = linked
+                // The device stops after the outbound loop (services stop in reverse order).
+                runtime.services.append(linked)
+                runtime.services.append(
+                    OutboundService(
+                        keeper: leaseKeeper,
+                        sender: WhatsAppWebSender(device: linked, sendsPerSecond: channels.whatsappWebSendsPerSecond),
+                        engine: engine,
+                        metrics: metrics, health: health, concurrency: settings.outboundConcurrency, logger: logger))
+                return runtime
+            }
             if let token, let phoneNumberID {
                 if settings.whatsappAccessToken == nil {
                     logger.info("[whatsapp] Using the credentials stored by `agent whatsapp login`")
@@ -195,5 +234,18 @@ public struct ChannelRuntime: Sendable {
             }
         }
         return runtime
+    }
+
+    /// The transport of the WhatsApp account, and why: `WHATSAPP_TRANSPORT` when set; else `cloud` with Cloud API
+    /// credentials, `web` with a linked session, none otherwise.
+    static func whatsappTransport(_ setting: WhatsAppTransport?, cloudCredentials: Bool, linked: Bool)
+        -> (WhatsAppTransport?, String)
+    {
+        if let setting { return (setting, "WHATSAPP_TRANSPORT=\(setting.rawValue)") }
+        if cloudCredentials { return (.cloud, "Cloud API credentials are set") }
+        if linked { return (.web, "a linked session is stored") }
+        return (
+            nil, "no Cloud API credentials and no linked session: set WHATSAPP_TRANSPORT=web to link your own number"
+        )
     }
 }

@@ -11,6 +11,14 @@ public enum TelegramMode: String, Sendable, Equatable, CaseIterable {
     case off
 }
 
+/// How a WhatsApp account is reached.
+public enum WhatsAppTransport: String, Sendable, Equatable, CaseIterable {
+    /// The WhatsApp Cloud API (a Meta business number; webhooks and the Graph API).
+    case cloud
+    /// A linked device of a person's own number (WhatsApp Web, through the Baileys sidecar).
+    case web
+}
+
 /// A secret read from the environment: never printed (its description is a placeholder).
 public struct ChannelSecret: Sendable, Equatable, CustomStringConvertible {
     public let value: String
@@ -47,6 +55,19 @@ public struct ChannelSettings: Sendable, Equatable {
     public var whatsappAllowedNumbers: Set<String>
     /// `WEBHOOK_MAX_BODY_BYTES`: the largest webhook body accepted (default 1 MiB; larger gets 413).
     public var webhookMaxBodyBytes: Int
+    /// `WHATSAPP_TRANSPORT`: `cloud` or `web`; `nil` when not set (the agent then chooses: docs/channels.md).
+    public var whatsappTransport: WhatsAppTransport?
+    /// `WHATSAPP_SIDECAR_COMMAND`: the linked device's sidecar command line, split on spaces (no quoting); default
+    /// `node <DATA_DIR>/sidecars/whatsapp-web/index.mjs`, installed on first use.
+    public var whatsappSidecarCommand: [String]?
+    /// `WHATSAPP_SELF_CHAT`: whether the owner may talk to the assistant in their own "message yourself" chat of
+    /// the linked number (default `false`).
+    public var whatsappSelfChat: Bool
+    /// `WHATSAPP_WEB_SOCKET_URL`: a WebSocket URL instead of WhatsApp's (tests).
+    public var whatsappWebSocketURL: String?
+    /// `WHATSAPP_WEB_SENDS_PER_SECOND`: the linked device's sends per second for the whole number (default 2,
+    /// 1…50).
+    public var whatsappWebSendsPerSecond: Int
 
     /// Reads and validates the channel variables of `environment`.
     public init(environment: [String: String]) throws(SettingsError) {
@@ -119,6 +140,17 @@ public struct ChannelSettings: Sendable, Equatable {
         }
         whatsappAllowedNumbers = numbers
         webhookMaxBodyBytes = try env.integer("WEBHOOK_MAX_BODY_BYTES", default: 1 << 20, range: 1024...(16 << 20))
+        if let text = env.value("WHATSAPP_TRANSPORT")?.lowercased() {
+            guard let transport = WhatsAppTransport(rawValue: text) else {
+                throw SettingsError(variable: "WHATSAPP_TRANSPORT", message: "expected cloud or web, got '\(text)'")
+            }
+            whatsappTransport = transport
+        }
+        whatsappSidecarCommand = env.value("WHATSAPP_SIDECAR_COMMAND").map { $0.split(separator: " ").map(String.init) }
+            .flatMap { $0.isEmpty ? nil : $0 }
+        whatsappSelfChat = try env.flag("WHATSAPP_SELF_CHAT", default: false)
+        whatsappWebSocketURL = env.value("WHATSAPP_WEB_SOCKET_URL")
+        whatsappWebSendsPerSecond = try env.integer("WHATSAPP_WEB_SENDS_PER_SECOND", default: 2, range: 1...50)
     }
 
     /// A phone number as WhatsApp ids spell it: digits only.

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOPosix
+import Projections
 
 /// One outbound message, as a sender sees it.
 public struct OutboundMessage: Sendable, Equatable {
@@ -75,6 +76,12 @@ public protocol ChannelSender: Sendable {
     var channel: String { get }
     /// Sends one message. Does not throw: every way a call can end is a ``SendOutcome``.
     func send(_ message: OutboundMessage) async -> SendOutcome
+    /// Send-rate limits of this sender's transport, when they differ from the channel's (``Channel/rateLimits``).
+    var rateLimits: RateLimits? { get }
+}
+
+extension ChannelSender {
+    public var rateLimits: RateLimits? { nil }
 }
 
 /// A POST to a provider over AsyncHTTPClient, with the outcome classified by whether the request can have

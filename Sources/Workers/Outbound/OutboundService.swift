@@ -194,7 +194,7 @@ public final class OutboundService: Service, Sendable {
                     // before the batch is large).
                     batch = try await engine.claimDeliveries(
                         channel: channel, accountID: accountID, leaseToken: tenure.token,
-                        limit: min(concurrency - inFlight, Self.claimBatch))
+                        limit: min(concurrency - inFlight, Self.claimBatch), rateLimits: sender.rateLimits)
                 } catch {
                     logger.error("delivery.claim.failed", metadata: ["error": "\(error)"])
                     await wakeup.wait(until: .now + .seconds(1))
