@@ -102,6 +102,12 @@ let package = Package(
                 .embedInCode("Channels/WhatsAppWeb/Sidecar/package.json"),
                 .embedInCode("Channels/WhatsAppWeb/Sidecar/index.mjs"),
                 .embedInCode("Channels/WhatsAppWeb/Sidecar/sidecar.mjs"),
+                .embedInCode("Channels/WhatsAppWeb/Sidecar/auth-store.mjs"),
+                .embedInCode("Channels/WhatsAppWeb/Sidecar/commands.mjs"),
+                .embedInCode("Channels/WhatsAppWeb/Sidecar/connection.mjs"),
+                .embedInCode("Channels/WhatsAppWeb/Sidecar/lines.mjs"),
+                .embedInCode("Channels/WhatsAppWeb/Sidecar/logging.mjs"),
+                .embedInCode("Channels/WhatsAppWeb/Sidecar/messages.mjs"),
             ],
             swiftSettings: strictSettings
         ),

@@ -8,8 +8,9 @@ import Workers
 /// environment and restarts never ask for it again.
 struct WhatsAppCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "whatsapp", abstract: "Stores the WhatsApp Cloud API credentials of an account.",
-        subcommands: [Login.self])
+        commandName: "whatsapp",
+        abstract: "Links your own WhatsApp number, or stores the WhatsApp Cloud API credentials of an account.",
+        subcommands: [WhatsAppLink.self, WhatsAppUnlink.self, Login.self])
 
     struct Login: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

@@ -1,5 +1,7 @@
+import AsyncHTTPClient
 @testable import EventLog
 import Foundation
+import NIOCore
 import Projections
 import SwitchboardEvents
 import SwitchboardJSON
@@ -341,6 +343,78 @@ struct LinkedDeviceProcessTests {
         }
     }
 
+    // Linking on /settings: the QR the holder's sidecar shows is drawn in the page; once linked, the number; Unlink
+    // logs the device out and clears its keys.
+    @Test func theSettingsPageShowsTheQRThenTheNumberAndUnlinks() async throws {
+        let dir = TemporaryDirectory()
+        let fake = try FakeSidecarServer()
+        let agent = try AgentProcess(
+            "wa-1", data: dir.path, Self.web(fake, ["AGENT_ROLE": "all", "WEB_PASSWORD": "settings-password"]))
+        let port = try await ChannelProcessTests.port(of: agent)
+        let s1 = try await fake.next()
+        _ = try await s1.command("start")
+        s1.emit(.qr("2@settingsRef,noise,identity,adv", expiresInMs: 60000))
+        try await agent.waitFor("[whatsapp] Scan this QR code")
+        var configuration = HTTPClient.Configuration()
+        configuration.redirectConfiguration = .disallow
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        let base = "http://127.0.0.1:\(port)"
+        func get(_ path: String, _ cookie: String?) async throws -> (status: UInt, body: String) {
+            var request = HTTPClientRequest(url: base + path)
+            if let cookie { request.headers.add(name: "Cookie", value: cookie) }
+            let response = try await client.execute(request, timeout: .seconds(10))
+            return (response.status.code, String(buffer: try await response.body.collect(upTo: 1 << 20)))
+        }
+        let result = await outcome {
+            var login = HTTPClientRequest(url: base + "/login")
+            login.method = .POST
+            login.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+            login.body = .bytes(ByteBuffer(string: "secret=settings-password"))
+            let answer = try await client.execute(login, timeout: .seconds(10))
+            let cookie = try #require(answer.headers["Set-Cookie"].first?.split(separator: ";").first.map(String.init))
+
+            // The session write of the QR is committed before the log line: the page shows it now.
+            let scanning = try await get("/settings", cookie)
+            #expect(scanning.status == 200)
+            #expect(scanning.body.contains(#"<div id="whatsapp-qr" class="qr"><svg"#), "\(scanning.body.suffix(600))")
+            #expect(scanning.body.contains(#"http-equiv="refresh""#))
+
+            s1.emit(.auth(SidecarAuthBatch(batch: 1, creds: LinkedDevicePureTests.creds)))
+            _ = try await s1.command("auth_committed")
+            s1.emit(.connected(jid: Self.jid, name: "Owner"))
+            try await agent.waitFor("[whatsapp] Connected (linked device 4915112345678")
+            let linked = try await get("/settings", cookie)
+            #expect(
+                linked.body.contains("Linked to <strong>+4915112345678</strong> — connected"),
+                "\(linked.body.suffix(600))")
+            #expect(!linked.body.contains("whatsapp-qr"))
+
+            let csrf = try #require(
+                linked.body.components(separatedBy: #"name="csrf-token" content=""#).dropFirst().first?
+                    .prefix { $0 != "\"" })
+            var unlink = HTTPClientRequest(url: base + "/settings/whatsapp/unlink")
+            unlink.method = .POST
+            unlink.headers.add(name: "Cookie", value: cookie)
+            unlink.headers.add(name: "Origin", value: base)
+            unlink.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+            unlink.body = .bytes(ByteBuffer(string: "csrf=\(csrf)"))
+            async let unlinked = client.execute(unlink, timeout: .seconds(10))
+            _ = try await s1.command("logout")
+            s1.emit(.disconnected(code: 401, reason: "loggedOut", message: "logged out"))
+            let answer2 = try await unlinked
+            #expect(answer2.status.code == 303)
+            let after = try await get("/settings", cookie)
+            #expect(after.body.contains("Link again"), "\(after.body.suffix(600))")
+        }
+        try? await client.shutdown()
+        #expect(await agent.stop() == 0)
+        try result.get()
+        let log = try TestLog(dir.path)
+        defer { log.close() }
+        let store = try SessionStore(backend: .log, engine: log.engine)
+        #expect(try store.entries("whatsapp/default").keys.filter { $0.hasPrefix("web.") }.isEmpty)
+    }
+
     // J on the linked device: 200 messages (live and caught up after a reconnect), each answered exactly once.
     @Test func twoHundredMessagesAreEachAnsweredOnce() async throws {
         let dir = TemporaryDirectory()
@@ -401,5 +475,18 @@ struct LinkedDeviceSidecarScriptTests {
         // The suites ran (not an empty folder).
         let passed = output.split(separator: "\n").first { $0.hasPrefix("# pass ") }.flatMap { Int($0.dropFirst(7)) }
         #expect((passed ?? 0) >= 60, "\(output.suffix(500))")
+    }
+
+    /// The files compiled into the agent are the whole program: written to a folder, every module it imports
+    /// resolves, and without the package it says so in one line and exits 3.
+    @Test func theEmbeddedFilesAreACompleteProgram() async throws {
+        let dir = TemporaryDirectory()
+        try WhatsAppSidecar.writeFiles(dir.path)
+        #expect(!WhatsAppSidecar.isInstalled(dir.path))
+        let output = try await ChannelProcessTests.system(
+            "cd '\(dir.path)' && node index.mjs </dev/null 2>&1; echo \"exit=$?\"", [:])
+        #expect(output.contains("baileys is not installed"), "\(output)")
+        #expect(output.hasSuffix("exit=3\n"), "\(output)")
+        #expect(!output.contains("ERR_MODULE_NOT_FOUND") || output.contains("'baileys'"), "\(output)")
     }
 }

@@ -149,26 +149,8 @@ public struct ChannelRuntime: Sendable {
             logger.info("[whatsapp] Transport: \(transport?.rawValue ?? "none") (\(why))")
             if transport == .web {
                 let leaseKeeper = keeper(Channel.whatsapp.rawValue, account)
-                let session = ChannelSession(store: store, keeper: leaseKeeper, logger: logger)
-                let health = ChannelHealth(
-                    channel: Channel.whatsapp.rawValue, accountID: account, engine: engine, logger: logger)
-                var device = LinkedDeviceSettings(
-                    command: channels.whatsappSidecarCommand
-                        ?? WhatsAppSidecar.command(dataDirectory: settings.dataDirectory))
-                if channels.whatsappSidecarCommand == nil {
-                    let directory = WhatsAppSidecar.directory(dataDirectory: settings.dataDirectory)
-                    device.install = { () throws(SidecarError) in
-                        try WhatsAppSidecar.install(directory) { line in logger.notice("\(line)") }
-                    }
-                }
-                device.socketURL = channels.whatsappWebSocketURL
-                device.selfChat = channels.whatsappSelfChat
-                device.sendTimeout = settings.providerTimeout
-                let linked = LinkedDevice(
-                    keeper: leaseKeeper, session: session, ingress: ingress,
-                    inbound: WhatsAppWebInbound(
-                        accountID: account, access: access, selfChat: channels.whatsappSelfChat),
-                    health: health, settings: device, logger: logger)
+                let linked = LinkedDevice.make(
+                    settings: settings, keeper: leaseKeeper, store: store, engine: engine, printQR: true, logger: logger)
                 runtime.linkedDevice = linked
                 // The device stops after the outbound loop (services stop in reverse order).
                 runtime.services.append(linked)
@@ -177,7 +159,8 @@ public struct ChannelRuntime: Sendable {
                         keeper: leaseKeeper,
                         sender: WhatsAppWebSender(device: linked, sendsPerSecond: channels.whatsappWebSendsPerSecond),
                         engine: engine,
-                        metrics: metrics, health: health, concurrency: settings.outboundConcurrency, logger: logger))
+                        metrics: metrics, health: linked.health, concurrency: settings.outboundConcurrency,
+                        logger: logger))
                 return runtime
             }
             if let token, let phoneNumberID {

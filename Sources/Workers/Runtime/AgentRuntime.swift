@@ -47,9 +47,13 @@ public enum AgentRuntime {
                     backend: settings.sessionBackend, engine: engine, directory: settings.sessionDirectory)
                 var webSettings = settings.web
                 webSettings.model.answering = model?.description
+                let whatsapp =
+                    settings.enableWhatsApp
+                    ? WebWhatsApp(account: settings.whatsappAccountID, store: store, device: channels.linkedDevice)
+                    : nil
                 let chat = try WebChat(
                     engine: engine, settings: webSettings, sessionStore: store, modelHealth: supervisor?.health,
-                    logger: logger)
+                    whatsapp: whatsapp, logger: logger)
                 chat.announce(url: settings.web.publicURL ?? "http://\(settings.host):\(settings.port)")
                 web = chat
             } catch {

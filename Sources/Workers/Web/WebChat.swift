@@ -21,6 +21,8 @@ public final class WebChat: Sendable {
     let keys: WebKeyFiles
     let engine: Switchboard
     let todoist: TodoistConnect
+    /// The WhatsApp section of /settings.
+    let whatsapp: WebWhatsApp?
     let heartbeat: Duration
     /// The local model server's health, when this process supervises one (the status page shows it).
     let modelHealth: ModelHealth?
@@ -33,9 +35,10 @@ public final class WebChat: Sendable {
     public init(
         engine: Switchboard, settings: WebSettings, sessionStore: SessionStore, httpClient: HTTPClient = .shared,
         heartbeat: Duration = .seconds(15), clock: @escaping @Sendable () -> Date = { Date() },
-        modelHealth: ModelHealth? = nil, logger: Logger
+        modelHealth: ModelHealth? = nil, whatsapp: WebWhatsApp? = nil, logger: Logger
     ) throws {
         self.engine = engine
+        self.whatsapp = whatsapp
         self.modelHealth = modelHealth
         self.settings = settings
         keys = try WebKeyFiles(settings: settings)
@@ -92,7 +95,8 @@ public final class WebChat: Sendable {
         ApprovalsController(engine: engine, gate: gate, logger: logger).addRoutes(to: web)
         StatusController(engine: engine, modelHealth: modelHealth, assets: assets, gate: gate).addRoutes(to: web)
         SettingsController(
-            settings: settings, auth: auth, todoist: todoist, assets: assets, gate: gate, logger: logger
+            settings: settings, auth: auth, todoist: todoist, assets: assets, gate: gate, whatsapp: whatsapp,
+            logger: logger
         ).addRoutes(to: web)
     }
 }

@@ -4,10 +4,11 @@ import Projections
 /// The server-rendered pages. Every dynamic value is escaped with ``HTML/escape(_:)``; the DOM ids and classes
 /// are the contract the browser test drives (see docs/web.md).
 enum WebPages {
-    static func document(title: String, assets: WebAssets, csrf: String?, body: String, bodyClass: String = "")
-        -> String
-    {
-        let csrfMeta = csrf.map { "<meta name=\"csrf-token\" content=\"\(HTML.escape($0))\">" } ?? ""
+    static func document(
+        title: String, assets: WebAssets, csrf: String?, body: String, bodyClass: String = "", refresh: Int? = nil
+    ) -> String {
+        var csrfMeta = csrf.map { "<meta name=\"csrf-token\" content=\"\(HTML.escape($0))\">" } ?? ""
+        if let refresh { csrfMeta += "<meta http-equiv=\"refresh\" content=\"\(refresh)\">" }
         return """
             <!doctype html>
             <html lang="en"><head><meta charset="utf-8">\
@@ -214,6 +215,10 @@ enum WebPages {
         var todoistOverride: Bool
         var message: String?
         var model: WebSettings.ModelDisplay
+        /// The WhatsApp section's HTML, when this agent has a WhatsApp account.
+        var whatsapp: String?
+        /// Reload the page after this many seconds (a QR code to scan).
+        var refresh: Int?
     }
 
     static func settings(_ view: SettingsView, assets: WebAssets, csrf: String) -> String {
@@ -262,9 +267,9 @@ enum WebPages {
             <div class="page">\(navigation(csrf: csrf))<h1>Settings</h1>\(message)\
             <section aria-labelledby="h-model"><h2 id="h-model">Model</h2><p id="model">\(model)</p></section>\
             <section aria-labelledby="h-todoist"><h2 id="h-todoist">Todoist</h2>\
-            <p id="todoist-status">\(HTML.escape(status))</p>\(action)\(override)</section></div>
+            <p id="todoist-status">\(HTML.escape(status))</p>\(action)\(override)</section>\(view.whatsapp ?? "")</div>
             """
-        return document(title: "Settings", assets: assets, csrf: csrf, body: body)
+        return document(title: "Settings", assets: assets, csrf: csrf, body: body, refresh: view.refresh)
     }
 
     // MARK: OAuth hop

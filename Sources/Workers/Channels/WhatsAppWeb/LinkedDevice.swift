@@ -97,6 +97,37 @@ public final class LinkedDevice: Service, Sendable {
 
     var metadata: Logger.Metadata { ["channel.account": "\(keeper.accountID)"] }
 
+    /// The linked device of `settings`' WhatsApp account under `keeper`, as the agent and `agent whatsapp link` run it.
+    public static func make(
+        settings: AgentSettings, keeper: LeaseKeeper, store: SessionStore, engine: Switchboard, printQR: Bool,
+        logger: Logger
+    ) -> LinkedDevice {
+        let channels = settings.channels
+        var device = LinkedDeviceSettings(
+            command: channels.whatsappSidecarCommand ?? WhatsAppSidecar.command(dataDirectory: settings.dataDirectory))
+        if channels.whatsappSidecarCommand == nil {
+            let directory = WhatsAppSidecar.directory(dataDirectory: settings.dataDirectory)
+            device.install = { () throws(SidecarError) in
+                try WhatsAppSidecar.install(directory) { line in logger.notice("\(line)") }
+            }
+        }
+        device.socketURL = channels.whatsappWebSocketURL
+        device.selfChat = channels.whatsappSelfChat
+        device.sendTimeout = settings.providerTimeout
+        device.printQR = printQR
+        let access = ChannelAccess(
+            channel: Channel.whatsapp.rawValue, policy: channels.whatsappPolicy,
+            allowlist: channels.whatsappAllowedNumbers)
+        return LinkedDevice(
+            keeper: keeper, session: ChannelSession(store: store, keeper: keeper, logger: logger),
+            ingress: ChannelIngress(engine: engine, logger: logger),
+            inbound: WhatsAppWebInbound(
+                accountID: keeper.accountID, access: access, selfChat: channels.whatsappSelfChat),
+            health: ChannelHealth(
+                channel: Channel.whatsapp.rawValue, accountID: keeper.accountID, engine: engine, logger: logger),
+            settings: device, logger: logger)
+    }
+
     public var snapshot: Snapshot {
         state.withLock {
             Snapshot(

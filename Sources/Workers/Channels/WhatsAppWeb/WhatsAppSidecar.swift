@@ -6,7 +6,10 @@ public enum WhatsAppSidecar {
     /// The sidecar's files (name, bytes).
     static let files: [(name: String, bytes: [UInt8])] = [
         ("package.json", PackageResources.package_json), ("index.mjs", PackageResources.index_mjs),
-        ("sidecar.mjs", PackageResources.sidecar_mjs),
+        ("sidecar.mjs", PackageResources.sidecar_mjs), ("auth-store.mjs", PackageResources.auth_store_mjs),
+        ("commands.mjs", PackageResources.commands_mjs), ("connection.mjs", PackageResources.connection_mjs),
+        ("lines.mjs", PackageResources.lines_mjs), ("logging.mjs", PackageResources.logging_mjs),
+        ("messages.mjs", PackageResources.messages_mjs),
     ]
 
     /// Where the sidecar is installed under `dataDirectory`.
@@ -31,17 +34,7 @@ public enum WhatsAppSidecar {
     /// line per step to `progress`.
     /// - Throws: ``SidecarError`` with one line saying what is missing (Node 20, the registry) and what to do.
     public static func install(_ directory: String, progress: (String) -> Void) throws(SidecarError) {
-        do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            for file in files {
-                let path = directory + "/" + file.name
-                if FileManager.default.contents(atPath: path).map({ [UInt8]($0) }) != file.bytes {
-                    try Data(file.bytes).write(to: URL(fileURLWithPath: path), options: .atomic)
-                }
-            }
-        } catch {
-            throw SidecarError(message: "cannot write the WhatsApp sidecar to \(directory): \(error)")
-        }
+        try writeFiles(directory)
         let version = try run(["node", "--version"], in: directory, step: "node --version", timeout: 30)
         let major = Int(
             version.trimmingCharacters(in: .whitespacesAndNewlines).dropFirst().split(separator: ".").first ?? "")
@@ -57,6 +50,21 @@ public enum WhatsAppSidecar {
         _ = try run(
             ["npm", lock ? "ci" : "install", "--omit=dev", "--no-audit", "--no-fund", "--loglevel=error"],
             in: directory, step: "npm install", timeout: 600)
+    }
+
+    /// Writes this build's files to `directory` (those that differ).
+    public static func writeFiles(_ directory: String) throws(SidecarError) {
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            for file in files {
+                let path = directory + "/" + file.name
+                if FileManager.default.contents(atPath: path).map({ [UInt8]($0) }) != file.bytes {
+                    try Data(file.bytes).write(to: URL(fileURLWithPath: path), options: .atomic)
+                }
+            }
+        } catch {
+            throw SidecarError(message: "cannot write the WhatsApp sidecar to \(directory): \(error)")
+        }
     }
 
     /// Runs `arguments` in `directory`; returns its output, or throws with its last line.

@@ -11,6 +11,7 @@ struct SettingsController: Sendable {
     let todoist: TodoistConnect
     let assets: WebAssets
     let gate: WebGate
+    let whatsapp: WebWhatsApp?
     let logger: Logger
 
     func addRoutes(to group: RouterGroup<WebRequestContext>) {
@@ -18,6 +19,8 @@ struct SettingsController: Sendable {
             .get("settings", use: page)
             .get("settings/todoist/connect", use: connect)
             .post("settings/todoist/disconnect", use: disconnect)
+            .post("settings/whatsapp/unlink", use: unlinkWhatsApp)
+            .post("settings/whatsapp/resume", use: resumeWhatsApp)
         // Open to anyone: the first arrival from Todoist's site has no cookie (see `callback`).
         group.group()
             .add(middleware: InternalErrorMiddleware(kind: .page, logger: logger))
@@ -28,6 +31,8 @@ struct SettingsController: Sendable {
         "connected": "Todoist is connected.", "disconnected": "Todoist is disconnected.",
         "denied": "Todoist did not grant access.", "failed": "Connecting Todoist failed; see the agent's log.",
         "busy": "Todoist settings are being changed by another process; try again.",
+        "whatsapp-unlinked": "WhatsApp is unlinked.", "whatsapp-resumed": "The linked device is starting again.",
+        "whatsapp-elsewhere": "The linked device runs in another process: use `agent whatsapp unlink` there.",
     ]
 
     /// `GET /settings`: the model that answers and Todoist's state; `?todoist=<outcome>` shows a message.
@@ -44,11 +49,31 @@ struct SettingsController: Sendable {
         } else {
             todoistState = try todoist.isConnected() ? .connected : .notConnected
         }
-        let flash = message ?? request.uri.queryParameters.get("todoist").flatMap { Self.messages[$0] }
+        let query = request.uri.queryParameters
+        let flash = message ?? (query.get("todoist") ?? query.get("whatsapp")).flatMap { Self.messages[$0] }
         let view = WebPages.SettingsView(
             todoist: todoistState, todoistOverride: settings.todoistTokenOverride, message: flash,
-            model: settings.model)
+            model: settings.model, whatsapp: whatsapp?.section(csrf: session.csrf),
+            refresh: whatsapp?.refreshes() == true ? 5 : nil)
         return WebResponse.html(status, WebPages.settings(view, assets: assets, csrf: session.csrf))
+    }
+
+    /// `POST /settings/whatsapp/unlink`: the linked device logs out and its keys are cleared (this process's).
+    @Sendable func unlinkWhatsApp(_ request: Request, context: WebRequestContext) async throws -> Response {
+        guard let device = whatsapp?.device else {
+            return WebResponse.redirect("/settings?whatsapp=whatsapp-elsewhere")
+        }
+        await device.unlink()
+        return WebResponse.redirect("/settings?whatsapp=whatsapp-unlinked")
+    }
+
+    /// `POST /settings/whatsapp/resume`: a paused linked device starts again (a new QR after an unlink).
+    @Sendable func resumeWhatsApp(_ request: Request, context: WebRequestContext) async throws -> Response {
+        guard let device = whatsapp?.device else {
+            return WebResponse.redirect("/settings?whatsapp=whatsapp-elsewhere")
+        }
+        device.resume()
+        return WebResponse.redirect("/settings?whatsapp=whatsapp-resumed")
     }
 
     /// `GET /settings/todoist/connect`: 303 to Todoist's authorize URL with a `state` bound to the session.
