@@ -150,7 +150,8 @@ public struct ChannelRuntime: Sendable {
             if transport == .web {
                 let leaseKeeper = keeper(Channel.whatsapp.rawValue, account)
                 let linked = LinkedDevice.make(
-                    settings: settings, keeper: leaseKeeper, store: store, engine: engine, printQR: true, logger: logger)
+                    settings: settings, keeper: leaseKeeper, store: store, engine: engine, printQR: true, logger: logger
+                )
                 runtime.linkedDevice = linked
                 // The device stops after the outbound loop (services stop in reverse order).
                 runtime.services.append(linked)
