@@ -295,6 +295,11 @@ struct LinkedDeviceProcessTests {
             return nil
         }
         #expect(reasons.contains("connection_replaced") && reasons.contains("logged_out"), "\(reasons)")
+        // `replay alerts` says the account stopped and stays so until linked again.
+        let alerts = try await SpawnedProcess.run("replay", ["alerts", "--data-dir", dir.path])
+        #expect(
+            alerts.lines.contains { $0.hasPrefix("[ALERT] channel stopped: whatsapp/default logged_out") },
+            "\(alerts.lines)")
         #expect(fake.all.value.withLock { $0.count } == 2, "no sidecar was started after 440 or 401")
     }
 

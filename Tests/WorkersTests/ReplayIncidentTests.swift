@@ -345,7 +345,7 @@ struct ReplayIncidentTests {
             alerts.lines.contains(
                 "[ALERT] channel disconnect burst: 12 disconnects in the worst 10m window (threshold 10)"), "\(alerts)")
         #expect(alerts.lines.contains("[ALERT] disconnect/reconnect mismatch: 12 disconnects, 11 reconnects"))
-        #expect(alerts.lines.count == 8, "\(alerts)")
+        #expect(alerts.lines.count == AlertCheck.Check.allCases.count, "\(alerts)")
 
         let higher = try await world.replay("alerts", "--burst-window", "10m", "--threshold", "20")
         #expect(higher.status == 2, "\(higher)")  // the mismatch still alerts
@@ -366,7 +366,7 @@ struct ReplayIncidentTests {
         let json = try await world.replay("alerts", "--threshold", "10", "--json")
         #expect(json.status == 2, "\(json)")
         let checks = try json.objects()
-        #expect(checks.count == 8)
+        #expect(checks.count == AlertCheck.Check.allCases.count)
         let burst = try #require(checks.first { $0["check"] as? String == "channel disconnect burst" })
         #expect(burst["alert"] as? Bool == true)
         #expect(burst["detail"] as? String == "12 disconnects in the worst 10m window (threshold 10)")
@@ -457,7 +457,7 @@ struct ReplayIncidentTests {
 
         let alerts = try await world.replay("alerts")
         #expect(alerts.status == 0, "\(alerts)")
-        #expect(alerts.lines.count == 8, "\(alerts)")
+        #expect(alerts.lines.count == AlertCheck.Check.allCases.count, "\(alerts)")
         #expect(alerts.lines.allSatisfy { $0.hasPrefix("[OK] ") }, "\(alerts)")
 
         let audit = try await world.replay("audit", "duplicates")

@@ -22,7 +22,14 @@ public struct AlertCheck {
         case deadJobs = "dead jobs"
         case uncertainDeliveries = "uncertain deliveries"
         case webhookRejections = "webhook rejections"
+        case channelStopped = "channel stopped"
     }
+
+    /// Disconnect reasons after which a channel account stays down until someone acts (the WhatsApp linked
+    /// device: unlinked on the phone, another client took the number, refused).
+    public static let stoppingReasons: Set<String> = [
+        "logged_out", "multidevice_mismatch", "connection_replaced", "forbidden",
+    ]
 
     /// Runs every check over records with time in (now − lookback, now]; bursts over any `burstWindow`.
     public static func run(
@@ -40,6 +47,8 @@ public struct AlertCheck {
         var dead = 0
         var uncertain = 0
         var rejectedWebhooks = 0
+        // Per channel account: the reason it stopped for, until a connect follows.
+        var stopped: [String: String] = [:]
         try log.withSnapshot { snapshot in
             try snapshot.forEach { record in
                 guard record.timestamp > since, record.timestamp <= now else { return true }
@@ -47,12 +56,14 @@ public struct AlertCheck {
                 switch try record.event() {
                 case .channelDisconnected(let e):
                     disconnects.append(record.timestamp)
+                    if Self.stoppingReasons.contains(e.reason) { stopped["\(e.channel)/\(e.accountID)"] = e.reason }
                     // Only a disconnect that announced a reconnect awaits one (a clean shutdown does not).
                     if e.willReconnect {
                         waiting["\(e.channel)/\(e.accountID)", default: 0] += 1
                         expectingReconnect += 1
                     }
                 case .channelConnected(let e):
+                    stopped["\(e.channel)/\(e.accountID)"] = nil
                     // Only a connect that follows a disconnect is a reconnect (a first connect at start is not).
                     if let n = waiting["\(e.channel)/\(e.accountID)"], n > 0 {
                         waiting["\(e.channel)/\(e.accountID)"] = n - 1
@@ -109,6 +120,12 @@ public struct AlertCheck {
             line(
                 rejectedWebhooks > 0, .webhookRejections,
                 "\(rejectedWebhooks) webhook request(s) refused (bad or missing secret or signature)"),
+            line(
+                !stopped.isEmpty, .channelStopped,
+                stopped.isEmpty
+                    ? "no channel account stopped for an action"
+                    : stopped.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+                        + " (docs/channels.md, Disconnects: what to do)"),
         ]
     }
 }
