@@ -169,11 +169,13 @@ let package = Package(
         .executableTarget(
             name: "switchboard-test-helper",
             dependencies: [
-                "EventLog", "SwitchboardEvents", "Projections", .product(name: "Logging", package: "swift-log"),
+                "EventLog", "SwitchboardEvents", "Projections", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),
-        // Test support: temporary directories, spawned executables, raw hostile HTTP clients (also used by bench).
+        // Test support: temporary directories, spawned executables, raw hostile HTTP clients, the fake WhatsApp
+        // sidecar (also used by bench).
         .target(name: "TestSupport", swiftSettings: strictSettings),
         .testTarget(
             name: "QRCodeTests", dependencies: ["QRCode"], exclude: ["Fixtures/generate.py"],

@@ -5,6 +5,7 @@ import SwitchboardEvents
 import Foundation
 import Logging
 import Projections
+import TestSupport
 
 struct Options {
     var values: [String: String] = [:]
@@ -73,7 +74,7 @@ let worker = options["writer"] ?? "helper"
 do {
     switch command {
     case "sidecar-bridge":
-        sidecarBridge(options)
+        SidecarBridge.run(connect: options["connect"] ?? "")
     case "fixture":
         try await fixture(options)
     case "append":

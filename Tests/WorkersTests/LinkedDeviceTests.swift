@@ -189,11 +189,14 @@ struct LinkedDeviceProcessTests {
         try await first.waitFor("[whatsapp] Transport: web (WHATSAPP_TRANSPORT=web)")
         let s1 = try await fake.next()
         try await Self.link(s1, first)
+        // Each renewal is passed on: the sidecar's own deadline, within the TTL (1 s in these tests).
+        let leases = s1.commands.filter { $0["type"] == .string("lease") }.compactMap { $0["validForMs"]?.doubleValue }
+        #expect(!leases.isEmpty && leases.allSatisfy { $0 >= 1 && $0 <= 1000 }, "\(leases)")
         // The QR was drawn on the terminal (half blocks), and the log has no key material.
         #expect(first.lines.contains { $0.contains("▀") || $0.contains("▄") })
         #expect(await first.stop() == 0)
         try await s1.closed()
-        #expect(s1.received.value.withLock { $0.contains { $0["type"] == .string("stop") } })
+        #expect(s1.received("stop"))
         #expect(!first.lines.contains { $0.contains("AQID") || $0.contains("noiseKey") })
 
         // Restarted without WHATSAPP_TRANSPORT: the stored session chooses the linked device.
@@ -230,7 +233,7 @@ struct LinkedDeviceProcessTests {
         let s2 = try await fake.next()
         #expect(s1.isClosed, "the old holder's sidecar was gone before the new holder's connected")
         try await s1.closed()
-        #expect(s1.received.value.withLock { $0.contains { $0["type"] == .string("stop") } })
+        #expect(s1.received("stop"))
         #expect(await wa1.finish() == 0)
         _ = try await s2.command("start")
         try await wa2.waitFor("[whatsapp] Lease acquired for account 'default' by 'wa-2'")
@@ -269,12 +272,12 @@ struct LinkedDeviceProcessTests {
         #expect(ContinuousClock.now - closedAt >= .milliseconds(900), "a lost connection is retried after a backoff")
         s1.emit(.connected(jid: Self.jid, name: "Owner"))
 
-        let before = s1.received.value.withLock { $0.count }
+        let before = s1.commands.count
         s1.emit(.disconnected(code: 440, reason: "connectionReplaced", message: "Stream Errored (conflict)"))
         _ = try await s1.command("stop")
         try await s1.closed()
         try await agent.waitFor("Another client took this number")
-        #expect(!s1.received.value.withLock { $0.dropFirst(before).contains { $0["type"] == .string("connect") } })
+        #expect(!s1.commands.dropFirst(before).contains { $0["type"] == .string("connect") })
         #expect(await agent.stop() == 0)
 
         // 401 on the next start: the session is cleared, nothing reconnects, the alert says to link again.
@@ -325,10 +328,7 @@ struct LinkedDeviceProcessTests {
         s2.emit(.auth(SidecarAuthBatch(batch: 7, creds: .object(["stale": .bool(true)]))))
         agent.signal(SIGCONT)
         try await s2.closed()
-        #expect(
-            !s2.received.value.withLock {
-                $0.contains { $0["type"] == .string("auth_committed") && $0["batch"] == .int(7) }
-            })
+        #expect(!s2.commands.contains { $0["type"] == .string("auth_committed") && $0["batch"] == .int(7) })
         let store = try SessionStore(backend: .log, engine: log.engine)
         #expect(
             try store.entries("whatsapp/default")["web.creds"].flatMap { JSONValue(json: Array($0)) }

@@ -255,6 +255,14 @@ public final class LinkedDevice: Service, Sendable {
 
     enum End: Equatable { case exited, tenureEnded, stopping, paused }
 
+    /// The milliseconds a sidecar may keep its socket: to the tenure's local deadline, less 100 ms for the pipe and
+    /// the sidecar's own timer (at least 1).
+    static func validFor(until deadline: ContinuousClock.Instant) -> Int {
+        let remaining = deadline - .now - .milliseconds(100)
+        return max(
+            1, Int(remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000))
+    }
+
     private let installed = Flag()
 
     /// Runs ``LinkedDeviceSettings/install`` once (off the cooperative pool: npm takes a while); the failure.
@@ -299,13 +307,19 @@ public final class LinkedDevice: Service, Sendable {
             }
             group.addTask {
                 // The watch: the sidecar dies the moment the tenure ends (denied, expired by its local deadline,
-                // refused) — before any other process can be granted the lease.
+                // refused) — before any other process can be granted the lease. Each renewal is passed on as a
+                // `lease`, so a sidecar whose agent froze closes its socket by itself at the same deadline.
+                var told: ContinuousClock.Instant?
                 while !self.stopping.isSet {
                     guard let current = self.keeper.current(), current.token == tenure.token else {
                         process.kill()
                         return .tenureEnded
                     }
                     if self.state.withLock({ $0.paused != nil }) { return .paused }
+                    if told != current.deadline {
+                        told = current.deadline
+                        process.send(.lease(validForMs: Self.validFor(until: current.deadline)))
+                    }
                     await self.watch.wait(until: current.deadline)
                     if Task.isCancelled { return .exited }
                 }

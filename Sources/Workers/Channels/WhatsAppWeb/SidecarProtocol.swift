@@ -46,6 +46,8 @@ public struct LinkedAuthState: Sendable, Equatable, Codable {
 /// A command to the sidecar.
 public enum SidecarCommand: Sendable, Equatable, Encodable {
     case start(account: String, auth: LinkedAuthState?, browser: [String], staleAfterMs: Int, waWebSocketUrl: String?)
+    /// The tenure is good for this long: without a new one in time the sidecar closes its socket by itself.
+    case lease(validForMs: Int)
     case connect
     case pair(phone: String)
     case send(id: String, jid: String, text: String, quoted: String?)
@@ -58,7 +60,7 @@ public enum SidecarCommand: Sendable, Equatable, Encodable {
 
     private enum Keys: String, CodingKey {
         case type, account, auth, browser, staleAfterMs, waWebSocketUrl, phone, id, jid, text, quoted, state, ids
-        case batch, reason
+        case batch, reason, validForMs
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -71,6 +73,9 @@ public enum SidecarCommand: Sendable, Equatable, Encodable {
             try c.encode(browser, forKey: .browser)
             try c.encode(staleAfterMs, forKey: .staleAfterMs)
             try c.encodeIfPresent(url, forKey: .waWebSocketUrl)
+        case .lease(let validFor):
+            try c.encode("lease", forKey: .type)
+            try c.encode(validFor, forKey: .validForMs)
         case .connect:
             try c.encode("connect", forKey: .type)
         case .pair(let phone):

@@ -1,4 +1,4 @@
-// The agent's commands (`start`, `connect`, `pair`, `send`, `presence`, `read`, `auth_committed`,
+// The agent's commands (`start`, `lease`, `connect`, `pair`, `send`, `presence`, `read`, `auth_committed`,
 // `auth_refused`, `stop`, `logout`), each handled over the sidecar's shared state and its socket.
 import { createKeyStore, isLinked, revive } from './auth-store.mjs';
 import { errorMessage } from './logging.mjs';
@@ -31,6 +31,37 @@ export function createCommands(ctx, conn) {
     const auth = cmd.auth && typeof cmd.auth === 'object' && cmd.auth.creds ? cmd.auth : null;
     ctx.creds = auth ? revive(BufferJSON, auth.creds) : baileys.initAuthCreds();
     ctx.keyStore = createKeyStore({ baileys, initial: auth?.keys, pipeline });
+    connect();
+  }
+
+  // The agent's tenure, as it renews it: without a new `lease` within `validForMs` the agent may no longer hold the
+  // number (frozen, or cut off from the log while another process takes over), so the sidecar closes its socket by
+  // itself — the new holder's socket never meets this one — and refuses `connect` until a new `lease` arrives.
+  function handleLease(cmd) {
+    const ms = Number(cmd.validForMs);
+    if (!Number.isFinite(ms) || ms <= 0) {
+      log('lease without a positive validForMs: ignored');
+      return;
+    }
+    clearTimer(ctx.leaseTimer);
+    ctx.leaseExpired = false;
+    ctx.leaseTimer = setTimer(() => {
+      ctx.leaseExpired = true;
+      if (!ctx.session) return;
+      log('the tenure was not renewed in time: closing the socket');
+      closeSocket();
+      emit({
+        type: 'disconnected', code: 0, reason: 'lease_expired',
+        message: 'the agent did not renew its tenure in time'
+      });
+    }, ms);
+  }
+
+  function handleConnect() {
+    if (ctx.leaseExpired) {
+      log('connect after the tenure expired: ignored until a new lease');
+      return;
+    }
     connect();
   }
 
@@ -144,7 +175,8 @@ export function createCommands(ctx, conn) {
 
   return {
     start: handleStart,
-    connect: () => connect(),
+    lease: handleLease,
+    connect: handleConnect,
     pair: handlePair,
     send: (cmd) => { handleSend(cmd); },
     presence: handlePresence,

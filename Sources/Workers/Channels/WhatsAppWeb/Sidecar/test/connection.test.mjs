@@ -253,3 +253,36 @@ test('a QR link end to end: qr, pairing persisted, 515, connect, connected', asy
   assert.deepEqual(h.events.map((e) => e.type).filter((t) => t !== 'auth'),
     ['ready', 'qr', 'disconnected', 'connected']);
 });
+
+test('a lease not renewed in time closes the socket and refuses connect until a new lease', async () => {
+  const h = startSidecar();
+  const sock = await h.startOpen(null);
+  await h.send({ type: 'lease', validForMs: 1000 });
+  h.clock.advance(900);
+  await h.send({ type: 'lease', validForMs: 1000 }); // renewed: the clock starts again
+  h.clock.advance(900);
+  await settle();
+  assert.equal(sock.closed, false, 'a renewed tenure keeps the socket');
+  h.clock.advance(200);
+  await settle();
+  assert.equal(sock.closed, true, 'the socket is closed once the tenure lapses');
+  assert.deepEqual(h.last('disconnected'), {
+    type: 'disconnected', code: 0, reason: 'lease_expired', message: 'the agent did not renew its tenure in time'
+  });
+  const sockets = h.baileys.sockets.length;
+  await h.send({ type: 'connect' });
+  assert.equal(h.baileys.sockets.length, sockets, 'no socket without a tenure');
+  await h.send({ type: 'lease', validForMs: 1000 });
+  await h.send({ type: 'connect' });
+  assert.equal(h.baileys.sockets.length, sockets + 1, 'a new lease allows connect again');
+});
+
+test('a lease without a positive validForMs is ignored', async () => {
+  const h = startSidecar();
+  const sock = await h.startOpen(null);
+  await h.send({ type: 'lease', validForMs: -5 });
+  h.clock.advance(10 * 60 * 1000);
+  await settle();
+  assert.equal(sock.closed, false);
+  assert.ok(h.logs.some((line) => line.includes('lease without a positive validForMs')));
+});
