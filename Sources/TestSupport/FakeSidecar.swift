@@ -147,6 +147,9 @@ public final class FakeSidecar: Sendable {
         while let line = try await nextLine(within: seconds) { received.value.withLock { $0.append(line) } }
     }
 
+    /// Ends the connection from this side: the bridge exits, as a sidecar that exits by itself (after `logout`).
+    public func hangUp() { shutdown(fd, Int32(SHUT_RDWR)) }
+
     public var isClosed: Bool { closedFlag.value.withLock { $0 } }
 
     private func nextLine(within seconds: Double) async throws -> String? {

@@ -12,7 +12,7 @@ import Projections
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Event-log benchmarks with a raw LMDB baseline in the same run.",
-        subcommands: [List.self, Run.self, TailReader.self, JobWorker.self])
+        subcommands: [List.self, Run.self, TailReader.self, JobWorker.self, SidecarBridgeCommand.self])
 }
 
 struct List: ParsableCommand {
@@ -35,6 +35,7 @@ enum Scenario: String, CaseIterable, ExpressibleByArgument {
     case replay = "replay-1m"
     case failover = "failover"
     case failoverInFlight = "failover-in-flight"
+    case linkedDevice = "linked-device"
     case agentIdle = "agent-idle"
     case webhook = "webhook"
     case webhookAbuse = "webhook-abuse"
@@ -62,6 +63,10 @@ enum Scenario: String, CaseIterable, ExpressibleByArgument {
         case .failoverInFlight:
             "a Telegram holder SIGKILLed during a send (TTL 1 s, claims visible 60 s), 10 rounds: SIGKILL -> the "
                 + "recipient's next send, p50/p99, beside SIGKILL -> the standby's lease (target: within TTL + 1 s)"
+        case .linkedDevice:
+            "the WhatsApp linked device between agent processes (TTL 1 s, heartbeat 200 ms), 10 rounds each: a "
+                + "holder that cannot renew -> its sidecar gone (< TTL), SIGTERM -> gone (well under the heartbeat) "
+                + "-> the next holder's sidecar, SIGKILL -> gone and -> the next one (TTL + 100 ms)"
         case .webhookAbuse:
             "1 000 early-answered 10 MiB requests never closed by the client and 300 stalled bodies against an agent: "
                 + "p99 of valid webhooks during the abuse (baseline: without it), the agent's fds and RSS before/after"
@@ -203,6 +208,7 @@ struct Runner {
         case .replay: try await replayOneMillion()
         case .failover: try await failover()
         case .failoverInFlight: try await failoverInFlight()
+        case .linkedDevice: try await linkedDevice()
         case .webhookAbuse: try await webhookAbuse()
         case .outbound: try await outbound()
         case .agentIdle: try await agentIdle()

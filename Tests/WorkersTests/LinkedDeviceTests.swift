@@ -348,18 +348,17 @@ struct LinkedDeviceProcessTests {
         }
     }
 
-    // Linking on /settings: the QR the holder's sidecar shows is drawn in the page; once linked, the number; Unlink
-    // logs the device out and clears its keys.
-    @Test func theSettingsPageShowsTheQRThenTheNumberAndUnlinks() async throws {
+    // Linking from the browser, as a new user would: the one-process agent with no WhatsApp settings offers Link
+    // WhatsApp on /settings; the QR the holder's sidecar shows is drawn in the page; once linked, the number;
+    // Unlink logs the device out and clears its keys.
+    @Test func theSettingsPageLinksShowsTheNumberAndUnlinks() async throws {
         let dir = TemporaryDirectory()
         let fake = try FakeSidecarServer()
-        let agent = try AgentProcess(
-            "wa-1", data: dir.path, Self.web(fake, ["AGENT_ROLE": "all", "WEB_PASSWORD": "settings-password"]))
+        var environment = Self.web(fake, ["AGENT_ROLE": "all", "WEB_PASSWORD": "settings-password"])
+        environment["WHATSAPP_TRANSPORT"] = nil
+        let agent = try AgentProcess("wa-1", data: dir.path, environment)
         let port = try await ChannelProcessTests.port(of: agent)
-        let s1 = try await fake.next()
-        _ = try await s1.command("start")
-        s1.emit(.qr("2@settingsRef,noise,identity,adv", expiresInMs: 60000))
-        try await agent.waitFor("[whatsapp] Scan this QR code")
+        try await agent.waitFor("[whatsapp] Link your own number on the web chat's /settings page")
         var configuration = HTTPClient.Configuration()
         configuration.redirectConfiguration = .disallow
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
@@ -370,6 +369,17 @@ struct LinkedDeviceProcessTests {
             let response = try await client.execute(request, timeout: .seconds(10))
             return (response.status.code, String(buffer: try await response.body.collect(upTo: 1 << 20)))
         }
+        func post(_ path: String, _ cookie: String, _ page: String) async throws -> UInt {
+            let csrf = try #require(
+                page.components(separatedBy: #"name="csrf-token" content=""#).dropFirst().first?.prefix { $0 != "\"" })
+            var request = HTTPClientRequest(url: base + path)
+            request.method = .POST
+            request.headers.add(name: "Cookie", value: cookie)
+            request.headers.add(name: "Origin", value: base)
+            request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+            request.body = .bytes(ByteBuffer(string: "csrf=\(csrf)"))
+            return try await client.execute(request, timeout: .seconds(10)).status.code
+        }
         let result = await outcome {
             var login = HTTPClientRequest(url: base + "/login")
             login.method = .POST
@@ -378,6 +388,16 @@ struct LinkedDeviceProcessTests {
             let answer = try await client.execute(login, timeout: .seconds(10))
             let cookie = try #require(answer.headers["Set-Cookie"].first?.split(separator: ";").first.map(String.init))
 
+            // Nothing runs until asked: no sidecar, a Link WhatsApp button.
+            let idle = try await get("/settings", cookie)
+            #expect(idle.body.contains(#"id="whatsapp-link""#), "\(idle.body.suffix(800))")
+            #expect(fake.all.value.withLock { $0.count } == 0)
+            #expect(try await post("/settings/whatsapp/resume", cookie, idle.body) == 303)
+
+            let s1 = try await fake.next()
+            _ = try await s1.command("start")
+            s1.emit(.qr("2@settingsRef,noise,identity,adv", expiresInMs: 60000))
+            try await agent.waitFor("[whatsapp] Scan this QR code")
             // The session write of the QR is committed before the log line: the page shows it now.
             let scanning = try await get("/settings", cookie)
             #expect(scanning.status == 200)
@@ -394,20 +414,11 @@ struct LinkedDeviceProcessTests {
                 "\(linked.body.suffix(600))")
             #expect(!linked.body.contains("whatsapp-qr"))
 
-            let csrf = try #require(
-                linked.body.components(separatedBy: #"name="csrf-token" content=""#).dropFirst().first?
-                    .prefix { $0 != "\"" })
-            var unlink = HTTPClientRequest(url: base + "/settings/whatsapp/unlink")
-            unlink.method = .POST
-            unlink.headers.add(name: "Cookie", value: cookie)
-            unlink.headers.add(name: "Origin", value: base)
-            unlink.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
-            unlink.body = .bytes(ByteBuffer(string: "csrf=\(csrf)"))
-            async let unlinked = client.execute(unlink, timeout: .seconds(10))
+            async let unlinked = post("/settings/whatsapp/unlink", cookie, linked.body)
             _ = try await s1.command("logout")
             s1.emit(.disconnected(code: 401, reason: "loggedOut", message: "logged out"))
-            let answer2 = try await unlinked
-            #expect(answer2.status.code == 303)
+            s1.hangUp()  // the sidecar exits after a logout
+            #expect(try await unlinked == 303)
             let after = try await get("/settings", cookie)
             #expect(after.body.contains("Link again"), "\(after.body.suffix(600))")
         }

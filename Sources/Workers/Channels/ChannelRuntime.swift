@@ -147,12 +147,16 @@ public struct ChannelRuntime: Sendable {
                 channels.whatsappTransport, cloudCredentials: token != nil && phoneNumberID != nil,
                 linked: LinkedSessionLayout.isLinked(stored))
             logger.info("[whatsapp] Transport: \(transport?.rawValue ?? "none") (\(why))")
-            if transport == .web {
+            // With neither, the one-process agent keeps a linked device ready but idle: /settings starts it (Link
+            // WhatsApp), so a person can put the assistant on their number from the browser.
+            let idle = transport == nil && settings.role == .all
+            if transport == .web || idle {
                 let leaseKeeper = keeper(Channel.whatsapp.rawValue, account)
                 let linked = LinkedDevice.make(
                     settings: settings, keeper: leaseKeeper, store: store, engine: engine, printQR: true, logger: logger
                 )
                 runtime.linkedDevice = linked
+                if idle { linked.pause(.notStarted) }
                 // The device stops after the outbound loop (services stop in reverse order).
                 runtime.services.append(linked)
                 runtime.services.append(
@@ -162,9 +166,11 @@ public struct ChannelRuntime: Sendable {
                         engine: engine,
                         metrics: metrics, health: linked.health, concurrency: settings.outboundConcurrency,
                         logger: logger))
-                return runtime
+                if !idle { return runtime }
+                logger.info(
+                    "[whatsapp] Link your own number on the web chat's /settings page, or with `agent whatsapp link`")
             }
-            if let token, let phoneNumberID {
+            if let token, let phoneNumberID, !idle {
                 if settings.whatsappAccessToken == nil {
                     logger.info("[whatsapp] Using the credentials stored by `agent whatsapp login`")
                 }
@@ -200,7 +206,7 @@ public struct ChannelRuntime: Sendable {
                         }
                         return probe
                     })
-            } else {
+            } else if !idle {
                 var missing: [String] = []
                 if token == nil { missing.append("WHATSAPP_CLOUD_ACCESS_TOKEN") }
                 if phoneNumberID == nil { missing.append("WHATSAPP_PHONE_NUMBER_ID") }

@@ -71,12 +71,18 @@ public struct WebWhatsApp: Sendable {
                 """
         case .waiting:
             body = "<p id=\"whatsapp-status\">Starting the linked device: the QR code appears here in a moment.</p>"
+        case .paused(.notStarted):
+            body =
+                "<p id=\"whatsapp-status\">Put the assistant on your own WhatsApp number: it becomes a linked device, "
+                + "like WhatsApp Web. Node 20 is needed on this machine; the first link installs a small helper "
+                + "(about 30 MB).</p>" + form("resume", "whatsapp-link", "Link WhatsApp")
         case .paused(let pause):
             let why =
                 switch pause {
                 case .unlinked: "The device was unlinked (logged out on the phone). Link it again."
                 case .replaced: "Another client took this number, so the assistant stopped instead of fighting back."
                 case .refused: "WhatsApp refused the account."
+                case .notStarted: ""
                 }
             body = "<p id=\"whatsapp-status\">\(HTML.escape(why))</p>" + form("resume", "whatsapp-resume", "Link again")
         case .notLinked:

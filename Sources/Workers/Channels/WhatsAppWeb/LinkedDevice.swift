@@ -2,31 +2,8 @@ import EventLog
 import Foundation
 import Logging
 import Projections
-import QRCode
 import ServiceLifecycle
 import Synchronization
-
-/// How the linked device runs.
-public struct LinkedDeviceSettings: Sendable {
-    /// The sidecar's command line (`node <DATA_DIR>/sidecars/whatsapp-web/index.mjs`, or a test's).
-    public var command: [String]
-    /// Shown in the phone's Linked devices list.
-    public var browser: [String] = ["Switchboard", "Chrome", "1.0"]
-    /// The sidecar's liveness check (see the protocol's `stale`).
-    public var staleAfter: Duration = .seconds(120)
-    /// A WebSocket URL instead of WhatsApp's (tests).
-    public var socketURL: String?
-    /// Whether the owner may talk to the assistant from their own "message yourself" chat.
-    public var selfChat = false
-    /// How long a send may wait for the sidecar's answer before it is uncertain.
-    public var sendTimeout: Duration = .seconds(30)
-    /// Whether a QR is printed on the terminal (stdout) as well as logged and shown on /settings.
-    public var printQR = true
-    /// Installs the sidecar before its first start (the default command's; `nil` for a given command).
-    public var install: (@Sendable () throws(SidecarError) -> Void)?
-
-    public init(command: [String]) { self.command = command }
-}
 
 /// The WhatsApp linked device of one account (`WHATSAPP_TRANSPORT=web`): runs the Baileys sidecar while, and only
 /// while, this process holds the account's lease; commits every auth write of the socket under the lease token
@@ -40,6 +17,8 @@ public final class LinkedDevice: Service, Sendable {
         case replaced
         /// WhatsApp refused the account.
         case refused
+        /// Not started: nothing is linked and no transport was chosen; /settings (Link WhatsApp) starts it.
+        case notStarted
     }
 
     /// What /settings and the status show.
@@ -60,13 +39,13 @@ public final class LinkedDevice: Service, Sendable {
     let settings: LinkedDeviceSettings
     let logger: Logger
     /// The loop's doorbell (a new tenure, a resume, shutdown).
-    private let wakeup = Wakeup()
+    let wakeup = Wakeup()
     /// The running sidecar's watch (the tenure changed, a pause, shutdown): a second waiter needs its own bell.
-    private let watch = Wakeup()
-    private let stopping = Flag()
-    private let state = Mutex(State())
+    let watch = Wakeup()
+    let stopping = Flag()
+    let state = Mutex(State())
 
-    private struct State {
+    struct State {
         var process: SidecarProcess?
         var connected = false
         var jid: String?
@@ -97,37 +76,6 @@ public final class LinkedDevice: Service, Sendable {
 
     var metadata: Logger.Metadata { ["channel.account": "\(keeper.accountID)"] }
 
-    /// The linked device of `settings`' WhatsApp account under `keeper`, as the agent and `agent whatsapp link` run it.
-    public static func make(
-        settings: AgentSettings, keeper: LeaseKeeper, store: SessionStore, engine: Switchboard, printQR: Bool,
-        logger: Logger
-    ) -> LinkedDevice {
-        let channels = settings.channels
-        var device = LinkedDeviceSettings(
-            command: channels.whatsappSidecarCommand ?? WhatsAppSidecar.command(dataDirectory: settings.dataDirectory))
-        if channels.whatsappSidecarCommand == nil {
-            let directory = WhatsAppSidecar.directory(dataDirectory: settings.dataDirectory)
-            device.install = { () throws(SidecarError) in
-                try WhatsAppSidecar.install(directory) { line in logger.notice("\(line)") }
-            }
-        }
-        device.socketURL = channels.whatsappWebSocketURL
-        device.selfChat = channels.whatsappSelfChat
-        device.sendTimeout = settings.providerTimeout
-        device.printQR = printQR
-        let access = ChannelAccess(
-            channel: Channel.whatsapp.rawValue, policy: channels.whatsappPolicy,
-            allowlist: channels.whatsappAllowedNumbers)
-        return LinkedDevice(
-            keeper: keeper, session: ChannelSession(store: store, keeper: keeper, logger: logger),
-            ingress: ChannelIngress(engine: engine, logger: logger),
-            inbound: WhatsAppWebInbound(
-                accountID: keeper.accountID, access: access, selfChat: channels.whatsappSelfChat),
-            health: ChannelHealth(
-                channel: Channel.whatsapp.rawValue, accountID: keeper.accountID, engine: engine, logger: logger),
-            settings: device, logger: logger)
-    }
-
     public var snapshot: Snapshot {
         state.withLock {
             Snapshot(
@@ -157,6 +105,12 @@ public final class LinkedDevice: Service, Sendable {
         }
     }
 
+    /// Pauses the device (the sidecar, if running, is stopped) until ``resume()``.
+    public func pause(_ pause: Pause) {
+        state.withLock { $0.paused = pause }
+        watch.signal()
+    }
+
     /// Clears a pause (after linking again, or by the operator): the next tenure or wakeup starts the sidecar.
     public func resume() {
         state.withLock { $0.paused = nil }
@@ -164,8 +118,10 @@ public final class LinkedDevice: Service, Sendable {
         watch.signal()
     }
 
-    /// Unlinks: the sidecar logs the device out (WhatsApp forgets it) and the session is cleared.
-    public func unlink() async {
+    /// Unlinks: the sidecar logs the device out (WhatsApp forgets it) and the session is cleared; `false` when the
+    /// keys could not be cleared (this process does not hold the account's lease).
+    @discardableResult
+    public func unlink() async -> Bool {
         let process = state.withLock { state -> SidecarProcess? in
             state.paused = .unlinked
             state.loggingOut = state.process != nil
@@ -174,8 +130,12 @@ public final class LinkedDevice: Service, Sendable {
         process?.send(.logout)
         watch.signal()
         if let process { _ = await process.exited() }
-        await clearSession()
+        guard await clearSession() else {
+            logger.error("[whatsapp] Unlink: the keys could not be cleared (this process does not hold the lease)")
+            return false
+        }
         logger.notice("[whatsapp] Unlinked: the session is cleared", metadata: metadata)
+        return true
     }
 
     public func run() async throws {
@@ -331,160 +291,15 @@ public final class LinkedDevice: Service, Sendable {
         }
     }
 
-    /// Handles one event; returns how the tenure's sidecar ends, or `nil` to go on.
-    private func handle(_ event: SidecarEvent, _ process: SidecarProcess, _ tenure: Tenure, closes: inout Int) async
-        -> End?
-    {
-        switch event {
-        case .ready(let version):
-            logger.info("[whatsapp] Sidecar ready (baileys \(version ?? "unknown"))", metadata: metadata)
-            if let phone = state.withLock({ $0.pairPhone }) { process.send(.pair(phone: phone)) }
-        case .qr(let qr, let expires):
-            state.withLock { $0.qr = qr }
-            await showQR(qr, expiresIn: .milliseconds(expires ?? 20_000), tenure)
-        case .pairingCode(let code):
-            state.withLock { $0.pairingCode = code }
-            logger.notice(
-                "[whatsapp] Pairing code: \(code) — on the phone: Linked devices → Link with phone number",
-                metadata: metadata)
-        case .connected(let jid, let name):
-            closes = 0
-            let waiters = state.withLock { state in
-                state.connected = true
-                state.jid = jid
-                state.qr = nil
-                state.pairingCode = nil
-                defer { state.linkWaiters = [] }
-                return state.linkWaiters
-            }
-            for waiter in waiters { waiter.resume(returning: jid) }
-            let entries = session.entries()
-            var changes: SessionChanges = [:]
-            if entries[LinkedSessionLayout.linkedJID].map({ String(decoding: $0, as: UTF8.self) }) != jid {
-                changes[LinkedSessionLayout.linkedJID] = Data(jid.utf8)
-            }
-            if entries[LinkedSessionLayout.linkQR] != nil { changes[LinkedSessionLayout.linkQR] = .some(nil) }
-            if !changes.isEmpty { await session.write(changes, under: tenure) }
-            await health.up(
-                detail: "linked device \(WhatsAppWebInbound.user(of: jid))\(name.map { " (\($0))" } ?? "")",
-                leaseToken: tenure.token)
-        case .disconnected(let code, let name, let message):
-            closes += 1
-            failPending(uncertain: true, reason: "disconnected")
-            state.withLock { $0.connected = false }
-            let reason = LinkedDevicePolicy.reason(code: code, name: name)
-            let action = LinkedDevicePolicy.afterClose(code: code, failures: closes, jitter: .random(in: 0..<1))
-            var fields = metadata
-            fields["whatsapp.disconnect_code"] = "\(code)"
-            if let message { fields["whatsapp.disconnect_message"] = "\(message.prefix(200))" }
-            switch action {
-            case .reconnectNow:
-                logger.info("[whatsapp] Socket closed (\(reason)): reconnecting now", metadata: fields)
-                await health.down(reason: reason, code: code, willReconnect: true)
-                process.send(.connect)
-            case .reconnect(let wait):
-                logger.warning("[whatsapp] Socket closed (\(reason)): reconnecting in \(wait)", metadata: fields)
-                await health.down(reason: reason, code: code, willReconnect: true)
-                // Waits without reading (the sidecar sends nothing until told to connect); the watch cancels it.
-                try? await Task.sleep(for: wait)
-                guard keeper.current()?.token == tenure.token, !stopping.isSet else {
-                    return stopping.isSet ? .stopping : .tenureEnded
-                }
-                process.send(.connect)
-            case .unlinked:
-                logger.error(
-                    "[whatsapp] The device was unlinked (\(reason)): the session is cleared; link again with `agent whatsapp link` or on /settings",
-                    metadata: fields)
-                await health.down(reason: reason, code: code, willReconnect: false, terminal: true)
-                state.withLock { $0.paused = .unlinked }
-                await clearSession(under: tenure)
-                process.send(.stop)
-                return .paused
-            case .replaced:
-                logger.error(
-                    "[whatsapp] Another client took this number (connection replaced): stopped, not reconnecting; run `agent whatsapp link` or Resume on /settings",
-                    metadata: fields)
-                await health.down(reason: reason, code: code, willReconnect: false, terminal: true)
-                state.withLock { $0.paused = .replaced }
-                process.send(.stop)
-                return .paused
-            case .refused:
-                logger.error("[whatsapp] WhatsApp refused the account (\(reason)): stopped", metadata: fields)
-                await health.down(reason: reason, code: code, willReconnect: false, terminal: true)
-                state.withLock { $0.paused = .refused }
-                process.send(.stop)
-                return .paused
-            }
-        case .auth(let batch):
-            // Durable before the socket goes on: the sidecar waits for this answer.
-            if await session.write(LinkedSessionLayout.changes(batch), under: tenure) {
-                process.send(.authCommitted(batch: batch.batch))
-            } else {
-                process.send(.authRefused(batch: batch.batch, reason: "not_committed"))
-                logger.error("[whatsapp] An auth write was refused: the linked device stops", metadata: metadata)
-                return keeper.current()?.token == tenure.token ? .exited : .tenureEnded
-            }
-        case .message(let message):
-            let own = state.withLock { state in (jid: state.jid, sent: state.sentIDs.contains(message.id)) }
-            guard let item = inbound.item(message, ownJID: own.jid, sentByThisDevice: own.sent) else { break }
-            await ingest([item])
-        case .receipt(let id, let chat, let status):
-            guard let item = inbound.receipt(id: id, chat: chat, status: status) else { break }
-            await ingest([item])
-        case .sent(let id, let messageID):
-            resolve(id, .sent(providerMessageID: messageID), sentID: messageID)
-        case .sendFailed(let id, let uncertain, let reason):
-            resolve(
-                id,
-                uncertain
-                    ? .uncertain(reason: reason)
-                    : .failed(SendFailure(permanent: false, code: "whatsapp_web", message: reason)),
-                sentID: nil)
-        case .stale(let since):
-            logger.warning(
-                "[whatsapp] Connected but nothing arrives (\(since / 1000) s since a send): reconnecting",
-                metadata: metadata)
-        case .unknown:
-            break
-        }
-        return nil
-    }
-
-    private func ingest(_ items: [IngressItem]) async {
-        // The socket does not redeliver what it handed over: retry a failed write a few times.
-        for attempt in 1...5 {
-            do {
-                try await ingress.ingest(items, channel: Channel.whatsapp.rawValue)
-                return
-            } catch {
-                logger.error(
-                    "whatsapp.ingest.failed",
-                    metadata: metadata.merging(["error": "\(error)", "attempt": "\(attempt)"]) { $1 })
-                try? await Task.sleep(for: .milliseconds(200 * attempt))
-            }
-        }
-    }
-
-    private func showQR(_ qr: String, expiresIn: Duration, _ tenure: Tenure) async {
-        logger.notice(
-            "[whatsapp] Scan this QR code with WhatsApp on your phone: Settings → Linked devices → Link a device",
-            metadata: metadata)
-        // On the terminal, beside the log lines (stderr).
-        if settings.printQR, let code = try? QRCode(qr) {
-            FileHandle.standardError.write(Data(code.terminalText().utf8))
-        }
-        let expiresAt = Date().addingTimeInterval(Double(expiresIn.components.seconds))
-        let value = #"{"qr":"\#(qr)","expiresAt":\#(Int(expiresAt.timeIntervalSince1970))}"#
-        await session.write([LinkedSessionLayout.linkQR: Data(value.utf8)], under: tenure)
-    }
-
-    private func clearSession(under tenure: Tenure? = nil) async {
+    /// Removes every `web.*` entry; whether that was written (or nothing was there).
+    @discardableResult
+    func clearSession(under tenure: Tenure? = nil) async -> Bool {
         let changes = LinkedSessionLayout.unlink(session.entries())
-        if !changes.isEmpty { await session.write(changes, under: tenure) }
         state.withLock {
             $0.jid = nil
             $0.qr = nil
         }
+        return changes.isEmpty ? true : await session.write(changes, under: tenure)
     }
 
     /// Ends `process`: when the agent stops or the account pauses, `stop` (or the logout under way) gets up to
@@ -519,76 +334,4 @@ public final class LinkedDevice: Service, Sendable {
         logger.info("[whatsapp] Linked-device sidecar stopped (pid \(process.pid))", metadata: metadata)
     }
 
-    // MARK: Sending
-
-    /// Sends `text` to `jid` through the sidecar, quoting `quoted`: `uncertain` when the sidecar does not answer
-    /// within the send timeout or goes away meanwhile (the message may have reached WhatsApp).
-    func send(deliveryID: String, jid: String, text: String, quoted: String?) async -> SendOutcome {
-        let timeout = settings.sendTimeout
-        return await withTaskGroup(of: SendOutcome?.self) { group in
-            group.addTask { await self.submit(deliveryID: deliveryID, jid: jid, text: text, quoted: quoted) }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                if !Task.isCancelled { self.resolve(deliveryID, .uncertain(reason: "timeout"), sentID: nil) }
-                return nil
-            }
-            var outcome: SendOutcome = .uncertain(reason: "timeout")
-            for await result in group {
-                if let result {
-                    outcome = result
-                    group.cancelAll()
-                }
-            }
-            return outcome
-        }
-    }
-
-    private func submit(deliveryID: String, jid: String, text: String, quoted: String?) async -> SendOutcome {
-        await withCheckedContinuation { continuation in
-            let process = state.withLock { state -> SidecarProcess? in
-                guard state.connected, let process = state.process, state.pending[deliveryID] == nil else { return nil }
-                state.pending[deliveryID] = continuation
-                return process
-            }
-            guard let process else {
-                continuation.resume(
-                    returning: .failed(
-                        SendFailure(
-                            permanent: false, code: "not_connected", message: "the linked device is not connected")))
-                return
-            }
-            process.send(.send(id: deliveryID, jid: jid, text: text, quoted: quoted))
-        }
-    }
-
-    /// Shows typing to `jid` (best effort).
-    func typing(jid: String) -> Bool {
-        guard let process = state.withLock({ $0.connected ? $0.process : nil }) else { return false }
-        process.send(.presence(jid: jid, state: "composing"))
-        return true
-    }
-
-    private func resolve(_ id: String, _ outcome: SendOutcome, sentID: String?) {
-        let continuation = state.withLock { state -> CheckedContinuation<SendOutcome, Never>? in
-            if let sentID {
-                state.sentIDs.append(sentID)
-                if state.sentIDs.count > 512 { state.sentIDs.removeFirst(state.sentIDs.count - 512) }
-            }
-            return state.pending.removeValue(forKey: id)
-        }
-        continuation?.resume(returning: outcome)
-    }
-
-    private func failPending(uncertain: Bool, reason: String) {
-        let pending = state.withLock { state in
-            defer { state.pending = [:] }
-            return state.pending
-        }
-        for (_, continuation) in pending {
-            continuation.resume(
-                returning: uncertain
-                    ? .uncertain(reason: reason) : .failed(SendFailure(permanent: false, code: reason, message: reason))
-            )
-        }
-    }
 }

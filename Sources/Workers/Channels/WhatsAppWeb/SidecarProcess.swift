@@ -115,7 +115,11 @@ public final class SidecarProcess: Sendable {
         }
     }
 
-    deinit { close(stdinFD) }
+    deinit {
+        // After the queued writes: closing first could hand the number to another file meanwhile.
+        let fd = stdinFD
+        writer.async { close(fd) }
+    }
 
     /// Writes `command` (in order with the other writes; never blocks the caller).
     public func send(_ command: SidecarCommand) {

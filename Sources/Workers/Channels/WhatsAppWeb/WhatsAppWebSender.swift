@@ -19,7 +19,8 @@ public struct WhatsAppWebSender: ChannelSender {
     public func send(_ message: OutboundMessage) async -> SendOutcome {
         let jid = WhatsAppWebInbound.jid(forRecipient: message.recipient)
         if message.kind == "typing_indicator" {
-            return device.typing(jid: jid)
+            return device.typing(
+                jid: jid, answering: message.replyToExternalID.flatMap(WhatsAppWebMessageRef.messageID))
                 ? .sent(providerMessageID: nil)
                 : .failed(SendFailure(permanent: false, code: "not_connected", message: "not connected"))
         }

@@ -33,6 +33,7 @@ struct SettingsController: Sendable {
         "busy": "Todoist settings are being changed by another process; try again.",
         "whatsapp-unlinked": "WhatsApp is unlinked.", "whatsapp-resumed": "The linked device is starting again.",
         "whatsapp-elsewhere": "The linked device runs in another process: use `agent whatsapp unlink` there.",
+        "whatsapp-not-holder": "Not unlinked: another process holds the WhatsApp account (see /status).",
     ]
 
     /// `GET /settings`: the model that answers and Todoist's state; `?todoist=<outcome>` shows a message.
@@ -63,8 +64,8 @@ struct SettingsController: Sendable {
         guard let device = whatsapp?.device else {
             return WebResponse.redirect("/settings?whatsapp=whatsapp-elsewhere")
         }
-        await device.unlink()
-        return WebResponse.redirect("/settings?whatsapp=whatsapp-unlinked")
+        let cleared = await device.unlink()
+        return WebResponse.redirect("/settings?whatsapp=" + (cleared ? "whatsapp-unlinked" : "whatsapp-not-holder"))
     }
 
     /// `POST /settings/whatsapp/resume`: a paused linked device starts again (a new QR after an unlink).
