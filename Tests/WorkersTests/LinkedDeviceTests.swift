@@ -429,6 +429,9 @@ struct LinkedDeviceProcessTests {
         defer { log.close() }
         let store = try SessionStore(backend: .log, engine: log.engine)
         #expect(try store.entries("whatsapp/default").keys.filter { $0.hasPrefix("web.") }.isEmpty)
+        // The owner's own Unlink is no incident: `replay alerts` stays quiet about it.
+        let alerts = try await SpawnedProcess.run("replay", ["alerts", "--data-dir", dir.path])
+        #expect(alerts.lines.contains { $0.hasPrefix("[OK] channel stopped") }, "\(alerts.lines)")
     }
 
     // J on the linked device: 200 messages (live and caught up after a reconnect), each answered exactly once.

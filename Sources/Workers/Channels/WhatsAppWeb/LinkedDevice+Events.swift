@@ -62,10 +62,15 @@ extension LinkedDevice {
                 await health.down(reason: reason, code: code, willReconnect: true)
                 // Waits without reading (the sidecar sends nothing until told to connect); the watch cancels it.
                 try? await Task.sleep(for: wait)
-                guard keeper.current()?.token == tenure.token, !stopping.isSet else {
+                guard !Task.isCancelled, keeper.current()?.token == tenure.token, !stopping.isSet else {
                     return stopping.isSet ? .stopping : .tenureEnded
                 }
                 process.send(.connect)
+            case .unlinked where state.withLock({ $0.loggingOut }):
+                // The owner's own Unlink: expected, nothing to alert about.
+                logger.notice("[whatsapp] Logged out: the device is unlinked", metadata: fields)
+                await health.down(reason: "unlinked", code: code, willReconnect: false)
+                return .paused
             case .unlinked:
                 logger.error(
                     "[whatsapp] The device was unlinked (\(reason)): the session is cleared; link again with `agent whatsapp link` or on /settings",
@@ -77,7 +82,7 @@ extension LinkedDevice {
                 return .paused
             case .replaced:
                 logger.error(
-                    "[whatsapp] Another client took this number (connection replaced): stopped, not reconnecting; run `agent whatsapp link` or Resume on /settings",
+                    "[whatsapp] Another client took this number (connection replaced): stopped, not reconnecting; press Link again on /settings, or restart",
                     metadata: fields)
                 await health.down(reason: reason, code: code, willReconnect: false, terminal: true)
                 state.withLock { $0.paused = .replaced }
