@@ -496,6 +496,28 @@ struct LinkedDeviceSidecarScriptTests {
         #expect((passed ?? 0) >= 60, "\(output.suffix(500))")
     }
 
+    /// Without the registry the install fails with one line that says so (npm's own output names the cause).
+    @Test func anUnreachableRegistryIsOneClearLine() async throws {
+        let dir = TemporaryDirectory()
+        setenv("npm_config_registry", "http://127.0.0.1:9/", 1)
+        setenv("npm_config_fetch_retries", "0", 1)
+        defer {
+            unsetenv("npm_config_registry")
+            unsetenv("npm_config_fetch_retries")
+        }
+        var progress: [String] = []
+        do {
+            try WhatsAppSidecar.install(dir.path) { progress.append($0) }
+            Issue.record("installed without a registry")
+        } catch {
+            #expect(error.message.contains("the npm registry cannot be reached"), "\(error.message)")
+            #expect(error.message.contains("ECONNREFUSED"), "\(error.message)")
+            #expect(!error.message.contains("\n"))
+        }
+        #expect(progress.count == 1 && progress[0].contains("Installing the linked-device sidecar"), "\(progress)")
+        #expect(!WhatsAppSidecar.isInstalled(dir.path))
+    }
+
     /// The files compiled into the agent are the whole program: written to a folder, every module it imports
     /// resolves, and without the package it says so in one line and exits 3.
     @Test func theEmbeddedFilesAreACompleteProgram() async throws {

@@ -162,11 +162,17 @@ public final class LinkedDevice: Service, Sendable {
     private func runTenure(_ tenure: Tenure) async {
         var exits = 0
         while !stopping.isSet && keeper.current()?.token == tenure.token && state.withLock({ $0.paused == nil }) {
-            if let failure = await installOnce() {
-                exits += 1
-                logger.error("[whatsapp] \(failure.message)", metadata: metadata)
-                await health.down(reason: "sidecar_not_installed", willReconnect: true)
-                await wakeup.wait(until: .now + .seconds(600))
+            switch await installOnce() {
+            case .installed:
+                break
+            case .stopping:
+                return
+            case .failed(let failure, let retry, let fresh):
+                if fresh {
+                    logger.error("[whatsapp] \(failure.message)", metadata: metadata)
+                    await health.down(reason: "sidecar_not_installed", willReconnect: true)
+                }
+                await wakeup.wait(until: retry)
                 continue
             }
             let process: SidecarProcess
@@ -223,23 +229,73 @@ public final class LinkedDevice: Service, Sendable {
             1, Int(remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000))
     }
 
-    private let installed = Flag()
+    /// The sidecar's installation: not started, running on a thread of its own, or done.
+    private final class Installation: Sendable {
+        enum Phase {
+            case idle, running, installed
+            /// Failed; tried again from `retry` on; `reported` once the failure was logged.
+            case failed(SidecarError, retry: ContinuousClock.Instant, reported: Bool)
+        }
+        let phase = Mutex(Phase.idle)
+    }
 
-    /// Runs ``LinkedDeviceSettings/install`` once (off the cooperative pool: npm takes a while); the failure.
-    private func installOnce() async -> SidecarError? {
-        guard let install = settings.install, !installed.isSet else { return nil }
-        let failure = await withCheckedContinuation { (continuation: CheckedContinuation<SidecarError?, Never>) in
+    enum InstallOutcome {
+        case installed
+        case stopping
+        /// `fresh` the first time this failure is returned (log it once).
+        case failed(SidecarError, retry: ContinuousClock.Instant, fresh: Bool)
+    }
+
+    private let installation = Installation()
+
+    /// Runs ``LinkedDeviceSettings/install`` once, off the cooperative pool (npm takes a while, up to minutes when
+    /// the registry does not answer), and waits for it — or for shutdown, which never waits for npm. A failed
+    /// install is tried again after 10 minutes.
+    private func installOnce() async -> InstallOutcome {
+        guard let install = settings.install else { return .installed }
+        let start = installation.phase.withLock { phase -> Bool in
+            switch phase {
+            case .idle:
+                phase = .running
+                return true
+            case .failed(_, let retry, _) where ContinuousClock.now >= retry:
+                phase = .running
+                return true
+            case .running, .installed, .failed:
+                return false
+            }
+        }
+        if start {
+            let installation = self.installation
+            let wakeup = self.wakeup
             Thread.detachNewThread {
                 do throws(SidecarError) {
                     try install()
-                    continuation.resume(returning: nil)
+                    installation.phase.withLock { $0 = .installed }
                 } catch {
-                    continuation.resume(returning: error)
+                    installation.phase.withLock {
+                        $0 = .failed(error, retry: .now + .seconds(600), reported: false)
+                    }
                 }
+                wakeup.signal()
             }
         }
-        if failure == nil { installed.set() }
-        return failure
+        while true {
+            if stopping.isSet { return .stopping }
+            let outcome = installation.phase.withLock { phase -> InstallOutcome? in
+                switch phase {
+                case .installed:
+                    return .installed
+                case .failed(let error, let retry, let reported):
+                    phase = .failed(error, retry: retry, reported: true)
+                    return .failed(error, retry: retry, fresh: !reported)
+                case .idle, .running:
+                    return nil
+                }
+            }
+            if let outcome { return outcome }
+            await wakeup.wait()
+        }
     }
 
     /// Reads the sidecar's events until it exits, the tenure ends (the sidecar is killed at once), the agent stops

@@ -94,12 +94,16 @@ public enum WhatsAppSidecar {
                     message: "\(arguments[0]) is not installed: the WhatsApp linked device needs Node 20 or later "
                         + "(apt-get install nodejs npm)")
             }
-            let last = text.split(separator: "\n").last(where: { !$0.trimmingCharacters(in: .whitespaces).isEmpty })
-            let registry = text.contains("ENOTFOUND") || text.contains("EAI_AGAIN") || text.contains("ECONNREFUSED")
-            throw SidecarError(
-                message: registry
-                    ? "\(step): the npm registry cannot be reached (\(last ?? "no output")): the linked device needs it once"
-                    : "\(step) exited with status \(process.terminationStatus): \(last ?? "no output")")
+            let lines = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            let network = ["ENOTFOUND", "EAI_AGAIN", "ECONNREFUSED", "ETIMEDOUT", "ENETUNREACH"]
+            // The line that names the network failure, not npm's pointer to its log file.
+            if let cause = lines.last(where: { line in network.contains { line.contains($0) } }) {
+                throw SidecarError(
+                    message: "\(step): the npm registry cannot be reached (\(cause.prefix(200))): the linked device "
+                        + "needs it once, to install baileys")
+            }
+            let last = lines.last(where: { !$0.contains("A complete log of this run") }) ?? "no output"
+            throw SidecarError(message: "\(step) exited with status \(process.terminationStatus): \(last.prefix(200))")
         }
         return text
     }
