@@ -94,7 +94,9 @@ public enum WhatsAppSidecar {
                     message: "\(arguments[0]) is not installed: the WhatsApp linked device needs Node 20 or later "
                         + "(apt-get install nodejs npm)")
             }
-            let lines = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            let lines = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter {
+                !$0.isEmpty
+            }
             let network = ["ENOTFOUND", "EAI_AGAIN", "ECONNREFUSED", "ETIMEDOUT", "ENETUNREACH"]
             // The line that names the network failure, not npm's pointer to its log file.
             if let cause = lines.last(where: { line in network.contains { line.contains($0) } }) {
