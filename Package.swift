@@ -98,6 +98,7 @@ let package = Package(
             resources: [
                 .embedInCode("Web/Assets/markdown.js"), .embedInCode("Web/Assets/thread.js"),
                 .embedInCode("Web/Assets/chat.js"), .embedInCode("Web/Assets/chat.css"),
+                .embedInCode("Web/Assets/icon.svg"),
                 // The WhatsApp linked device's Node sidecar, written to DATA_DIR on first use.
                 .embedInCode("Channels/WhatsAppWeb/Sidecar/package.json"),
                 .embedInCode("Channels/WhatsAppWeb/Sidecar/index.mjs"),

@@ -88,6 +88,35 @@ struct WebPagesTests {
         #expect(Markdown.render("> quoted <x>") == "<blockquote><p>quoted &lt;x&gt;</p></blockquote>")
     }
 
+    // Issue 24, bug 5: New chat goes to `/`, not `/?`; the tab has an icon and `/favicon.ico` answers; a dead job's
+    // `notBefore` is absent, not the sentinel that keeps it out of the queue (year 294247).
+    @Test func newChatIsALinkTheIconIsServedAndADeadJobHasNoNotBefore() async throws {
+        try await WebHarness.with { h in
+            let login = try await h.login()
+            let page = try await h.get("/", login)
+            #expect(page.body.contains(#"<a id="new-chat" class="button primary" href="/">New chat</a>"#))
+            #expect(!page.body.contains(#"<form action="/" method="get">"#))
+            let icon = try #require(
+                page.body.components(separatedBy: #"<link rel="icon" type="image/svg+xml" href=""#).dropFirst().first?
+                    .prefix { $0 != "\"" })
+            let served = try await h.get(String(icon), nil)
+            #expect(served.status == 200 && served.header("Content-Type") == "image/svg+xml")
+            #expect(served.body.hasPrefix("<svg"))
+            let favicon = try await h.get("/favicon.ico", nil)
+            #expect(favicon.status == 200 && favicon.body == served.body)
+
+            _ = try await h.engine.enqueueJob(NewJob(idempotencyKey: "dead-1", conversationID: "web-dead"))
+            let claimed = try #require(try await h.engine.claimJob())
+            _ = try await h.engine.failJob(
+                claimed.job.jobID, token: claimed.token, reason: "permanent", message: "refused", retryable: false)
+            let json = try await h.get("/api/status", login)
+            #expect(!json.body.contains("294247"), "\(json.body)")
+            let status = try JSONDecoder().decode(WebStatus.self, from: Data(json.body.utf8))
+            #expect(status.deadJobs.map(\.jobID) == [claimed.job.jobID])
+            #expect(status.deadJobs.first?.notBefore == nil)
+        }
+    }
+
     @Test func theStatusPageAndItsJSONShowLeasesQueuesDeadJobsAndAlerts() async throws {
         try await WebHarness.with { h in
             let login = try await h.login()

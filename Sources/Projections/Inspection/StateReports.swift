@@ -67,7 +67,8 @@ public struct JobReport: Sendable, Equatable, Codable {
     public var token: UInt64
     public var claimedBy: String?
     public var visibleUntil: String?
-    public var notBefore: String
+    /// When a waiting job may run next; `nil` when it does not wait (running, done, dead).
+    public var notBefore: String?
     public var lastReason: String?
     public var lastMessage: String?
 
@@ -80,7 +81,7 @@ public struct JobReport: Sendable, Equatable, Codable {
         token = job.token
         claimedBy = job.claimedBy?.description
         visibleUntil = job.visibleUntil?.description
-        notBefore = job.notBefore.description
+        notBefore = JobQueues.isQueued(job) ? job.notBefore.description : nil
         lastReason = job.lastReason
         lastMessage = job.lastMessage
     }

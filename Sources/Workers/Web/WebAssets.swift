@@ -33,6 +33,8 @@ public struct WebAssets: Sendable {
 
     public let script: Asset
     public let style: Asset
+    /// The tab's icon.
+    public let icon: Asset
 
     public init() {
         script = Asset(
@@ -40,6 +42,7 @@ public struct WebAssets: Sendable {
             bytes: Self.scriptParts.joined(separator: Array("\n".utf8)).map { $0 })
         style = Asset(
             base: "chat", ext: "css", contentType: "text/css; charset=utf-8", bytes: PackageResources.chat_css)
+        icon = Asset(base: "icon", ext: "svg", contentType: "image/svg+xml", bytes: PackageResources.icon_svg)
     }
 
     /// The script's files, in the order they are served in one script.
@@ -49,11 +52,13 @@ public struct WebAssets: Sendable {
 
     /// The asset named `name`, if any.
     public func asset(named name: String) -> Asset? {
-        [script, style].first { $0.name == name }
+        [script, style, icon].first { $0.name == name }
     }
 
-    /// `GET /assets/<name>`: the file, or 404.
+    /// `GET /assets/<name>`: the file, or 404; `GET /favicon.ico` (what a browser asks for when a page names no
+    /// icon, and some ask anyway): the icon.
     func addRoutes(to group: RouterGroup<WebRequestContext>) {
+        group.get("favicon.ico") { _, _ in response(icon) }
         group.get("assets/:name") { _, context in
             guard let name = context.parameters.get("name"), let asset = asset(named: name) else {
                 return Response(status: .notFound)

@@ -16,6 +16,7 @@ enum WebPages {
             <meta name="color-scheme" content="light dark">\
             <title>\(HTML.escape(title)) · Switchboard</title>\(csrfMeta)\
             <link rel="stylesheet" href="\(assets.style.path)">\
+            <link rel="icon" type="image/svg+xml" href="\(assets.icon.path)">\
             <script src="\(assets.script.path)" defer></script></head>\
             <body class="\(bodyClass)">\(body)</body></html>
             """
@@ -87,8 +88,7 @@ enum WebPages {
         let body = """
             <a class="skip" href="#composer">Skip to the message box</a>\
             <div class="app"><aside class="sidebar" id="sidebar" aria-label="Conversations">\
-            <div class="sidebar-head"><form action="/" method="get">\
-            <button id="new-chat" class="primary" type="submit">New chat</button></form></div>\
+            <div class="sidebar-head"><a id="new-chat" class="button primary" href="/">New chat</a></div>\
             <ul id="conversations">\(entries)</ul>\
             \(navigation(csrf: csrf))</aside>\
             <main class="main"><div class="main-head">\

@@ -228,6 +228,17 @@ extension BrowserTests {
                 // Nothing even tried to run (a blocked inline script would be a CSP report in the console).
                 let console = try await browser.consoleLog()
                 #expect(!console.contains { $0.isScriptProblem }, "\(console)")
+                // Issue 24, bug 5: New chat opens `/` (not `/?`), and the tab's icon loads (no 404 in the console).
+                try await browser.find("#new-chat").click()
+                let fresh = try await browser.waitUntil("a new chat's URL") {
+                    let now = try await browser.currentURL()
+                    return Look(value: now != url ? now : nil, seen: now)
+                }
+                #expect(fresh.hasSuffix("/") && !fresh.contains("?"), "\(fresh)")
+                let afterNewChat = try await browser.consoleLog()
+                #expect(
+                    !afterNewChat.contains { $0.message.contains("favicon") || $0.message.contains("404") },
+                    "\(afterNewChat)")
             }
             #expect(await chat.stop() == 0)
         }
