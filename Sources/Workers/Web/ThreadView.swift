@@ -331,6 +331,8 @@ extension ThreadFold {
         var conversationID: String
         var after: UInt64
         var writable: Bool
+        /// The longest message the server accepts, in characters (grapheme clusters, as Swift counts them).
+        var maxText = MessageIntake.maxTextLength
         /// Replies still streaming, by job id.
         var replies: [String: ScriptReply]
     }

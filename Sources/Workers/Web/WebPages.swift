@@ -105,6 +105,7 @@ enum WebPages {
             aria-describedby="composer-reason"\(disabled)></textarea>\
             <button id="send" class="primary" type="submit"\(disabled)>Send</button></form>\
             <p id="composer-reason" data-fixed="\(reason)" aria-live="polite">\(reason)</p>\
+            <p id="composer-count" class="note" aria-live="polite" hidden></p>\
             <p id="model-line" class="note">\(chat.model) <a href="/settings">Change</a></p></div>\
             <div id="announcer" class="visually-hidden" aria-live="assertive"></div></main></div>\
             <script type="application/json" id="thread-state">\(stateJSON)</script>

@@ -246,6 +246,53 @@ extension BrowserTests {
         // Runbook F: Settings → Connect Todoist → the (fake) authorize page sends the browser back with a code →
         // connected; then, with no model (the offline assistant), `/todo add` and `/todo done` each ask for an
         // approval in the chat and act once approved.
+        // Issue 24, bug 2: a message over the limit is never lost — the composer counts as the server does, says
+        // how much is over before sending, keeps the text (a reload too), and sends once it fits.
+        @Test func aMessageOverTheLimitIsKeptCountedAndNotSent() async throws {
+            let model = try await FakeModelServer.start { _ in .text(["Got it."]) }
+            defer { model.stop() }
+            let chat = try await WebChatAgent.start(["AI_BASE_URL": model.baseURL, "AI_MODEL": "fake-model"])
+            try await withBrowser { browser in
+                try await chat.logIn(browser)
+                let setText = """
+                    const c = document.getElementById('composer');
+                    c.value = arguments[0]; c.dispatchEvent(new Event('input', { bubbles: true }));
+                    """
+                // 16 001 characters, one of them an emoji of several code points (one character to the server).
+                let long = String(repeating: "a", count: 15_999) + "👩‍👩‍👧"
+                _ = try await browser.execute(setText, [.string(long + "b")])
+                let count = try await browser.find("#composer-count")
+                #expect(try await count.text() == "16\u{202F}001 / 16\u{202F}000")
+                #expect(try await browser.find("#send").property("disabled") == .bool(true))
+                #expect(
+                    try await browser.find("#composer-reason").text()
+                        == "Too long to send: 1 character over the limit of 16\u{202F}000. Shorten it, or send it in parts.")
+                try await browser.find("#composer").sendKeys(Keys.enter)
+                #expect(try await browser.findAll(#".msg[data-role="user"]"#).isEmpty, "nothing was sent")
+                try await browser.screenshot("over-the-limit")
+
+                // A reload keeps the draft.
+                try await browser.open(try await browser.currentURL())
+                let kept = try await browser.waitUntil("the draft restored") {
+                    let value = try await browser.find("#composer").property("value").string ?? ""
+                    return Look(value: value.isEmpty ? nil : value, seen: "\(value.count) characters")
+                }
+                #expect(kept == long + "b")
+
+                // Exactly the limit: sent, and the draft is gone.
+                _ = try await browser.execute(setText, [.string(long)])
+                #expect(try await browser.find("#send").property("disabled") == .bool(false))
+                try await browser.find("#send").click()
+                try await browser.waitFor("the reply", #".msg[data-role="assistant"][data-state="final"]"#) {
+                    $0.isEmpty ? nil : true
+                }
+                try await browser.open(try await browser.currentURL())
+                _ = try await browser.waitForElement(#".msg[data-role="user"]"#)
+                #expect(try await browser.find("#composer").property("value").string == "")
+            }
+            #expect(await chat.stop() == 0)
+        }
+
         @Test func runbookF_connectTodoistThenAddAndCompleteATaskFromTheChat() async throws {
             // The callback URL names the agent's port, so the port is chosen before the agent starts.
             let port = try freePort()

@@ -67,15 +67,55 @@
   connect();
 
   // ---- Composer ----
+  // ---- The message limit: counted as the server counts (grapheme clusters), shown before it matters ----
+  var MAX_TEXT = state.maxText || 16000;
+  var countNode = document.getElementById('composer-count');
+  var segmenter = window.Intl && Intl.Segmenter ? new Intl.Segmenter(undefined, { granularity: 'grapheme' }) : null;
+  function characters(text) {
+    if (!segmenter) { return Array.from(text).length; }  // code points: never fewer than the server counts
+    var n = 0;
+    for (var it = segmenter.segment(text)[Symbol.iterator](), s = it.next(); !s.done; s = it.next()) { n++; }
+    return n;
+  }
+  function grouped(n) { return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, '\u202f'); }
+
+  var notice = '';  // why the last message was refused, until the text is edited
   function updateComposer() {
     if (!composer) { return; }
+    var count = characters(composer.value);
+    var over = count - MAX_TEXT;
     var reason = '';
     if (!state.writable) { reason = reasonNode.getAttribute('data-fixed') || 'Sending is not possible here.'; }
+    else if (over > 0) {
+      reason = 'Too long to send: ' + grouped(over) + (over === 1 ? ' character' : ' characters') +
+        ' over the limit of ' + grouped(MAX_TEXT) + '. Shorten it, or send it in parts.';
+    }
     else if (!navigator.onLine) { reason = 'You are offline: sending resumes when the connection is back.'; }
     else if (sending > 0) { reason = 'Sending…'; }
     composer.disabled = !state.writable;
     sendButton.disabled = reason !== '' || composer.value.trim() === '';
-    reasonNode.textContent = reason;
+    reasonNode.textContent = reason || notice;
+    if (countNode) {
+      countNode.hidden = count < MAX_TEXT * 0.9;
+      countNode.textContent = grouped(count) + ' / ' + grouped(MAX_TEXT);
+      countNode.classList.toggle('over', over > 0);
+    }
+  }
+
+  // ---- The draft: kept per conversation until it is sent, so a reload loses nothing ----
+  // A new chat (`/`) gets a new id at every load: its draft is the new chat's, not the id's.
+  function draftKey() { return 'switchboard.draft.' + (location.pathname === '/' ? 'new' : conversationID); }
+  function saveDraft() {
+    try {
+      if (composer.value) { sessionStorage.setItem(draftKey(), composer.value); }
+      else { sessionStorage.removeItem(draftKey()); }
+    } catch (e) { /* storage unavailable: the draft lives in the page only */ }
+  }
+  function restoreDraft() {
+    try {
+      var draft = sessionStorage.getItem(draftKey());
+      if (draft && !composer.value) { composer.value = draft; }
+    } catch (e) { /* as above */ }
   }
   function grow() {
     composer.style.height = 'auto';
@@ -116,12 +156,23 @@
           addToSidebar(text);
           return;
         }
-        return res.json().then(function (j) { sendFailed(el, j.error || ('HTTP ' + res.status)); },
-          function () { sendFailed(el, 'HTTP ' + res.status); });
+        // A refusal (4xx) cannot succeed by retrying: the text goes back into the composer, nothing is lost.
+        var final = res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429;
+        return res.json().then(function (j) { sendFailed(el, j.error || ('HTTP ' + res.status), final); },
+          function () { sendFailed(el, 'HTTP ' + res.status, final); });
       }, function () { sendFailed(el, 'the server could not be reached'); })
       .then(function () { sending--; updateComposer(); });
   }
-  function sendFailed(el, why) {
+  function sendFailed(el, why, final) {
+    if (final) {
+      var text = el.getAttribute('data-text') || '';
+      el.remove();
+      delete users[el.getAttribute('data-client-id')];
+      if (composer && !composer.value) { composer.value = text; saveDraft(); grow(); }
+      notice = 'Not sent: ' + why;
+      updateComposer();
+      return;
+    }
     var box = element('div', { 'class': 'send-error', role: 'alert' });
     box.textContent = 'Not sent: ' + why + ' ';
     var again = element('button', { type: 'button', 'data-action': 'resend' });
@@ -139,6 +190,7 @@
     append(el);
     thread.scrollTop = thread.scrollHeight;
     composer.value = '';
+    saveDraft();
     grow();
     sendMessage(clientID, text, el);
   }
@@ -146,7 +198,9 @@
     composer.addEventListener('keydown', function (e) {
       if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); send(); }
     });
-    composer.addEventListener('input', function () { grow(); updateComposer(); });
+    composer.addEventListener('input', function () { notice = ''; grow(); updateComposer(); saveDraft(); });
+    restoreDraft();
+    grow();
     document.getElementById('composer-form').addEventListener('submit', function (e) { e.preventDefault(); send(); });
     window.addEventListener('online', updateComposer);
     window.addEventListener('offline', updateComposer);
