@@ -87,8 +87,10 @@ enum WebPages {
         let reason = chat.readOnlyReason.map(HTML.escape) ?? ""
         let body = """
             <a class="skip" href="#composer">Skip to the message box</a>\
-            <div class="app"><aside class="sidebar" id="sidebar" aria-label="Conversations">\
-            <div class="sidebar-head"><a id="new-chat" class="button primary" href="/">New chat</a></div>\
+            <div class="app"><div id="sidebar-scrim" hidden></div>\
+            <aside class="sidebar" id="sidebar" aria-label="Conversations">\
+            <div class="sidebar-head"><a id="new-chat" class="button primary" href="/">New chat</a>\
+            <button id="sidebar-close" type="button" aria-controls="sidebar">Close</button></div>\
             <ul id="conversations">\(entries)</ul>\
             \(navigation(csrf: csrf))</aside>\
             <main class="main"><div class="main-head">\
@@ -142,7 +144,8 @@ enum WebPages {
             let head = headers.map { "<th scope=\"col\">\(HTML.escape($0))</th>" }.joined()
             let body = rows.map { row in "<tr>" + row.map { "<td>\(HTML.escape($0))</td>" }.joined() + "</tr>" }
                 .joined()
-            return "<table><thead><tr>\(head)</tr></thead><tbody>\(body)</tbody></table>"
+            return
+                "<div class=\"table-wrap\"><table><thead><tr>\(head)</tr></thead><tbody>\(body)</tbody></table></div>"
         }
         let leases = table(
             ["resource", "holder", "token", "expires at", "state"],

@@ -266,7 +266,8 @@ extension BrowserTests {
                 #expect(try await browser.find("#send").property("disabled") == .bool(true))
                 #expect(
                     try await browser.find("#composer-reason").text()
-                        == "Too long to send: 1 character over the limit of 16\u{202F}000. Shorten it, or send it in parts.")
+                        == "Too long to send: 1 character over the limit of 16\u{202F}000. Shorten it, or send it in parts."
+                )
                 try await browser.find("#composer").sendKeys(Keys.enter)
                 #expect(try await browser.findAll(#".msg[data-role="user"]"#).isEmpty, "nothing was sent")
                 try await browser.screenshot("over-the-limit")
@@ -289,6 +290,60 @@ extension BrowserTests {
                 try await browser.open(try await browser.currentURL())
                 _ = try await browser.waitForElement(#".msg[data-role="user"]"#)
                 #expect(try await browser.find("#composer").property("value").string == "")
+            }
+            #expect(await chat.stop() == 0)
+        }
+
+        // Issue 24, bug 1: on a phone (390 × 844) the sidebar opens and closes by touch (its Close button, or the
+        // dimmed chat beside it), the composer is on screen, and the status page is no wider than the screen.
+        @Test func thePhoneLayoutOpensAndClosesTheSidebarAndFitsTheScreen() async throws {
+            let chat = try await WebChatAgent.start(["AI_PROVIDER": "offline"])
+            try await withBrowser { browser in
+                try await browser.setWindowSize(width: 390, height: 844)
+                try await chat.logIn(browser)
+                let inView = """
+                    const r = document.querySelector(arguments[0]).getBoundingClientRect();
+                    const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+                    return r.width > 0 && r.top >= 0 && r.bottom <= window.innerHeight && r.right <= window.innerWidth
+                        && hit !== null && (hit === document.querySelector(arguments[0])
+                            || document.querySelector(arguments[0]).contains(hit));
+                    """
+                #expect(try await browser.execute(inView, ["#composer"]) == .bool(true), "the composer is reachable")
+                #expect(try await browser.execute(inView, ["#sidebar-toggle"]) == .bool(true))
+                try await browser.find("#sidebar-toggle").click()
+                try await browser.waitFor("the sidebar open", ".sidebar.open") { $0.isEmpty ? nil : true }
+                // Its own Close button is on top and closes it.
+                try await browser.waitUntil("the Close button reachable") {
+                    let reachable = try await browser.execute(inView, ["#sidebar-close"]) == .bool(true)
+                    return Look(value: reachable ? true : nil, seen: "not yet")
+                }
+                try await browser.screenshot("phone-sidebar-open")
+                try await browser.find("#sidebar-close").click()
+                try await browser.waitFor("the sidebar closed", ".sidebar.open") { $0.isEmpty ? true : nil }
+                try await browser.waitUntil("the composer reachable again (the sidebar slid away)") {
+                    let reachable = try await browser.execute(inView, ["#composer"]) == .bool(true)
+                    return Look(value: reachable ? true : nil, seen: "covered")
+                }
+                // A touch on the dimmed chat closes it too.
+                try await browser.find("#sidebar-toggle").click()
+                try await browser.waitFor("the sidebar open again", ".sidebar.open") { $0.isEmpty ? nil : true }
+                _ = try await browser.execute(
+                    "document.elementFromPoint(window.innerWidth - 10, window.innerHeight / 2).click(); return true;")
+                try await browser.waitFor("the sidebar closed by the scrim", ".sidebar.open") {
+                    $0.isEmpty ? true : nil
+                }
+                try await browser.screenshot("phone-sidebar-closed")
+
+                try await browser.open(chat.base + "/status")
+                try await browser.waitForElement("#leases")
+                let widths = try await browser.execute(
+                    "const e = document.documentElement; return [e.scrollWidth, e.clientWidth];")
+                guard case .array(let pair) = widths, pair.count == 2 else {
+                    Issue.record("no widths: \(widths)")
+                    return
+                }
+                #expect(pair[0] == pair[1], "the status page is \(pair[0]) px wide in a \(pair[1]) px viewport")
+                try await browser.screenshot("phone-status")
             }
             #expect(await chat.stop() == 0)
         }

@@ -466,6 +466,12 @@ final class Browser: Sendable {
 
     func title() async throws -> String { try await command(.GET, "/title").string ?? "" }
 
+    /// Resizes the window: the viewport the page's media queries see (390 × 844 is a phone).
+    func setWindowSize(width: Int, height: Int) async throws {
+        _ = try await command(
+            .POST, "/window/rect", ["width": .number(Double(width)), "height": .number(Double(height))])
+    }
+
     // MARK: Elements
 
     /// The first element matching `css`; throws when there is none.

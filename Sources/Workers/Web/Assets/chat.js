@@ -250,18 +250,28 @@
   });
 })();
 
+// On a narrow screen the sidebar slides over the chat: Menu opens it; its Close button, a touch on the dimmed
+// chat beside it and Escape close it.
 function setupSidebar() {
   var toggle = document.getElementById('sidebar-toggle');
   var sidebar = document.querySelector('.sidebar');
+  var closeButton = document.getElementById('sidebar-close');
+  var scrim = document.getElementById('sidebar-scrim');
   if (!toggle || !sidebar) { return; }
-  toggle.addEventListener('click', function () {
-    var open = sidebar.classList.toggle('open');
+  function setOpen(open) {
+    sidebar.classList.toggle('open', open);
     toggle.setAttribute('aria-expanded', open ? 'true' : 'false');
+    if (scrim) { scrim.hidden = !open; }
+  }
+  toggle.addEventListener('click', function () {
+    var open = !sidebar.classList.contains('open');
+    setOpen(open);
     if (open) { var first = sidebar.querySelector('a, button'); if (first) { first.focus(); } }
   });
+  function close() { setOpen(false); toggle.focus(); }
+  if (closeButton) { closeButton.addEventListener('click', close); }
+  if (scrim) { scrim.addEventListener('click', close); }
   document.addEventListener('keydown', function (e) {
-    if (e.key === 'Escape' && sidebar.classList.contains('open')) {
-      sidebar.classList.remove('open'); toggle.setAttribute('aria-expanded', 'false'); toggle.focus();
-    }
+    if (e.key === 'Escape' && sidebar.classList.contains('open')) { close(); }
   });
 }
