@@ -21,6 +21,52 @@ struct MarkdownParityTests {
         "mixed\n```\ncode\n```\n- list\n> quote\n# head",
     ]
 
+    /// Tool arguments as models write them: nested, empty containers, escapes, numbers in several spellings,
+    /// Unicode, and text that is not JSON.
+    static let argumentCorpus: [String] = [
+        #"{"content":"Buy milk","due_string":"tomorrow","priority":4}"#, #"{}"#, #"[]"#, #"{ "a" : [ ] , "b" : { } }"#,
+        #"{"nested":{"list":[1,2.50,-3e2,{"deep":[true,false,null]}]}}"#,
+        #"{"text":"quote \" and \\ and \n and \u00e9"}"#,
+        #"{"emoji":"👩‍👩‍👧","key with spaces":"v","colon:in":"a:b","comma,in":"a,b"}"#, #"  [ "spaced" ,  1 ]  "#,
+        #""just a string""#, "42", "not json {", #"{"unterminated": "#, "",
+    ]
+
+    @Test func theScriptIndentsToolArgumentsAsTheServerDoes() async throws {
+        let rendered = try await Self.run("inputs.map(ChatMarkdown.indentJSON)", Self.argumentCorpus)
+        for (text, page) in zip(Self.argumentCorpus, rendered) {
+            #expect(page == JSONIndent.indent(text), "input \(text.debugDescription)")
+        }
+        #expect(JSONIndent.indent(#"{"a":[1,{}],"b":"x"}"#) == "{\n  \"a\": [\n    1,\n    {}\n  ],\n  \"b\": \"x\"\n}")
+        let people = try await Self.run("inputs.map(ChatMarkdown.decidedBy)", ["web:owner", "16505551234", ""])
+        #expect(people == ["web:owner", "16505551234", ""].map(ThreadFold.decidedBy))
+        #expect(people == [" by you", " by 16505551234", ""])
+    }
+
+    /// Runs `expression` over `inputs` with the page's `markdown.js` in Node, as served; its JSON result.
+    static func run(_ expression: String, _ inputs: [String]) async throws -> [String] {
+        let dir = TemporaryDirectory()
+        let script = dir.sub("check.js")
+        let markdownJS = String(decoding: WebAssets.scriptParts[0], as: UTF8.self)
+        let runner =
+            markdownJS + "\nconst inputs = JSON.parse(require('fs').readFileSync(0, 'utf8'));\n"
+            + "process.stdout.write(JSON.stringify(\(expression)));\n"
+        try runner.write(toFile: script, atomically: true, encoding: .utf8)
+        let node = Process()
+        node.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        node.arguments = ["node", script]
+        let input = Pipe()
+        let output = Pipe()
+        node.standardInput = input
+        node.standardOutput = output
+        try node.run()
+        input.fileHandleForWriting.write(try JSONEncoder().encode(inputs))
+        try input.fileHandleForWriting.close()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        node.waitUntilExit()
+        #expect(node.terminationStatus == 0, "node (20 or later) runs the page's script")
+        return try JSONDecoder().decode([String].self, from: data)
+    }
+
     @Test func theScriptRendersEveryInputAsTheServerDoes() throws {
         let dir = TemporaryDirectory()
         let script = dir.sub("markdown-check.js")

@@ -78,7 +78,12 @@ struct WebApprovalTests {
 
             let decided = try await h.get("/c/web-ap", login)
             #expect(decided.body.contains(#"data-call-id="call-1" data-status="approved""#))
-            #expect(decided.body.contains("Approved by web:owner"))
+            // Issue 24, bug 4: who decided, as a person reads it; the card above the reply it controls.
+            #expect(decided.body.contains("Approved by you"))
+            #expect(!decided.body.contains("web:owner"))
+            let card = try #require(decided.body.range(of: #"data-call-id="call-1""#))
+            let reply = try #require(decided.body.range(of: #"data-message-id="reply:"#))
+            #expect(card.lowerBound < reply.lowerBound, "the approval card comes before the reply it controls")
         }
     }
 

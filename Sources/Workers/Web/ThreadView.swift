@@ -204,7 +204,12 @@ struct ThreadFold {
         }
         let call = calls[e.callID]
         if approvals[e.callID] == nil {
-            items.append(.approval(e.callID))
+            // Above the reply it controls (the reply's text follows from the approved call), as the script does.
+            if let index = items.firstIndex(of: .reply(e.jobID)) {
+                items.insert(.approval(e.callID), at: index)
+            } else {
+                items.append(.approval(e.callID))
+            }
             approvals[e.callID] = Approval(
                 callID: e.callID, jobID: e.jobID, toolName: call?.toolName ?? "tool",
                 inputJSON: call?.inputJSON ?? "{}",
@@ -291,15 +296,15 @@ extension ThreadFold {
     }
 
     static func approvalHTML(_ approval: Approval) -> String {
-        let pretty = prettyJSON(approval.inputJSON)
+        let pretty = JSONIndent.indent(approval.inputJSON)
         let expires = approval.expiresAt.map { " data-expires-at=\"\($0.microseconds / 1000)\"" } ?? ""
         let awaiting = approval.status == .awaiting
         let disabled = awaiting ? "" : " disabled"
         let decided: String
         switch approval.status {
         case .awaiting: decided = "Waiting for your answer"
-        case .approved: decided = "Approved" + (approval.decidedBy.map { " by \(HTML.escape($0))" } ?? "")
-        case .rejected: decided = "Rejected" + (approval.decidedBy.map { " by \(HTML.escape($0))" } ?? "")
+        case .approved: decided = "Approved" + HTML.escape(Self.decidedBy(approval.decidedBy))
+        case .rejected: decided = "Rejected" + HTML.escape(Self.decidedBy(approval.decidedBy))
         case .expired: decided = "Expired unanswered"
         }
         let risk = HTML.escape(approval.risk)
@@ -316,14 +321,10 @@ extension ThreadFold {
             """
     }
 
-    /// Tool arguments indented for reading; the text as given when it is not JSON.
-    static func prettyJSON(_ text: String) -> String {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed]),
-            let data = try? JSONSerialization.data(
-                withJSONObject: object,
-                options: [.prettyPrinted, .sortedKeys, .fragmentsAllowed, .withoutEscapingSlashes])
-        else { return text }
-        return String(decoding: data, as: UTF8.self)
+    /// Who decided an approval, as a person reads it (the web chat's owner is "you"), as the script says it.
+    static func decidedBy(_ by: String?) -> String {
+        guard let by, !by.isEmpty else { return "" }
+        return by == "web:owner" ? " by you" : " by \(by)"
     }
 
     /// What the script needs to continue replies still in progress: their raw text, token and next index.

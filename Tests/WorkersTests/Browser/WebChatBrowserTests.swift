@@ -191,6 +191,27 @@ extension BrowserTests {
                 }
                 #expect(ChatDOM.trimmed(done) == "Added buy milk to your Todoist.")
                 try await browser.screenshot("approval-approved-final")
+                // Issue 24, bug 4: the card sits above the reply it controls, says who decided as a person reads
+                // it, and reads the same (its arguments too) streamed and after a reload.
+                let cardView = """
+                    const card = document.querySelector('.approval[data-call-id="' + arguments[0] + '"]');
+                    const replies = [...document.querySelectorAll('.msg[data-role="assistant"]')];
+                    const controlled = replies[replies.length - 1];
+                    return [card.querySelector('.args').textContent, card.querySelector('.approval-state').textContent,
+                        String(Boolean(card.compareDocumentPosition(controlled) & Node.DOCUMENT_POSITION_FOLLOWING))];
+                    """
+                let streamed = try await browser.execute(cardView, [.string(callID)])
+                try await browser.open(try await browser.currentURL())
+                try await browser.waitForElement(ChatDOM.approval)
+                let reloaded = try await browser.execute(cardView, [.string(callID)])
+                #expect(streamed == reloaded, "streamed \(streamed), reloaded \(reloaded)")
+                guard case .array(let parts) = reloaded, parts.count == 3 else {
+                    Issue.record("the card: \(reloaded)")
+                    return
+                }
+                #expect(parts[1].string == "Approved by you", "\(parts[1])")
+                #expect(parts[2].string == "true", "the approval card comes before the reply it controls")
+                #expect(parts[0].string?.contains("\n  \"content\": ") == true, "\(parts[0])")
                 #expect(todoist.tasks == [FakeTodoist.TodoTask(id: "t1", content: "buy milk")])
                 // The model saw the tool's result before writing that reply.
                 #expect(model.requests.contains { $0.last?.role == "tool" && $0.last?.content.contains("t1") == true })

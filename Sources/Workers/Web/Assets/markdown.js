@@ -127,5 +127,54 @@ var ChatMarkdown = (function () {
     return out;
   }
 
-  return { esc: esc, markdown: markdown };
+  // Tool arguments for reading: the JSON text re-indented (two spaces, `": "`), keys and numbers exactly as the
+  // model wrote them; the text as given when it is not JSON. `JSONIndent` in ThreadView.swift is the same
+  // algorithm (MarkdownParityTests compares them).
+  function indentJSON(text) {
+    try { JSON.parse(text); } catch (e) { return text; }
+    var out = '', depth = 0, i = 0, n = text.length;
+    function newline() { out += '\n' + '  '.repeat(depth); }
+    function nextSignificant(from) {
+      while (from < n && ' \t\n\r'.indexOf(text[from]) >= 0) { from++; }
+      return text[from];
+    }
+    while (i < n) {
+      var c = text[i];
+      if (c === '"') {
+        var j = i + 1;
+        while (j < n && text[j] !== '"') { j += text[j] === '\\' ? 2 : 1; }
+        out += text.slice(i, j + 1);
+        i = j + 1;
+        continue;
+      }
+      if (' \t\n\r'.indexOf(c) >= 0) { i++; continue; }
+      if (c === '{' || c === '[') {
+        var close = c === '{' ? '}' : ']';
+        if (nextSignificant(i + 1) === close) {
+          out += c + close;
+          i = text.indexOf(close, i + 1) + 1;
+          continue;
+        }
+        out += c; depth++; newline();
+      } else if (c === '}' || c === ']') {
+        depth--; newline(); out += c;
+      } else if (c === ',') {
+        out += ','; newline();
+      } else if (c === ':') {
+        out += ': ';
+      } else {
+        out += c;
+      }
+      i++;
+    }
+    return out;
+  }
+
+  // Who decided an approval, as a person reads it: the web chat's owner is "you".
+  function decidedBy(by) {
+    if (!by) { return ''; }
+    return by === 'web:owner' ? ' by you' : ' by ' + by;
+  }
+
+  return { esc: esc, markdown: markdown, indentJSON: indentJSON, decidedBy: decidedBy };
 })();

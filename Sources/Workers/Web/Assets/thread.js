@@ -134,7 +134,7 @@ function ChatThread(options) {
   function approvalElement(d, call) {
     var risk = call ? call.risk : 'unknown';
     var args = call ? call.inputJSON : '{}';
-    try { args = JSON.stringify(JSON.parse(args), null, 2); } catch (e) { /* shown as given */ }
+    args = ChatMarkdown.indentJSON(args);
     var el = element('div', { 'class': 'approval', 'data-call-id': d.callID, 'data-status': 'awaiting',
       role: 'group', 'aria-label': 'Approval for ' + (call ? call.toolName : 'tool') },
       '<div class="approval-head"><span class="tool"></span> <span class="risk risk-' + esc(risk) + '">' +
@@ -150,7 +150,8 @@ function ChatThread(options) {
     expired: 'Expired unanswered' };
   function setApprovalStatus(el, status, by) {
     el.setAttribute('data-status', status);
-    el.querySelector('.approval-state').textContent = DECIDED[status] + (by && status !== 'expired' ? ' by ' + by : '');
+    el.querySelector('.approval-state').textContent =
+      DECIDED[status] + (status !== 'expired' ? ChatMarkdown.decidedBy(by) : '');
     el.querySelectorAll('button').forEach(function (b) { b.disabled = status !== 'awaiting'; });
     if (status !== 'awaiting') { el.querySelector('.countdown').textContent = ''; }
   }
@@ -208,7 +209,8 @@ function ChatThread(options) {
         if (!card) {
           card = approvalElement(d, calls[d.callID]);
           approvals[d.callID] = card;
-          append(card);
+          // Above the reply it controls (the reply's text follows from the approved call).
+          if (replies[d.jobID]) { thread.insertBefore(card, replies[d.jobID].el); } else { append(card); }
         }
         if (d.expiresAt) { card.setAttribute('data-expires-at', Math.floor(d.expiresAt / 1000)); }
         setApprovalStatus(card, status, d.decidedBy);
