@@ -10,6 +10,8 @@ final class ScriptedProvider: ChatProvider {
     enum Step: Sendable {
         case events([ChatStreamEvent])
         case failing([ChatStreamEvent], ChatProviderError)
+        /// Never answers (until the request is cancelled).
+        case hanging
     }
 
     private let steps: Mutex<[Step]>
@@ -43,6 +45,8 @@ final class ScriptedProvider: ChatProvider {
             case .failing(let events, let error):
                 for event in events { continuation.yield(event) }
                 continuation.finish(throwing: error)
+            case .hanging:
+                continuation.onTermination = { _ in }
             }
         }
     }
@@ -273,6 +277,62 @@ struct StopHost: Error {}
         #expect(Array(reply.messages.dropFirst(2)) == Array(history.dropFirst(summary.coveredMessages)))
         // Reports come in order: the summary before the first delta.
         #expect(host.all.first == .summary(summary))
+    }
+
+    // Issue 24, bug 3: every request fits the model's window.
+    @Test func aRequestRefusedAsTooLongIsRetriedWithTheNewestMessageAlone() async throws {
+        let history: [ChatMessage] = [.user("earlier"), .assistant("answer"), .user("the question")]
+        let provider = ScriptedProvider([
+            .failing([], ChatProviderError(.contextTooLong, "context_too_long: 7536 tokens > 4096")),
+            ScriptedProvider.text("fits now"),
+        ])
+        let host = RecordingHost()
+        let result = try await turn(provider).run(input(history), host: host)
+        #expect(result.text == "fits now")
+        #expect(provider.received.count == 2)
+        #expect(provider.received[1].messages == [.system("sys"), .user("the question")])
+    }
+
+    @Test func aMessageNoRequestCanHoldIsAnsweredWithAClearMessage() async throws {
+        // Refused even alone: the reply says so, no error.
+        let refused = ScriptedProvider([
+            .failing([], ChatProviderError(.contextTooLong, "too long")),
+            .failing([], ChatProviderError(.contextTooLong, "too long")),
+        ])
+        let host = RecordingHost()
+        let result = try await turn(refused, settings: TurnSettings(budget: ContextBudget(window: 4_096))).run(
+            input([.user("a"), .assistant("b"), .user(String(repeating: "a", count: 16_000))]), host: host)
+        #expect(result.text.hasPrefix("This message is too long for the model that answers here"))
+        #expect(result.text.contains("4,096") || result.text.contains("4096") || result.text.contains("4 096"))
+        #expect(host.deltas == [result.text])
+        // Larger than the window by the estimate: not even sent.
+        let unsent = ScriptedProvider([])
+        let estimated = try await turn(unsent, settings: TurnSettings(budget: ContextBudget(window: 1_024))).run(
+            input([.user(String(repeating: "a", count: 16_000))]), host: RecordingHost())
+        #expect(estimated.text.hasPrefix("This message is too long"))
+        #expect(unsent.received.isEmpty)
+    }
+
+    @Test func aSummaryThatHangsDoesNotStallTheReply() async throws {
+        let history = (0..<20).map { ChatMessage.user("m\($0) " + String(repeating: "x", count: 180)) }
+        let provider = ScriptedProvider([.hanging, ScriptedProvider.text("ok")])
+        let started = ContinuousClock.now
+        let result = try await turn(
+            provider,
+            settings: TurnSettings(budget: ContextBudget(window: 1_000), summaryTimeout: .milliseconds(300))
+        ).run(input(history), host: RecordingHost())
+        #expect(result.text == "ok")
+        #expect(ContinuousClock.now - started < .seconds(10))
+    }
+
+    @Test func aHugeMessageIsCutInTheSummaryRequest() {
+        let request = PromptBuilder.summaryRequest(
+            previous: nil, messages: [.user("short"), .user(String(repeating: "a", count: 16_000))],
+            maxCharacters: 4_096 * 2)
+        let transcript = request.messages.last?.content ?? ""
+        #expect(transcript.count < 4_096 * 2 + 100)
+        #expect(transcript.contains("user: short"))
+        #expect(transcript.contains(" […]"))
     }
 
     @Test func aFailedSummaryDoesNotFailTheReply() async throws {

@@ -99,13 +99,22 @@ public enum PromptBuilder {
 
     /// The request that asks a model for a summary of `messages`, folding in `previous` (the original's
     /// `[Conversation Summary]` paragraph).
-    public static func summaryRequest(previous: String?, messages: [ChatMessage], tier: ModelTier = .standard)
-        -> ChatRequest
-    {
+    /// - Parameter maxCharacters: the transcript's size limit (the summarizing model's window too): past it, each
+    ///   message is cut to its share, so one huge message cannot make the summary itself too long.
+    public static func summaryRequest(
+        previous: String?, messages: [ChatMessage], tier: ModelTier = .standard, maxCharacters: Int? = nil
+    ) -> ChatRequest {
         var transcript = ""
         if let previous, !previous.isEmpty { transcript += "\(previousSummaryPrefix)\(previous)\n\n" }
-        for message in messages where message.role != .system {
-            transcript += "\(message.role.rawValue): \(message.content)\n"
+        let said = messages.filter { $0.role != .system }
+        let total = said.reduce(0) { $0 + $1.content.count }
+        let share = maxCharacters.map { max(200, ($0 - transcript.count) / max(1, said.count)) }
+        for message in said {
+            var content = message.content
+            if let share, total > maxCharacters ?? .max, content.count > share {
+                content = String(content.prefix(share)) + " […]"
+            }
+            transcript += "\(message.role.rawValue): \(content)\n"
         }
         return ChatRequest(messages: [.system(summaryInstruction), .user(transcript)], tier: tier)
     }

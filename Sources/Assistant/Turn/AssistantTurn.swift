@@ -39,16 +39,21 @@ public struct TurnSettings: Sendable, Hashable {
     public var budget: ContextBudget
     /// The tier the summary is written with (default lite: a summary does not need the standard model).
     public var summaryTier: ModelTier
+    /// How long a summary may take before the reply goes on without it (default 20 s): a summary that fails or
+    /// hangs never stalls the conversation.
+    public var summaryTimeout: Duration
 
     public init(
         maxToolRounds: Int = 4, maxTokens: Int? = 2_048, temperature: Double? = 0.7,
-        budget: ContextBudget = ContextBudget(window: 200_000), summaryTier: ModelTier = .lite
+        budget: ContextBudget = ContextBudget(window: 200_000), summaryTier: ModelTier = .lite,
+        summaryTimeout: Duration = .seconds(20)
     ) {
         self.maxToolRounds = max(0, maxToolRounds)
         self.maxTokens = maxTokens
         self.temperature = temperature
         self.budget = budget
         self.summaryTier = summaryTier
+        self.summaryTimeout = summaryTimeout
     }
 }
 
@@ -99,6 +104,14 @@ public struct AssistantTurn: Sendable {
     ///   the host throws, or `CancellationError`.
     public func run(_ input: TurnInput, host: some TurnHost) async throws -> TurnResult {
         var messages = try await prompt(input, host: host)
+        // One message larger than the model's whole window: no request can hold it. Say so, as the reply.
+        if let newest = input.history.last,
+            TokenEstimator.estimate([ChatMessage.system(input.system), newest]) > settings.budget.window
+        {
+            return try await tooLong(host: host)
+        }
+        /// Set once a request was refused as too long and retried with the newest message alone.
+        var narrowed = false
         var text = ""
         var model = provider.name
         var finish = FinishReason.stop
@@ -116,24 +129,36 @@ public struct AssistantTurn: Sendable {
             var roundText = ""
             var calls: [ToolCallRequest] = []
             var roundFinish: FinishReason?
-            for try await event in provider.stream(request) {
-                switch event {
-                case .model(let name):
-                    model = name
-                case .textDelta(let delta):
-                    guard !delta.isEmpty else { continue }
-                    let piece = separator + delta
-                    separator = ""
-                    roundText += delta
-                    text += piece
-                    try await host.delta(piece)
-                case .toolCall(let call):
-                    calls.append(call)
-                case .finish(let reason):
-                    roundFinish = reason
-                case .usage(let reported):
-                    usage = Self.adding(usage, reported)
+            do {
+                for try await event in provider.stream(request) {
+                    switch event {
+                    case .model(let name):
+                        model = name
+                    case .textDelta(let delta):
+                        guard !delta.isEmpty else { continue }
+                        let piece = separator + delta
+                        separator = ""
+                        roundText += delta
+                        text += piece
+                        try await host.delta(piece)
+                    case .toolCall(let call):
+                        calls.append(call)
+                    case .finish(let reason):
+                        roundFinish = reason
+                    case .usage(let reported):
+                        usage = Self.adding(usage, reported)
+                    }
                 }
+            } catch let error as ChatProviderError where error.code == .contextTooLong && round == 0 && text.isEmpty {
+                // The estimate was short (a tokenizer can count twice what it guesses): the newest message alone,
+                // once; when even that does not fit, the reply says so instead of failing.
+                logger.warning("assistant prompt over the model's window", metadata: ["error": "\(error)"])
+                guard !narrowed, let newest = input.history.last, messages.count > 2 else {
+                    return try await tooLong(host: host)
+                }
+                narrowed = true
+                messages = [.system(input.system), newest]
+                continue
             }
             finish = roundFinish ?? .stop
             // A reply cut at the token limit is finished as it stands: its tool calls may be cut too.
@@ -162,16 +187,47 @@ public struct AssistantTurn: Sendable {
             toolCalls: callCount, requests: round + 1, usage: usage)
     }
 
+    /// The completion of `request`, or a timeout error after `limit` (the request is cancelled).
+    private func completeWithin(_ limit: Duration, _ request: ChatRequest) async throws -> String {
+        try await withThrowingTaskGroup(of: String?.self) { group in
+            group.addTask { try await provider.complete(request).text }
+            group.addTask {
+                try await Task.sleep(for: limit)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let text = first else {
+                throw ChatProviderError(.timeout, "the summary took longer than \(limit)")
+            }
+            return text
+        }
+    }
+
+    /// The reply when the message cannot fit the model's window, as a reply (not an error).
+    private func tooLong(host: some TurnHost) async throws -> TurnResult {
+        let window = settings.budget.window.formatted(.number.grouping(.automatic))
+        let text =
+            "This message is too long for the model that answers here: it reads at most about \(window) tokens "
+            + "at a time. Send a shorter message, or split it into parts."
+        try await host.delta(text)
+        logger.info("assistant message over the model's window", metadata: ["turn.window": "\(settings.budget.window)"])
+        return TurnResult(
+            text: text, modelUsed: provider.name, finishReason: .stop, truncated: false, toolCalls: 0, requests: 0,
+            usage: nil)
+    }
+
     /// The prompt's messages; summarizes the oldest part first when the budget requires it.
     private func prompt(_ input: TurnInput, host: some TurnHost) async throws -> [ChatMessage] {
         let plan = PromptBuilder.build(
             system: input.system, summary: input.summary, history: input.history, budget: settings.budget)
         guard plan.summaryNeeded else { return plan.messages }
         let request = PromptBuilder.summaryRequest(
-            previous: input.summary, messages: plan.toSummarize, tier: settings.summaryTier)
+            previous: input.summary, messages: plan.toSummarize, tier: settings.summaryTier,
+            maxCharacters: settings.budget.window * 2)
         let summary: String
         do {
-            summary = try await provider.complete(request).text.trimmingCharacters(in: .whitespacesAndNewlines)
+            summary = try await completeWithin(settings.summaryTimeout, request)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
         } catch is CancellationError {
             throw CancellationError()
         } catch {
