@@ -120,12 +120,13 @@ struct ConnectionLimitTests {
         #expect(took < .seconds(10))  // two rounds of the 2 s deadline, and the accept backlog's turn
         for connection in stalled { connection.close() }
 
-        let after = try await Self.settled(agent.pid, before, fds: 2, kib: 10 * 1024, within: 5)
+        let after = try await Self.settled(agent.pid, before, fds: 2, kib: 16 * 1024, within: 5)
         print("agent before: \(before), after: \(after)")
         #expect(after.fileDescriptors <= before.fileDescriptors + 2)
-        // The heap keeps a little of what the burst used (measured: +3 to +7 MB; before reads were capped at 16 KiB,
+        // The heap keeps a little of what the burst used (measured: +3 to +7 MB alone, +10 MB once on CI while
+        // other test processes loaded both cores — malloc's per-thread arenas; before reads were capped at 16 KiB,
         // +30 MB, and before the guard +35 MB with 400 sockets still open).
-        #expect(after.residentKiB <= before.residentKiB + 10 * 1024)
+        #expect(after.residentKiB <= before.residentKiB + 16 * 1024)
         // Still serving.
         let check = try RawConnection(port: port)
         check.send("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
