@@ -63,6 +63,11 @@ struct WebPagesTests {
             #expect(body.contains(#"<div id="thread" role="log" aria-live="polite""#))
             #expect(body.contains(#"<div class="msg" data-role="user" data-client-id="x-1""#))
             #expect(body.contains(#"data-role="assistant" data-state="final" data-message-id="reply:\#(jobID)""#))
+            // Issue 24: every message has its time, replies included, the absolute one on hover.
+            let reply = body.components(separatedBy: #"data-role="assistant""#).dropFirst().first?.prefix(700) ?? ""
+            #expect(reply.contains(#"<time datetime=""#) && reply.contains(#" UTC">"#), "\(reply)")
+            let user = body.components(separatedBy: #"data-role="user""#).dropFirst().first?.prefix(400) ?? ""
+            #expect(user.contains(#"<time datetime=""#) && user.contains(#" UTC">"#), "\(user)")
             #expect(body.contains(#"<textarea id="composer""#))
             #expect(body.contains(#"<button id="send""#))
             #expect(page.header("Content-Security-Policy")?.contains("default-src 'none'") == true)

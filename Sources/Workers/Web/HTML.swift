@@ -53,6 +53,15 @@ enum HTML {
         }
     }
 
+    /// An absolute time for a tooltip, in UTC (the script replaces it with the reader's local time).
+    static func absoluteTime(_ date: Date) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.dateFormat = "yyyy-MM-dd HH:mm:ss 'UTC'"
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        return formatter.string(from: date)
+    }
+
     /// An ISO-8601 timestamp for `<time datetime>`.
     static func isoTime(_ date: Date) -> String {
         let formatter = ISO8601DateFormatter()

@@ -45,6 +45,8 @@ struct ThreadFold {
         var parts: [Int: String] = [:]
         /// Whether ``text`` was joined from ``parts``.
         var textFromParts = false
+        /// When the reply was asked for, then when it was finished.
+        var time: LogTimestamp?
 
         var messageID: String { "reply:\(jobID)" }
 
@@ -69,11 +71,14 @@ struct ThreadFold {
     private var calls: [String: ToolCall] = [:]
     /// The last seq folded.
     private(set) var lastSeq: UInt64 = 0
+    /// The log time of the record being folded.
+    private var folding: LogTimestamp?
 
     private mutating func reply(_ jobID: String) -> Reply {
         if let reply = replies[jobID] { return reply }
         items.append(.reply(jobID))
-        let reply = Reply(jobID: jobID)
+        var reply = Reply(jobID: jobID)
+        reply.time = folding
         replies[jobID] = reply
         return reply
     }
@@ -86,6 +91,7 @@ struct ThreadFold {
 
     mutating func apply(seq: UInt64, time: LogTimestamp, _ event: SwitchboardEvent) {
         lastSeq = max(lastSeq, seq)
+        folding = time
         switch event {
         case .messageReceived(let e):
             if users[e.externalID] == nil { items.append(.user(e.externalID)) }
@@ -116,6 +122,7 @@ struct ThreadFold {
             update(e.jobID) { reply in
                 if e.final {
                     reply.state = .final
+                    reply.time = time
                     reply.text = e.text
                     reply.model = e.modelUsed
                     reply.status = ""
@@ -253,7 +260,7 @@ extension ThreadFold {
                 out += Self.userHTML(message, now: now)
             case .reply(let id):
                 guard let reply = replies[id] else { continue }
-                out += Self.replyHTML(reply)
+                out += Self.replyHTML(reply, now: now)
             case .approval(let id):
                 guard let approval = approvals[id] else { continue }
                 out += Self.approvalHTML(approval)
@@ -267,12 +274,18 @@ extension ThreadFold {
         return """
             <div class="msg" data-role="user" data-client-id="\(HTML.escape(message.clientID))" \
             data-seq="\(message.seq)"><div class="meta"><span class="who">You</span> \
-            <time datetime="\(HTML.isoTime(date))">\(HTML.relativeTime(date, now: now))</time></div>\
+            \(timeHTML(date, now: now))</div>\
             <div class="body">\(HTML.escape(message.text))</div></div>
             """
     }
 
-    static func replyHTML(_ reply: Reply) -> String {
+    /// A message's time: relative, the absolute one on hover (the script rewrites both in the reader's zone).
+    static func timeHTML(_ date: Date, now: Date) -> String {
+        "<time datetime=\"\(HTML.isoTime(date))\" title=\"\(HTML.absoluteTime(date))\">"
+            + "\(HTML.relativeTime(date, now: now))</time>"
+    }
+
+    static func replyHTML(_ reply: Reply, now: Date) -> String {
         let body: String
         switch reply.state {
         case .failed:
@@ -289,7 +302,8 @@ extension ThreadFold {
             <div class="msg" data-role="assistant" data-state="\(reply.state.rawValue)" \
             data-message-id="\(HTML.escape(reply.messageID))" data-job-id="\(HTML.escape(reply.jobID))" \
             aria-busy="\(reply.state == .streaming)"><div class="meta"><span class="who">Assistant</span>\
-            <span class="model">\(model)</span> <span class="status">\(HTML.escape(reply.status))</span></div>\
+            <span class="model">\(model)</span> \(reply.time.map { timeHTML($0.date, now: now) + " " } ?? "")\
+            <span class="status">\(HTML.escape(reply.status))</span></div>\
             <div class="body">\(body)</div><div class="actions"><button type="button" class="copy" \
             data-action="copy">Copy</button></div></div>
             """

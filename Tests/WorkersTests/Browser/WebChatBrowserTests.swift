@@ -212,6 +212,11 @@ extension BrowserTests {
                 #expect(parts[1].string == "Approved by you", "\(parts[1])")
                 #expect(parts[2].string == "true", "the approval card comes before the reply it controls")
                 #expect(parts[0].string?.contains("\n  \"content\": ") == true, "\(parts[0])")
+                // Every message shows its time, replies included, with the absolute time on hover.
+                let untimed = try await browser.execute(
+                    "return [...document.querySelectorAll('.msg')].filter(m => !m.querySelector('.meta time[title]')).length;"
+                )
+                #expect(untimed == .number(0), "messages without a time: \(untimed)")
                 #expect(todoist.tasks == [FakeTodoist.TodoTask(id: "t1", content: "buy milk")])
                 // The model saw the tool's result before writing that reply.
                 #expect(model.requests.contains { $0.last?.role == "tool" && $0.last?.content.contains("t1") == true })

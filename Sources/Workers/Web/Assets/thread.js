@@ -25,11 +25,21 @@ function ChatThread(options) {
     if (s < 7 * 86400) { return Math.floor(s / 86400) + ' d ago'; }
     return date.toISOString().slice(0, 10);
   }
+  // Every message's time: relative, and the absolute one in the reader's own zone on hover.
   function refreshTimes() {
     document.querySelectorAll('time[datetime]').forEach(function (t) {
-      t.textContent = relative(new Date(t.getAttribute('datetime')));
+      var date = new Date(t.getAttribute('datetime'));
+      t.textContent = relative(date);
+      t.title = date.toLocaleString();
     });
   }
+  function stamp(t, date) {
+    t.setAttribute('datetime', date.toISOString());
+    t.title = date.toLocaleString();
+    t.textContent = relative(date);
+    return t;
+  }
+  function timeElement(date) { return stamp(document.createElement('time'), date); }
   setInterval(refreshTimes, 30000);
 
   // ---- Scrolling ----
@@ -61,9 +71,7 @@ function ChatThread(options) {
     if (seq) { el.setAttribute('data-seq', seq); }
     if (pending) { el.setAttribute('data-pending', ''); }
     var meta = element('div', { 'class': 'meta' }, '<span class="who">You</span> ');
-    var time = element('time', { datetime: new Date().toISOString() });
-    time.textContent = 'just now';
-    meta.appendChild(time);
+    meta.appendChild(timeElement(new Date()));
     var body = element('div', { 'class': 'body' });
     body.textContent = text;
     el.appendChild(meta);
@@ -112,10 +120,12 @@ function ChatThread(options) {
     if (replies[jobID]) { return replies[jobID]; }
     var el = element('div', { 'class': 'msg', 'data-role': 'assistant', 'data-state': 'streaming',
       'data-message-id': 'reply:' + jobID, 'data-job-id': jobID, 'aria-busy': 'true' },
-      '<div class="meta"><span class="who">Assistant</span><span class="model"></span> <span class="status"></span></div>' +
+      '<div class="meta"><span class="who">Assistant</span><span class="model"></span> <time></time> ' +
+      '<span class="status"></span></div>' +
       '<div class="body"></div><div class="actions"><button type="button" class="copy" data-action="copy">Copy</button></div>');
     var r = { jobID: jobID, el: el, state: 'streaming', status: 'queued', token: 0, nextIndex: 0, text: '',
       failure: null, model: null, parts: {}, fromParts: false };
+    stamp(el.querySelector('time'), new Date());
     replies[jobID] = r;
     append(el);
     return r;
@@ -191,6 +201,7 @@ function ChatThread(options) {
       case 'assistant.message':
         r = reply(d.jobID);
         if (d.final) {
+          if (r.state !== 'final') { stamp(r.el.querySelector('.meta time'), new Date()); }
           r.state = 'final'; r.text = d.text; r.model = d.modelUsed || null; r.status = ''; r.failure = null;
         } else if (r.state === 'streaming' && d.jobToken >= r.token) {
           r.token = d.jobToken; r.text = d.text;
