@@ -42,6 +42,20 @@ struct MarkdownParityTests {
         #expect(people == [" by you", " by 16505551234", ""])
     }
 
+    /// A conversation's title is the same in the sidebar the server renders, the header, and the entry the script
+    /// adds for a new chat.
+    @Test func theScriptTitlesAConversationAsTheServerDoes() async throws {
+        let corpus = [
+            "Buy milk", "  padded  \nsecond line", "\n\nafter blank lines", String(repeating: "x", count: 60),
+            String(repeating: "y", count: 61), String(repeating: "👩‍👩‍👧", count: 61), "\u{00A0}nbsp\u{00A0}",
+            "crlf\r\nline", "tab\there\t", "   ", "line\u{2028}sep", "é" + String(repeating: "e\u{301}", count: 70),
+        ]
+        let rendered = try await Self.run("inputs.map(t => ChatMarkdown.title(t, 'web-x'))", corpus)
+        for (text, page) in zip(corpus, rendered) {
+            #expect(page == ChatViews.title(text, fallback: "web-x"), "input \(text.debugDescription)")
+        }
+    }
+
     /// Runs `expression` over `inputs` with the page's `markdown.js` in Node, as served; its JSON result.
     static func run(_ expression: String, _ inputs: [String]) async throws -> [String] {
         let dir = TemporaryDirectory()

@@ -133,7 +133,7 @@
     var li = element('li');
     var a = element('a', { 'class': 'conversation', href: href, 'aria-current': 'page' },
       '<span class="title"></span><span class="sub"><span class="channel">web</span> <time></time></span>');
-    a.querySelector('.title').textContent = text.slice(0, 80);
+    a.querySelector('.title').textContent = ChatMarkdown.title(text, conversationID);
     var t = a.querySelector('time'); t.setAttribute('datetime', new Date().toISOString()); t.textContent = 'just now';
     li.appendChild(a);
     list.insertBefore(li, list.firstChild);

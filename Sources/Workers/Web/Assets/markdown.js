@@ -176,5 +176,26 @@ var ChatMarkdown = (function () {
     return by === 'web:owner' ? ' by you' : ' by ' + by;
   }
 
-  return { esc: esc, markdown: markdown, indentJSON: indentJSON, decidedBy: decidedBy };
+  // A conversation's title: the first line of its first message, at most 60 characters (grapheme clusters, as
+  // Swift counts them) — `ChatViews.title` is the same rule (MarkdownParityTests compares them).
+  function title(text, fallback) {
+    var line = String(text).split(/\r\n|\r|\n|\u2028|\u2029|\u0085|\u000b|\u000c/).find(function (l) {
+      return l.length > 0;
+    });
+    line = (line || '').replace(/^[\t\p{Zs}]+|[\t\p{Zs}]+$/gu, '');
+    if (!line) { return fallback; }
+    var parts = graphemes(line);
+    return parts.length > 60 ? parts.slice(0, 59).join('') + '\u2026' : line;
+  }
+  function graphemes(text) {
+    if (typeof Intl !== 'undefined' && Intl.Segmenter) {
+      var out = [];
+      var it = new Intl.Segmenter(undefined, { granularity: 'grapheme' }).segment(text)[Symbol.iterator]();
+      for (var s = it.next(); !s.done; s = it.next()) { out.push(s.value.segment); }
+      return out;
+    }
+    return Array.from(text);
+  }
+
+  return { esc: esc, markdown: markdown, indentJSON: indentJSON, decidedBy: decidedBy, title: title };
 })();
