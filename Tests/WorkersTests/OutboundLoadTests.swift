@@ -61,7 +61,9 @@ extension WorkerProcessTests {
             }
             let waited = ContinuousClock.now - killed
             print("crash during a send: the recipient's next message was sent \(waited) after the kill")
-            #expect(waited < .seconds(2))  // TTL 1 s + 1 s; the claim alone would have held it for 60 s
+            // The claim alone would have held it for 60 s. TTL (1 s) plus a loaded machine's margin: the figure itself
+            // (TTL + p99) is `bench run failover-in-flight`'s, not a timed test's (2.6 s seen with the suite on both cores).
+            #expect(waited < .seconds(6))
             #expect(sent.record.writer.workerID == "tg-2")
             let events = try log.events(from: killSeq + 1)
             let uncertain = events.filter {

@@ -47,6 +47,8 @@ struct ThreadFold {
         var textFromParts = false
         /// When the reply was asked for, then when it was finished.
         var time: LogTimestamp?
+        /// Finished at the model's length limit (`finishReason: length`): the page offers Continue.
+        var cut = false
 
         var messageID: String { "reply:\(jobID)" }
 
@@ -123,6 +125,7 @@ struct ThreadFold {
                 if e.final {
                     reply.state = .final
                     reply.time = time
+                    reply.cut = e.finishReason == "length"
                     reply.text = e.text
                     reply.model = e.modelUsed
                     reply.status = ""
@@ -285,6 +288,11 @@ extension ThreadFold {
             + "\(HTML.relativeTime(date, now: now))</time>"
     }
 
+    /// The note under a reply cut at the length limit, with its Continue button (the script writes the same).
+    static let cutHTML =
+        "<p class=\"cut\">The reply was cut at the model’s length limit. "
+        + "<button type=\"button\" data-action=\"continue\">Continue</button></p>"
+
     static func replyHTML(_ reply: Reply, now: Date) -> String {
         let body: String
         switch reply.state {
@@ -293,13 +301,15 @@ extension ThreadFold {
                 (reply.text.isEmpty ? "" : Markdown.render(reply.text))
                 + "<p class=\"failure\">\(HTML.escape(reply.failure ?? "The reply failed."))</p>"
         case .final:
-            body = reply.text.isEmpty ? "<p class=\"empty\">(no text)</p>" : Markdown.render(reply.text)
+            body =
+                (reply.text.isEmpty ? "<p class=\"empty\">(no text)</p>" : Markdown.render(reply.text))
+                + (reply.cut ? cutHTML : "")
         case .streaming:
             body = Markdown.render(reply.text)
         }
         let model = reply.model.map { " · \(HTML.escape($0))" } ?? ""
         return """
-            <div class="msg" data-role="assistant" data-state="\(reply.state.rawValue)" \
+            <div class="msg" data-role="assistant" data-state="\(reply.state.rawValue)"\(reply.cut ? " data-cut" : "") \
             data-message-id="\(HTML.escape(reply.messageID))" data-job-id="\(HTML.escape(reply.jobID))" \
             aria-busy="\(reply.state == .streaming)"><div class="meta"><span class="who">Assistant</span>\
             <span class="model">\(model)</span> \(reply.time.map { timeHTML($0.date, now: now) + " " } ?? "")\

@@ -82,6 +82,8 @@ final class FakeModelServer: Sendable {
         /// Text in these pieces: with a gate, the first piece goes at once and each later piece, then the end of
         /// the stream, waits for one `release()`.
         case text([String], gate: StreamGate? = nil)
+        /// Text in these pieces, stopped at the token limit (finish reason `length`).
+        case cut([String])
         /// One tool call (arguments as JSON text), finish reason `tool_calls`.
         case toolCall(id: String, name: String, arguments: String)
         /// An HTTP error with an OpenAI-style error body.
@@ -118,6 +120,12 @@ final class FakeModelServer: Sendable {
                         + pieces.dropFirst().map { Self.chunk(["content": $0]) }
                         + [Self.chunk([:], finish: "stop") + Self.usage + "data: [DONE]\n\n"],
                     gate: gate)
+            case .cut(let pieces):
+                return Self.events(
+                    [Self.chunk(["role": "assistant", "content": pieces.first ?? ""])]
+                        + pieces.dropFirst().map { Self.chunk(["content": $0]) }
+                        + [Self.chunk([:], finish: "length") + Self.usage + "data: [DONE]\n\n"],
+                    gate: nil)
             case .toolCall(let id, let name, let arguments):
                 let call: [String: Any] = [
                     "index": 0, "id": id, "type": "function", "function": ["name": name, "arguments": arguments],

@@ -320,6 +320,42 @@ extension BrowserTests {
             #expect(await chat.stop() == 0)
         }
 
+        // Issue 24: a reply cut at the token limit says so and offers Continue; Continue asks the model to go on,
+        // and the note survives a reload.
+        @Test func aReplyCutAtTheLimitOffersContinue() async throws {
+            let model = try await FakeModelServer.start { request in
+                request.lastUserText == "Continue." ? .text(["…and the rest."]) : .cut(["The first half"])
+            }
+            defer { model.stop() }
+            let chat = try await WebChatAgent.start(["AI_BASE_URL": model.baseURL, "AI_MODEL": "fake-model"])
+            try await withBrowser { browser in
+                try await chat.logIn(browser)
+                try await browser.find("#composer").sendKeys("Tell me everything" + Keys.enter)
+                try await browser.waitFor(
+                    "the cut reply's note", #".msg[data-cut] .cut button[data-action="continue"]"#
+                ) {
+                    $0.isEmpty ? nil : true
+                }
+                try await browser.open(try await browser.currentURL())
+                try await browser.waitFor("the note after a reload", #".msg[data-cut] .cut"#) {
+                    $0.isEmpty ? nil : true
+                }
+                try await browser.screenshot("cut-reply")
+                try await browser.find(#"button[data-action="continue"]"#).click()
+                let rest = try await browser.waitFor(
+                    "the continuation", ChatDOM.assistant, attributes: ChatDOM.state, textOf: ".body"
+                ) { replies -> String? in
+                    replies.last { $0.attributes["data-state"] == "final" && $0.text.contains("the rest") }?.text
+                }
+                #expect(ChatDOM.trimmed(rest) == "…and the rest.")
+                // The model saw its cut reply before "Continue.".
+                let asked = try #require(model.requests.last)
+                #expect(asked.lastUserText == "Continue.")
+                #expect(asked.messages.contains { $0.role == "assistant" && $0.content.contains("The first half") })
+            }
+            #expect(await chat.stop() == 0)
+        }
+
         // Issue 24, bug 1: on a phone (390 × 844) the sidebar opens and closes by touch (its Close button, or the
         // dimmed chat beside it), the composer is on screen, and the status page is no wider than the screen.
         @Test func thePhoneLayoutOpensAndClosesTheSidebarAndFitsTheScreen() async throws {

@@ -183,15 +183,19 @@
   function send() {
     var text = composer.value;
     if (!text.trim() || sendButton.disabled) { return; }
+    composer.value = '';
+    saveDraft();
+    grow();
+    sendText(text);
+  }
+  // Posts `text` as the owner's next message: shown at once, reconciled with its record by clientID.
+  function sendText(text) {
     var clientID = newID();
     var el = userElement(clientID, text, 0, true);
     el.setAttribute('data-text', text);
     users[clientID] = el;
     append(el);
     thread.scrollTop = thread.scrollHeight;
-    composer.value = '';
-    saveDraft();
-    grow();
     sendMessage(clientID, text, el);
   }
   if (composer) {
@@ -243,6 +247,10 @@
     } else if (action === 'copy-code') {
       var code = button.closest('pre').querySelector('code');
       copy(code ? code.textContent : '').then(function () { button.textContent = 'Copied'; });
+    } else if (action === 'continue') {
+      // The model continues from its own history: the cut reply is the last thing it wrote.
+      button.disabled = true;
+      sendText('Continue.');
     } else if (action === 'resend') {
       var um = button.closest('.msg');
       sendMessage(um.getAttribute('data-client-id'), um.getAttribute('data-text') || um.querySelector('.body').textContent, um);

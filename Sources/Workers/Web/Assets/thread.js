@@ -95,7 +95,8 @@ function ChatThread(options) {
     if (r.state === 'failed') {
       html = (r.text ? markdown(r.text) : '') + '<p class="failure">' + esc(r.failure || 'The reply failed.') + '</p>';
     } else if (r.state === 'final') {
-      html = r.text ? markdown(r.text) : '<p class="empty">(no text)</p>';
+      html = (r.text ? markdown(r.text) : '<p class="empty">(no text)</p>') + (r.cut ? CUT : '');
+      r.el.toggleAttribute('data-cut', Boolean(r.cut));
     } else {
       html = markdown(r.text);
     }
@@ -105,6 +106,9 @@ function ChatThread(options) {
     decorateCode(body);
     follow(before);
   }
+  // Under a reply cut at the length limit (ThreadView's `cutHTML`, the same markup).
+  var CUT = '<p class="cut">The reply was cut at the model\u2019s length limit. ' +
+    '<button type="button" data-action="continue">Continue</button></p>';
   var dirty = {};
   var frame = 0;
   function scheduleRender(r) {
@@ -202,6 +206,7 @@ function ChatThread(options) {
         r = reply(d.jobID);
         if (d.final) {
           if (r.state !== 'final') { stamp(r.el.querySelector('.meta time'), new Date()); }
+          r.cut = d.finishReason === 'length';
           r.state = 'final'; r.text = d.text; r.model = d.modelUsed || null; r.status = ''; r.failure = null;
         } else if (r.state === 'streaming' && d.jobToken >= r.token) {
           r.token = d.jobToken; r.text = d.text;
@@ -279,7 +284,7 @@ function ChatThread(options) {
     var s = state.replies[jobID] || {};
     replies[jobID] = { jobID: jobID, el: el, state: el.getAttribute('data-state'),
       status: el.querySelector('.status').textContent, token: s.token || 0, nextIndex: s.nextIndex || 0,
-      text: s.text || '', failure: null, parts: {}, fromParts: false,
+      text: s.text || '', failure: null, parts: {}, fromParts: false, cut: el.hasAttribute('data-cut'),
       model: el.querySelector('.model').textContent.replace(/^ · /, '') || null };
     decorateCode(el.querySelector('.body'));
   });
