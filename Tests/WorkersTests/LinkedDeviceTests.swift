@@ -392,6 +392,10 @@ struct LinkedDeviceProcessTests {
             let idle = try await get("/settings", cookie)
             #expect(idle.body.contains(#"id="whatsapp-link""#), "\(idle.body.suffix(800))")
             #expect(fake.all.value.withLock { $0.count } == 0)
+            // ... and nothing holds the number: another process may use it until Link WhatsApp is pressed.
+            let observer = try TestLog(dir.path)
+            #expect(try observer.engine.lease("whatsapp/default") == nil)
+            observer.close()
             #expect(try await post("/settings/whatsapp/resume", cookie, idle.body) == 303)
 
             let s1 = try await fake.next()

@@ -156,7 +156,11 @@ public struct ChannelRuntime: Sendable {
                     settings: settings, keeper: leaseKeeper, store: store, engine: engine, printQR: true, logger: logger
                 )
                 runtime.linkedDevice = linked
-                if idle { linked.pause(.notStarted) }
+                if idle {
+                    // Nothing holds the number until someone presses Link WhatsApp: another process may use it.
+                    linked.pause(.notStarted)
+                    leaseKeeper.startDormant()
+                }
                 // The device stops after the outbound loop (services stop in reverse order).
                 runtime.services.append(linked)
                 runtime.services.append(

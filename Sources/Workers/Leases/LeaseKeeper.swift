@@ -47,6 +47,9 @@ public final class LeaseKeeper: Service, Sendable {
     private let state = Mutex(State())
     private let wakeup = Wakeup()
     private let stopping = Flag()
+    /// Set while the keeper waits for ``activate()`` before it contends at all (an idle WhatsApp linked device).
+    private let dormant = Flag()
+    private let awake = Flag()
 
     public init(
         channel: String, accountID: String, engine: Switchboard, timing: LeaseTiming, status: WorkerStatus,
@@ -60,6 +63,16 @@ public final class LeaseKeeper: Service, Sendable {
         self.status = status
         self.metrics = metrics
         self.logger = logger
+    }
+
+    /// Makes the keeper contend only once ``activate()`` is called: a process that may use the account later does
+    /// not take the lease from one that uses it now. Call before `run()`.
+    public func startDormant() { dormant.set() }
+
+    /// Starts contending (after ``startDormant()``); nothing when already contending.
+    public func activate() {
+        awake.set()
+        wakeup.signal()
     }
 
     /// The leased resource, `<channel>/<account>`.
@@ -151,6 +164,9 @@ public final class LeaseKeeper: Service, Sendable {
 
     /// Contends, holds, and on shutdown releases.
     private func keep() async {
+        while dormant.isSet && !awake.isSet && !stopping.isSet && !Task.isCancelled {
+            await wakeup.wait()
+        }
         // A cancelled task (not a graceful shutdown) also ends the loop: its waits would return at once.
         while !stopping.isSet && !Task.isCancelled {
             state.withLock { $0.freed = false }

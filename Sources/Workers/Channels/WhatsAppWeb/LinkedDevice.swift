@@ -114,6 +114,7 @@ public final class LinkedDevice: Service, Sendable {
     /// Clears a pause (after linking again, or by the operator): the next tenure or wakeup starts the sidecar.
     public func resume() {
         state.withLock { $0.paused = nil }
+        keeper.activate()
         wakeup.signal()
         watch.signal()
     }
