@@ -127,7 +127,7 @@ public final class FakeSidecar: Sendable {
     }
 
     /// Writes `event` encoded as JSON (sorted keys) as one line.
-    public func emit(_ event: some Encodable) {
+    public func emit(encoding event: some Encodable) {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         emit(line: (try? encoder.encode(event)).map { String(decoding: $0, as: UTF8.self) } ?? "{}")

@@ -14,11 +14,7 @@ extension FakeSidecarServer {
 
 extension FakeSidecar {
     /// Writes `event` as the sidecar would.
-    func emit(_ event: SidecarEvent) {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        emit(line: (try? encoder.encode(event)).map { String(decoding: $0, as: UTF8.self) } ?? "{}")
-    }
+    func emit(_ event: SidecarEvent) { emit(encoding: event) }
 
     /// The next command of the agent (its JSON).
     func command(within seconds: Double = 10) async throws -> JSONValue {

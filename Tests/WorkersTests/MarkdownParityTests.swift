@@ -81,30 +81,8 @@ struct MarkdownParityTests {
         return try JSONDecoder().decode([String].self, from: data)
     }
 
-    @Test func theScriptRendersEveryInputAsTheServerDoes() throws {
-        let dir = TemporaryDirectory()
-        let script = dir.sub("markdown-check.js")
-        let markdownJS = String(decoding: WebAssets.scriptParts[0], as: UTF8.self)
-        let runner = """
-            \(markdownJS)
-            const inputs = JSON.parse(require('fs').readFileSync(0, 'utf8'));
-            process.stdout.write(JSON.stringify(inputs.map(ChatMarkdown.markdown)));
-            """
-        try runner.write(toFile: script, atomically: true, encoding: .utf8)
-        let node = Process()
-        node.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        node.arguments = ["node", script]
-        let input = Pipe()
-        let output = Pipe()
-        node.standardInput = input
-        node.standardOutput = output
-        try node.run()
-        input.fileHandleForWriting.write(try JSONEncoder().encode(Self.corpus))
-        try input.fileHandleForWriting.close()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        node.waitUntilExit()
-        #expect(node.terminationStatus == 0, "node (20 or later) runs the page's script")
-        let rendered = try JSONDecoder().decode([String].self, from: data)
+    @Test func theScriptRendersEveryInputAsTheServerDoes() async throws {
+        let rendered = try await Self.run("inputs.map(ChatMarkdown.markdown)", Self.corpus)
         #expect(rendered.count == Self.corpus.count)
         for (text, page) in zip(Self.corpus, rendered) {
             #expect(page == Markdown.render(text), "input \(text.debugDescription)")

@@ -24,11 +24,18 @@ public struct WebWhatsApp: Sendable {
         case waiting
         case paused(LinkedDevice.Pause)
         case notLinked
+        /// The session store could not be read: the page says so instead of showing "not linked".
+        case unreadable(String)
     }
 
     /// What the page shows now.
     func state(now: Date = Date()) -> State {
-        let entries = (try? store.entries("whatsapp/\(account)")) ?? [:]
+        let entries: [String: Data]
+        do {
+            entries = try store.entries("whatsapp/\(account)")
+        } catch {
+            return .unreadable("\(error)")
+        }
         let snapshot = device?.snapshot
         if let paused = snapshot?.paused { return .paused(paused) }
         if LinkedSessionLayout.isLinked(entries), let jid = entries[LinkedSessionLayout.linkedJID] {
@@ -85,6 +92,9 @@ public struct WebWhatsApp: Sendable {
                 case .notStarted: ""
                 }
             body = "<p id=\"whatsapp-status\">\(HTML.escape(why))</p>" + form("resume", "whatsapp-resume", "Link again")
+        case .unreadable(let error):
+            body =
+                "<p id=\"whatsapp-status\" role=\"alert\">The WhatsApp session could not be read: \(HTML.escape(error))</p>"
         case .notLinked:
             body = """
                 <p id="whatsapp-status">Not linked. To put the assistant on your own number, set \
@@ -100,7 +110,7 @@ public struct WebWhatsApp: Sendable {
     func refreshes(now: Date = Date()) -> Bool {
         switch state(now: now) {
         case .scan, .waiting: true
-        case .linked, .paused, .notLinked: false
+        case .linked, .paused, .notLinked, .unreadable: false
         }
     }
 }
