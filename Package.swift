@@ -96,7 +96,9 @@ let package = Package(
             // The web chat's script and style sheet, compiled into the binary as byte arrays (`PackageResources`):
             // no bundle to ship beside it, no CDN. See docs/web.md.
             resources: [
-                .embedInCode("Web/Assets/markdown.js"), .embedInCode("Web/Assets/thread.js"),
+                .embedInCode("Web/Assets/markdown.js"), .embedInCode("Web/Assets/highlight.js"),
+                .embedInCode("Web/Assets/tree.js"),
+                .embedInCode("Web/Assets/thread.js"), .embedInCode("Web/Assets/controls.js"),
                 .embedInCode("Web/Assets/chat.js"), .embedInCode("Web/Assets/chat.css"),
                 .embedInCode("Web/Assets/icon.svg"),
                 // The WhatsApp linked device's Node sidecar, written to DATA_DIR on first use.

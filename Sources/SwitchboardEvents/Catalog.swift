@@ -20,6 +20,7 @@ public enum EventCatalog {
         JobRetried.self,
         JobDead.self,
         JobRequeued.self,
+        JobCancelled.self,
         // Deliveries
         DeliveryEnqueued.self,
         DeliveryClaimed.self,
@@ -47,6 +48,9 @@ public enum EventCatalog {
         AssistantMessage.self,
         AssistantDelta.self,
         ConversationSummarized.self,
+        // Conversations
+        ConversationRenamed.self,
+        ConversationDeleted.self,
         // Tools
         ToolCall.self,
         ToolResult.self,

@@ -239,3 +239,31 @@ public struct JobRequeued: EventPayload {
         self.reason = reason
     }
 }
+
+/// A person stopped a job (`job.cancelled`): it ends at once, is never retried, and every later write under its
+/// claim token is refused.
+///
+/// Written by the web chat's Stop (or a conversation's deletion), decided in the write transaction against the job
+/// as it stands: a pending or running job is cancelled; an ended one is not. When the job had streamed text, the
+/// same transaction records it as the job's final `assistant.message` with `finishReason: "stopped"` (decided by
+/// the Projections module).
+public struct JobCancelled: EventPayload {
+    public static let eventType = "job.cancelled"
+
+    /// The job.
+    public var jobID: String
+    /// The claim token it ran under when stopped; `0` when it was pending and had never been claimed.
+    public var token: UInt64
+    /// Who stopped it, e.g. `web:owner`.
+    public var by: String
+    /// Why: `stopped` (the Stop button) or `conversation_deleted`.
+    public var reason: String
+
+    /// Creates a `job.cancelled` event.
+    public init(jobID: String, token: UInt64, by: String, reason: String) {
+        self.jobID = jobID
+        self.token = token
+        self.by = by
+        self.reason = reason
+    }
+}

@@ -47,13 +47,23 @@ public struct MessageReceived: EventPayload {
     public var providerTimestamp: LogTimestamp?
     /// The provider message id this message replies to (WhatsApp `context.id`, Telegram `reply_to_message`).
     public var replyToExternalID: String?
+    /// The user message this one follows in the conversation's tree: `0` for none (the first message of a
+    /// branch from the start), else that message's seq. `nil` (every channel message, and every record written
+    /// before branches existed) means the conversation's previous user message. An edited message names the
+    /// edited one's parent, so it starts a branch beside it. Additive optional field (schema version unchanged).
+    public var parentSeq: UInt64?
+    /// The reply to ``parentSeq`` that was shown when this message was written (one of its versions), when the
+    /// sender named one: the model's history then goes through that version. Additive optional field.
+    public var afterJobID: String?
 
     /// Creates a `message.received` event.
     public init(
         channel: String, accountID: String, externalID: String, conversationID: String, contactID: String,
         text: String, media: MediaDescriptor? = nil, providerTimestamp: LogTimestamp? = nil,
-        replyToExternalID: String? = nil
+        replyToExternalID: String? = nil, parentSeq: UInt64? = nil, afterJobID: String? = nil
     ) {
+        self.parentSeq = parentSeq
+        self.afterJobID = afterJobID
         self.channel = channel
         self.accountID = accountID
         self.externalID = externalID
@@ -88,8 +98,9 @@ public struct AssistantMessage: EventPayload {
     /// `true` when this is the finished text; `false` for an interim snapshot that later records replace.
     public var final: Bool
     /// Why the model stopped, when it was not a plain stop: `length` marks a reply cut at the token limit
-    /// (complete as it stands, but truncated), `content_filter` one the provider's filter ended. `nil` otherwise
-    /// and in records written before the field existed.
+    /// (complete as it stands, but truncated), `content_filter` one the provider's filter ended, `stopped` one a
+    /// person stopped (then the record is written by the Stop's transaction, beside `job.cancelled`, with the text
+    /// streamed until then). `nil` otherwise and in records written before the field existed.
     public var finishReason: String?
 
     /// Creates an `assistant.message` event.

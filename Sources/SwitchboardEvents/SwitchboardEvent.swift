@@ -17,6 +17,7 @@ public enum SwitchboardEvent: Sendable, Equatable {
     case jobRetried(JobRetried)
     case jobDead(JobDead)
     case jobRequeued(JobRequeued)
+    case jobCancelled(JobCancelled)
     case deliveryEnqueued(DeliveryEnqueued)
     case deliveryClaimed(DeliveryClaimed)
     case deliveryAttempted(DeliveryAttempted)
@@ -38,6 +39,8 @@ public enum SwitchboardEvent: Sendable, Equatable {
     case assistantMessage(AssistantMessage)
     case assistantDelta(AssistantDelta)
     case conversationSummarized(ConversationSummarized)
+    case conversationRenamed(ConversationRenamed)
+    case conversationDeleted(ConversationDeleted)
     case toolCall(ToolCall)
     case toolResult(ToolResult)
     case toolApproval(ToolApproval)
@@ -58,6 +61,7 @@ public enum SwitchboardEvent: Sendable, Equatable {
         case .jobRetried: JobRetried.eventType
         case .jobDead: JobDead.eventType
         case .jobRequeued: JobRequeued.eventType
+        case .jobCancelled: JobCancelled.eventType
         case .deliveryEnqueued: DeliveryEnqueued.eventType
         case .deliveryClaimed: DeliveryClaimed.eventType
         case .deliveryAttempted: DeliveryAttempted.eventType
@@ -79,6 +83,8 @@ public enum SwitchboardEvent: Sendable, Equatable {
         case .assistantMessage: AssistantMessage.eventType
         case .assistantDelta: AssistantDelta.eventType
         case .conversationSummarized: ConversationSummarized.eventType
+        case .conversationRenamed: ConversationRenamed.eventType
+        case .conversationDeleted: ConversationDeleted.eventType
         case .toolCall: ToolCall.eventType
         case .toolResult: ToolResult.eventType
         case .toolApproval: ToolApproval.eventType
@@ -103,6 +109,7 @@ public enum SwitchboardEvent: Sendable, Equatable {
         case .jobRetried(let e): try PendingEvent(e, correlationID: correlationID, causationID: causationID)
         case .jobDead(let e): try PendingEvent(e, correlationID: correlationID, causationID: causationID)
         case .jobRequeued(let e): try PendingEvent(e, correlationID: correlationID, causationID: causationID)
+        case .jobCancelled(let e): try PendingEvent(e, correlationID: correlationID, causationID: causationID)
         case .deliveryEnqueued(let e): try PendingEvent(e, correlationID: correlationID, causationID: causationID)
         case .deliveryClaimed(let e): try PendingEvent(e, correlationID: correlationID, causationID: causationID)
         case .deliveryAttempted(let e): try PendingEvent(e, correlationID: correlationID, causationID: causationID)
@@ -125,6 +132,10 @@ public enum SwitchboardEvent: Sendable, Equatable {
         case .assistantMessage(let e): try PendingEvent(e, correlationID: correlationID, causationID: causationID)
         case .assistantDelta(let e): try PendingEvent(e, correlationID: correlationID, causationID: causationID)
         case .conversationSummarized(let e):
+            try PendingEvent(e, correlationID: correlationID, causationID: causationID)
+        case .conversationRenamed(let e):
+            try PendingEvent(e, correlationID: correlationID, causationID: causationID)
+        case .conversationDeleted(let e):
             try PendingEvent(e, correlationID: correlationID, causationID: causationID)
         case .toolCall(let e): try PendingEvent(e, correlationID: correlationID, causationID: causationID)
         case .toolResult(let e): try PendingEvent(e, correlationID: correlationID, causationID: causationID)
@@ -169,6 +180,7 @@ public enum SwitchboardEvent: Sendable, Equatable {
         entry(JobRetried.self) { .jobRetried($0) },
         entry(JobDead.self) { .jobDead($0) },
         entry(JobRequeued.self) { .jobRequeued($0) },
+        entry(JobCancelled.self) { .jobCancelled($0) },
         entry(DeliveryEnqueued.self) { .deliveryEnqueued($0) },
         entry(DeliveryClaimed.self) { .deliveryClaimed($0) },
         entry(DeliveryAttempted.self) { .deliveryAttempted($0) },
@@ -190,6 +202,8 @@ public enum SwitchboardEvent: Sendable, Equatable {
         entry(AssistantMessage.self) { .assistantMessage($0) },
         entry(AssistantDelta.self) { .assistantDelta($0) },
         entry(ConversationSummarized.self) { .conversationSummarized($0) },
+        entry(ConversationRenamed.self) { .conversationRenamed($0) },
+        entry(ConversationDeleted.self) { .conversationDeleted($0) },
         entry(ToolCall.self) { .toolCall($0) },
         entry(ToolResult.self) { .toolResult($0) },
         entry(ToolApproval.self) { .toolApproval($0) },

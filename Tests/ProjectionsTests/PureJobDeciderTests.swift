@@ -393,7 +393,7 @@ struct ClaimOrderCase: Sendable, CustomTestStringConvertible {
         case .dead:
             #expect(decision.outcome == .accepted)
             #expect(decision.events == [.jobRequeued(JobRequeued(jobID: "job-1", byOperator: "ops", reason: "fixed"))])
-        case .pending, .running, .completed:
+        case .pending, .running, .completed, .cancelled:
             #expect(decision.outcome == .rejected(reason: .wrongState, currentToken: 7))
             #expect(decision.events.isEmpty)
         }

@@ -24,7 +24,8 @@ struct StoredFormatFixtureTests {
     /// Event types added to the vocabulary after `e19e498` wrote the fixture.
     static let newerTypes: Set<String> = [
         ConversationSummarized.eventType, InboundIgnored.eventType, WebhookRejected.eventType,
-        DeliveryStatusReported.eventType,
+        DeliveryStatusReported.eventType, JobCancelled.eventType, ConversationRenamed.eventType,
+        ConversationDeleted.eventType,
     ]
 
     @Test func theOldLogReadsWithoutTouchingItsTables() async throws {

@@ -280,12 +280,19 @@ struct ReplayInspectionTests {
         #expect(messages.status == 0, "\(messages)")
         let rows = messages.columns
         #expect(rows.map { $0.first } == ["2", "7"], "\(messages)")
-        #expect(rows.map { $0.dropFirst(2).joined(separator: "\t") } == ["user\thi from c1", "user\tc1 again"])
+        // Each message with its place in the conversation's tree: a linear chat's messages follow each other.
+        #expect(
+            rows.map { $0.dropFirst(2).joined(separator: "\t") } == [
+                "user\t[]\thi from c1", "user\t[after 2]\tc1 again",
+            ])
 
         let other = try await world.replay("conversations", "show", "--id", c2, "--json")
-        let only = try other.objects()
+        let report = try #require(
+            try JSONSerialization.jsonObject(with: Data(other.lines.joined(separator: "\n").utf8)) as? [String: Any])
+        let only = try #require(report["messages"] as? [[String: Any]])
         #expect(only.count == 1 && only.first?["text"] as? String == "hello from c2", "\(other)")
         #expect(only.first.flatMap { replayUInt($0["seq"]) } == 5)
+        #expect(report["deleted"] == nil)
     }
 
     // MARK: Tail

@@ -29,7 +29,7 @@ enum IndexBuild {
                     Waiting(
                         order: JobQueues.order(job), id: Array(job.jobID.utf8), root: job.rootJobID,
                         descendant: job.parentJobID != nil))
-            case .pending, .completed:
+            case .pending, .completed, .cancelled:
                 break
             }
             return true

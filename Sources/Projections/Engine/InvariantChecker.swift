@@ -166,6 +166,10 @@ public struct InvariantChecker {
             jobs[e.jobID]?.failedSeq = nil
         case .jobRequeued(let e):
             jobs[e.jobID]?.status = "pending"
+        case .jobCancelled(let e):
+            jobs[e.jobID]?.running = false
+            jobs[e.jobID]?.status = "cancelled"
+            jobs[e.jobID]?.failedSeq = nil
 
         case .deliveryClaimed(let e):
             if let reason = leaseProblem(e.leaseResource, e.leaseToken, now) {
@@ -200,7 +204,7 @@ public struct InvariantChecker {
             .deliveryUncertain, .leaseDenied, .channelConnected, .channelDisconnected, .inboundIgnored,
             .webhookRejected, .deliveryStatusReported, .sessionEntrySet,
             .sessionEntryRemoved, .assistantMessage, .assistantDelta, .conversationSummarized, .toolCall, .toolResult,
-            .toolApproval,
+            .toolApproval, .conversationRenamed, .conversationDeleted,
             .workerStarted, .workerStopped:
             break
         }

@@ -30,6 +30,8 @@ public enum ProjectionTable: Int, CaseIterable, Sendable {
     case messages
     case recipientQueue
     case recipientRate
+    case redactions
+    case replyDeltas
     case sessions
     case summaries
     case toolCalls
@@ -62,6 +64,8 @@ public enum ProjectionTable: Int, CaseIterable, Sendable {
         case .messages: "p.messages"
         case .recipientQueue: "p.recipient_queue"
         case .recipientRate: "p.recipient_rate"
+        case .redactions: "p.redactions"
+        case .replyDeltas: "p.reply_deltas"
         case .sessions: "p.sessions"
         case .summaries: "p.summaries"
         case .toolCalls: "p.tool_calls"
@@ -214,6 +218,8 @@ public struct LeaseState: Codable, Sendable, Equatable {
 /// Job statuses.
 public enum JobStatus: String, Codable, Sendable, CaseIterable {
     case pending, running, completed, dead
+    /// Stopped by a person (`job.cancelled`): ended, never retried.
+    case cancelled
 }
 
 /// A job as the projection holds it.
@@ -296,18 +302,63 @@ public struct ConversationState: Codable, Sendable, Equatable {
     public var channel: String
     public var accountID: String
     public var contactID: String
+    /// The first seq readers show: the conversation's first record, or the one after its deletion.
     public var firstSeq: UInt64
     public var lastSeq: UInt64
     public var messageCount: Int
+    /// The owner's title (`conversation.renamed`); `nil` means the first message's first line.
+    public var title: String?
+    /// The seq of the newest user message: the parent of the next message that names none.
+    public var lastUserSeq: UInt64?
+    /// The conversation's deletion, when it was deleted (its records up to ``ConversationDeletion/throughSeq``
+    /// are redacted).
+    public var deletion: ConversationDeletion?
 }
 
-/// One message of a conversation's history.
+/// A conversation's deletion (`conversation.deleted`): what every reader shows instead of its records.
+public struct ConversationDeletion: Codable, Sendable, Equatable {
+    /// The last redacted seq.
+    public var throughSeq: UInt64
+    /// Who deleted it.
+    public var by: String
+    /// When (log time).
+    public var at: LogTimestamp
+}
+
+/// One message of a conversation's history: a node of its tree. A user message follows ``parentSeq`` (the
+/// reply ``afterJobID`` shown, when named); a reply answers ``triggerSeq`` as job ``jobID`` (replies to one
+/// message are its versions).
 public struct HistoryMessage: Codable, Sendable, Equatable {
     /// `user` or `assistant`.
     public var role: String
     public var text: String
     public var seq: UInt64
     public var time: LogTimestamp
+    /// A user message's parent user message (`0`: none).
+    public var parentSeq: UInt64 = 0
+    /// A user message's reply version shown when it was written, if named.
+    public var afterJobID: String?
+    /// A reply's job.
+    public var jobID: String?
+    /// A reply's triggering message.
+    public var triggerSeq: UInt64?
+    /// A reply's `finishReason` (`stopped`, `length`, …).
+    public var finishReason: String?
+
+    public init(
+        role: String, text: String, seq: UInt64, time: LogTimestamp, parentSeq: UInt64 = 0,
+        afterJobID: String? = nil, jobID: String? = nil, triggerSeq: UInt64? = nil, finishReason: String? = nil
+    ) {
+        self.role = role
+        self.text = text
+        self.seq = seq
+        self.time = time
+        self.parentSeq = parentSeq
+        self.afterJobID = afterJobID
+        self.jobID = jobID
+        self.triggerSeq = triggerSeq
+        self.finishReason = finishReason
+    }
 }
 
 /// A contact's access.

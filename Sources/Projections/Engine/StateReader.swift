@@ -101,6 +101,14 @@ public struct StateReader: Sendable {
         return status.map { wanted in all.filter { $0.status == wanted } } ?? all
     }
 
+    /// The conversations deleted, by id (`p.redactions`).
+    public func redactions() throws -> [String: ConversationDeletion] {
+        Dictionary(
+            try all(ConversationDeletion.self, ProjectionTables.redactions).map {
+                (String(decoding: $0.key, as: UTF8.self), $0.value)
+            }, uniquingKeysWith: { $1 })
+    }
+
     /// The last `limit` messages of a conversation, oldest first.
     public func history(_ conversationID: String, limit: Int = 50) throws -> [HistoryMessage] {
         Array(

@@ -17,7 +17,7 @@ public struct SwitchboardProjector: Projector {
 
     /// The layout this build writes. Bump `version` in the same commit as any change to what `apply` stores;
     /// `docs/architecture.md` keeps the history.
-    public static let format = ProjectionFormat(name: "switchboard", version: 6)
+    public static let format = ProjectionFormat(name: "switchboard", version: 7)
 
     public var format: ProjectionFormat { Self.format }
 
@@ -88,6 +88,7 @@ public struct SwitchboardProjector: Projector {
             job.result = e.result
             job.visibleUntil = nil
             try saveJob(job, previous: previous, tables)
+            try dropDeltas(e.jobID, tables)
         case .jobFailed(let e):
             guard var job = try tables.load(JobState.self, T.jobs, Key(e.jobID)), job.token == e.token else { return }
             let previous = job
@@ -112,6 +113,15 @@ public struct SwitchboardProjector: Projector {
             job.lastMessage = e.lastMessage
             job.visibleUntil = nil
             try saveJob(job, previous: previous, tables)
+            try dropDeltas(e.jobID, tables)
+        case .jobCancelled(let e):
+            guard var job = try tables.load(JobState.self, T.jobs, Key(e.jobID)) else { return }
+            let previous = job
+            job.status = .cancelled
+            job.lastReason = e.reason
+            job.visibleUntil = nil
+            try saveJob(job, previous: previous, tables)
+            try dropDeltas(e.jobID, tables)
         case .jobRequeued(let e):
             guard var job = try tables.load(JobState.self, T.jobs, Key(e.jobID)) else { return }
             let previous = job
@@ -191,25 +201,15 @@ public struct SwitchboardProjector: Projector {
 
         // MARK: Inbound, conversations, contacts
         case .messageReceived(let e):
-            try tables.mark(
-                T.inbound, Key(e.channel, e.accountID, e.externalID), withUnsafeBytes(of: seq.bigEndian) { Array($0) })
-            var conversation =
-                try tables.load(ConversationState.self, T.conversations, Key(e.conversationID))
-                ?? ConversationState(
-                    conversationID: e.conversationID, channel: e.channel, accountID: e.accountID,
-                    contactID: e.contactID, firstSeq: seq, lastSeq: seq, messageCount: 0)
-            try touch(&conversation, seq: seq, fresh: conversation.firstSeq == seq, tables)
-            try tables.store(
-                HistoryMessage(role: "user", text: e.text, seq: seq, time: now), T.messages,
-                Key(e.conversationID).appending(seq))
+            try received(e, seq: seq, now: now, tables)
         case .assistantMessage(let e):
-            guard e.final else { return }
-            guard var conversation = try tables.load(ConversationState.self, T.conversations, Key(e.conversationID))
-            else { return }
-            try touch(&conversation, seq: seq, fresh: false, tables)
-            try tables.store(
-                HistoryMessage(role: "assistant", text: e.text, seq: seq, time: now), T.messages,
-                Key(e.conversationID).appending(seq))
+            try replied(e, seq: seq, now: now, tables)
+        case .assistantDelta(let e):
+            try tables.put(tables.table(T.replyDeltas), Self.deltaKey(e.jobID, e.jobToken, e.index), Array(e.text.utf8))
+        case .conversationRenamed(let e):
+            try renamed(e, tables)
+        case .conversationDeleted(let e):
+            try deleted(e, now: now, tables)
         case .contactUpdated(let e):
             try tables.store(
                 ContactState(
@@ -277,21 +277,9 @@ public struct SwitchboardProjector: Projector {
                 withUnsafeBytes(of: seq.bigEndian) { Array($0) })
 
         case .commandRejected, .leaseDenied, .channelConnected, .channelDisconnected, .webhookRejected,
-            .assistantDelta, .workerStarted, .workerStopped:
+            .workerStarted, .workerStopped:
             return  // No projection state: the log is their record.
         }
-    }
-
-    /// Records a message at `seq` in `conversation` and moves it to the front of `p.conversation_activity`.
-    private func touch(
-        _ conversation: inout ConversationState, seq: UInt64, fresh: Bool, _ tables: some TableWriting
-    ) throws {
-        let activity = tables.table(ProjectionTables.conversationActivity)
-        if !fresh { _ = try tables.delete(activity, activityKey(conversation.lastSeq, conversation.conversationID)) }
-        conversation.lastSeq = seq
-        conversation.messageCount += 1
-        try tables.store(conversation, ProjectionTables.conversations, Key(conversation.conversationID))
-        try tables.put(activity, activityKey(seq, conversation.conversationID), [])
     }
 
     private func endLease(_ resource: String, token: UInt64, _ tables: some TableWriting) throws {
@@ -326,13 +314,13 @@ public struct SwitchboardProjector: Projector {
             switch previous.status {
             case .running: try tables.remove(T.jobRunning, Self.runningKey(previous))
             case .dead: try tables.remove(T.jobDead, Key(previous.jobID))
-            case .pending, .completed: break
+            case .pending, .completed, .cancelled: break
             }
         }
         switch job.status {
         case .running: try tables.mark(T.jobRunning, Self.runningKey(job), Array(job.jobID.utf8))
         case .dead: try tables.mark(T.jobDead, Key(job.jobID))
-        case .pending, .completed: break
+        case .pending, .completed, .cancelled: break
         }
         try tables.store(job, T.jobs, Key(job.jobID))
         try JobQueues.update(job, previous: previous, tables)

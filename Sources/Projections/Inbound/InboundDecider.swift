@@ -22,6 +22,11 @@ public struct InboundMessage: Sendable, Equatable {
     /// Whether a YES/NO from an allowed contact answers a tool call awaiting its approval (chat channels); the web
     /// chat answers with its approval card, so there it stays a message. Set by the channel's worker.
     public var answersApprovalsInText = true
+    /// The user message this one follows (web chat; `0`: none), when the sender names it: see
+    /// `MessageReceived.parentSeq`. Must be a user message of the conversation.
+    public var parentSeq: UInt64?
+    /// The reply to ``parentSeq`` shown when the message was written: one of its jobs.
+    public var afterJobID: String?
 
     public init(channel: String, accountID: String, externalID: String, contactID: String, text: String) {
         self.channel = channel
@@ -112,11 +117,23 @@ public protocol InboundLookup {
     /// The tool calls of `conversationID` awaiting the user's approval and not expired at the decision's log time,
     /// oldest first.
     func awaitingApprovals(conversationID: String) throws -> [ToolCallState]
+    /// The conversation, if it exists.
+    func conversation(_ conversationID: String) throws -> ConversationState?
+    /// A message of the conversation's history, by seq.
+    func historyMessage(conversationID: String, seq: UInt64) throws -> HistoryMessage?
+    /// A job.
+    func job(_ jobID: String) throws -> JobState?
 }
 
 extension InboundLookup {
     /// No call awaits approval.
     public func awaitingApprovals(conversationID: String) throws -> [ToolCallState] { [] }
+    /// No conversation is known (nothing was deleted).
+    public func conversation(_ conversationID: String) throws -> ConversationState? { nil }
+    /// No message is known.
+    public func historyMessage(conversationID: String, seq: UInt64) throws -> HistoryMessage? { nil }
+    /// No job is known.
+    public func job(_ jobID: String) throws -> JobState? { nil }
 }
 
 /// The inbound and contact deciders: pure functions of the state they read, the command and the next seq, whose
@@ -158,6 +175,7 @@ public enum InboundDecider {
         let conversation =
             message.conversationID
             ?? conversationID(channel: message.channel, accountID: message.accountID, contactID: message.contactID)
+        try checkPlace(message, conversation: conversation, lookup: lookup)
         let messageSeq = nextSeq + UInt64(events.count)
         events.append(
             .messageReceived(
@@ -165,7 +183,8 @@ public enum InboundDecider {
                     channel: message.channel, accountID: message.accountID, externalID: message.externalID,
                     conversationID: conversation, contactID: message.contactID, text: message.text,
                     media: message.media, providerTimestamp: message.providerTimestamp,
-                    replyToExternalID: message.replyToExternalID)))
+                    replyToExternalID: message.replyToExternalID, parentSeq: message.parentSeq,
+                    afterJobID: message.afterJobID)))
         // An allowed contact answering a tool call that awaits its approval: the answer, not a new question. (The
         // web chat answers with its approval card, so a typed "no" there stays a message.)
         if status == .allowed, message.answersApprovalsInText, let answer = ApprovalReply(message.text),
@@ -192,6 +211,36 @@ public enum InboundDecider {
             .accepted(
                 messageSeq: messageSeq, conversationID: conversation, contactStatus: status, startsJob: startsJob),
             events: events)
+    }
+
+    /// Refuses a message into a conversation its sender chose that was deleted (a web tab still open on it), and
+    /// a parent that is not a user message of the conversation or a shown reply that does not answer it.
+    static func checkPlace(_ message: InboundMessage, conversation: String, lookup: some InboundLookup) throws {
+        if message.conversationID != nil, let state = try lookup.conversation(conversation), state.deletion != nil,
+            state.messageCount == 0
+        {
+            throw ProjectionError(.deleted, "conversation \(conversation) was deleted")
+        }
+        guard let parent = message.parentSeq else {
+            guard message.afterJobID == nil else {
+                throw ProjectionError(.invalidArgument, "afterJobID needs parentSeq")
+            }
+            return
+        }
+        if parent != 0 {
+            guard let node = try lookup.historyMessage(conversationID: conversation, seq: parent), node.role == "user"
+            else {
+                throw ProjectionError(.invalidArgument, "parentSeq \(parent) is not a message of this conversation")
+            }
+        }
+        if let afterJobID = message.afterJobID {
+            guard let job = try lookup.job(afterJobID), job.conversationID == conversation,
+                job.triggeringMessageSeq == parent
+            else {
+                throw ProjectionError(
+                    .invalidArgument, "afterJobID \(afterJobID) is not a reply to parentSeq \(parent)")
+            }
+        }
     }
 
     /// The reply job of an accepted message: idempotent per message, triggered by it.

@@ -35,6 +35,18 @@ struct TableInboundLookup<Tables: TableReading>: InboundLookup {
     func contact(channel: String, accountID: String, contactID: String) throws -> ContactState? {
         try tables.load(ContactState.self, ProjectionTable.contacts, Key(channel, accountID, contactID))
     }
+
+    func conversation(_ conversationID: String) throws -> ConversationState? {
+        try tables.load(ConversationState.self, ProjectionTable.conversations, Key(conversationID))
+    }
+
+    func historyMessage(conversationID: String, seq: UInt64) throws -> HistoryMessage? {
+        try tables.load(HistoryMessage.self, ProjectionTable.messages, Key(conversationID).appending(seq))
+    }
+
+    func job(_ jobID: String) throws -> JobState? {
+        try tables.load(JobState.self, ProjectionTable.jobs, Key(jobID))
+    }
 }
 
 /// The InboundDecider's shell: loads its state inside the write transaction, calls the pure decider with the

@@ -82,7 +82,8 @@ public struct AlertCheck {
                 case .commandRejected(let e):
                     if e.command.hasPrefix("delivery.") { loopErrors += 1 }
                 case .messageReceived, .contactUpdated, .jobEnqueued, .jobClaimed, .jobHeartbeat, .jobCompleted,
-                    .jobFailed, .jobRetried, .jobRequeued, .deliveryEnqueued, .deliveryClaimed, .deliveryAttempted,
+                    .jobFailed, .jobRetried, .jobRequeued, .jobCancelled, .conversationRenamed, .conversationDeleted,
+                    .deliveryEnqueued, .deliveryClaimed, .deliveryAttempted,
                     .deliverySent, .leaseAcquired, .leaseRenewed, .leaseReleased, .leaseDenied, .sessionEntrySet,
                     .sessionEntryRemoved, .inboundIgnored, .assistantMessage, .assistantDelta, .conversationSummarized,
                     .toolCall,

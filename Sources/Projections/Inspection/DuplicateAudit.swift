@@ -198,12 +198,14 @@ public struct DuplicateAudit {
             if inbound[key] == nil { inboundOrder.append(key) }
             inbound[key, default: []].append(seq)
         case .jobEnqueued(let e):
-            // Child jobs of a running job share its trigger; only root jobs count.
-            if let trigger = e.triggeringMessageSeq, e.parentJobID == nil {
+            // Child jobs of a running job share its trigger, and a Regenerate asks for another reply to it on
+            // purpose: only the first reply job counts.
+            if let trigger = e.triggeringMessageSeq, e.parentJobID == nil, e.kind != JobKind.regenerate.rawValue {
                 jobsByMessage[trigger, default: []].append(seq)
             }
         case .contactUpdated, .commandRejected, .jobClaimed, .jobHeartbeat, .jobCompleted, .jobFailed, .jobRetried,
-            .jobDead, .jobRequeued, .deliveryClaimed, .leaseAcquired, .leaseRenewed, .leaseReleased, .leaseExpired,
+            .jobDead, .jobRequeued, .jobCancelled, .conversationRenamed, .conversationDeleted, .deliveryClaimed,
+            .leaseAcquired, .leaseRenewed, .leaseReleased, .leaseExpired,
             .leaseDenied, .channelConnected, .channelDisconnected, .inboundIgnored, .webhookRejected,
             .deliveryStatusReported, .sessionEntrySet, .sessionEntryRemoved,
             .assistantMessage, .assistantDelta, .conversationSummarized, .toolCall, .toolResult, .toolApproval,

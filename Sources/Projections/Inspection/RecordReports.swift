@@ -28,7 +28,8 @@ public struct RecordReport: Sendable, Equatable, Codable, CustomStringConvertibl
             payloadBase64
     }
 
-    public init(_ record: Record) {
+    /// The record, its payload replaced by a placeholder when `redactions` hide it (a deleted conversation's).
+    public init(_ record: Record, redactions: Redactions = Redactions()) {
         seq = record.seq
         time = record.timestamp.description
         type = record.type
@@ -39,6 +40,13 @@ public struct RecordReport: Sendable, Equatable, Codable, CustomStringConvertibl
         instance = record.writer.instanceID.uuidString.lowercased()
         correlationID = record.correlationID
         causationID = record.causationID
+        if let deletion = redactions.hiding(record) {
+            let placeholder = Redactions.placeholder(deletion, conversationID: record.correlationID ?? "")
+            payload = placeholder
+            payloadBase64 = nil
+            payloadText = placeholder.jsonText
+            return
+        }
         payload = JSONValue(json: record.payload)
         payloadBase64 = payload == nil ? Data(record.payload).base64EncodedString() : nil
         payloadText = record.payloadText

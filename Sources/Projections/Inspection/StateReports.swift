@@ -126,15 +126,81 @@ public struct ConversationReport: Sendable, Equatable, Codable {
     public var lastSeq: UInt64
     /// `allowed`, `blocked` or `pending`; absent when the contact is unknown.
     public var contactStatus: String?
+    /// The owner's title, when renamed.
+    public var title: String?
+    /// Its deletion, when it was deleted.
+    public var deleted: DeletionReport?
 }
 
-/// One message of a conversation.
+/// A conversation's deletion: all `replay` shows of what it hid.
+public struct DeletionReport: Sendable, Equatable, Codable {
+    public var at: String
+    public var by: String
+    /// Records up to this seq are redacted.
+    public var throughSeq: UInt64
+
+    init(_ deletion: ConversationDeletion) {
+        at = deletion.at.description
+        by = deletion.by
+        throughSeq = deletion.throughSeq
+    }
+}
+
+/// One message of a conversation, with its place in the conversation's tree.
 public struct MessageReport: Sendable, Equatable, Codable {
     public var seq: UInt64
     public var time: String
     /// `user` or `assistant`.
     public var role: String
     public var text: String
+    /// A user message's parent message (`0`: none).
+    public var parentSeq: UInt64?
+    /// A user message's reply version shown when it was written.
+    public var afterJobID: String?
+    /// A reply's job and the message it answers.
+    public var jobID: String?
+    public var triggerSeq: UInt64?
+    /// A reply's finish reason (`stopped`, `length`, …).
+    public var finishReason: String?
+    /// A reply's place among the replies to its message, `i/n`, when there are several (Regenerate).
+    public var version: String?
+    /// A user message's place among the messages written at the same point, `i/n`, when there are several
+    /// (an edit branched there).
+    public var branch: String?
+
+    /// `seq time role [place] text`, tab-separated.
+    public var line: String {
+        var place: [String] = []
+        if role == "user" {
+            if let parentSeq, parentSeq > 0 { place.append("after \(parentSeq)") }
+            if let afterJobID { place.append("beside reply \(afterJobID)") }
+            if let branch { place.append("branch \(branch)") }
+        } else {
+            if let triggerSeq { place.append("reply to \(triggerSeq)") }
+            if let version { place.append("version \(version)") }
+            if let finishReason { place.append(finishReason) }
+        }
+        return "\(seq)\t\(time)\t\(role)\t[\(place.joined(separator: ", "))]\t\(text)"
+    }
+}
+
+/// `replay conversations show --id`: a conversation's messages as a tree (versions and branches), or only that
+/// it was deleted.
+public struct ConversationHistoryReport: Sendable, Equatable, Codable {
+    public var conversationID: String
+    public var title: String?
+    public var deleted: DeletionReport?
+    public var messages: [MessageReport]
+
+    public var lines: [String] {
+        var out: [String] = []
+        if let deleted {
+            out.append(
+                "\(conversationID)\tdeleted at \(deleted.at) by \(deleted.by)\t(records through seq \(deleted.throughSeq) "
+                    + "are redacted)")
+        }
+        return out + messages.map(\.line)
+    }
 }
 
 /// Every projection summarized at one point of the log.
@@ -209,17 +275,44 @@ public enum Inspection {
             let contact = try reader.contact(channel: c.channel, accountID: c.accountID, contactID: c.contactID)
             return ConversationReport(
                 conversationID: c.conversationID, channel: c.channel, accountID: c.accountID, contactID: c.contactID,
-                messages: c.messageCount, firstSeq: c.firstSeq, lastSeq: c.lastSeq, contactStatus: contact?.status)
+                messages: c.messageCount, firstSeq: c.firstSeq, lastSeq: c.lastSeq, contactStatus: contact?.status,
+                title: c.title, deleted: c.deletion.map(DeletionReport.init))
         }
     }
 
-    /// The last `limit` messages of a conversation.
+    /// The last `limit` messages of a conversation, each with its place in the tree; a deleted conversation's
+    /// deletion (its messages since, if any).
     public static func history(_ conversationID: String, limit: Int, _ reader: StateReader) throws
-        -> [MessageReport]
+        -> ConversationHistoryReport
     {
-        try reader.history(conversationID, limit: limit).map {
-            MessageReport(seq: $0.seq, time: $0.time.description, role: $0.role, text: $0.text)
+        let conversation = try reader.conversation(conversationID)
+        let messages = try reader.history(conversationID, limit: limit)
+        let tree = ConversationTree(messages)
+        let reports = messages.map { m -> MessageReport in
+            var report = MessageReport(seq: m.seq, time: m.time.description, role: m.role, text: m.text)
+            if m.role == "user" {
+                report.parentSeq = m.parentSeq
+                report.afterJobID = m.afterJobID
+                let siblings = tree.children(of: m.parentSeq).filter { $0.afterJobID == m.afterJobID }
+                if siblings.count > 1, let index = siblings.firstIndex(where: { $0.seq == m.seq }) {
+                    report.branch = "\(index + 1)/\(siblings.count)"
+                }
+            } else {
+                report.jobID = m.jobID
+                report.triggerSeq = m.triggerSeq
+                report.finishReason = m.finishReason
+                if let trigger = m.triggerSeq {
+                    let versions = tree.versions(of: trigger)
+                    if versions.count > 1, let index = versions.firstIndex(where: { $0.seq == m.seq }) {
+                        report.version = "\(index + 1)/\(versions.count)"
+                    }
+                }
+            }
+            return report
         }
+        return ConversationHistoryReport(
+            conversationID: conversationID, title: conversation?.title,
+            deleted: conversation?.deletion.map(DeletionReport.init), messages: reports)
     }
 
     /// Every projection summarized, as of seq `seq` at log time `now`.

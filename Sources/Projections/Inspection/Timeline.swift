@@ -49,6 +49,9 @@ public struct EventSubjects: Sendable, Equatable {
         case .jobRetried(let e): jobIDs = [e.jobID]
         case .jobDead(let e): jobIDs = [e.jobID]
         case .jobRequeued(let e): jobIDs = [e.jobID]
+        case .jobCancelled(let e): jobIDs = [e.jobID]
+        case .conversationRenamed(let e): conversationID = e.conversationID
+        case .conversationDeleted(let e): conversationID = e.conversationID
         case .deliveryEnqueued(let e):
             deliveryID = e.deliveryID
             conversationID = e.conversationID
@@ -173,13 +176,19 @@ public struct TimelineEntry: Sendable, Equatable, Codable, CustomStringConvertib
         case seq, time, type, writer, payload, leaseHolders
     }
 
-    init(_ record: Record, leaseHolders: String) {
+    init(_ record: Record, leaseHolders: String, redactions: Redactions) {
         seq = record.seq
         time = record.timestamp.description
         type = record.type
         writer = record.writer.description
-        payload = JSONValue(json: record.payload)
         self.leaseHolders = leaseHolders
+        if let deletion = redactions.hiding(record) {
+            let placeholder = Redactions.placeholder(deletion, conversationID: record.correlationID ?? "")
+            payload = placeholder
+            payloadText = placeholder.jsonText
+            return
+        }
+        payload = JSONValue(json: record.payload)
         payloadText = String(decoding: record.payload, as: UTF8.self)
     }
 
@@ -201,9 +210,10 @@ public struct TimelineEntry: Sendable, Equatable, Codable, CustomStringConvertib
 /// An incident's records in order, with who held each lease at every record.
 public enum Timeline {
     /// The records `first...last` that pass `filter`. Lease holders are followed from seq 1.
-    public static func run(_ log: EventLog, from first: UInt64, to last: UInt64, filter: TimelineFilter) throws
-        -> [TimelineEntry]
-    {
+    public static func run(
+        _ log: EventLog, from first: UInt64, to last: UInt64, filter: TimelineFilter,
+        redactions: Redactions = Redactions()
+    ) throws -> [TimelineEntry] {
         var holders: [String: (owner: Owner, token: UInt64, expiresAt: LogTimestamp)] = [:]
         var entries: [TimelineEntry] = []
         guard last >= 1 else { return [] }
@@ -224,7 +234,7 @@ public enum Timeline {
             else { return }
             let live = holders.filter { $0.value.expiresAt >= record.timestamp }
                 .map { "\($0.key)=\($0.value.owner)@\($0.value.token)" }.sorted().joined(separator: ",")
-            entries.append(TimelineEntry(record, leaseHolders: live.isEmpty ? "-" : live))
+            entries.append(TimelineEntry(record, leaseHolders: live.isEmpty ? "-" : live, redactions: redactions))
         }
         try ProjectionReplay.run(SwitchboardProjector(), of: log, through: min(last, try log.lastSeq())) { batch in
             for decoded in batch { visit(decoded.record, decoded.event) }

@@ -45,6 +45,18 @@ public func timeOrderedID(_ prefix: String) -> String {
         + String(repeating: "0", count: 8 - random.count) + random
 }
 
+/// What a job does (`job.enqueued`'s `kind`; the raw value is stored).
+public enum JobKind: String, Sendable, CaseIterable {
+    /// Answers a received message.
+    case reply
+    /// Another reply to a message already answered (Regenerate): a new version beside the earlier ones.
+    case regenerate
+    /// A scheduled task's run.
+    case scheduled
+    /// Work delegated by a parent job.
+    case subagent
+}
+
 /// A new job.
 public struct NewJob: Sendable, Equatable {
     public var jobID: String

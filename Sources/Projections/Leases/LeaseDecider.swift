@@ -225,6 +225,8 @@ extension CodedError.Code where Domain == ProjectionErrors {
     public static let invalidArgument = Self("invalidArgument")
     /// The named job, delivery or entry does not exist.
     public static let notFound = Self("notFound")
+    /// The conversation was deleted: it takes no more messages.
+    public static let deleted = Self("deleted")
     /// Session values could not be sealed or opened.
     public static let crypto = Self("crypto")
     /// A local session file could not be written or read.

@@ -27,6 +27,9 @@ public final class CoreService: Service, Sendable {
     private let running = Mutex(0)
     /// Log times at which a job may become claimable (retries, deferred jobs, other workers' claim deadlines).
     private let due = Mutex<[LogTimestamp]>([])
+    /// The jobs in flight here, each with the doorbell its `job.cancelled` rings (a Stop ends the turn at once,
+    /// not at its next write).
+    private let inFlight = Mutex<[String: Wakeup]>([:])
 
     public init(
         engine: Switchboard, concurrency: Int, assistant: CoreAssistant = .offline(),
@@ -48,7 +51,7 @@ public final class CoreService: Service, Sendable {
             switch job.status {
             case .running: if let deadline = job.visibleUntil { addDue(deadline.advanced(by: .milliseconds(1))) }
             case .pending where job.notBefore.microseconds != .max: addDue(job.notBefore)
-            case .pending, .completed, .dead: break
+            case .pending, .completed, .dead, .cancelled: break
             }
         }
         await ServiceLoop(stopping: stopping, wakeup: wakeup, logger: logger).run(
@@ -71,6 +74,8 @@ public final class CoreService: Service, Sendable {
             case .jobClaimed(let claimed) where claimed.ownerInstance != me:
                 // Reclaimed by the next claim after its deadline, should that worker die.
                 addDue(claimed.visibleUntil.advanced(by: .milliseconds(1)))
+            case .jobCancelled(let cancelled):
+                inFlight.withLock { $0[cancelled.jobID] }?.signal()  // its turn stops; the conversation is free
             case .jobCompleted, .jobFailed, .jobDead, .jobRequeued:
                 break  // may free the conversation for a waiting job
             default:
@@ -138,8 +143,15 @@ public final class CoreService: Service, Sendable {
         let metadata: Logger.Metadata = ["job.id": "\(job.jobID)", "job.token": "\(claim.token)"]
         logger.info("[agent] Processing job \(job.jobID) for conversation \(job.conversationID)", metadata: metadata)
         let lost = Flag()
+        let stop = Wakeup()
+        inFlight.withLock { $0[job.jobID] = stop }
+        defer { _ = inFlight.withLock { $0.removeValue(forKey: job.jobID) } }
         let outcome: Result<Reply, any Error> = await withTaskGroup(of: Result<Reply, any Error>?.self) { group in
             group.addTask { await self.heartbeat(claim, lost: lost) }
+            group.addTask {
+                await stop.wait()
+                return Task.isCancelled ? nil : .failure(WorkerError(.stopped, "the job was stopped"))
+            }
             group.addTask {
                 do { return .success(try await self.respond(claim)) } catch { return .failure(error) }
             }
@@ -171,6 +183,9 @@ public final class CoreService: Service, Sendable {
                 }
                 metrics.job(outcome: "completed")
                 logger.info("[agent] Completed job \(job.jobID) (model: \(reply.modelUsed))", metadata: metadata)
+            case .failure(let error as WorkerError) where error.code == .stopped:
+                metrics.job(outcome: "stopped")
+                logger.info("[agent] Stopped job \(job.jobID)", metadata: metadata)
             case .failure(let error as WorkerError) where error.code == .lost:
                 metrics.job(outcome: "lost")
                 logger.warning("[agent] Lease lost for job \(job.jobID) (\(error.message))", metadata: metadata)
@@ -239,11 +254,9 @@ public final class CoreService: Service, Sendable {
             throw WorkerError(.notFound, "conversation \(job.conversationID) does not exist")
         }
         let trigger = try engine.replyTrigger(of: job)
-        // The history after the stored summary, up to the message this job answers (later ones have their jobs).
-        let summary = try engine.conversationSummary(job.conversationID)
-        let history = try engine.history(job.conversationID, limit: Self.historyLimit).filter { message in
-            message.seq > (summary?.throughSeq ?? 0) && message.seq <= (trigger?.seq ?? .max)
-        }
+        let (summary, history) = try Self.history(
+            of: job, trigger: trigger?.seq, engine.history(job.conversationID, limit: Self.historyLimit),
+            summary: engine.conversationSummary(job.conversationID))
         let host = JobTurnHost(
             engine: engine, claim: claim, conversation: conversation, approvalTTL: assistant.approvalTTL,
             historySeqs: history.map(\.seq), logger: logger)
@@ -278,6 +291,23 @@ public final class CoreService: Service, Sendable {
     /// The most history messages a prompt is built from (the budget then decides what is sent).
     static let historyLimit = 500
 
+    /// The messages a job's prompt is built from, and the summary it starts with: for a reply, the branch of the
+    /// message it answers with the reply versions that were shown (``ConversationTree/history(answering:)``); for
+    /// a job that answers no message, the whole conversation. A summary counts only when the message it ends at
+    /// is part of that history (else it summarizes another branch).
+    static func history(
+        of job: JobState, trigger: UInt64?, _ messages: [HistoryMessage], summary: ConversationSummaryState?
+    ) -> (summary: ConversationSummaryState?, history: [HistoryMessage]) {
+        var history = messages
+        if let trigger {
+            let branch = ConversationTree(messages).history(answering: trigger)
+            // A trigger older than the messages read falls back to the conversation up to it.
+            history = branch.isEmpty ? messages.filter { $0.seq <= trigger } : branch
+        }
+        guard let summary, history.contains(where: { $0.seq == summary.throughSeq }) else { return (nil, history) }
+        return (summary, history.filter { $0.seq > summary.throughSeq })
+    }
+
     /// The id of a job's reply message, and the idempotency key of its delivery (`#<part>` appended when split).
     static func replyKey(jobID: String) -> String { "reply:\(jobID)" }
 }
@@ -297,4 +327,6 @@ extension CodedError.Code where Domain == WorkerErrors {
     public static let lost = Self("lost")
     /// The agent is stopping gracefully and gave the attempt up (a job waiting for a user's approval).
     public static let shutdown = Self("shutdown")
+    /// A person stopped the job (`job.cancelled`): its turn ended and nothing more is written under its token.
+    public static let stopped = Self("stopped")
 }

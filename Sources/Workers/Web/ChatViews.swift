@@ -22,7 +22,9 @@ struct ChatViews: Sendable {
 
     /// Why the owner cannot write in `conversation` (another channel's), or `nil` when they can.
     static func readOnlyReason(_ conversation: ConversationState?) -> String? {
-        guard let conversation, Channel(stored: conversation.channel) != .web else { return nil }
+        guard let conversation else { return nil }
+        if conversation.deletion != nil, conversation.messageCount == 0 { return "This conversation was deleted." }
+        guard Channel(stored: conversation.channel) != .web else { return nil }
         return "This \(conversation.channel) conversation is read-only here: the contact writes on "
             + "\(conversation.channel), and the assistant answers there."
     }
@@ -50,21 +52,41 @@ struct ChatViews: Sendable {
             let entries = try Self.sidebar(recent, snapshot)
             return (fold, after, entries)
         }
-        let title = entries.first { $0.conversationID == id }?.title ?? "New chat"
+        let title = entries.first { $0.conversationID == id }?.title ?? fold.title ?? conversation?.title ?? "New chat"
         return WebPages.Chat(
             conversationID: id, title: title, entries: entries, thread: fold, after: after,
             readOnlyReason: Self.readOnlyReason(conversation), formClientID: "form-" + UUID().uuidString.lowercased(),
             model: WebPages.modelLine(settings.model),
+            deletion: conversation.flatMap { c in
+                c.messageCount == 0 ? c.deletion.map { ($0.by, $0.at.date) } : nil
+            },
             now: Date())
     }
 
-    /// One conversation of `GET /api/conversations`.
+    /// One conversation of `GET /api/conversations` (and of the sidebar's event stream).
     struct ConversationSummary: Encodable {
         var conversationID: String
         var channel: String
         var title: String
         var lastSeq: UInt64
         var messageCount: Int
+        /// The last activity's log time (ISO 8601).
+        var lastActive: String?
+        /// Deleted (the sidebar drops it).
+        var deleted = false
+    }
+
+    /// The summary of one conversation as of now (`nil` when it does not exist).
+    func summary(of id: String) throws -> ConversationSummary? {
+        guard let c = try engine.conversation(id) else { return nil }
+        if c.deletion != nil, c.messageCount == 0 {
+            return ConversationSummary(
+                conversationID: id, channel: c.channel, title: "", lastSeq: c.lastSeq, messageCount: 0, deleted: true)
+        }
+        let entry = try engine.log.withSnapshot { try Self.sidebar([c], $0) }.first
+        return ConversationSummary(
+            conversationID: id, channel: c.channel, title: entry?.title ?? id, lastSeq: c.lastSeq,
+            messageCount: c.messageCount, lastActive: entry?.lastActive.map(HTML.isoTime))
     }
 
     /// The sidebar as `GET /api/conversations` answers it: the 100 most recent conversations, newest first.
@@ -74,7 +96,7 @@ struct ChatViews: Sendable {
         return zip(recent, entries).map { c, entry in
             ConversationSummary(
                 conversationID: c.conversationID, channel: c.channel, title: entry.title, lastSeq: c.lastSeq,
-                messageCount: c.messageCount)
+                messageCount: c.messageCount, lastActive: entry.lastActive.map(HTML.isoTime))
         }
     }
 
@@ -84,8 +106,10 @@ struct ChatViews: Sendable {
     {
         var entries: [WebPages.SidebarEntry] = []
         for c in conversations {
-            var title = c.conversationID
-            if let first = try snapshot.record(at: c.firstSeq), case .messageReceived(let m)? = try? first.event() {
+            var title = c.title ?? c.conversationID
+            if c.title == nil, let first = try snapshot.record(at: c.firstSeq),
+                case .messageReceived(let m)? = try? first.event()
+            {
                 title = Self.title(m.text, fallback: c.conversationID)
             }
             entries.append(

@@ -7,6 +7,7 @@ import NIOCore
 import Projections
 import ServiceLifecycle
 import Synchronization
+import SwitchboardEvents
 
 /// Wakes every waiter once, when the web chat shuts down (its open event streams end cleanly, so the HTTP
 /// server's graceful stop does not wait on them).
@@ -79,9 +80,15 @@ enum ConversationEvents {
     /// The seq the stream starts at: after `after` (when given), and never before the conversation's first
     /// record. For a conversation that does not exist yet, after the log's current end (read before the
     /// conversation, so a first message committed in between is not skipped).
+    /// A deleted conversation's stream starts at its `conversation.deleted` for a client that saw records before
+    /// it (so it learns of the deletion), and after it otherwise: nothing it redacts is replayed.
     static func startSeq(engine: Switchboard, conversationID: String, after: UInt64?) throws -> UInt64 {
         let last = try engine.log.lastSeq()
-        let first = try engine.conversation(conversationID)?.firstSeq ?? (last + 1)
+        let conversation = try engine.conversation(conversationID)
+        var first = conversation?.firstSeq ?? (last + 1)
+        if let deletion = conversation?.deletion, let after, after < deletion.throughSeq {
+            first = deletion.throughSeq
+        }
         return max(first, (after ?? 0) + 1)
     }
 
@@ -99,9 +106,67 @@ enum ConversationEvents {
         return buffer
     }
 
+    /// - Parameter sidebar: when given, the stream also carries the sidebar's changes (``sidebarFrame(_:views:)``),
+    ///   so one connection per tab serves both.
     static func response(
         engine: Switchboard, conversationID: String, start: UInt64, heartbeat: Duration, shutdown: WebShutdown,
-        backlog: Int = 4096, logger: Logger
+        backlog: Int = 4096, sidebar: ChatViews? = nil, logger: Logger
+    ) -> Response {
+        stream(
+            engine: engine, start: start, heartbeat: heartbeat, shutdown: shutdown, backlog: backlog,
+            metadata: ["conversation.id": "\(conversationID)"], logger: logger
+        ) {
+            var filter = ConversationRecordFilter(conversationID: conversationID) { jobID in
+                try? engine.job(jobID)?.conversationID
+            }
+            return { record in
+                let side = sidebar.flatMap { sidebarFrame(record, views: $0) }
+                guard let event = filter.event(of: record, logger: logger) else { return side }
+                // A record the conversation's deletion redacted while this stream was behind is never sent (the
+                // deletion itself is: the page clears the thread).
+                if case .conversationDeleted = event {
+                } else if let deletion = try? engine.conversation(conversationID)?.deletion,
+                    record.seq <= deletion.throughSeq
+                {
+                    return side
+                }
+                var out = frame(record)
+                if var side { out.writeBuffer(&side) }
+                return out
+            }
+        }
+    }
+
+    /// The sidebar's change a record makes, as an `event: conversation` frame carrying the conversation's summary
+    /// (`deleted` when it was deleted): for a new message, a finished reply, a rename or a deletion, in any
+    /// conversation. It has no `id:` (it is not a record of the stream's conversation); a reconnecting page reloads
+    /// the sidebar instead of resuming it.
+    static func sidebarFrame(_ record: Record, views: ChatViews) -> ByteBuffer? {
+        guard let conversationID = record.correlationID else { return nil }
+        switch record.type {
+        case MessageReceived.eventType, ConversationRenamed.eventType, ConversationDeleted.eventType: break
+        case AssistantMessage.eventType:
+            guard case .assistantMessage(let message)? = try? record.event(), message.final else { return nil }
+        default: return nil
+        }
+        guard let summary = try? views.summary(of: conversationID) else { return nil }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        guard let json = try? encoder.encode(summary) else { return nil }
+        var buffer = ByteBuffer()
+        buffer.writeString("event: conversation\ndata: ")
+        buffer.writeBytes(json)
+        buffer.writeString("\n\n")
+        return buffer
+    }
+
+    /// Server-sent events from the log's records at and after `start`, as `frames` maps them (`nil`: skipped),
+    /// followed on the tail (woken by commits), with a heartbeat comment and a bounded backlog. `frames` is called
+    /// once, inside the stream's task: the mapper it returns may keep state.
+    static func stream(
+        engine: Switchboard, start: UInt64, heartbeat: Duration, shutdown: WebShutdown, backlog: Int = 4096,
+        metadata: Logger.Metadata, logger: Logger,
+        frames: @escaping @Sendable () -> (Record) -> ByteBuffer?
     ) -> Response {
         let body = ResponseBody { writer in
             // Bounded: a client that reads slower than its conversation grows is let go once `backlog` frames wait
@@ -109,22 +174,18 @@ enum ConversationEvents {
             let (stream, continuation) = AsyncStream<ByteBuffer>.makeStream(bufferingPolicy: .bufferingOldest(backlog))
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
-                    var filter = ConversationRecordFilter(conversationID: conversationID) { jobID in
-                        try? engine.job(jobID)?.conversationID
-                    }
+                    let map = frames()
                     do {
                         for try await record in engine.log.tail(from: start) {
-                            guard filter.event(of: record, logger: logger) != nil else { continue }
-                            if case .dropped = continuation.yield(frame(record)) {
-                                logger.warning(
-                                    "web.events.slow_client", metadata: ["conversation.id": "\(conversationID)"])
+                            guard let frame = map(record) else { continue }
+                            if case .dropped = continuation.yield(frame) {
+                                logger.warning("web.events.slow_client", metadata: metadata)
                                 break
                             }
                         }
                     } catch {
                         logger.error(
-                            "web.events.tail_failed",
-                            metadata: ["conversation.id": "\(conversationID)", "error": "\(error)"])
+                            "web.events.tail_failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
                     }
                     // The log closed (or the tail failed): the client reconnects and resumes.
                     continuation.finish()

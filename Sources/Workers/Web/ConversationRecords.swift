@@ -12,7 +12,8 @@ struct ConversationRecordFilter {
         MessageReceived.eventType, JobEnqueued.eventType, JobClaimed.eventType, JobCompleted.eventType,
         JobFailed.eventType, JobRetried.eventType, JobDead.eventType, JobRequeued.eventType,
         AssistantDelta.eventType, AssistantMessage.eventType, ToolCall.eventType, ToolApproval.eventType,
-        ToolResult.eventType, DeliveryEnqueued.eventType,
+        ToolResult.eventType, DeliveryEnqueued.eventType, JobCancelled.eventType, ConversationRenamed.eventType,
+        ConversationDeleted.eventType,
     ]
 
     let conversationID: String
@@ -53,6 +54,9 @@ struct ConversationRecordFilter {
         case .jobRetried(let e): return ofJob(e.jobID)
         case .jobDead(let e): return ofJob(e.jobID)
         case .jobRequeued(let e): return ofJob(e.jobID)
+        case .jobCancelled(let e): return ofJob(e.jobID)
+        case .conversationRenamed(let e): return e.conversationID == conversationID
+        case .conversationDeleted(let e): return e.conversationID == conversationID
         case .assistantDelta(let e): return e.conversationID == conversationID
         case .assistantMessage(let e): return e.conversationID == conversationID
         case .toolCall(let e): return e.conversationID == conversationID

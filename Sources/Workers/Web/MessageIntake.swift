@@ -57,9 +57,9 @@ struct MessageIntake: Sendable {
     /// Ingests one owner message into a web conversation: 202 and the new seq and job, or 200 with the first seq
     /// and job when `clientID` was seen before.
     /// - Throws: ``Refusal`` when the message is not taken.
-    func ingest(conversationID: String, clientID: String, text: String) async throws -> (
-        HTTPResponse.Status, Answer
-    ) {
+    func ingest(
+        conversationID: String, clientID: String, text: String, parentSeq: UInt64? = nil, afterJobID: String? = nil
+    ) async throws -> (HTTPResponse.Status, Answer) {
         guard ChatViews.validConversationID(conversationID) else {
             throw Refusal(.invalid, "the conversation id is not valid")
         }
@@ -79,7 +79,17 @@ struct MessageIntake: Sendable {
             channel: Channel.web.rawValue, accountID: "default", externalID: clientID, contactID: "owner", text: text)
         message.conversationID = conversationID
         message.answersApprovalsInText = Channel.web.answersApprovalsInText
-        switch try await engine.ingest(message) {
+        message.parentSeq = parentSeq
+        message.afterJobID = afterJobID
+        let result: IngestResult
+        do {
+            result = try await engine.ingest(message)
+        } catch let error as ProjectionError where error.code == .deleted {
+            throw Refusal(.readOnly, "This conversation was deleted.")
+        } catch let error as ProjectionError where error.code == .invalidArgument {
+            throw Refusal(.invalid, error.message)
+        }
+        switch result {
         case .accepted(let seq, let conversation, let jobID, let status):
             return (
                 .accepted,

@@ -27,6 +27,10 @@ struct ThreadFold {
         var text: String
         var seq: UInt64
         var time: LogTimestamp
+        /// The user message it follows (`0`: none), as the projection resolves it.
+        var parentSeq: UInt64 = 0
+        /// The reply version shown when it was written, when named.
+        var afterJobID: String?
     }
 
     struct Reply {
@@ -49,6 +53,12 @@ struct ThreadFold {
         var time: LogTimestamp?
         /// Finished at the model's length limit (`finishReason: length`): the page offers Continue.
         var cut = false
+        /// Stopped by a person (`job.cancelled`): the text streamed until then is its final text.
+        var stopped = false
+        /// The user message it answers (its versions share it); `nil` for a job that answers none.
+        var triggerSeq: UInt64?
+        /// The seq of its `job.enqueued` (its place among the conversation's nodes).
+        var enqueueSeq: UInt64 = 0
 
         var messageID: String { "reply:\(jobID)" }
 
@@ -73,6 +83,13 @@ struct ThreadFold {
     private var calls: [String: ToolCall] = [:]
     /// The last seq folded.
     private(set) var lastSeq: UInt64 = 0
+    /// The newest user message: the parent of a message that names none.
+    private var lastUserSeq: UInt64 = 0
+    /// The owner's title (`conversation.renamed`).
+    private(set) var title: String?
+    /// Who deleted the conversation and when, once a `conversation.deleted` was folded (everything before it
+    /// is dropped).
+    private(set) var deletion: (by: String, time: LogTimestamp)?
     /// The log time of the record being folded.
     private var folding: LogTimestamp?
 
@@ -97,10 +114,33 @@ struct ThreadFold {
         switch event {
         case .messageReceived(let e):
             if users[e.externalID] == nil { items.append(.user(e.externalID)) }
-            users[e.externalID] = UserMessage(clientID: e.externalID, text: e.text, seq: seq, time: time)
+            users[e.externalID] = UserMessage(
+                clientID: e.externalID, text: e.text, seq: seq, time: time, parentSeq: e.parentSeq ?? lastUserSeq,
+                afterJobID: e.afterJobID)
+            lastUserSeq = seq
         case .jobEnqueued(let e):
             guard e.kind != "subagent" else { return }
-            update(e.jobID) { $0.status = "queued" }
+            update(e.jobID) {
+                $0.status = "queued"
+                $0.triggerSeq = e.triggeringMessageSeq
+                $0.enqueueSeq = seq
+            }
+        case .jobCancelled(let e):
+            guard replies[e.jobID] != nil else { return }
+            update(e.jobID) { reply in
+                reply.stopped = true
+                guard reply.state != .final else { return }
+                reply.state = .final
+                reply.status = ""
+                reply.failure = nil
+                reply.time = time
+            }
+        case .conversationRenamed(let e):
+            title = e.title
+        case .conversationDeleted(let e):
+            self = ThreadFold()
+            lastSeq = seq
+            deletion = (e.by, time)
         case .jobClaimed(let e):
             guard replies[e.jobID] != nil else { return }
             update(e.jobID) { reply in
@@ -126,6 +166,7 @@ struct ThreadFold {
                     reply.state = .final
                     reply.time = time
                     reply.cut = e.finishReason == "length"
+                    reply.stopped = e.finishReason == "stopped"
                     reply.text = e.text
                     reply.model = e.modelUsed
                     reply.status = ""
@@ -203,6 +244,11 @@ struct ThreadFold {
         }
     }
 
+    /// The stored replies of the fold (for the layout).
+    var replyList: [Reply] { Array(replies.values) }
+    /// The confirmed user messages of the fold (for the layout).
+    var userList: [UserMessage] { Array(users.values) }
+
     private mutating func applyApproval(_ e: ToolApproval) {
         let status: ApprovalStatus
         switch e.decision {
@@ -247,132 +293,5 @@ struct ThreadFold {
         default: why = reason
         }
         return message.isEmpty ? "The reply failed: \(why)." : "The reply failed: \(why) — \(message)"
-    }
-}
-
-// MARK: - Rendering (the same markup chat.js builds)
-
-extension ThreadFold {
-    /// The thread's items as HTML.
-    func html(now: Date) -> String {
-        var out = ""
-        for item in items {
-            switch item {
-            case .user(let id):
-                guard let message = users[id] else { continue }
-                out += Self.userHTML(message, now: now)
-            case .reply(let id):
-                guard let reply = replies[id] else { continue }
-                out += Self.replyHTML(reply, now: now)
-            case .approval(let id):
-                guard let approval = approvals[id] else { continue }
-                out += Self.approvalHTML(approval)
-            }
-        }
-        return out
-    }
-
-    static func userHTML(_ message: UserMessage, now: Date) -> String {
-        let date = message.time.date
-        return """
-            <div class="msg" data-role="user" data-client-id="\(HTML.escape(message.clientID))" \
-            data-seq="\(message.seq)"><div class="meta"><span class="who">You</span> \
-            \(timeHTML(date, now: now))</div>\
-            <div class="body">\(HTML.escape(message.text))</div></div>
-            """
-    }
-
-    /// A message's time: relative, the absolute one on hover (the script rewrites both in the reader's zone).
-    static func timeHTML(_ date: Date, now: Date) -> String {
-        "<time datetime=\"\(HTML.isoTime(date))\" title=\"\(HTML.absoluteTime(date))\">"
-            + "\(HTML.relativeTime(date, now: now))</time>"
-    }
-
-    /// The note under a reply cut at the length limit, with its Continue button (the script writes the same).
-    static let cutHTML =
-        "<p class=\"cut\">The reply was cut at the model’s length limit. "
-        + "<button type=\"button\" data-action=\"continue\">Continue</button></p>"
-
-    static func replyHTML(_ reply: Reply, now: Date) -> String {
-        let body: String
-        switch reply.state {
-        case .failed:
-            body =
-                (reply.text.isEmpty ? "" : Markdown.render(reply.text))
-                + "<p class=\"failure\">\(HTML.escape(reply.failure ?? "The reply failed."))</p>"
-        case .final:
-            body =
-                (reply.text.isEmpty ? "<p class=\"empty\">(no text)</p>" : Markdown.render(reply.text))
-                + (reply.cut ? cutHTML : "")
-        case .streaming:
-            body = Markdown.render(reply.text)
-        }
-        let model = reply.model.map { " · \(HTML.escape($0))" } ?? ""
-        return """
-            <div class="msg" data-role="assistant" data-state="\(reply.state.rawValue)"\(reply.cut ? " data-cut" : "") \
-            data-message-id="\(HTML.escape(reply.messageID))" data-job-id="\(HTML.escape(reply.jobID))" \
-            aria-busy="\(reply.state == .streaming)"><div class="meta"><span class="who">Assistant</span>\
-            <span class="model">\(model)</span> \(reply.time.map { timeHTML($0.date, now: now) + " " } ?? "")\
-            <span class="status">\(HTML.escape(reply.status))</span></div>\
-            <div class="body">\(body)</div><div class="actions"><button type="button" class="copy" \
-            data-action="copy">Copy</button></div></div>
-            """
-    }
-
-    static func approvalHTML(_ approval: Approval) -> String {
-        let pretty = JSONIndent.indent(approval.inputJSON)
-        let expires = approval.expiresAt.map { " data-expires-at=\"\($0.microseconds / 1000)\"" } ?? ""
-        let awaiting = approval.status == .awaiting
-        let disabled = awaiting ? "" : " disabled"
-        let decided: String
-        switch approval.status {
-        case .awaiting: decided = "Waiting for your answer"
-        case .approved: decided = "Approved" + HTML.escape(Self.decidedBy(approval.decidedBy))
-        case .rejected: decided = "Rejected" + HTML.escape(Self.decidedBy(approval.decidedBy))
-        case .expired: decided = "Expired unanswered"
-        }
-        let risk = HTML.escape(approval.risk)
-        return """
-            <div class="approval" data-call-id="\(HTML.escape(approval.callID))" \
-            data-status="\(approval.status.rawValue)"\(expires) role="group" \
-            aria-label="Approval for \(HTML.escape(approval.toolName))"><div class="approval-head">\
-            <span class="tool">\(HTML.escape(approval.toolName))</span> \
-            <span class="risk risk-\(risk)">\(risk) risk</span></div>\
-            <pre class="args">\(HTML.escape(pretty))</pre><div class="approval-foot">\
-            <span class="approval-state">\(decided)</span> <span class="countdown"></span> \
-            <button type="button" data-action="approve"\(disabled)>Approve</button> \
-            <button type="button" data-action="reject"\(disabled)>Reject</button></div></div>
-            """
-    }
-
-    /// Who decided an approval, as a person reads it (the web chat's owner is "you"), as the script says it.
-    static func decidedBy(_ by: String?) -> String {
-        guard let by, !by.isEmpty else { return "" }
-        return by == "web:owner" ? " by you" : " by \(by)"
-    }
-
-    /// What the script needs to continue replies still in progress: their raw text, token and next index.
-    struct ScriptState: Codable {
-        var conversationID: String
-        var after: UInt64
-        var writable: Bool
-        /// The longest message the server accepts, in characters (grapheme clusters, as Swift counts them).
-        var maxText = MessageIntake.maxTextLength
-        /// Replies still streaming, by job id.
-        var replies: [String: ScriptReply]
-    }
-
-    struct ScriptReply: Codable {
-        var token: UInt64
-        var nextIndex: Int
-        var text: String
-    }
-
-    func scriptState(conversationID: String, after: UInt64, writable: Bool) -> ScriptState {
-        ScriptState(
-            conversationID: conversationID, after: after, writable: writable,
-            replies: replies.filter { $0.value.state == .streaming }.mapValues {
-                ScriptReply(token: $0.token, nextIndex: $0.nextIndex, text: $0.text)
-            })
     }
 }

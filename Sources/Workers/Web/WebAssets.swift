@@ -9,10 +9,13 @@ import NIOCore
 ///
 /// The files are under `Assets/`, embedded by SwiftPM (`.embedInCode` in Package.swift; the generated
 /// `PackageResources.<file>_<ext>` are their bytes). The script is plain JavaScript, no build step, no external
-/// code, served as one file made of three in order: `markdown.js` (renders Markdown as ``Markdown`` does, every
-/// character of model text escaped before markup is added), `thread.js` (folds the events as ``ThreadFold`` folds
-/// the log, and renders the thread) and `chat.js` (the composer, the EventSource connection, the buttons). The
-/// Markdown and the fold exist on both sides; docs/web.md ("The code") says which tests compare them.
+/// code, served as one file made of these in order: `markdown.js` (renders Markdown as ``Markdown`` does, every
+/// character of model text escaped before markup is added), `highlight.js` (`SBHighlight`: syntax highlighting of
+/// code blocks, client-side only — spans around tokens, every character escaped as `markdown.js` does), `tree.js`
+/// (`ChatTree`: which branch and reply versions are shown, as ``ThreadLayout`` computes it), `thread.js` (folds the
+/// events as ``ThreadFold`` folds the log, and renders the thread), `controls.js` (`ChatSidebar`: the live list,
+/// search, Rename, Delete) and `chat.js` (the composer, the EventSource connection, the buttons, Stop, Edit). The
+/// Markdown, the fold and the layout exist on both sides; docs/web.md ("The code") says which tests compare them.
 public struct WebAssets: Sendable {
     public struct Asset: Sendable {
         /// The file name with its content hash, e.g. `chat.3f2a…​.js`.
@@ -47,7 +50,8 @@ public struct WebAssets: Sendable {
 
     /// The script's files, in the order they are served in one script.
     static let scriptParts: [[UInt8]] = [
-        PackageResources.markdown_js, PackageResources.thread_js, PackageResources.chat_js,
+        PackageResources.markdown_js, PackageResources.highlight_js, PackageResources.tree_js,
+        PackageResources.thread_js, PackageResources.controls_js, PackageResources.chat_js,
     ]
 
     /// The asset named `name`, if any.

@@ -92,6 +92,7 @@ public final class WebChat: Sendable {
             engine: engine, views: views, intake: intake, gate: gate, heartbeat: heartbeat, shutdown: shutdown,
             logger: logger
         ).addRoutes(to: web)
+        ConversationControlsController(engine: engine, gate: gate, logger: logger).addRoutes(to: web)
         ApprovalsController(engine: engine, gate: gate, logger: logger).addRoutes(to: web)
         StatusController(engine: engine, modelHealth: modelHealth, assets: assets, gate: gate).addRoutes(to: web)
         SettingsController(

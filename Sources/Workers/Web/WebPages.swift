@@ -59,6 +59,8 @@ enum WebPages {
         var formClientID: String
         /// Which model answers (escaped HTML).
         var model: String = ""
+        /// Who deleted the conversation and when, when it was deleted (and nothing was written since).
+        var deletion: (by: String, at: Date)?
         var now: Date
     }
 
@@ -74,10 +76,23 @@ enum WebPages {
                 <span class="channel">\(HTML.escape(entry.channel))</span>\(time ?? "")</span></a></li>
                 """
         }.joined()
-        let threadHTML =
-            chat.thread.items.isEmpty
-            ? "<p class=\"empty-thread\">Ask anything. Enter sends, Shift+Enter adds a line.</p>"
-            : chat.thread.html(now: chat.now)
+        let threadHTML: String
+        if let deletion = chat.deletion {
+            threadHTML =
+                "<p class=\"deleted-thread\">This conversation was deleted "
+                + "<time datetime=\"\(HTML.isoTime(deletion.at))\" title=\"\(HTML.absoluteTime(deletion.at))\">"
+                + "\(HTML.relativeTime(deletion.at, now: chat.now))</time>\(HTML.escape(ThreadFold.decidedBy(deletion.by)))."
+                + "</p>"
+        } else if chat.thread.items.isEmpty {
+            threadHTML = "<p class=\"empty-thread\">Ask anything. Enter sends, Shift+Enter adds a line.</p>"
+        } else {
+            threadHTML = chat.thread.html(now: chat.now)
+        }
+        let exists = !chat.thread.items.isEmpty
+        let controls =
+            chat.deletion == nil
+            ? "<span id=\"conversation-controls\"\(exists ? "" : " hidden")><button id=\"rename\" type=\"button\">"
+                + "Rename</button> <button id=\"delete\" type=\"button\">Delete</button></span>" : ""
         let state = chat.thread.scriptState(
             conversationID: chat.conversationID, after: chat.after, writable: chat.readOnlyReason == nil)
         let encoder = JSONEncoder()
@@ -91,12 +106,20 @@ enum WebPages {
             <aside class="sidebar" id="sidebar" aria-label="Conversations">\
             <div class="sidebar-head"><a id="new-chat" class="button primary" href="/">New chat</a>\
             <button id="sidebar-close" type="button" aria-controls="sidebar">Close</button></div>\
+            <div class="search"><label class="visually-hidden" for="search">Search conversations</label>\
+            <input id="search" type="search" placeholder="Search" autocomplete="off" maxlength="200"></div>\
+            <ul id="search-results" aria-label="Search results" hidden></ul>\
             <ul id="conversations">\(entries)</ul>\
             \(navigation(csrf: csrf))</aside>\
             <main class="main"><div class="main-head">\
             <button id="sidebar-toggle" type="button" aria-controls="sidebar" aria-expanded="false">\
-            Menu</button><h1>\(HTML.escape(chat.title))</h1><span id="connection" role="status"></span></div>\
-            <div id="thread" role="log" aria-live="polite" aria-label="Messages" tabindex="0">\(threadHTML)\
+            Menu</button><h1>\(HTML.escape(chat.title))</h1>\(controls)<span id="connection" role="status"></span></div>\
+            <div id="delete-confirm" role="alertdialog" aria-label="Delete this conversation" hidden>\
+            Delete this conversation? Its messages can no longer be read, here, in the API or in replay. \
+            <button id="delete-yes" type="button" class="danger">Delete</button> \
+            <button id="delete-no" type="button">Cancel</button></div>\
+            <div id="thread" role="log" aria-live="polite" aria-label="Messages" tabindex="0"\
+            \(chat.readOnlyReason == nil ? " data-writable" : "")>\(threadHTML)\
             <button id="jump-latest" type="button" hidden>Jump to latest</button></div>\
             <div class="composer"><form id="composer-form" method="post" \
             action="/c/\(HTML.pathSegment(chat.conversationID))/send">\
@@ -105,7 +128,8 @@ enum WebPages {
             <label class="visually-hidden" for="composer">Message</label>\
             <textarea id="composer" name="text" rows="1" placeholder="Message the assistant" \
             aria-describedby="composer-reason"\(disabled)></textarea>\
-            <button id="send" class="primary" type="submit"\(disabled)>Send</button></form>\
+            <button id="send" class="primary" type="submit"\(disabled)>Send</button>\
+            <button id="stop" type="button" hidden aria-keyshortcuts="Escape">Stop</button></form>\
             <p id="composer-reason" data-fixed="\(reason)" aria-live="polite">\(reason)</p>\
             <p id="composer-count" class="note" aria-live="polite" hidden></p>\
             <p id="model-line" class="note">\(chat.model) <a href="/settings">Change</a></p></div>\

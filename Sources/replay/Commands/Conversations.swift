@@ -15,14 +15,13 @@ struct ConversationsCommand: AsyncParsableCommand {
         func run() async throws {
             try await inspect(options, at) { reader, _ in
                 if let id {
-                    options.output(try Inspection.history(id, limit: limit, reader)) { messages in
-                        messages.map { "\($0.seq)\t\($0.time)\t\($0.role)\t\($0.text)" }
-                    }
+                    options.output(try Inspection.history(id, limit: limit, reader)) { $0.lines }
                 } else {
                     options.output(try Inspection.conversations(reader)) { conversations in
                         conversations.map {
                             "\($0.conversationID)\tmessages=\($0.messages)\tcontact=\($0.contactStatus ?? "?")"
-                                + "\tlastSeq=\($0.lastSeq)"
+                                + "\tlastSeq=\($0.lastSeq)" + ($0.title.map { "\ttitle=\($0)" } ?? "")
+                                + ($0.deleted.map { "\tdeleted at \($0.at) by \($0.by)" } ?? "")
                         }
                     }
                 }

@@ -20,10 +20,11 @@ struct Export: AsyncParsableCommand {
         try await log.closeAfter {
             let first = try bound(from, log, upper: false) ?? 1
             let end = try bound(to, log, upper: true) ?? .max
+            let redactions = try Redactions.of(log)
             try log.withSnapshot { snapshot in
                 try snapshot.forEach(from: first) { record in
                     guard record.seq <= end else { return false }
-                    printJSON(RecordReport(record))
+                    printJSON(RecordReport(record, redactions: redactions))
                     return true
                 }
             }

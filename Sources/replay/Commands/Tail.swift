@@ -18,16 +18,19 @@ struct Tail: AsyncParsableCommand {
         let log = try options.open()
         try await log.closeAfter {
             let last = try log.lastSeq()
+            var redactions = try Redactions.of(log)
             let start = last > lines ? last - lines + 1 : 1
             if follow {
                 // A stream has no end to close an array at: JSON lines.
                 for try await record in log.tail(from: start) {
-                    let report = RecordReport(record)
+                    redactions.note(record)
+                    let report = RecordReport(record, redactions: redactions)
                     if options.json { printJSON(report) } else { print(report.description) }
                     fflush(nil)
                 }
             } else {
-                let records = last == 0 ? [] : try log.records(from: start).map(RecordReport.init)
+                let records =
+                    last == 0 ? [] : try log.records(from: start).map { RecordReport($0, redactions: redactions) }
                 options.output(records) { $0.map(\.description) }
             }
         }

@@ -22,7 +22,10 @@ struct TimelineCommand: AsyncParsableCommand {
             let last = try bound(to, log, upper: true) ?? log.lastSeq()
             let filter = TimelineFilter(
                 account: account, conversation: conversation, job: job, delivery: delivery, worker: worker)
-            options.output(try Timeline.run(log, from: first, to: last, filter: filter)) { $0.map(\.description) }
+            let redactions = try Redactions.of(log)
+            options.output(try Timeline.run(log, from: first, to: last, filter: filter, redactions: redactions)) {
+                $0.map(\.description)
+            }
         }
     }
 }

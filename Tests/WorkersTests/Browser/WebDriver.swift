@@ -383,6 +383,7 @@ struct Element: Sendable, CustomStringConvertible {
 enum Keys {
     static let enter = "\u{E007}"
     static let shift = "\u{E008}"
+    static let escape = "\u{E00C}"
 }
 
 /// What one look at an element matching a selector saw: its rendered text and the attributes asked for.

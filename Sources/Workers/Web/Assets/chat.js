@@ -15,13 +15,22 @@
   var jumpButton = document.getElementById('jump-latest');
   var TYPES = ['message.received', 'job.enqueued', 'job.claimed', 'job.completed', 'job.failed', 'job.retried',
     'job.dead', 'job.requeued', 'assistant.delta', 'assistant.message', 'tool.call', 'tool.approval',
-    'tool.result', 'delivery.enqueued'];
+    'tool.result', 'delivery.enqueued', 'job.cancelled', 'conversation.renamed', 'conversation.deleted'];
 
   var sending = 0;
   var live = document.getElementById('announcer');
   function announce(text) { if (live) { live.textContent = text; } }
+  var stopButton = document.getElementById('stop');
+  var sidebar = ChatSidebar({ conversationID: conversationID, csrf: csrf, announce: announce });
   var view = ChatThread({ thread: thread, state: state, jumpButton: jumpButton, composer: composer,
-    announce: announce });
+    announce: announce, onChange: function () { updateStop(); },
+    onRenamed: function (title) { sidebar.setTitle(title); },
+    onDeleted: function () {
+      state.writable = false;
+      reasonNode.setAttribute('data-fixed', 'This conversation was deleted.');
+      sidebar.deleted();
+      updateComposer();
+    } });
   var element = view.element;
   var users = view.users;
   var replies = view.replies;
@@ -43,8 +52,15 @@
   }
   function connect() {
     retryTimer = 0;
-    source = new EventSource('/api/conversations/' + encodeURIComponent(conversationID) + '/events?after=' + lastSeq);
-    source.onopen = function () { retryDelay = 2000; setConnection(''); };
+    source = new EventSource('/api/conversations/' + encodeURIComponent(conversationID) + '/events?sidebar=1&after=' + lastSeq);
+    var reopened = retryDelay !== 2000 || connectionNode.textContent !== '';
+    source.onopen = function () {
+      retryDelay = 2000; setConnection('');
+      if (reopened) { sidebar.reload(); }  // its changes while disconnected are not replayed
+    };
+    source.addEventListener('conversation', function (e) {
+      try { sidebar.update(JSON.parse(e.data)); } catch (err) { /* a malformed frame changes nothing */ }
+    });
     source.onerror = function () {
       if (source.readyState === EventSource.CLOSED) {
         source.close();
@@ -148,12 +164,18 @@
   function sendMessage(clientID, text, el) {
     sending++; updateComposer();
     var old = el.querySelector('.send-error'); if (old) { old.remove(); }
-    post('/api/conversations/' + encodeURIComponent(conversationID) + '/messages', { clientID: clientID, text: text })
+    var body = { clientID: clientID, text: text };
+    if (el.hasAttribute('data-place-parent')) {
+      body.parentSeq = Number(el.getAttribute('data-place-parent'));
+      if (el.getAttribute('data-place-after')) { body.afterJobID = el.getAttribute('data-place-after'); }
+    }
+    post('/api/conversations/' + encodeURIComponent(conversationID) + '/messages', body)
       .then(function (res) {
         if (res.status === 401) { location.href = '/login?next=' + encodeURIComponent(location.pathname); return; }
         if (res.ok) {
           if (location.pathname === '/') { history.replaceState(null, '', '/c/' + encodeURIComponent(conversationID)); }
           addToSidebar(text);
+          sidebar.exists();
           return;
         }
         // A refusal (4xx) cannot succeed by retrying: the text goes back into the composer, nothing is lost.
@@ -188,11 +210,21 @@
     grow();
     sendText(text);
   }
-  // Posts `text` as the owner's next message: shown at once, reconciled with its record by clientID.
-  function sendText(text) {
+  // Posts `text` as the owner's next message: shown at once, reconciled with its record by clientID. It follows
+  // the last message shown and the reply version shown (`place`: an edit's own place instead); while another
+  // message of ours is still unconfirmed, the server's newest (so two quick messages stay in order).
+  function sendText(text, place) {
     var clientID = newID();
     var el = userElement(clientID, text, 0, true);
     el.setAttribute('data-text', text);
+    var leaf = view.leaf();
+    if (!place && leaf && !thread.querySelector('.msg[data-role="user"][data-pending]')) {
+      place = { parentSeq: leaf.seq, afterJobID: leaf.afterJobID };
+    }
+    if (place) {
+      el.setAttribute('data-place-parent', place.parentSeq);
+      if (place.afterJobID) { el.setAttribute('data-place-after', place.afterJobID); }
+    }
     users[clientID] = el;
     append(el);
     thread.scrollTop = thread.scrollHeight;
@@ -210,6 +242,57 @@
     window.addEventListener('offline', updateComposer);
     updateComposer();
     if (state.writable) { composer.focus(); }
+  }
+
+  // ---- Stop: the replies shown that are being written end now (Escape does the same) ----
+  function updateStop() {
+    if (!stopButton || !view) { return; }
+    var live = state.writable && view.streaming().length > 0;
+    stopButton.hidden = !live;
+    sendButton.hidden = live;
+  }
+  function stop() {
+    var jobs = view.streaming();
+    if (!jobs.length) { return false; }
+    stopButton.disabled = true;
+    Promise.all(jobs.map(function (jobID) {
+      return post('/api/conversations/' + encodeURIComponent(conversationID) + '/stop', { jobID: jobID });
+    })).then(function () { stopButton.disabled = false; announce('Stopped'); },
+      function () { stopButton.disabled = false; notice = 'Not stopped: the server could not be reached'; updateComposer(); });
+    return true;
+  }
+  if (stopButton) { stopButton.addEventListener('click', stop); }
+  document.addEventListener('keydown', function (e) {
+    if (e.key !== 'Escape' || e.defaultPrevented) { return; }
+    var side = document.querySelector('.sidebar.open');
+    if (side || e.target.closest('.edit-box') || e.target.id === 'rename-input') { return; }
+    if (stop()) { e.preventDefault(); }
+  });
+  updateStop();
+
+  // ---- Edit: a sent message, changed and sent again, starts a branch beside it ----
+  function startEdit(el) {
+    if (el.querySelector('.edit-box')) { return; }
+    var body = el.querySelector('.body');
+    var box = element('div', { 'class': 'edit-box' });
+    var area = element('textarea', { 'aria-label': 'Edit the message', rows: '3' });
+    area.value = body.textContent;
+    box.appendChild(area);
+    box.appendChild(element('div', { 'class': 'edit-actions' },
+      '<button type="button" class="primary" data-action="edit-send">Send</button> ' +
+      '<button type="button" data-action="edit-cancel">Cancel</button>'));
+    body.hidden = true;
+    el.insertBefore(box, body.nextSibling);
+    area.addEventListener('keydown', function (e) {
+      if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); box.querySelector('[data-action="edit-send"]').click(); }
+      if (e.key === 'Escape') { e.preventDefault(); endEdit(el); }
+    });
+    area.focus();
+  }
+  function endEdit(el) {
+    var box = el.querySelector('.edit-box');
+    if (box) { box.remove(); }
+    el.querySelector('.body').hidden = false;
   }
 
   // ---- Buttons in the thread ----
@@ -247,6 +330,29 @@
     } else if (action === 'copy-code') {
       var code = button.closest('pre').querySelector('code');
       copy(code ? code.textContent : '').then(function () { button.textContent = 'Copied'; });
+    } else if (action === 'page') {
+      view.page(button.closest('.msg'), Number(button.getAttribute('data-step')));
+    } else if (action === 'regenerate') {
+      var rm = button.closest('.msg');
+      button.disabled = true;
+      post('/api/conversations/' + encodeURIComponent(conversationID) + '/regenerate',
+        { triggerSeq: Number(rm.getAttribute('data-trigger')), requestID: newID() }).then(function (res) {
+        button.disabled = false;
+        if (!res.ok) { return res.json().then(function (j) { notice = 'Not regenerated: ' + (j.error || res.status); updateComposer(); announce(notice); }); }
+      }, function () { button.disabled = false; notice = 'Not regenerated: the server could not be reached'; updateComposer(); });
+    } else if (action === 'edit') {
+      startEdit(button.closest('.msg'));
+    } else if (action === 'edit-cancel') {
+      endEdit(button.closest('.msg'));
+    } else if (action === 'edit-send') {
+      var em = button.closest('.msg');
+      var area = em.querySelector('.edit-box textarea');
+      var text = area.value;
+      if (!text.trim() || characters(text) > MAX_TEXT) { area.focus(); return; }
+      var place = { parentSeq: Number(em.getAttribute('data-parent') || 0), afterJobID: em.getAttribute('data-after-job') || null };
+      endEdit(em);
+      view.showUpTo(em);
+      sendText(text, place);
     } else if (action === 'continue') {
       // The model continues from its own history: the cut reply is the last thing it wrote.
       button.disabled = true;

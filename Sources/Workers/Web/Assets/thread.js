@@ -72,19 +72,42 @@ function ChatThread(options) {
     if (pending) { el.setAttribute('data-pending', ''); }
     var meta = element('div', { 'class': 'meta' }, '<span class="who">You</span> ');
     meta.appendChild(timeElement(new Date()));
+    meta.appendChild(document.createTextNode(' '));
+    meta.appendChild(element('span', { 'class': 'pager' }));
     var body = element('div', { 'class': 'body' });
     body.textContent = text;
     el.appendChild(meta);
     el.appendChild(body);
+    el.appendChild(element('div', { 'class': 'actions' }, '<button type="button" data-action="edit">Edit</button>'));
     return el;
   }
-  function decorateCode(body) {
-    body.querySelectorAll('pre').forEach(function (pre) {
-      if (pre.querySelector('.copy-code')) { return; }
-      var b = element('button', { type: 'button', 'class': 'copy-code', 'data-action': 'copy-code' });
-      b.textContent = 'Copy';
-      pre.appendChild(b);
+  // Code blocks: highlighted (highlight.js: spans only, so the code's textContent — what Copy copies — is the code as
+  // written), under a header with the language and a Copy button. A fence still open at the end of a streaming reply
+  // has no language class yet (markdown.js adds it when the fence closes): `openInfo` is its info string.
+  function decorateCode(body, openInfo) {
+    var pres = body.querySelectorAll('pre');
+    pres.forEach(function (pre, k) {
+      var code = pre.querySelector('code');
+      if (!code || code.hasAttribute('data-highlighted')) { return; }
+      var cls = code.getAttribute('class') || '';
+      var language = cls.indexOf('language-') === 0 ? cls.slice(9) : (k === pres.length - 1 && openInfo) || '';
+      code.setAttribute('data-highlighted', '');
+      code.innerHTML = SBHighlight.highlight(code.textContent, language);
+      var head = element('span', { 'class': 'code-head' }, '<span class="code-lang"></span>' +
+        '<button type="button" class="copy-code" data-action="copy-code">Copy</button>');
+      head.firstChild.textContent = SBHighlight.languageLabel(language);
+      pre.insertBefore(head, code);
     });
+  }
+  // The info string of a fence left open at the end of `text` (as markdown.js reads fences), else null.
+  function openFence(text) {
+    var info = null;
+    String(text || '').split('\n').forEach(function (line) {
+      var trimmed = line.replace(/^ +/, '');
+      if (trimmed.indexOf('```') !== 0) { return; }
+      info = info === null ? /^[A-Za-z0-9+-]*/.exec(trimmed.slice(3).trim())[0] : null;
+    });
+    return info;
   }
   function renderReply(r) {
     r.el.setAttribute('data-state', r.state);
@@ -92,10 +115,11 @@ function ChatThread(options) {
     r.el.querySelector('.status').textContent = r.status;
     r.el.querySelector('.model').textContent = r.model ? ' · ' + r.model : '';
     var html;
+    r.el.toggleAttribute('data-stopped', Boolean(r.stopped));
     if (r.state === 'failed') {
       html = (r.text ? markdown(r.text) : '') + '<p class="failure">' + esc(r.failure || 'The reply failed.') + '</p>';
     } else if (r.state === 'final') {
-      html = (r.text ? markdown(r.text) : '<p class="empty">(no text)</p>') + (r.cut ? CUT : '');
+      html = (r.text ? markdown(r.text) : '<p class="empty">(no text)</p>') + (r.stopped ? STOPPED : r.cut ? CUT : '');
       r.el.toggleAttribute('data-cut', Boolean(r.cut));
     } else {
       html = markdown(r.text);
@@ -103,12 +127,14 @@ function ChatThread(options) {
     var body = r.el.querySelector('.body');
     var before = nearBottom();
     body.innerHTML = html;
-    decorateCode(body);
+    decorateCode(body, r.state === 'streaming' ? openFence(r.text) : null);
     follow(before);
   }
   // Under a reply cut at the length limit (ThreadView's `cutHTML`, the same markup).
   var CUT = '<p class="cut">The reply was cut at the model\u2019s length limit. ' +
     '<button type="button" data-action="continue">Continue</button></p>';
+  // Under a stopped reply (ThreadView's `stoppedHTML`).
+  var STOPPED = '<p class="stopped">Stopped.</p>';
   var dirty = {};
   var frame = 0;
   function scheduleRender(r) {
@@ -118,15 +144,18 @@ function ChatThread(options) {
       frame = 0;
       var list = dirty; dirty = {};
       Object.keys(list).forEach(function (k) { renderReply(list[k]); });
+      if (options.onChange) { options.onChange(); }
     });
   }
   function reply(jobID) {
     if (replies[jobID]) { return replies[jobID]; }
     var el = element('div', { 'class': 'msg', 'data-role': 'assistant', 'data-state': 'streaming',
-      'data-message-id': 'reply:' + jobID, 'data-job-id': jobID, 'aria-busy': 'true' },
+      'data-message-id': 'reply:' + jobID, 'data-job-id': jobID, 'data-trigger': '0', 'data-enqueue-seq': '0',
+      'aria-busy': 'true' },
       '<div class="meta"><span class="who">Assistant</span><span class="model"></span> <time></time> ' +
-      '<span class="status"></span></div>' +
-      '<div class="body"></div><div class="actions"><button type="button" class="copy" data-action="copy">Copy</button></div>');
+      '<span class="status"></span> <span class="pager"></span></div>' +
+      '<div class="body"></div><div class="actions"><button type="button" class="copy" data-action="copy">Copy</button> ' +
+      '<button type="button" data-action="regenerate">Regenerate</button></div>');
     var r = { jobID: jobID, el: el, state: 'streaming', status: 'queued', token: 0, nextIndex: 0, text: '',
       failure: null, model: null, parts: {}, fromParts: false };
     stamp(el.querySelector('time'), new Date());
@@ -149,7 +178,7 @@ function ChatThread(options) {
     var risk = call ? call.risk : 'unknown';
     var args = call ? call.inputJSON : '{}';
     args = ChatMarkdown.indentJSON(args);
-    var el = element('div', { 'class': 'approval', 'data-call-id': d.callID, 'data-status': 'awaiting',
+    var el = element('div', { 'class': 'approval', 'data-call-id': d.callID, 'data-job-id': d.jobID, 'data-status': 'awaiting',
       role: 'group', 'aria-label': 'Approval for ' + (call ? call.toolName : 'tool') },
       '<div class="approval-head"><span class="tool"></span> <span class="risk risk-' + esc(risk) + '">' +
       esc(risk) + ' risk</span></div><pre class="args"></pre><div class="approval-foot">' +
@@ -185,10 +214,43 @@ function ChatThread(options) {
           append(u);
         }
         u.setAttribute('data-seq', seq);
+        u.setAttribute('data-parent', d.parentSeq !== undefined && d.parentSeq !== null ? d.parentSeq : lastUserSeq);
+        if (d.afterJobID) { u.setAttribute('data-after-job', d.afterJobID); } else { u.removeAttribute('data-after-job'); }
+        lastUserSeq = seq;
+        branches.showNewest();  // a new message: the page shows its branch
         break;
       case 'job.enqueued':
         if (d.kind === 'subagent') { return; }
-        r = reply(d.jobID); r.status = 'queued'; scheduleRender(r);
+        r = reply(d.jobID); r.status = 'queued';
+        r.el.setAttribute('data-trigger', d.triggeringMessageSeq || 0);
+        r.el.setAttribute('data-enqueue-seq', seq);
+        scheduleRender(r);
+        branches.showNewest();
+        break;
+      case 'job.cancelled':
+        r = replies[d.jobID];
+        if (r) {
+          r.stopped = true;
+          if (r.state !== 'final') {
+            r.state = 'final'; r.status = ''; r.failure = null;
+            stamp(r.el.querySelector('.meta time'), new Date());
+          }
+          scheduleRender(r);
+        }
+        break;
+      case 'conversation.renamed':
+        if (options.onRenamed) { options.onRenamed(d.title); }
+        break;
+      case 'conversation.deleted':
+        Object.keys(users).forEach(function (k) { delete users[k]; });
+        Object.keys(replies).forEach(function (k) { delete replies[k]; });
+        Object.keys(approvals).forEach(function (k) { delete approvals[k]; });
+        thread.querySelectorAll('.msg, .approval, .empty-thread').forEach(function (el) { el.remove(); });
+        var gone = element('p', { 'class': 'deleted-thread' }, 'This conversation was deleted ');
+        gone.appendChild(timeElement(new Date()));
+        gone.appendChild(document.createTextNode(ChatMarkdown.decidedBy(d.by) + '.'));
+        thread.insertBefore(gone, jumpButton);
+        if (options.onDeleted) { options.onDeleted(d); }
         break;
       case 'job.claimed':
         r = replies[d.jobID];
@@ -207,6 +269,7 @@ function ChatThread(options) {
         if (d.final) {
           if (r.state !== 'final') { stamp(r.el.querySelector('.meta time'), new Date()); }
           r.cut = d.finishReason === 'length';
+          r.stopped = d.finishReason === 'stopped';
           r.state = 'final'; r.text = d.text; r.model = d.modelUsed || null; r.status = ''; r.failure = null;
         } else if (r.state === 'streaming' && d.jobToken >= r.token) {
           r.token = d.jobToken; r.text = d.text;
@@ -285,8 +348,9 @@ function ChatThread(options) {
     replies[jobID] = { jobID: jobID, el: el, state: el.getAttribute('data-state'),
       status: el.querySelector('.status').textContent, token: s.token || 0, nextIndex: s.nextIndex || 0,
       text: s.text || '', failure: null, parts: {}, fromParts: false, cut: el.hasAttribute('data-cut'),
+      stopped: el.hasAttribute('data-stopped'),
       model: el.querySelector('.model').textContent.replace(/^ · /, '') || null };
-    decorateCode(el.querySelector('.body'));
+    decorateCode(el.querySelector('.body'), el.getAttribute('data-state') === 'streaming' ? openFence(s.text) : null);
   });
 
   // ---- Approval countdowns ----
@@ -305,6 +369,21 @@ function ChatThread(options) {
   tick();
   setInterval(tick, 1000);
 
+  // ---- Versions and branches: which messages are shown (ChatTree.view) ----
+  var lastUserSeq = 0;
+  thread.querySelectorAll('.msg[data-role="user"][data-seq]').forEach(function (el) {
+    lastUserSeq = Math.max(lastUserSeq, Number(el.getAttribute('data-seq')) || 0);
+  });
+  var branches = ChatTree.view(thread, { announce: announce, onChange: function () { if (options.onChange) { options.onChange(); } } });
+  // The replies shown that are still being written.
+  function streaming() {
+    return Object.keys(replies).filter(function (id) {
+      return replies[id].state === 'streaming' && !replies[id].el.hidden;
+    });
+  }
+  branches.layout();
+
   return { apply: apply, element: element, append: append, userElement: userElement, users: users,
-    replies: replies, setApprovalStatus: setApprovalStatus, decided: DECIDED };
+    replies: replies, setApprovalStatus: setApprovalStatus, decided: DECIDED, page: branches.page,
+    leaf: branches.leaf, streaming: streaming, showUpTo: branches.showUpTo };
 }

@@ -60,13 +60,19 @@ struct ChatAPIController: Sendable {
             after = nil
         }
         let start = try ConversationEvents.startSeq(engine: engine, conversationID: id, after: after)
+        let sidebar = request.uri.queryParameters.get("sidebar") == "1" ? views : nil
         return ConversationEvents.response(
-            engine: engine, conversationID: id, start: start, heartbeat: heartbeat, shutdown: shutdown, logger: logger)
+            engine: engine, conversationID: id, start: start, heartbeat: heartbeat, shutdown: shutdown,
+            sidebar: sidebar, logger: logger)
     }
 
     struct MessageBody: Decodable {
         var clientID: String
         var text: String
+        /// The user message this one follows (`0`: none); omitted: the conversation's newest.
+        var parentSeq: UInt64?
+        /// The reply version to `parentSeq` shown when it was written.
+        var afterJobID: String?
     }
 
     /// `POST /api/conversations/<id>/messages`: JSON `{"clientID", "text"}` → 202 (new) or 200 (a duplicate).
@@ -88,7 +94,9 @@ struct ChatAPIController: Sendable {
                 ])
         }
         do {
-            let (status, answer) = try await intake.ingest(conversationID: id, clientID: body.clientID, text: body.text)
+            let (status, answer) = try await intake.ingest(
+                conversationID: id, clientID: body.clientID, text: body.text, parentSeq: body.parentSeq,
+                afterJobID: body.afterJobID)
             return WebResponse.json(status, answer)
         } catch let refusal as MessageIntake.Refusal {
             return WebResponse.json(refusal.code == .readOnly ? .conflict : .badRequest, ["error": refusal.message])
