@@ -85,7 +85,8 @@ enum Scenario: String, CaseIterable, ExpressibleByArgument {
             "the job cycle beside Redis Streams (AOF, appendfsync always) and a PostgreSQL SKIP LOCKED queue "
                 + "(pgbench, fsync on), servers started from the installed packages: cycles/s, 3 rounds interleaved"
         case .chat:
-            "web message posted → first streamed token on the chat's SSE stream, offline and fake provider: p50/p99, 1 and 50 chats"
+            "web message posted → first streamed token on the chat's SSE stream, offline and fake provider: p50/p99, 1 "
+                + "and 50 chats; then Stop posted → job.cancelled on the stream (p50/p99, fake provider)"
         }
     }
 }

@@ -7,7 +7,8 @@ import NIOCore
 
 /// The web chat's latency: a message posted to `agent` (all roles, durable log) until the first streamed piece of
 /// the reply reaches the browser's event stream, with the offline assistant and with a fake OpenAI-compatible
-/// provider that streams at once; one chat, then 50 concurrent chats.
+/// provider that streams at once; one chat, then 50 concurrent chats. Then Stop: a reply streaming from the fake
+/// provider (which never ends it) is stopped, timed from the Stop's POST to the stream's `job.cancelled`.
 extension Runner {
     func chat() async throws {
         let fake = try await FakeModelServer.start()
@@ -21,6 +22,9 @@ extension Runner {
                 try await chatRound(variant: variant, environment: environment, chats: chats, messages: messages)
             }
         }
+        try await chatRound(
+            variant: "stop", environment: ["AI_BASE_URL": fake.baseURL, "AI_MODEL": "bench-model"], chats: 1,
+            messages: 40)
     }
 
     private func chatRound(variant: String, environment: [String: String], chats: Int, messages: Int) async throws {
@@ -55,6 +59,17 @@ extension Runner {
         client: HTTPClient, port: Int, password: String, variant: String, chats: Int, messages: Int
     ) async throws {
         let web = try await ChatClient.login(client: client, base: "http://127.0.0.1:\(port)", password: password)
+        if variant == "stop" {
+            let (stops, posts) = try await web.stopEach(id: "bench-stop", messages: messages)
+            try report([
+                "scenario": "chat", "variant": "stop", "concurrent_chats": chats, "messages": stops.count,
+                "value": round(percentile(stops, 0.5)), "unit": "ms (p50, Stop posted → job.cancelled on SSE)",
+                "p50_ms": round(percentile(stops, 0.5)), "p99_ms": round(percentile(stops, 0.99)),
+                "baseline": "a message post's round trip in the same run (one durable write)",
+                "post_p50_ms": round(percentile(posts, 0.5)), "post_p99_ms": round(percentile(posts, 0.99)),
+            ])
+            return
+        }
 
         let start = RawLMDBBaseline.monotonicNanoseconds()
         let results = try await withThrowingTaskGroup(of: ([UInt64], [UInt64]).self) { group in
@@ -147,6 +162,55 @@ struct ChatClient: Sendable {
         return (firstToken, posts)
     }
 
+    /// Sends `messages` messages whose replies never end by themselves, stops each once its first piece arrived,
+    /// and returns the microseconds from each Stop's POST to its `job.cancelled` on the stream (the stream ending
+    /// the reply), and each message post's round trip.
+    func stopEach(id: String, messages: Int) async throws -> ([UInt64], [UInt64]) {
+        var request = HTTPClientRequest(url: base + "/api/conversations/\(id)/events")
+        request.headers.add(name: "Cookie", value: cookie)
+        request.headers.add(name: "Accept", value: "text/event-stream")
+        let response = try await client.execute(request, timeout: .seconds(600))
+        guard response.status == .ok else { throw BenchError("event stream: \(response.status)") }
+        var events = SSELines(response.body.makeAsyncIterator())
+        var stops: [UInt64] = []
+        var posts: [UInt64] = []
+        for index in 0..<messages {
+            let t0 = RawLMDBBaseline.monotonicNanoseconds()
+            let jobID = try await post("stop me \(index)", to: id)
+            posts.append((RawLMDBBaseline.monotonicNanoseconds() - t0) / 1000)
+            var stoppedAt: UInt64?
+            while let event = try await events.next() {
+                guard event.data.contains("\"\(jobID)\"") else { continue }
+                if stoppedAt == nil, event.name == "assistant.delta" {
+                    stoppedAt = RawLMDBBaseline.monotonicNanoseconds()
+                    try await send(["jobID": jobID], to: "/api/conversations/\(id)/stop", expect: 200)
+                }
+                if event.name == "job.cancelled", let stoppedAt {
+                    stops.append((RawLMDBBaseline.monotonicNanoseconds() - stoppedAt) / 1000)
+                    break
+                }
+                if event.name == "job.dead" || event.name == "job.completed" {
+                    throw BenchError("reply \(jobID) ended before its Stop: \(event.name)")
+                }
+            }
+        }
+        return (stops, posts)
+    }
+
+    private func send(_ body: [String: String], to path: String, expect status: UInt) async throws {
+        var request = HTTPClientRequest(url: base + path)
+        request.method = .POST
+        request.headers.add(name: "Cookie", value: cookie)
+        request.headers.add(name: "X-CSRF-Token", value: csrf)
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(body)))
+        let answer = try await client.execute(request, timeout: .seconds(30))
+        let text = try await answer.body.collect(upTo: 1 << 16)
+        guard answer.status.code == status else {
+            throw BenchError("\(path): \(answer.status) \(String(buffer: text))")
+        }
+    }
+
     private func post(_ text: String, to conversation: String) async throws -> String {
         var request = HTTPClientRequest(url: base + "/api/conversations/\(conversation)/messages")
         request.method = .POST
@@ -199,7 +263,9 @@ struct SSELines {
     }
 }
 
-/// An OpenAI-compatible streaming server that answers every request at once with a short reply in 8 chunks.
+/// An OpenAI-compatible streaming server that answers every request at once with a short reply in 8 chunks — or,
+/// for a request whose text says "stop me", with a reply that streams a piece every 20 ms and never ends (until the
+/// client goes away, or a minute passed).
 final class FakeModelServer: Sendable {
     let port: Int
     private let task: Task<Void, any Error>
@@ -213,12 +279,24 @@ final class FakeModelServer: Sendable {
 
     static func start() async throws -> FakeModelServer {
         let router = Router()
-        router.post("v1/chat/completions") { _, _ -> Response in
+        router.post("v1/chat/completions") { request, _ -> Response in
             var text = ""
-            let chunk = { (content: String, finish: String?) -> String in
+            let chunk = { @Sendable (content: String, finish: String?) -> String in
                 let reason = finish.map { "\"\($0)\"" } ?? "null"
                 return "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"bench-model\","
                     + "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\(content)\"},\"finish_reason\":\(reason)}]}\n\n"
+            }
+            let asked = try await request.body.collect(upTo: 8 << 20)
+            if String(buffer: asked).contains("stop me") {
+                return Response(
+                    status: .ok, headers: [.contentType: "text/event-stream"],
+                    body: ResponseBody { writer in
+                        for piece in 0..<3000 {
+                            try await writer.write(ByteBuffer(string: chunk(" word\(piece)", nil)))
+                            try await Task.sleep(for: .milliseconds(20))
+                        }
+                        try await writer.finish(nil)
+                    })
             }
             for word in ["Hello", " from", " the", " bench", " model", ",", " streaming", "."] {
                 text += chunk(word, nil)

@@ -101,6 +101,9 @@ extension BrowserTests {
                 let fresh = try await browser.reloadShowsTheSame()
                 #expect(fresh.contains("assistant|final|stopped||Once upon"))
                 try await browser.screenshot("stopped")
+                try await browser.setWindowSize(width: 390, height: 844)
+                try await browser.screenshot("stopped-phone")
+                try await browser.setWindowSize(width: 1280, height: 900)
 
                 // Escape stops the next one.
                 try await browser.find("#composer").sendKeys("Another story" + Keys.enter)
@@ -201,6 +204,9 @@ extension BrowserTests {
                 let asked = try #require(model.requests.last)
                 #expect(!asked.messages.contains { $0.content.contains("two plus two") })
                 try await browser.screenshot("edited-branch")
+                try await browser.setWindowSize(width: 390, height: 844)
+                try await browser.screenshot("edited-branch-phone")
+                try await browser.setWindowSize(width: 1280, height: 900)
                 // The old branch is one click away, and a reload shows the newest.
                 try await browser.find(#"#thread .msg[data-role="user"]:not([hidden]) button[data-step="-1"]"#).click()
                 try await browser.waitUntil("the first branch") {
@@ -274,9 +280,23 @@ extension BrowserTests {
                     $0.first?.attributes["href"] == "/c/\(breadID)" ? true : nil
                 }
 
-                // Delete: gone from the sidebar, the page and the APIs; recorded who and when.
-                try await browser.find("#delete").click()
-                try await browser.find("#delete-yes").click()
+                // Delete: gone from the sidebar, the page and the APIs; recorded who and when. A tab still open on
+                // it (a phone here) follows at once.
+                try await withBrowser("deletedInAnotherTab") { other in
+                    try await other.setWindowSize(width: 390, height: 844)
+                    try await chat.logIn(other)
+                    try await other.open(trip)
+                    _ = try await other.waitForElement("#delete")
+                    try await other.screenshot("conversation-controls-phone")
+                    try await browser.find("#delete").click()
+                    try await browser.screenshot("delete-confirm")
+                    try await browser.find("#delete-yes").click()
+                    let gone = try await other.waitForElement(".deleted-thread")
+                    #expect(try await gone.text().contains("deleted"))
+                    #expect(try await other.findAll(#"#thread .msg"#).isEmpty)
+                    #expect(try await other.find("#composer").property("disabled") == .bool(true))
+                    try await other.screenshot("deleted-phone")
+                }
                 try await browser.waitUntil("back at a new chat") {
                     let url = try await browser.currentURL()
                     return Look(value: url == chat.base + "/" ? true : nil, seen: url)
