@@ -21,6 +21,7 @@ public enum EventCatalog {
         JobDead.self,
         JobRequeued.self,
         JobCancelled.self,
+        JobRetriggered.self,
         // Deliveries
         DeliveryEnqueued.self,
         DeliveryClaimed.self,
@@ -51,6 +52,7 @@ public enum EventCatalog {
         // Conversations
         ConversationRenamed.self,
         ConversationDeleted.self,
+        CommandHandled.self,
         // Tools
         ToolCall.self,
         ToolResult.self,

@@ -45,3 +45,31 @@ public struct ConversationDeleted: EventPayload {
         self.by = by
     }
 }
+
+/// A chat command was handled (`command.handled`): `/new`, `/stop`, `/status` or `/help`, typed on any channel.
+///
+/// Written by the inbound decision that records the command's message, in the same transaction, with the effect's
+/// own events before it (`job.cancelled` for `/stop`). The answer is shown on the web and sent on WhatsApp and
+/// Telegram as a `delivery.enqueued` (kind `command_reply`) in the same transaction: it never waits behind a
+/// running reply. `/new` starts the conversation's context afresh from the next message (the history stays in the
+/// log).
+public struct CommandHandled: EventPayload {
+    public static let eventType = "command.handled"
+
+    /// The conversation.
+    public var conversationID: String
+    /// The command's `message.received`.
+    public var messageSeq: UInt64
+    /// `new`, `stop`, `status` or `help`.
+    public var command: String
+    /// What the assistant answers.
+    public var answer: String
+
+    /// Creates a `command.handled` event.
+    public init(conversationID: String, messageSeq: UInt64, command: String, answer: String) {
+        self.conversationID = conversationID
+        self.messageSeq = messageSeq
+        self.command = command
+        self.answer = answer
+    }
+}

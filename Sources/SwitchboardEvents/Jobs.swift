@@ -267,3 +267,39 @@ public struct JobCancelled: EventPayload {
         self.reason = reason
     }
 }
+
+/// A pending reply job now answers a later message too (`job.retriggered`): the message arrived while the job
+/// waited (`QUEUE_MODE=collect`, or within the debounce window), so one turn answers both.
+///
+/// Written by the inbound decision that records the message, in the same transaction. The job's triggering
+/// message becomes ``messageSeq`` (its history then holds every message collected), and it is not claimed before
+/// ``notBefore`` when given (the debounce window restarts with each message).
+public struct JobRetriggered: EventPayload {
+    public static let eventType = "job.retriggered"
+
+    /// The pending job.
+    public var jobID: String
+    /// The message it answers now (the newest collected).
+    public var messageSeq: UInt64
+    /// That message's provider id (the reply threads to it).
+    public var replyToExternalID: String?
+    /// Not claimable before this log time (`nil`: unchanged).
+    public var notBefore: LogTimestamp?
+    /// `collected` (it waited behind a running reply) or `debounced` (it came within the debounce window).
+    public var reason: String
+    /// How many messages the job answers now.
+    public var collected: Int
+
+    /// Creates a `job.retriggered` event.
+    public init(
+        jobID: String, messageSeq: UInt64, replyToExternalID: String?, notBefore: LogTimestamp?, reason: String,
+        collected: Int
+    ) {
+        self.jobID = jobID
+        self.messageSeq = messageSeq
+        self.replyToExternalID = replyToExternalID
+        self.notBefore = notBefore
+        self.reason = reason
+        self.collected = collected
+    }
+}

@@ -18,6 +18,7 @@ public enum SwitchboardEvent: Sendable, Equatable {
     case jobDead(JobDead)
     case jobRequeued(JobRequeued)
     case jobCancelled(JobCancelled)
+    case jobRetriggered(JobRetriggered)
     case deliveryEnqueued(DeliveryEnqueued)
     case deliveryClaimed(DeliveryClaimed)
     case deliveryAttempted(DeliveryAttempted)
@@ -41,6 +42,7 @@ public enum SwitchboardEvent: Sendable, Equatable {
     case conversationSummarized(ConversationSummarized)
     case conversationRenamed(ConversationRenamed)
     case conversationDeleted(ConversationDeleted)
+    case commandHandled(CommandHandled)
     case toolCall(ToolCall)
     case toolResult(ToolResult)
     case toolApproval(ToolApproval)
@@ -62,6 +64,7 @@ public enum SwitchboardEvent: Sendable, Equatable {
         case .jobDead: JobDead.eventType
         case .jobRequeued: JobRequeued.eventType
         case .jobCancelled: JobCancelled.eventType
+        case .jobRetriggered: JobRetriggered.eventType
         case .deliveryEnqueued: DeliveryEnqueued.eventType
         case .deliveryClaimed: DeliveryClaimed.eventType
         case .deliveryAttempted: DeliveryAttempted.eventType
@@ -85,6 +88,7 @@ public enum SwitchboardEvent: Sendable, Equatable {
         case .conversationSummarized: ConversationSummarized.eventType
         case .conversationRenamed: ConversationRenamed.eventType
         case .conversationDeleted: ConversationDeleted.eventType
+        case .commandHandled: CommandHandled.eventType
         case .toolCall: ToolCall.eventType
         case .toolResult: ToolResult.eventType
         case .toolApproval: ToolApproval.eventType
@@ -110,6 +114,7 @@ public enum SwitchboardEvent: Sendable, Equatable {
         case .jobDead(let e): try PendingEvent(e, correlationID: correlationID, causationID: causationID)
         case .jobRequeued(let e): try PendingEvent(e, correlationID: correlationID, causationID: causationID)
         case .jobCancelled(let e): try PendingEvent(e, correlationID: correlationID, causationID: causationID)
+        case .jobRetriggered(let e): try PendingEvent(e, correlationID: correlationID, causationID: causationID)
         case .deliveryEnqueued(let e): try PendingEvent(e, correlationID: correlationID, causationID: causationID)
         case .deliveryClaimed(let e): try PendingEvent(e, correlationID: correlationID, causationID: causationID)
         case .deliveryAttempted(let e): try PendingEvent(e, correlationID: correlationID, causationID: causationID)
@@ -137,6 +142,7 @@ public enum SwitchboardEvent: Sendable, Equatable {
             try PendingEvent(e, correlationID: correlationID, causationID: causationID)
         case .conversationDeleted(let e):
             try PendingEvent(e, correlationID: correlationID, causationID: causationID)
+        case .commandHandled(let e): try PendingEvent(e, correlationID: correlationID, causationID: causationID)
         case .toolCall(let e): try PendingEvent(e, correlationID: correlationID, causationID: causationID)
         case .toolResult(let e): try PendingEvent(e, correlationID: correlationID, causationID: causationID)
         case .toolApproval(let e): try PendingEvent(e, correlationID: correlationID, causationID: causationID)
@@ -181,6 +187,7 @@ public enum SwitchboardEvent: Sendable, Equatable {
         entry(JobDead.self) { .jobDead($0) },
         entry(JobRequeued.self) { .jobRequeued($0) },
         entry(JobCancelled.self) { .jobCancelled($0) },
+        entry(JobRetriggered.self) { .jobRetriggered($0) },
         entry(DeliveryEnqueued.self) { .deliveryEnqueued($0) },
         entry(DeliveryClaimed.self) { .deliveryClaimed($0) },
         entry(DeliveryAttempted.self) { .deliveryAttempted($0) },
@@ -204,6 +211,7 @@ public enum SwitchboardEvent: Sendable, Equatable {
         entry(ConversationSummarized.self) { .conversationSummarized($0) },
         entry(ConversationRenamed.self) { .conversationRenamed($0) },
         entry(ConversationDeleted.self) { .conversationDeleted($0) },
+        entry(CommandHandled.self) { .commandHandled($0) },
         entry(ToolCall.self) { .toolCall($0) },
         entry(ToolResult.self) { .toolResult($0) },
         entry(ToolApproval.self) { .toolApproval($0) },

@@ -25,7 +25,7 @@ struct StoredFormatFixtureTests {
     static let newerTypes: Set<String> = [
         ConversationSummarized.eventType, InboundIgnored.eventType, WebhookRejected.eventType,
         DeliveryStatusReported.eventType, JobCancelled.eventType, ConversationRenamed.eventType,
-        ConversationDeleted.eventType,
+        ConversationDeleted.eventType, JobRetriggered.eventType, CommandHandled.eventType,
     ]
 
     @Test func theOldLogReadsWithoutTouchingItsTables() async throws {

@@ -193,6 +193,8 @@ struct ChannelProcessTests {
             [
                 "TELEGRAM_ALLOWED_CHAT_IDS": "42", "SESSION_STORE": backend,
                 "SESSION_ENCRYPTION_KEY": Data(repeating: 7, count: 32).base64EncodedString(),
+                // Each update answered on its own: the replies count the updates processed.
+                "QUEUE_MODE": "followup", "INBOUND_DEBOUNCE_MS": "0",
             ])
         let first = try AgentProcess("tg-1", data: dir.path, environment)
         try await first.waitFor("[telegram] Polling for updates (offset none)")

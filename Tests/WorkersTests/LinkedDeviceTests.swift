@@ -449,6 +449,8 @@ struct LinkedDeviceProcessTests {
                 [
                     "AGENT_ROLE": "all", "AI_PROVIDER": "offline", "WHATSAPP_DM_POLICY": "open",
                     "WHATSAPP_WEB_SENDS_PER_SECOND": "50",
+                    // Each message answered on its own: the replies count the messages processed.
+                    "QUEUE_MODE": "followup", "INBOUND_DEBOUNCE_MS": "0",
                 ]))
         let s1 = try await fake.next()
         try await Self.link(s1, agent)

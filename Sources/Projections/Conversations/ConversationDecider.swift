@@ -70,7 +70,18 @@ public enum ConversationDecider {
         case .completed, .dead, .cancelled: return Decision(.success(.alreadyEnded(job.status)))
         case .pending, .running: break
         }
-        var events = cancellation(job, streamed: streamed, awaiting: awaiting, by: by, reason: "stopped")
+        let events = stopEvents(job, streamed: streamed, awaiting: awaiting, by: by, reason: "stopped")
+        return Decision(
+            .success(.stopped(text: streamed)), events: events,
+            correlationIDs: Array(repeating: job.conversationID, count: events.count))
+    }
+
+    /// The events of a Stop of a pending or running `job`: the text it streamed as its final `assistant.message`
+    /// (`finishReason: "stopped"`; none for a job that never ran and streamed nothing), then ``cancellation``.
+    static func stopEvents(
+        _ job: JobState, streamed: String, awaiting: [ToolCallState], by: String, reason: String
+    ) -> [SwitchboardEvent] {
+        var events = cancellation(job, streamed: streamed, awaiting: awaiting, by: by, reason: reason)
         if job.status == .running || !streamed.isEmpty {
             events.insert(
                 .assistantMessage(
@@ -79,9 +90,7 @@ public enum ConversationDecider {
                         jobID: job.jobID, jobToken: job.token, text: streamed, final: true, finishReason: "stopped")),
                 at: 0)
         }
-        return Decision(
-            .success(.stopped(text: streamed)), events: events,
-            correlationIDs: Array(repeating: job.conversationID, count: events.count))
+        return events
     }
 
     /// The events that end `job` without retry: its awaiting approvals expired, then `job.cancelled`.

@@ -5,8 +5,12 @@ import Foundation
 /// Send-rate limits of a channel account, enforced by the claim decision. The channels' own limits are the
 /// Workers' (`Channel.rateLimits`), given to the engine in ``DeliverySettings/rateLimits``.
 public struct RateLimits: Sendable, Equatable {
-    /// Least time between two sends to one recipient.
+    /// One recipient's sustained rate: one send per interval (the refill of its token bucket).
     public var perRecipientInterval: Duration
+    /// How many sends one recipient may get at once after a quiet spell (its token bucket's size): a reply in
+    /// three parts to a recipient who had nothing for a while goes out at once, then the interval holds. `1` is a
+    /// fixed interval between any two sends.
+    public var perRecipientBurst: Int
     /// At most `count` sends to one *group* recipient per `window`.
     public var perGroupWindow: (count: Int, window: Duration)?
     /// At most `count` sends per `window` for the whole account.
@@ -15,10 +19,12 @@ public struct RateLimits: Sendable, Equatable {
     public var isGroup: @Sendable (String) -> Bool
 
     public init(
-        perRecipientInterval: Duration, perGroupWindow: (count: Int, window: Duration)? = nil,
+        perRecipientInterval: Duration, perRecipientBurst: Int = 1,
+        perGroupWindow: (count: Int, window: Duration)? = nil,
         perAccount: (count: Int, window: Duration), isGroup: @escaping @Sendable (String) -> Bool = { _ in false }
     ) {
         self.perRecipientInterval = perRecipientInterval
+        self.perRecipientBurst = max(1, perRecipientBurst)
         self.perGroupWindow = perGroupWindow
         self.perAccount = (min(perAccount.count, SwitchboardProjector.rateHistoryLimit), perAccount.window)
         self.isGroup = isGroup
@@ -29,7 +35,8 @@ public struct RateLimits: Sendable, Equatable {
         perRecipientInterval: .zero, perAccount: (SwitchboardProjector.rateHistoryLimit, .zero))
 
     public static func == (lhs: RateLimits, rhs: RateLimits) -> Bool {
-        lhs.perRecipientInterval == rhs.perRecipientInterval && lhs.perGroupWindow?.count == rhs.perGroupWindow?.count
+        lhs.perRecipientInterval == rhs.perRecipientInterval && lhs.perRecipientBurst == rhs.perRecipientBurst
+            && lhs.perGroupWindow?.count == rhs.perGroupWindow?.count
             && lhs.perGroupWindow?.window == rhs.perGroupWindow?.window && lhs.perAccount == rhs.perAccount
     }
 }

@@ -204,7 +204,7 @@ public struct InvariantChecker {
             .deliveryUncertain, .leaseDenied, .channelConnected, .channelDisconnected, .inboundIgnored,
             .webhookRejected, .deliveryStatusReported, .sessionEntrySet,
             .sessionEntryRemoved, .assistantMessage, .assistantDelta, .conversationSummarized, .toolCall, .toolResult,
-            .toolApproval, .conversationRenamed, .conversationDeleted,
+            .toolApproval, .conversationRenamed, .conversationDeleted, .jobRetriggered, .commandHandled,
             .workerStarted, .workerStopped:
             break
         }

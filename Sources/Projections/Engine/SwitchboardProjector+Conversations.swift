@@ -91,6 +91,34 @@ extension SwitchboardProjector {
         try tables.store(deletion, .redactions, Key(e.conversationID))
     }
 
+    /// A pending reply job answers a later message too: its trigger, claim time and count move with it.
+    func retriggered(_ e: JobRetriggered, _ tables: some TableWriting) throws {
+        guard var job = try tables.load(JobState.self, .jobs, Key(e.jobID)), job.status == .pending else { return }
+        let previous = job
+        job.triggeringMessageSeq = e.messageSeq
+        job.replyToExternalID = e.replyToExternalID
+        if let notBefore = e.notBefore { job.notBefore = notBefore }
+        job.payload["collected"] = "\(e.collected)"
+        try saveJob(job, previous: previous, tables)
+    }
+
+    /// A turn that called a tool is not restarted by a steering message (docs/assistant.md, `QUEUE_MODE`).
+    func markToolUse(_ jobID: String, _ tables: some TableWriting) throws {
+        guard var job = try tables.load(JobState.self, .jobs, Key(jobID)), job.payload["tools"] == nil else { return }
+        let previous = job
+        job.payload["tools"] = "1"
+        try saveJob(job, previous: previous, tables)
+    }
+
+    /// `/new`: the conversation's next message follows no earlier one (its history starts there).
+    func commanded(_ e: CommandHandled, _ tables: some TableWriting) throws {
+        guard e.command == ChatCommand.new.rawValue,
+            var conversation = try tables.load(ConversationState.self, .conversations, Key(e.conversationID))
+        else { return }
+        conversation.lastUserSeq = nil
+        try tables.store(conversation, .conversations, Key(e.conversationID))
+    }
+
     func dropDeltas(_ jobID: String, _ tables: some TableWriting) throws {
         try removeAll(.replyDeltas, prefix: Key(jobID).prefix, tables)
     }

@@ -17,7 +17,7 @@ public struct SwitchboardProjector: Projector {
 
     /// The layout this build writes. Bump `version` in the same commit as any change to what `apply` stores;
     /// `docs/architecture.md` keeps the history.
-    public static let format = ProjectionFormat(name: "switchboard", version: 7)
+    public static let format = ProjectionFormat(name: "switchboard", version: 8)
 
     public var format: ProjectionFormat { Self.format }
 
@@ -114,6 +114,8 @@ public struct SwitchboardProjector: Projector {
             job.visibleUntil = nil
             try saveJob(job, previous: previous, tables)
             try dropDeltas(e.jobID, tables)
+        case .jobRetriggered(let e):
+            try retriggered(e, tables)
         case .jobCancelled(let e):
             guard var job = try tables.load(JobState.self, T.jobs, Key(e.jobID)) else { return }
             let previous = job
@@ -210,6 +212,8 @@ public struct SwitchboardProjector: Projector {
             try renamed(e, tables)
         case .conversationDeleted(let e):
             try deleted(e, now: now, tables)
+        case .commandHandled(let e):
+            try commanded(e, tables)
         case .contactUpdated(let e):
             try tables.store(
                 ContactState(
@@ -233,6 +237,7 @@ public struct SwitchboardProjector: Projector {
                     toolName: e.toolName, inputJSON: e.inputJSON, risk: e.risk, status: .called, calledAt: now,
                     expiresAt: nil, decidedBy: nil, outputJSON: nil, error: nil, seq: seq),
                 T.toolCalls, Key(e.callID))
+            try markToolUse(e.jobID, tables)
         case .toolApproval(let e):
             guard var call = try tables.load(ToolCallState.self, T.toolCalls, Key(e.callID)) else { return }
             if let expiresAt = call.expiresAt {
@@ -303,7 +308,7 @@ public struct SwitchboardProjector: Projector {
         Key().appending(orderKey(job.visibleUntil ?? LogTimestamp(microseconds: 0))).appending(job.jobID)
     }
 
-    private func saveJob(_ job: JobState, previous: JobState?, _ tables: some TableWriting) throws {
+    func saveJob(_ job: JobState, previous: JobState?, _ tables: some TableWriting) throws {
         typealias T = ProjectionTables
         guard !tables.replaying else {  // the indexes are built once, by finishReplay
             try tables.store(job, T.jobs, Key(job.jobID))

@@ -103,12 +103,12 @@ public enum ChannelIngressDecider {
     /// Decides one item: dedupe against everything the log recorded; a message's sender judged by the DM policy.
     public static func decide(
         _ item: IngressItem, lookup: some IngressLookup, jobs: JobSettings, deliveries: DeliverySettings,
-        nextSeq: UInt64
+        now: LogTimestamp = LogTimestamp(microseconds: 0), nextSeq: UInt64
     ) throws -> Decision<IngressOutcome> {
         switch item {
         case .message(let message, let access, let ids):
             return try decide(
-                message, access: access, ids: ids, lookup: lookup, jobs: jobs, deliveries: deliveries,
+                message, access: access, ids: ids, lookup: lookup, jobs: jobs, deliveries: deliveries, now: now,
                 nextSeq: nextSeq)
         case .ignored(let ignored):
             if let first = try lookup.firstSeq(
@@ -136,7 +136,7 @@ public enum ChannelIngressDecider {
     /// pairing code when the policy asks for one and the sender has none yet.
     static func decide(
         _ message: InboundMessage, access: SenderAccess, ids: IngressIDs, lookup: some IngressLookup,
-        jobs: JobSettings, deliveries: DeliverySettings, nextSeq: UInt64
+        jobs: JobSettings, deliveries: DeliverySettings, now: LogTimestamp, nextSeq: UInt64
     ) throws -> Decision<IngressOutcome> {
         if let first = try lookup.firstSeq(
             channel: message.channel, accountID: message.accountID, externalID: message.externalID)
@@ -175,14 +175,59 @@ public enum ChannelIngressDecider {
         case .accepted(let messageSeq, let conversation, let status, let startsJob):
             var jobID: String?
             if startsJob {
-                var job = InboundDecider.replyJob(for: message, conversationID: conversation, messageSeq: messageSeq)
-                job.jobID = ids.jobID
-                let existing = try lookup.jobID(idempotencyKey: job.idempotencyKey)
-                let enqueue = try JobDecider.enqueue(
-                    job, existingJobID: existing, jobIDTaken: existing == nil && (try lookup.jobExists(job.jobID)),
-                    parent: nil, settings: jobs)
-                events.append(enqueue)
-                jobID = enqueue.outcome.jobID
+                let reply = InboundReply.decide(
+                    message, conversationID: conversation, messageSeq: messageSeq,
+                    state: try lookup.replyState(conversationID: conversation, rules: jobs.rules(for: message.channel)),
+                    now: now)
+                for event in reply.events { events.append(event, correlationID: conversation) }
+                jobID = reply.collectedInto
+                if reply.newJob {
+                    var job = InboundDecider.replyJob(
+                        for: message, conversationID: conversation, messageSeq: messageSeq)
+                    job.jobID = ids.jobID
+                    job.runAt = reply.runAt
+                    let existing = try lookup.jobID(idempotencyKey: job.idempotencyKey)
+                    let enqueue = try JobDecider.enqueue(
+                        job, existingJobID: existing, jobIDTaken: existing == nil && (try lookup.jobExists(job.jobID)),
+                        parent: nil, settings: jobs)
+                    events.append(enqueue)
+                    jobID = enqueue.outcome.jobID
+                }
+                // /stop: what a stopped reply had written is sent as it is (a channel's reply goes out only at the
+                // end of its turn, so nothing of it was sent yet). One message, cut to the channels' common limit.
+                for case .assistantMessage(let kept) in reply.events where !kept.text.isEmpty {
+                    var text = kept.text
+                    if text.count > InboundReply.stoppedTextLimit {
+                        text = String(text.prefix(InboundReply.stoppedTextLimit - 1)) + "…"
+                    }
+                    var delivery = NewDelivery(
+                        idempotencyKey: kept.messageID, channel: message.channel, accountID: message.accountID,
+                        recipient: message.contactID, conversationID: conversation, text: text)
+                    delivery.deliveryID = "stopped-" + kept.jobID
+                    delivery.jobID = kept.jobID
+                    delivery.sourceMessageID = kept.messageID
+                    events.append(
+                        try DeliveryDecider.enqueue(
+                            delivery,
+                            existingDeliveryID: try lookup.deliveryID(idempotencyKey: delivery.idempotencyKey),
+                            settings: deliveries))
+                }
+                // The command's answer (the ids the worker made for this message include one for it).
+                if let answer = reply.answer, let command = reply.command {
+                    var delivery = NewDelivery(
+                        idempotencyKey: "command:\(message.channel):\(message.accountID):\(message.externalID)",
+                        channel: message.channel, accountID: message.accountID, recipient: message.contactID,
+                        conversationID: conversation, text: answer)
+                    delivery.deliveryID = ids.pairingDeliveryID
+                    delivery.kind = "command_reply"
+                    delivery.replyToExternalID = message.externalID
+                    events.append(
+                        try DeliveryDecider.enqueue(
+                            delivery,
+                            existingDeliveryID: try lookup.deliveryID(idempotencyKey: delivery.idempotencyKey),
+                            settings: deliveries))
+                    _ = command
+                }
             }
             // The contact as this message left it: a new sender was recorded by the inbound decider.
             let after =

@@ -19,7 +19,8 @@ public enum ChannelIngressShell {
             outcomes.append(
                 try context.commit(
                     ChannelIngressDecider.decide(
-                        item, lookup: lookup, jobs: jobs, deliveries: deliveries, nextSeq: context.nextSeq)))
+                        item, lookup: lookup, jobs: jobs, deliveries: deliveries, now: context.now,
+                        nextSeq: context.nextSeq)))
         }
         return outcomes
     }
@@ -55,6 +56,14 @@ struct TableIngressLookup<Tables: TableReading>: IngressLookup {
 
     func awaitingApprovals(conversationID: String) throws -> [ToolCallState] {
         try inbound.awaitingApprovals(conversationID: conversationID)
+    }
+
+    func activeJobs(conversationID: String) throws -> [JobState] {
+        try inbound.activeJobs(conversationID: conversationID)
+    }
+
+    func streamedText(jobID: String, token: UInt64) throws -> String {
+        try inbound.streamedText(jobID: jobID, token: token)
     }
 
     func statusSeq(channel: String, accountID: String, providerMessageID: String, status: String) throws -> UInt64? {

@@ -123,6 +123,10 @@ public protocol InboundLookup {
     func historyMessage(conversationID: String, seq: UInt64) throws -> HistoryMessage?
     /// A job.
     func job(_ jobID: String) throws -> JobState?
+    /// The conversation's pending and running jobs.
+    func activeJobs(conversationID: String) throws -> [JobState]
+    /// The text `jobID` streamed under `token`.
+    func streamedText(jobID: String, token: UInt64) throws -> String
 }
 
 extension InboundLookup {
@@ -134,6 +138,22 @@ extension InboundLookup {
     public func historyMessage(conversationID: String, seq: UInt64) throws -> HistoryMessage? { nil }
     /// No job is known.
     public func job(_ jobID: String) throws -> JobState? { nil }
+    /// No job runs or waits.
+    public func activeJobs(conversationID: String) throws -> [JobState] { [] }
+    /// Nothing was streamed.
+    public func streamedText(jobID: String, token: UInt64) throws -> String { "" }
+
+    /// What answering a message in `conversationID` is decided against.
+    func replyState(conversationID: String, rules: ConversationRules) throws -> InboundReplyState {
+        let active = try activeJobs(conversationID: conversationID)
+        var streamed: [String: String] = [:]
+        for job in active where job.status == .running {
+            streamed[job.jobID] = try streamedText(jobID: job.jobID, token: job.token)
+        }
+        return InboundReplyState(
+            rules: rules, active: active, streamed: streamed,
+            awaiting: try awaitingApprovals(conversationID: conversationID))
+    }
 }
 
 /// The inbound and contact deciders: pure functions of the state they read, the command and the next seq, whose

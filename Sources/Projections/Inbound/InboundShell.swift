@@ -47,6 +47,14 @@ struct TableInboundLookup<Tables: TableReading>: InboundLookup {
     func job(_ jobID: String) throws -> JobState? {
         try tables.load(JobState.self, ProjectionTable.jobs, Key(jobID))
     }
+
+    func activeJobs(conversationID: String) throws -> [JobState] {
+        try ConversationShell.activeJobs(conversationID, tables)
+    }
+
+    func streamedText(jobID: String, token: UInt64) throws -> String {
+        try SwitchboardProjector.streamedText(jobID, token: token, tables)
+    }
 }
 
 /// The InboundDecider's shell: loads its state inside the write transaction, calls the pure decider with the
@@ -75,9 +83,24 @@ public enum InboundShell {
             // Recorded with its answer; no reply job (the job awaiting the answer goes on).
             return .accepted(messageSeq: messageSeq, conversationID: conversation, jobID: nil, contactStatus: .allowed)
         case .accepted(let messageSeq, let conversation, let status, let startsJob):
-            var job = InboundDecider.replyJob(for: message, conversationID: conversation, messageSeq: messageSeq)
-            job.jobID = jobID
-            let enqueued = startsJob ? try JobShell.enqueue(job, settings: jobSettings, &context).jobID : nil
+            guard startsJob else {
+                return .accepted(
+                    messageSeq: messageSeq, conversationID: conversation, jobID: nil, contactStatus: status)
+            }
+            let lookup = TableInboundLookup(tables: context.tables, now: context.now)
+            let reply = InboundReply.decide(
+                message, conversationID: conversation, messageSeq: messageSeq,
+                state: try lookup.replyState(
+                    conversationID: conversation, rules: jobSettings.rules(for: message.channel)),
+                now: context.now)
+            for event in reply.events { try context.append(event, correlationID: conversation) }
+            var enqueued = reply.collectedInto
+            if reply.newJob {
+                var job = InboundDecider.replyJob(for: message, conversationID: conversation, messageSeq: messageSeq)
+                job.jobID = jobID
+                job.runAt = reply.runAt
+                enqueued = try JobShell.enqueue(job, settings: jobSettings, &context).jobID
+            }
             return .accepted(
                 messageSeq: messageSeq, conversationID: conversation, jobID: enqueued, contactStatus: status)
         }

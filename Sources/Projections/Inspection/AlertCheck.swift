@@ -83,6 +83,7 @@ public struct AlertCheck {
                     if e.command.hasPrefix("delivery.") { loopErrors += 1 }
                 case .messageReceived, .contactUpdated, .jobEnqueued, .jobClaimed, .jobHeartbeat, .jobCompleted,
                     .jobFailed, .jobRetried, .jobRequeued, .jobCancelled, .conversationRenamed, .conversationDeleted,
+                    .jobRetriggered, .commandHandled,
                     .deliveryEnqueued, .deliveryClaimed, .deliveryAttempted,
                     .deliverySent, .leaseAcquired, .leaseRenewed, .leaseReleased, .leaseDenied, .sessionEntrySet,
                     .sessionEntryRemoved, .inboundIgnored, .assistantMessage, .assistantDelta, .conversationSummarized,

@@ -204,7 +204,8 @@ public struct DuplicateAudit {
                 jobsByMessage[trigger, default: []].append(seq)
             }
         case .contactUpdated, .commandRejected, .jobClaimed, .jobHeartbeat, .jobCompleted, .jobFailed, .jobRetried,
-            .jobDead, .jobRequeued, .jobCancelled, .conversationRenamed, .conversationDeleted, .deliveryClaimed,
+            .jobDead, .jobRequeued, .jobCancelled, .conversationRenamed, .conversationDeleted,
+            .jobRetriggered, .commandHandled, .deliveryClaimed,
             .leaseAcquired, .leaseRenewed, .leaseReleased, .leaseExpired,
             .leaseDenied, .channelConnected, .channelDisconnected, .inboundIgnored, .webhookRejected,
             .deliveryStatusReported, .sessionEntrySet, .sessionEntryRemoved,

@@ -50,6 +50,8 @@ public struct EventSubjects: Sendable, Equatable {
         case .jobDead(let e): jobIDs = [e.jobID]
         case .jobRequeued(let e): jobIDs = [e.jobID]
         case .jobCancelled(let e): jobIDs = [e.jobID]
+        case .jobRetriggered(let e): jobIDs = [e.jobID]
+        case .commandHandled(let e): conversationID = e.conversationID
         case .conversationRenamed(let e): conversationID = e.conversationID
         case .conversationDeleted(let e): conversationID = e.conversationID
         case .deliveryEnqueued(let e):

@@ -33,7 +33,16 @@ public struct JobSettings: Sendable, Equatable {
     /// How long a claim stays valid without a heartbeat (default 60 s).
     public var visibility: Duration = .seconds(60)
     public var retry = RetryPolicy()
+    /// How each channel's conversations take messages that arrive while a reply is queued or running, by stored
+    /// channel name; ``defaultRules`` for a channel not named. The engine alone answers each message on its own
+    /// (`followup`, no debounce); the agent's settings give every channel its rules (`collect` by default, see
+    /// `ConversationSettings`).
+    public var conversations: [String: ConversationRules] = [:]
+    public var defaultRules = ConversationRules(queueMode: .followup)
     public init() {}
+
+    /// The rules of `channel`'s conversations.
+    public func rules(for channel: String) -> ConversationRules { conversations[channel] ?? defaultRules }
 }
 
 /// A fresh id that sorts by creation time: `<prefix>` + 13 hex digits of microseconds + 8 random hex digits.

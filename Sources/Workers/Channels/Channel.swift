@@ -48,13 +48,16 @@ public enum Channel: String, Sendable, CaseIterable {
     /// The provider's send-rate limits, enforced by the delivery claim decision.
     public var rateLimits: RateLimits? {
         switch self {
-        // Bot API: about 1 message per second per chat, 20 per minute per group (negative chat ids), 30 per second.
+        // Bot API: about 1 message per second per chat with short bursts tolerated, 20 per minute per group (negative
+        // chat ids), 30 per second.
         case .telegram:
             RateLimits(
-                perRecipientInterval: .seconds(1), perGroupWindow: (20, .seconds(60)), perAccount: (30, .seconds(1)),
-                isGroup: { $0.hasPrefix("-") })
-        // Cloud API: about 1 message per 6 seconds per user, 80 per second per number.
-        case .whatsapp: RateLimits(perRecipientInterval: .seconds(6), perAccount: (80, .seconds(1)))
+                perRecipientInterval: .seconds(1), perRecipientBurst: 3, perGroupWindow: (20, .seconds(60)),
+                perAccount: (30, .seconds(1)), isGroup: { $0.hasPrefix("-") })
+        // Cloud API: a pair rate of about 1 message per 6 seconds per user, bursts borrowing from it (up to 45 in
+        // 6 s; 4 here), 80 per second per number.
+        case .whatsapp:
+            RateLimits(perRecipientInterval: .seconds(6), perRecipientBurst: 4, perAccount: (80, .seconds(1)))
         case .web: nil
         }
     }

@@ -92,6 +92,9 @@ public struct AgentSettings: Sendable, Equatable {
     public var deliveryVisibility: Duration
     /// `CORE_CONCURRENCY`: jobs the core runs at once (default 4, 1…256).
     public var coreConcurrency: Int
+    /// `QUEUE_MODE`, `QUEUE_CAP`, `INBOUND_DEBOUNCE_MS` and their per-channel forms, by channel
+    /// (``ConversationSettings``).
+    public var conversations: [String: ConversationRules]
     /// `OUTBOUND_CONCURRENCY`: provider calls one channel account's outbound loop makes at once, each to a
     /// different recipient (default 16, 1…256). FIFO per recipient and the rate limits hold whatever the value.
     public var outboundConcurrency: Int
@@ -218,6 +221,7 @@ public struct AgentSettings: Sendable, Equatable {
         deliveryVisibility = try milliseconds(
             "DELIVERY_VISIBILITY_MS", default: 120_000, minimum: testShortLeases ? 200 : 1_000)
         coreConcurrency = try env.integer("CORE_CONCURRENCY", default: 4, range: 1...256)
+        conversations = try ConversationSettings.read(env)
         outboundConcurrency = try env.integer("OUTBOUND_CONCURRENCY", default: 16, range: 1...256)
         var limits = ConnectionLimits()
         limits.maxConnections = try env.integer(
@@ -288,6 +292,7 @@ public struct AgentSettings: Sendable, Equatable {
         settings.deliveries.rateLimits = Channel.deliveryRateLimits
         settings.deliveries.visibility = deliveryVisibility
         settings.jobs.visibility = jobVisibility
+        settings.jobs.conversations = conversations
         return settings
     }
 

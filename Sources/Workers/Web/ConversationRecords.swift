@@ -13,7 +13,7 @@ struct ConversationRecordFilter {
         JobFailed.eventType, JobRetried.eventType, JobDead.eventType, JobRequeued.eventType,
         AssistantDelta.eventType, AssistantMessage.eventType, ToolCall.eventType, ToolApproval.eventType,
         ToolResult.eventType, DeliveryEnqueued.eventType, JobCancelled.eventType, ConversationRenamed.eventType,
-        ConversationDeleted.eventType,
+        ConversationDeleted.eventType, JobRetriggered.eventType, CommandHandled.eventType,
     ]
 
     let conversationID: String
@@ -55,6 +55,8 @@ struct ConversationRecordFilter {
         case .jobDead(let e): return ofJob(e.jobID)
         case .jobRequeued(let e): return ofJob(e.jobID)
         case .jobCancelled(let e): return ofJob(e.jobID)
+        case .jobRetriggered(let e): return ofJob(e.jobID)
+        case .commandHandled(let e): return e.conversationID == conversationID
         case .conversationRenamed(let e): return e.conversationID == conversationID
         case .conversationDeleted(let e): return e.conversationID == conversationID
         case .assistantDelta(let e): return e.conversationID == conversationID

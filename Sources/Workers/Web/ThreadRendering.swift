@@ -23,6 +23,9 @@ extension ThreadFold {
             case .approval(let id):
                 guard let approval = approvals[id] else { continue }
                 out += Self.approvalHTML(approval, hidden: layout.hiddenReplies.contains(approval.jobID))
+            case .note(let seq):
+                guard let note = notes[seq] else { continue }
+                out += Self.noteHTML(note)
             }
         }
         return out
@@ -53,6 +56,12 @@ extension ThreadFold {
     static let cutHTML =
         "<p class=\"cut\">The reply was cut at the model’s length limit. "
         + "<button type=\"button\" data-action=\"continue\">Continue</button></p>"
+
+    /// A command's answer (the script writes the same).
+    static func noteHTML(_ note: CommandHandled) -> String {
+        "<p class=\"command-note\" data-command=\"\(HTML.escape(note.command))\" data-seq=\"\(note.messageSeq)\">"
+            + "\(HTML.escape(note.answer))</p>"
+    }
 
     /// The note under a stopped reply (the script writes the same).
     static let stoppedHTML = "<p class=\"stopped\">Stopped.</p>"

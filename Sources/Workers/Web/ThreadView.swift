@@ -20,6 +20,8 @@ struct ThreadFold {
         case user(String)
         case reply(String)
         case approval(String)
+        /// A command's answer (`command.handled`), by the command message's seq.
+        case note(UInt64)
     }
 
     struct UserMessage {
@@ -80,6 +82,8 @@ struct ThreadFold {
     private(set) var users: [String: UserMessage] = [:]
     private(set) var replies: [String: Reply] = [:]
     private(set) var approvals: [String: Approval] = [:]
+    /// Commands' answers by their message's seq.
+    private(set) var notes: [UInt64: CommandHandled] = [:]
     private var calls: [String: ToolCall] = [:]
     /// The last seq folded.
     private(set) var lastSeq: UInt64 = 0
@@ -135,6 +139,12 @@ struct ThreadFold {
                 reply.failure = nil
                 reply.time = time
             }
+        case .jobRetriggered(let e):
+            guard replies[e.jobID] != nil else { return }
+            update(e.jobID) { $0.triggerSeq = e.messageSeq }
+        case .commandHandled(let e):
+            if notes[e.messageSeq] == nil { items.append(.note(e.messageSeq)) }
+            notes[e.messageSeq] = e
         case .conversationRenamed(let e):
             title = e.title
         case .conversationDeleted(let e):

@@ -15,7 +15,8 @@
   var jumpButton = document.getElementById('jump-latest');
   var TYPES = ['message.received', 'job.enqueued', 'job.claimed', 'job.completed', 'job.failed', 'job.retried',
     'job.dead', 'job.requeued', 'assistant.delta', 'assistant.message', 'tool.call', 'tool.approval',
-    'tool.result', 'delivery.enqueued', 'job.cancelled', 'conversation.renamed', 'conversation.deleted'];
+    'tool.result', 'delivery.enqueued', 'job.cancelled', 'conversation.renamed', 'conversation.deleted',
+    'job.retriggered', 'command.handled'];
 
   var sending = 0;
   var live = document.getElementById('announcer');

@@ -238,6 +238,17 @@ function ChatThread(options) {
           scheduleRender(r);
         }
         break;
+      case 'job.retriggered':
+        r = replies[d.jobID];
+        if (r) { r.el.setAttribute('data-trigger', d.messageSeq); branches.showNewest(); }
+        break;
+      case 'command.handled':
+        if (!thread.querySelector('.command-note[data-seq="' + d.messageSeq + '"]')) {
+          var note = element('p', { 'class': 'command-note', 'data-command': d.command, 'data-seq': String(d.messageSeq) });
+          note.textContent = d.answer;
+          append(note);
+        }
+        break;
       case 'conversation.renamed':
         if (options.onRenamed) { options.onRenamed(d.title); }
         break;

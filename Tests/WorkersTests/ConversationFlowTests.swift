@@ -1,0 +1,154 @@
+import Foundation
+import Projections
+import SwitchboardEvents
+import Synchronization
+import TestSupport
+import Testing
+import Workers
+
+/// Conversations the way people write (issue 25) on spawned agents against the fake Bot API: bursts while it is
+/// answering, `/stop` and `/new`, per-recipient pacing. Waits are on the log (its tail) or the fake's calls.
+@Suite("Conversation flows", .serialized, .timeLimit(.minutes(3)))
+struct ConversationFlowTests {
+    /// Waits until the log holds a record `matches` accepts (tailing it: woken by commits).
+    static func awaitRecord(_ log: TestLog, _ what: String, _ matches: @escaping @Sendable (SwitchboardEvent) -> Bool)
+        async throws
+    {
+        let engine = log.engine
+        try await within(20, what) {
+            for try await record in engine.log.tail(from: 1) {
+                if let event = try? record.event(), matches(event) { return }
+            }
+        }
+    }
+
+    static func count<E: EventPayload>(_ log: TestLog, _ kind: E.Type, where keep: (E) -> Bool = { _ in true }) throws
+        -> Int
+    {
+        try log.engine.log.records(from: 1).filter { $0.type == E.eventType }.compactMap { try? $0.decode(E.self) }
+            .filter(keep).count
+    }
+
+    @Test func threeQuickLinesGetOneReplyByDefault() async throws {
+        let dir = TemporaryDirectory()
+        let bot = try await FakeBotAPI.start()
+        defer { bot.stop() }
+        let agent = try AgentProcess(
+            "tg-burst", data: dir.path, ChannelProcessTests.telegram(bot, ["TELEGRAM_ALLOWED_CHAT_IDS": "42"]))
+        try await agent.waitFor("[telegram] Polling for updates")
+        let log = try TestLog(dir.path)
+        defer { log.close() }
+        _ = bot.pushText("I need a gift", chat: 42, messageID: 1)
+        _ = bot.pushText("for my sister", chat: 42, messageID: 2)
+        _ = bot.pushText("she likes books", chat: 42, messageID: 3)
+        let sent = try await bot.waitForSent(1)
+        #expect(sent[0].text.contains("she likes books"), "\(sent)")
+        try await Self.awaitRecord(log, "the reply job's completion") {
+            if case .jobCompleted = $0 { return true }
+            return false
+        }
+        #expect(await agent.stop() == 0)
+        // One turn: one job, the two later lines collected into it within the debounce window.
+        #expect(try Self.count(log, JobEnqueued.self) == 1)
+        #expect(try Self.count(log, JobRetriggered.self) == 2)
+        #expect(bot.sent.count == 1)
+        // replay timeline says why: the later lines were debounced into the first one's job.
+        let timeline = try await SpawnedProcess.run("replay", ["timeline", "--data-dir", dir.path])
+        #expect(timeline.lines.contains { $0.contains("job.retriggered") && $0.contains("debounced") })
+    }
+
+    @Test func followupAnswersEachLine() async throws {
+        let dir = TemporaryDirectory()
+        let bot = try await FakeBotAPI.start()
+        defer { bot.stop() }
+        let agent = try AgentProcess(
+            "tg-followup", data: dir.path,
+            ChannelProcessTests.telegram(
+                bot,
+                ["TELEGRAM_ALLOWED_CHAT_IDS": "42", "QUEUE_MODE": "followup", "TELEGRAM_INBOUND_DEBOUNCE_MS": "0"]))
+        try await agent.waitFor("[telegram] Polling for updates")
+        for n in 1...3 { _ = bot.pushText("line \(n)", chat: 42, messageID: Int64(n)) }
+        let sent = try await bot.waitForSent(3)
+        #expect(Set(sent.map(\.text)).count == 3)
+        #expect(await agent.stop() == 0)
+    }
+
+    @Test func stopSendsWhatWasWrittenAndNewStartsAfresh() async throws {
+        let gate = StreamGate()
+        let model = try await FakeModelServer.start { request in
+            request.lastUserText == "Tell me a story"
+                ? .text(["Once upon a time", " there was"], gate: gate) : .text(["Fresh answer."])
+        }
+        defer {
+            gate.open()
+            model.stop()
+        }
+        let dir = TemporaryDirectory()
+        let bot = try await FakeBotAPI.start()
+        defer { bot.stop() }
+        var environment = ChannelProcessTests.telegram(
+            bot, ["TELEGRAM_ALLOWED_CHAT_IDS": "42", "TELEGRAM_INBOUND_DEBOUNCE_MS": "0"])
+        environment["AI_PROVIDER"] = nil
+        environment["AI_BASE_URL"] = model.baseURL
+        environment["AI_MODEL"] = "fake-model"
+        let agent = try AgentProcess("tg-stop", data: dir.path, environment)
+        try await agent.waitFor("[telegram] Polling for updates")
+        let log = try TestLog(dir.path)
+        defer { log.close() }
+        _ = bot.pushText("Tell me a story", chat: 42, messageID: 1)
+        try await Self.awaitRecord(log, "the story streaming") {
+            if case .assistantDelta(let d) = $0 { return d.text.contains("Once upon") }
+            return false
+        }
+        _ = bot.pushText("/stop", chat: 42, messageID: 2)
+        let sent = try await bot.waitForSent(2)
+        #expect(sent.contains { $0.text == "Once upon a time" }, "\(sent)")
+        #expect(sent.contains { $0.text == "Stopped." }, "\(sent)")
+        try await agent.waitFor("[agent] Stopped job")
+        // /new, then a question: the model does not see the story any more.
+        _ = bot.pushText("/new", chat: 42, messageID: 3)
+        _ = try await bot.waitForSent(3)
+        _ = bot.pushText("What did I ask before?", chat: 42, messageID: 4)
+        let after = try await bot.waitForSent(4)
+        #expect(after.last?.text == "Fresh answer.")
+        let asked = try #require(model.requests.last)
+        #expect(asked.lastUserText == "What did I ask before?")
+        #expect(!asked.messages.contains { $0.content.contains("story") || $0.content.contains("/stop") })
+        #expect(await agent.stop() == 0)
+        #expect(try Self.count(log, CommandHandled.self) == 2)
+    }
+}
+
+extension ConversationFlowTests {
+    // Pacing: a reply in three parts to a recipient who had nothing for a while goes out at once (the token bucket's
+    // burst), not one part a second as the fixed interval made it.
+    @Test func aThreePartReplyToAQuietRecipientIsNotSpacedOut() async throws {
+        let paragraph = String(repeating: "word ", count: 700)  // 3 500 characters
+        let model = try await FakeModelServer.start { _ in
+            .text([paragraph + "\n\n", paragraph + "\n\n", paragraph])
+        }
+        defer { model.stop() }
+        let dir = TemporaryDirectory()
+        let bot = try await FakeBotAPI.start()
+        defer { bot.stop() }
+        var environment = ChannelProcessTests.telegram(
+            bot, ["TELEGRAM_ALLOWED_CHAT_IDS": "42", "TELEGRAM_INBOUND_DEBOUNCE_MS": "0"])
+        environment["AI_PROVIDER"] = nil
+        environment["AI_BASE_URL"] = model.baseURL
+        environment["AI_MODEL"] = "fake-model"
+        let agent = try AgentProcess("tg-pace", data: dir.path, environment)
+        try await agent.waitFor("[telegram] Polling for updates")
+        _ = bot.pushText("Write a lot", chat: 42, messageID: 1)
+        let sent = try await bot.waitForSent(3)
+        #expect(sent.count == 3)
+        #expect(await agent.stop() == 0)
+        let log = try TestLog(dir.path)
+        defer { log.close() }
+        // By the log clock: the three claims fall within one interval (1 s), where the fixed spacing put 2 s between
+        // the first and the last.
+        let claims = try log.engine.log.records(from: 1).filter { $0.type == DeliveryClaimed.eventType }
+            .map(\.timestamp.microseconds)
+        #expect(claims.count == 3)
+        #expect((claims.max() ?? 0) - (claims.min() ?? 0) < 1_000_000, "\(claims)")
+    }
+}
