@@ -322,7 +322,9 @@ struct StopHost: Error {}
             settings: TurnSettings(budget: ContextBudget(window: 1_000), summaryTimeout: .milliseconds(300))
         ).run(input(history), host: RecordingHost())
         #expect(result.text == "ok")
-        #expect(ContinuousClock.now - started < .seconds(10))
+        // The summary hangs forever: only its timeout (300 ms) lets the reply through. The bound is loose, as a
+        // loaded machine stretches scheduling (12 s was seen with the whole suite on two cores); forever is the bug.
+        #expect(ContinuousClock.now - started < .seconds(60))
     }
 
     @Test func aHugeMessageIsCutInTheSummaryRequest() {
