@@ -89,15 +89,15 @@ struct ReplyPlannerTests {
 
     @Test(arguments: [
         ("/stop", ChatCommand.stop), ("/STOP", .stop), ("/stop@SwitchboardBot", .stop), ("  /new ", .new),
-        ("/status", .status), ("/help", .help),
+        ("/status", .status), ("/help", .help), ("/remind in 5m tea", .remind), ("/reminders cancel 1", .reminders),
     ])
     func commandsAreRecognized(_ text: String, _ command: ChatCommand) {
-        #expect(ChatCommand(text) == command)
+        #expect(TypedCommand(text)?.command == command)
     }
 
     @Test(arguments: ["/stopp", "/stop now please", "stop", "/", "/start", "a /stop", "/remindme"])
     func otherTextIsNotACommand(_ text: String) {
-        #expect(ChatCommand(text) == nil)
+        #expect(TypedCommand(text) == nil)
     }
 
     @Test func stopKeepsTheStreamedTextAndAnswersAtOnce() {

@@ -1,3 +1,4 @@
+import EventLog
 import Foundation
 import Projections
 import SwitchboardEvents
@@ -150,5 +151,37 @@ extension ConversationFlowTests {
             .map(\.timestamp.microseconds)
         #expect(claims.count == 3)
         #expect((claims.max() ?? 0) - (claims.min() ?? 0) < 1_000_000, "\(claims)")
+    }
+}
+
+extension ConversationFlowTests {
+    // A reminder set, the agent SIGKILLed, restarted after it was due: it fires once, marked late.
+    @Test func aReminderMissedWhileDownFiresOnceLate() async throws {
+        let dir = TemporaryDirectory()
+        let bot = try await FakeBotAPI.start()
+        defer { bot.stop() }
+        let environment = ChannelProcessTests.telegram(
+            bot, ["TELEGRAM_ALLOWED_CHAT_IDS": "42", "REMINDER_LATE_AFTER_SECONDS": "1"])
+        let first = try AgentProcess("tg-remind", data: dir.path, environment)
+        try await first.waitFor("[telegram] Polling for updates")
+        _ = bot.pushText("/remind in 2s water the plants", chat: 42, messageID: 1)
+        let answer = try await bot.waitForSent(1)
+        #expect(answer[0].text.hasPrefix("I will remind you at "), "\(answer)")
+        let log = try TestLog(dir.path)
+        let due = try #require(
+            try log.engine.log.records(from: 1).compactMap { record -> LogTimestamp? in
+                guard case .jobEnqueued(let job)? = try? record.event(), job.kind == "scheduled" else { return nil }
+                return job.runAt
+            }.first)
+        log.close()
+        first.spawned.kill(SIGKILL)
+        // Down past the due time (a wait for the clock itself, not for an event), then back.
+        try await Task.sleep(until: .now + .milliseconds(Int64(max(0, due.date.timeIntervalSinceNow) * 1000) + 1_500))
+        let second = try AgentProcess("tg-remind", data: dir.path, environment)
+        let fired = try await bot.waitForSent(2)
+        #expect(fired[1].text == "⏰ water the plants (late)", "\(fired)")
+        try await second.waitFor("[agent] Completed job")
+        #expect(await second.stop() == 0)
+        #expect(bot.sent.filter { $0.text.hasPrefix("⏰") }.count == 1)
     }
 }

@@ -10,20 +10,42 @@ public enum ChatCommand: String, Sendable, Equatable, CaseIterable {
     case status
     /// The commands.
     case help
+    /// `/remind <when> <text>`: a reminder (``ReminderTime``).
+    case remind
+    /// `/reminders`: the reminders set; `/reminders cancel <n>` cancels one.
+    case reminders
 
-    /// The command `text` is, or `nil`: `/stop`, `/stop@BotName` (Telegram's form in groups), any case, with
-    /// nothing after it but spaces.
-    public init?(_ text: String) {
-        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard trimmed.hasPrefix("/"), !trimmed.contains(where: \.isWhitespace) else { return nil }
-        var word = trimmed.dropFirst()
-        if let at = word.firstIndex(of: "@") { word = word[..<at] }
-        guard let command = ChatCommand(rawValue: word.lowercased()) else { return nil }
-        self = command
-    }
+    /// Whether the command takes words after it (the others are commands only when alone).
+    var takesArgument: Bool { self == .remind || self == .reminders }
 
     /// The `/help` answer.
     public static let helpText =
         "Commands: /new starts afresh (earlier messages stay in the log), /stop stops the reply being written, "
-        + "/status says what is running and waiting, /help shows this."
+        + "/status says what is running and waiting, /remind in 20m|at 17:00|tomorrow 9:00 <text> sets a reminder, "
+        + "/reminders lists them (/reminders cancel 2 cancels one), /help shows this."
+}
+
+/// A command and the words after it.
+public struct TypedCommand: Sendable, Equatable {
+    public var command: ChatCommand
+    public var argument: String
+
+    public init(_ command: ChatCommand, _ argument: String = "") {
+        self.command = command
+        self.argument = argument
+    }
+
+    /// The command `text` is, or `nil`: `/stop`, `/stop@BotName` (Telegram's form in groups), any case; words
+    /// after it only for `/remind` and `/reminders`.
+    public init?(_ text: String) {
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard trimmed.hasPrefix("/") else { return nil }
+        let head = trimmed.prefix { !$0.isWhitespace }
+        let rest = trimmed.dropFirst(head.count).trimmingCharacters(in: .whitespacesAndNewlines)
+        var word = head.dropFirst()
+        if let at = word.firstIndex(of: "@") { word = word[..<at] }
+        guard let command = ChatCommand(rawValue: word.lowercased()) else { return nil }
+        guard rest.isEmpty || command.takesArgument else { return nil }
+        self.init(command, rest)
+    }
 }

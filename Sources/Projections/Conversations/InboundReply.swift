@@ -17,6 +17,8 @@ public struct InboundReplyDecision: Sendable, Equatable {
     public var answer: String?
     /// The command, when the message was one.
     public var command: ChatCommand?
+    /// A reminder to schedule (`/remind`): a job of kind `scheduled` due then.
+    public var reminder: ReminderTime?
 }
 
 /// The state a message's answer is decided against.
@@ -28,14 +30,18 @@ public struct InboundReplyState: Sendable {
     public var streamed: [String: String]
     /// Their calls awaiting approval.
     public var awaiting: [ToolCallState]
+    /// The owner's time zone (`/remind at 17:00`).
+    public var timeZone: TimeZone
 
     public init(
-        rules: ConversationRules, active: [JobState], streamed: [String: String] = [:], awaiting: [ToolCallState] = []
+        rules: ConversationRules, active: [JobState], streamed: [String: String] = [:], awaiting: [ToolCallState] = [],
+        timeZone: TimeZone = TimeZone(identifier: "UTC")!
     ) {
         self.rules = rules
         self.active = active
         self.streamed = streamed
         self.awaiting = awaiting
+        self.timeZone = timeZone
     }
 }
 
@@ -50,10 +56,25 @@ public enum InboundReply {
         now: LogTimestamp
     ) -> InboundReplyDecision {
         var decision = InboundReplyDecision()
-        if message.media == nil, let command = ChatCommand(message.text) {
+        if message.media == nil, let typed = TypedCommand(message.text) {
+            let command = typed.command
             decision.command = command
             let answer: String
             switch command {
+            case .remind:
+                if let reminder = ReminderTime.parse(typed.argument, now: now, timeZone: state.timeZone) {
+                    decision.reminder = reminder
+                    answer =
+                        "I will remind you \(Reminders.when(reminder.due, now: now, timeZone: state.timeZone)): "
+                        + reminder.text
+                } else {
+                    answer = Reminders.usage
+                }
+            case .reminders:
+                let (events, text) = Reminders.listOrCancel(
+                    typed.argument, active: state.active, by: message.contactID, now: now, timeZone: state.timeZone)
+                decision.events += events
+                answer = text
             case .new:
                 answer = "Starting afresh: I will not use the earlier messages (they stay in the log)."
             case .help:

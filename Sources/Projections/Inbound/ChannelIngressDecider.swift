@@ -177,10 +177,22 @@ public enum ChannelIngressDecider {
             if startsJob {
                 let reply = InboundReply.decide(
                     message, conversationID: conversation, messageSeq: messageSeq,
-                    state: try lookup.replyState(conversationID: conversation, rules: jobs.rules(for: message.channel)),
+                    state: try lookup.replyState(
+                        conversationID: conversation, rules: jobs.rules(for: message.channel), timeZone: jobs.timeZone),
                     now: now)
                 for event in reply.events { events.append(event, correlationID: conversation) }
                 jobID = reply.collectedInto
+                if let reminder = reply.reminder {
+                    var job = Reminders.job(
+                        reminder, message: message, conversationID: conversation, messageSeq: messageSeq)
+                    job.jobID = ids.jobID
+                    let existing = try lookup.jobID(idempotencyKey: job.idempotencyKey)
+                    events.append(
+                        try JobDecider.enqueue(
+                            job, existingJobID: existing,
+                            jobIDTaken: existing == nil && (try lookup.jobExists(job.jobID)), parent: nil,
+                            settings: jobs))
+                }
                 if reply.newJob {
                     var job = InboundDecider.replyJob(
                         for: message, conversationID: conversation, messageSeq: messageSeq)

@@ -144,7 +144,9 @@ extension InboundLookup {
     public func streamedText(jobID: String, token: UInt64) throws -> String { "" }
 
     /// What answering a message in `conversationID` is decided against.
-    func replyState(conversationID: String, rules: ConversationRules) throws -> InboundReplyState {
+    func replyState(conversationID: String, rules: ConversationRules, timeZone: TimeZone) throws
+        -> InboundReplyState
+    {
         let active = try activeJobs(conversationID: conversationID)
         var streamed: [String: String] = [:]
         for job in active where job.status == .running {
@@ -152,7 +154,7 @@ extension InboundLookup {
         }
         return InboundReplyState(
             rules: rules, active: active, streamed: streamed,
-            awaiting: try awaitingApprovals(conversationID: conversationID))
+            awaiting: try awaitingApprovals(conversationID: conversationID), timeZone: timeZone)
     }
 }
 

@@ -91,10 +91,17 @@ public enum InboundShell {
             let reply = InboundReply.decide(
                 message, conversationID: conversation, messageSeq: messageSeq,
                 state: try lookup.replyState(
-                    conversationID: conversation, rules: jobSettings.rules(for: message.channel)),
+                    conversationID: conversation, rules: jobSettings.rules(for: message.channel),
+                    timeZone: jobSettings.timeZone),
                 now: context.now)
             for event in reply.events { try context.append(event, correlationID: conversation) }
             var enqueued = reply.collectedInto
+            if let reminder = reply.reminder {
+                var job = Reminders.job(
+                    reminder, message: message, conversationID: conversation, messageSeq: messageSeq)
+                job.jobID = jobID
+                _ = try JobShell.enqueue(job, settings: jobSettings, &context)
+            }
             if reply.newJob {
                 var job = InboundDecider.replyJob(for: message, conversationID: conversation, messageSeq: messageSeq)
                 job.jobID = jobID

@@ -39,6 +39,10 @@ public struct JobSettings: Sendable, Equatable {
     /// `ConversationSettings`).
     public var conversations: [String: ConversationRules] = [:]
     public var defaultRules = ConversationRules(queueMode: .followup)
+    /// The owner's time zone (`TIMEZONE`): `/remind at 17:00` is 17:00 there.
+    public var timeZone = TimeZone(identifier: "UTC")!
+    /// A reminder that fires later than this after it was due says "(late)" (`REMINDER_LATE_AFTER_SECONDS`).
+    public var reminderLateAfter: Duration = .seconds(60)
     public init() {}
 
     /// The rules of `channel`'s conversations.

@@ -253,6 +253,9 @@ public final class CoreService: Service, Sendable {
         guard let conversation = try engine.conversation(job.conversationID) else {
             throw WorkerError(.notFound, "conversation \(job.conversationID) does not exist")
         }
+        if job.kind == JobKind.scheduled.rawValue, let text = job.payload[Reminders.payloadKey] {
+            return try await fireReminder(claim, text: text, conversation: conversation)
+        }
         let trigger = try engine.replyTrigger(of: job)
         let (summary, history) = try Self.history(
             of: job, trigger: trigger?.seq, engine.history(job.conversationID, limit: Self.historyLimit),

@@ -95,6 +95,10 @@ public struct AgentSettings: Sendable, Equatable {
     /// `QUEUE_MODE`, `QUEUE_CAP`, `INBOUND_DEBOUNCE_MS` and their per-channel forms, by channel
     /// (``ConversationSettings``).
     public var conversations: [String: ConversationRules]
+    /// `TIMEZONE` (IANA, default `UTC`): the owner's zone, for `/remind at 17:00`; `REMINDER_LATE_AFTER_SECONDS`
+    /// (default 60): a reminder firing later than that after it was due says "(late)".
+    public var timeZone: TimeZone
+    public var reminderLateAfter: Duration
     /// `OUTBOUND_CONCURRENCY`: provider calls one channel account's outbound loop makes at once, each to a
     /// different recipient (default 16, 1…256). FIFO per recipient and the rate limits hold whatever the value.
     public var outboundConcurrency: Int
@@ -222,6 +226,8 @@ public struct AgentSettings: Sendable, Equatable {
             "DELIVERY_VISIBILITY_MS", default: 120_000, minimum: testShortLeases ? 200 : 1_000)
         coreConcurrency = try env.integer("CORE_CONCURRENCY", default: 4, range: 1...256)
         conversations = try ConversationSettings.read(env)
+        timeZone = try ConversationSettings.timeZone(env)
+        reminderLateAfter = .seconds(try env.integer("REMINDER_LATE_AFTER_SECONDS", default: 60, range: 1...86_400))
         outboundConcurrency = try env.integer("OUTBOUND_CONCURRENCY", default: 16, range: 1...256)
         var limits = ConnectionLimits()
         limits.maxConnections = try env.integer(
@@ -293,6 +299,8 @@ public struct AgentSettings: Sendable, Equatable {
         settings.deliveries.visibility = deliveryVisibility
         settings.jobs.visibility = jobVisibility
         settings.jobs.conversations = conversations
+        settings.jobs.timeZone = timeZone
+        settings.jobs.reminderLateAfter = reminderLateAfter
         return settings
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import Projections
 
 /// How each channel's conversations take messages that arrive while a reply is queued or running (issue 25;
@@ -8,6 +9,16 @@ import Projections
 /// - each also per channel: `WHATSAPP_QUEUE_MODE`, `TELEGRAM_INBOUND_DEBOUNCE_MS`, `WEB_QUEUE_CAP`, …, which win.
 enum ConversationSettings {
     static let defaultDebounceMilliseconds: [Channel: Int] = [.whatsapp: 1_500, .telegram: 1_500, .web: 0]
+
+    /// `TIMEZONE`: an IANA zone name (`Europe/Paris`), default UTC.
+    static func timeZone(_ env: EnvironmentReader) throws(SettingsError) -> TimeZone {
+        guard let name = env.value("TIMEZONE") else { return TimeZone(identifier: "UTC")! }
+        guard let zone = TimeZone(identifier: name) else {
+            throw SettingsError(
+                variable: "TIMEZONE", message: "expected an IANA time zone like Europe/Paris, got '\(name)'")
+        }
+        return zone
+    }
 
     static func read(_ env: EnvironmentReader) throws(SettingsError) -> [String: ConversationRules] {
         var rules: [String: ConversationRules] = [:]

@@ -123,7 +123,8 @@ struct ThreadFold {
                 afterJobID: e.afterJobID)
             lastUserSeq = seq
         case .jobEnqueued(let e):
-            guard e.kind != "subagent" else { return }
+            // A sub-agent's job has no reply of its own; a reminder's appears when it fires.
+            guard e.kind != "subagent", e.kind != "scheduled" else { return }
             update(e.jobID) {
                 $0.status = "queued"
                 $0.triggerSeq = e.triggeringMessageSeq

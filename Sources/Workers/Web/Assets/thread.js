@@ -220,7 +220,7 @@ function ChatThread(options) {
         branches.showNewest();  // a new message: the page shows its branch
         break;
       case 'job.enqueued':
-        if (d.kind === 'subagent') { return; }
+        if (d.kind === 'subagent' || d.kind === 'scheduled') { return; }
         r = reply(d.jobID); r.status = 'queued';
         r.el.setAttribute('data-trigger', d.triggeringMessageSeq || 0);
         r.el.setAttribute('data-enqueue-seq', seq);
