@@ -55,13 +55,18 @@ public struct MessageReceived: EventPayload {
     /// The reply to ``parentSeq`` that was shown when this message was written (one of its versions), when the
     /// sender named one: the model's history then goes through that version. Additive optional field.
     public var afterJobID: String?
+    /// Why no reply answers it, when it was recorded only as context: `not_addressed` (a group message for someone
+    /// else under `GROUP_POLICY=mention`). Additive optional field.
+    public var unanswered: String?
 
     /// Creates a `message.received` event.
     public init(
         channel: String, accountID: String, externalID: String, conversationID: String, contactID: String,
         text: String, media: MediaDescriptor? = nil, providerTimestamp: LogTimestamp? = nil,
-        replyToExternalID: String? = nil, parentSeq: UInt64? = nil, afterJobID: String? = nil
+        replyToExternalID: String? = nil, parentSeq: UInt64? = nil, afterJobID: String? = nil,
+        unanswered: String? = nil
     ) {
+        self.unanswered = unanswered
         self.parentSeq = parentSeq
         self.afterJobID = afterJobID
         self.channel = channel

@@ -39,3 +39,19 @@ import Workers
         }
     }
 }
+
+/// When a Telegram group message addresses the assistant (issue 25).
+@Suite struct TelegramGroupAddressTests {
+    @Test(
+        arguments: [
+            ("@Switchboard_Test_Bot hi", nil, true), ("hey switchboard, lunch?", nil, true), ("/status", nil, true),
+            ("just chatting", nil, false), ("switchboards are old", nil, false), ("thanks!", Int64(4242), true),
+            ("thanks!", Int64(5), false),
+        ] as [(String, Int64?, Bool)])
+    func aGroupMessageIsAddressedByMentionReplyOrCommand(_ text: String, _ replyTo: Int64?, _ addressed: Bool) {
+        let identity = TelegramBotIdentity()
+        identity.set(id: 4242, username: "switchboard_test_bot", firstName: "Switchboard")
+        let groups = TelegramGroups(policy: .mention, allowed: ["-1"], identity: identity)
+        #expect(groups.addressed(text, replyToSender: replyTo) == addressed)
+    }
+}

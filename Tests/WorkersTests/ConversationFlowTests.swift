@@ -185,3 +185,41 @@ extension ConversationFlowTests {
         #expect(bot.sent.filter { $0.text.hasPrefix("⏰") }.count == 1)
     }
 }
+
+extension ConversationFlowTests {
+    // Groups: an allowed group's messages are all kept, and only those addressed to the assistant (a mention, a reply
+    // to it, a command) are answered; a group not allowed is ignored.
+    @Test func inAGroupOnlyWhatIsAddressedIsAnswered() async throws {
+        let dir = TemporaryDirectory()
+        let bot = try await FakeBotAPI.start()
+        defer { bot.stop() }
+        let agent = try AgentProcess(
+            "tg-group", data: dir.path,
+            ChannelProcessTests.telegram(
+                bot, ["TELEGRAM_ALLOWED_GROUP_IDS": "-100777", "TELEGRAM_INBOUND_DEBOUNCE_MS": "0"]))
+        try await agent.waitFor("[telegram] Polling for updates")
+        bot.pushGroupText("dinner at eight?", group: -100_777, from: 5, messageID: 1)
+        bot.pushGroupText("@switchboard_test_bot what is 2+2?", group: -100_777, from: 6, messageID: 2)
+        bot.pushGroupText("hello from another group, @switchboard_test_bot", group: -100_999, from: 7, messageID: 3)
+        let first = try await bot.waitForSent(1)
+        #expect(first[0].chatID == -100_777 && first[0].text.contains("2+2"), "\(first)")
+        // A reply to the assistant's message addresses it too.
+        bot.pushGroupText("and 3+3?", group: -100_777, from: 6, messageID: 4, replyToBot: first[0].messageID)
+        let second = try await bot.waitForSent(2)
+        #expect(second[1].text.contains("3+3"), "\(second)")
+        let log = try TestLog(dir.path)
+        defer { log.close() }
+        try await Self.awaitRecord(log, "the second reply's completion") { _ in
+            (try? Self.count(log, JobCompleted.self)) == 2
+        }
+        #expect(await agent.stop() == 0)
+        let received = try log.engine.log.records(from: 1).filter { $0.type == MessageReceived.eventType }
+            .compactMap { try? $0.decode(MessageReceived.self) }
+        #expect(received.map(\.externalID) == ["-100777:1", "-100777:2", "-100777:4"])
+        #expect(received.map(\.unanswered) == ["not_addressed", nil, nil])
+        let ignored = try log.engine.log.records(from: 1).filter { $0.type == InboundIgnored.eventType }
+            .compactMap { try? $0.decode(InboundIgnored.self) }
+        #expect(ignored.map(\.reason) == ["group_not_allowed"])
+        #expect(bot.sent.count == 2)
+    }
+}

@@ -86,6 +86,21 @@ final class FakeBotAPI: Sendable {
         )
     }
 
+    /// Queues a text message from user `from` in group `group` (a supergroup), optionally replying to a message
+    /// of the bot.
+    @discardableResult
+    func pushGroupText(_ text: String, group: Int64, from: Int64, messageID: Int64, replyToBot: Int64? = nil) -> Int64 {
+        let escaped = String(decoding: try! JSONEncoder().encode(text), as: UTF8.self)
+        let reply =
+            replyToBot.map {
+                #","reply_to_message":{"message_id":\#($0),"from":{"id":\#(Self.botID),"is_bot":true,"first_name":"Switchboard"},"chat":{"id":\#(group),"type":"supergroup"},"date":1700000000}"#
+            } ?? ""
+        return push(
+            "message",
+            #"{"message_id":\#(messageID),"from":{"id":\#(from),"is_bot":false,"first_name":"Bob"},"chat":{"id":\#(group),"title":"Family","type":"supergroup"},"date":1700000000,"text":\#(escaped)\#(reply)}"#
+        )
+    }
+
     func fail(_ method: String, _ faults: Fault...) { state.withLock { $0.faults[method, default: []] += faults } }
     func migrate(_ chat: Int64, to supergroup: Int64) { state.withLock { $0.migrated[chat] = supergroup } }
     func block(_ chat: Int64) { state.withLock { _ = $0.blocked.insert(chat) } }

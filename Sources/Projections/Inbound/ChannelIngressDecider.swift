@@ -27,12 +27,21 @@ public struct SenderAccess: Sendable, Equatable {
     public var pairingCode: String?
     /// The text sent to the sender with the code (it contains the code).
     public var pairingReply: String?
+    /// In a group chat: the account's `GROUP_POLICY`, and whether the group is allowed (`TELEGRAM_ALLOWED_GROUP_IDS`).
+    /// A group's messages are judged by these instead of the DM policy.
+    public var groupPolicy: GroupPolicy
+    public var groupAllowed: Bool
 
-    public init(policy: DMPolicy, allowlisted: Bool = false, pairingCode: String? = nil, pairingReply: String? = nil) {
+    public init(
+        policy: DMPolicy, allowlisted: Bool = false, pairingCode: String? = nil, pairingReply: String? = nil,
+        groupPolicy: GroupPolicy = .mention, groupAllowed: Bool = false
+    ) {
         self.policy = policy
         self.allowlisted = allowlisted
         self.pairingCode = pairingCode
         self.pairingReply = pairingReply
+        self.groupPolicy = groupPolicy
+        self.groupAllowed = groupAllowed
     }
 }
 
@@ -143,6 +152,26 @@ public enum ChannelIngressDecider {
         {
             return Decision(.duplicate(firstSeq: first))
         }
+        var message = message
+        var access = access
+        if let group = message.group {
+            // A group is judged by the group rules, not the DM policy: not allowed or off, recorded as ignored;
+            // allowed, every message is kept, and only those addressed to the assistant (or all, `open`) answered.
+            guard access.groupAllowed, access.groupPolicy != .off else {
+                return try decide(
+                    .ignored(
+                        InboundIgnored(
+                            channel: message.channel, accountID: message.accountID, externalID: message.externalID,
+                            kind: "message", reason: access.groupPolicy == .off ? "group_off" : "group_not_allowed",
+                            contactID: message.contactID)),
+                    lookup: lookup, jobs: jobs, deliveries: deliveries, now: now, nextSeq: nextSeq)
+            }
+            let groupPolicy = access.groupPolicy
+            access = SenderAccess(policy: .open, allowlisted: true)
+            if groupPolicy == .mention, !group.addressed, TypedCommand(message.text) == nil {
+                message.unanswered = "not_addressed"
+            }
+        }
         var events = DecisionEvents(firstSeq: nextSeq)
         var contact = try lookup.contact(
             channel: message.channel, accountID: message.accountID, contactID: message.contactID)
@@ -154,7 +183,7 @@ public enum ChannelIngressDecider {
         }
         let policy: ContactPolicy = access.policy == .open || access.allowlisted ? .open : .allowlist
         let inbound = try InboundDecider.ingest(
-            message, policy: policy, enqueueJob: access.policy != .disabled,
+            message, policy: policy, enqueueJob: access.policy != .disabled && message.unanswered == nil,
             lookup: ContactAsDecided(base: lookup, contact: contact), nextSeq: events.nextSeq)
         for event in inbound.events {
             switch event {

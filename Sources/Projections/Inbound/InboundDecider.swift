@@ -27,6 +27,11 @@ public struct InboundMessage: Sendable, Equatable {
     public var parentSeq: UInt64?
     /// The reply to ``parentSeq`` shown when the message was written: one of its jobs.
     public var afterJobID: String?
+    /// Set for a message in a group chat (Telegram groups and supergroups).
+    public var group: GroupMessage?
+    /// Why the message is recorded without an answer (`not_addressed`: a group message for someone else, kept as
+    /// context); recorded on `message.received`.
+    public var unanswered: String?
 
     public init(channel: String, accountID: String, externalID: String, contactID: String, text: String) {
         self.channel = channel
@@ -206,7 +211,7 @@ public enum InboundDecider {
                     conversationID: conversation, contactID: message.contactID, text: message.text,
                     media: message.media, providerTimestamp: message.providerTimestamp,
                     replyToExternalID: message.replyToExternalID, parentSeq: message.parentSeq,
-                    afterJobID: message.afterJobID)))
+                    afterJobID: message.afterJobID, unanswered: message.unanswered)))
         // An allowed contact answering a tool call that awaits its approval: the answer, not a new question. (The
         // web chat answers with its approval card, so a typed "no" there stays a message.)
         if status == .allowed, message.answersApprovalsInText, let answer = ApprovalReply(message.text),

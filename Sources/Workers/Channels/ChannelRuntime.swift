@@ -73,6 +73,7 @@ public struct ChannelRuntime: Sendable {
             let access = ChannelAccess(
                 channel: Channel.telegram.rawValue, policy: channels.telegramPolicy,
                 allowlist: channels.telegramAllowedChats)
+            let groups = TelegramGroups(policy: channels.groupPolicy, allowed: channels.telegramAllowedGroups)
             var chats = TelegramChats()
             var keeperOfAccount: LeaseKeeper?
             if let token = settings.telegramBotToken {
@@ -89,7 +90,7 @@ public struct ChannelRuntime: Sendable {
                         concurrency: settings.outboundConcurrency, logger: logger))
                 let api = TelegramBotAPI(
                     baseURL: settings.telegramAPIBaseURL, token: token, timeout: settings.providerTimeout)
-                let inbound = TelegramInbound(accountID: account, access: access, chats: chats)
+                let inbound = TelegramInbound(accountID: account, access: access, chats: chats, groups: groups)
                 switch channels.telegramMode {
                 case .polling:
                     runtime.services.append(
@@ -101,7 +102,9 @@ public struct ChannelRuntime: Sendable {
                     runtime.services.append(
                         ChannelConnection(keeper: leaseKeeper, health: health, logger: logger) { _ in
                             switch await api.getMe() {
-                            case .success(let me): return .ok(detail: "\(mode) @\(me.username ?? "\(me.id)")")
+                            case .success(let me):
+                                groups.identity.set(id: me.id, username: me.username, firstName: me.first_name)
+                                return .ok(detail: "\(mode) @\(me.username ?? "\(me.id)")")
                             case .failure(let error)
                             where error.code == .refused && [401, 404].contains(error.errorCode ?? 0):
                                 return .refused(code: error.errorCode, message: error.message)
@@ -114,7 +117,7 @@ public struct ChannelRuntime: Sendable {
                 off(Channel.telegram.rawValue, account, "no credentials: TELEGRAM_BOT_TOKEN not set")
             }
             if channels.telegramMode == .webhook, let secret = channels.telegramWebhookSecret {
-                let inbound = TelegramInbound(accountID: account, access: access, chats: chats)
+                let inbound = TelegramInbound(accountID: account, access: access, chats: chats, groups: groups)
                 runtime.routes.telegram = TelegramWebhook(
                     secret: secret, inbound: inbound, ingress: ingress, maxBodyBytes: channels.webhookMaxBodyBytes,
                     logger: logger)

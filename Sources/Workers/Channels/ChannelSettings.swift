@@ -39,6 +39,10 @@ public struct ChannelSettings: Sendable, Equatable {
     public var telegramPolicy: DMPolicy
     /// `TELEGRAM_ALLOWED_CHAT_IDS`: chat ids (comma or space separated) allowed without pairing.
     public var telegramAllowedChats: Set<String>
+    /// `GROUP_POLICY`: `mention` (default), `open` or `off` — how allowed group chats are answered.
+    public var groupPolicy: GroupPolicy
+    /// `TELEGRAM_ALLOWED_GROUP_IDS`: group chat ids answered (comma or space separated), `*` for any; unset: none.
+    public var telegramAllowedGroups: Set<String>?
     /// `TELEGRAM_POLL_TIMEOUT_SECONDS`: the `getUpdates` long-poll timeout (default 25, 1…50).
     public var telegramPollTimeout: Int
     /// `WHATSAPP_CLOUD_VERIFY_TOKEN`: the token of the `GET /whatsapp/webhook` subscription handshake.
@@ -124,6 +128,26 @@ public struct ChannelSettings: Sendable, Equatable {
             chats.insert(String(number))
         }
         telegramAllowedChats = chats
+        let groupText = (env.value("GROUP_POLICY") ?? "mention").lowercased()
+        guard let groupPolicy = GroupPolicy(rawValue: groupText) else {
+            throw SettingsError(variable: "GROUP_POLICY", message: "expected mention, open or off, got '\(groupText)'")
+        }
+        self.groupPolicy = groupPolicy
+        let groupIDs = list("TELEGRAM_ALLOWED_GROUP_IDS", spaces: true)
+        if groupIDs == ["*"] {
+            telegramAllowedGroups = nil
+        } else {
+            var groups = Set<String>()
+            for id in groupIDs {
+                guard let number = Int64(id) else {
+                    throw SettingsError(
+                        variable: "TELEGRAM_ALLOWED_GROUP_IDS",
+                        message: "expected numeric group chat ids or *, got '\(id)'")
+                }
+                groups.insert(String(number))
+            }
+            telegramAllowedGroups = groups
+        }
         telegramPollTimeout = try env.integer("TELEGRAM_POLL_TIMEOUT_SECONDS", default: 25, range: 1...50)
         whatsappVerifyToken = env.value("WHATSAPP_CLOUD_VERIFY_TOKEN").map(ChannelSecret.init)
         whatsappAppSecret = env.value("WHATSAPP_CLOUD_APP_SECRET").map(ChannelSecret.init)

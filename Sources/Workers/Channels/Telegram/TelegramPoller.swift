@@ -123,6 +123,7 @@ public final class TelegramPoller: Service, Sendable {
                 }
                 await session.write(changes, under: tenure)
             }
+            inbound.groups.identity.set(id: me.id, username: me.username, firstName: me.first_name)
             logger.info("[telegram] Bot @\(me.username ?? "\(me.id)") for account '\(keeper.accountID)'")
             return .some(offset)
         }

@@ -97,8 +97,13 @@ public struct TelegramMessage: Decodable, Sendable, Equatable {
 
     public struct Reply: Decodable, Sendable, Equatable {
         public var messageID: Int64
+        /// Who wrote the message replied to (the bot, for a reply to the assistant).
+        public var from: User?
 
-        enum CodingKeys: String, CodingKey { case messageID = "message_id" }
+        enum CodingKeys: String, CodingKey {
+            case messageID = "message_id"
+            case from
+        }
     }
 
     public var messageID: Int64
@@ -162,11 +167,14 @@ public struct TelegramInbound: Sendable {
     public let accountID: String
     public let access: ChannelAccess
     public let chats: TelegramChats
+    /// How group chats are answered.
+    public let groups: TelegramGroups
 
-    public init(accountID: String, access: ChannelAccess, chats: TelegramChats) {
+    public init(accountID: String, access: ChannelAccess, chats: TelegramChats, groups: TelegramGroups = .init()) {
         self.accountID = accountID
         self.access = access
         self.chats = chats
+        self.groups = groups
     }
 
     /// The external id of a message: `<chat>:<message_id>`, and for an edit `<chat>:<message_id>:edit:<edit_date>`
@@ -212,6 +220,14 @@ public struct TelegramInbound: Sendable {
             inbound.replyToExternalID = Self.externalID(chat: chat, messageID: message.messageID)
         } else if let reply = message.replyToMessage {
             inbound.replyToExternalID = Self.externalID(chat: chat, messageID: reply.messageID)
+        }
+        if message.chat.type == "group" || message.chat.type == "supergroup" {
+            inbound.group = GroupMessage(
+                addressed: groups.addressed(text, replyToSender: message.replyToMessage?.from?.id))
+            var sender = SenderAccess(policy: access.policy)
+            sender.groupPolicy = groups.policy
+            sender.groupAllowed = groups.allows(contactID)
+            return (.message(inbound, sender), nil)
         }
         var others = [String(chat)]
         if let from = message.from { others.append(String(from.id)) }
