@@ -190,6 +190,30 @@ struct ConversationControlTests {
         }
     }
 
+    @Test("/new starts the history afresh even under an explicit parent; other commands are not history")
+    func newStartsTheHistoryAfresh() async throws {
+        try await withEngine { engine in
+            let (_, _) = try await send(engine, "m1", "old topic")
+            try await reply(engine, try #require(try await engine.claimJob()), "old answer")
+            var command = InboundMessage(
+                channel: "web", accountID: "default", externalID: "c1", contactID: "owner", text: "/new")
+            command.conversationID = "web-1"
+            guard case .accepted(let newSeq, _, nil, _) = try await engine.ingest(command) else {
+                throw ProjectionError(.invalidArgument, "a command starts no job")
+            }
+            command.externalID = "c2"
+            command.text = "/status"
+            guard case .accepted(let statusSeq, _, _, _) = try await engine.ingest(command) else {
+                throw ProjectionError(.invalidArgument, "not accepted")
+            }
+            // The page names the last message it shows as the parent: the /status after the /new.
+            let (s3, _) = try await send(engine, "m3", "new topic", parent: statusSeq)
+            let tree = ConversationTree(try engine.history("web-1", limit: 100))
+            #expect(tree.history(answering: s3).map(\.text) == ["new topic"])
+            _ = newSeq
+        }
+    }
+
     @Test("Rename sets the title; a bad title is refused")
     func rename() async throws {
         try await withEngine { engine in

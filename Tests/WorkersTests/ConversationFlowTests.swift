@@ -223,3 +223,50 @@ extension ConversationFlowTests {
         #expect(bot.sent.count == 2)
     }
 }
+
+extension ConversationFlowTests {
+    // steer: a message arriving while the reply streams (no tool called yet) cancels that turn and restarts it with the
+    // message included; the cancelled reply is never sent.
+    @Test func steerRestartsTheRunningTurnWithTheNewMessage() async throws {
+        let gate = StreamGate()
+        let model = try await FakeModelServer.start { request in
+            request.lastUserText == "Plan a trip to Rome"
+                ? .text(["Day one: the Forum", " and more"], gate: gate) : .text(["Rome in four days, museums first."])
+        }
+        defer {
+            gate.open()
+            model.stop()
+        }
+        let dir = TemporaryDirectory()
+        let bot = try await FakeBotAPI.start()
+        defer { bot.stop() }
+        var environment = ChannelProcessTests.telegram(
+            bot, ["TELEGRAM_ALLOWED_CHAT_IDS": "42", "TELEGRAM_INBOUND_DEBOUNCE_MS": "0", "QUEUE_MODE": "steer"])
+        environment["AI_PROVIDER"] = nil
+        environment["AI_BASE_URL"] = model.baseURL
+        environment["AI_MODEL"] = "fake-model"
+        let agent = try AgentProcess("tg-steer", data: dir.path, environment)
+        try await agent.waitFor("[telegram] Polling for updates")
+        let log = try TestLog(dir.path)
+        defer { log.close() }
+        _ = bot.pushText("Plan a trip to Rome", chat: 42, messageID: 1)
+        try await Self.awaitRecord(log, "the first plan streaming") {
+            if case .assistantDelta(let d) = $0 { return d.text.contains("Forum") }
+            return false
+        }
+        _ = bot.pushText("four days, I love museums", chat: 42, messageID: 2)
+        let sent = try await bot.waitForSent(1)
+        #expect(sent[0].text == "Rome in four days, museums first.")
+        let asked = try #require(model.requests.last)
+        #expect(asked.lastUserText == "four days, I love museums")
+        #expect(asked.messages.contains { $0.content == "Plan a trip to Rome" })
+        #expect(!asked.messages.contains { $0.content.contains("Forum") })
+        try await Self.awaitRecord(log, "the steered turn's completion") {
+            if case .jobCompleted = $0 { return true }
+            return false
+        }
+        #expect(await agent.stop() == 0)
+        #expect(bot.sent.count == 1)
+        #expect(try Self.count(log, JobCancelled.self) { $0.reason == "steered" } == 1)
+    }
+}

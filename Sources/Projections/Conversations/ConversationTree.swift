@@ -41,8 +41,16 @@ public struct ConversationTree: Sendable {
     /// messages on its path, and for each of them before it the reply version shown when the next one was written
     /// (the one it names, else the newest written before `triggerSeq`). Its own earlier replies (versions being
     /// regenerated) are not part of it, nor any message of another branch.
+    ///
+    /// Commands are not conversation: a `/new` on the path starts the history after it (whatever the next message
+    /// named as its parent), and the other commands' messages are left out.
     public func history(answering triggerSeq: UInt64) -> [HistoryMessage] {
-        let path = path(to: triggerSeq)
+        var path = path(to: triggerSeq)
+        var start: UInt64 = 0
+        if let reset = path.lastIndex(where: { TypedCommand($0.text)?.command == .new }) {
+            start = path[reset].seq
+            path.removeFirst(reset + 1)
+        }
         guard !path.isEmpty else { return [] }
         var out: [HistoryMessage] = path
         for (index, user) in path.dropLast().enumerated() {
@@ -52,8 +60,9 @@ public struct ConversationTree: Sendable {
                 child.afterJobID.flatMap { id in versions.last { $0.jobID == id } } ?? versions.last
             if let shown { out.append(shown) }
         }
-        out += unanchored.filter { $0.seq < triggerSeq }
-        return out.sorted { $0.seq < $1.seq }
+        out += unanchored.filter { $0.seq < triggerSeq && $0.seq > start }
+        return out.filter { $0.role != "user" || TypedCommand($0.text) == nil || $0.seq == triggerSeq }
+            .sorted { $0.seq < $1.seq }
     }
 
     /// The replies to user message `seq`, oldest first (its versions).

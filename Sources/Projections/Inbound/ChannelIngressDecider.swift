@@ -46,7 +46,8 @@ public struct SenderAccess: Sendable, Equatable {
 }
 
 /// The ids of what one message may start, made by the caller before the transaction (never inside a decision):
-/// its reply job and the delivery of a pairing code.
+/// its reply job (or a reminder's job), and the delivery of a pairing code (or of a command's answer: a message is
+/// never both).
 public struct IngressIDs: Sendable, Equatable {
     public var jobID: String
     public var pairingDeliveryID: String
@@ -202,74 +203,11 @@ public enum ChannelIngressDecider {
                     messageSeq: messageSeq, conversationID: conversation, jobID: nil, contactStatus: .allowed,
                     pairingDeliveryID: nil))
         case .accepted(let messageSeq, let conversation, let status, let startsJob):
-            var jobID: String?
-            if startsJob {
-                let reply = InboundReply.decide(
-                    message, conversationID: conversation, messageSeq: messageSeq,
-                    state: try lookup.replyState(
-                        conversationID: conversation, rules: jobs.rules(for: message.channel), timeZone: jobs.timeZone),
-                    now: now)
-                for event in reply.events { events.append(event, correlationID: conversation) }
-                jobID = reply.collectedInto
-                if let reminder = reply.reminder {
-                    var job = Reminders.job(
-                        reminder, message: message, conversationID: conversation, messageSeq: messageSeq)
-                    job.jobID = ids.jobID
-                    let existing = try lookup.jobID(idempotencyKey: job.idempotencyKey)
-                    events.append(
-                        try JobDecider.enqueue(
-                            job, existingJobID: existing,
-                            jobIDTaken: existing == nil && (try lookup.jobExists(job.jobID)), parent: nil,
-                            settings: jobs))
-                }
-                if reply.newJob {
-                    var job = InboundDecider.replyJob(
-                        for: message, conversationID: conversation, messageSeq: messageSeq)
-                    job.jobID = ids.jobID
-                    job.runAt = reply.runAt
-                    let existing = try lookup.jobID(idempotencyKey: job.idempotencyKey)
-                    let enqueue = try JobDecider.enqueue(
-                        job, existingJobID: existing, jobIDTaken: existing == nil && (try lookup.jobExists(job.jobID)),
-                        parent: nil, settings: jobs)
-                    events.append(enqueue)
-                    jobID = enqueue.outcome.jobID
-                }
-                // /stop: what a stopped reply had written is sent as it is (a channel's reply goes out only at the
-                // end of its turn, so nothing of it was sent yet). One message, cut to the channels' common limit.
-                for case .assistantMessage(let kept) in reply.events where !kept.text.isEmpty {
-                    var text = kept.text
-                    if text.count > InboundReply.stoppedTextLimit {
-                        text = String(text.prefix(InboundReply.stoppedTextLimit - 1)) + "…"
-                    }
-                    var delivery = NewDelivery(
-                        idempotencyKey: kept.messageID, channel: message.channel, accountID: message.accountID,
-                        recipient: message.contactID, conversationID: conversation, text: text)
-                    delivery.deliveryID = "stopped-" + kept.jobID
-                    delivery.jobID = kept.jobID
-                    delivery.sourceMessageID = kept.messageID
-                    events.append(
-                        try DeliveryDecider.enqueue(
-                            delivery,
-                            existingDeliveryID: try lookup.deliveryID(idempotencyKey: delivery.idempotencyKey),
-                            settings: deliveries))
-                }
-                // The command's answer (the ids the worker made for this message include one for it).
-                if let answer = reply.answer, let command = reply.command {
-                    var delivery = NewDelivery(
-                        idempotencyKey: "command:\(message.channel):\(message.accountID):\(message.externalID)",
-                        channel: message.channel, accountID: message.accountID, recipient: message.contactID,
-                        conversationID: conversation, text: answer)
-                    delivery.deliveryID = ids.pairingDeliveryID
-                    delivery.kind = "command_reply"
-                    delivery.replyToExternalID = message.externalID
-                    events.append(
-                        try DeliveryDecider.enqueue(
-                            delivery,
-                            existingDeliveryID: try lookup.deliveryID(idempotencyKey: delivery.idempotencyKey),
-                            settings: deliveries))
-                    _ = command
-                }
-            }
+            let jobID =
+                startsJob
+                ? try answer(
+                    message, conversationID: conversation, messageSeq: messageSeq, ids: ids, lookup: lookup, jobs: jobs,
+                    deliveries: deliveries, now: now, into: &events) : nil
             // The contact as this message left it: a new sender was recorded by the inbound decider.
             let after =
                 contact
