@@ -270,3 +270,43 @@ extension ConversationFlowTests {
         #expect(try Self.count(log, JobCancelled.self) { $0.reason == "steered" } == 1)
     }
 }
+
+extension ConversationFlowTests {
+    // schedule_message: the model schedules a message when asked; it is a side effect, so the user approves it first
+    // (YES <code> on Telegram); then a reminder job is in the log, due when the model said.
+    @Test func theModelSchedulesAMessageOnceApproved() async throws {
+        let model = try await FakeModelServer.start { request in
+            request.last?.role == "tool"
+                ? .text(["Done: I will remind you."])
+                : .toolCall(id: "call-1", name: "schedule_message", arguments: #"{"when":"in 1h","text":"call Sam"}"#)
+        }
+        defer { model.stop() }
+        let dir = TemporaryDirectory()
+        let bot = try await FakeBotAPI.start()
+        defer { bot.stop() }
+        var environment = ChannelProcessTests.telegram(
+            bot, ["TELEGRAM_ALLOWED_CHAT_IDS": "42", "TELEGRAM_INBOUND_DEBOUNCE_MS": "0"])
+        environment["AI_PROVIDER"] = nil
+        environment["AI_BASE_URL"] = model.baseURL
+        environment["AI_MODEL"] = "fake-model"
+        let agent = try AgentProcess("tg-schedule", data: dir.path, environment)
+        try await agent.waitFor("[telegram] Polling for updates")
+        _ = bot.pushText("Remind me in an hour to call Sam", chat: 42, messageID: 1)
+        let asked = try await bot.waitForSent(1)
+        #expect(asked[0].text.contains("schedule_message"), "\(asked)")
+        let code = try #require(asked[0].text.components(separatedBy: "YES ").last?.prefix(6))
+        _ = bot.pushText("YES \(code)", chat: 42, messageID: 2)
+        let done = try await bot.waitForSent(2)
+        #expect(done[1].text == "Done: I will remind you.")
+        let log = try TestLog(dir.path)
+        defer { log.close() }
+        try await Self.awaitRecord(log, "the reminder's job") {
+            if case .jobEnqueued(let job) = $0 {
+                return job.kind == "scheduled" && job.payload["reminder"] == "call Sam"
+            }
+            return false
+        }
+        #expect(await agent.stop() == 0)
+        #expect(try Self.count(log, JobEnqueued.self) { $0.kind == "scheduled" } == 1)
+    }
+}

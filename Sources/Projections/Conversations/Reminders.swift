@@ -49,7 +49,7 @@ public enum Reminders {
     }
 
     /// "at 17:00 today", "at 09:00 tomorrow", "at 09:00 on 8 Dec" in `timeZone`.
-    static func when(_ due: LogTimestamp, now: LogTimestamp, timeZone: TimeZone) -> String {
+    public static func when(_ due: LogTimestamp, now: LogTimestamp, timeZone: TimeZone) -> String {
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = timeZone
         let parts = calendar.dateComponents([.hour, .minute, .day, .month], from: due.date)

@@ -265,7 +265,9 @@ public final class CoreService: Service, Sendable {
             historySeqs: history.map(\.seq), logger: logger)
         let engine = engine
         let turn = AssistantTurn(
-            provider: assistant.provider, tools: assistant.tools(logger: logger), settings: assistant.turn,
+            provider: assistant.provider,
+            tools: assistant.tools(logger: logger).adding(scheduleTool(job, conversation: conversation)),
+            settings: assistant.turn,
             logger: logger, now: { (try? engine.logNow())?.date ?? Date() })
         let input = TurnInput(
             system: AssistantTurn.systemPrompt(channel: conversation.channel), summary: summary?.summary,

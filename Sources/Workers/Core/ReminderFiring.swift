@@ -1,9 +1,32 @@
+import Assistant
 import EventLog
 import Foundation
 import Projections
 import SwitchboardEvents
 
 extension CoreService {
+    /// The `schedule_message` tool for `job`'s turn: a reminder job in `conversation`, due when the model said, as
+    /// `/remind` sets one (its idempotency key is the call's, so a retried call schedules once).
+    func scheduleTool(_ job: JobState, conversation: ConversationState) -> ScheduleMessageTool {
+        let engine = engine
+        return ScheduleMessageTool { when, text, callID in
+            let now = try engine.logNow()
+            let zone = engine.settings.jobs.timeZone
+            guard let reminder = ReminderTime.parse(when + " " + text, now: now, timeZone: zone) else {
+                throw ToolError(
+                    .invalidArguments, "could not read when '\(when)': use in 20m, at 17:00 or tomorrow 9:00")
+            }
+            var scheduled = NewJob(idempotencyKey: "reminder:tool:\(callID)", conversationID: job.conversationID)
+            scheduled.kind = JobKind.scheduled.rawValue
+            scheduled.runAt = reminder.due
+            scheduled.triggeringMessageSeq = job.triggeringMessageSeq
+            scheduled.replyToExternalID = job.replyToExternalID
+            scheduled.payload = [Reminders.payloadKey: reminder.text, "due": "\(reminder.due.microseconds)"]
+            _ = try await engine.enqueueJob(scheduled)
+            return Reminders.when(reminder.due, now: now, timeZone: zone)
+        }
+    }
+
     /// Fires a reminder (a `scheduled` job set by `/remind`): "⏰ <text>", with "(late)" when it fires more than
     /// `REMINDER_LATE_AFTER_SECONDS` after it was due — sent on WhatsApp and Telegram as a delivery fenced by the job
     /// token and keyed by the job (so a retry after a crash sends it once), written on the web as the job's final
