@@ -123,3 +123,36 @@ struct WebControlsTests {
         }
     }
 }
+
+extension WebControlsTests {
+    // A WhatsApp reply the Cloud API refused for good (131047: the 24-hour window closed) says so in the web chat,
+    // on the page and in the script's fold (the same text; the browser tests run the script).
+    @Test func aReplyRefusedOutsideTheWhatsAppWindowSaysSo() async throws {
+        try await WebHarness.with { h in
+            let login = try await h.login()
+            var message = InboundMessage(
+                channel: "whatsapp", accountID: "default", externalID: "wamid.1", contactID: "16505551234", text: "hi")
+            message.answersApprovalsInText = true
+            guard case .accepted(_, let conversation, let jobID?, _) = try await h.engine.ingest(message) else {
+                Issue.record("not accepted")
+                return
+            }
+            let claim = try #require(try await h.engine.claimJob())
+            #expect(claim.job.jobID == jobID)
+            var delivery = NewDelivery(
+                idempotencyKey: "reply:\(jobID)", channel: "whatsapp", accountID: "default", recipient: "16505551234",
+                conversationID: conversation, text: "Hello again")
+            delivery.jobID = jobID
+            let enqueued = try await h.engine.enqueueDelivery(delivery)
+            _ = try await h.engine.completeJob(jobID, token: claim.token)
+            let failed = DeliveryFailed(
+                deliveryID: enqueued.deliveryID, token: 0, attempt: 1, permanent: true, errorCode: "131047",
+                message: "Re-engagement message")
+            _ = try await h.engine.log.append([try PendingEvent(failed, correlationID: conversation)])
+            let page = try await h.get(
+                "/c/" + conversation.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!, login)
+            #expect(
+                page.body.contains("Not delivered: WhatsApp takes only template messages"), "\(page.body.suffix(2000))")
+        }
+    }
+}

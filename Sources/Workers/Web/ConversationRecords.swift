@@ -14,6 +14,7 @@ struct ConversationRecordFilter {
         AssistantDelta.eventType, AssistantMessage.eventType, ToolCall.eventType, ToolApproval.eventType,
         ToolResult.eventType, DeliveryEnqueued.eventType, JobCancelled.eventType, ConversationRenamed.eventType,
         ConversationDeleted.eventType, JobRetriggered.eventType, CommandHandled.eventType,
+        DeliveryFailed.eventType,
     ]
 
     let conversationID: String
@@ -39,6 +40,8 @@ struct ConversationRecordFilter {
     /// its seq and skipped.
     mutating func event(of record: Record, logger: Logger) -> SwitchboardEvent? {
         guard Self.types.contains(record.type), let event = record.followedEvent(logger) else { return nil }
+        // A failed send names only its delivery: it is the conversation's by its record's correlation.
+        if case .deliveryFailed = event { return record.correlationID == conversationID ? event : nil }
         return belongs(event) ? event : nil
     }
 

@@ -79,6 +79,7 @@ extension ThreadFold {
             body =
                 (reply.text.isEmpty ? "<p class=\"empty\">(no text)</p>" : Markdown.render(reply.text))
                 + (reply.stopped ? stoppedHTML : reply.cut ? cutHTML : "")
+                + (reply.undelivered.map { "<p class=\"failure undelivered\">\(HTML.escape($0))</p>" } ?? "")
         case .streaming:
             body = Markdown.render(reply.text)
         }

@@ -57,6 +57,8 @@ struct ThreadFold {
         var cut = false
         /// Stopped by a person (`job.cancelled`): the text streamed until then is its final text.
         var stopped = false
+        /// Why the reply could not be delivered to the contact (WhatsApp, Telegram), once its send failed for good.
+        var undelivered: String?
         /// The user message it answers (its versions share it); `nil` for a job that answers none.
         var triggerSeq: UInt64?
         /// The seq of its `job.enqueued` (its place among the conversation's nodes).
@@ -84,6 +86,8 @@ struct ThreadFold {
     private(set) var approvals: [String: Approval] = [:]
     /// Commands' answers by their message's seq.
     private(set) var notes: [UInt64: CommandHandled] = [:]
+    /// The job of each reply delivery (a failed send names only its delivery).
+    private var deliveryJobs: [String: String] = [:]
     private var calls: [String: ToolCall] = [:]
     /// The last seq folded.
     private(set) var lastSeq: UInt64 = 0
@@ -237,8 +241,12 @@ struct ThreadFold {
                 }
                 if reply.model == nil { reply.model = e.modelUsed }
             }
+        case .deliveryFailed(let e):
+            guard e.permanent, let jobID = deliveryJobs[e.deliveryID], replies[jobID] != nil else { return }
+            update(jobID) { $0.undelivered = Self.undeliveredText(code: e.errorCode, message: e.message) }
         case .deliveryEnqueued(let e):
             guard let jobID = e.jobID else { return }
+            deliveryJobs[e.deliveryID] = jobID
             update(jobID) { reply in
                 reply.parts[e.part] = e.text
                 if reply.state == .final, reply.text.isEmpty || reply.textFromParts {
@@ -247,7 +255,7 @@ struct ThreadFold {
                 }
             }
         case .contactUpdated, .commandRejected, .jobHeartbeat, .deliveryClaimed, .deliveryAttempted, .deliverySent,
-            .deliveryFailed, .deliveryUncertain, .leaseAcquired, .leaseRenewed, .leaseReleased, .leaseExpired,
+            .deliveryUncertain, .leaseAcquired, .leaseRenewed, .leaseReleased, .leaseExpired,
             .leaseDenied, .channelConnected, .channelDisconnected, .inboundIgnored, .webhookRejected,
             .deliveryStatusReported, .sessionEntrySet, .sessionEntryRemoved,
             .workerStarted, .workerStopped, .conversationSummarized:
@@ -290,6 +298,15 @@ struct ThreadFold {
             guard reply.state == .streaming else { return }
             reply.status = status == .awaiting ? "waiting for your approval" : "thinking"
         }
+    }
+
+    /// Why a reply never reached the contact, as the script says it.
+    static func undeliveredText(code: String?, message: String) -> String {
+        if code == "131047" {
+            return "Not delivered: WhatsApp takes only template messages more than 24 hours after the contact last "
+                + "wrote."
+        }
+        return "Not delivered: \(message)" + (code.map { " (\($0))" } ?? "")
     }
 
     static func failureText(reason: String, message: String) -> String {

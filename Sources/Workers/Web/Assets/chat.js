@@ -16,7 +16,7 @@
   var TYPES = ['message.received', 'job.enqueued', 'job.claimed', 'job.completed', 'job.failed', 'job.retried',
     'job.dead', 'job.requeued', 'assistant.delta', 'assistant.message', 'tool.call', 'tool.approval',
     'tool.result', 'delivery.enqueued', 'job.cancelled', 'conversation.renamed', 'conversation.deleted',
-    'job.retriggered', 'command.handled'];
+    'job.retriggered', 'command.handled', 'delivery.failed'];
 
   var sending = 0;
   var live = document.getElementById('announcer');

@@ -197,5 +197,21 @@ var ChatMarkdown = (function () {
     return Array.from(text);
   }
 
-  return { esc: esc, markdown: markdown, indentJSON: indentJSON, decidedBy: decidedBy, title: title };
+  // Why a reply failed (ThreadFold.failureText).
+  var FAILURES = { rate_limit: 'the model is rate limited', timeout: 'the model did not answer in time',
+    server_error: "the model's server failed", network: 'the model could not be reached',
+    claim_expired: 'the worker stopped answering', permanent: 'the request was refused' };
+  // Why a reply never reached the contact (ThreadFold.undeliveredText).
+  function undeliveredText(code, message) {
+    if (code === '131047') {
+      return 'Not delivered: WhatsApp takes only template messages more than 24 hours after the contact last wrote.';
+    }
+    return 'Not delivered: ' + message + (code ? ' (' + code + ')' : '');
+  }
+  function failureText(reason, message) {
+    var why = FAILURES[reason] || reason;
+    return message ? 'The reply failed: ' + why + ' — ' + message : 'The reply failed: ' + why + '.';
+  }
+  return { esc: esc, markdown: markdown, indentJSON: indentJSON, decidedBy: decidedBy, title: title,
+    failureText: failureText, undeliveredText: undeliveredText };
 })();

@@ -119,7 +119,8 @@ function ChatThread(options) {
     if (r.state === 'failed') {
       html = (r.text ? markdown(r.text) : '') + '<p class="failure">' + esc(r.failure || 'The reply failed.') + '</p>';
     } else if (r.state === 'final') {
-      html = (r.text ? markdown(r.text) : '<p class="empty">(no text)</p>') + (r.stopped ? STOPPED : r.cut ? CUT : '');
+      html = (r.text ? markdown(r.text) : '<p class="empty">(no text)</p>') + (r.stopped ? STOPPED : r.cut ? CUT : '') +
+        (r.undelivered ? '<p class="failure undelivered">' + esc(r.undelivered) + '</p>' : '');
       r.el.toggleAttribute('data-cut', Boolean(r.cut));
     } else {
       html = markdown(r.text);
@@ -167,13 +168,7 @@ function ChatThread(options) {
     return Object.keys(r.parts).map(Number).sort(function (a, b) { return a - b; })
       .map(function (k) { return r.parts[k]; }).join('\n');
   }
-  var FAILURES = { rate_limit: 'the model is rate limited', timeout: 'the model did not answer in time',
-    server_error: "the model's server failed", network: 'the model could not be reached',
-    claim_expired: 'the worker stopped answering', permanent: 'the request was refused' };
-  function failureText(reason, message) {
-    var why = FAILURES[reason] || reason;
-    return message ? 'The reply failed: ' + why + ' — ' + message : 'The reply failed: ' + why + '.';
-  }
+  var failureText = ChatMarkdown.failureText, undeliveredText = ChatMarkdown.undeliveredText, deliveryJobs = {};
   function approvalElement(d, call) {
     var risk = call ? call.risk : 'unknown';
     var args = call ? call.inputJSON : '{}';
@@ -341,8 +336,13 @@ function ChatThread(options) {
           scheduleRender(r);
         }
         break;
+      case 'delivery.failed':
+        r = replies[deliveryJobs[d.deliveryID]];
+        if (d.permanent && r) { r.undelivered = undeliveredText(d.errorCode, d.message); scheduleRender(r); }
+        break;
       case 'delivery.enqueued':
         if (!d.jobID) { return; }
+        deliveryJobs[d.deliveryID] = d.jobID;
         r = reply(d.jobID);
         r.parts[d.part] = d.text;
         if (r.state === 'final' && (!r.text || r.fromParts)) { r.text = joinedParts(r); r.fromParts = true; scheduleRender(r); }
