@@ -136,12 +136,7 @@ struct ChatClient: Sendable {
     /// previous reply is final; returns the microseconds from each post to its reply's first `assistant.delta` on
     /// the stream, and each post's own round trip.
     func converse(id: String, messages: Int) async throws -> ([UInt64], [UInt64]) {
-        var request = HTTPClientRequest(url: base + "/api/conversations/\(id)/events")
-        request.headers.add(name: "Cookie", value: cookie)
-        request.headers.add(name: "Accept", value: "text/event-stream")
-        let response = try await client.execute(request, timeout: .seconds(600))
-        guard response.status == .ok else { throw BenchError("event stream: \(response.status)") }
-        var events = SSELines(response.body.makeAsyncIterator())
+        var events = try await stream(id)
         var firstToken: [UInt64] = []
         var posts: [UInt64] = []
         for index in 0..<messages {
@@ -166,12 +161,7 @@ struct ChatClient: Sendable {
     /// and returns the microseconds from each Stop's POST to its `job.cancelled` on the stream (the stream ending
     /// the reply), and each message post's round trip.
     func stopEach(id: String, messages: Int) async throws -> ([UInt64], [UInt64]) {
-        var request = HTTPClientRequest(url: base + "/api/conversations/\(id)/events")
-        request.headers.add(name: "Cookie", value: cookie)
-        request.headers.add(name: "Accept", value: "text/event-stream")
-        let response = try await client.execute(request, timeout: .seconds(600))
-        guard response.status == .ok else { throw BenchError("event stream: \(response.status)") }
-        var events = SSELines(response.body.makeAsyncIterator())
+        var events = try await stream(id)
         var stops: [UInt64] = []
         var posts: [UInt64] = []
         for index in 0..<messages {
@@ -195,6 +185,16 @@ struct ChatClient: Sendable {
             }
         }
         return (stops, posts)
+    }
+
+    /// The conversation's event stream, held open.
+    private func stream(_ id: String) async throws -> SSELines {
+        var request = HTTPClientRequest(url: base + "/api/conversations/\(id)/events")
+        request.headers.add(name: "Cookie", value: cookie)
+        request.headers.add(name: "Accept", value: "text/event-stream")
+        let response = try await client.execute(request, timeout: .seconds(600))
+        guard response.status == .ok else { throw BenchError("event stream: \(response.status)") }
+        return SSELines(response.body.makeAsyncIterator())
     }
 
     private func send(_ body: [String: String], to path: String, expect status: UInt) async throws {

@@ -385,7 +385,8 @@ import Testing
         await server.stop()
         let settings = ProviderSettings(
             baseURL: base, model: "main", retry: RetryPolicy(maxRetries: 1, baseDelay: .milliseconds(10)),
-            requestTimeout: .milliseconds(500))
+            // A refused connection fails at once; the timeout only bounds the test (500 ms was hit first under load).
+            requestTimeout: .seconds(10))
         let client = OpenAICompatibleProvider.makeHTTPClient(settings: settings)
         let sleeps = SleepRecorder()
         let provider = OpenAICompatibleProvider(

@@ -23,6 +23,18 @@ struct ConversationFlowTests {
         }
     }
 
+    /// The environment of an agent answering Telegram chat 42 through `model` (no debounce unless `extra` sets one).
+    static func withModel(_ bot: FakeBotAPI, _ model: FakeModelServer, _ extra: [String: String] = [:]) -> [String:
+        String]
+    {
+        var environment = ChannelProcessTests.telegram(
+            bot, ["TELEGRAM_ALLOWED_CHAT_IDS": "42", "TELEGRAM_INBOUND_DEBOUNCE_MS": "0"].merging(extra) { $1 })
+        environment["AI_PROVIDER"] = nil
+        environment["AI_BASE_URL"] = model.baseURL
+        environment["AI_MODEL"] = "fake-model"
+        return environment
+    }
+
     static func count<E: EventPayload>(_ log: TestLog, _ kind: E.Type, where keep: (E) -> Bool = { _ in true }) throws
         -> Int
     {
@@ -34,13 +46,26 @@ struct ConversationFlowTests {
         let dir = TemporaryDirectory()
         let bot = try await FakeBotAPI.start()
         defer { bot.stop() }
+        // The default mode; a debounce window (5 s instead of the default 1.5 s) that a loaded machine's polls fit in.
         let agent = try AgentProcess(
-            "tg-burst", data: dir.path, ChannelProcessTests.telegram(bot, ["TELEGRAM_ALLOWED_CHAT_IDS": "42"]))
+            "tg-burst", data: dir.path,
+            ChannelProcessTests.telegram(
+                bot, ["TELEGRAM_ALLOWED_CHAT_IDS": "42", "TELEGRAM_INBOUND_DEBOUNCE_MS": "5000"]))
         try await agent.waitFor("[telegram] Polling for updates")
         let log = try TestLog(dir.path)
         defer { log.close() }
         _ = bot.pushText("I need a gift", chat: 42, messageID: 1)
+        // The next lines come after the first one's job exists (another poll): each moves its claim time later, and
+        // the core must wake at the last one.
+        try await Self.awaitRecord(log, "the first line's job") {
+            if case .jobEnqueued = $0 { return true }
+            return false
+        }
         _ = bot.pushText("for my sister", chat: 42, messageID: 2)
+        try await Self.awaitRecord(log, "the second line collected") {
+            if case .jobRetriggered = $0 { return true }
+            return false
+        }
         _ = bot.pushText("she likes books", chat: 42, messageID: 3)
         let sent = try await bot.waitForSent(1)
         #expect(sent[0].text.contains("she likes books"), "\(sent)")
@@ -87,11 +112,7 @@ struct ConversationFlowTests {
         let dir = TemporaryDirectory()
         let bot = try await FakeBotAPI.start()
         defer { bot.stop() }
-        var environment = ChannelProcessTests.telegram(
-            bot, ["TELEGRAM_ALLOWED_CHAT_IDS": "42", "TELEGRAM_INBOUND_DEBOUNCE_MS": "0"])
-        environment["AI_PROVIDER"] = nil
-        environment["AI_BASE_URL"] = model.baseURL
-        environment["AI_MODEL"] = "fake-model"
+        let environment = Self.withModel(bot, model)
         let agent = try AgentProcess("tg-stop", data: dir.path, environment)
         try await agent.waitFor("[telegram] Polling for updates")
         let log = try TestLog(dir.path)
@@ -132,11 +153,7 @@ extension ConversationFlowTests {
         let dir = TemporaryDirectory()
         let bot = try await FakeBotAPI.start()
         defer { bot.stop() }
-        var environment = ChannelProcessTests.telegram(
-            bot, ["TELEGRAM_ALLOWED_CHAT_IDS": "42", "TELEGRAM_INBOUND_DEBOUNCE_MS": "0"])
-        environment["AI_PROVIDER"] = nil
-        environment["AI_BASE_URL"] = model.baseURL
-        environment["AI_MODEL"] = "fake-model"
+        let environment = Self.withModel(bot, model)
         let agent = try AgentProcess("tg-pace", data: dir.path, environment)
         try await agent.waitFor("[telegram] Polling for updates")
         _ = bot.pushText("Write a lot", chat: 42, messageID: 1)
@@ -240,11 +257,7 @@ extension ConversationFlowTests {
         let dir = TemporaryDirectory()
         let bot = try await FakeBotAPI.start()
         defer { bot.stop() }
-        var environment = ChannelProcessTests.telegram(
-            bot, ["TELEGRAM_ALLOWED_CHAT_IDS": "42", "TELEGRAM_INBOUND_DEBOUNCE_MS": "0", "QUEUE_MODE": "steer"])
-        environment["AI_PROVIDER"] = nil
-        environment["AI_BASE_URL"] = model.baseURL
-        environment["AI_MODEL"] = "fake-model"
+        let environment = Self.withModel(bot, model, ["QUEUE_MODE": "steer"])
         let agent = try AgentProcess("tg-steer", data: dir.path, environment)
         try await agent.waitFor("[telegram] Polling for updates")
         let log = try TestLog(dir.path)
@@ -284,11 +297,7 @@ extension ConversationFlowTests {
         let dir = TemporaryDirectory()
         let bot = try await FakeBotAPI.start()
         defer { bot.stop() }
-        var environment = ChannelProcessTests.telegram(
-            bot, ["TELEGRAM_ALLOWED_CHAT_IDS": "42", "TELEGRAM_INBOUND_DEBOUNCE_MS": "0"])
-        environment["AI_PROVIDER"] = nil
-        environment["AI_BASE_URL"] = model.baseURL
-        environment["AI_MODEL"] = "fake-model"
+        let environment = Self.withModel(bot, model)
         let agent = try AgentProcess("tg-schedule", data: dir.path, environment)
         try await agent.waitFor("[telegram] Polling for updates")
         _ = bot.pushText("Remind me in an hour to call Sam", chat: 42, messageID: 1)

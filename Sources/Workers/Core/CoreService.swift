@@ -71,6 +71,9 @@ public final class CoreService: Service, Sendable {
                 if let runAt = enqueued.runAt { addDue(runAt) }
             case .jobRetried(let retried):
                 addDue(retried.notBefore)
+            case .jobRetriggered(let retriggered):
+                // A debounced reply waits longer: its new claim time is a due time too.
+                if let notBefore = retriggered.notBefore { addDue(notBefore) }
             case .jobClaimed(let claimed) where claimed.ownerInstance != me:
                 // Reclaimed by the next claim after its deadline, should that worker die.
                 addDue(claimed.visibleUntil.advanced(by: .milliseconds(1)))
