@@ -158,7 +158,21 @@ final class ChromeDriverProcess: Sendable {
     private static let watcher =
         #"d="$1"; shift; "$d" "$@" </dev/null & c=$!; while read -r _; do :; done; kill "$c"; wait "$c""#
 
+    /// Starts ChromeDriver on a port of its choosing. It picks the port itself, and one taken meanwhile by another
+    /// process (a spawned agent, a fake server) leaves it without a listening socket and silent (seen in CI:
+    /// `bind() failed: Address already in use`): then it is started again, up to three times.
     static func start(_ tools: BrowserTools, logPath: String) async throws -> ChromeDriverProcess {
+        var attempt = 1
+        while true {
+            do {
+                return try await startOnce(tools, logPath: logPath)
+            } catch let error as BrowserError where error.code == .driverStart && attempt < 3 {
+                attempt += 1
+            }
+        }
+    }
+
+    private static func startOnce(_ tools: BrowserTools, logPath: String) async throws -> ChromeDriverProcess {
         let child: ChildProcess
         do {
             child = try ChildProcess(
