@@ -22,24 +22,16 @@ extension ChannelIngressDecider {
             var job = Reminders.job(
                 reminder, message: message, conversationID: conversation, messageSeq: messageSeq)
             job.jobID = ids.jobID
-            let existing = try lookup.jobID(idempotencyKey: job.idempotencyKey)
-            events.append(
-                try JobDecider.enqueue(
-                    job, existingJobID: existing,
-                    jobIDTaken: existing == nil && (try lookup.jobExists(job.jobID)), parent: nil,
-                    settings: jobs))
+            events.append(try enqueue(job, lookup: lookup, settings: jobs))
         }
         if reply.newJob {
             var job = InboundDecider.replyJob(
                 for: message, conversationID: conversation, messageSeq: messageSeq)
             job.jobID = ids.jobID
             job.runAt = reply.runAt
-            let existing = try lookup.jobID(idempotencyKey: job.idempotencyKey)
-            let enqueue = try JobDecider.enqueue(
-                job, existingJobID: existing, jobIDTaken: existing == nil && (try lookup.jobExists(job.jobID)),
-                parent: nil, settings: jobs)
-            events.append(enqueue)
-            jobID = enqueue.outcome.jobID
+            let enqueued = try enqueue(job, lookup: lookup, settings: jobs)
+            events.append(enqueued)
+            jobID = enqueued.outcome.jobID
         }
         // /stop: what a stopped reply had written is sent as it is (a channel's reply goes out only at the
         // end of its turn, so nothing of it was sent yet). One message, cut to the channels' common limit.
@@ -54,11 +46,7 @@ extension ChannelIngressDecider {
             delivery.deliveryID = "stopped-" + kept.jobID
             delivery.jobID = kept.jobID
             delivery.sourceMessageID = kept.messageID
-            events.append(
-                try DeliveryDecider.enqueue(
-                    delivery,
-                    existingDeliveryID: try lookup.deliveryID(idempotencyKey: delivery.idempotencyKey),
-                    settings: deliveries))
+            events.append(try enqueue(delivery, lookup: lookup, settings: deliveries))
         }
         // The command's answer (the ids the worker made for this message include one for it).
         if let answer = reply.answer {
@@ -69,12 +57,26 @@ extension ChannelIngressDecider {
             delivery.deliveryID = ids.pairingDeliveryID
             delivery.kind = "command_reply"
             delivery.replyToExternalID = message.externalID
-            events.append(
-                try DeliveryDecider.enqueue(
-                    delivery,
-                    existingDeliveryID: try lookup.deliveryID(idempotencyKey: delivery.idempotencyKey),
-                    settings: deliveries))
+            events.append(try enqueue(delivery, lookup: lookup, settings: deliveries))
         }
         return jobID
+    }
+
+    /// ``JobDecider/enqueue(_:existingJobID:jobIDTaken:parent:settings:)`` against the lookup (idempotent by key).
+    static func enqueue(_ job: NewJob, lookup: some IngressLookup, settings: JobSettings) throws -> Decision<JobEnqueue>
+    {
+        let existing = try lookup.jobID(idempotencyKey: job.idempotencyKey)
+        return try JobDecider.enqueue(
+            job, existingJobID: existing, jobIDTaken: existing == nil && (try lookup.jobExists(job.jobID)),
+            parent: nil, settings: settings)
+    }
+
+    /// ``DeliveryDecider/enqueue(_:existingDeliveryID:settings:)`` against the lookup (idempotent by key).
+    static func enqueue(_ delivery: NewDelivery, lookup: some IngressLookup, settings: DeliverySettings) throws
+        -> Decision<DeliveryEnqueue>
+    {
+        try DeliveryDecider.enqueue(
+            delivery, existingDeliveryID: try lookup.deliveryID(idempotencyKey: delivery.idempotencyKey),
+            settings: settings)
     }
 }

@@ -228,11 +228,9 @@ public enum ChannelIngressDecider {
                 delivery.deliveryID = ids.pairingDeliveryID
                 delivery.kind = "pairing_code"
                 delivery.replyToExternalID = message.externalID
-                let enqueue = try DeliveryDecider.enqueue(
-                    delivery, existingDeliveryID: try lookup.deliveryID(idempotencyKey: delivery.idempotencyKey),
-                    settings: deliveries)
-                events.append(enqueue)
-                pairingDelivery = enqueue.outcome.deliveryID
+                let enqueued = try enqueue(delivery, lookup: lookup, settings: deliveries)
+                events.append(enqueued)
+                pairingDelivery = enqueued.outcome.deliveryID
             }
             return events.decision(
                 .message(
@@ -269,10 +267,7 @@ public enum ChannelIngressDecider {
                 text: confirmation)
             delivery.deliveryID = confirmationDeliveryID
             delivery.kind = "pairing_code"
-            events.append(
-                try DeliveryDecider.enqueue(
-                    delivery, existingDeliveryID: try lookup.deliveryID(idempotencyKey: delivery.idempotencyKey),
-                    settings: deliveries))
+            events.append(try enqueue(delivery, lookup: lookup, settings: deliveries))
         }
         return events.decision(.approved(contact))
     }

@@ -22,7 +22,7 @@ public struct Redactions: Sendable {
         var found = Redactions()
         try log.withSnapshot { snapshot in
             try snapshot.forEach(from: 1) { record in
-                found.note(record)
+                try found.note(record)
                 return true
             }
         }
@@ -30,9 +30,10 @@ public struct Redactions: Sendable {
     }
 
     /// Takes in a `conversation.deleted` record (a reader following the log calls it for every record).
-    public mutating func note(_ record: Record) {
+    /// - Throws: when a deletion record does not decode: the reader must stop rather than show what it hides.
+    public mutating func note(_ record: Record) throws {
         guard record.type == ConversationDeleted.eventType,
-            case .conversationDeleted(let e)? = try? record.event()
+            case .conversationDeleted(let e)? = try record.event()
         else { return }
         deleted[e.conversationID] = ConversationDeletion(throughSeq: e.throughSeq, by: e.by, at: record.timestamp)
     }

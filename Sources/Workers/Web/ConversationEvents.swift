@@ -125,10 +125,20 @@ enum ConversationEvents {
                 // A record the conversation's deletion redacted while this stream was behind is never sent (the
                 // deletion itself is: the page clears the thread).
                 if case .conversationDeleted = event {
-                } else if let deletion = try? engine.conversation(conversationID)?.deletion,
-                    record.seq <= deletion.throughSeq
-                {
-                    return side
+                } else {
+                    do {
+                        if let deletion = try engine.conversation(conversationID)?.deletion,
+                            record.seq <= deletion.throughSeq
+                        {
+                            return side
+                        }
+                    } catch {
+                        // Whether it was deleted cannot be told: nothing is sent (the page resumes on reconnect).
+                        logger.error(
+                            "web.events.redaction_unreadable",
+                            metadata: ["conversation.id": "\(conversationID)", "error": "\(error)"])
+                        return side
+                    }
                 }
                 var out = frame(record)
                 if var side { out.writeBuffer(&side) }

@@ -23,7 +23,7 @@ struct Tail: AsyncParsableCommand {
             if follow {
                 // A stream has no end to close an array at: JSON lines.
                 for try await record in log.tail(from: start) {
-                    redactions.note(record)
+                    try redactions.note(record)
                     let report = RecordReport(record, redactions: redactions)
                     if options.json { printJSON(report) } else { print(report.description) }
                     fflush(nil)
