@@ -58,15 +58,20 @@ public struct MessageReceived: EventPayload {
     /// Why no reply answers it, when it was recorded only as context: `not_addressed` (a group message for someone
     /// else under `GROUP_POLICY=mention`). Additive optional field.
     public var unanswered: String?
+    /// Who wrote it, in a group chat: the participant's display name (Telegram first name or @username, the
+    /// WhatsApp push name), else their id. `nil` in direct chats, where the contact is the sender. Additive optional
+    /// field.
+    public var senderName: String?
 
     /// Creates a `message.received` event.
     public init(
         channel: String, accountID: String, externalID: String, conversationID: String, contactID: String,
         text: String, media: MediaDescriptor? = nil, providerTimestamp: LogTimestamp? = nil,
         replyToExternalID: String? = nil, parentSeq: UInt64? = nil, afterJobID: String? = nil,
-        unanswered: String? = nil
+        unanswered: String? = nil, senderName: String? = nil
     ) {
         self.unanswered = unanswered
+        self.senderName = senderName
         self.parentSeq = parentSeq
         self.afterJobID = afterJobID
         self.channel = channel

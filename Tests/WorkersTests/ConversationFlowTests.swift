@@ -242,6 +242,38 @@ extension ConversationFlowTests {
 }
 
 extension ConversationFlowTests {
+    // The group's other lines reach the model as context, each with its writer's name, and only the newest
+    // GROUP_CONTEXT_MESSAGES of them.
+    @Test func aGroupReplySeesTheNewestLinesWithTheirWriters() async throws {
+        let model = try await FakeModelServer.start { _ in .text(["Pizza it is."]) }
+        defer { model.stop() }
+        let dir = TemporaryDirectory()
+        let bot = try await FakeBotAPI.start()
+        defer { bot.stop() }
+        let environment = Self.withModel(
+            bot, model, ["TELEGRAM_ALLOWED_GROUP_IDS": "-100777", "GROUP_CONTEXT_MESSAGES": "2"])
+        let agent = try AgentProcess("tg-group-context", data: dir.path, environment)
+        try await agent.waitFor("[telegram] Polling for updates")
+        let log = try TestLog(dir.path)
+        defer { log.close() }
+        for (n, line) in ["sushi?", "no, tacos", "pizza then", "pizza works"].enumerated() {
+            bot.pushGroupText(
+                line, group: -100_777, from: 5 + Int64(n % 2), messageID: Int64(n + 1),
+                name: n % 2 == 0 ? "Ann" : "Carl")
+        }
+        try await Self.awaitRecord(log, "the four context lines") { _ in
+            (try? Self.count(log, MessageReceived.self)) == 4
+        }
+        bot.pushGroupText("@switchboard_test_bot what did we pick?", group: -100_777, from: 7, messageID: 5)
+        let sent = try await bot.waitForSent(1)
+        #expect(sent[0].chatID == -100_777 && sent[0].text == "Pizza it is.")
+        let asked = try #require(model.requests.last).messages.map(\.content)
+        #expect(asked.contains("Ann: pizza then") && asked.contains("Carl: pizza works"), "\(asked)")
+        #expect(!asked.contains { $0.contains("sushi") || $0.contains("tacos") }, "\(asked)")
+        #expect(asked.last == "Bob: @switchboard_test_bot what did we pick?")
+        #expect(await agent.stop() == 0)
+    }
+
     // steer: a message arriving while the reply streams (no tool called yet) cancels that turn and restarts it with the
     // message included; the cancelled reply is never sent.
     @Test func steerRestartsTheRunningTurnWithTheNewMessage() async throws {

@@ -89,7 +89,9 @@ final class FakeBotAPI: Sendable {
     /// Queues a text message from user `from` in group `group` (a supergroup), optionally replying to a message
     /// of the bot.
     @discardableResult
-    func pushGroupText(_ text: String, group: Int64, from: Int64, messageID: Int64, replyToBot: Int64? = nil) -> Int64 {
+    func pushGroupText(
+        _ text: String, group: Int64, from: Int64, messageID: Int64, replyToBot: Int64? = nil, name: String = "Bob"
+    ) -> Int64 {
         let escaped = String(decoding: try! JSONEncoder().encode(text), as: UTF8.self)
         let reply =
             replyToBot.map {
@@ -97,7 +99,7 @@ final class FakeBotAPI: Sendable {
             } ?? ""
         return push(
             "message",
-            #"{"message_id":\#(messageID),"from":{"id":\#(from),"is_bot":false,"first_name":"Bob"},"chat":{"id":\#(group),"title":"Family","type":"supergroup"},"date":1700000000,"text":\#(escaped)\#(reply)}"#
+            #"{"message_id":\#(messageID),"from":{"id":\#(from),"is_bot":false,"first_name":"\#(name)"},"chat":{"id":\#(group),"title":"Family","type":"supergroup"},"date":1700000000,"text":\#(escaped)\#(reply)}"#
         )
     }
 

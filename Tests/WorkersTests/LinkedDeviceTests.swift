@@ -81,15 +81,16 @@ struct LinkedDevicePureTests {
         #expect(message.contactID == "4917612345678" && message.text == "hi")
         #expect(message.replyToExternalID == "4917612345678@s.whatsapp.net/Q1")
         #expect(WhatsAppWebMessageRef.messageID(message.replyToExternalID ?? "") == "Q1")
-        // Groups are recorded and not answered; a message without text is recorded as such.
+        // A group message goes to the group rules: not allowed here (no WHATSAPP_ALLOWED_GROUP_IDS).
         guard
-            case .ignored(let group) = item(
-                SidecarMessage(id: "G", chat: "123@g.us", sender: "49@s.whatsapp.net", text: "x"))
+            case .message(let group, let groupAccess, _) = item(
+                SidecarMessage(id: "G", chat: "123@g.us", sender: "49@s.whatsapp.net", pushName: "Ann", text: "x"))
         else {
             Issue.record("group")
             return
         }
-        #expect(group.reason == "group")
+        #expect(group.contactID == "123@g.us" && group.group == GroupMessage(addressed: false, senderName: "Ann"))
+        #expect(!groupAccess.groupAllowed && groupAccess.groupPolicy == .mention)
         guard
             case .ignored(let empty) = item(
                 SidecarMessage(id: "E", chat: "49@s.whatsapp.net", text: nil, kind: "other"))
@@ -119,6 +120,41 @@ struct LinkedDevicePureTests {
         }
         #expect(read.status == "read" && read.providerMessageID == "W" && read.recipient == "49")
         #expect(WhatsAppWebInbound.jid(forRecipient: "+49 176 1234") == "491761234@s.whatsapp.net")
+    }
+
+    /// What addresses the owner in a group: an @-mention of the owner's jid (any device suffix), a quote of the
+    /// owner's message, the owner's number written out, a command; not a mention of someone else.
+    @Test(arguments: [
+        (SidecarMessage(id: "1", chat: "9@g.us", text: "hi", mentions: ["4915100000000@s.whatsapp.net"]), true),
+        (SidecarMessage(id: "2", chat: "9@g.us", text: "hi", mentions: ["4917600000000@s.whatsapp.net"]), false),
+        (
+            SidecarMessage(
+                id: "3", chat: "9@g.us", text: "ok", quotedID: "Q", quotedSender: "4915100000000:7@s.whatsapp.net"),
+            true
+        ),
+        (
+            SidecarMessage(
+                id: "4", chat: "9@g.us", text: "ok", quotedID: "Q", quotedSender: "4917600000000@s.whatsapp.net"), false
+        ),
+        (SidecarMessage(id: "5", chat: "9@g.us", text: "ask +49 151 00000000 please"), true),
+        (SidecarMessage(id: "6", chat: "9@g.us", text: "/status"), true),
+        (SidecarMessage(id: "7", chat: "9@g.us", text: "lunch at 1?"), false),
+    ])
+    func groupMessagesAddressTheOwner(message: SidecarMessage, addressed: Bool) {
+        let groups = WhatsAppWebGroups(policy: .mention, allowed: ["9@g.us"])
+        let inbound = WhatsAppWebInbound(
+            accountID: "default", access: ChannelAccess(channel: "whatsapp", policy: .pairing, allowlist: []),
+            selfChat: false, groups: groups)
+        guard
+            case .message(let received, let access, _) = inbound.item(
+                message, ownJID: "4915100000000:3@s.whatsapp.net", sentByThisDevice: false)
+        else {
+            Issue.record("not a message")
+            return
+        }
+        #expect(received.group?.addressed == addressed)
+        #expect(access.groupAllowed)
+        #expect(!groups.addressed(message, text: message.text ?? "", ownJID: nil) || message.text == "/status")
     }
 
     @Test func theProtocolsLinesDecodeAndEncode() throws {
@@ -483,6 +519,64 @@ struct LinkedDeviceProcessTests {
         log.close()
         let audit = try await SpawnedProcess.run("replay", ["audit", "duplicates", "--data-dir", dir.path])
         #expect(audit.status == 0, "\(audit.lines.suffix(5))")
+    }
+}
+
+extension LinkedDeviceProcessTests {
+    // Groups on the linked device: an allowed group's lines are kept, and only one that @-mentions the owner is
+    // answered, in the group; a group that is not allowed is recorded as ignored.
+    @Test func inAnAllowedGroupOnlyAMentionOfTheOwnerIsAnswered() async throws {
+        let dir = TemporaryDirectory()
+        let fake = try FakeSidecarServer()
+        let agent = try AgentProcess(
+            "wa-1", data: dir.path,
+            Self.web(
+                fake,
+                [
+                    "AGENT_ROLE": "all", "AI_PROVIDER": "offline", "WHATSAPP_ALLOWED_GROUP_IDS": "120363001@g.us",
+                    "INBOUND_DEBOUNCE_MS": "0",
+                ]))
+        let s1 = try await fake.next()
+        try await Self.link(s1, agent)
+        let group = "120363001@g.us"
+        s1.emit(
+            .message(
+                SidecarMessage(
+                    id: "G1", chat: group, sender: "4917600000001@s.whatsapp.net", pushName: "Ann",
+                    text: "who is coming saturday?")))
+        s1.emit(
+            .message(
+                SidecarMessage(
+                    id: "G2", chat: "120363999@g.us", sender: "4917600000002@s.whatsapp.net",
+                    text: "@4915112345678 hi", mentions: ["4915112345678@s.whatsapp.net"])))
+        s1.emit(
+            .message(
+                SidecarMessage(
+                    id: "G3", chat: group, sender: "4917600000002@s.whatsapp.net", pushName: "Carl",
+                    text: "@4915112345678 are you?", mentions: ["4915112345678@s.whatsapp.net"])))
+        var sent: [JSONValue] = []
+        while sent.isEmpty {
+            let command = try await s1.command(within: 30)
+            if command["type"] == .string("send") { sent.append(command) }
+        }
+        #expect(sent[0]["jid"] == .string(group), "\(sent)")
+        #expect(sent[0]["text"]?.stringValue?.contains("are you?") == true, "\(sent)")
+        s1.emit(.sent(id: sent[0]["id"]?.stringValue ?? "", messageID: "OUT-1"))
+        let log = try TestLog(dir.path)
+        defer { log.close() }
+        _ = try await log.waitForEvent("the reply's delivery.sent") { _, event in
+            if case .deliverySent = event { return true }
+            return false
+        }
+        #expect(await agent.stop() == 0)
+        let received = try log.engine.log.records(from: 1).filter { $0.type == MessageReceived.eventType }
+            .compactMap { try? $0.decode(MessageReceived.self) }
+        #expect(received.map(\.unanswered) == ["not_addressed", nil])
+        #expect(received.map(\.senderName) == ["Ann", "Carl"])
+        let ignored = try log.engine.log.records(from: 1).filter { $0.type == InboundIgnored.eventType }
+            .compactMap { try? $0.decode(InboundIgnored.self) }
+        #expect(ignored.map(\.reason) == ["group_not_allowed"])
+        #expect(!s1.commands.contains { $0["type"] == .string("send") && $0["jid"] != .string(group) })
     }
 }
 

@@ -344,11 +344,18 @@ public struct HistoryMessage: Codable, Sendable, Equatable {
     public var triggerSeq: UInt64?
     /// A reply's `finishReason` (`stopped`, `length`, …).
     public var finishReason: String?
+    /// A group message's writer (``MessageReceived/senderName``).
+    public var sender: String?
+    /// Why a user message is not answered (`not_addressed`: group context kept for when the assistant is addressed).
+    public var unanswered: String?
 
     public init(
         role: String, text: String, seq: UInt64, time: LogTimestamp, parentSeq: UInt64 = 0,
-        afterJobID: String? = nil, jobID: String? = nil, triggerSeq: UInt64? = nil, finishReason: String? = nil
+        afterJobID: String? = nil, jobID: String? = nil, triggerSeq: UInt64? = nil, finishReason: String? = nil,
+        sender: String? = nil, unanswered: String? = nil
     ) {
+        self.sender = sender
+        self.unanswered = unanswered
         self.role = role
         self.text = text
         self.seq = seq

@@ -38,7 +38,8 @@ extension SwitchboardProjector {
         try touch(&conversation, seq: seq, tables)
         try tables.store(
             HistoryMessage(
-                role: "user", text: e.text, seq: seq, time: now, parentSeq: parent, afterJobID: e.afterJobID),
+                role: "user", text: e.text, seq: seq, time: now, parentSeq: parent, afterJobID: e.afterJobID,
+                sender: e.senderName, unanswered: e.unanswered),
             .messages, Key(e.conversationID).appending(seq))
     }
 

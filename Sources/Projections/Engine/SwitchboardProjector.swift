@@ -17,7 +17,7 @@ public struct SwitchboardProjector: Projector {
 
     /// The layout this build writes. Bump `version` in the same commit as any change to what `apply` stores;
     /// `docs/architecture.md` keeps the history.
-    public static let format = ProjectionFormat(name: "switchboard", version: 8)
+    public static let format = ProjectionFormat(name: "switchboard", version: 9)
 
     public var format: ProjectionFormat { Self.format }
 

@@ -13,6 +13,11 @@ public enum GroupPolicy: String, Sendable, Equatable, CaseIterable {
 public struct GroupMessage: Sendable, Equatable {
     /// It addresses the assistant (a mention of its @username or name, a reply to one of its messages, a command).
     public var addressed: Bool
+    /// Who wrote it (a display name, else an id): the model sees each group line with its writer.
+    public var senderName: String?
 
-    public init(addressed: Bool) { self.addressed = addressed }
+    public init(addressed: Bool, senderName: String? = nil) {
+        self.addressed = addressed
+        self.senderName = senderName
+    }
 }

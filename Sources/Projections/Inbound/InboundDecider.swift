@@ -211,7 +211,8 @@ public enum InboundDecider {
                     conversationID: conversation, contactID: message.contactID, text: message.text,
                     media: message.media, providerTimestamp: message.providerTimestamp,
                     replyToExternalID: message.replyToExternalID, parentSeq: message.parentSeq,
-                    afterJobID: message.afterJobID, unanswered: message.unanswered)))
+                    afterJobID: message.afterJobID, unanswered: message.unanswered,
+                    senderName: message.group?.senderName)))
         // An allowed contact answering a tool call that awaits its approval: the answer, not a new question. (The
         // web chat answers with its approval card, so a typed "no" there stays a message.)
         if status == .allowed, message.answersApprovalsInText, let answer = ApprovalReply(message.text),

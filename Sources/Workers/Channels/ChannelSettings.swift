@@ -43,6 +43,9 @@ public struct ChannelSettings: Sendable, Equatable {
     public var groupPolicy: GroupPolicy
     /// `TELEGRAM_ALLOWED_GROUP_IDS`: group chat ids answered (comma or space separated), `*` for any; unset: none.
     public var telegramAllowedGroups: Set<String>?
+    /// `WHATSAPP_ALLOWED_GROUP_IDS`: the linked device's group jids answered (`<id>@g.us`, comma or space separated),
+    /// `*` for any; unset: none. (The Cloud API delivers no group messages.)
+    public var whatsappAllowedGroups: Set<String>?
     /// `TELEGRAM_POLL_TIMEOUT_SECONDS`: the `getUpdates` long-poll timeout (default 25, 1…50).
     public var telegramPollTimeout: Int
     /// `WHATSAPP_CLOUD_VERIFY_TOKEN`: the token of the `GET /whatsapp/webhook` subscription handshake.
@@ -147,6 +150,23 @@ public struct ChannelSettings: Sendable, Equatable {
                 groups.insert(String(number))
             }
             telegramAllowedGroups = groups
+        }
+        let whatsappGroupIDs = list("WHATSAPP_ALLOWED_GROUP_IDS", spaces: true)
+        if whatsappGroupIDs == ["*"] {
+            whatsappAllowedGroups = nil
+        } else {
+            var groups = Set<String>()
+            for id in whatsappGroupIDs {
+                let jid = id.hasSuffix("@g.us") ? id : id + "@g.us"
+                let user = jid.dropLast("@g.us".count)
+                guard !user.isEmpty, user.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == "-") }) else {
+                    throw SettingsError(
+                        variable: "WHATSAPP_ALLOWED_GROUP_IDS",
+                        message: "expected group jids like 120363012345678901@g.us or *, got '\(id)'")
+                }
+                groups.insert(jid)
+            }
+            whatsappAllowedGroups = groups
         }
         telegramPollTimeout = try env.integer("TELEGRAM_POLL_TIMEOUT_SECONDS", default: 25, range: 1...50)
         whatsappVerifyToken = env.value("WHATSAPP_CLOUD_VERIFY_TOKEN").map(ChannelSecret.init)

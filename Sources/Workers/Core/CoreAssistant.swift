@@ -54,6 +54,8 @@ public struct CoreAssistant: Sendable {
     public var httpClient: HTTPClient?
     /// Which model answers, for the startup line.
     public var modelDescription: String
+    /// How many unaddressed group lines a group reply sees (`GROUP_CONTEXT_MESSAGES`).
+    public var groupContextMessages = GroupContext.defaultLimit
 
     public init(
         provider: any ChatProvider, turn: TurnSettings = TurnSettings(), approvalTTL: Duration = .seconds(300),
@@ -79,12 +81,14 @@ public struct CoreAssistant: Sendable {
     public static func from(
         settings: AgentSettings, model: ModelChoice, httpClient: HTTPClient, sessions: SessionStore?, logger: Logger
     ) -> CoreAssistant {
-        CoreAssistant(
+        var assistant = CoreAssistant(
             provider: model.chatProvider(httpClient: httpClient, logger: logger), turn: model.turn,
             approvalTTL: settings.approvalTTL,
             todoist: TodoistAccess(
                 baseURL: settings.todoistBaseURL, environmentToken: settings.todoistToken, sessions: sessions),
             httpClient: httpClient, modelDescription: model.description)
+        assistant.groupContextMessages = settings.groupContextMessages
+        return assistant
     }
 
     /// The tools for one job: the standard ones, and Todoist's when a token is there now.

@@ -262,7 +262,7 @@ public final class CoreService: Service, Sendable {
         let trigger = try engine.replyTrigger(of: job)
         let (summary, history) = try Self.history(
             of: job, trigger: trigger?.seq, engine.history(job.conversationID, limit: Self.historyLimit),
-            summary: engine.conversationSummary(job.conversationID))
+            summary: engine.conversationSummary(job.conversationID), groupContext: assistant.groupContextMessages)
         let host = JobTurnHost(
             engine: engine, claim: claim, conversation: conversation, approvalTTL: assistant.approvalTTL,
             historySeqs: history.map(\.seq), logger: logger)
@@ -274,7 +274,8 @@ public final class CoreService: Service, Sendable {
             logger: logger, now: { (try? engine.logNow())?.date ?? Date() })
         let input = TurnInput(
             system: AssistantTurn.systemPrompt(channel: conversation.channel), summary: summary?.summary,
-            history: history.map { $0.role == "assistant" ? .assistant($0.text) : .user($0.text) }, key: job.jobID,
+            history: history.map { $0.role == "assistant" ? .assistant($0.text) : .user(GroupContext.promptText($0)) },
+            key: job.jobID,
             tier: Channel(stored: conversation.channel)?.modelTier ?? .standard)
         // Deltas still in flight are written (or refused) before the job's outcome, whichever way the turn ends.
         let result = try await host.withDeltaWriter { try await turn.run(input, host: host) }
@@ -301,10 +302,12 @@ public final class CoreService: Service, Sendable {
 
     /// The messages a job's prompt is built from, and the summary it starts with: for a reply, the branch of the
     /// message it answers with the reply versions that were shown (``ConversationTree/history(answering:)``); for
-    /// a job that answers no message, the whole conversation. A summary counts only when the message it ends at
-    /// is part of that history (else it summarizes another branch).
+    /// a job that answers no message, the whole conversation; of a group's unaddressed lines only the newest
+    /// `groupContext` (``GroupContext``). A summary counts only when the message it ends at is part of that history
+    /// (else it summarizes another branch).
     static func history(
-        of job: JobState, trigger: UInt64?, _ messages: [HistoryMessage], summary: ConversationSummaryState?
+        of job: JobState, trigger: UInt64?, _ messages: [HistoryMessage], summary: ConversationSummaryState?,
+        groupContext: Int = GroupContext.defaultLimit
     ) -> (summary: ConversationSummaryState?, history: [HistoryMessage]) {
         var history = messages
         if let trigger {
@@ -312,8 +315,10 @@ public final class CoreService: Service, Sendable {
             // A trigger older than the messages read falls back to the conversation up to it.
             history = branch.isEmpty ? messages.filter { $0.seq <= trigger } : branch
         }
-        guard let summary, history.contains(where: { $0.seq == summary.throughSeq }) else { return (nil, history) }
-        return (summary, history.filter { $0.seq > summary.throughSeq })
+        guard let summary, history.contains(where: { $0.seq == summary.throughSeq }) else {
+            return (nil, GroupContext.bounded(history, limit: groupContext))
+        }
+        return (summary, GroupContext.bounded(history.filter { $0.seq > summary.throughSeq }, limit: groupContext))
     }
 
     /// The id of a job's reply message, and the idempotency key of its delivery (`#<part>` appended when split).

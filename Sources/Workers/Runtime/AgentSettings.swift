@@ -99,6 +99,9 @@ public struct AgentSettings: Sendable, Equatable {
     /// (default 60): a reminder firing later than that after it was due says "(late)".
     public var timeZone: TimeZone
     public var reminderLateAfter: Duration
+    /// `GROUP_CONTEXT_MESSAGES` (0…500, default 20): how many of a group's lines that were not addressed to the
+    /// assistant a group reply sees (``GroupContext``).
+    public var groupContextMessages: Int
     /// `OUTBOUND_CONCURRENCY`: provider calls one channel account's outbound loop makes at once, each to a
     /// different recipient (default 16, 1…256). FIFO per recipient and the rate limits hold whatever the value.
     public var outboundConcurrency: Int
@@ -228,6 +231,8 @@ public struct AgentSettings: Sendable, Equatable {
         conversations = try ConversationSettings.read(env)
         timeZone = try ConversationSettings.timeZone(env)
         reminderLateAfter = .seconds(try env.integer("REMINDER_LATE_AFTER_SECONDS", default: 60, range: 1...86_400))
+        groupContextMessages = try env.integer(
+            "GROUP_CONTEXT_MESSAGES", default: GroupContext.defaultLimit, range: 0...500)
         outboundConcurrency = try env.integer("OUTBOUND_CONCURRENCY", default: 16, range: 1...256)
         var limits = ConnectionLimits()
         limits.maxConnections = try env.integer(

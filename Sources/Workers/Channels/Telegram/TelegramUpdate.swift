@@ -83,6 +83,15 @@ public struct TelegramMessage: Decodable, Sendable, Equatable {
             case firstName = "first_name"
             case lastName = "last_name"
         }
+
+        /// How a group line names its writer: first and last name, else @username, else the id.
+        public var displayName: String {
+            let name = [firstName, lastName].compactMap { $0?.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty }.joined(separator: " ")
+            if !name.isEmpty { return name }
+            if let username, !username.isEmpty { return "@" + username }
+            return String(id)
+        }
     }
 
     public struct File: Decodable, Sendable, Equatable {
@@ -223,7 +232,8 @@ public struct TelegramInbound: Sendable {
         }
         if message.chat.type == "group" || message.chat.type == "supergroup" {
             inbound.group = GroupMessage(
-                addressed: groups.addressed(text, replyToSender: message.replyToMessage?.from?.id))
+                addressed: groups.addressed(text, replyToSender: message.replyToMessage?.from?.id),
+                senderName: message.from?.displayName)
             var sender = SenderAccess(policy: access.policy)
             sender.groupPolicy = groups.policy
             sender.groupAllowed = groups.allows(contactID)

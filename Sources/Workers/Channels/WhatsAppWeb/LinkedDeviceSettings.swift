@@ -50,7 +50,8 @@ extension LinkedDevice {
             keeper: keeper, session: ChannelSession(store: store, keeper: keeper, logger: logger),
             ingress: ChannelIngress(engine: engine, logger: logger),
             inbound: WhatsAppWebInbound(
-                accountID: keeper.accountID, access: access, selfChat: channels.whatsappSelfChat),
+                accountID: keeper.accountID, access: access, selfChat: channels.whatsappSelfChat,
+                groups: WhatsAppWebGroups(policy: channels.groupPolicy, allowed: channels.whatsappAllowedGroups)),
             health: ChannelHealth(
                 channel: Channel.whatsapp.rawValue, accountID: keeper.accountID, engine: engine, logger: logger),
             settings: device, logger: logger)

@@ -127,11 +127,18 @@ public struct SidecarMessage: Sendable, Equatable, Codable {
     /// `text`, `extended`, `caption`, `reply` or `other`.
     public var kind: String
     public var quotedID: String?
+    /// The jids a group message @-mentions.
+    public var mentions: [String]?
+    /// Who wrote the quoted message (a group's participant).
+    public var quotedSender: String?
 
     public init(
         upsert: String = "notify", id: String, chat: String, sender: String? = nil, fromMe: Bool = false,
-        pushName: String? = nil, timestamp: Int64? = nil, text: String?, kind: String = "text", quotedID: String? = nil
+        pushName: String? = nil, timestamp: Int64? = nil, text: String?, kind: String = "text", quotedID: String? = nil,
+        mentions: [String]? = nil, quotedSender: String? = nil
     ) {
+        self.mentions = mentions
+        self.quotedSender = quotedSender
         self.upsert = upsert
         self.id = id
         self.chat = chat

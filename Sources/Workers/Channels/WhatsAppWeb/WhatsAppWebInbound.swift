@@ -16,17 +16,47 @@ public enum WhatsAppWebMessageRef {
     }
 }
 
+/// The linked device's group rules (`GROUP_POLICY`, `WHATSAPP_ALLOWED_GROUP_IDS`). The assistant speaks as the
+/// owner's own number, so a group message addresses it when it @-mentions the owner, quotes one of the owner's
+/// messages, writes the owner's number, or is a command.
+public struct WhatsAppWebGroups: Sendable {
+    public var policy: GroupPolicy
+    /// Allowed group jids; `nil` allows every group (`*`).
+    public var allowed: Set<String>?
+
+    public init(policy: GroupPolicy = .mention, allowed: Set<String>? = []) {
+        self.policy = policy
+        self.allowed = allowed
+    }
+
+    func allows(_ chat: String) -> Bool { allowed.map { $0.contains(chat) } ?? true }
+
+    /// Whether `message` addresses the owner whose jid is `ownJID` (unknown before the socket said: commands only).
+    public func addressed(_ message: SidecarMessage, text: String, ownJID: String?) -> Bool {
+        if text.hasPrefix("/") { return true }
+        guard let ownJID else { return false }
+        let own = WhatsAppWebInbound.user(of: ownJID)
+        if let mentions = message.mentions, mentions.contains(where: { WhatsAppWebInbound.user(of: $0) == own }) {
+            return true
+        }
+        if let quoted = message.quotedSender, WhatsAppWebInbound.user(of: quoted) == own { return true }
+        return own.count >= 6 && ChannelSettings.phoneDigits(text).contains(own)
+    }
+}
+
 /// Turns the linked device's messages and receipts into ingress items for one account.
 public struct WhatsAppWebInbound: Sendable {
     public let accountID: String
     public let access: ChannelAccess
     /// Whether the owner's own "message yourself" chat talks to the assistant.
     public let selfChat: Bool
+    public let groups: WhatsAppWebGroups
 
-    public init(accountID: String, access: ChannelAccess, selfChat: Bool) {
+    public init(accountID: String, access: ChannelAccess, selfChat: Bool, groups: WhatsAppWebGroups = .init()) {
         self.accountID = accountID
         self.access = access
         self.selfChat = selfChat
+        self.groups = groups
     }
 
     /// The user part of a jid (`49170…` of `49170…:3@s.whatsapp.net`).
@@ -58,7 +88,6 @@ public struct WhatsAppWebInbound: Sendable {
                     kind: message.kind,
                     reason: reason, contactID: message.sender.map(Self.user(of:)) ?? contact))
         }
-        if message.chat.hasSuffix("@g.us") { return ignored("group") }
         if message.chat.hasSuffix("@broadcast") || message.chat.hasSuffix("@newsletter") { return ignored("broadcast") }
         let body = message.text?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
         guard !body.isEmpty else { return ignored(message.kind == "other" ? "unsupported_kind" : "no_text") }
@@ -67,6 +96,16 @@ public struct WhatsAppWebInbound: Sendable {
             text: body)
         inbound.providerTimestamp = message.timestamp.map { LogTimestamp(unixSeconds: $0) }
         inbound.replyToExternalID = message.quotedID.map { WhatsAppWebMessageRef.encode(chat: message.chat, id: $0) }
+        if message.chat.hasSuffix("@g.us") {
+            // A group is judged by the group rules (the decider records it ignored when not allowed or off).
+            inbound.group = GroupMessage(
+                addressed: groups.addressed(message, text: body, ownJID: ownJID),
+                senderName: message.pushName ?? message.sender.map(Self.user(of:)))
+            var sender = SenderAccess(policy: access.policy)
+            sender.groupPolicy = groups.policy
+            sender.groupAllowed = groups.allows(message.chat)
+            return .message(inbound, sender)
+        }
         return .message(inbound, access.access(for: ChannelSettings.phoneDigits(contact)))
     }
 

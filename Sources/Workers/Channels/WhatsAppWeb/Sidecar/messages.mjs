@@ -21,7 +21,10 @@ export function toMessageEvent(msg, upsert, normalize = unwrapContent) {
   if (!key?.id || !key.remoteJid || key.remoteJid === 'status@broadcast') return null;
   const content = normalize(msg.message);
   if (!hasContent(content)) return null;
-  const { text, kind, quotedID } = readText(content);
+  const { text, kind, quotedID, context } = readText(content);
+  const mentions = Array.isArray(context?.mentionedJid) && context.mentionedJid.length > 0
+    ? context.mentionedJid.filter((jid) => typeof jid === 'string')
+    : undefined;
   return {
     type: 'message',
     upsert,
@@ -33,7 +36,10 @@ export function toMessageEvent(msg, upsert, normalize = unwrapContent) {
     timestamp: toSeconds(msg.messageTimestamp),
     text,
     kind,
-    quotedID
+    quotedID,
+    // Who a group message mentions, and whose message it quotes: what decides whether it addresses the owner.
+    mentions,
+    quotedSender: quotedID ? context?.participant || undefined : undefined
   };
 }
 
@@ -50,17 +56,17 @@ export function readText(content) {
   const extended = content.extendedTextMessage;
   if (extended && typeof extended.text === 'string') {
     const quotedID = quotedOf(extended);
-    return { text: extended.text, kind: quotedID ? 'reply' : 'extended', quotedID };
+    return { text: extended.text, kind: quotedID ? 'reply' : 'extended', quotedID, context: extended.contextInfo };
   }
   for (const part of ['imageMessage', 'videoMessage', 'documentMessage']) {
     const media = content[part];
     if (!media) continue;
     return media.caption
-      ? { text: media.caption, kind: 'caption', quotedID: quotedOf(media) }
-      : { kind: 'other', quotedID: quotedOf(media) };
+      ? { text: media.caption, kind: 'caption', quotedID: quotedOf(media), context: media.contextInfo }
+      : { kind: 'other', quotedID: quotedOf(media), context: media.contextInfo };
   }
   const reply = replyText(content);
-  if (reply) return { text: reply.text, kind: 'text', quotedID: quotedOf(reply.part) };
+  if (reply) return { text: reply.text, kind: 'text', quotedID: quotedOf(reply.part), context: reply.part.contextInfo };
   return { kind: 'other' };
 }
 

@@ -35,7 +35,7 @@ test('notify and append both become message events with text, kind and quotedID'
     },
     {
       type: 'message', upsert: 'append', id: 'M3', chat: CHAT, sender: CHAT, fromMe: false, pushName: 'Bob',
-      timestamp: 1700000000, text: 'yes', kind: 'reply', quotedID: 'OWN1'
+      timestamp: 1700000000, text: 'yes', kind: 'reply', quotedID: 'OWN1', quotedSender: CHAT
     },
     {
       type: 'message', upsert: 'append', id: 'M4', chat: CHAT, sender: CHAT, fromMe: false, pushName: 'Bob',
@@ -61,6 +61,32 @@ test('group messages name the participant as sender; own messages say fromMe', a
   assert.equal(own.fromMe, true);
   assert.equal('pushName' in group, false);
   assert.equal('timestamp' in group, false);
+});
+
+test('a group message says whom it mentions and whose message it quotes', async () => {
+  const h = startSidecar();
+  const sock = await h.startOpen();
+  const OWN = '15550001111@s.whatsapp.net';
+  sock.upsert('notify', [
+    {
+      key: { remoteJid: '123@g.us', participant: CHAT, id: 'G2' },
+      message: { extendedTextMessage: { text: '@15550001111 lunch?', contextInfo: { mentionedJid: [OWN] } } }
+    },
+    {
+      key: { remoteJid: '123@g.us', participant: CHAT, id: 'G3' },
+      message: {
+        extendedTextMessage: { text: 'agreed', contextInfo: { stanzaId: 'A1', participant: OWN, mentionedJid: [] } }
+      }
+    },
+    { key: { remoteJid: '123@g.us', participant: CHAT, id: 'G4' }, message: { conversation: 'plain' } }
+  ]);
+  await settle();
+  const [mention, reply, plain] = h.ofType('message');
+  assert.deepEqual(mention.mentions, [OWN]);
+  assert.equal('quotedSender' in mention, false);
+  assert.equal('mentions' in reply, false);
+  assert.deepEqual([reply.quotedID, reply.quotedSender], ['A1', OWN]);
+  assert.equal('mentions' in plain || 'quotedSender' in plain, false);
 });
 
 test('status broadcasts, reactions, protocol messages and empty messages are skipped', async () => {
