@@ -204,6 +204,50 @@ extension ConversationFlowTests {
 }
 
 extension ConversationFlowTests {
+    // A reminder due while the channel's lease is between holders: the holder is SIGKILLed before the due time with
+    // a lease TTL longer than the wait, so the reminder fires (the standby's core) while the dead holder's lease
+    // still stands, and is sent once the standby takes the lease over — exactly once.
+    @Test func aReminderDueDuringALeaseHandoffFiresOnce() async throws {
+        let dir = TemporaryDirectory()
+        let bot = try await FakeBotAPI.start()
+        defer { bot.stop() }
+        let environment = ChannelProcessTests.telegram(
+            bot, ["TELEGRAM_ALLOWED_CHAT_IDS": "42", "WHATSAPP_LEASE_TTL_MS": "4000", "WHATSAPP_HEARTBEAT_MS": "500"])
+        let first = try AgentProcess("tg-1", data: dir.path, environment)
+        try await first.waitFor("[telegram] Lease acquired for account 'default' by 'tg-1'")
+        let second = try AgentProcess("tg-2", data: dir.path, environment)
+        try await second.waitFor("[agent] Starting agent loop")
+        _ = bot.pushText("/remind in 2s call the plumber", chat: 42, messageID: 1)
+        let answer = try await bot.waitForSent(1)
+        #expect(answer[0].text.hasPrefix("I will remind you at "), "\(answer)")
+        first.spawned.kill(SIGKILL)
+        let log = try TestLog(dir.path)
+        defer { log.close() }
+        // The reminder fires before anyone holds the lease again: its delivery waits for the next holder.
+        let fired = try await log.waitForEvent(within: 20, "the reminder's delivery") { _, event in
+            if case .deliveryEnqueued(let d) = event { return d.text.hasPrefix("⏰") }
+            return false
+        }
+        let acquired = try await log.waitForEvent(within: 20, "tg-2's lease") { record, event in
+            if case .leaseAcquired = event { return record.writer.workerID == "tg-2" }
+            return false
+        }
+        #expect(fired.record.seq < acquired.record.seq, "the reminder was due during the handoff")
+        let sent = try await bot.waitForSent(2)
+        #expect(sent[1].text == "⏰ call the plumber", "\(sent)")
+        _ = try await log.waitForEvent("the reminder's delivery.sent") { _, event in
+            if case .deliverySent = event { return true }
+            return false
+        }
+        #expect(await second.stop() == 0)
+        #expect(bot.sent.filter { $0.text.hasPrefix("⏰") }.count == 1)
+        #expect(try Self.count(log, JobCompleted.self) { _ in true } >= 1)
+        let audit = try await SpawnedProcess.run("replay", ["audit", "duplicates", "--data-dir", dir.path])
+        #expect(audit.status == 0, "\(audit.lines.suffix(5))")
+    }
+}
+
+extension ConversationFlowTests {
     // Groups: an allowed group's messages are all kept, and only those addressed to the assistant (a mention, a reply
     // to it, a command) are answered; a group not allowed is ignored.
     @Test func inAGroupOnlyWhatIsAddressedIsAnswered() async throws {
@@ -313,6 +357,47 @@ extension ConversationFlowTests {
         #expect(await agent.stop() == 0)
         #expect(bot.sent.count == 1)
         #expect(try Self.count(log, JobCancelled.self) { $0.reason == "steered" } == 1)
+    }
+}
+
+extension ConversationFlowTests {
+    // interrupt: a message arriving while the reply streams cancels that turn whatever it did; the next turn answers
+    // the newest message, and the cancelled reply is never sent.
+    @Test func interruptCancelsTheRunningTurnAndAnswersTheNewest() async throws {
+        let gate = StreamGate()
+        let model = try await FakeModelServer.start { request in
+            request.lastUserText == "Write me a long essay"
+                ? .text(["The essay begins", " and goes on"], gate: gate) : .text(["Sure, the weather: sunny."])
+        }
+        defer {
+            gate.open()
+            model.stop()
+        }
+        let dir = TemporaryDirectory()
+        let bot = try await FakeBotAPI.start()
+        defer { bot.stop() }
+        let agent = try AgentProcess(
+            "tg-interrupt", data: dir.path, Self.withModel(bot, model, ["QUEUE_MODE": "interrupt"]))
+        try await agent.waitFor("[telegram] Polling for updates")
+        let log = try TestLog(dir.path)
+        defer { log.close() }
+        _ = bot.pushText("Write me a long essay", chat: 42, messageID: 1)
+        try await Self.awaitRecord(log, "the essay streaming") {
+            if case .assistantDelta(let d) = $0 { return d.text.contains("essay begins") }
+            return false
+        }
+        _ = bot.pushText("actually, what's the weather?", chat: 42, messageID: 2)
+        let sent = try await bot.waitForSent(1)
+        #expect(sent[0].text == "Sure, the weather: sunny.")
+        #expect(try #require(model.requests.last).lastUserText == "actually, what's the weather?")
+        try await Self.awaitRecord(log, "the new turn's completion") {
+            if case .jobCompleted = $0 { return true }
+            return false
+        }
+        #expect(await agent.stop() == 0)
+        #expect(bot.sent.count == 1)
+        #expect(try Self.count(log, JobCancelled.self) { $0.reason == "interrupted" } == 1)
+        #expect(try Self.count(log, JobEnqueued.self) == 2)
     }
 }
 
