@@ -168,6 +168,42 @@ struct ChannelSendTests {
 
     // MARK: WhatsApp
 
+    // Outside the 24-hour window (131047) a configured template carries the text, its lines joined and its blanks
+    // collapsed as Meta requires of a parameter; without one the send fails for good and says why.
+    @Test func aClosedWindowSendsTheConfiguredTemplate() async throws {
+        let graph = try await FakeGraphAPI.start()
+        defer { graph.stop() }
+        graph.closeWindow("15550001")
+        let withTemplate = WhatsAppCloudSender(
+            baseURL: graph.baseURL, phoneNumberID: graph.phoneNumberID, accessToken: graph.token, timeout: .seconds(5),
+            template: WhatsAppTemplate(name: "reminder_notice", language: "de"))
+        let reminder = OutboundMessage(
+            deliveryID: "r", recipient: "15550001", text: "⏰ call mom\n\n  then   the   bank\twith\tthe papers")
+        guard case .sent(let wamid?) = await withTemplate.send(reminder) else {
+            Issue.record("the template went out")
+            return
+        }
+        #expect(graph.sent.map(\.template) == ["reminder_notice/de"])
+        #expect(
+            graph.sent.first?.text == "⏰ call mom · then the bank with the papers" && graph.sent.first?.wamid == wamid)
+        #expect(
+            WhatsAppTemplate.parameter(String(repeating: "x", count: 5_000)).count == WhatsAppTemplate.parameterLimit)
+        let plain = WhatsAppCloudSender(
+            baseURL: graph.baseURL, phoneNumberID: graph.phoneNumberID, accessToken: graph.token, timeout: .seconds(5))
+        guard case .failed(let failure) = await plain.send(reminder) else {
+            Issue.record("free text outside the window fails")
+            return
+        }
+        #expect(failure.permanent && failure.code == "131047")
+        // A recipient whose window is open gets free text, template or not.
+        guard case .sent = await withTemplate.send(OutboundMessage(deliveryID: "o", recipient: "15550002", text: "hi"))
+        else {
+            Issue.record("free text inside the window")
+            return
+        }
+        #expect(graph.sent.last?.template == nil && graph.sent.last?.to == "15550002")
+    }
+
     @Test func whatsappTypingUsesMetasShapeAndTextsArePartedAndClassified() async throws {
         let graph = try await FakeGraphAPI.start()
         defer { graph.stop() }

@@ -54,6 +54,21 @@ struct ChannelSettingsTests {
         #expect(!summary.values.contains { $0 == "abc" || $0 == "app-secret-value" })
     }
 
+    @Test func groupsAndTheTemplateAreRead() throws {
+        let settings = try ChannelSettings(environment: [
+            "WHATSAPP_ALLOWED_GROUP_IDS": "120363001@g.us 120363002", "WHATSAPP_TEMPLATE_NAME": "reminder_notice",
+            "WHATSAPP_TEMPLATE_LANGUAGE": "pt_BR",
+        ])
+        #expect(settings.whatsappAllowedGroups == ["120363001@g.us", "120363002@g.us"])
+        #expect(settings.whatsappTemplate == WhatsAppTemplate(name: "reminder_notice", language: "pt_BR"))
+        let defaults = try ChannelSettings(environment: ["WHATSAPP_ALLOWED_GROUP_IDS": "*"])
+        #expect(defaults.whatsappAllowedGroups == nil && defaults.whatsappTemplate == nil)
+        #expect(try ChannelSettings(environment: [:]).whatsappAllowedGroups == [])
+        for bad in [["WHATSAPP_ALLOWED_GROUP_IDS": "family"], ["WHATSAPP_TEMPLATE_NAME": "Reminder Notice"]] {
+            #expect(throws: SettingsError.self) { try ChannelSettings(environment: bad) }
+        }
+    }
+
     @Test func aPairingCodeIsEightUnambiguousCharacters() {
         let codes = (0..<200).map { _ in ChannelAccess.pairingCode() }
         #expect(Set(codes).count == 200)

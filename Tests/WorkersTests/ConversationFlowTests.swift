@@ -248,6 +248,41 @@ extension ConversationFlowTests {
 }
 
 extension ConversationFlowTests {
+    // WhatsApp Cloud: a reminder that fires after the contact's 24-hour window closed goes out as the configured
+    // template (free text would be refused with 131047), once.
+    @Test func aReminderOutsideTheWhatsAppWindowGoesAsTheTemplate() async throws {
+        let dir = TemporaryDirectory()
+        let graph = try await FakeGraphAPI.start()
+        defer { graph.stop() }
+        let agent = try AgentProcess(
+            "wa-template", data: dir.path,
+            ChannelProcessTests.whatsapp(
+                graph, ["WHATSAPP_TEMPLATE_NAME": "reminder_notice", "WHATSAPP_INBOUND_DEBOUNCE_MS": "0"]))
+        let port = try await ChannelProcessTests.port(of: agent)
+        try await agent.waitFor("[whatsapp] Connected (cloud_api +1 555-010-0999)")
+        let client = WebhookClient(baseURL: "http://127.0.0.1:\(port)")
+        let inbound = ChannelPayloadCorpusTests.notification(
+            ChannelPayloadCorpusTests.contacts
+                + #","messages":[{"from":"16505551234","id":"wamid.IN-R","timestamp":"1749416383","type":"text","text":{"body":"/remind in 2s renew the passport"}}]"#,
+            phoneNumberID: graph.phoneNumberID)
+        #expect(try await client.whatsapp(inbound, secret: ChannelProcessTests.appSecret).status == 200)
+        let answer = try await graph.waitForSent(1)
+        #expect(answer[0].template == nil && answer[0].text.hasPrefix("I will remind you at "), "\(answer)")
+        graph.closeWindow("16505551234")
+        let fired = try await graph.waitForSent(2)
+        #expect(fired[1].template == "reminder_notice/en_US" && fired[1].text == "⏰ renew the passport", "\(fired)")
+        let log = try TestLog(dir.path)
+        defer { log.close() }
+        _ = try await log.waitForEvent("the reminder's delivery.sent") { _, event in
+            if case .deliverySent(let sent) = event { return sent.providerMessageID == fired[1].wamid }
+            return false
+        }
+        #expect(await agent.stop() == 0)
+        #expect(graph.sent.count == 2)
+    }
+}
+
+extension ConversationFlowTests {
     // Groups: an allowed group's messages are all kept, and only those addressed to the assistant (a mention, a reply
     // to it, a command) are answered; a group not allowed is ignored.
     @Test func inAGroupOnlyWhatIsAddressedIsAnswered() async throws {

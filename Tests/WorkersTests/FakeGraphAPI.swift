@@ -15,6 +15,8 @@ final class FakeGraphAPI: Sendable {
         var text: String
         var contextID: String?
         var wamid: String
+        /// The template it went out as (`name/language`), `nil` for free text.
+        var template: String?
     }
 
     enum Fault: Sendable {
@@ -35,6 +37,8 @@ final class FakeGraphAPI: Sendable {
         /// How long each messages call takes before it is answered.
         var latency: Duration = .zero
         var waiters: [(id: UInt64, count: Int, continuation: CheckedContinuation<Void, Never>)] = []
+        /// Recipients whose 24-hour window is closed: free text to them is refused with 131047, templates pass.
+        var windowClosed: Set<String> = []
     }
 
     let token: String
@@ -55,6 +59,8 @@ final class FakeGraphAPI: Sendable {
     func stop() { task.cancel() }
 
     var sent: [Sent] { state.withLock { $0.sent } }
+    /// Closes `recipient`'s 24-hour window: texts are refused as the Cloud API does (131047).
+    func closeWindow(_ recipient: String) { state.withLock { _ = $0.windowClosed.insert(recipient) } }
     var typing: [String] { state.withLock { $0.typing } }
     var probes: Int { state.withLock { $0.probes } }
     var calls: [String] { state.withLock { $0.calls } }
@@ -151,9 +157,41 @@ final class FakeGraphAPI: Sendable {
             if latency > .zero { try await Task.sleep(for: latency) }
             return Self.json(200, #"{"success":true}"#)
         }
-        guard body["type"] as? String == "text", let to = body["to"] as? String,
-            let text = (body["text"] as? [String: Any])?["body"] as? String
-        else {
+        guard let to = body["to"] as? String else {
+            return Self.json(400, #"{"error":{"message":"(#100) Invalid parameter","code":100}}"#)
+        }
+        var templateName: String?
+        let text: String
+        switch body["type"] as? String {
+        case "text":
+            guard let body = (body["text"] as? [String: Any])?["body"] as? String else {
+                return Self.json(400, #"{"error":{"message":"(#100) Invalid parameter","code":100}}"#)
+            }
+            if state.withLock({ $0.windowClosed.contains(to) }) {
+                return Self.json(
+                    400,
+                    #"{"error":{"message":"(#131047) Re-engagement message","type":"OAuthException","code":131047,"error_data":{"messaging_product":"whatsapp","details":"Message failed to send because more than 24 hours have passed since the customer last replied to this number."},"fbtrace_id":"Afake"}}"#
+                )
+            }
+            text = body
+        case "template":
+            // Meta's rules for a body parameter: no line break or tab, at most four spaces in a row (132018).
+            let template = body["template"] as? [String: Any]
+            let language = (template?["language"] as? [String: Any])?["code"] as? String
+            let parameter =
+                ((template?["components"] as? [[String: Any]])?.first?["parameters"] as? [[String: Any]])?.first?[
+                    "text"] as? String
+            guard let name = template?["name"] as? String, let language, let parameter,
+                !parameter.contains(where: { $0.isNewline || $0 == "\t" }), !parameter.contains("     ")
+            else {
+                return Self.json(
+                    400,
+                    #"{"error":{"message":"(#132018) There was an issue with the parameters in your template.","code":132018}}"#
+                )
+            }
+            templateName = "\(name)/\(language)"
+            text = parameter
+        default:
             return Self.json(400, #"{"error":{"message":"(#100) Invalid parameter","code":100}}"#)
         }
         if text.count > 4096 {
@@ -165,7 +203,7 @@ final class FakeGraphAPI: Sendable {
         let (wamid, ready) = state.withLock { state -> (String, [CheckedContinuation<Void, Never>]) in
             let wamid = "wamid.HBgLMTU1NTAwMDAwMDEVAgARGBI\(state.nextID)"
             state.nextID += 1
-            state.sent.append(Sent(to: to, text: text, contextID: contextID, wamid: wamid))
+            state.sent.append(Sent(to: to, text: text, contextID: contextID, wamid: wamid, template: templateName))
             state.calls.append("sent:\(to)")
             let ready = state.waiters.filter { $0.count <= state.sent.count }.map(\.continuation)
             state.waiters.removeAll { $0.count <= state.sent.count }

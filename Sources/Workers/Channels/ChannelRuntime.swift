@@ -187,7 +187,7 @@ public struct ChannelRuntime: Sendable {
                     channel: Channel.whatsapp.rawValue, accountID: account, engine: engine, logger: logger)
                 let sender = WhatsAppCloudSender(
                     baseURL: settings.whatsappGraphBaseURL, phoneNumberID: phoneNumberID, accessToken: token,
-                    timeout: settings.providerTimeout, client: client())
+                    timeout: settings.providerTimeout, template: settings.channels.whatsappTemplate, client: client())
                 runtime.services.append(
                     OutboundService(
                         keeper: leaseKeeper, sender: sender, engine: engine, metrics: metrics, health: health,

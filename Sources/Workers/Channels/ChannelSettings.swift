@@ -55,6 +55,9 @@ public struct ChannelSettings: Sendable, Equatable {
     public var whatsappAppSecret: ChannelSecret?
     /// `WHATSAPP_BUSINESS_ACCOUNT_ID`: the WhatsApp Business Account (recorded in the session store).
     public var whatsappBusinessAccountID: String?
+    /// `WHATSAPP_TEMPLATE_NAME` (and `WHATSAPP_TEMPLATE_LANGUAGE`, default `en_US`): the approved template a text
+    /// goes out as when the 24-hour window is closed (131047); unset: such a send fails and says why.
+    public var whatsappTemplate: WhatsAppTemplate?
     /// `WHATSAPP_DM_POLICY`: `pairing` (default), `allowlist`, `open` or `disabled`.
     public var whatsappPolicy: DMPolicy
     /// `WHATSAPP_ALLOWED_NUMBERS`: phone numbers / WhatsApp ids allowed without pairing, separated by commas (only
@@ -172,6 +175,22 @@ public struct ChannelSettings: Sendable, Equatable {
         whatsappVerifyToken = env.value("WHATSAPP_CLOUD_VERIFY_TOKEN").map(ChannelSecret.init)
         whatsappAppSecret = env.value("WHATSAPP_CLOUD_APP_SECRET").map(ChannelSecret.init)
         whatsappBusinessAccountID = env.value("WHATSAPP_BUSINESS_ACCOUNT_ID")
+        if let name = env.value("WHATSAPP_TEMPLATE_NAME") {
+            guard !name.isEmpty, name.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "_") }) else {
+                throw SettingsError(
+                    variable: "WHATSAPP_TEMPLATE_NAME",
+                    message: "expected a template name of lowercase letters, digits and underscores, got '\(name)'")
+            }
+            let language = env.value("WHATSAPP_TEMPLATE_LANGUAGE") ?? "en_US"
+            guard !language.isEmpty, language.allSatisfy({ $0.isASCII && ($0.isLetter || $0 == "_") }) else {
+                throw SettingsError(
+                    variable: "WHATSAPP_TEMPLATE_LANGUAGE",
+                    message: "expected a language code like en_US, got '\(language)'")
+            }
+            whatsappTemplate = WhatsAppTemplate(name: name, language: language)
+        } else {
+            whatsappTemplate = nil
+        }
         whatsappPolicy = try policy("WHATSAPP_DM_POLICY")
         var numbers = Set<String>()
         for number in list("WHATSAPP_ALLOWED_NUMBERS", spaces: false) {
@@ -213,6 +232,8 @@ public struct ChannelSettings: Sendable, Equatable {
             "whatsappAppSecret": whatsappAppSecret == nil ? "unset" : "set",
             "whatsappDMPolicy": whatsappPolicy.rawValue, "whatsappAllowedNumbers": "\(whatsappAllowedNumbers.count)",
             "webhookMaxBodyBytes": "\(webhookMaxBodyBytes)",
+            "whatsappTemplate": whatsappTemplate.map { "\($0.name) (\($0.language))" } ?? "unset",
+            "groupPolicy": groupPolicy.rawValue,
         ]
     }
 }

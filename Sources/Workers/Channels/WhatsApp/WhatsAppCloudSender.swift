@@ -8,19 +8,24 @@ import Foundation
 /// - Typing indicators: Meta's shape — the inbound message marked read with `typing_indicator` — never a text.
 /// - Errors are classified by Meta's `error.code` (see ``classify(status:code:message:)``); the `wamid` of a sent
 ///   message is returned for `delivery.sent`, so status webhooks can be matched to the delivery.
+/// - Outside the 24-hour window (131047) free text is refused; with a ``WhatsAppTemplate`` configured the text goes
+///   out at once as that template instead, else the delivery fails for good and says why.
 public struct WhatsAppCloudSender: ChannelSender {
     public let channel = Channel.whatsapp.rawValue
     let baseURL: String
     let phoneNumberID: String
     let accessToken: String
+    let template: WhatsAppTemplate?
     let call: ProviderCall
 
     public init(
-        baseURL: String, phoneNumberID: String, accessToken: String, timeout: Duration, client: HTTPClient = .shared
+        baseURL: String, phoneNumberID: String, accessToken: String, timeout: Duration,
+        template: WhatsAppTemplate? = nil, client: HTTPClient = .shared
     ) {
         self.baseURL = baseURL
         self.phoneNumberID = phoneNumberID
         self.accessToken = accessToken
+        self.template = template
         call = ProviderCall(client: client, timeout: timeout)
     }
 
@@ -83,7 +88,13 @@ public struct WhatsAppCloudSender: ChannelSender {
             let body = Body(
                 to: message.recipient, text: .init(body: part),
                 context: index == 0 ? message.replyToExternalID.map { Body.Context(message_id: $0) } : nil)
-            let outcome = await post(body, expectsID: true)
+            var outcome = await post(body, expectsID: true)
+            if index == 0, let template, case .failed(let failure) = outcome, failure.code == "131047" {
+                // The window is closed: the whole text as the approved template (nothing of it went out as text).
+                outcome = await post(
+                    template.body(to: message.recipient, text: message.text), expectsID: true)
+                if case .sent = outcome { return outcome }
+            }
             switch outcome {
             case .sent(let id):
                 if firstID == nil { firstID = id }
