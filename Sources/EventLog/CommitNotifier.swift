@@ -25,24 +25,31 @@ final class CommitNotifier: @unchecked Sendable {  // @unchecked: state is in `s
         case closed(watcher: Watcher?)
     }
 
-    let doorbellPath: String
+    /// The doorbell file, `nil` for a backend that wakes readers itself (``LogBackend/startWakeups(_:)``).
+    let doorbellPath: String?
     private let ringFD: Int32
     private let pollMilliseconds: Int32
     private let lastTransactionID: @Sendable () -> Int
     private let state = Mutex(State.open(Waiters(), watcher: nil))
 
-    init(directory: String, pollInterval: Duration, lastTransactionID: @escaping @Sendable () -> Int)
+    init(directory: String?, pollInterval: Duration, lastTransactionID: @escaping @Sendable () -> Int)
         throws(EventLogError)
     {
-        doorbellPath = directory + "/doorbell"
-        ringFD = open(doorbellPath, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
-        if ringFD < 0 { throw lmdbError(errno, "open(doorbell)", path: doorbellPath) }
+        if let directory {
+            let path = directory + "/doorbell"
+            doorbellPath = path
+            ringFD = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
+            if ringFD < 0 { throw lmdbError(errno, "open(doorbell)", path: path) }
+        } else {
+            doorbellPath = nil
+            ringFD = -1
+        }
         let (seconds, attos) = pollInterval.components
         pollMilliseconds = Int32(max(1, seconds * 1000 + attos / 1_000_000_000_000_000))
         self.lastTransactionID = lastTransactionID
     }
 
-    deinit { close(ringFD) }
+    deinit { if ringFD >= 0 { close(ringFD) } }
 
     /// The current wake-up generation; read it before checking for new records. (Once closed, waits return at
     /// once whatever the generation.)
@@ -56,10 +63,15 @@ final class CommitNotifier: @unchecked Sendable {  // @unchecked: state is in `s
     /// Called by this process's writer after a commit: rings the doorbell for other processes and wakes the
     /// waiters of this one.
     func ring() {
-        var byte: UInt8 = 1
-        _ = pwrite(ringFD, &byte, 1, 0)
+        if ringFD >= 0 {
+            var byte: UInt8 = 1
+            _ = pwrite(ringFD, &byte, 1, 0)
+        }
         bump()
     }
+
+    /// Wakes this process's waiters for a commit another process made (an external backend's notification).
+    func heard() { bump() }
 
     /// Moves the generation on and resumes every waiter. Returns `false` when the notifier is closed.
     @discardableResult
@@ -134,8 +146,8 @@ final class CommitNotifier: @unchecked Sendable {  // @unchecked: state is in `s
     }
 
     fileprivate func watch(stopFD: Int32) {
-        let inotifyFD = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
-        if inotifyFD >= 0 { _ = inotify_add_watch(inotifyFD, doorbellPath, UInt32(IN_MODIFY)) }
+        let inotifyFD = doorbellPath == nil ? -1 : inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
+        if inotifyFD >= 0, let doorbellPath { _ = inotify_add_watch(inotifyFD, doorbellPath, UInt32(IN_MODIFY)) }
         defer { if inotifyFD >= 0 { close(inotifyFD) } }
         var lastSeen = lastTransactionID()
         // A commit that landed after a waiter read its generation but before this thread began watching rang a

@@ -52,6 +52,9 @@ public struct EventLogConfiguration: Sendable {
     /// The wall clock the writer reads before clamping it to the last record's time. Replace it only to
     /// simulate clock skew in tests.
     public var wallClock: @Sendable () -> LogTimestamp = { LogTimestamp.wallClock() }
+    /// The engine that stores the log: LMDB in ``directory`` (the default), or an external one (PostgreSQL,
+    /// `EventLogPostgres`); ``directory`` then holds only what stays local (snapshots).
+    public var backend = LogBackendChoice.lmdb
 
     /// Creates a configuration for the log in `directory`.
     public init(directory: String, writer: WriterIdentity) {
@@ -82,9 +85,10 @@ public struct Committed<Value: Sendable>: Sendable {
 public final class EventLog: Sendable {
     /// The configuration the log was opened with.
     public let configuration: EventLogConfiguration
-    let env: LMDBEnvironment
-    let logDB: MDB_dbi
-    private let checkpointsDB: MDB_dbi
+    /// LMDB's environment and databases; `nil` on an external backend.
+    let lmdb: LMDBStore?
+    /// The external backend, when the log is not on LMDB.
+    let external: (any LogBackend)?
     let writer: GroupCommitWriter
     let notifier: CommitNotifier
     private let logger: Logger
@@ -111,6 +115,30 @@ public final class EventLog: Sendable {
         if let clash = configuration.tables.first(where: reserved.contains) {
             throw EventLogError(.invalidArgument, "table name \(clash) is reserved")
         }
+        if let factory = configuration.backend.factory {
+            let backend = try factory.open(configuration, logger: logger)
+            external = backend
+            lmdb = nil
+            projections = backend.projections
+            let projection = try configuration.projector.map { projector in
+                for name in projector.tables where backend.table(named: name) == nil {
+                    throw EventLogError(.invalidArgument, "the backend has no table \(name)")
+                }
+                return ProjectionBinding(projector, resolve: { backend.table(named: $0)?.dbi })
+            }
+            let notifier = try CommitNotifier(
+                directory: nil, pollInterval: configuration.pollInterval,
+                lastTransactionID: { backend.committedSeq() })
+            self.notifier = notifier
+            backend.startWakeups { notifier.heard() }
+            writer = try GroupCommitWriter(
+                engine: .external(backend), writer: configuration.writer,
+                maxBatchEvents: configuration.maxBatchEvents, groupCommitWindow: configuration.groupCommitWindow,
+                wallClock: configuration.wallClock, projection: projection, logger: logger,
+                afterCommit: { _ in notifier.ring() })
+            logger.info("eventlog.opened", metadata: ["eventlog.backend": "\(factory.description)"])
+            return
+        }
         if !configuration.createIfMissing
             && !FileManager.default.fileExists(atPath: configuration.directory + "/data.mdb")
         {
@@ -121,11 +149,10 @@ public final class EventLog: Sendable {
             maxMapSize: configuration.maxMapSize, maxReaders: configuration.maxReaders,
             durability: configuration.durability,
             databases: reserved + configuration.tables + (configuration.projector?.tables ?? []))
-        self.env = env
         let logDB = env.database(Self.logDatabase)
-        self.logDB = logDB
-        checkpointsDB = env.database(Self.checkpointDatabase)
         let metaDB = env.database(Self.metaDatabase)
+        lmdb = LMDBStore(env: env, logDB: logDB, metaDB: metaDB, checkpointsDB: env.database(Self.checkpointDatabase))
+        external = nil
         let projection = configuration.projector.map { ProjectionBinding($0, resolve: { env.databases[$0] }) }
         var status = ProjectionStatus.current
         while true {
@@ -149,9 +176,9 @@ public final class EventLog: Sendable {
             lastTransactionID: { [env] in env.lastTransactionID() })
         self.notifier = notifier
         writer = try GroupCommitWriter(
-            env: env, logDB: logDB, writer: configuration.writer, maxBatchEvents: configuration.maxBatchEvents,
-            groupCommitWindow: configuration.groupCommitWindow, wallClock: configuration.wallClock,
-            projection: projection, metaDB: metaDB, logger: logger,
+            engine: .lmdb(env: env, logDB: logDB, metaDB: metaDB), writer: configuration.writer,
+            maxBatchEvents: configuration.maxBatchEvents, groupCommitWindow: configuration.groupCommitWindow,
+            wallClock: configuration.wallClock, projection: projection, logger: logger,
             afterCommit: { _ in notifier.ring() })
         logger.info(
             "eventlog.opened",
@@ -219,7 +246,16 @@ public final class EventLog: Sendable {
     private func closeBlocking() {
         writer.stop()
         notifier.shutdown()
-        env.close()
+        lmdb?.env.close()
+        external?.close()
+    }
+
+    /// LMDB's parts, for what only LMDB does (a rebuild's scratch copy, reader maintenance).
+    func lmdbOnly(_ what: String) throws(EventLogError) -> LMDBStore {
+        guard let lmdb else {
+            throw EventLogError(.invalidArgument, "\(what) needs an LMDB log; this one is on an external backend")
+        }
+        return lmdb
     }
 
     // MARK: Writing
@@ -253,8 +289,10 @@ public final class EventLog: Sendable {
     /// Runs `body` with a consistent snapshot, on the calling thread. Keep it short; never call it from inside
     /// a ``transact(_:)`` body.
     public func withSnapshot<R>(_ body: (borrowing Snapshot) throws -> R) throws -> R {
-        try env.withReadTransaction { txn in
-            try body(Snapshot(txn: txn.view, logDB: logDB))
+        if let external { return try external.withSnapshot { try body(Snapshot(external: $0)) } }
+        let lmdb = try lmdbOnly("a snapshot")
+        return try lmdb.env.withReadTransaction { txn in
+            try body(Snapshot(txn: txn.view, logDB: lmdb.logDB))
         }
     }
 
@@ -282,7 +320,9 @@ public final class EventLog: Sendable {
     public func table(_ name: String) -> Table {
         let declared = configuration.tables + (configuration.projector?.tables ?? [])
         precondition(declared.contains(name), "table \(name) is not declared in the configuration")
-        return Table(name: name, dbi: env.database(name))
+        if let external, let table = external.table(named: name) { return table }
+        guard let lmdb else { preconditionFailure("table \(name) is not declared by the backend") }
+        return Table(name: name, id: lmdb.env.database(name))
     }
 
     // MARK: Tailing and checkpoints
@@ -293,9 +333,11 @@ public final class EventLog: Sendable {
 
     /// The seq a reader named `name` saved with ``saveCheckpoint(_:seq:)``, or `nil`.
     public func checkpoint(_ name: String) throws -> UInt64? {
-        try env.withReadTransaction { txn in
+        if let external { return try external.checkpoint(name) }
+        let lmdb = try lmdbOnly("a checkpoint")
+        return try lmdb.env.withReadTransaction { txn in
             try Array(name.utf8).withUnsafeBytes { k in
-                try txn.view.get(checkpointsDB, k) {
+                try txn.view.get(lmdb.checkpointsDB, k) {
                     $0.map { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
                 }
             }
@@ -304,11 +346,9 @@ public final class EventLog: Sendable {
 
     /// Durably records that reader `name` has processed everything up to and including `seq`.
     public func saveCheckpoint(_ name: String, seq: UInt64) async throws {
-        let db = checkpointsDB
+        let db = lmdb?.checkpointsDB ?? 0
         _ = try await writer.transact { context in
-            try Array(name.utf8).withUnsafeBytes { k in
-                try withUnsafeBytes(of: seq.littleEndian) { v in try context.txn.put(db, k, v) }
-            }
+            try context.putCheckpoint(name, seq: seq, lmdbDatabase: db)
             return ()
         }
     }
@@ -320,12 +360,20 @@ public final class EventLog: Sendable {
 
     // MARK: Maintenance
 
-    /// Current map size in bytes.
-    public var mapSize: Int { env.mapSize }
+    /// Current map size in bytes (0 on an external backend).
+    public var mapSize: Int { lmdb?.env.mapSize ?? 0 }
 
-    /// Clears reader slots left by dead processes; returns how many were cleared.
+    /// Clears reader slots left by dead processes; returns how many were cleared (0 on an external backend).
     @discardableResult
-    public func clearStaleReaders() -> Int { env.readerCheck() }
+    public func clearStaleReaders() -> Int { lmdb?.env.readerCheck() ?? 0 }
+}
+
+/// LMDB's environment and the log's own databases in it.
+struct LMDBStore: Sendable {
+    let env: LMDBEnvironment
+    let logDB: MDB_dbi
+    let metaDB: MDB_dbi
+    let checkpointsDB: MDB_dbi
 }
 
 /// An `AsyncSequence` of committed records from a seq on, waiting for new commits at the end.

@@ -9,8 +9,15 @@ import Synchronization
 /// LMDB write transactions are bound to the thread that began them, so they all run here and never cross an
 /// `await`. Commands queued while a commit is in flight form the next group.
 final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `state` is guarded by `condition`.
-    private let env: LMDBEnvironment
-    private let logDB: MDB_dbi
+    /// Where groups are committed.
+    enum Engine {
+        /// An LMDB write transaction per group, on this thread.
+        case lmdb(env: LMDBEnvironment, logDB: MDB_dbi, metaDB: MDB_dbi)
+        /// An external backend's group transaction (``LogBackend/commitGroup(wallClock:_:)``), on this thread.
+        case external(any LogBackend)
+    }
+
+    private let engine: Engine
     private let writer: WriterIdentity
     private let writerEncoding: WriterEncoding
     private let maxBatchEvents: Int
@@ -19,8 +26,7 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `state` is 
     private let projection: ProjectionBinding?
     /// The log's projector with its resolved tables.
     var projectionBinding: ProjectionBinding? { projection }
-    /// Where the projection format is stored, and the bytes this writer's projector expects there.
-    private let metaDB: MDB_dbi
+    /// The bytes this writer's projector expects as the stored projection format.
     private let projectionFormat: [UInt8]?
     private let logger: Logger
     private let condition = NSCondition()
@@ -32,18 +38,15 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `state` is 
     let commits = Atomic<Int>(0)
 
     init(
-        env: LMDBEnvironment, logDB: MDB_dbi, writer: WriterIdentity, maxBatchEvents: Int,
-        groupCommitWindow: Duration, wallClock: @escaping @Sendable () -> LogTimestamp,
-        projection: ProjectionBinding?, metaDB: MDB_dbi, logger: Logger,
+        engine: Engine, writer: WriterIdentity, maxBatchEvents: Int, groupCommitWindow: Duration,
+        wallClock: @escaping @Sendable () -> LogTimestamp, projection: ProjectionBinding?, logger: Logger,
         afterCommit: @escaping @Sendable (UInt64) -> Void
     ) throws(EventLogError) {
         self.projection = projection
-        self.metaDB = metaDB
         self.projectionFormat = projection?.projector.format.stored
         self.wallClock = wallClock
         self.window = groupCommitWindow
-        self.env = env
-        self.logDB = logDB
+        self.engine = engine
         self.writer = writer
         self.writerEncoding = try WriterEncoding(writer)
         self.maxBatchEvents = max(1, maxBatchEvents)
@@ -122,10 +125,73 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `state` is 
     }
 
     private func process(_ batch: [WriteCommand]) {
+        switch engine {
+        case .lmdb(let env, let logDB, let metaDB):
+            processLMDB(batch, env: env, logDB: logDB, metaDB: metaDB)
+        case .external(let backend):
+            do {
+                let last = try backend.commitGroup(wallClock: wallClock) { store, next, now in
+                    try runExternal(batch, store, next: next, now: now)
+                }
+                commits.add(1, ordering: .relaxed)
+                if let last { afterCommit(last) }
+                for command in batch { command.resumeCommitted() }
+            } catch {
+                logger.error("eventlog.commit.failed", metadata: ["error": "\(error)"])
+                for command in batch { command.resume(throwing: error) }
+            }
+        }
+    }
+
+    /// Runs the batch in an external backend's group transaction; each command can be undone alone by the
+    /// store, so a rejected one never makes the group run again. Returns the last seq appended, or `nil`.
+    private func runExternal(
+        _ batch: [WriteCommand], _ store: any WriteTransactionStore, next: UInt64, now: LogTimestamp
+    )
+        throws -> UInt64?
+    {
+        let start = next
+        var next = next
+        for command in batch {
+            switch command {
+            case .transact(let command):
+                store.beginCommand()
+                var context = WriteContext(
+                    store: .external(store), logDB: 0, writer: writer, writerEncoding: writerEncoding, now: now,
+                    nextSeq: next, projection: projection)
+                let succeeded: Bool
+                do {
+                    succeeded = try command.run(&context)
+                } catch {
+                    store.endCommand(keep: false)
+                    throw error
+                }
+                store.endCommand(keep: succeeded)
+                if succeeded { next = context.nextSeq }
+            case .append(let command):
+                let first = next
+                store.beginCommand()
+                for event in command.events {
+                    let record = Record(event, seq: next, timestamp: now, writer: writer)
+                    try store.append(record)
+                    if let projection {
+                        try projection.applyRecord(
+                            record, TableWriter(store: .external(store), projectionTables: projection.tables))
+                    }
+                    next += 1
+                }
+                store.endCommand(keep: true)
+                command.seqs = first..<next
+            }
+        }
+        return next > start ? next - 1 : nil
+    }
+
+    private func processLMDB(_ batch: [WriteCommand], env: LMDBEnvironment, logDB: MDB_dbi, metaDB: MDB_dbi) {
         var isolate = false
         while true {
             do {
-                let last = try runOnce(batch, isolate: isolate)
+                let last = try runOnce(batch, isolate: isolate, env: env, logDB: logDB, metaDB: metaDB)
                 commits.add(1, ordering: .relaxed)
                 if let last { afterCommit(last) }
                 for command in batch { command.resumeCommitted() }
@@ -141,22 +207,23 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `state` is 
                         continue
                     }
                 } catch {
-                    fail(batch, error)
+                    fail(batch, error, env: env)
                     return
                 }
                 fail(
                     batch,
                     EventLogError(
-                        .mapFull, "the log reached its maximum map size of \(env.maxMapSize) bytes", cause: error))
+                        .mapFull, "the log reached its maximum map size of \(env.maxMapSize) bytes", cause: error),
+                    env: env)
                 return
             } catch {
-                fail(batch, error)
+                fail(batch, error, env: env)
                 return
             }
         }
     }
 
-    private func fail(_ batch: [WriteCommand], _ error: any Error) {
+    private func fail(_ batch: [WriteCommand], _ error: any Error, env: LMDBEnvironment) {
         let error = (error as? EventLogError).map(env.diagnose) ?? error
         logger.error("eventlog.commit.failed", metadata: ["error": "\(error)"])
         for command in batch { command.resume(throwing: error) }
@@ -164,9 +231,11 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `state` is 
 
     /// Runs the whole batch in one write transaction. Returns the last seq appended, or `nil` if none.
     /// Throws (after the transaction is aborted) when the batch as a whole failed.
-    private func runOnce(_ batch: [WriteCommand], isolate: Bool) throws -> UInt64? {
+    private func runOnce(
+        _ batch: [WriteCommand], isolate: Bool, env: LMDBEnvironment, logDB: MDB_dbi, metaDB: MDB_dbi
+    ) throws -> UInt64? {
         let txn = try env.begin(readOnly: false)
-        if let projectionFormat { try checkProjectionFormat(txn.view, projectionFormat) }
+        if let projectionFormat { try checkProjectionFormat(txn.view, projectionFormat, metaDB: metaDB) }
         var next: UInt64 = 1
         var lastTimestamp = LogTimestamp(microseconds: .min)
         _ = try txn.view.last(logDB) { key, value in
@@ -185,7 +254,7 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `state` is 
                 // dirty-page list and a copy of every page they touch, so they are paid only when needed).
                 func run(_ view: TxnView) throws -> (succeeded: Bool, next: UInt64, wrote: Bool) {
                     var context = WriteContext(
-                        txn: view, logDB: logDB, writer: writer, writerEncoding: writerEncoding, now: now,
+                        store: .lmdb(view), logDB: logDB, writer: writer, writerEncoding: writerEncoding, now: now,
                         nextSeq: next, projection: projection)
                     let succeeded = try command.run(&context)
                     return (succeeded, context.nextSeq, context.wrote)
@@ -223,7 +292,7 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `state` is 
 extension GroupCommitWriter {
     /// Refuses to write when another process has rebuilt the projections in a different format since this one
     /// opened the log (a newer build during a rolling upgrade): this process would write the old layout.
-    private func checkProjectionFormat(_ txn: TxnView, _ expected: [UInt8]) throws {
+    private func checkProjectionFormat(_ txn: TxnView, _ expected: [UInt8], metaDB: MDB_dbi) throws {
         let stored = try EventLog.projectionFormatKey.withUnsafeBytes { k in
             try txn.get(metaDB, k) { $0.map { [UInt8]($0) } }
         }

@@ -33,6 +33,10 @@ extension EventLog {
         guard !FileManager.default.fileExists(atPath: directory) else {
             throw EventLogError(.invalidArgument, "\(directory) exists; an export goes into a new directory")
         }
+        if let external { return try external.exportProjections(to: directory, projector: projector) }
+        let lmdb = try lmdbOnly("an export")
+        let env = lmdb.env
+        let logDB = lmdb.logDB
         let reserved = Self.reservedDatabases
         // The copy is smaller than the source, so a map the size of the source's used pages never fills.
         let mapSize = env.usedBytes() + (1 << 20)
@@ -85,7 +89,8 @@ extension EventLog {
     /// For a log opened on a copy made by ``exportProjections(to:)``: the last seq its tables include (`nil` for
     /// a log that is not such a copy).
     public func exportedSeq() throws -> UInt64? {
-        try env.withReadTransaction { txn in
+        let env = try lmdbOnly("an exported copy").env
+        return try env.withReadTransaction { txn in
             try Self.projectionSeqKey.withUnsafeBytes { k in
                 try txn.view.get(env.database(Self.metaDatabase), k) { value in
                     value.flatMap { $0.count == 8 ? UInt64(bigEndian: $0.loadUnaligned(as: UInt64.self)) : nil }

@@ -151,6 +151,7 @@ extension EventLog {
         guard let projection = writer.projectionBinding, projection.type == ObjectIdentifier(P.self) else {
             throw EventLogError(.invalidArgument, "\(P.self) is not the projector this log was opened with")
         }
+        let env = try lmdbOnly("a rebuild's scratch copy").env
         while true {
             do {
                 try env.withWriteTransaction { txn in
@@ -175,6 +176,7 @@ extension EventLog {
         guard let projection = writer.projectionBinding, projection.type == ObjectIdentifier(P.self) else {
             throw EventLogError(.invalidArgument, "\(P.self) is not the projector this log was opened with")
         }
+        let env = try lmdbOnly("a rebuild's scratch copy").env
         while true {
             do {
                 try env.withWriteTransaction { txn in

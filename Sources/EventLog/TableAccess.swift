@@ -40,10 +40,67 @@ public protocol TableWriting: TableReading {
     func removeAll(_ table: Table) throws
 }
 
+/// Where one write transaction's table reads and writes go: LMDB's transaction, or an external backend's.
+enum TxnStore {
+    case lmdb(TxnView)
+    case external(any WriteTransactionStore)
+
+    @inline(__always)
+    func get(_ table: Table, _ key: [UInt8]) throws -> [UInt8]? {
+        switch self {
+        case .lmdb(let txn): try key.withUnsafeBytes { k in try txn.get(table.dbi, k) { $0.map { [UInt8]($0) } } }
+        case .external(let store): try store.get(table, key)
+        }
+    }
+
+    @inline(__always)
+    func withValue<R>(_ table: Table, _ key: [UInt8], _ body: (UnsafeRawBufferPointer?) throws -> R) throws -> R {
+        switch self {
+        case .lmdb(let txn):
+            return try key.withUnsafeBytes { k in try txn.get(table.dbi, k, body) }
+        case .external(let store):
+            guard let value = try store.get(table, key) else { return try body(nil) }
+            return try value.withUnsafeBytes { try body($0) }
+        }
+    }
+
+    @inline(__always)
+    func scan(_ table: Table, from start: [UInt8]?, _ body: ([UInt8], [UInt8]) throws -> Bool) throws {
+        switch self {
+        case .lmdb(let txn): try scanTable(txn, table, from: start, body)
+        case .external(let store): try store.scan(table, from: start, body)
+        }
+    }
+
+    @inline(__always)
+    func put(_ table: Table, _ key: [UInt8], _ value: [UInt8]) throws {
+        switch self {
+        case .lmdb(let txn):
+            try key.withUnsafeBytes { k in try value.withUnsafeBytes { v in try txn.put(table.dbi, k, v) } }
+        case .external(let store): try store.put(table, key, value)
+        }
+    }
+
+    @inline(__always)
+    func delete(_ table: Table, _ key: [UInt8]) throws -> Bool {
+        switch self {
+        case .lmdb(let txn): try key.withUnsafeBytes { k in try txn.delete(table.dbi, k) }
+        case .external(let store): try store.delete(table, key)
+        }
+    }
+
+    func removeAll(_ table: Table) throws {
+        switch self {
+        case .lmdb(let txn): try txn.drop(table.dbi)
+        case .external(let store): try store.removeAll(table)
+        }
+    }
+}
+
 /// Read/write access to the tables inside the current write transaction. Valid only during the call it is
 /// passed to.
 public struct TableWriter: TableWriting {
-    let txn: TxnView
+    let store: TxnStore
     let projectionTables: [Table]
     /// Told of every write, when the writer needs to know whether a command wrote.
     let writes: WriteTracker?
@@ -51,11 +108,15 @@ public struct TableWriter: TableWriting {
     /// what ``Projector/finishReplay(_:)`` builds. `false` for every append.
     public let replaying: Bool
 
-    init(txn: TxnView, projectionTables: [Table], writes: WriteTracker? = nil, replaying: Bool = false) {
-        self.txn = txn
+    init(store: TxnStore, projectionTables: [Table], writes: WriteTracker? = nil, replaying: Bool = false) {
+        self.store = store
         self.projectionTables = projectionTables
         self.writes = writes
         self.replaying = replaying
+    }
+
+    init(txn: TxnView, projectionTables: [Table], writes: WriteTracker? = nil, replaying: Bool = false) {
+        self.init(store: .lmdb(txn), projectionTables: projectionTables, writes: writes, replaying: replaying)
     }
 
     /// The projector's table at `index` of ``Projector/tables`` (resolved once, when the log opened).
@@ -63,48 +124,46 @@ public struct TableWriter: TableWriting {
     public func table(at index: Int) -> Table { projectionTables[index] }
 
     /// A read-only view of the same tables.
-    public var reader: TableReader { TableReader(txn: txn, projectionTables: projectionTables) }
+    public var reader: TableReader { TableReader(store: store, projectionTables: projectionTables) }
 
     /// The value under `key`.
-    public func get(_ table: Table, _ key: [UInt8]) throws -> [UInt8]? {
-        try key.withUnsafeBytes { k in try txn.get(table.dbi, k) { $0.map { [UInt8]($0) } } }
-    }
+    public func get(_ table: Table, _ key: [UInt8]) throws -> [UInt8]? { try store.get(table, key) }
 
-    /// The value under `key`, passed to `body` without copying (valid only during the call).
+    /// The value under `key`, passed to `body` without copying where the backend can (valid only during the call).
     public func withValue<R>(_ table: Table, _ key: [UInt8], _ body: (UnsafeRawBufferPointer?) throws -> R) throws -> R
     {
-        try key.withUnsafeBytes { k in try txn.get(table.dbi, k, body) }
+        try store.withValue(table, key, body)
     }
 
     /// Stores `value` under `key`.
     public func put(_ table: Table, _ key: [UInt8], _ value: [UInt8]) throws {
         writes?.happened = true
-        try key.withUnsafeBytes { k in try value.withUnsafeBytes { v in try txn.put(table.dbi, k, v) } }
+        try store.put(table, key, value)
     }
 
     /// Deletes `key`; returns whether it existed.
     @discardableResult
     public func delete(_ table: Table, _ key: [UInt8]) throws -> Bool {
         writes?.happened = true
-        return try key.withUnsafeBytes { k in try txn.delete(table.dbi, k) }
+        return try store.delete(table, key)
     }
 
     /// Visits entries in key order from the first key ≥ `start` until `body` returns `false`.
     public func scan(_ table: Table, from start: [UInt8]?, _ body: ([UInt8], [UInt8]) throws -> Bool) throws {
-        try scanTable(txn, table, from: start, body)
+        try store.scan(table, from: start, body)
     }
 
     /// Deletes every entry of `table`.
     public func removeAll(_ table: Table) throws {
         writes?.happened = true
-        try txn.drop(table.dbi)
+        try store.removeAll(table)
     }
 }
 
 /// Read-only access to the tables inside the current write transaction: what a decider's shell loads state
 /// through. Only the projector writes projection tables. Valid only during the call it is passed to.
 public struct TableReader: TableReading {
-    let txn: TxnView
+    let store: TxnStore
     let projectionTables: [Table]
 
     /// The projector's table at `index` of ``Projector/tables`` (resolved once, when the log opened).
@@ -112,19 +171,17 @@ public struct TableReader: TableReading {
     public func table(at index: Int) -> Table { projectionTables[index] }
 
     /// The value under `key`.
-    public func get(_ table: Table, _ key: [UInt8]) throws -> [UInt8]? {
-        try key.withUnsafeBytes { k in try txn.get(table.dbi, k) { $0.map { [UInt8]($0) } } }
-    }
+    public func get(_ table: Table, _ key: [UInt8]) throws -> [UInt8]? { try store.get(table, key) }
 
-    /// The value under `key`, passed to `body` without copying (valid only during the call).
+    /// The value under `key`, passed to `body` without copying where the backend can (valid only during the call).
     public func withValue<R>(_ table: Table, _ key: [UInt8], _ body: (UnsafeRawBufferPointer?) throws -> R) throws -> R
     {
-        try key.withUnsafeBytes { k in try txn.get(table.dbi, k, body) }
+        try store.withValue(table, key, body)
     }
 
     /// Visits entries in key order from the first key ≥ `start` until `body` returns `false`.
     public func scan(_ table: Table, from start: [UInt8]?, _ body: ([UInt8], [UInt8]) throws -> Bool) throws {
-        try scanTable(txn, table, from: start, body)
+        try store.scan(table, from: start, body)
     }
 }
 
@@ -145,7 +202,7 @@ public final class MemoryTables: TableWriting {
 
     /// Empty tables named `names` (a projector's ``Projector/tables``).
     public init(_ names: [String], replaying: Bool = false) {
-        tables = names.enumerated().map { Table(name: $0.element, dbi: UInt32($0.offset)) }
+        tables = names.enumerated().map { Table(name: $0.element, id: UInt32($0.offset)) }
         entries = Array(repeating: [], count: names.count)
         self.replaying = replaying
     }

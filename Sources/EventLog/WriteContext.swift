@@ -10,6 +10,15 @@ public struct Table: Hashable, Sendable, CustomStringConvertible {
     let dbi: UInt32
 
     public var description: String { name }
+
+    /// A table of an external backend, `id` being its handle there (unique per log).
+    package init(name: String, id: UInt32) {
+        self.name = name
+        dbi = id
+    }
+
+    /// The table's handle: an LMDB database, or an external backend's table id.
+    package var id: UInt32 { dbi }
 }
 
 /// The write transaction as seen by one command: read current state, decide, then append events and write
@@ -22,7 +31,8 @@ public struct Table: Hashable, Sendable, CustomStringConvertible {
 /// or when another command of its group threw after writing), so it must have no side effects outside this
 /// context.
 public struct WriteContext: ~Copyable {
-    let txn: TxnView
+    let store: TxnStore
+    /// The log's database, for LMDB's store.
     let logDB: MDB_dbi
     let writerEncoding: WriterEncoding
     let projection: ProjectionBinding?
@@ -38,11 +48,11 @@ public struct WriteContext: ~Copyable {
     private let firstSeq: UInt64
 
     init(
-        txn: TxnView, logDB: MDB_dbi, writer: WriterIdentity, writerEncoding: WriterEncoding, now: LogTimestamp,
+        store: TxnStore, logDB: MDB_dbi, writer: WriterIdentity, writerEncoding: WriterEncoding, now: LogTimestamp,
         nextSeq: UInt64, projection: ProjectionBinding?
     ) {
         self.projection = projection
-        self.txn = txn
+        self.store = store
         self.logDB = logDB
         self.writer = writer
         self.writerEncoding = writerEncoding
@@ -84,18 +94,21 @@ public struct WriteContext: ~Copyable {
         try Envelope.validate(event)
         let seq = nextSeq
         writes.happened = true
-        try appendRecord(txn, logDB, event, seq: seq, timestamp: now, writer: writerEncoding)
+        switch store {
+        case .lmdb(let txn): try appendRecord(txn, logDB, event, seq: seq, timestamp: now, writer: writerEncoding)
+        case .external(let store): try store.append(Record(event, seq: seq, timestamp: now, writer: writer))
+        }
         nextSeq += 1
         return seq
     }
 
     /// Read-only access to every table: deciders load state here. Projection state changes only through
     /// appended events (the projector), so a rebuild reproduces it.
-    public var tables: TableReader { TableReader(txn: txn, projectionTables: projection?.tables ?? []) }
+    public var tables: TableReader { TableReader(store: store, projectionTables: projection?.tables ?? []) }
 
     /// The projector's write access (only appends use it; tests that forge state use it with `@testable`).
     var projectionWriter: TableWriter {
-        TableWriter(txn: txn, projectionTables: projection?.tables ?? [], writes: writes)
+        TableWriter(store: store, projectionTables: projection?.tables ?? [], writes: writes)
     }
 
     /// Whether this command has written anything (a record or a table entry).
@@ -104,7 +117,22 @@ public struct WriteContext: ~Copyable {
 
     /// The record at `seq`, or `nil` when there is none.
     public func record(at seq: UInt64) throws -> Record? {
-        try readRecord(txn, logDB, seq)
+        switch store {
+        case .lmdb(let txn): try readRecord(txn, logDB, seq)
+        case .external(let store): try store.record(at: seq)
+        }
+    }
+
+    /// Records that reader `name` has processed everything up to `seq` (``EventLog/saveCheckpoint(_:seq:)``).
+    func putCheckpoint(_ name: String, seq: UInt64, lmdbDatabase: MDB_dbi) throws {
+        writes.happened = true
+        switch store {
+        case .lmdb(let txn):
+            try Array(name.utf8).withUnsafeBytes { k in
+                try withUnsafeBytes(of: seq.littleEndian) { v in try txn.put(lmdbDatabase, k, v) }
+            }
+        case .external(let store): try store.putCheckpoint(name, seq: seq)
+        }
     }
 
     /// The value stored under `key` in `table`.
@@ -149,7 +177,7 @@ struct ProjectionBinding: Sendable {
         type = ObjectIdentifier(Swift.type(of: projector))
         tables = projector.tables.map { name in
             guard let dbi = resolve(name) else { preconditionFailure("projector table \(name) was not opened") }
-            return Table(name: name, dbi: dbi)
+            return Table(name: name, id: dbi)
         }
     }
 
