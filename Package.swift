@@ -10,6 +10,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "EventLog", targets: ["EventLog"]),
+        .library(name: "EventLogPostgres", targets: ["EventLogPostgres"]),
         .library(name: "SwitchboardEvents", targets: ["SwitchboardEvents"]),
         .library(name: "Projections", targets: ["Projections"]),
         .library(name: "Workers", targets: ["Workers"]),
@@ -30,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.24.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.4.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.21.0"),
     ],
     targets: [
         // LMDB from Debian's liblmdb-dev (ships lmdb.pc). Only EventLog imports it.
@@ -45,6 +47,16 @@ let package = Package(
             dependencies: [
                 "CLMDB",
                 "CRC32C",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The event log on PostgreSQL (issue 26): DATABASE_URL, a blocking connection with a watchdog, the schema.
+        .target(
+            name: "EventLogPostgres",
+            dependencies: [
+                "EventLog",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
@@ -187,6 +199,16 @@ let package = Package(
             name: "EventLogTests",
             dependencies: [
                 "EventLog", "TestSupport", "switchboard-test-helper", .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The PostgreSQL backend against a throwaway cluster (TestSupport's `PostgresCluster`).
+        .testTarget(
+            name: "EventLogPostgresTests",
+            dependencies: [
+                "EventLogPostgres", "EventLog", "TestSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),
