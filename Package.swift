@@ -221,7 +221,8 @@ let package = Package(
         .testTarget(
             name: "ProjectionsTests",
             dependencies: [
-                "Projections", "SwitchboardEvents", "EventLog", "TestSupport", "switchboard-test-helper",
+                "Projections", "SwitchboardEvents", "EventLog", "EventLogPostgres", "TestSupport",
+                "switchboard-test-helper",
                 .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["Fixtures"],
