@@ -86,6 +86,7 @@ let package = Package(
             name: "Workers",
             dependencies: [
                 "EventLog",
+                "EventLogPostgres",
                 "SwitchboardJSON",
                 "Projections",
                 "Assistant",
@@ -159,6 +160,7 @@ let package = Package(
                 "Projections",
                 "SwitchboardEvents",
                 "EventLog",
+                "EventLogPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -184,7 +186,7 @@ let package = Package(
         .executableTarget(
             name: "switchboard-test-helper",
             dependencies: [
-                "EventLog", "SwitchboardEvents", "Projections", "TestSupport",
+                "EventLog", "EventLogPostgres", "SwitchboardEvents", "Projections", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
@@ -231,8 +233,8 @@ let package = Package(
         .testTarget(
             name: "WorkersTests",
             dependencies: [
-                "Workers", "SwitchboardEvents", "SwitchboardJSON", "EventLog", "Projections", "Assistant",
-                "TestSupport",
+                "Workers", "SwitchboardEvents", "SwitchboardJSON", "EventLog", "EventLogPostgres", "Projections",
+                "Assistant", "TestSupport",
                 "agent",
                 "replay",
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -116,6 +116,11 @@ public final class EventLog: Sendable {
             throw EventLogError(.invalidArgument, "table name \(clash) is reserved")
         }
         if let factory = configuration.backend.factory {
+            // The directory keeps what stays local to this host (the web chat's files, snapshots).
+            if configuration.createIfMissing {
+                try? FileManager.default.createDirectory(
+                    atPath: configuration.directory, withIntermediateDirectories: true)
+            }
             let backend = try factory.open(configuration, logger: logger)
             external = backend
             lmdb = nil

@@ -141,10 +141,8 @@ struct RunAgent: AsyncParsableCommand {
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
 
-        var configuration = EventLogConfiguration(
-            directory: settings.dataDirectory,
+        let configuration = settings.logConfiguration(
             writer: WriterIdentity(role: settings.role.rawValue, workerID: settings.workerID))
-        configuration.durability = settings.durability
         let engine: Switchboard
         do {
             engine = try Switchboard(
@@ -152,7 +150,7 @@ struct RunAgent: AsyncParsableCommand {
                 logger: logger)
         } catch {
             FileHandle.standardError.write(
-                Data("agent: cannot open the event log at \(settings.dataDirectory): \(error)\n".utf8))
+                Data("agent: cannot open the event log at \(settings.logDescription): \(error)\n".utf8))
             throw ExitCode(70)
         }
         let services = AgentRuntime.services(

@@ -29,22 +29,24 @@ struct LogLocation: ParsableArguments {
     /// Opens the shared log as an operator (role `operator`; exit 70 when it cannot be opened). A directory
     /// without a log is refused unless `create` (a first setup).
     func open(_ settings: AgentSettings, create: Bool = false) throws -> Switchboard {
-        guard create || FileManager.default.fileExists(atPath: settings.dataDirectory + "/data.mdb") else {
+        guard create || settings.eventLog != .lmdb
+            || FileManager.default.fileExists(atPath: settings.dataDirectory + "/data.mdb")
+        else {
             FileHandle.standardError.write(
                 Data("agent: no event log at \(settings.dataDirectory) (set DATA_DIR or --data-dir)\n".utf8))
             throw ExitCode(70)
         }
         let name = ProcessInfo.processInfo.environment["USER"] ?? "operator"
-        var configuration = EventLogConfiguration(
-            directory: settings.dataDirectory, writer: WriterIdentity(role: "operator", workerID: "cli-\(name)"))
-        configuration.durability = settings.durability
+        var configuration = settings.logConfiguration(
+            writer: WriterIdentity(role: "operator", workerID: "cli-\(name)"))
+        configuration.createIfMissing = create
         do {
             return try Switchboard(
                 configuration, settings: try settings.engineSettings(), sessionKeyBase64: settings.sessionKeyBase64,
                 logger: Logger(label: "agent-cli", factory: { _ in SwiftLogNoOpLogHandler() }))
         } catch {
             FileHandle.standardError.write(
-                Data("agent: cannot open the event log at \(settings.dataDirectory): \(error)\n".utf8))
+                Data("agent: cannot open the event log at \(settings.logDescription): \(error)\n".utf8))
             throw ExitCode(70)
         }
     }

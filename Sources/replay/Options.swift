@@ -1,6 +1,7 @@
 // Options and helpers shared by every replay command.
 import ArgumentParser
 import EventLog
+import EventLogPostgres
 import SwitchboardEvents
 import Foundation
 import Logging
@@ -9,8 +10,16 @@ import Projections
 let quiet = Logger(label: "replay", factory: { _ in SwiftLogNoOpLogHandler() })
 
 struct LogOptions: ParsableArguments {
-    @Option(name: .customLong("data-dir"), help: "The log directory.")
+    @Option(name: .customLong("data-dir"), help: "The log directory (LMDB; with --database-url, the local folder).")
     var dataDirectory = "./data"
+
+    @Option(
+        name: .customLong("database-url"),
+        help: "A log on PostgreSQL instead of LMDB: postgres://user:password@host:5432/db (or DATABASE_URL).")
+    var databaseURL: String?
+
+    @Option(help: "With --database-url, the log's schema.")
+    var schema = PostgresSchema.defaultName
 
     @Flag(help: "Print JSON instead of text: one object for a report, an array for a list (`[]` when empty).")
     var json = false
@@ -18,17 +27,40 @@ struct LogOptions: ParsableArguments {
     /// The log directory as an absolute path, for messages.
     var absoluteDirectory: String { URL(fileURLWithPath: dataDirectory).standardizedFileURL.path }
 
+    /// The PostgreSQL log named by `--database-url`, or by `DATABASE_URL` with `EVENTLOG_BACKEND=postgres`.
+    var postgres: PostgresURL? {
+        get throws {
+            let environment = ProcessInfo.processInfo.environment
+            let text =
+                databaseURL
+                ?? (environment["EVENTLOG_BACKEND"]?.lowercased() == "postgres" ? environment["DATABASE_URL"] : nil)
+            guard let text else { return nil }
+            do {
+                return try PostgresURL(text)
+            } catch {
+                fail("--database-url: \(error)")
+            }
+        }
+    }
+
+    /// Where the log is, for messages.
+    var location: String {
+        guard let url = try? postgres else { return absoluteDirectory }
+        return "\(url.redacted) schema \(schema)"
+    }
+
     /// Opens the log read-only. A directory without a log is one line on standard error and exit code 1.
     func open() throws -> EventLog {
         var configuration = EventLogConfiguration(
             directory: dataDirectory, writer: WriterIdentity(role: "replay", workerID: "replay"))
+        if let url = try postgres { configuration.backend = .postgres(url, schema: schema) }
         configuration.createIfMissing = false
         configuration.projector = SwitchboardProjector()
         configuration.projectionUpgrade = .leave  // read-only: never rebuild the live tables
         do {
             return try EventLog(configuration, logger: quiet)
         } catch let error as EventLogError where error.code == .notFound {
-            fail("no event log in \(absoluteDirectory) — start the agent (scripts/run.sh) or pass --data-dir")
+            fail("no event log in \(location) — start the agent (scripts/run.sh) or pass --data-dir")
         }
     }
 

@@ -144,6 +144,39 @@ struct AgentSettingsTests {
         }
     }
 
+    @Test func thePostgreSQLBackendIsChosenAndItsSettingsChecked() throws {
+        let url = "postgres://switchboard:pa%24%24word@db.internal:6432/events?sslmode=require"
+        let settings = try AgentSettings(environment: [
+            "EVENTLOG_BACKEND": "postgres", "DATABASE_URL": url, "EVENTLOG_SCHEMA": "prod_log",
+        ])
+        guard case .postgres(let parsed, let schema) = settings.eventLog else {
+            Issue.record("postgres expected, got \(settings.eventLog)")
+            return
+        }
+        #expect(parsed.password == "pa$$word" && parsed.user == "switchboard" && schema == "prod_log")
+        #expect(settings.snapshotEvery == 0, "snapshots are LMDB's: off by default on PostgreSQL")
+        #expect(!settings.summary.values.contains { $0.contains("pa$$word") || $0.contains("pa%24%24word") })
+        #expect(try AgentSettings(environment: [:]).eventLog == .lmdb)
+        let refused: [([String: String], String)] = [
+            (["EVENTLOG_BACKEND": "postgres"], "DATABASE_URL"),
+            (["EVENTLOG_BACKEND": "postgres", "DATABASE_URL": "mysql://x:secretpw@h/db"], "DATABASE_URL"),
+            (["EVENTLOG_BACKEND": "postgres", "DATABASE_URL": url, "EVENTLOG_SCHEMA": "Bad-Name"], "EVENTLOG_SCHEMA"),
+            (
+                ["EVENTLOG_BACKEND": "postgres", "DATABASE_URL": url, "EVENTLOG_DURABILITY": "relaxed"],
+                "EVENTLOG_DURABILITY"
+            ),
+            (["EVENTLOG_BACKEND": "postgres", "DATABASE_URL": url, "SNAPSHOT_EVERY": "5000"], "SNAPSHOT_EVERY"),
+            (["EVENTLOG_BACKEND": "sqlite"], "EVENTLOG_BACKEND"),
+        ]
+        for (environment, variable) in refused {
+            #expect {
+                try AgentSettings(environment: environment)
+            } throws: { error in
+                "\(error)".contains(variable) && !"\(error)".contains("secretpw") && !"\(error)".contains("pa$$word")
+            }
+        }
+    }
+
     @Test func operatorValuesAreTaken() throws {
         let settings = try AgentSettings(environment: [
             "AGENT_ROLE": "whatsapp", "WORKER_ID": "wa-1", "DATA_DIR": "/srv/log", "EVENTLOG_DURABILITY": "relaxed",

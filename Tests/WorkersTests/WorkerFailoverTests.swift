@@ -16,16 +16,24 @@ extension WorkerProcessTests {
 
         // H: SIGKILL the holder mid-send: the standby acquires just after the TTL by the log clock, and the
         // delivery in flight ends uncertain (sent once), never sent twice.
-        @Test func scenarioH_aCrashedHolderIsReplacedAfterTheTTLAndItsSendIsNotRepeated() async throws {
-            let dir = TemporaryDirectory()
+        @Test(arguments: DeploymentKind.allCases)
+        func scenarioH_aCrashedHolderIsReplacedAfterTheTTLAndItsSendIsNotRepeated(deployment: DeploymentKind)
+            async throws
+        {
+            try await withDeployment(deployment) { place in try await Self.scenarioH(place) }
+        }
+
+        static func scenarioH(_ place: Deployment) async throws {
             let fake = try await FakeProvider.start()
             defer { fake.stop() }
             let settings = ["DELIVERY_VISIBILITY_MS": "1500"]
-            let wa1 = try AgentProcess("wa-1", data: dir.path, Scenarios.whatsapp(fake, settings))
+            let wa1 = try AgentProcess(
+                "wa-1", data: place.data(for: "wa-1"), place.environment(Scenarios.whatsapp(fake, settings)))
             try await wa1.waitFor("Lease acquired for account 'default' by 'wa-1'")
-            let wa2 = try AgentProcess("wa-2", data: dir.path, Scenarios.whatsapp(fake, settings))
+            let wa2 = try AgentProcess(
+                "wa-2", data: place.data(for: "wa-2"), place.environment(Scenarios.whatsapp(fake, settings)))
             try await wa2.waitFor("Lease held by 'wa-1' for account 'default', retrying...")
-            let log = try TestLog(dir.path)
+            let log = try TestLog(place)
             defer { log.close() }
             fake.behave(.hang)
             let inFlight = try await log.enqueueReplies(1, tag: "h")[0]

@@ -27,18 +27,22 @@ struct WorkerProcessTests {
 
     // C: two workers for one account: exactly one holds the lease, the other logs the contention line and
     // sends nothing.
-    @Test func scenarioC_theStandbySendsNothingWhileTheLeaseIsHeld() async throws {
-        let dir = TemporaryDirectory()
+    @Test(arguments: DeploymentKind.allCases)
+    func scenarioC_theStandbySendsNothingWhileTheLeaseIsHeld(deployment: DeploymentKind) async throws {
+        try await withDeployment(deployment) { place in try await Self.scenarioC(place) }
+    }
+
+    static func scenarioC(_ place: Deployment) async throws {
         let fake = try await FakeProvider.start()
         defer { fake.stop() }
-        let wa1 = try AgentProcess("wa-1", data: dir.path, Self.whatsapp(fake))
+        let wa1 = try AgentProcess("wa-1", data: place.data(for: "wa-1"), place.environment(Self.whatsapp(fake)))
         try await wa1.waitFor("[whatsapp] Lease acquired for account 'default' by 'wa-1'")
         try await wa1.waitFor("[whatsapp] Starting outbound delivery loop...")
-        let wa2 = try AgentProcess("wa-2", data: dir.path, Self.whatsapp(fake))
+        let wa2 = try AgentProcess("wa-2", data: place.data(for: "wa-2"), place.environment(Self.whatsapp(fake)))
         try await wa2.waitFor("[whatsapp] Lease held by 'wa-1' for account 'default', retrying...")
         try await wa2.waitFor("[main] Agent is running (role: whatsapp)")
 
-        let log = try TestLog(dir.path)
+        let log = try TestLog(place)
         defer { log.close() }
         let ids = try await log.enqueueReplies(5)
         let sends = try await fake.waitForSends(5)
@@ -60,17 +64,23 @@ struct WorkerProcessTests {
     }
 
     // G: SIGTERM the holder: `lease.released`, and the standby acquires within milliseconds and delivers.
-    @Test func scenarioG_aGracefulStopHandsTheLeaseOverAtOnce() async throws {
-        let dir = TemporaryDirectory()
+    @Test(arguments: DeploymentKind.allCases)
+    func scenarioG_aGracefulStopHandsTheLeaseOverAtOnce(deployment: DeploymentKind) async throws {
+        try await withDeployment(deployment) { place in try await Self.scenarioG(place) }
+    }
+
+    static func scenarioG(_ place: Deployment) async throws {
         let fake = try await FakeProvider.start()
         defer { fake.stop() }
         // A long TTL: the handoff must not wait for it.
         let timing = ["WHATSAPP_LEASE_TTL_MS": "10000", "WHATSAPP_HEARTBEAT_MS": "3000"]
-        let wa1 = try AgentProcess("wa-1", data: dir.path, Self.whatsapp(fake, timing))
+        let wa1 = try AgentProcess(
+            "wa-1", data: place.data(for: "wa-1"), place.environment(Self.whatsapp(fake, timing)))
         try await wa1.waitFor("Lease acquired for account 'default' by 'wa-1'")
-        let wa2 = try AgentProcess("wa-2", data: dir.path, Self.whatsapp(fake, timing))
+        let wa2 = try AgentProcess(
+            "wa-2", data: place.data(for: "wa-2"), place.environment(Self.whatsapp(fake, timing)))
         try await wa2.waitFor("Lease held by 'wa-1' for account 'default', retrying...")
-        let log = try TestLog(dir.path)
+        let log = try TestLog(place)
         defer { log.close() }
         let from = try log.log.lastSeq() + 1
 
@@ -104,15 +114,19 @@ struct WorkerProcessTests {
 
     // J: two contending workers, 200 replies: each delivered exactly once, each `delivery.sent` under the
     // holder's token, and the duplicate audit is clean.
-    @Test func scenarioJ_contentionNeverDuplicatesASend() async throws {
-        let dir = TemporaryDirectory()
+    @Test(arguments: DeploymentKind.allCases)
+    func scenarioJ_contentionNeverDuplicatesASend(deployment: DeploymentKind) async throws {
+        try await withDeployment(deployment) { place in try await Self.scenarioJ(place) }
+    }
+
+    static func scenarioJ(_ place: Deployment) async throws {
         let fake = try await FakeProvider.start()
         defer { fake.stop() }
-        let wa1 = try AgentProcess("wa-1", data: dir.path, Self.whatsapp(fake))
+        let wa1 = try AgentProcess("wa-1", data: place.data(for: "wa-1"), place.environment(Self.whatsapp(fake)))
         try await wa1.waitFor("Lease acquired for account 'default' by 'wa-1'")
-        let wa2 = try AgentProcess("wa-2", data: dir.path, Self.whatsapp(fake))
+        let wa2 = try AgentProcess("wa-2", data: place.data(for: "wa-2"), place.environment(Self.whatsapp(fake)))
         try await wa2.waitFor("Lease held by 'wa-1' for account 'default', retrying...")
-        let log = try TestLog(dir.path)
+        let log = try TestLog(place)
         defer { log.close() }
         let holder = try #require(try log.engine.lease("whatsapp/default"))
 
@@ -131,7 +145,7 @@ struct WorkerProcessTests {
         #expect(Set(sent.map(\.sent.deliveryID)) == Set(ids))
         #expect(sent.allSatisfy { $0.sent.leaseToken == holder.token && $0.record.writer.workerID == "wa-1" })
         log.close()
-        let audit = try await SpawnedProcess.run("replay", ["audit", "duplicates", "--data-dir", dir.path])
+        let audit = try await SpawnedProcess.run("replay", ["audit", "duplicates"] + place.replayArguments)
         #expect(audit.status == 0, "\(audit.lines)")
     }
 

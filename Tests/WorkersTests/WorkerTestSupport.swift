@@ -71,10 +71,17 @@ final class TestLog: Sendable {
     let engine: Switchboard
     private let closed = Mutex(false)
 
-    init(_ directory: String, workerID: String = "test") throws {
+    init(_ directory: String, workerID: String = "test", backend: LogBackendChoice = .lmdb) throws {
+        var configuration = EventLogConfiguration(
+            directory: directory, writer: WriterIdentity(role: "test", workerID: workerID))
+        configuration.backend = backend
         engine = try Switchboard(
-            EventLogConfiguration(directory: directory, writer: WriterIdentity(role: "test", workerID: workerID)),
-            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+            configuration, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+    }
+
+    /// The log of `deployment`, opened by the test.
+    convenience init(_ deployment: Deployment, workerID: String = "test") throws {
+        try self.init(deployment.data(for: "test-\(workerID)"), workerID: workerID, backend: deployment.backend)
     }
 
     var log: EventLog { engine.log }
