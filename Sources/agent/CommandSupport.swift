@@ -29,8 +29,9 @@ struct LogLocation: ParsableArguments {
     /// Opens the shared log as an operator (role `operator`; exit 70 when it cannot be opened). A directory
     /// without a log is refused unless `create` (a first setup).
     func open(_ settings: AgentSettings, create: Bool = false) throws -> Switchboard {
-        guard create || settings.eventLog != .lmdb
-            || FileManager.default.fileExists(atPath: settings.dataDirectory + "/data.mdb")
+        guard
+            create || settings.eventLog != .lmdb
+                || FileManager.default.fileExists(atPath: settings.dataDirectory + "/data.mdb")
         else {
             FileHandle.standardError.write(
                 Data("agent: no event log at \(settings.dataDirectory) (set DATA_DIR or --data-dir)\n".utf8))
