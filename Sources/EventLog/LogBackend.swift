@@ -64,9 +64,6 @@ package protocol LogBackend: AnyObject, Sendable {
     func committedSeq() -> Int
     /// Starts telling `ring` of commits by other processes (PostgreSQL: LISTEN/NOTIFY).
     func startWakeups(_ ring: @escaping @Sendable () -> Void)
-    /// Writes the projection tables, as they stand at the last seq, as an LMDB environment in `directory` (a
-    /// snapshot other processes can verify and rebuild from).
-    func exportProjections(to directory: String, projector: any Projector) throws -> ProjectionExport
     /// Closes every connection; later calls fail with ``EventLogError/Code/closed``.
     func close()
 }

@@ -33,7 +33,7 @@ extension EventLog {
         guard !FileManager.default.fileExists(atPath: directory) else {
             throw EventLogError(.invalidArgument, "\(directory) exists; an export goes into a new directory")
         }
-        if let external { return try external.exportProjections(to: directory, projector: projector) }
+        if external != nil { return try exportFromSnapshot(to: directory, projector: projector) }
         let lmdb = try lmdbOnly("an export")
         let env = lmdb.env
         let logDB = lmdb.logDB
@@ -85,6 +85,47 @@ extension EventLog {
     }
 
     static let projectionSeqKey = Array("projection.seq".utf8)
+
+    /// The export of a log on another engine: the same LMDB layout, written from one consistent snapshot through
+    /// the `Snapshot` API (its size unknown beforehand: the map is large and sparse, the file only as big as the
+    /// pages written).
+    private func exportFromSnapshot(to directory: String, projector: any Projector) throws -> ProjectionExport {
+        let target = try LMDBEnvironment(
+            directory: directory, initialMapSize: 1 << 36, maxMapSize: 1 << 36, maxReaders: 8, durability: .relaxed,
+            databases: Self.reservedDatabases + projector.tables)
+        defer { target.close() }
+        let targetMeta = target.database(Self.metaDatabase)
+        var export = try withSnapshot { source in
+            try target.withWriteTransaction { txn in
+                var entries = 0
+                for name in projector.tables {
+                    let to = target.database(name)
+                    try source.scan(table(name)) { key, value in
+                        try key.withUnsafeBytes { k in
+                            try value.withUnsafeBytes { v in try txn.view.put(to, k, v, append: true) }
+                        }
+                        entries += 1
+                        return true
+                    }
+                }
+                let seq = try source.lastSeq
+                let meta: [([UInt8], [UInt8])] = [
+                    (Self.formatKey, Self.format), (Self.projectionFormatKey, projector.format.stored),
+                    (Self.projectionTablesKey, Array(projector.tables.joined(separator: "\n").utf8)),
+                    (Self.projectionSeqKey, withUnsafeBytes(of: seq.bigEndian) { Array($0) }),
+                ]
+                for (key, value) in meta {
+                    try key.withUnsafeBytes { k in try value.withUnsafeBytes { v in try txn.view.put(targetMeta, k, v) } }
+                }
+                return ProjectionExport(
+                    seq: seq, timestamp: try source.record(at: seq)?.timestamp, entries: entries, bytes: 0)
+            }
+        }
+        try target.sync()
+        var info = stat()
+        if stat(directory + "/data.mdb", &info) == 0 { export.bytes = Int(info.st_size) }
+        return export
+    }
 
     /// For a log opened on a copy made by ``exportProjections(to:)``: the last seq its tables include (`nil` for
     /// a log that is not such a copy).

@@ -213,11 +213,6 @@ final class PostgresLog: LogBackend, @unchecked Sendable {  // @unchecked: `writ
         listener.withLock { $0 = task }
     }
 
-    func exportProjections(to directory: String, projector: any Projector) throws -> ProjectionExport {
-        throw EventLogError(
-            .invalidArgument, "state snapshots of a PostgreSQL log are not written yet (SNAPSHOT_EVERY=0 with it)")
-    }
-
     func close() {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         listener.withLock { $0?.cancel() }

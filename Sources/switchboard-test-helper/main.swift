@@ -1,6 +1,7 @@
 // A separate process for the EventLog tests: appends, tails, holds a write transaction until killed, and
 // opens logs under hostile conditions. Output is line-oriented so the tests can await each line.
 import EventLog
+import EventLogPostgres
 import SwitchboardEvents
 import Foundation
 import Logging
@@ -26,9 +27,16 @@ func say(_ line: String) {
     bytes.withUnsafeBytes { _ = write(1, $0.baseAddress, $0.count) }
 }
 
+/// `--database-url URL [--schema S]`: the log on PostgreSQL (`--dir` then holds local files only); else LMDB in `--dir`.
+func backend(_ options: Options) throws -> LogBackendChoice {
+    guard let url = options["database-url"] else { return .lmdb }
+    return .postgres(try PostgresURL(url), schema: options["schema"] ?? PostgresSchema.defaultName)
+}
+
 func openLog(_ options: Options, worker: String) throws -> EventLog {
     var configuration = EventLogConfiguration(
         directory: options["dir"]!, writer: WriterIdentity(role: "test", workerID: worker))
+    configuration.backend = try backend(options)
     if let size = options["initial-map-size"].flatMap(Int.init) { configuration.initialMapSize = size }
     if let size = options["max-map-size"].flatMap(Int.init) { configuration.maxMapSize = size }
     if options["durability"] == "relaxed" { configuration.durability = .relaxed }
@@ -208,9 +216,11 @@ func chaos(_ options: Options, worker: String) async throws {
     settings.deliveries.retry.baseDelay = .milliseconds(20)
     settings.deliveries.retry.maxDelay = .milliseconds(100)
     settings.deliveries.rateLimits = [:]
+    var configuration = EventLogConfiguration(
+        directory: options["dir"]!, writer: WriterIdentity(role: "chaos", workerID: worker))
+    configuration.backend = try backend(options)
     let engine = try Switchboard(
-        EventLogConfiguration(directory: options["dir"]!, writer: WriterIdentity(role: "chaos", workerID: worker)),
-        settings: settings, logger: Logger(label: "chaos", factory: { _ in SwiftLogNoOpLogHandler() }))
+        configuration, settings: settings, logger: Logger(label: "chaos", factory: { _ in SwiftLogNoOpLogHandler() }))
     var random = SeededRandom(seed: UInt64(options.int("seed", 1)))
     let resource = "whatsapp/default"
     let deadline = ContinuousClock.now.advanced(by: .seconds(options.int("seconds", 10)))

@@ -1,4 +1,5 @@
 import EventLog
+import EventLogPostgres
 import SwitchboardEvents
 import Foundation
 import Projections
@@ -6,15 +7,33 @@ import Testing
 
 @Suite("Multi-process property test", .timeLimit(.minutes(3)))
 struct ChaosPropertyTests {
-    @Test func fourProcessesWithRandomKillsKeepEverySafetyProperty() async throws {
+    /// On LMDB the processes share one directory; on PostgreSQL each has its own and they share only the database.
+    @Test(arguments: ["lmdb", "postgres"])
+    func fourProcessesWithRandomKillsKeepEverySafetyProperty(backend: String) async throws {
+        if backend == "postgres" {
+            try await PostgresCluster.withPostgres { url, schema in
+                try await Self.run(database: (url, schema))
+            }
+        } else {
+            try await Self.run(database: nil)
+        }
+    }
+
+    static func run(database: (url: String, schema: String)?) async throws {
         let dir = TemporaryDirectory()
-        let engine = try openEngine(dir.sub("log"), worker: "observer")
+        var configuration = EventLogConfiguration(
+            directory: dir.sub("log"), writer: WriterIdentity(role: "test", workerID: "observer"))
+        if let database { configuration.backend = .postgres(try PostgresURL(database.url), schema: database.schema) }
+        let engine = try Switchboard(configuration, logger: quietLogger)
         var seed = 1
         func start(_ slot: Int) throws -> SpawnedProcess {
             seed += 1
+            let place =
+                database.map { ["--dir", dir.sub("process-\(slot)"), "--database-url", $0.url, "--schema", $0.schema] }
+                ?? ["--dir", dir.sub("log")]
             return try SpawnedProcess(
                 "switchboard-test-helper",
-                ["chaos", "--dir", dir.sub("log"), "--writer", "chaos-\(slot)", "--seconds", "60", "--seed", "\(seed)"])
+                ["chaos"] + place + ["--writer", "chaos-\(slot)", "--seconds", "60", "--seed", "\(seed)"])
         }
         var helpers = try (0..<4).map(start)
         for helper in helpers { #expect(await helper.nextLine() == "ready") }

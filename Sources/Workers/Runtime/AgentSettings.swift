@@ -208,17 +208,14 @@ public struct AgentSettings: Sendable, Equatable {
             throw SettingsError(variable: storeVariable, message: "expected log or local, got '\(storeText)'")
         }
         sessionDirectory = env.value("SESSION_DIR") ?? dataDirectory + "/sessions"
-        // State snapshots are written from LMDB's tables; a PostgreSQL log has none yet (replay rebuilds from seq 1).
+        // On PostgreSQL each process would write its own (to its DATA_DIR): off unless asked for.
         let everyText = env.value("SNAPSHOT_EVERY") ?? (eventLog == .lmdb ? "100000" : "0")
         guard let every = UInt64(everyText.replacingOccurrences(of: "_", with: "")), every == 0 || every >= 1_000 else {
             throw SettingsError(
                 variable: "SNAPSHOT_EVERY",
                 message: "expected a number of events >= 1000, or 0 for no snapshots, got '\(everyText)'")
         }
-        if every > 0, eventLog != .lmdb {
-            throw SettingsError(
-                variable: "SNAPSHOT_EVERY", message: "state snapshots of a PostgreSQL log are not written yet: set 0")
-        }
+
         snapshotEvery = every
         let keepText = env.value("SNAPSHOT_KEEP") ?? "8"
         guard let keep = Int(keepText), keep >= 1 else {
