@@ -115,7 +115,8 @@ extension EventLog {
                     (Self.projectionSeqKey, withUnsafeBytes(of: seq.bigEndian) { Array($0) }),
                 ]
                 for (key, value) in meta {
-                    try key.withUnsafeBytes { k in try value.withUnsafeBytes { v in try txn.view.put(targetMeta, k, v) } }
+                    try key.withUnsafeBytes { k in try value.withUnsafeBytes { v in try txn.view.put(targetMeta, k, v) }
+                    }
                 }
                 return ProjectionExport(
                     seq: seq, timestamp: try source.record(at: seq)?.timestamp, entries: entries, bytes: 0)
