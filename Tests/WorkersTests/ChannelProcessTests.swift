@@ -239,6 +239,52 @@ struct ChannelProcessTests {
         }
     }
 
+    // K on PostgreSQL: the Telegram worker stops on one host and starts on another (no shared directory); it
+    // resumes from the offset stored in the log's session store, processes nothing twice, and the core that answers
+    // runs in a third process.
+    @Test func runbookK_telegramResumesOnAnotherHostFromTheSharedLog() async throws {
+        try await withDeployment(.postgres) { place in
+            let bot = try await FakeBotAPI.start()
+            defer { bot.stop() }
+            let environment = place.environment(
+                Self.telegram(
+                    bot,
+                    [
+                        "AGENT_ROLE": "telegram", "TELEGRAM_ALLOWED_CHAT_IDS": "42",
+                        "SESSION_ENCRYPTION_KEY": Data(repeating: 7, count: 32).base64EncodedString(),
+                        "QUEUE_MODE": "followup", "INBOUND_DEBOUNCE_MS": "0",
+                    ]))
+            var coreEnvironment = environment
+            coreEnvironment["AGENT_ROLE"] = "core"
+            let core = try AgentProcess("core-1", data: place.data(for: "core-1"), coreEnvironment)
+            try await core.waitFor("[agent] Starting agent loop")
+            let first = try AgentProcess("tg-1", data: place.data(for: "host-a"), environment)
+            try await first.waitFor("[telegram] Polling for updates (offset none)")
+            bot.pushText("one", chat: 42, messageID: 1)
+            let second = bot.pushText("two", chat: 42, messageID: 2)
+            try await bot.waitForSent(2)
+            try await bot.waitForConfirmation(of: second)
+            #expect(await first.stop() == 0)
+
+            let waiting = bot.pushText("three (sent while the worker was down)", chat: 42, messageID: 3)
+            let moved = try AgentProcess("tg-1", data: place.data(for: "host-b"), environment)
+            try await moved.waitFor("[telegram] Polling for updates (offset \(second + 1))")
+            try await bot.waitForSent(3)
+            try await bot.waitForConfirmation(of: waiting)
+            #expect(await moved.stop() == 0)
+            #expect(await core.stop() == 0)
+
+            let log = try TestLog(place)
+            defer { log.close() }
+            #expect(try Self.received(log).map(\.externalID) == ["42:1", "42:2", "42:3"])
+            #expect(bot.sent.count == 3)
+            #expect(bot.offsets.drop { $0 != second + 1 }.allSatisfy { ($0 ?? 0) > second })
+            let keys = try await SpawnedProcess.run(
+                "replay", ["session", "list", "--channel", "telegram", "--account", "default"] + place.replayArguments)
+            #expect(keys.lines.contains { $0.hasPrefix("telegram/default\toffset\t") && $0.hasSuffix("encrypted") })
+        }
+    }
+
     // B: a signed WhatsApp notification → log → core reply → one Cloud API send, threaded; its statuses are
     // recorded against the delivery in any order.
     @Test func runbookB_aSignedWhatsAppMessageIsAnsweredOnceAndItsStatusesRecorded() async throws {
