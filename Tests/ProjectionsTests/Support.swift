@@ -1,4 +1,5 @@
 import EventLog
+import EventLogPostgres
 import SwitchboardEvents
 import Foundation
 import Logging
@@ -16,7 +17,29 @@ func openEngine(
     var configuration = EventLogConfiguration(
         directory: directory, writer: WriterIdentity(role: "test", workerID: worker))
     if let clock { configuration.wallClock = { clock.now } }
+    if let url = TestBackend.postgresURL {
+        // One schema per directory, as one LMDB log per directory: a fresh directory is a fresh log, and opening
+        // the same directory again opens the same log (the cluster is the test process's own).
+        configuration.backend = .postgres(try PostgresURL(url), schema: TestBackend.schema(for: directory))
+    }
     return try Switchboard(configuration, settings: settings, sessionKeyBase64: sessionKey, logger: quietLogger)
+}
+
+/// The storage engine `openEngine` uses in the current task: LMDB, or PostgreSQL inside ``onPostgres(_:)``.
+enum TestBackend {
+    @TaskLocal static var postgresURL: String?
+
+    /// `t_` and the FNV-1a hash of `directory`.
+    static func schema(for directory: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in directory.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return "t_" + String(hash, radix: 16)
+    }
+}
+
+/// Runs `body` with every `openEngine` on the test cluster's PostgreSQL.
+func onPostgres(_ body: () async throws -> Void) async throws {
+    try await TestBackend.$postgresURL.withValue(try PostgresCluster.shared().url(), operation: body)
 }
 
 /// Runs `body` with an engine on a fresh log in a temporary directory, then closes the engine and removes the
