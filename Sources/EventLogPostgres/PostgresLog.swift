@@ -64,8 +64,11 @@ final class PostgresLog: LogBackend, Sendable {
 
     func withSnapshot<R>(_ body: (any ReadTransactionStore) throws -> R) throws -> R {
         guard !closed.load(ordering: .acquiring) else { throw EventLogError(.closed, "the event log is closed") }
-        return try readers.with { database in
+        var began = false
+        return try readers.with(mayRetry: { !began }) { database in
+            began = false
             try database.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            began = true
             do {
                 let result = try body(PostgresReadTransaction(database: database, schema: schema))
                 try database.query("COMMIT")
@@ -90,8 +93,9 @@ final class PostgresLog: LogBackend, Sendable {
         }) ?? -1
     }
 
-    /// LISTEN on its own connection; on a drop, connect again and wake the readers once (a notification sent
-    /// meanwhile is lost; they read from their seq anyway). The notifier's poll covers the gaps.
+    /// LISTEN on its own connection; on a drop (a killed session, a restarted server), connect again with backoff
+    /// and wake the readers once listening (a notification sent meanwhile is lost; they read from their seq
+    /// anyway). The notifier's poll covers the gaps and a half-open connection.
     func startWakeups(_ ring: @escaping @Sendable () -> Void) {
         let (url, options, logger, channel) = (
             url, options, logger, PostgresSchema.notificationChannel(schema: schema)
@@ -103,8 +107,9 @@ final class PostgresLog: LogBackend, Sendable {
                     let database = try await BlockingPostgres.connect(to: url, options: options, logger: logger)
                     defer { Task { await database.close() } }
                     delay = .milliseconds(100)
-                    ring()
                     try await database.connection.listen(on: channel) { notifications in
+                        // Listening again: wake the readers once for the commits they may have missed.
+                        ring()
                         for try await _ in notifications { ring() }
                     }
                 } catch {
