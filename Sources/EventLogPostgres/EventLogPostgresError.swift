@@ -9,7 +9,7 @@ public struct EventLogPostgresError: Error, Sendable, CustomStringConvertible, E
     /// A stable classification of an ``EventLogPostgresError``. New codes may be added; switch with a default.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: String, Hashable, Sendable {
-            case invalidURL, invalidArgument, unavailable, query, timeout, tls
+            case invalidURL, invalidArgument, unavailable, query, timeout, tls, inDoubt
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -28,6 +28,10 @@ public struct EventLogPostgresError: Error, Sendable, CustomStringConvertible, E
         public static let timeout = Code(.timeout)
         /// The TLS settings could not be turned into a TLS context.
         public static let tls = Code(.tls)
+        /// A COMMIT was sent, its reply lost, and the server stayed out of reach for so long that whether it applied
+        /// could not be learnt: the writes may or may not be in the log (the message names the group's id, which
+        /// `command_groups` holds when it committed). Never retry blindly after this one.
+        public static let inDoubt = Code(.inDoubt)
 
         public var description: String { base.rawValue }
     }
@@ -88,11 +92,14 @@ extension EventLogPostgresError {
     }
 
     /// The code for a server error's SQLSTATE: class 08 (connection exception), 57P01-57P03 (shutting down,
-    /// cannot connect now) and 25006 (read-only: a demoted primary) are ``Code/unavailable``; 57014 (statement
-    /// cancelled) is ``Code/timeout``; the rest ``Code/query``.
+    /// cannot connect now), 25P03 and 57P05 (the session ended for idling in a transaction or idling) and 25006
+    /// (read-only: a demoted primary) are ``Code/unavailable``; 57014 (statement cancelled) is ``Code/timeout``;
+    /// the rest ``Code/query``.
     package static func classify(sqlState: String?) -> Code {
         guard let sqlState else { return .query }
-        if sqlState.hasPrefix("08") || ["57P01", "57P02", "57P03", "25006"].contains(sqlState) { return .unavailable }
+        if sqlState.hasPrefix("08") || ["57P01", "57P02", "57P03", "57P05", "25P03", "25006"].contains(sqlState) {
+            return .unavailable
+        }
         if sqlState == "57014" { return .timeout }
         return .query
     }

@@ -23,10 +23,36 @@ final class PostgresPool: @unchecked Sendable {  // @unchecked: every mutable pr
     }
 
     /// Runs `body` with a connection of its own, blocking the calling thread.
-    func with<R>(_ body: (BlockingPostgres) throws -> R) throws -> R {
-        let database = try take()
-        defer { give(database) }
-        return try body(database)
+    ///
+    /// A connection found lost (the server restarted, or ended the session) is closed, and so are the idle ones,
+    /// likely lost with it. When `mayRetry` then says nothing `body` did can matter (it failed on a pooled
+    /// connection at its first statement, say), `body` runs once more on a new connection.
+    func with<R>(mayRetry: () -> Bool = { true }, _ body: (BlockingPostgres) throws -> R) throws -> R {
+        var retried = false
+        while true {
+            let database = try take()
+            defer { give(database) }
+            do {
+                return try body(database)
+            } catch let error as EventLogPostgresError where error.code == .unavailable || database.isClosed {
+                database.close()
+                discardIdle()
+                guard !retried, mayRetry() else { throw error }
+                retried = true
+                logger.debug("eventlog.postgres.read_retry", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// Closes the idle connections.
+    private func discardIdle() {
+        condition.lock()
+        let connections = idle
+        idle.removeAll()
+        open -= connections.count
+        condition.broadcast()
+        condition.unlock()
+        for database in connections { database.close() }
     }
 
     private func take() throws -> BlockingPostgres {
@@ -79,11 +105,7 @@ final class PostgresPool: @unchecked Sendable {  // @unchecked: every mutable pr
     func close() {
         condition.lock()
         closed = true
-        let connections = idle
-        idle.removeAll()
-        open -= connections.count
-        condition.broadcast()
         condition.unlock()
-        for database in connections { database.close() }
+        discardIdle()
     }
 }

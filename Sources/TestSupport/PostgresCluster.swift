@@ -155,6 +155,16 @@ public final class PostgresCluster: Sendable {
         }
     }
 
+    /// Restarts the server (`pg_ctl restart -m fast`): every session is ended, the server shuts down cleanly and
+    /// starts again on the same port and socket. For tests of a restart, on a cluster of their own (``init()``):
+    /// the shared one serves suites running in parallel.
+    public func restart() throws {
+        try run(
+            "pg_ctl",
+            ["-D", "\(directory)/data", "-l", "\(directory)/server.log", "-m", "fast", "-w", "-t", "60", "restart"])
+        try waitUntilReady()
+    }
+
     /// Stops the server at once (`pg_ctl -m immediate`) and removes the directory.
     public func stop() {
         _ = try? run("pg_ctl", ["-D", "\(directory)/data", "-m", "immediate", "-w", "stop"])
