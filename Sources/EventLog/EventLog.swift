@@ -368,6 +368,9 @@ public final class EventLog: Sendable {
     /// Current map size in bytes (0 on an external backend).
     public var mapSize: Int { lmdb?.env.mapSize ?? 0 }
 
+    /// Whether `error` means an external backend is away for now (LMDB's errors never are).
+    func isTransient(_ error: any Error) -> Bool { external?.isTransient(error) ?? false }
+
     /// Clears reader slots left by dead processes; returns how many were cleared (0 on an external backend).
     @discardableResult
     public func clearStaleReaders() -> Int { lmdb?.env.readerCheck() ?? 0 }
@@ -422,6 +425,10 @@ public struct LogTail: AsyncSequence, Sendable {
                     buffer = try log.records(from: next, limit: batchSize)
                 } catch let error as EventLogError where error.code == .closed {
                     return nil
+                } catch where log.isTransient(error) {
+                    // The backend is away for now (a database restart): read again from the same seq shortly.
+                    try? await Task.sleep(for: log.configuration.pollInterval * 5)
+                    continue
                 }
                 index = 0
                 if let last = buffer.last {

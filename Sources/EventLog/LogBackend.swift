@@ -64,6 +64,9 @@ package protocol LogBackend: AnyObject, Sendable {
     func committedSeq() -> Int
     /// Starts telling `ring` of commits by other processes (PostgreSQL: LISTEN/NOTIFY).
     func startWakeups(_ ring: @escaping @Sendable () -> Void)
+    /// Whether `error` (thrown by a read) means the backend is away for now — a dropped connection, a server
+    /// restarting — so a tail waits and reads again instead of ending.
+    func isTransient(_ error: any Error) -> Bool
     /// Closes every connection; later calls fail with ``EventLogError/Code/closed``.
     func close()
 }

@@ -146,7 +146,15 @@ extension EventLog {
     public func waitForLastSeq(atLeast seq: UInt64) async -> UInt64? {
         while !Task.isCancelled {
             let generation = notifier.generation
-            guard let last = try? lastSeq() else { return nil }
+            let last: UInt64
+            do {
+                last = try lastSeq()
+            } catch where isTransient(error) {
+                try? await Task.sleep(for: configuration.pollInterval * 5)
+                continue
+            } catch {
+                return nil
+            }
             if last >= seq { return last }
             await notifier.wait(afterGeneration: generation)
         }

@@ -87,6 +87,11 @@ final class PostgresLog: LogBackend, Sendable {
         }
     }
 
+    func isTransient(_ error: any Error) -> Bool {
+        guard let error = error as? EventLogPostgresError else { return false }
+        return error.code == .unavailable || error.code == .timeout
+    }
+
     func committedSeq() -> Int {
         (try? readers.with { database in
             Int(try database.query("SELECT last_seq FROM \(unescaped: schema).head WHERE id = 1").first?.int64() ?? 0)
