@@ -425,7 +425,7 @@ public struct LogTail: AsyncSequence, Sendable {
                     buffer = try log.records(from: next, limit: batchSize)
                 } catch let error as EventLogError where error.code == .closed {
                     return nil
-                } catch where log.isTransient(error) {
+                } catch  where log.isTransient(error) {
                     // The backend is away for now (a database restart): read again from the same seq shortly.
                     try? await Task.sleep(for: log.configuration.pollInterval * 5)
                     continue

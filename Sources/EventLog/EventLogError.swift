@@ -9,7 +9,7 @@ public struct EventLogError: Error, Sendable, CustomStringConvertible, Equatable
         private enum Base: String, Hashable, Sendable {
             case notAnEnvironment, permissionDenied, mapFull, diskFull, corruptRecord, readersFull,
                 panic, versionMismatch, invalidArgument, closed, alreadyOpen, io, notFound, lmdb,
-                encoding, decoding, unknownEventType
+                encoding, decoding, unknownEventType, notContinuing
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -48,6 +48,9 @@ public struct EventLogError: Error, Sendable, CustomStringConvertible, Equatable
         public static let decoding = Code(.decoding)
         /// The record's event type is not one this build knows.
         public static let unknownEventType = Code(.unknownEventType)
+        /// Imported records do not continue the log: it is not empty (or not where the import left it), or a
+        /// record's seq is not the next one, or its time is before the last record's.
+        public static let notContinuing = Code(.notContinuing)
 
         public var description: String { base.rawValue }
     }

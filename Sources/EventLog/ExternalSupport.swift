@@ -19,9 +19,7 @@ extension Record {
 
     /// The CRC32C of the record's version-1 envelope, as LMDB stores it: the same number on every backend.
     package func envelopeChecksum() throws(EventLogError) -> UInt32 {
-        let event = PendingEvent(
-            type: type, schemaVersion: schemaVersion, payload: payload, payloadEncoding: payloadEncoding,
-            correlationID: correlationID, causationID: causationID)
+        let event = PendingEvent(self)
         let encoding = try WriterEncoding(writer)
         let size = Envelope.size(of: event, writer: encoding)
         var bytes = [UInt8](repeating: 0, count: size)

@@ -149,7 +149,7 @@ extension EventLog {
             let last: UInt64
             do {
                 last = try lastSeq()
-            } catch where isTransient(error) {
+            } catch  where isTransient(error) {
                 try? await Task.sleep(for: configuration.pollInterval * 5)
                 continue
             } catch {

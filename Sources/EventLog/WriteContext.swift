@@ -102,6 +102,25 @@ public struct WriteContext: ~Copyable {
         return seq
     }
 
+    /// Appends a record copied from another log as it is — its seq, timestamp and writer, so its envelope (and
+    /// checksum) equals the source's — and applies it with the log's projector, as an append does.
+    /// ``EventLog/importRecords(_:after:)`` checks the seq and time order before calling it.
+    mutating func appendImported(_ record: Record) throws {
+        let event = PendingEvent(record)
+        try Envelope.validate(event)
+        precondition(record.seq == nextSeq, "an imported record's seq is checked before it is appended")
+        writes.happened = true
+        switch store {
+        case .lmdb(let txn):
+            try appendRecord(
+                txn, logDB, event, seq: record.seq, timestamp: record.timestamp,
+                writer: try WriterEncoding(record.writer))
+        case .external(let store): try store.append(record)
+        }
+        nextSeq += 1
+        if let projection { try projection.applyRecord(record, projectionWriter) }
+    }
+
     /// Read-only access to every table: deciders load state here. Projection state changes only through
     /// appended events (the projector), so a rebuild reproduces it.
     public var tables: TableReader { TableReader(store: store, projectionTables: projection?.tables ?? []) }

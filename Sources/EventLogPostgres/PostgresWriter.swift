@@ -132,7 +132,10 @@ final class PostgresWriter: @unchecked Sendable {  // @unchecked: `session` and 
             }
             try transaction.flush()
             let newLast = Int64(bitPattern: last ?? UInt64(bitPattern: lastSeq))
-            let newTime = last == nil ? lastTime : now.microseconds
+            // The log clock's floor: the group's time, or the last record's when it is later (records imported
+            // from another log keep their own times).
+            let newTime =
+                last == nil ? lastTime : max(now.microseconds, transaction.records.last?.timestamp.microseconds ?? 0)
             try database.query(
                 """
                 INSERT INTO \(unescaped: schema).command_groups (id, first_seq, last_seq, generation, committed_at, writer)

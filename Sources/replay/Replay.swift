@@ -1,4 +1,5 @@
-// replay: how operators read the log. Read-only (it never appends), so it is safe against a live log.
+// replay: how operators read the log. Read-only (it never appends), so it is safe against a live log — except
+// `copy`, which writes only into an empty target log.
 import ArgumentParser
 
 @main
@@ -10,6 +11,6 @@ struct Replay: AsyncParsableCommand {
             ConversationsCommand.self, StateCommand.self, SnapshotsCommand.self, TimelineCommand.self,
             AuditCommand.self,
             Verify.self,
-            Alerts.self, Export.self, Tail.self,
+            Alerts.self, Export.self, Tail.self, Copy.self,
         ])
 }
