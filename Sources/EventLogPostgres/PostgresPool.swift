@@ -4,13 +4,13 @@ import PostgresNIO
 
 /// The read side's connections: each snapshot and one-shot read takes one for itself (a snapshot is a transaction
 /// on it), so readers on several threads do not wait for each other, and a snapshot taken inside another gets a
-/// connection of its own. At most ``limit`` are open; a caller beyond that waits for one to come back.
-final class PostgresPool: @unchecked Sendable {  // @unchecked: every mutable property is guarded by `condition`.
+/// connection of its own. No caller waits for another's connection; at most ``limit`` are kept idle.
+final class PostgresPool: @unchecked Sendable {  // @unchecked: every mutable property is guarded by `lock`.
     let url: PostgresURL
     let options: BlockingPostgres.Options
     let logger: Logger
     let limit: Int
-    private let condition = NSCondition()
+    private let lock = NSLock()
     private var idle: [BlockingPostgres] = []
     private var open = 0
     private var closed = false
@@ -46,66 +46,59 @@ final class PostgresPool: @unchecked Sendable {  // @unchecked: every mutable pr
 
     /// Closes the idle connections.
     private func discardIdle() {
-        condition.lock()
+        lock.lock()
         let connections = idle
         idle.removeAll()
         open -= connections.count
-        condition.broadcast()
-        condition.unlock()
+        lock.unlock()
         for database in connections { database.close() }
     }
 
+    /// An idle connection, or a new one: a caller never waits for another's (a snapshot taken inside another on the
+    /// same thread would wait for itself), so the number open follows the readers at work; ``limit`` bounds how
+    /// many are kept idle.
     private func take() throws -> BlockingPostgres {
-        condition.lock()
-        while true {
-            if closed {
-                condition.unlock()
-                throw EventLogPostgresError(.unavailable, "the event log is closed")
+        lock.lock()
+        while let database = idle.popLast() {
+            if database.isClosed {
+                open -= 1
+                continue
             }
-            if let database = idle.popLast() {
-                if database.isClosed {
-                    open -= 1
-                    continue
-                }
-                condition.unlock()
-                return database
-            }
-            if open < limit {
-                open += 1
-                condition.unlock()
-                do {
-                    return try BlockingPostgres(url: url, options: options, logger: logger)
-                } catch {
-                    condition.lock()
-                    open -= 1
-                    condition.signal()
-                    condition.unlock()
-                    throw error
-                }
-            }
-            condition.wait()
+            lock.unlock()
+            return database
+        }
+        if closed {
+            lock.unlock()
+            throw EventLogPostgresError(.unavailable, "the event log is closed")
+        }
+        open += 1
+        lock.unlock()
+        do {
+            return try BlockingPostgres(url: url, options: options, logger: logger)
+        } catch {
+            lock.lock()
+            open -= 1
+            lock.unlock()
+            throw error
         }
     }
 
     private func give(_ database: BlockingPostgres) {
-        condition.lock()
-        if closed || database.isClosed {
+        lock.lock()
+        if closed || database.isClosed || idle.count >= limit {
             open -= 1
-            condition.unlock()
+            lock.unlock()
             if !database.isClosed { database.close() }
         } else {
             idle.append(database)
-            condition.unlock()
+            lock.unlock()
         }
-        condition.lock()
-        condition.signal()
-        condition.unlock()
     }
 
     func close() {
-        condition.lock()
+        lock.lock()
         closed = true
-        condition.unlock()
+        lock.unlock()
         discardIdle()
     }
 }

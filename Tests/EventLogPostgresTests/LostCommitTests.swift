@@ -34,7 +34,8 @@ struct LostCommitTests {
             var recovery = PostgresLogBackend.Recovery()
             recovery.commitTimeout = .milliseconds(150)
             recovery.inDoubtGrace = .milliseconds(500)
-            recovery.reconnectTimeout = .seconds(1)
+            // Long enough for a rerun on a loaded machine (terminate, connect, run the group again).
+            recovery.reconnectTimeout = .seconds(5)
             let messages = MessageCounter()
             let log = try openPostgresLog(
                 url: url, schema: schema, directory: directory, recovery: recovery, logger: messages.logger)

@@ -67,4 +67,19 @@ struct SharedLogTests {
             #expect(value.map { String(decoding: $0, as: UTF8.self) } == "100")
         }
     }
+
+    /// Snapshots taken inside snapshots, deeper than the pool keeps connections, each get their own: none waits for
+    /// another (one thread waiting for a connection it holds itself would hang).
+    @Test func nestedSnapshotsDeeperThanThePoolDoNotWait() async throws {
+        try await withBackendLog(.postgres) { log, _ in
+            try await log.append([conformanceEvent(1)])
+            func nested(_ depth: Int) throws -> [UInt64] {
+                try log.withSnapshot { snapshot in
+                    let seq = try snapshot.lastSeq
+                    return depth == 0 ? [seq] : [seq] + (try nested(depth - 1))
+                }
+            }
+            #expect(try nested(9) == Array(repeating: 1, count: 10))
+        }
+    }
 }
