@@ -170,6 +170,7 @@ let package = Package(
             name: "bench",
             dependencies: [
                 "EventLog",
+                "EventLogPostgres",
                 "TestSupport",
                 "SwitchboardEvents",
                 "Projections",

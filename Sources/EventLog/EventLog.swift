@@ -294,7 +294,14 @@ public final class EventLog: Sendable {
     /// Runs `body` with a consistent snapshot, on the calling thread. Keep it short; never call it from inside
     /// a ``transact(_:)`` body.
     public func withSnapshot<R>(_ body: (borrowing Snapshot) throws -> R) throws -> R {
-        if let external { return try external.withSnapshot { try body(Snapshot(external: $0)) } }
+        if let external {
+            // A named local: `body(Snapshot(external: $0))` crashes Swift 6.3.1's optimizer (release builds,
+            // GenericSpecializer: "Cannot initialize a nonCopyable type with a guaranteed value").
+            return try external.withSnapshot { store in
+                let snapshot = Snapshot(external: store)
+                return try body(snapshot)
+            }
+        }
         let lmdb = try lmdbOnly("a snapshot")
         return try lmdb.env.withReadTransaction { txn in
             try body(Snapshot(txn: txn.view, logDB: lmdb.logDB))

@@ -3,6 +3,7 @@
 // exists `baseline` and `ratio` (ours ÷ baseline, higher is better); latencies as `p50_us`/`p99_us`.
 import ArgumentParser
 import EventLog
+import EventLogPostgres
 import SwitchboardEvents
 import Foundation
 import Logging
@@ -35,6 +36,7 @@ enum Scenario: String, CaseIterable, ExpressibleByArgument {
     case replay = "replay-1m"
     case failover = "failover"
     case failoverInFlight = "failover-in-flight"
+    case failoverPostgres = "failover-postgres"
     case linkedDevice = "linked-device"
     case agentIdle = "agent-idle"
     case webhook = "webhook"
@@ -43,6 +45,7 @@ enum Scenario: String, CaseIterable, ExpressibleByArgument {
     case chat = "chat"
     case claimBacklog = "claim-backlog"
     case peers = "peers"
+    case writerProcesses = "writer-processes"
 
     var summary: String {
         switch self {
@@ -60,6 +63,9 @@ enum Scenario: String, CaseIterable, ExpressibleByArgument {
         case .failover:
             "whatsapp lease handoff between agent processes, 20 graceful (SIGTERM) and 20 crash (SIGKILL) rounds: "
                 + "p50/p99 (targets graceful p99 < 100 ms, crash <= TTL + 100 ms; the original: ~3 s, TTL + 3 s)"
+        case .failoverPostgres:
+            "the failover scenario with the log on PostgreSQL (a server started as in peers): agents in directories of "
+                + "their own sharing only the database, 20 graceful and 20 crash rounds, p50/p99"
         case .failoverInFlight:
             "a Telegram holder SIGKILLed during a send (TTL 1 s, claims visible 60 s), 10 rounds: SIGKILL -> the "
                 + "recipient's next send, p50/p99, beside SIGKILL -> the standby's lease (target: within TTL + 1 s)"
@@ -84,6 +90,9 @@ enum Scenario: String, CaseIterable, ExpressibleByArgument {
         case .peers:
             "the job cycle beside Redis Streams (AOF, appendfsync always) and a PostgreSQL SKIP LOCKED queue "
                 + "(pgbench, fsync on), servers started from the installed packages: cycles/s, 3 rounds interleaved"
+        case .writerProcesses:
+            "the job cycle from 1, 2 and 4 processes on one log, each with its own writer and connections, on "
+                + "PostgreSQL (a server started as in peers) beside LMDB, interleaved: cycles/s and commands/s"
         case .chat:
             "web message posted → first streamed token on the chat's SSE stream, offline and fake provider: p50/p99, 1 "
                 + "and 50 chats; then Stop posted → job.cancelled on the stream (p50/p99, fake provider)"
@@ -115,6 +124,9 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Rounds of the peers scenario (ours, Redis, PostgreSQL in turn; medians are reported).")
     var peerRounds = 3
 
+    @Option(help: "Job cycles per run of writer-processes, shared by its workers (--job-workers in all).")
+    var processCycles = 6_400
+
     @Option(help: "How the peers scenario drives Redis: events (one thread, poll(2)) or threads (one per worker).")
     var peerRedisClient = RedisClientMode.events
 
@@ -129,7 +141,8 @@ struct Run: AsyncParsableCommand {
         }
         let runner = Runner(
             scratch: scratch, scanRecords: scanRecords, jobWorkers: jobWorkers, rebuildRepeat: max(1, rebuildRepeat),
-            peerCycles: max(1, peerCycles), peerRounds: max(1, peerRounds), redisClient: peerRedisClient)
+            peerCycles: max(1, peerCycles), peerRounds: max(1, peerRounds), redisClient: peerRedisClient,
+            processCycles: max(1, processCycles))
         for scenario in scenarios {
             try? FileManager.default.removeItem(atPath: scratch)
             try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
@@ -185,6 +198,7 @@ struct Runner {
     let peerCycles: Int
     let peerRounds: Int
     let redisClient: RedisClientMode
+    let processCycles: Int
     let logger = Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() })
 
     func openLog(_ name: String, durability: Durability = .durable) throws -> EventLog {
@@ -209,6 +223,7 @@ struct Runner {
         case .replay: try await replayOneMillion()
         case .failover: try await failover()
         case .failoverInFlight: try await failoverInFlight()
+        case .failoverPostgres: try await failoverPostgres()
         case .linkedDevice: try await linkedDevice()
         case .webhookAbuse: try await webhookAbuse()
         case .outbound: try await outbound()
@@ -217,6 +232,7 @@ struct Runner {
         case .chat: try await chat()
         case .claimBacklog: try await claimBacklog()
         case .peers: try await peers()
+        case .writerProcesses: try await writerProcesses()
         }
     }
 
@@ -238,23 +254,34 @@ struct Runner {
     }
 }
 
-/// `bench job-worker`: one process of the job-cycle-4proc scenario. Runs `--workers` concurrent
-/// enqueue -> claim -> complete loops of `--cycles` each, then prints its cycle count.
+/// `bench job-worker`: one process of the job-cycle-4proc and writer-processes scenarios. Runs `--workers`
+/// concurrent enqueue -> claim -> complete loops of `--cycles` each, then prints its cycle count and its writer's
+/// commits. With `--database-url` the log is on PostgreSQL (`--dir` is then unused); with `--wait-for-go` it reads
+/// a line from stdin after `ready` before it starts.
 struct JobWorker: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Internal: a process of job-cycle-4proc.")
     @Option var dir: String
     @Option var name: String
     @Option var workers: Int = 16
     @Option var cycles: Int = 500
+    @Option var databaseURL: String?
+    @Option var schema: String = PostgresSchema.defaultName
+    @Flag var waitForGo = false
 
     func run() async throws {
+        var configuration = EventLogConfiguration(directory: dir, writer: WriterIdentity(role: "bench", workerID: name))
+        if let databaseURL { configuration.backend = .postgres(try PostgresURL(databaseURL), schema: schema) }
         let engine = try Switchboard(
-            EventLogConfiguration(directory: dir, writer: WriterIdentity(role: "bench", workerID: name)),
-            logger: Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() }))
+            configuration, logger: Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() }))
         emit("ready")
+        if waitForGo { _ = readLine() }
+        let start = RawLMDBBaseline.monotonicNanoseconds()
         let done = try await runJobCycles(engine, workers: workers, cycles: cycles, prefix: name)
-        await engine.close()
+        let seconds = Double(RawLMDBBaseline.monotonicNanoseconds() - start) / 1e9
         emit("cycles \(done)")
+        emit("commits \(engine.log.commitCount)")
+        emit("seconds \(seconds)")
+        await engine.close()
     }
 }
 

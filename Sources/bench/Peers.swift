@@ -52,6 +52,8 @@ extension Runner {
         var ours: [PeerRound] = []
         var redisRounds: [PeerRound] = []
         var postgresRounds: [PeerRound] = []
+        var oursPostgres: [PeerRound] = []
+        var oursPostgresError: String?
         for index in 1...peerRounds {
             ours.append(try await oursRound(index, workers: workers, cycles: cycles))
             if case .ready(let peer) = redis {
@@ -69,6 +71,14 @@ extension Runner {
                     postgresRounds.append(try peer.round(index, workers: workers, cycles: cycles))
                 } catch {
                     postgres = .failed("round \(index): \(error)")
+                }
+            }
+            if case .ready(let peer) = postgres, oursPostgresError == nil {
+                do {
+                    oursPostgres.append(
+                        try await peer.switchboardRound(index, workers: workers, cycles: cycles, runner: self))
+                } catch {
+                    oursPostgresError = "round \(index): \(error)"
                 }
             }
         }
@@ -98,6 +108,38 @@ extension Runner {
                     + "UPDATE status = 'done'",
             ]
         }
+        if case .ready(let peer) = postgres {
+            try reportOursOnPostgres(
+                peer, oursPostgres, error: oursPostgresError, lmdb: ours, skipLocked: postgresRounds)
+        }
+    }
+
+    /// The `switchboard-postgres` line: our cycle on the PostgreSQL backend, on the server of the SKIP LOCKED
+    /// queue, with its ratio to that queue and to our cycle on LMDB (higher is better for ours on PostgreSQL).
+    private func reportOursOnPostgres(
+        _ peer: PostgresPeer, _ rounds: [PeerRound], error: String?, lmdb: [PeerRound], skipLocked: [PeerRound]
+    ) throws {
+        var fields = line(system: "switchboard-postgres", rounds)
+        fields["version"] = peer.version
+        fields["setup"] =
+            "our job cycle (enqueue, claim, complete: three durable commands, group-committed) on the PostgreSQL "
+            + "backend, schema switchboard, on the SKIP LOCKED queue's server (fsync=on, synchronous_commit=on)"
+        if let error {
+            note("peers: switchboard-postgres failed: \(error)")
+            fields["error"] = error
+        }
+        let value = median(rounds.map(\.cyclesPerSecond))
+        func pair(_ other: [PeerRound], _ name: String) {
+            guard other.count == rounds.count, !rounds.isEmpty else { return }
+            fields["ratio_vs_\(name)"] = round(value / max(median(other.map(\.cyclesPerSecond)), 0.001), 3)
+            fields["round_ratios_vs_\(name)"] = zip(rounds, other).map {
+                round($0.cyclesPerSecond / max($1.cyclesPerSecond, 0.001), 3)
+            }
+        }
+        pair(skipLocked, "postgres")
+        pair(lmdb, "lmdb")
+        fields["ratio_note"] = "switchboard-postgres ÷ postgres (the SKIP LOCKED queue) and ÷ switchboard (LMDB)"
+        try report(fields)
     }
 
     private func reportPeer<Peer>(
@@ -142,7 +184,7 @@ extension Runner {
         return fields
     }
 
-    private func median(_ values: [Double]) -> Double {
+    func median(_ values: [Double]) -> Double {
         guard !values.isEmpty else { return 0 }
         let sorted = values.sorted()
         return sorted.count % 2 == 1

@@ -94,7 +94,7 @@ struct PostgresPeer {
         try Data(script.utf8).write(to: URL(fileURLWithPath: "\(directory)/cycle.sql"))
     }
 
-    private func psql(_ sql: String) throws -> String {
+    func psql(_ sql: String) throws -> String {
         try runTool(
             "\(bin)/psql",
             [
@@ -107,7 +107,7 @@ struct PostgresPeer {
     /// Starts `postgres -D data` as a child (through `runuser` when root) and waits until its postmaster.pid says
     /// it is ready. Not `pg_ctl start`: the daemon it leaves behind inherits the descriptor by which Foundation's
     /// `Process` learns that its child exited, so waiting for pg_ctl would wait for the server.
-    private func startServer(log: String) throws -> Process {
+    func startServer(log: String) throws -> Process {
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         guard let output = FileHandle(forWritingAtPath: log) else { throw BenchError("cannot write \(log)") }
         defer { try? output.close() }
@@ -135,7 +135,7 @@ struct PostgresPeer {
 
     /// Fast shutdown (SIGINT to the postmaster: clients disconnected, a shutdown checkpoint), then immediate
     /// (SIGQUIT), then SIGKILL, each given time to finish.
-    private func stopServer(_ process: Process) {
+    func stopServer(_ process: Process) {
         let postmaster = postmasterPID ?? process.processIdentifier
         for (signal, seconds) in [(SIGINT, 60.0), (SIGQUIT, 10.0), (SIGKILL, 10.0)] where process.isRunning {
             kill(postmaster, signal)
@@ -150,7 +150,7 @@ struct PostgresPeer {
         }
     }
 
-    private var postmasterPID: Int32? {
+    var postmasterPID: Int32? {
         guard let text = try? String(contentsOfFile: "\(directory)/data/postmaster.pid", encoding: .utf8) else {
             return nil
         }
@@ -158,7 +158,7 @@ struct PostgresPeer {
     }
 
     /// The server's processes: the postmaster and its children (backends, WAL writer, checkpointer…).
-    private static func cluster(_ postmaster: Int32) -> [Int32] {
+    static func cluster(_ postmaster: Int32) -> [Int32] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return [postmaster]
             + entries.compactMap { Int32($0) }.filter { pid in
@@ -168,7 +168,7 @@ struct PostgresPeer {
 
     /// CPU seconds of the whole cluster so far: its live processes and the exited backends (the postmaster waits
     /// for them, so their time is in its children's time).
-    private static func clusterCPUSeconds(_ postmaster: Int32) -> Double {
+    static func clusterCPUSeconds(_ postmaster: Int32) -> Double {
         processCPUSeconds(of: postmaster, children: true)
             + cluster(postmaster).dropFirst().map { processCPUSeconds(of: $0) }.reduce(0, +)
     }
@@ -241,7 +241,7 @@ struct PostgresPeer {
     }
 
     /// pg_stat_wal's syncs (fsyncs of WAL files) and bytes so far.
-    private func walCounters() throws -> (syncs: Double, bytes: Double) {
+    func walCounters() throws -> (syncs: Double, bytes: Double) {
         let fields = try psql("SELECT wal_sync, wal_bytes FROM pg_stat_wal").trimmingCharacters(
             in: .whitespacesAndNewlines
         )
