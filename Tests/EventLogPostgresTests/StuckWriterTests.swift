@@ -16,15 +16,14 @@ struct StuckWriterTests {
             let directory = TemporaryDirectory()
             let log = try openPostgresLog(url: url, schema: schema, directory: directory)
             try await log.closeAfter {
-                var options = BlockingPostgres.Options()
-                options.idleInTransactionSessionTimeout = .seconds(1)
-                let stuck = try await BlockingPostgres.connect(
-                    to: PostgresURL(url), options: options, logger: quietLogger)
+                let stuck = try await BlockingPostgres.connect(to: PostgresURL(url), logger: quietLogger)
                 try await stuck.query("BEGIN")
-                // The server's idle timer starts once the lock is granted: after `start`.
-                let start = ContinuousClock.now
                 try await stuck.query(
                     PostgresQuery(unsafeSQL: "SELECT pg_advisory_xact_lock(\(PostgresSchema.lockKey(schema: schema)))"))
+                // The short idle timeout only once the lock is held (a loaded machine may pause between BEGIN and
+                // the lock longer than a second); the server's timer starts when this statement ends: after `start`.
+                let start = ContinuousClock.now
+                try await stuck.query("SET idle_in_transaction_session_timeout = 1000")
                 let seqs = try await log.append([event("after the stuck writer")])
                 let waited = ContinuousClock.now - start
                 #expect(seqs == 1..<2)
