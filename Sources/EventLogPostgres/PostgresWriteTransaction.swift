@@ -35,9 +35,31 @@ final class PostgresWriteTransaction: WriteTransactionStore {
     private var undo: [Undo] = []
     private var commandRecords = 0
 
-    init(database: BlockingPostgres, schema: String) {
+    /// Rows keyed by table id and key: a stored value, or `nil` for a key known absent.
+    typealias Rows = [UInt32: [[UInt8]: [UInt8]?]]
+
+    /// A transaction whose reads start from `known`: rows as they stood at the start of this group (what this
+    /// writer read and wrote up to its last commit, when no other process has committed since).
+    init(database: BlockingPostgres, schema: String, known: Rows = [:]) {
         self.database = database
         self.schema = schema
+        cache = known
+    }
+
+    /// The rows as they stand after this group commits — what it started from and read, with its own writes — to
+    /// start the next group from; `nil` when that is not worth keeping (a table emptied, or more than `limit` rows).
+    func rowsAfterCommit(limit: Int) -> Rows? {
+        guard cleared.isEmpty else { return nil }
+        var rows = cache
+        for (table, entries) in overlay {
+            for (key, entry) in entries {
+                switch entry {
+                case .value(let value): rows[table, default: [:]][key] = .some(value)
+                case .deleted: rows[table, default: [:]][key] = .some(nil)
+                }
+            }
+        }
+        return rows.values.reduce(0) { $0 + $1.count } <= limit ? rows : nil
     }
 
     // MARK: Commands

@@ -49,6 +49,12 @@ final class PostgresWriter: @unchecked Sendable {  // @unchecked: `session` and 
     /// Set when a group gave up reaching the server: later groups try once, not for the whole timeout, until a
     /// connection succeeds again.
     private var outage = false
+    /// The rows as this writer's last group left them, and the head's generation that group wrote: the next group
+    /// starts from them when the generation is unchanged (no other process committed since), so its deciders'
+    /// point reads of what the last groups read or wrote cost no round trip. Any other outcome drops them.
+    private var known: (generation: Int64, rows: PostgresWriteTransaction.Rows)?
+    /// The most rows kept from one group to the next.
+    static let knownRowsLimit = 200_000
 
     /// A writer that goes on with `connection` (the one the log was opened with).
     @available(*, noasync, message: "blocks the thread")
@@ -110,11 +116,13 @@ final class PostgresWriter: @unchecked Sendable {  // @unchecked: `session` and 
         do {
             try database.query("BEGIN")
             let head = try database.query(
-                "SELECT last_seq, last_time, projection_format FROM \(unescaped: schema).begin_group()")
+                "SELECT last_seq, last_time, projection_format, generation FROM \(unescaped: schema).begin_group()")
             guard let row = head.first else {
                 throw EventLogError(.corruptRecord, "the head row of schema \(schema) is missing")
             }
-            let (lastSeq, lastTime, storedFormat) = try row.decode((Int64, Int64, String?).self)
+            let (lastSeq, lastTime, storedFormat, generation) = try row.decode((Int64, Int64, String?, Int64).self)
+            let startRows = known?.generation == generation ? known?.rows ?? [:] : [:]
+            known = nil
             outage = false
             if let projectionFormat, storedFormat != projectionFormat {
                 throw EventLogError(
@@ -123,11 +131,13 @@ final class PostgresWriter: @unchecked Sendable {  // @unchecked: `session` and 
                         + "process writes \(projectionFormat) and must be restarted with the newer build")
             }
             let now = max(wallClock(), LogTimestamp(microseconds: lastTime))
-            let transaction = PostgresWriteTransaction(database: database, schema: schema)
+            let transaction = PostgresWriteTransaction(database: database, schema: schema, known: startRows)
             let first = UInt64(bitPattern: lastSeq) + 1
             let last = try run(transaction, first, now)
             guard !transaction.isEmpty else {
                 try database.query("ROLLBACK")
+                // Nothing written: what it read still stands at this generation.
+                known = transaction.rowsAfterCommit(limit: Self.knownRowsLimit).map { (generation, $0) }
                 return nil
             }
             try transaction.flush()
@@ -157,8 +167,10 @@ final class PostgresWriter: @unchecked Sendable {  // @unchecked: `session` and 
                 try database.query(
                     "SELECT pg_notify(\(PostgresSchema.notificationChannel(schema: schema)), \(String(newLast)))")
             }
+            let written = try updated[0].decode(Int64.self)
             committing = true
             try database.query("COMMIT", timeout: recovery.commitTimeout)
+            known = transaction.rowsAfterCommit(limit: Self.knownRowsLimit).map { (written, $0) }
             return last
         } catch {
             guard let lost = Self.lostConnection(error, on: database) else {
