@@ -83,7 +83,7 @@ struct BackendConformanceTests {
             let table = log.table("kv")
             let reference = MemoryTables(["kv"])
             let mirror = try #require(reference.table("kv"))
-            var random = SplitMix(seed: 26)
+            var random = SeededGenerator(state: 26)
             for round in 0..<6 {
                 // A round of random puts and deletes, with reads and scans checked as they go.
                 let operations = (0..<40).map { _ in
@@ -163,7 +163,7 @@ func conformanceEvent(_ index: Int) -> PendingEvent {
     PendingEvent(type: "test.appended", payload: Array("{\"i\":\(index)}".utf8))
 }
 
-func randomKey(_ random: inout SplitMix) -> [UInt8] {
+func randomKey(_ random: inout SeededGenerator) -> [UInt8] {
     let length = 1 + Int(random.next() % 4)
     return (0..<length).map { _ in [0x00, 0x01, 0x7F, 0x80, 0xFF][Int(random.next() % 5)] }
 }
@@ -186,17 +186,4 @@ func scanned(_ snapshot: borrowing Snapshot, _ table: Table, from start: [UInt8]
         return true
     }
     return out
-}
-
-/// SplitMix64: seeded, so a failure replays.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }
