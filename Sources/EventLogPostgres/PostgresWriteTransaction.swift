@@ -27,39 +27,45 @@ final class PostgresWriteTransaction: WriteTransactionStore {
     private var overlay: [UInt32: [[UInt8]: Entry]] = [:]
     /// Tables emptied in this group (`removeAll`): no database row of them counts any more.
     private var cleared: Set<UInt32> = []
-    /// Database rows read in this group, absent ones too.
-    private var cache: [UInt32: [[UInt8]: [UInt8]?]] = [:]
+    /// The database's rows as they stand in this group (it has not flushed yet): what it started from, with
+    /// what it read since.
+    private var known: KnownRows
+    /// Per table scanned, the keys of `known.rows` holding a value, sorted: the rows a scan inside a known range
+    /// reads instead of the database.
+    private var sortedKeys: [UInt32: [[UInt8]]] = [:]
     /// The records appended, in seq order.
     private(set) var records: [Record] = []
     private var checkpoints: [String: UInt64] = [:]
     private var undo: [Undo] = []
     private var commandRecords = 0
-
-    /// Rows keyed by table id and key: a stored value, or `nil` for a key known absent.
-    typealias Rows = [UInt32: [[UInt8]: [UInt8]?]]
+    /// Statements this group sent to read (a test's and a profile's figure).
+    private(set) var reads = 0
 
     /// A transaction whose reads start from `known`: rows as they stood at the start of this group (what this
     /// writer read and wrote up to its last commit, when no other process has committed since).
-    init(database: BlockingPostgres, schema: String, known: Rows = [:]) {
+    init(database: BlockingPostgres, schema: String, known: KnownRows = KnownRows()) {
         self.database = database
         self.schema = schema
-        cache = known
+        self.known = known
     }
 
-    /// The rows as they stand after this group commits — what it started from and read, with its own writes — to
-    /// start the next group from; `nil` when that is not worth keeping (a table emptied, or more than `limit` rows).
-    func rowsAfterCommit(limit: Int) -> Rows? {
+    /// What is known of the rows after this group commits — what it started from and read, with its own writes —
+    /// to start the next group from; `nil` when that is not worth keeping (a table emptied, or more than `limit`
+    /// rows). Taken, not copied: the transaction is done with it.
+    func takeKnownAfterCommit(limit: Int) -> KnownRows? {
         guard cleared.isEmpty else { return nil }
-        var rows = cache
         for (table, entries) in overlay {
             for (key, entry) in entries {
                 switch entry {
-                case .value(let value): rows[table, default: [:]][key] = .some(value)
-                case .deleted: rows[table, default: [:]][key] = .some(nil)
+                case .value(let value): known.rows[table, default: [:]][key] = .some(value)
+                // Inside a complete range, absence needs no entry.
+                case .deleted where known.covers(table, key): known.rows[table]?[key] = nil
+                case .deleted: known.rows[table, default: [:]][key] = .some(nil)
                 }
             }
         }
-        return rows.values.reduce(0) { $0 + $1.count } <= limit ? rows : nil
+        defer { known = KnownRows() }
+        return known.count <= limit ? known : nil
     }
 
     // MARK: Commands
@@ -93,11 +99,13 @@ final class PostgresWriteTransaction: WriteTransactionStore {
         case nil: break
         }
         if cleared.contains(table.id) { return nil }
-        if let cached = cache[table.id]?[key] { return cached }
+        if let cached = known.rows[table.id]?[key] { return cached }
+        if known.covers(table.id, key) { return nil }
+        reads += 1
         let rows = try database.query(
             "SELECT v FROM \(unescaped: schema).kv WHERE tbl = \(Int16(table.id)) AND k = \(ByteBuffer(bytes: key))")
         let value = try rows.first.map { Array(buffer: try $0.decode(ByteBuffer.self)) }
-        cache[table.id, default: [:]][key] = .some(value)
+        remember(table.id, key, value)
         return value
     }
 
@@ -131,48 +139,131 @@ final class PostgresWriteTransaction: WriteTransactionStore {
         overlay[table, default: [:]][key] = entry
     }
 
-    /// This group's writes merged, in key order, with the database's rows read in pages (small first: most scans
-    /// stop after a row or two). The entries are those that stood when the scan began.
+    /// This group's writes merged, in key order, with the database's rows: from memory inside a range of which
+    /// every row is known, otherwise read in pages (small first: most scans stop after a row or two), each page
+    /// making its range known. The entries are those that stood when the scan began.
     func scan(_ table: Table, from start: [UInt8]?, _ body: ([UInt8], [UInt8]) throws -> Bool) throws {
-        let mine = (overlay[table.id] ?? [:]).filter { start == nil || !$0.key.lexicographicallyPrecedes(start!) }
-            .sorted { $0.key.lexicographicallyPrecedes($1.key) }
+        let mine = (overlay[table.id] ?? [:]).filter { start == nil || !precedes($0.key, start!) }
+            .sorted { precedes($0.key, $1.key) }
         var mineIndex = 0
-        var page: [([UInt8], [UInt8])] = []
-        var pageIndex = 0
-        var after: [UInt8]? = nil
-        var exhausted = cleared.contains(table.id)
-        var pageSize = 16
-        func nextRow() throws -> ([UInt8], [UInt8])? {
-            if pageIndex < page.count { return page[pageIndex] }
-            guard !exhausted else { return nil }
-            let limit = pageSize
-            page = try fetch(table.id, from: after ?? start, inclusive: after == nil, limit: limit)
-            pageIndex = 0
-            pageSize = min(pageSize * 8, 1_024)
-            exhausted = page.count < limit
-            after = page.last?.0
-            return page.first
-        }
+        var rows = DatabaseRows(table: table.id, position: start ?? [], exhausted: cleared.contains(table.id))
         while true {
-            let row = try nextRow()
+            let row = try rows.peek(self)
             let own = mineIndex < mine.count ? mine[mineIndex] : nil
             guard row != nil || own != nil else { return }
-            if let own, row == nil || !row!.0.lexicographicallyPrecedes(own.key) {
-                if let row, row.0 == own.key { pageIndex += 1 }  // this group's entry replaces the row
+            if let own, row == nil || !precedes(row!.0, own.key) {
+                if let row, row.0 == own.key { rows.advance() }  // this group's entry replaces the row
                 mineIndex += 1
                 guard case .value(let value) = own.value else { continue }
                 guard try body(own.key, value) else { return }
             } else if let row {
-                pageIndex += 1
+                rows.advance()
                 guard try body(row.0, row.1) else { return }
             }
         }
     }
 
-    private func fetch(_ table: UInt32, from start: [UInt8]?, inclusive: Bool, limit: Int) throws -> [(
+    /// The database's rows of one table from a position on, in key order, as one scan reads them.
+    private struct DatabaseRows {
+        let table: UInt32
+        /// Where the rows not yet read start: at `position` itself until the first batch, then after it.
+        var position: [UInt8]
+        var inclusive = true
+        var exhausted: Bool
+        var batch: [([UInt8], [UInt8])] = []
+        var index = 0
+        var pageSize = 16
+
+        init(table: UInt32, position: [UInt8], exhausted: Bool) {
+            self.table = table
+            self.position = position
+            self.exhausted = exhausted
+        }
+
+        mutating func peek(_ transaction: PostgresWriteTransaction) throws -> ([UInt8], [UInt8])? {
+            while index == batch.count {
+                guard !exhausted else { return nil }
+                index = 0
+                if let end = transaction.known.complete[table]?.end(covering: position), inclusive || end != position {
+                    let (rows, more) = transaction.knownRows(table, from: position, inclusive: inclusive, through: end)
+                    batch = rows
+                    if more, let last = rows.last?.0 {
+                        position = last
+                    } else if let end {
+                        position = end
+                    } else {
+                        exhausted = true
+                    }
+                    inclusive = false
+                } else {
+                    let limit = pageSize
+                    batch = try transaction.fetch(table, from: position, inclusive: inclusive, limit: limit)
+                    pageSize = min(pageSize * 8, 1_024)
+                    exhausted = batch.count < limit
+                    if let last = batch.last?.0 {
+                        position = last
+                        inclusive = false
+                    }
+                }
+            }
+            return batch[index]
+        }
+
+        mutating func advance() { index += 1 }
+    }
+
+    /// Up to 64 known rows of `table` from `start` through `end` (`nil`: to the table's end), in key order, and
+    /// whether more may follow them in that range.
+    private func knownRows(_ table: UInt32, from start: [UInt8], inclusive: Bool, through end: [UInt8]?) -> (
+        rows: [([UInt8], [UInt8])], more: Bool
+    ) {
+        let keys = sortedKeys(table)
+        var low = 0
+        var high = keys.count
+        while low < high {
+            let middle = (low + high) / 2
+            let before = inclusive ? precedes(keys[middle], start) : !precedes(start, keys[middle])
+            if before { low = middle + 1 } else { high = middle }
+        }
+        var rows: [([UInt8], [UInt8])] = []
+        let stored = known.rows[table] ?? [:]
+        for key in keys[low...] {
+            if let end, precedes(end, key) { return (rows, false) }
+            if rows.count == 64 { return (rows, true) }
+            if case .some(.some(let value)) = stored[key] { rows.append((key, value)) }
+        }
+        return (rows, false)
+    }
+
+    private func sortedKeys(_ table: UInt32) -> [[UInt8]] {
+        if let keys = sortedKeys[table] { return keys }
+        let keys = (known.rows[table] ?? [:]).compactMap { $0.value == nil ? nil : $0.key }.sorted(by: precedes)
+        sortedKeys[table] = keys
+        return keys
+    }
+
+    /// Keeps a row read from the database (`nil`: absent), in the sorted keys too once the table has them.
+    private func remember(_ table: UInt32, _ key: [UInt8], _ value: [UInt8]?) {
+        guard known.rows[table]?[key] == nil else { return }
+        known.rows[table, default: [:]][key] = .some(value)
+        guard value != nil, var keys = sortedKeys.removeValue(forKey: table) else { return }
+        var low = 0
+        var high = keys.count
+        while low < high {
+            let middle = (low + high) / 2
+            if precedes(keys[middle], key) { low = middle + 1 } else { high = middle }
+        }
+        keys.insert(key, at: low)
+        sortedKeys[table] = keys
+    }
+
+    /// A page of the database's rows from `start`, which makes their range known: through the page's last key, or
+    /// to the table's end when the page is not full.
+    private func fetch(_ table: UInt32, from start: [UInt8], inclusive: Bool, limit: Int) throws -> [(
         [UInt8], [UInt8]
     )] {
-        let key = ByteBuffer(bytes: start ?? [])
+        reads += 1
+        let key = ByteBuffer(bytes: start)
         let rows =
             inclusive
             ? try database.query(
@@ -181,10 +272,17 @@ final class PostgresWriteTransaction: WriteTransactionStore {
             : try database.query(
                 "SELECT k, v FROM \(unescaped: schema).kv WHERE tbl = \(Int16(table)) AND k > \(key) ORDER BY k LIMIT \(limit)"
             )
-        return try rows.map { row in
+        let page = try rows.map { row in
             let (k, v) = try row.decode((ByteBuffer, ByteBuffer).self)
             return (Array(buffer: k), Array(buffer: v))
         }
+        for (key, value) in page { remember(table, key, value) }
+        // An exclusive start is the last key of a range already known, so the new range joins it.
+        if inclusive || known.covers(table, start) {
+            known.complete[table, default: KeyRanges()].insert(
+                low: start, high: page.count < limit ? nil : page.last?.0)
+        }
+        return page
     }
 
     // MARK: Records and checkpoints

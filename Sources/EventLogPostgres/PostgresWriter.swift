@@ -51,8 +51,9 @@ final class PostgresWriter: @unchecked Sendable {  // @unchecked: `session` and 
     private var outage = false
     /// The rows as this writer's last group left them, and the head's generation that group wrote: the next group
     /// starts from them when the generation is unchanged (no other process committed since), so its deciders'
-    /// point reads of what the last groups read or wrote cost no round trip. Any other outcome drops them.
-    private var known: (generation: Int64, rows: PostgresWriteTransaction.Rows)?
+    /// point reads of what the last groups read or wrote, and scans inside the key ranges they read whole, cost no
+    /// round trip. Any other outcome drops them.
+    private var known: (generation: Int64, rows: KnownRows)?
     /// The most rows kept from one group to the next.
     static let knownRowsLimit = 200_000
 
@@ -69,6 +70,14 @@ final class PostgresWriter: @unchecked Sendable {  // @unchecked: `session` and 
         self.projectionFormat = projectionFormat
         self.logger = logger
         session = try Self.identify(connection)
+    }
+
+    /// What the last group left known when `generation` is still the one it wrote, else nothing; either way the
+    /// writer keeps nothing (a group that fails must not leave it behind).
+    private func takeKnown(ifUnchangedSince generation: Int64) -> KnownRows {
+        defer { known = nil }
+        guard let known, known.generation == generation else { return KnownRows() }
+        return known.rows
     }
 
     /// Closes the session; later groups fail with ``EventLogError/Code/closed``.
@@ -121,8 +130,6 @@ final class PostgresWriter: @unchecked Sendable {  // @unchecked: `session` and 
                 throw EventLogError(.corruptRecord, "the head row of schema \(schema) is missing")
             }
             let (lastSeq, lastTime, storedFormat, generation) = try row.decode((Int64, Int64, String?, Int64).self)
-            let startRows = known?.generation == generation ? known?.rows ?? [:] : [:]
-            known = nil
             outage = false
             if let projectionFormat, storedFormat != projectionFormat {
                 throw EventLogError(
@@ -131,13 +138,14 @@ final class PostgresWriter: @unchecked Sendable {  // @unchecked: `session` and 
                         + "process writes \(projectionFormat) and must be restarted with the newer build")
             }
             let now = max(wallClock(), LogTimestamp(microseconds: lastTime))
-            let transaction = PostgresWriteTransaction(database: database, schema: schema, known: startRows)
+            let transaction = PostgresWriteTransaction(
+                database: database, schema: schema, known: takeKnown(ifUnchangedSince: generation))
             let first = UInt64(bitPattern: lastSeq) + 1
             let last = try run(transaction, first, now)
             guard !transaction.isEmpty else {
                 try database.query("ROLLBACK")
                 // Nothing written: what it read still stands at this generation.
-                known = transaction.rowsAfterCommit(limit: Self.knownRowsLimit).map { (generation, $0) }
+                known = transaction.takeKnownAfterCommit(limit: Self.knownRowsLimit).map { (generation, $0) }
                 return nil
             }
             try transaction.flush()
@@ -170,7 +178,7 @@ final class PostgresWriter: @unchecked Sendable {  // @unchecked: `session` and 
             let written = try updated[0].decode(Int64.self)
             committing = true
             try database.query("COMMIT", timeout: recovery.commitTimeout)
-            known = transaction.rowsAfterCommit(limit: Self.knownRowsLimit).map { (written, $0) }
+            known = transaction.takeKnownAfterCommit(limit: Self.knownRowsLimit).map { (written, $0) }
             return last
         } catch {
             guard let lost = Self.lostConnection(error, on: database) else {
