@@ -31,9 +31,12 @@ enum PostgresRecords {
         return record
     }
 
-    /// One multi-row `INSERT` of `records` (arrays through `unnest`: one statement whatever the count).
-    /// PostgreSQL's `text` holds no NUL: a string field with one is refused before anything is sent.
-    static func insert(_ records: [Record], schema: String) throws -> PostgresQuery {
+    /// One multi-row `INSERT` of `records` (arrays through `unnest`: one statement whatever the count), its
+    /// parameters added to `parameters`. PostgreSQL's `text` holds no NUL: a string field with one is refused before
+    /// anything is sent.
+    static func insert(_ records: [Record], schema: String, _ parameters: inout GroupStatements.Parameters) throws
+        -> String
+    {
         var seqs: [Int64] = []
         var times: [Int64] = []
         var types: [String] = []
@@ -67,30 +70,21 @@ enum PostgresRecords {
             payloads.append(ByteBuffer(bytes: record.payload))
             crcs.append(Int32(bitPattern: try record.envelopeChecksum()))
         }
-        var bindings = PostgresBindings(capacity: 13)
-        bindings.append(seqs)
-        bindings.append(times)
-        bindings.append(types)
-        bindings.append(schemas)
-        bindings.append(roles)
-        bindings.append(workers)
-        bindings.append(instances)
-        bindings.append(flags)
-        bindings.append(correlations)
-        bindings.append(causations)
-        bindings.append(encodings)
-        bindings.append(payloads)
-        bindings.append(crcs)
+        let columns = [
+            "\(parameters.add(seqs))::bigint[]", "\(parameters.add(times))::bigint[]",
+            "\(parameters.add(types))::text[]", "\(parameters.add(schemas))::int[]",
+            "\(parameters.add(roles))::text[]", "\(parameters.add(workers))::text[]",
+            "\(parameters.add(instances))::uuid[]", "\(parameters.add(flags))::smallint[]",
+            "\(parameters.add(correlations))::text[]", "\(parameters.add(causations))::bigint[]",
+            "\(parameters.add(encodings))::smallint[]", "\(parameters.add(payloads))::bytea[]",
+            "\(parameters.add(crcs))::int[]",
+        ]
         // Nullable columns go as placeholders, masked by the flags (arrays cannot carry NULL elements here).
-        return PostgresQuery(
-            unsafeSQL: """
-                INSERT INTO \(schema).events (\(columns))
-                SELECT s, t, ty, sv, r, w, i, f, CASE WHEN f & 2 <> 0 THEN c END, CASE WHEN f & 1 <> 0 THEN ca END,
-                       e, p, x
-                FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::int[], $5::text[], $6::text[], $7::uuid[],
-                            $8::smallint[], $9::text[], $10::bigint[], $11::smallint[], $12::bytea[], $13::int[])
-                     AS u(s, t, ty, sv, r, w, i, f, c, ca, e, p, x)
-                """, binds: bindings)
+        return """
+            INSERT INTO \(schema).events (\(Self.columns))
+            SELECT s, t, ty, sv, r, w, i, f, CASE WHEN f & 2 <> 0 THEN c END, CASE WHEN f & 1 <> 0 THEN ca END, e, p, x
+            FROM unnest(\(columns.joined(separator: ", "))) AS u(s, t, ty, sv, r, w, i, f, c, ca, e, p, x)
+            """
     }
 }
 

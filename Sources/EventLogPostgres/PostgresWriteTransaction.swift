@@ -306,56 +306,33 @@ final class PostgresWriteTransaction: WriteTransactionStore {
 
     // MARK: Flush
 
-    /// Sends every write of the group (inside the open transaction, before COMMIT).
+    /// Sends every write of the group (inside the open transaction, before COMMIT), in a few statements.
     func flush() throws {
-        if !records.isEmpty { try database.query(try PostgresRecords.insert(records, schema: schema)) }
-        if !cleared.isEmpty {
-            try database.query(
-                "DELETE FROM \(unescaped: schema).kv WHERE tbl = ANY(\(cleared.map { Int16($0) }))")
-        }
-        var deleteTables: [Int16] = []
-        var deleteKeys: [ByteBuffer] = []
-        var putTables: [Int16] = []
-        var putKeys: [ByteBuffer] = []
-        var putValues: [ByteBuffer] = []
+        for statement in try GroupStatements.flush(writes, schema: schema) { try database.query(statement) }
+    }
+
+    /// Sends every write of the group and closes it as `closing` says, in one statement (two when it emptied a
+    /// table): the head's new generation, or `nil` when the head was not where the group found it.
+    func flush(closing: GroupStatements.Closing) throws -> Int64? {
+        let (clear, close) = try GroupStatements.close(writes, closing, schema: schema)
+        if let clear { try database.query(clear) }
+        return try database.query(close).first?.decode(Int64.self)
+    }
+
+    /// What this group wrote, as the statements send it.
+    private var writes: GroupStatements.Writes {
+        var writes = GroupStatements.Writes(records: records, cleared: cleared.sorted())
+        writes.checkpoints = checkpoints.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         for (table, entries) in overlay {
             for (key, entry) in entries {
                 switch entry {
-                case .value(let value):
-                    putTables.append(Int16(table))
-                    putKeys.append(ByteBuffer(bytes: key))
-                    putValues.append(ByteBuffer(bytes: value))
-                case .deleted where !cleared.contains(table):
-                    deleteTables.append(Int16(table))
-                    deleteKeys.append(ByteBuffer(bytes: key))
-                case .deleted:
-                    break
+                case .value(let value): writes.puts.append((table, key, value))
+                case .deleted where !cleared.contains(table): writes.deletes.append((table, key))
+                case .deleted: break
                 }
             }
         }
-        if !deleteKeys.isEmpty {
-            try database.query(
-                """
-                DELETE FROM \(unescaped: schema).kv USING unnest(\(deleteTables)::smallint[], \(deleteKeys)::bytea[]) AS d(t, k)
-                WHERE kv.tbl = d.t AND kv.k = d.k
-                """)
-        }
-        if !putKeys.isEmpty {
-            try database.query(
-                """
-                INSERT INTO \(unescaped: schema).kv (tbl, k, v)
-                SELECT * FROM unnest(\(putTables)::smallint[], \(putKeys)::bytea[], \(putValues)::bytea[])
-                ON CONFLICT (tbl, k) DO UPDATE SET v = EXCLUDED.v
-                """)
-        }
-        if !checkpoints.isEmpty {
-            try database.query(
-                """
-                INSERT INTO \(unescaped: schema).checkpoints (name, seq)
-                SELECT * FROM unnest(\(Array(checkpoints.keys))::text[], \(checkpoints.values.map { Int64(bitPattern: $0) })::bigint[])
-                ON CONFLICT (name) DO UPDATE SET seq = EXCLUDED.seq
-                """)
-        }
+        return writes
     }
 
     /// Whether the group wrote anything at all.

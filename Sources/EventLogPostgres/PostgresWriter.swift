@@ -148,34 +148,19 @@ final class PostgresWriter: @unchecked Sendable {  // @unchecked: `session` and 
                 known = transaction.takeKnownAfterCommit(limit: Self.knownRowsLimit).map { (generation, $0) }
                 return nil
             }
-            try transaction.flush()
-            let newLast = Int64(bitPattern: last ?? UInt64(bitPattern: lastSeq))
             // The log clock's floor: the group's time, or the last record's when it is later (records imported
             // from another log keep their own times).
             let newTime =
                 last == nil ? lastTime : max(now.microseconds, transaction.records.last?.timestamp.microseconds ?? 0)
-            try database.query(
-                """
-                INSERT INTO \(unescaped: schema).command_groups (id, first_seq, last_seq, generation, committed_at, writer)
-                SELECT \(group), \(last == nil ? nil : Int64(bitPattern: first)), \(last == nil ? nil : newLast),
-                       generation + 1, \(now.microseconds), \(url.applicationName ?? "switchboard")
-                FROM \(unescaped: schema).head WHERE id = 1
-                """)
-            let updated = try database.query(
-                """
-                UPDATE \(unescaped: schema).head SET last_seq = \(newLast), last_time = \(newTime),
-                       generation = generation + 1
-                WHERE id = 1 AND last_seq = \(lastSeq) RETURNING generation
-                """)
-            guard !updated.isEmpty else {
+            let closing = GroupStatements.Closing(
+                group: group, seqs: last.map { Int64(bitPattern: first)...Int64(bitPattern: $0) },
+                previousLast: lastSeq, lastTime: newTime, committedAt: now.microseconds,
+                writer: url.applicationName ?? "switchboard",
+                channel: PostgresSchema.notificationChannel(schema: schema))
+            guard let written = try transaction.flush(closing: closing) else {
                 throw EventLogError(
                     .corruptRecord, "the head moved during a group that held the writer lock: refusing to fork the log")
             }
-            if last != nil {
-                try database.query(
-                    "SELECT pg_notify(\(PostgresSchema.notificationChannel(schema: schema)), \(String(newLast)))")
-            }
-            let written = try updated[0].decode(Int64.self)
             committing = true
             try database.query("COMMIT", timeout: recovery.commitTimeout)
             known = transaction.takeKnownAfterCommit(limit: Self.knownRowsLimit).map { (written, $0) }
