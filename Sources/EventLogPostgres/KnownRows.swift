@@ -8,6 +8,8 @@ struct KnownRows {
     var rows: [UInt32: [[UInt8]: [UInt8]?]] = [:]
     /// Per table, the ranges of keys of which `rows` holds every stored row.
     var complete: [UInt32: KeyRanges] = [:]
+    /// Tables a group tried to load whole since these rows were first known.
+    var loaded: Set<UInt32> = []
 
     /// How many rows (absent keys included) this holds.
     var count: Int { rows.values.reduce(0) { $0 + $1.count } }

@@ -40,13 +40,20 @@ final class PostgresWriteTransaction: WriteTransactionStore {
     private var commandRecords = 0
     /// Statements this group sent to read (a test's and a profile's figure).
     private(set) var reads = 0
+    /// The most rows of a table loaded whole at its first miss (0: never); see ``get(_:_:)``.
+    private let wholeTableRows: Int
+    /// Tables that had more than `wholeTableRows` rows when this group tried to load them whole.
+    private(set) var tooLarge: Set<UInt32> = []
 
     /// A transaction whose reads start from `known`: rows as they stood at the start of this group (what this
-    /// writer read and wrote up to its last commit, when no other process has committed since).
-    init(database: BlockingPostgres, schema: String, known: KnownRows = KnownRows()) {
+    /// writer read and wrote up to its last commit, when no other process has committed since). With
+    /// `wholeTableRows` above 0, the first read that misses a table loads it whole when it has at most that many
+    /// rows, unless `known` says that was tried already.
+    init(database: BlockingPostgres, schema: String, known: KnownRows = KnownRows(), wholeTableRows: Int = 0) {
         self.database = database
         self.schema = schema
         self.known = known
+        self.wholeTableRows = wholeTableRows
     }
 
     /// What is known of the rows after this group commits — what it started from and read, with its own writes —
@@ -101,6 +108,15 @@ final class PostgresWriteTransaction: WriteTransactionStore {
         if cleared.contains(table.id) { return nil }
         if let cached = known.rows[table.id]?[key] { return cached }
         if known.covers(table.id, key) { return nil }
+        if wholeTableRows > 0, known.loaded.insert(table.id).inserted {
+            // Once per table while the rows stay known: a fresh key (a new job's id, its idempotency key) misses
+            // every time, and a table known whole answers those misses from memory.
+            if try fetch(table.id, from: [], inclusive: true, limit: wholeTableRows + 1).count > wholeTableRows {
+                tooLarge.insert(table.id)
+            }
+            if let cached = known.rows[table.id]?[key] { return cached }
+            if known.covers(table.id, key) { return nil }
+        }
         reads += 1
         let rows = try database.query(
             "SELECT v FROM \(unescaped: schema).kv WHERE tbl = \(Int16(table.id)) AND k = \(ByteBuffer(bytes: key))")

@@ -56,6 +56,12 @@ final class PostgresWriter: @unchecked Sendable {  // @unchecked: `session` and 
     private var known: (generation: Int64, rows: KnownRows)?
     /// The most rows kept from one group to the next.
     static let knownRowsLimit = 200_000
+    /// Groups in a row that started from the rows the previous one left: no other process is writing.
+    private var streak = 0
+    /// The most rows of a table loaded whole, once this writer has had the log to itself for two groups; and the
+    /// tables found larger than that, not tried again.
+    static let wholeTableRows = 4_096
+    private var tooLarge: Set<UInt32> = []
 
     /// A writer that goes on with `connection` (the one the log was opened with).
     @available(*, noasync, message: "blocks the thread")
@@ -76,8 +82,14 @@ final class PostgresWriter: @unchecked Sendable {  // @unchecked: `session` and 
     /// writer keeps nothing (a group that fails must not leave it behind).
     private func takeKnown(ifUnchangedSince generation: Int64) -> KnownRows {
         defer { known = nil }
-        guard let known, known.generation == generation else { return KnownRows() }
-        return known.rows
+        guard let known, known.generation == generation else {
+            streak = 0
+            return KnownRows()
+        }
+        streak += 1
+        var rows = known.rows
+        rows.loaded.formUnion(tooLarge)
+        return rows
     }
 
     /// Closes the session; later groups fail with ``EventLogError/Code/closed``.
@@ -139,7 +151,9 @@ final class PostgresWriter: @unchecked Sendable {  // @unchecked: `session` and 
             }
             let now = max(wallClock(), LogTimestamp(microseconds: lastTime))
             let transaction = PostgresWriteTransaction(
-                database: database, schema: schema, known: takeKnown(ifUnchangedSince: generation))
+                database: database, schema: schema, known: takeKnown(ifUnchangedSince: generation),
+                wholeTableRows: streak >= 2 ? Self.wholeTableRows : 0)
+            defer { tooLarge.formUnion(transaction.tooLarge) }
             let first = UInt64(bitPattern: lastSeq) + 1
             let last = try run(transaction, first, now)
             guard !transaction.isEmpty else {

@@ -88,6 +88,33 @@ import Testing
         }
     }
 
+    /// A writer that has the log to itself loads a small table whole at its first miss: later misses (fresh ids)
+    /// cost nothing. A table over the limit is read row by row and reported, so the writer does not try again.
+    @Test func aSmallTableIsLoadedWholeAtItsFirstMiss() throws {
+        try withDatabase { db, _, schema in
+            try PostgresSchema.install(on: db, schema: schema)
+            let keys = (0..<40).map { [UInt8(0x10), UInt8($0 * 2)] }
+            try KeyOrderTests.insert(keys, into: db, schema: schema)
+            let table = Table(name: "t", id: 1)
+            try db.query("BEGIN")
+            defer { _ = try? db.query("ROLLBACK") }
+            let small = PostgresWriteTransaction(database: db, schema: schema, wholeTableRows: 100)
+            #expect(try small.get(table, [0x10, 1]) == nil)
+            #expect(small.reads == 1 && small.tooLarge.isEmpty)
+            #expect(try small.get(table, [0x10, 3]) == nil && small.get(table, [0x10, 4]) == [4, 0x10])
+            #expect(try small.get(table, [0x30]) == nil)
+            #expect(small.reads == 1)
+
+            let large = PostgresWriteTransaction(database: db, schema: schema, wholeTableRows: 10)
+            #expect(try large.get(table, [0x10, 61]) == nil)
+            #expect(large.tooLarge == [1])
+            #expect(try large.get(table, [0x10, 3]) == nil)  // inside the 11 rows read: known
+            #expect(large.reads == 2)  // the attempt, then the point read of [0x10, 61]
+            #expect(try large.get(table, [0x10, 63]) == nil)
+            #expect(large.reads == 3)  // tried once only
+        }
+    }
+
     /// Random puts, deletes, reads and scans over several groups, each started from what the last one left: every
     /// answer equals a plain model's, and the database ends as the model.
     @Test func groupsStartedFromKnownRowsAnswerAsTheDatabase() throws {
