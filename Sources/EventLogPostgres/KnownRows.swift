@@ -73,3 +73,32 @@ struct KeyRanges: Equatable {
 /// LMDB's key order: memcmp, the shorter key first on a common prefix.
 @inline(__always)
 func precedes(_ a: [UInt8], _ b: [UInt8]) -> Bool { a.lexicographicallyPrecedes(b) }
+
+extension Array where Element == [UInt8] {
+    /// In a sorted array, the index of the first key at or after `key`.
+    func firstIndex(notBefore key: [UInt8]) -> Int {
+        var low = 0
+        var high = count
+        while low < high {
+            let middle = (low + high) / 2
+            if precedes(self[middle], key) { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
+
+    /// In a sorted array, the index of the first key after `key`.
+    func firstIndex(after key: [UInt8]) -> Int {
+        var low = 0
+        var high = count
+        while low < high {
+            let middle = (low + high) / 2
+            if precedes(key, self[middle]) { high = middle } else { low = middle + 1 }
+        }
+        return low
+    }
+
+    /// Inserts `key` (not present) where it keeps the array sorted.
+    mutating func insertSorted(_ key: [UInt8]) {
+        insert(key, at: firstIndex(notBefore: key))
+    }
+}

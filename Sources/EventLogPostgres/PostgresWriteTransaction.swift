@@ -30,6 +30,8 @@ final class PostgresWriteTransaction: WriteTransactionStore {
     /// The database's rows as they stand in this group (it has not flushed yet): what it started from, with
     /// what it read since.
     private var known: KnownRows
+    /// Per table scanned, the keys of `overlay`, sorted (kept up to date as the group writes; rebuilt after an undo).
+    private var overlayKeys: [UInt32: [[UInt8]]] = [:]
     /// Per table scanned, the keys of `known.rows` holding a value, sorted: the rows a scan inside a known range
     /// reads instead of the database.
     private var sortedKeys: [UInt32: [[UInt8]]] = [:]
@@ -88,9 +90,12 @@ final class PostgresWriteTransaction: WriteTransactionStore {
         records.removeSubrange(commandRecords...)
         for change in undo.reversed() {
             switch change {
-            case .entry(let table, let key, let previous): overlay[table, default: [:]][key] = previous
+            case .entry(let table, let key, let previous):
+                overlay[table, default: [:]][key] = previous
+                if previous == nil { overlayKeys[table] = nil }
             case .cleared(let table, let previous, let wasCleared):
                 overlay[table] = previous
+                overlayKeys[table] = nil
                 if !wasCleared { cleared.remove(table) }
             case .checkpoint(let name, let previous): checkpoints[name] = previous
             }
@@ -147,25 +152,31 @@ final class PostgresWriteTransaction: WriteTransactionStore {
         undo.append(
             .cleared(table: table.id, previous: overlay[table.id] ?? [:], wasCleared: cleared.contains(table.id)))
         overlay[table.id] = [:]
+        overlayKeys[table.id] = nil
         cleared.insert(table.id)
     }
 
     private func set(_ table: UInt32, _ key: [UInt8], _ entry: Entry) {
-        undo.append(.entry(table: table, key: key, previous: overlay[table]?[key]))
+        let previous = overlay[table]?[key]
+        undo.append(.entry(table: table, key: key, previous: previous))
         overlay[table, default: [:]][key] = entry
+        if previous == nil, overlayKeys[table] != nil { overlayKeys[table]!.insertSorted(key) }
     }
 
     /// This group's writes merged, in key order, with the database's rows: from memory inside a range of which
     /// every row is known, otherwise read in pages (small first: most scans stop after a row or two), each page
     /// making its range known. The entries are those that stood when the scan began.
     func scan(_ table: Table, from start: [UInt8]?, _ body: ([UInt8], [UInt8]) throws -> Bool) throws {
-        let mine = (overlay[table.id] ?? [:]).filter { start == nil || !precedes($0.key, start!) }
-            .sorted { precedes($0.key, $1.key) }
-        var mineIndex = 0
+        // This group's entries as they stand now, and their keys from `start` on, in order.
+        let entries = overlay[table.id] ?? [:]
+        if overlayKeys[table.id] == nil { overlayKeys[table.id] = entries.keys.sorted(by: precedes) }
+        let keys = overlayKeys[table.id]!
+        var mineIndex = start.map { keys.firstIndex(notBefore: $0) } ?? 0
+        let mine = keys[mineIndex...]
         var rows = DatabaseRows(table: table.id, position: start ?? [], exhausted: cleared.contains(table.id))
         while true {
             let row = try rows.peek(self)
-            let own = mineIndex < mine.count ? mine[mineIndex] : nil
+            let own = mineIndex < mine.endIndex ? (key: mine[mineIndex], value: entries[mine[mineIndex]]!) : nil
             guard row != nil || own != nil else { return }
             if let own, row == nil || !precedes(row!.0, own.key) {
                 if let row, row.0 == own.key { rows.advance() }  // this group's entry replaces the row
@@ -234,13 +245,7 @@ final class PostgresWriteTransaction: WriteTransactionStore {
         rows: [([UInt8], [UInt8])], more: Bool
     ) {
         let keys = sortedKeys(table)
-        var low = 0
-        var high = keys.count
-        while low < high {
-            let middle = (low + high) / 2
-            let before = inclusive ? precedes(keys[middle], start) : !precedes(start, keys[middle])
-            if before { low = middle + 1 } else { high = middle }
-        }
+        let low = inclusive ? keys.firstIndex(notBefore: start) : keys.firstIndex(after: start)
         var rows: [([UInt8], [UInt8])] = []
         let stored = known.rows[table] ?? [:]
         for key in keys[low...] {
@@ -262,15 +267,8 @@ final class PostgresWriteTransaction: WriteTransactionStore {
     private func remember(_ table: UInt32, _ key: [UInt8], _ value: [UInt8]?) {
         guard known.rows[table]?[key] == nil else { return }
         known.rows[table, default: [:]][key] = .some(value)
-        guard value != nil, var keys = sortedKeys.removeValue(forKey: table) else { return }
-        var low = 0
-        var high = keys.count
-        while low < high {
-            let middle = (low + high) / 2
-            if precedes(keys[middle], key) { low = middle + 1 } else { high = middle }
-        }
-        keys.insert(key, at: low)
-        sortedKeys[table] = keys
+        guard value != nil, sortedKeys[table] != nil else { return }
+        sortedKeys[table]!.insertSorted(key)
     }
 
     /// A page of the database's rows from `start`, which makes their range known: through the page's last key, or
