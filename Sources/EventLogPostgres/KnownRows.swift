@@ -70,6 +70,26 @@ struct KeyRanges: Equatable {
     }
 }
 
+/// Stored rows in key order, keys and values apart, so a range is read without hashing a key.
+struct SortedRows {
+    private(set) var keys: [[UInt8]] = []
+    private(set) var values: [[UInt8]] = []
+
+    /// The rows of `rows` holding a value.
+    init(_ rows: [[UInt8]: [UInt8]?]) {
+        let sorted = rows.compactMap { key, value in value.map { (key, $0) } }.sorted { precedes($0.0, $1.0) }
+        keys = sorted.map(\.0)
+        values = sorted.map(\.1)
+    }
+
+    /// Adds a row whose key is not here yet.
+    mutating func insert(_ key: [UInt8], _ value: [UInt8]) {
+        let index = keys.firstIndex(notBefore: key)
+        keys.insert(key, at: index)
+        values.insert(value, at: index)
+    }
+}
+
 /// LMDB's key order: memcmp, the shorter key first on a common prefix.
 @inline(__always)
 func precedes(_ a: [UInt8], _ b: [UInt8]) -> Bool { a.lexicographicallyPrecedes(b) }

@@ -32,9 +32,9 @@ final class PostgresWriteTransaction: WriteTransactionStore {
     private var known: KnownRows
     /// Per table scanned, the keys of `overlay`, sorted (kept up to date as the group writes; rebuilt after an undo).
     private var overlayKeys: [UInt32: [[UInt8]]] = [:]
-    /// Per table scanned, the keys of `known.rows` holding a value, sorted: the rows a scan inside a known range
+    /// Per table scanned, the rows of `known.rows` holding a value, sorted: the rows a scan inside a known range
     /// reads instead of the database.
-    private var sortedKeys: [UInt32: [[UInt8]]] = [:]
+    private var sortedRows: [UInt32: SortedRows] = [:]
     /// The records appended, in seq order.
     private(set) var records: [Record] = []
     private var checkpoints: [String: UInt64] = [:]
@@ -200,6 +200,8 @@ final class PostgresWriteTransaction: WriteTransactionStore {
         var batch: [([UInt8], [UInt8])] = []
         var index = 0
         var pageSize = 16
+        /// Rows taken from memory at a time (few first: most scans stop after a row or two).
+        var memoryBatch = 4
 
         init(table: UInt32, position: [UInt8], exhausted: Bool) {
             self.table = table
@@ -212,7 +214,9 @@ final class PostgresWriteTransaction: WriteTransactionStore {
                 guard !exhausted else { return nil }
                 index = 0
                 if let end = transaction.known.complete[table]?.end(covering: position), inclusive || end != position {
-                    let (rows, more) = transaction.knownRows(table, from: position, inclusive: inclusive, through: end)
+                    let (rows, more) = transaction.knownRows(
+                        table, from: position, inclusive: inclusive, through: end, limit: memoryBatch)
+                    memoryBatch = min(memoryBatch * 4, 64)
                     batch = rows
                     if more, let last = rows.last?.0 {
                         position = last
@@ -241,34 +245,29 @@ final class PostgresWriteTransaction: WriteTransactionStore {
 
     /// Up to 64 known rows of `table` from `start` through `end` (`nil`: to the table's end), in key order, and
     /// whether more may follow them in that range.
-    private func knownRows(_ table: UInt32, from start: [UInt8], inclusive: Bool, through end: [UInt8]?) -> (
-        rows: [([UInt8], [UInt8])], more: Bool
-    ) {
-        let keys = sortedKeys(table)
-        let low = inclusive ? keys.firstIndex(notBefore: start) : keys.firstIndex(after: start)
+    private func knownRows(
+        _ table: UInt32, from start: [UInt8], inclusive: Bool, through end: [UInt8]?, limit: Int
+    ) -> (rows: [([UInt8], [UInt8])], more: Bool) {
+        if sortedRows[table] == nil { sortedRows[table] = SortedRows(known.rows[table] ?? [:]) }
+        let sorted = sortedRows[table]!
+        var index = inclusive ? sorted.keys.firstIndex(notBefore: start) : sorted.keys.firstIndex(after: start)
         var rows: [([UInt8], [UInt8])] = []
-        let stored = known.rows[table] ?? [:]
-        for key in keys[low...] {
+        while index < sorted.keys.count {
+            let key = sorted.keys[index]
             if let end, precedes(end, key) { return (rows, false) }
-            if rows.count == 64 { return (rows, true) }
-            if case .some(.some(let value)) = stored[key] { rows.append((key, value)) }
+            if rows.count == limit { return (rows, true) }
+            rows.append((key, sorted.values[index]))
+            index += 1
         }
         return (rows, false)
-    }
-
-    private func sortedKeys(_ table: UInt32) -> [[UInt8]] {
-        if let keys = sortedKeys[table] { return keys }
-        let keys = (known.rows[table] ?? [:]).compactMap { $0.value == nil ? nil : $0.key }.sorted(by: precedes)
-        sortedKeys[table] = keys
-        return keys
     }
 
     /// Keeps a row read from the database (`nil`: absent), in the sorted keys too once the table has them.
     private func remember(_ table: UInt32, _ key: [UInt8], _ value: [UInt8]?) {
         guard known.rows[table]?[key] == nil else { return }
         known.rows[table, default: [:]][key] = .some(value)
-        guard value != nil, sortedKeys[table] != nil else { return }
-        sortedKeys[table]!.insertSorted(key)
+        guard let value, sortedRows[table] != nil else { return }
+        sortedRows[table]!.insert(key, value)
     }
 
     /// A page of the database's rows from `start`, which makes their range known: through the page's last key, or
