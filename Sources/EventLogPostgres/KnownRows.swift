@@ -5,7 +5,7 @@
 /// otherwise.
 struct KnownRows {
     /// Rows by table id and key: a stored value, or `nil` for a key known absent.
-    var rows: [UInt32: [[UInt8]: [UInt8]?]] = [:]
+    var rows: [UInt32: [RowKey: [UInt8]?]] = [:]
     /// Per table, the ranges of keys of which `rows` holds every stored row.
     var complete: [UInt32: KeyRanges] = [:]
     /// Tables a group tried to load whole since these rows were first known.
@@ -70,14 +70,26 @@ struct KeyRanges: Equatable {
     }
 }
 
+/// A table key as a dictionary key: hashed as one run of bytes (an array of bytes hashes byte by byte, the writer's
+/// largest cost once its reads are answered from memory).
+struct RowKey: Hashable {
+    let bytes: [UInt8]
+
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    func hash(into hasher: inout Hasher) {
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+    }
+}
+
 /// Stored rows in key order, keys and values apart, so a range is read without hashing a key.
 struct SortedRows {
     private(set) var keys: [[UInt8]] = []
     private(set) var values: [[UInt8]] = []
 
     /// The rows of `rows` holding a value.
-    init(_ rows: [[UInt8]: [UInt8]?]) {
-        let sorted = rows.compactMap { key, value in value.map { (key, $0) } }.sorted { precedes($0.0, $1.0) }
+    init(_ rows: [RowKey: [UInt8]?]) {
+        let sorted = rows.compactMap { key, value in value.map { (key.bytes, $0) } }.sorted { precedes($0.0, $1.0) }
         keys = sorted.map(\.0)
         values = sorted.map(\.1)
     }

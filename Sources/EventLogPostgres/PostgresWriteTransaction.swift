@@ -17,14 +17,14 @@ final class PostgresWriteTransaction: WriteTransactionStore {
     /// One change a command made, to undo it.
     private enum Undo {
         case entry(table: UInt32, key: [UInt8], previous: Entry?)
-        case cleared(table: UInt32, previous: [[UInt8]: Entry], wasCleared: Bool)
+        case cleared(table: UInt32, previous: [RowKey: Entry], wasCleared: Bool)
         case checkpoint(name: String, previous: UInt64?)
     }
 
     let database: BlockingPostgres
     let schema: String
     /// This group's writes, by table id.
-    private var overlay: [UInt32: [[UInt8]: Entry]] = [:]
+    private var overlay: [UInt32: [RowKey: Entry]] = [:]
     /// Tables emptied in this group (`removeAll`): no database row of them counts any more.
     private var cleared: Set<UInt32> = []
     /// The database's rows as they stand in this group (it has not flushed yet): what it started from, with
@@ -68,7 +68,7 @@ final class PostgresWriteTransaction: WriteTransactionStore {
                 switch entry {
                 case .value(let value): known.rows[table, default: [:]][key] = .some(value)
                 // Inside a complete range, absence needs no entry.
-                case .deleted where known.covers(table, key): known.rows[table]?[key] = nil
+                case .deleted where known.covers(table, key.bytes): known.rows[table]?[key] = nil
                 case .deleted: known.rows[table, default: [:]][key] = .some(nil)
                 }
             }
@@ -91,7 +91,7 @@ final class PostgresWriteTransaction: WriteTransactionStore {
         for change in undo.reversed() {
             switch change {
             case .entry(let table, let key, let previous):
-                overlay[table, default: [:]][key] = previous
+                overlay[table, default: [:]][RowKey(key)] = previous
                 if previous == nil { overlayKeys[table] = nil }
             case .cleared(let table, let previous, let wasCleared):
                 overlay[table] = previous
@@ -105,13 +105,14 @@ final class PostgresWriteTransaction: WriteTransactionStore {
     // MARK: Tables
 
     func get(_ table: Table, _ key: [UInt8]) throws -> [UInt8]? {
-        switch overlay[table.id]?[key] {
+        let rowKey = RowKey(key)
+        switch overlay[table.id]?[rowKey] {
         case .value(let value)?: return value
         case .deleted?: return nil
         case nil: break
         }
         if cleared.contains(table.id) { return nil }
-        if let cached = known.rows[table.id]?[key] { return cached }
+        if let cached = known.rows[table.id]?[rowKey] { return cached }
         if known.covers(table.id, key) { return nil }
         if wholeTableRows > 0, known.loaded.insert(table.id).inserted {
             // Once per table while the rows stay known: a fresh key (a new job's id, its idempotency key) misses
@@ -119,7 +120,7 @@ final class PostgresWriteTransaction: WriteTransactionStore {
             if try fetch(table.id, from: [], inclusive: true, limit: wholeTableRows + 1).count > wholeTableRows {
                 tooLarge.insert(table.id)
             }
-            if let cached = known.rows[table.id]?[key] { return cached }
+            if let cached = known.rows[table.id]?[rowKey] { return cached }
             if known.covers(table.id, key) { return nil }
         }
         reads += 1
@@ -157,9 +158,10 @@ final class PostgresWriteTransaction: WriteTransactionStore {
     }
 
     private func set(_ table: UInt32, _ key: [UInt8], _ entry: Entry) {
-        let previous = overlay[table]?[key]
+        let rowKey = RowKey(key)
+        let previous = overlay[table]?[rowKey]
         undo.append(.entry(table: table, key: key, previous: previous))
-        overlay[table, default: [:]][key] = entry
+        overlay[table, default: [:]][rowKey] = entry
         if previous == nil, overlayKeys[table] != nil { overlayKeys[table]!.insertSorted(key) }
     }
 
@@ -169,14 +171,14 @@ final class PostgresWriteTransaction: WriteTransactionStore {
     func scan(_ table: Table, from start: [UInt8]?, _ body: ([UInt8], [UInt8]) throws -> Bool) throws {
         // This group's entries as they stand now, and their keys from `start` on, in order.
         let entries = overlay[table.id] ?? [:]
-        if overlayKeys[table.id] == nil { overlayKeys[table.id] = entries.keys.sorted(by: precedes) }
+        if overlayKeys[table.id] == nil { overlayKeys[table.id] = entries.keys.map(\.bytes).sorted(by: precedes) }
         let keys = overlayKeys[table.id]!
         var mineIndex = start.map { keys.firstIndex(notBefore: $0) } ?? 0
         let mine = keys[mineIndex...]
         var rows = DatabaseRows(table: table.id, position: start ?? [], exhausted: cleared.contains(table.id))
         while true {
             let row = try rows.peek(self)
-            let own = mineIndex < mine.endIndex ? (key: mine[mineIndex], value: entries[mine[mineIndex]]!) : nil
+            let own = mineIndex < mine.endIndex ? (key: mine[mineIndex], value: entries[RowKey(mine[mineIndex])]!) : nil
             guard row != nil || own != nil else { return }
             if let own, row == nil || !precedes(row!.0, own.key) {
                 if let row, row.0 == own.key { rows.advance() }  // this group's entry replaces the row
@@ -264,8 +266,9 @@ final class PostgresWriteTransaction: WriteTransactionStore {
 
     /// Keeps a row read from the database (`nil`: absent), in the sorted keys too once the table has them.
     private func remember(_ table: UInt32, _ key: [UInt8], _ value: [UInt8]?) {
-        guard known.rows[table]?[key] == nil else { return }
-        known.rows[table, default: [:]][key] = .some(value)
+        let rowKey = RowKey(key)
+        guard known.rows[table]?[rowKey] == nil else { return }
+        known.rows[table, default: [:]][rowKey] = .some(value)
         guard let value, sortedRows[table] != nil else { return }
         sortedRows[table]!.insert(key, value)
     }
@@ -339,8 +342,8 @@ final class PostgresWriteTransaction: WriteTransactionStore {
         for (table, entries) in overlay {
             for (key, entry) in entries {
                 switch entry {
-                case .value(let value): writes.puts.append((table, key, value))
-                case .deleted where !cleared.contains(table): writes.deletes.append((table, key))
+                case .value(let value): writes.puts.append((table, key.bytes, value))
+                case .deleted where !cleared.contains(table): writes.deletes.append((table, key.bytes))
                 case .deleted: break
                 }
             }
