@@ -177,10 +177,11 @@ public final class BlockingPostgres: Sendable {
     /// that has just closed pending forever, and the caller must not wait for it.
     private func run(_ query: PostgresQuery, timeout: Duration?) -> EventLoopFuture<[PostgresRow]> {
         let connection = self.connection
-        let statement = Self.abbreviate(query.sql)
+        // Abbreviated only for an error: it costs more than a short statement's round trip.
+        let sql = query.sql
         guard !connection.isClosed else {
             return connection.eventLoop.makeFailedFuture(
-                EventLogPostgresError(.unavailable, "the connection is closed: \(statement)"))
+                EventLogPostgresError(.unavailable, "the connection is closed: \(Self.abbreviate(sql))"))
         }
         let limit = timeout ?? queryTimeout
         return Self.bounded(
@@ -189,10 +190,11 @@ public final class BlockingPostgres: Sendable {
             expired: {
                 connection.closeSoon()
                 return EventLogPostgresError(
-                    .timeout, "query did not finish within \(limit), the connection was closed: \(statement)")
+                    .timeout,
+                    "query did not finish within \(limit), the connection was closed: \(Self.abbreviate(sql))")
             },
             late: { _ in },
-            failed: { EventLogPostgresError.classify($0, context: "query failed: \(statement)") })
+            failed: { EventLogPostgresError.classify($0, context: "query failed: \(Self.abbreviate(sql))") })
     }
 
     /// Connects and logs in, bounded as a whole by the configuration's connect timeout. A connection that
