@@ -112,6 +112,27 @@ struct WorkerProcessTests {
         #expect(sent.allSatisfy { $0.sent.leaseToken == acquired.event.leaseAcquired?.token })
     }
 
+    // G with the provider refusing connections: the HTTP client retries a refused connection for the whole
+    // provider timeout, and a graceful stop must not wait for the credentials probe in flight to give up.
+    @Test func aGracefulStopDoesNotWaitForAProbeOfAnUnreachableProvider() async throws {
+        let dir = TemporaryDirectory()
+        let closed = try freePort()  // free a moment ago: nothing listens there
+        let wa1 = try AgentProcess(
+            "wa-1", data: dir.path,
+            [
+                "AGENT_ROLE": "whatsapp", "WHATSAPP_CLOUD_ACCESS_TOKEN": "wa-secret-token",
+                "WHATSAPP_PHONE_NUMBER_ID": "1099", "WHATSAPP_GRAPH_BASE_URL": "http://127.0.0.1:\(closed)/v21.0",
+                "PROVIDER_TIMEOUT_MS": "600000",
+            ])
+        try await wa1.waitFor("Lease acquired for account 'default' by 'wa-1'")
+        try await wa1.waitFor("Starting outbound delivery loop")
+        wa1.signal(SIGTERM)
+        // Before the fix this line came only when the probe gave up: after PROVIDER_TIMEOUT_MS (here 10 minutes).
+        try await wa1.waitFor("[whatsapp] Lease released for account 'default' by 'wa-1'", within: 30)
+        #expect(await wa1.finish() == 0)
+        #expect(!wa1.lines.contains { $0.contains("Provider unreachable") })
+    }
+
     // J: two contending workers, 200 replies: each delivered exactly once, each `delivery.sent` under the
     // holder's token, and the duplicate audit is clean.
     @Test(arguments: DeploymentKind.allCases)

@@ -130,7 +130,11 @@ public final class ChannelConnection: Service, Sendable {
                 await wakeup.wait()
                 continue
             }
-            switch await probe(tenure) {
+            // A probe in flight ends at a graceful shutdown: a provider that refuses connections keeps the HTTP
+            // client retrying for the whole provider timeout, and the lease is released only after this loop.
+            let outcome = await cancelWhenGracefulShutdown { await self.probe(tenure) }
+            if stopping.isSet || Task.isCancelled { break }
+            switch outcome {
             case .ok(let detail):
                 probed = tenure.token
                 failures = 0
