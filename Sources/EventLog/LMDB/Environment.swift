@@ -246,14 +246,3 @@ final class LMDBEnvironment: @unchecked Sendable {  // @unchecked: mutable state
         return max(unit, (size + unit - 1) / unit * unit)
     }
 }
-
-extension Durability {
-    /// The `mdb_env_open` flags of this durability (for the log and for the raw baseline alike).
-    var syncFlags: UInt32 {
-        switch self {
-        case .durable: 0
-        case .relaxed: UInt32(MDB_NOMETASYNC)
-        case .unsynced: UInt32(MDB_NOSYNC)
-        }
-    }
-}
