@@ -41,6 +41,9 @@ public struct EventLogConfiguration: Sendable {
     /// The engine that stores the log: LMDB in ``directory`` (the default), or an external one (PostgreSQL,
     /// `EventLogPostgres`); ``directory`` then holds only what stays local (snapshots).
     public var backend = LogBackendChoice.lmdb
+    /// Instrumentation of the writer (tests only): called on the writer thread at each commit, sync and
+    /// acknowledgement of an LMDB log.
+    package var writerProbe: WriterProbe?
 
     /// Creates a configuration for the log in `directory`.
     public init(directory: String, writer: WriterIdentity) {
@@ -176,7 +179,7 @@ public final class EventLog: Sendable {
             engine: .lmdb(env: env, logDB: logDB, metaDB: metaDB), writer: configuration.writer,
             maxBatchEvents: configuration.maxBatchEvents, groupCommitWindow: configuration.groupCommitWindow,
             wallClock: configuration.wallClock, projection: projection, logger: logger,
-            afterCommit: { _ in notifier.ring() })
+            probe: configuration.writerProbe, afterCommit: { _ in notifier.ring() })
         logger.info(
             "eventlog.opened",
             metadata: [
@@ -257,7 +260,8 @@ public final class EventLog: Sendable {
 
     // MARK: Writing
 
-    /// Appends `events` in order, atomically, and returns their seqs once durably committed.
+    /// Appends `events` in order, atomically, and returns their seqs once committed, and with the default
+    /// ``Durability/durable`` once on disk.
     ///
     /// Concurrent calls share one write transaction and one sync (group commit).
     @discardableResult
