@@ -81,7 +81,9 @@ struct DeferredSyncTests {
     @Test func manyConcurrentAppendersAllReturnAndShareAboutOneSyncPerGroupCommit() async throws {
         let appenders = 64
         let perAppender = 40
-        try await withLog({ $0.groupCommitWindow = .milliseconds(5) }) { log in
+        // A window long enough that resumed callers are back within it even on a loaded machine (the test suite
+        // runs in parallel on two cores); with callers that never come back it only delays the final syncs.
+        try await withLog({ $0.groupCommitWindow = .milliseconds(100) }) { log in
             let commits = log.commitCount
             let syncs = log.syncCount
             let returned = try await withDeadline(.seconds(90), "\(appenders) appenders") {
@@ -107,7 +109,7 @@ struct DeferredSyncTests {
             let groupSyncs = log.syncCount - syncs
             let perCommit = Double(groupSyncs) / Double(groupCommits)
             #expect(groupCommits < total / 4, "appends share group commits: \(groupCommits) for \(total)")
-            #expect(perCommit < 1.5, "\(groupSyncs) syncs for \(groupCommits) group commits")
+            #expect(perCommit < 1.5, "\(groupSyncs) syncs for \(groupCommits) group commits of \(total) appends")
         }
     }
 
