@@ -4,8 +4,9 @@ import Logging
 /// What the writer's instrumentation hears (``EventLogConfiguration/writerProbe``): package-level, for tests that
 /// model what a power cut would keep.
 package enum WriterEvent: Sendable {
-    /// `mdb_txn_commit` returned for a group that changed the log: LMDB synced its data pages (unless the log is
-    /// ``Durability/unsynced``), then wrote its meta page — synced only by a later sync.
+    /// `mdb_txn_commit` returned for a group that wrote (a group that only read is aborted, with no event): when
+    /// the transaction had changes, LMDB synced its data pages (unless the log is ``Durability/unsynced``), then
+    /// wrote its meta page — synced only by a later sync.
     case committed
     /// An explicit `mdb_env_sync` returned: everything written to the data file before it is durable.
     case synced

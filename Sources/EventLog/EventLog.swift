@@ -21,7 +21,9 @@ public struct EventLogConfiguration: Sendable {
     /// The most events one group commit may carry.
     public var maxBatchEvents: Int = 8192
     /// The longest the writer waits, after a group of several commands, for the callers it resumed to queue
-    /// their next commands so they share one sync. A lone sequential appender never waits. `.zero` disables.
+    /// their next commands so they share one sync; with ``Durability/durable`` also before it syncs a waiting
+    /// group's meta page itself (see docs/architecture.md). A lone sequential appender never waits. `.zero`
+    /// disables.
     public var groupCommitWindow: Duration = .microseconds(200)
     /// How often tailing readers check for commits when no doorbell rang (fallback for a crashed writer).
     public var pollInterval: Duration = .milliseconds(100)

@@ -142,7 +142,7 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `state` is 
                 }
                 state.wakeAt = 1
             }
-            guard let batch = state.takeBatch(maxEvents: maxBatchEvents) else {
+            guard let batch = state.takeBatch(maxEvents: maxBatchEvents, maxCommands: groupLimit()) else {
                 if !pending.isEmpty {
                     // Nothing queued to carry the pending meta pages to disk: sync them now.
                     condition.unlock()
@@ -171,9 +171,9 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `state` is 
     /// - while groups wait for a sync, every caller resumed since the last group was taken: their commit syncs
     ///   the waiting groups' meta pages too, saving the explicit sync. A lone appender's group waits with none
     ///   resumed, so it is synced at once;
-    /// - when nothing waits, half of them: the first half's commit makes a group that the second half's commit
-    ///   acknowledges, and so on, so the callers settle into two cohorts that each carry the other's meta page
-    ///   (waiting for all would commit them together and leave their meta page to an explicit sync every time).
+    /// - when nothing waits, half of them, and the group is that half (`groupLimit`): the other half's commit
+    ///   acknowledges it, and so on, so the callers settle into two cohorts that carry each other's meta page
+    ///   (committed together, they would leave theirs to an explicit sync every time: the same two syncs).
     private func windowTarget() -> Int {
         guard window > .zero else { return 0 }
         guard defersAcknowledgement else {
@@ -182,6 +182,12 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `state` is 
         }
         if !pending.isEmpty { return awaited }
         return awaited > 1 ? (awaited + 1) / 2 : 0
+    }
+
+    /// The most commands the next group takes: half the callers resumed by an explicit sync (see `windowTarget`).
+    private func groupLimit() -> Int {
+        guard defersAcknowledgement && window > .zero && pending.isEmpty && awaited > 1 else { return .max }
+        return (awaited + 1) / 2
     }
 
     private func process(_ batch: [WriteCommand]) {

@@ -50,15 +50,16 @@ extension GroupCommitWriter.State {
         }
     }
 
-    /// Takes the next group off the queue: commands in order, up to `maxEvents` events (at least one command).
+    /// Takes the next group off the queue: commands in order, up to `maxEvents` events and `maxCommands` commands
+    /// (at least one command).
     /// Returns `nil` when the queue is empty.
-    mutating func takeBatch(maxEvents: Int) -> [WriteCommand]? {
+    mutating func takeBatch(maxEvents: Int, maxCommands: Int = .max) -> [WriteCommand]? {
         withQueue { queue -> [WriteCommand]? in
             if queue.commands.isEmpty { return nil }
             var events = 0
             var taken = 0
             for command in queue.commands {
-                if taken > 0 && events + command.eventCount > maxEvents { break }
+                if taken > 0 && (events + command.eventCount > maxEvents || taken >= maxCommands) { break }
                 events += command.eventCount
                 taken += 1
             }
