@@ -2,6 +2,20 @@ import CLMDB
 import Foundation
 import Logging
 
+/// How commits reach the disk.
+public enum Durability: String, Sendable, CaseIterable, Codable {
+    /// Every commit is fully synced (data and meta page) before `append` returns. The default.
+    case durable
+    /// `MDB_NOMETASYNC`: data pages are synced, the meta page is not. The log stays consistent, but an
+    /// operating-system crash or power loss may undo the last committed transaction (one group commit).
+    /// A process crash loses nothing.
+    case relaxed
+    /// `MDB_NOSYNC`: never synced; the operating system writes pages back when it likes. Only for throwaway
+    /// environments that are rebuilt when in doubt (a rebuild's scratch copy): an operating-system crash or
+    /// power loss may lose or corrupt the whole environment. A process crash loses nothing.
+    case unsynced
+}
+
 /// How to open an ``EventLog``.
 public struct EventLogConfiguration: Sendable {
     /// The directory holding the LMDB environment (`data.mdb`, `lock.mdb`) and the `doorbell` file.
@@ -21,9 +35,7 @@ public struct EventLogConfiguration: Sendable {
     /// The most events one group commit may carry.
     public var maxBatchEvents: Int = 8192
     /// The longest the writer waits, after a group of several commands, for the callers it resumed to queue
-    /// their next commands so they share one sync; with ``Durability/durable`` also before it syncs a waiting
-    /// group's meta page itself (see docs/architecture.md). A lone sequential appender never waits. `.zero`
-    /// disables.
+    /// their next commands so they share one sync. A lone sequential appender never waits. `.zero` disables.
     public var groupCommitWindow: Duration = .microseconds(200)
     /// How often tailing readers check for commits when no doorbell rang (fallback for a crashed writer).
     public var pollInterval: Duration = .milliseconds(100)
@@ -43,9 +55,6 @@ public struct EventLogConfiguration: Sendable {
     /// The engine that stores the log: LMDB in ``directory`` (the default), or an external one (PostgreSQL,
     /// `EventLogPostgres`); ``directory`` then holds only what stays local (snapshots).
     public var backend = LogBackendChoice.lmdb
-    /// Instrumentation of the writer (tests only): called on the writer thread at each commit, sync and
-    /// acknowledgement of an LMDB log.
-    package var writerProbe: WriterProbe?
 
     /// Creates a configuration for the log in `directory`.
     public init(directory: String, writer: WriterIdentity) {
@@ -181,7 +190,7 @@ public final class EventLog: Sendable {
             engine: .lmdb(env: env, logDB: logDB, metaDB: metaDB), writer: configuration.writer,
             maxBatchEvents: configuration.maxBatchEvents, groupCommitWindow: configuration.groupCommitWindow,
             wallClock: configuration.wallClock, projection: projection, logger: logger,
-            probe: configuration.writerProbe, afterCommit: { _ in notifier.ring() })
+            afterCommit: { _ in notifier.ring() })
         logger.info(
             "eventlog.opened",
             metadata: [
@@ -262,8 +271,7 @@ public final class EventLog: Sendable {
 
     // MARK: Writing
 
-    /// Appends `events` in order, atomically, and returns their seqs once committed, and with the default
-    /// ``Durability/durable`` once on disk.
+    /// Appends `events` in order, atomically, and returns their seqs once durably committed.
     ///
     /// Concurrent calls share one write transaction and one sync (group commit).
     @discardableResult

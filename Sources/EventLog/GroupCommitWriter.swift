@@ -8,12 +8,7 @@ import Synchronization
 ///
 /// LMDB write transactions are bound to the thread that began them, so they all run here and never cross an
 /// `await`. Commands queued while a commit is in flight form the next group.
-///
-/// With ``Durability/durable`` a commit leaves its meta page unsynced, and the group's callers are resumed only
-/// once a later sync has covered it (``PendingAcknowledgements``): the next group's commit, or an explicit sync
-/// when nothing more is queued.
-final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `state` is guarded by `condition`; `pending`
-    // and `awaited` are touched by the writer thread alone.
+final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `state` is guarded by `condition`.
     /// Where groups are committed.
     enum Engine {
         /// An LMDB write transaction per group, on this thread.
@@ -22,7 +17,7 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `state` is 
         case external(any LogBackend)
     }
 
-    let engine: Engine
+    private let engine: Engine
     private let writer: WriterIdentity
     private let writerEncoding: WriterEncoding
     private let maxBatchEvents: Int
@@ -33,30 +28,19 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `state` is 
     var projectionBinding: ProjectionBinding? { projection }
     /// The bytes this writer's projector expects as the stored projection format.
     private let projectionFormat: [UInt8]?
-    let logger: Logger
+    private let logger: Logger
     private let condition = NSCondition()
     /// Every mutable property of the writer; read and changed only while `condition` is locked.
     private var state = State.running(Queue())
     private let window: Duration
-    /// Whether commits leave their meta page unsynced and callers wait for a later sync (``Durability/durable``
-    /// on LMDB).
-    let defersAcknowledgement: Bool
-    /// The groups committed but not yet durable.
-    var pending: PendingAcknowledgements
-    /// Callers resumed and not yet seen queueing again, when acknowledgements are deferred: whom the commit window
-    /// waits for.
-    var awaited = 0
-    let probe: WriterProbe?
 
     /// Commits made, for diagnostics and benchmarks.
     let commits = Atomic<Int>(0)
-    /// Syncs made (`fdatasync` or its equivalent): each commit that changed the log, each explicit sync.
-    let syncs = Atomic<Int>(0)
 
     init(
         engine: Engine, writer: WriterIdentity, maxBatchEvents: Int, groupCommitWindow: Duration,
         wallClock: @escaping @Sendable () -> LogTimestamp, projection: ProjectionBinding?, logger: Logger,
-        probe: WriterProbe? = nil, afterCommit: @escaping @Sendable (UInt64) -> Void
+        afterCommit: @escaping @Sendable (UInt64) -> Void
     ) throws(EventLogError) {
         self.projection = projection
         self.projectionFormat = projection?.projector.format.stored
@@ -68,17 +52,6 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `state` is 
         self.maxBatchEvents = max(1, maxBatchEvents)
         self.logger = logger
         self.afterCommit = afterCommit
-        self.probe = probe
-        if case .lmdb(let env, _, _) = engine, env.durability.defersMetaSync {
-            // Start from a durable state: every commit made before this writer (of any process) is on disk.
-            let last = env.lastTransactionID()
-            try env.sync()
-            defersAcknowledgement = true
-            pending = PendingAcknowledgements(durableThrough: last)
-        } else {
-            defersAcknowledgement = false
-            pending = PendingAcknowledgements(durableThrough: 0)
-        }
         let thread = Thread { [self] in self.run() }
         thread.name = "eventlog-writer"
         thread.start()
@@ -123,71 +96,32 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `state` is 
     }
 
     private func run() {
-        condition.lock()
         while true {
-            // Sleep until a command arrives, unless groups wait for a sync.
-            while state.queued == 0 && pending.isEmpty && !state.isStopping { condition.wait() }
-            // Commit window: wait (briefly, bounded by `window`) for the callers resumed last to queue their next
-            // commands, so they share the next sync (see `windowTarget`).
-            let target = windowTarget()
-            if state.queued < target && !state.isStopping {
+            condition.lock()
+            while state.queued == 0 && !state.isStopping { condition.wait() }
+            // Commit window: after a group of several commands, wait (briefly, bounded by `window`) until as
+            // many commands are queued as that group had, so the callers it resumed share the next sync
+            // instead of each starting a small group. A lone sequential appender never waits.
+            let lastGroupSize = state.lastGroupSize
+            if lastGroupSize > 1 && state.queued < lastGroupSize && !state.isStopping && window > .zero {
                 let (seconds, attoseconds) = window.components
                 let deadline = Date(timeIntervalSinceNow: Double(seconds) + Double(attoseconds) / 1e18)
-                state.wakeAt = target
-                while state.queued < target && !state.isStopping {
-                    if !condition.wait(until: deadline) {
-                        awaited = 0  // they are not coming back (soon): stop waiting for them
-                        break
-                    }
+                state.wakeAt = lastGroupSize
+                while state.queued < lastGroupSize && !state.isStopping {
+                    if !condition.wait(until: deadline) { break }
                 }
                 state.wakeAt = 1
             }
-            guard let batch = state.takeBatch(maxEvents: maxBatchEvents, maxCommands: groupLimit()) else {
-                if !pending.isEmpty {
-                    // Nothing queued to carry the pending meta pages to disk: sync them now.
-                    condition.unlock()
-                    syncPending()
-                    condition.lock()
-                    continue
-                }
+            guard let batch = state.takeBatch(maxEvents: maxBatchEvents) else {
                 // Stopping, and every queued command is done.
                 state = .stopped
                 condition.broadcast()
                 condition.unlock()
                 return
             }
-            awaited = max(0, awaited - batch.count)
             condition.unlock()
             process(batch)
-            condition.lock()
         }
-    }
-
-    /// How many queued commands the writer waits for before it takes the next group (0: take it at once).
-    ///
-    /// Without deferred acknowledgements: after a group of several commands, as many as that group had — the
-    /// callers it resumed are about to come back — and a lone sequential appender never waits. With them
-    /// (``Durability/durable``), callers come back only once their group is durable, one commit later:
-    /// - while groups wait for a sync, every caller resumed since the last group was taken: their commit syncs
-    ///   the waiting groups' meta pages too, saving the explicit sync. A lone appender's group waits with none
-    ///   resumed, so it is synced at once;
-    /// - when nothing waits, half of them, and the group is that half (`groupLimit`): the other half's commit
-    ///   acknowledges it, and so on, so the callers settle into two cohorts that carry each other's meta page
-    ///   (committed together, they would leave theirs to an explicit sync every time: the same two syncs).
-    private func windowTarget() -> Int {
-        guard window > .zero else { return 0 }
-        guard defersAcknowledgement else {
-            let last = state.lastGroupSize
-            return last > 1 ? last : 0
-        }
-        if !pending.isEmpty { return awaited }
-        return awaited > 1 ? (awaited + 1) / 2 : 0
-    }
-
-    /// The most commands the next group takes: half the callers resumed by an explicit sync (see `windowTarget`).
-    private func groupLimit() -> Int {
-        guard defersAcknowledgement && window > .zero && pending.isEmpty && awaited > 1 else { return .max }
-        return (awaited + 1) / 2
     }
 
     private func process(_ batch: [WriteCommand]) {
@@ -257,20 +191,16 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `state` is 
         var isolate = false
         while true {
             do {
-                let commit = try runOnce(batch, isolate: isolate, env: env, logDB: logDB, metaDB: metaDB)
+                let last = try runOnce(batch, isolate: isolate, env: env, logDB: logDB, metaDB: metaDB)
                 commits.add(1, ordering: .relaxed)
-                if commit.kind != .readOnly { probe?(.committed) }
-                if commit.kind == .synced && env.durability != .unsynced { syncs.add(1, ordering: .relaxed) }
-                // Tails wake now, before the commit is durable: see docs/architecture.md, "Durability".
-                if let last = commit.lastSeq { afterCommit(last) }
-                acknowledge(batch, commit)
+                if let last { afterCommit(last) }
+                for command in batch { command.resumeCommitted() }
                 return
             } catch is IsolationNeeded {
                 // A command threw after writing: run the batch again, each command in a nested transaction.
                 isolate = true
                 continue
             } catch let error as EventLogError where error.code == .mapFull {
-                // Nothing was synced: the groups waiting for a sync still wait, for the retry or an explicit one.
                 do {
                     if try env.grow() {
                         logger.info("eventlog.map.grown", metadata: ["eventlog.map_size": "\(env.mapSize)"])
@@ -286,10 +216,6 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `state` is 
                         .mapFull, "the log reached its maximum map size of \(env.maxMapSize) bytes", cause: error),
                     env: env)
                 return
-            } catch let failure as CommitCallFailed {
-                fail(batch, failure.error, env: env)
-                failPending(failure.error, env: env)
-                return
             } catch {
                 fail(batch, error, env: env)
                 return
@@ -297,11 +223,17 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `state` is 
         }
     }
 
-    /// Runs the whole batch in one write transaction, and commits it when a command wrote (aborts it otherwise).
+    private func fail(_ batch: [WriteCommand], _ error: any Error, env: LMDBEnvironment) {
+        let error = (error as? EventLogError).map(env.diagnose) ?? error
+        logger.error("eventlog.commit.failed", metadata: ["error": "\(error)"])
+        for command in batch { command.resume(throwing: error) }
+    }
+
+    /// Runs the whole batch in one write transaction. Returns the last seq appended, or `nil` if none.
     /// Throws (after the transaction is aborted) when the batch as a whole failed.
     private func runOnce(
         _ batch: [WriteCommand], isolate: Bool, env: LMDBEnvironment, logDB: MDB_dbi, metaDB: MDB_dbi
-    ) throws -> GroupCommit {
+    ) throws -> UInt64? {
         let txn = try env.begin(readOnly: false)
         if let projectionFormat { try checkProjectionFormat(txn.view, projectionFormat, metaDB: metaDB) }
         var next: UInt64 = 1
@@ -313,9 +245,6 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `state` is 
         let start = next
         // The log clock: wall time, but never before the last record (of any process).
         let now = max(wallClock(), lastTimestamp)
-        // Whether a kept command tried to write, and whether one's write succeeded (LMDB then has changes to sync).
-        var wrote = false
-        var changed = false
         for command in batch {
             switch command {
             case .transact(let command):
@@ -323,14 +252,14 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `state` is 
                 // is rejected alone; one that throws after writing cannot be undone there, so the whole batch
                 // runs again with every command in a nested transaction (LMDB's nested transactions cost a
                 // dirty-page list and a copy of every page they touch, so they are paid only when needed).
-                func run(_ view: TxnView) throws -> (succeeded: Bool, next: UInt64, wrote: Bool, changed: Bool) {
+                func run(_ view: TxnView) throws -> (succeeded: Bool, next: UInt64, wrote: Bool) {
                     var context = WriteContext(
                         store: .lmdb(view), logDB: logDB, writer: writer, writerEncoding: writerEncoding, now: now,
                         nextSeq: next, projection: projection)
                     let succeeded = try command.run(&context)
-                    return (succeeded, context.nextSeq, context.wrote, context.changed)
+                    return (succeeded, context.nextSeq, context.wrote)
                 }
-                let outcome: (succeeded: Bool, next: UInt64, wrote: Bool, changed: Bool)
+                let outcome: (succeeded: Bool, next: UInt64, wrote: Bool)
                 if isolate {
                     let child = try txn.child()
                     outcome = try run(child.view)
@@ -340,11 +269,7 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `state` is 
                     if !outcome.succeeded && outcome.wrote { throw IsolationNeeded() }
                 }
                 // A rejected command wrote nothing that stays: the next one starts where it started.
-                if outcome.succeeded {
-                    next = outcome.next
-                    wrote = wrote || outcome.wrote
-                    changed = changed || outcome.changed
-                }
+                if outcome.succeeded { next = outcome.next }
             case .append(let command):
                 let first = next
                 for event in command.events {
@@ -357,24 +282,10 @@ final class GroupCommitWriter: @unchecked Sendable {  // @unchecked: `state` is 
                     next += 1
                 }
                 command.seqs = first..<next
-                if next > first {
-                    wrote = true
-                    changed = true
-                }
             }
         }
-        let txnID = txn.id
-        guard wrote else {
-            // Nothing to commit (LMDB would neither write nor sync): the group only read.
-            txn.abort()
-            return GroupCommit(kind: .readOnly, txnID: txnID, lastSeq: nil)
-        }
-        do {
-            try txn.commit()
-        } catch {
-            throw CommitCallFailed.classify(error)
-        }
-        return GroupCommit(kind: changed ? .synced : .unsure, txnID: txnID, lastSeq: next > start ? next - 1 : nil)
+        try txn.commit()
+        return next > start ? next - 1 : nil
     }
 }
 
@@ -397,3 +308,92 @@ extension GroupCommitWriter {
 
 /// A command threw after writing inside the shared batch transaction: the batch must run again isolated.
 private struct IsolationNeeded: Error {}
+
+extension GroupCommitWriter {
+    /// The writer's mutable state, guarded by its `condition`.
+    fileprivate enum State {
+        /// Accepting commands.
+        case running(Queue)
+        /// `stop()` was called: new commands are refused; the thread finishes the queued ones, then ends.
+        case stopping(Queue)
+        /// The thread has ended.
+        case stopped
+    }
+
+    /// The commands waiting for the writer, and how the commit window is tuned.
+    fileprivate struct Queue {
+        var commands: [WriteCommand] = []
+        /// Submitters signal the writer when the queue reaches this many commands (1 outside a commit window).
+        var wakeAt = 1
+        /// Commands in the previous group: under concurrency, the callers it resumed are about to come back.
+        var lastGroupSize = 0
+    }
+}
+
+extension GroupCommitWriter.State {
+    var isStopping: Bool {
+        if case .running = self { return false }
+        return true
+    }
+
+    var queued: Int { queue?.commands.count ?? 0 }
+
+    var lastGroupSize: Int { queue?.lastGroupSize ?? 0 }
+
+    var wakeAt: Int {
+        get { queue?.wakeAt ?? 1 }
+        set { withQueue { $0.wakeAt = newValue } }
+    }
+
+    private var queue: GroupCommitWriter.Queue? {
+        switch self {
+        case .running(let queue), .stopping(let queue): queue
+        case .stopped: nil
+        }
+    }
+
+    /// Appends `command` while running; returns the number of queued commands, or `nil` when stopping.
+    mutating func enqueue(_ command: WriteCommand) -> Int? {
+        guard case .running = self else { return nil }
+        return withQueue { queue in
+            queue.commands.append(command)
+            return queue.commands.count
+        }
+    }
+
+    /// Takes the next group off the queue: commands in order, up to `maxEvents` events (at least one command).
+    /// Returns `nil` when the queue is empty.
+    mutating func takeBatch(maxEvents: Int) -> [WriteCommand]? {
+        withQueue { queue -> [WriteCommand]? in
+            if queue.commands.isEmpty { return nil }
+            var events = 0
+            var taken = 0
+            for command in queue.commands {
+                if taken > 0 && events + command.eventCount > maxEvents { break }
+                events += command.eventCount
+                taken += 1
+            }
+            let batch = Array(queue.commands[..<taken])
+            queue.commands.removeFirst(taken)
+            queue.lastGroupSize = taken
+            return batch
+        } ?? nil
+    }
+
+    /// Runs `body` on the queue in place (the payload is moved out first, so the array is not copied).
+    @discardableResult
+    private mutating func withQueue<R>(_ body: (inout GroupCommitWriter.Queue) -> R) -> R? {
+        switch self {
+        case .running(var queue):
+            self = .stopped
+            defer { self = .running(queue) }
+            return body(&queue)
+        case .stopping(var queue):
+            self = .stopped
+            defer { self = .stopping(queue) }
+            return body(&queue)
+        case .stopped:
+            return nil
+        }
+    }
+}

@@ -123,10 +123,6 @@ extension EventLog {
     /// The number of commits this process's writer has made (benchmarks derive the effective batch size).
     package var commitCount: Int { writer.commits.load(ordering: .relaxed) }
 
-    /// The syncs this process's writer has made (`fdatasync`s or their equivalent): one per commit that changed
-    /// the log, plus each explicit sync of meta pages the next commit did not carry (``Durability/durable``).
-    package var syncCount: Int { writer.syncs.load(ordering: .relaxed) }
-
     /// The bytes `event` occupies as a stored value when this process writes it.
     package func storedSize(of event: PendingEvent) throws -> Int {
         Envelope.size(of: event, writer: try WriterEncoding(configuration.writer))

@@ -139,16 +139,13 @@ public struct TableWriter: TableWriting {
     public func put(_ table: Table, _ key: [UInt8], _ value: [UInt8]) throws {
         writes?.happened = true
         try store.put(table, key, value)
-        writes?.changed = true
     }
 
     /// Deletes `key`; returns whether it existed.
     @discardableResult
     public func delete(_ table: Table, _ key: [UInt8]) throws -> Bool {
         writes?.happened = true
-        let existed = try store.delete(table, key)
-        if existed { writes?.changed = true }
-        return existed
+        return try store.delete(table, key)
     }
 
     /// Visits entries in key order from the first key ≥ `start` until `body` returns `false`.
@@ -160,7 +157,6 @@ public struct TableWriter: TableWriting {
     public func removeAll(_ table: Table) throws {
         writes?.happened = true
         try store.removeAll(table)
-        writes?.changed = true
     }
 }
 
@@ -191,11 +187,7 @@ public struct TableReader: TableReading {
 
 /// Whether a command wrote anything.
 final class WriteTracker {
-    /// A write was attempted (set before it): the command may have changed the transaction.
     var happened = false
-    /// A write succeeded and changed something (set after it; a delete of a missing key changes nothing): LMDB
-    /// has the transaction dirty, so committing it syncs (see ``GroupCommitWriter``).
-    var changed = false
 }
 
 /// Tables kept in memory, in unsigned byte-wise key order: the storage seam's reference backend. Decider and

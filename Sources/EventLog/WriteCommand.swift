@@ -54,8 +54,6 @@ class DeciderCommand: @unchecked Sendable {  // @unchecked: touched only by the 
     func run(_ context: inout WriteContext) throws(EventLogError) -> Bool { fatalError("abstract") }
     func resumeCommitted() { fatalError("abstract") }
     func resume(throwing error: any Error) { fatalError("abstract") }
-    /// The seqs the last run appended, or `nil` when the body threw.
-    var committedSeqs: Range<UInt64>? { nil }
 }
 
 /// ``EventLog/transact(_:)``: a body returning `R`, resumed with its typed ``Committed`` value.
@@ -89,6 +87,4 @@ final class TransactCommand<R: Sendable>: DeciderCommand, @unchecked Sendable {
     override func resumeCommitted() { continuation.resume(with: result!) }
 
     override func resume(throwing error: any Error) { continuation.resume(throwing: error) }
-
-    override var committedSeqs: Range<UInt64>? { (try? result?.get())?.seqs }
 }

@@ -98,7 +98,6 @@ public struct WriteContext: ~Copyable {
         case .lmdb(let txn): try appendRecord(txn, logDB, event, seq: seq, timestamp: now, writer: writerEncoding)
         case .external(let store): try store.append(Record(event, seq: seq, timestamp: now, writer: writer))
         }
-        writes.changed = true
         nextSeq += 1
         return seq
     }
@@ -118,7 +117,6 @@ public struct WriteContext: ~Copyable {
                 writer: try WriterEncoding(record.writer))
         case .external(let store): try store.append(record)
         }
-        writes.changed = true
         nextSeq += 1
         if let projection { try projection.applyRecord(record, projectionWriter) }
     }
@@ -132,10 +130,8 @@ public struct WriteContext: ~Copyable {
         TableWriter(store: store, projectionTables: projection?.tables ?? [], writes: writes)
     }
 
-    /// Whether this command has written anything (a record or a table entry), or tried to.
+    /// Whether this command has written anything (a record or a table entry).
     var wrote: Bool { writes.happened }
-    /// Whether a write of this command succeeded and changed the transaction.
-    var changed: Bool { writes.changed }
     private let writes = WriteTracker()
 
     /// The record at `seq`, or `nil` when there is none.
@@ -156,7 +152,6 @@ public struct WriteContext: ~Copyable {
             }
         case .external(let store): try store.putCheckpoint(name, seq: seq)
         }
-        writes.changed = true
     }
 
     /// The value stored under `key` in `table`.

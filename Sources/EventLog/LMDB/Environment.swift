@@ -13,8 +13,6 @@ final class LMDBEnvironment: @unchecked Sendable {  // @unchecked: mutable state
     let path: String
     let gate = TransactionGate()
     let maxMapSize: Int
-    /// How commits reach the disk (``Durability/environmentFlags``).
-    let durability: Durability
     /// The current map size; changed only while `gate` is held exclusively.
     private(set) var mapSize: Int
     /// Named databases opened at start, by name.
@@ -47,13 +45,12 @@ final class LMDBEnvironment: @unchecked Sendable {  // @unchecked: mutable state
         handle = env
         path = directory
         self.maxMapSize = max(maxMapSize, initialMapSize)
-        self.durability = durability
         mapSize = LMDBEnvironment.round(initialMapSize)
         do {
             try check(mdb_env_set_maxdbs(env, 64), "mdb_env_set_maxdbs")
             try check(mdb_env_set_maxreaders(env, maxReaders), "mdb_env_set_maxreaders")
             try check(mdb_env_set_mapsize(env, mapSize), "mdb_env_set_mapsize")
-            rc = mdb_env_open(env, directory, UInt32(MDB_NOTLS) | durability.environmentFlags, 0o644)
+            rc = mdb_env_open(env, directory, UInt32(MDB_NOTLS) | durability.syncFlags, 0o644)
             if rc != 0 { throw lmdbError(rc, "mdb_env_open", path: directory) }
             var info = MDB_envinfo()
             mdb_env_info(env, &info)
@@ -119,8 +116,7 @@ final class LMDBEnvironment: @unchecked Sendable {  // @unchecked: mutable state
         return Int(dead)
     }
 
-    /// Flushes the data file to disk (`fdatasync`): every commit whose meta page was written before the call —
-    /// by any process — is durable once it returns.
+    /// Flushes buffers to disk (used after relaxed-mode commits on close).
     func sync() throws(EventLogError) {
         try check(mdb_env_sync(handle, 1), "mdb_env_sync")
     }
@@ -160,8 +156,7 @@ final class LMDBEnvironment: @unchecked Sendable {  // @unchecked: mutable state
         return result
     }
 
-    /// Runs `body` in a write transaction on the calling thread and commits it; with ``Durability/durable`` the
-    /// commit is on disk, meta page included, when this returns.
+    /// Runs `body` in a write transaction on the calling thread and commits it.
     func withWriteTransaction<R>(_ body: (borrowing Transaction) throws -> R) throws -> R {
         let txn = try begin(readOnly: false)
         let result: R
@@ -172,7 +167,6 @@ final class LMDBEnvironment: @unchecked Sendable {  // @unchecked: mutable state
             throw error
         }
         try txn.commit()
-        if durability.defersMetaSync { try sync() }
         return result
     }
 
@@ -250,5 +244,16 @@ final class LMDBEnvironment: @unchecked Sendable {  // @unchecked: mutable state
     private static func round(_ size: Int) -> Int {
         let unit = 1 << 20
         return max(unit, (size + unit - 1) / unit * unit)
+    }
+}
+
+extension Durability {
+    /// The `mdb_env_open` flags of this durability (for the log and for the raw baseline alike).
+    var syncFlags: UInt32 {
+        switch self {
+        case .durable: 0
+        case .relaxed: UInt32(MDB_NOMETASYNC)
+        case .unsynced: UInt32(MDB_NOSYNC)
+        }
     }
 }

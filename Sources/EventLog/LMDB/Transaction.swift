@@ -45,10 +45,6 @@ struct Transaction: ~Copyable {
         return Transaction(handle: txn!, gate: nil)
     }
 
-    /// LMDB's id of this transaction: for a write transaction, the id its commit will have (one more than the
-    /// last committed one it reads).
-    var id: Int { Int(mdb_txn_id(handle)) }
-
     /// A non-owning view for key/value access; valid only while this transaction is open.
     var view: TxnView { TxnView(handle: handle) }
 }
