@@ -4,9 +4,10 @@ import PostgresNIO
 
 /// One group commit's transaction on PostgreSQL, as the writer thread sees it (design §2d).
 ///
-/// Reads go to this group's own writes first, then to what it already read, then to the database inside the open
-/// transaction — current, since the group holds the log's writer lock. Writes stay in memory until
-/// ``flush(groupID:)`` sends them in a few statements just before COMMIT. Each command can be undone alone
+/// Reads go to this group's own writes first, then to the rows the writer knows (``KnownRows``: carried from its
+/// last group, or read in this one), then to the database inside the open transaction — current, since the group
+/// holds the log's writer lock. Writes stay in memory until ``flush(closing:)`` sends them, in the one statement that
+/// also closes the group, just before COMMIT. Each command can be undone alone
 /// (``beginCommand()``/``endCommand(keep:)``), so a rejected command never makes the group run again.
 final class PostgresWriteTransaction: WriteTransactionStore {
     enum Entry: Equatable {
