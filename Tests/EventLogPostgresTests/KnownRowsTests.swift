@@ -1,4 +1,5 @@
 import EventLog
+import Foundation
 import PostgresNIO
 import Testing
 
@@ -112,6 +113,46 @@ import Testing
             #expect(large.reads == 2)  // the attempt, then the point read of [0x10, 61]
             #expect(try large.get(table, [0x10, 63]) == nil)
             #expect(large.reads == 3)  // tried once only
+        }
+    }
+
+    /// The statement that closes a group after it emptied a table and wrote to it again: the emptying goes first,
+    /// apart, and the close leaves only the new rows, moves the head, records the group and returns the new
+    /// generation; with the head moved meanwhile it returns nothing (the writer then refuses the group).
+    @Test func aGroupThatEmptiedATableClosesWithOnlyItsNewRows() throws {
+        try withDatabase { db, _, schema in
+            try PostgresSchema.install(on: db, schema: schema)
+            try KeyOrderTests.insert((0..<20).map { [UInt8($0)] }, into: db, schema: schema)
+            let table = Table(name: "t", id: 1)
+            func closing(previousLast: Int64) -> GroupStatements.Closing {
+                GroupStatements.Closing(
+                    group: UUID(), seqs: nil, previousLast: previousLast, lastTime: 7, committedAt: 7, writer: "test",
+                    channel: PostgresSchema.notificationChannel(schema: schema))
+            }
+            try db.query("BEGIN")
+            let txn = PostgresWriteTransaction(database: db, schema: schema)
+            try txn.removeAll(table)
+            try txn.put(table, [5], [2])
+            try txn.put(table, [40], [2])
+            try txn.putCheckpoint("reader", seq: 3)
+            let generation = try txn.flush(closing: closing(previousLast: 0))
+            try db.query("COMMIT")
+            #expect(generation == 1)
+            let rows = try db.query("SELECT k, v FROM \(unescaped: schema).kv WHERE tbl = 1 ORDER BY k")
+            #expect(try byteColumn(rows) == [[5], [40]])
+            let head = try db.query("SELECT last_seq, generation FROM \(unescaped: schema).head")
+            let (lastSeq, headGeneration) = try #require(try head.first?.decode((Int64, Int64).self))
+            #expect(lastSeq == 0 && headGeneration == 1)
+            let groups = try db.query("SELECT count(*)::bigint FROM \(unescaped: schema).command_groups")
+            #expect(try groups.first?.int64() == 1)
+            let checkpoint = try db.query("SELECT seq FROM \(unescaped: schema).checkpoints WHERE name = 'reader'")
+            #expect(try checkpoint.first?.int64() == 3)
+
+            try db.query("BEGIN")
+            let stale = PostgresWriteTransaction(database: db, schema: schema)
+            try stale.put(table, [6], [3])
+            #expect(try stale.flush(closing: closing(previousLast: 99)) == nil)
+            try db.query("ROLLBACK")
         }
     }
 
