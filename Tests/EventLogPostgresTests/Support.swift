@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import PostgresNIO
 import TestSupport
+import Testing
 
 /// A logger that drops everything (postgres-nio logs each query at debug).
 let quietLogger = Logger(label: "test.postgres") { _ in SwiftLogNoOpLogHandler() }
@@ -43,3 +44,9 @@ struct SeededGenerator: RandomNumberGenerator {
 
 /// LMDB's default key order: memcmp, the shorter key first on a common prefix.
 func lmdbOrder(_ a: [UInt8], _ b: [UInt8]) -> Bool { a.lexicographicallyPrecedes(b) }
+
+/// The suites whose tests block their thread on PostgreSQL calls. Swift Testing runs a synchronous test on the
+/// concurrency pool, which has a thread per core (two in CI): two such tests at once would hold every pool thread
+/// and stall the other suites' async work for seconds (heartbeats, watchdogs and deadlines then fail). Nested here,
+/// they run one at a time.
+@Suite(.serialized) struct BlockingSuites {}
