@@ -16,7 +16,9 @@ let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().de
 /// when it is missing.
 func testModelSettings() throws -> LocalModelSettings {
     let home = ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_LLM_HOME"] ?? packageRoot + "/.build/llm"
-    let settings = LocalModelSettings(home: home, launcher: packageRoot + "/scripts/llm-server.py")
+    var settings = LocalModelSettings(home: home, launcher: packageRoot + "/scripts/llm-server.py")
+    // scripts/test.sh sets LLM_THREADS=1, so a core stays free for the timing tests running beside the model.
+    settings.threads = Int(ProcessInfo.processInfo.environment["LLM_THREADS"] ?? "") ?? 0
     let status = LocalModel.status(settings)
     guard status.ready else {
         throw TestTimeout(

@@ -39,6 +39,8 @@ public struct LocalModelSettings: Sendable, Equatable {
     public var python: String
     public var launcher: String?
     public var contextTokens: Int
+    /// llama.cpp's threads for generation; 0: its default (every core).
+    public var threads = 0
 
     public init(
         home: String, gguf: String? = nil, python: String = "python3", launcher: String? = nil,
@@ -65,6 +67,12 @@ public struct LocalModelSettings: Sendable, Equatable {
                 throw SettingsError(variable: "LLM_CONTEXT", message: "expected 512…131072 tokens, got '\(raw)'")
             }
             settings.contextTokens = tokens
+        }
+        if let raw = env.value("LLM_THREADS") {
+            guard let threads = Int(raw), (0...256).contains(threads) else {
+                throw SettingsError(variable: "LLM_THREADS", message: "expected 0…256 threads, got '\(raw)'")
+            }
+            settings.threads = threads
         }
         if let gguf = settings.gguf, !FileManager.default.isReadableFile(atPath: gguf) {
             throw SettingsError(variable: "LLM_GGUF", message: "no readable file at \(gguf)")

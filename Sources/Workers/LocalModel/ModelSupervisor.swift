@@ -234,10 +234,11 @@ public final class ModelSupervisor: Service, Sendable {
     private func spawn() throws -> (Int32, AsyncStream<Int32>) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: settings.venvPython)
-        process.arguments = [
-            launcher, "--model", modelPath, "--port", "\(port)", "--host", "127.0.0.1", "--ctx",
-            "\(settings.contextTokens)", "--alias", modelName, "--parent", "\(getpid())",
-        ]
+        process.arguments =
+            [
+                launcher, "--model", modelPath, "--port", "\(port)", "--host", "127.0.0.1", "--ctx",
+                "\(settings.contextTokens)", "--alias", modelName, "--parent", "\(getpid())",
+            ] + (settings.threads > 0 ? ["--threads", "\(settings.threads)"] : [])
         let logFile = settings.home + "/server.log"
         _ = FileManager.default.createFile(atPath: logFile, contents: nil)
         let log = FileHandle(forWritingAtPath: logFile)
