@@ -110,11 +110,7 @@ extension Runner {
     /// between them, `processCycles` cycles in all; on PostgreSQL (each process its own writer connection, read
     /// pool and listener) and on LMDB (one directory), interleaved, `peerRounds` rounds, medians.
     func writerProcesses() async throws {
-        guard let bin = PostgresPeer.locate() else {
-            throw BenchError("initdb, pg_ctl, postgres, psql and pgbench not found (apt-get install postgresql)")
-        }
-        let peer = try PostgresPeer(bin: bin, directory: scratch + "/postgres", workers: jobWorkers)
-        let server = try peer.startServer(log: "\(peer.directory)/server.log")
+        let (peer, server) = try startPostgres()
         defer { peer.stopServer(server) }
         guard let postmaster = peer.postmasterPID else { throw BenchError("no postmaster.pid") }
         let counts = [1, 2, 4]
@@ -215,13 +211,19 @@ struct ProcessRun {
 }
 
 extension Runner {
-    /// `failover-postgres`: the `failover` scenario on a PostgreSQL log, the server started as `peers` starts it.
-    func failoverPostgres() async throws {
+    /// A PostgreSQL server of the `peers` scenario's settings in the scratch directory, started; stop it with
+    /// `peer.stopServer(server)`.
+    func startPostgres() throws -> (peer: PostgresPeer, server: Process) {
         guard let bin = PostgresPeer.locate() else {
             throw BenchError("initdb, pg_ctl, postgres, psql and pgbench not found (apt-get install postgresql)")
         }
         let peer = try PostgresPeer(bin: bin, directory: scratch + "/postgres", workers: jobWorkers)
-        let server = try peer.startServer(log: "\(peer.directory)/server.log")
+        return (peer, try peer.startServer(log: "\(peer.directory)/server.log"))
+    }
+
+    /// `failover-postgres`: the `failover` scenario on a PostgreSQL log, the server started as `peers` starts it.
+    func failoverPostgres() async throws {
+        let (peer, server) = try startPostgres()
         defer { peer.stopServer(server) }
         try await failover(.failoverPostgres, database: (peer.databaseURL, "failover"))
     }
