@@ -50,6 +50,13 @@ public final class PostgresCluster: Sendable {
         }
     }
 
+    /// The async form of ``shared()``: the first use's `initdb` and start (seconds, on a busy machine) run on a thread
+    /// of their own. Waiting for them on the concurrency pool (two threads on a two-core machine: the test waiting
+    /// and the one blocked on the lock) stalled every other test in the process, their heartbeats and deadlines too.
+    public static func shared() async throws -> PostgresCluster {
+        try await onThread { try shared() }
+    }
+
     private static func stopShared() {
         if case .success(let cluster) = state.withLock({ $0 }) { cluster.stop() }
     }
@@ -63,12 +70,14 @@ public final class PostgresCluster: Sendable {
         return try body(cluster.url(), schema)
     }
 
-    /// The async form of `withPostgres(_:)`.
+    /// The async form of `withPostgres(_:)`; no step blocks a thread of the concurrency pool.
     public static func withPostgres<R>(_ body: (_ url: String, _ schema: String) async throws -> R) async throws -> R {
-        let cluster = try shared()
+        let cluster = try await shared()
         let schema = uniqueSchemaName()
-        defer { cluster.dropSchema(schema) }
-        return try await body(cluster.url(), schema)
+        let result: Result<R, any Error>
+        do { result = .success(try await body(cluster.url(), schema)) } catch { result = .failure(error) }
+        await cluster.dropSchema(schema)
+        return try result.get()
     }
 
     /// `t_` and 12 random hex digits: a valid schema name.
@@ -153,6 +162,11 @@ public final class PostgresCluster: Sendable {
         } catch {
             FileHandle.standardError.write(Data("PostgresCluster: dropping schema \(schema) failed: \(error)\n".utf8))
         }
+    }
+
+    /// The async form of `dropSchema(_:)`, on a thread of its own: the drop may wait up to its lock timeout.
+    public func dropSchema(_ schema: String) async {
+        _ = try? await onThread { self.dropSchema(schema) }
     }
 
     /// Restarts the server (`pg_ctl restart -m fast`): every session is ended, the server shuts down cleanly and

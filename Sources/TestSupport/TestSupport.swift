@@ -133,3 +133,12 @@ public func corruptEveryOccurrence(of marker: String, in path: String, at offset
     try Data(bytes).write(to: url)
     return hits
 }
+
+/// Runs blocking `work` (psql, pg_ctl, a blocking connection) on a thread of its own, so it does not hold one of
+/// Swift concurrency's few threads.
+@discardableResult
+public func onThread<R: Sendable>(_ work: @escaping @Sendable () throws -> R) async throws -> R {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try work() }) }.start()
+    }
+}

@@ -73,15 +73,6 @@ func counter(_ log: EventLog) throws -> Int {
     return value.map { Int(String(decoding: $0, as: UTF8.self))! } ?? 0
 }
 
-/// Runs blocking `work` (psql, pg_ctl, a blocking connection) on a thread of its own, so it does not hold one of
-/// Swift concurrency's few threads.
-@discardableResult
-func onThread<R: Sendable>(_ work: @escaping @Sendable () throws -> R) async throws -> R {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread { continuation.resume(with: Result { try work() }) }.start()
-    }
-}
-
 /// Waits until `condition` holds, checking every few milliseconds; throws after `timeout`.
 func waitUntil(
     _ what: String, timeout: Duration = .seconds(20), _ condition: @Sendable () throws -> Bool

@@ -29,7 +29,7 @@ struct LostCommitTests {
 
     @Test func aLostCommitReplyIsResolvedByTheGroupID() async throws {
         try await PostgresCluster.withPostgres { url, schema in
-            let cluster = try PostgresCluster.shared()
+            let cluster = try await PostgresCluster.shared()
             let directory = TemporaryDirectory()
             var recovery = PostgresLogBackend.Recovery()
             recovery.commitTimeout = .milliseconds(150)

@@ -52,7 +52,7 @@ struct PostgresProjectionTests {
                 #expect(live.hex == exportedDigest.hex && live.entries == exportedDigest.entries)
             }
             // Tables written by an older build: the next writer rebuilds them in place from the events.
-            _ = try PostgresCluster.shared().psql("UPDATE \(schema).head SET projection_format = 'switchboard/1'")
+            _ = try await PostgresCluster.shared().psql("UPDATE \(schema).head SET projection_format = 'switchboard/1'")
             var reader = configuration
             reader.projectionUpgrade = .leave
             let stale = try Switchboard(reader, settings: .defaults(), logger: quietLogger)

@@ -39,7 +39,8 @@ enum TestBackend {
 
 /// Runs `body` with every `openEngine` on the test cluster's PostgreSQL.
 func onPostgres(_ body: () async throws -> Void) async throws {
-    try await TestBackend.$postgresURL.withValue(try PostgresCluster.shared().url(), operation: body)
+    let url = try await PostgresCluster.shared().url()
+    try await TestBackend.$postgresURL.withValue(url, operation: body)
 }
 
 /// Runs `body` with an engine on a fresh log in a temporary directory, then closes the engine and removes the

@@ -45,13 +45,15 @@ struct CoreServiceTests {
     @Test func aSlowJobIsHeartbeatedCompletedAndItsReplyQueuedUnderItsToken() async throws {
         let dir = TemporaryDirectory()
         var settings = EngineSettings.defaults()
-        settings.jobs.visibility = .milliseconds(6_000)
+        // Heartbeats every 3 s: the claim lapses only if two in a row are late by 6 s (CI's two cores, shared with
+        // every other suite, once starved two at 2 s intervals).
+        settings.jobs.visibility = .milliseconds(9_000)
         let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
         let engine = try Switchboard(
             EventLogConfiguration(directory: dir.path, writer: WriterIdentity(role: "core", workerID: "core-t")),
             settings: settings, logger: quiet)
         let core = CoreService(
-            engine: engine, concurrency: 2, assistant: Self.slow(.milliseconds(7_000)), logger: quiet)
+            engine: engine, concurrency: 2, assistant: Self.slow(.milliseconds(10_000)), logger: quiet)
         let group = ServiceGroup(services: [core], logger: quiet)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }

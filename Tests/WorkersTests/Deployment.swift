@@ -64,10 +64,17 @@ func withDeployment<R>(
         return try await body(Deployment(kind: .lmdb, root: directory.path, url: nil, schema: nil))
     case .postgres:
         // Over TCP, as processes on other hosts would reach it.
-        let cluster = try PostgresCluster.shared()
+        let cluster = try await PostgresCluster.shared()
         let schema = PostgresCluster.uniqueSchemaName()
-        defer { cluster.dropSchema(schema) }
-        return try await body(
-            Deployment(kind: .postgres, root: directory.path, url: cluster.url(overTCP: true), schema: schema))
+        let result: Result<R, any Error>
+        do {
+            result = .success(
+                try await body(
+                    Deployment(kind: .postgres, root: directory.path, url: cluster.url(overTCP: true), schema: schema)))
+        } catch {
+            result = .failure(error)
+        }
+        await cluster.dropSchema(schema)
+        return try result.get()
     }
 }

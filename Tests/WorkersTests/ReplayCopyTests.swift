@@ -98,7 +98,7 @@ struct ReplayCopyTests {
             ], "\(intoLMDB)")
         #expect(try Self.records(in: occupied.path).count == Int(held), "the target is left as it was")
 
-        let cluster = try PostgresCluster.shared()
+        let cluster = try await PostgresCluster.shared()
         let schema = PostgresCluster.uniqueSchemaName()
         defer { cluster.dropSchema(schema) }
         let secret = "s3cret-Pw9"
