@@ -42,26 +42,23 @@ func withBackendLog<R>(
             let choice = LogBackendChoice.postgres(try PostgresURL(url), schema: schema)
             let log = try EventLog(configuration(worker, choice), logger: quietLogger)
             var others: [EventLog] = []
-            defer { for other in others { other.closeBlocking() } }
-            return try await log.closeAfter {
-                try await body(log) { worker in
-                    let other = try EventLog(configuration(worker, choice), logger: quietLogger)
-                    others.append(other)
-                    return other
-                }
+            let result: Result<R, any Error>
+            do {
+                result = .success(
+                    try await log.closeAfter {
+                        try await body(log) { worker in
+                            let other = try EventLog(configuration(worker, choice), logger: quietLogger)
+                            others.append(other)
+                            return other
+                        }
+                    })
+            } catch {
+                result = .failure(error)
             }
+            // Awaited, not waited for on a semaphore: two tests blocking the pool's two threads on closes that
+            // need a pool thread to run would never wake.
+            for other in others { await other.close() }
+            return try result.get()
         }
-    }
-}
-
-extension EventLog {
-    /// Closes from a `defer` (blocking: the writer finishes its queue).
-    func closeBlocking() {
-        let done = DispatchSemaphore(value: 0)
-        Task {
-            await close()
-            done.signal()
-        }
-        done.wait()
     }
 }

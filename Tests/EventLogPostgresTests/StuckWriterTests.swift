@@ -28,7 +28,8 @@ struct StuckWriterTests {
                 let waited = ContinuousClock.now - start
                 #expect(seqs == 1..<2)
                 #expect(waited >= .milliseconds(950), "the append did not wait for the lock: \(waited)")
-                #expect(waited < .seconds(5), "took \(waited)")
+                // A bound for a loaded machine (CI's two cores took 7 s once): the point is that it ends at all.
+                #expect(waited < .seconds(20), "took \(waited)")
                 let error = await #expect(throws: EventLogPostgresError.self) { try await stuck.query("SELECT 1") }
                 #expect(error?.code == .unavailable)
                 await stuck.close()
@@ -70,7 +71,8 @@ struct StuckWriterTests {
                     let seqs = try await b.append([event("b")])
                     let waited = ContinuousClock.now - start
                     #expect(seqs == 1..<2)
-                    #expect(waited < .seconds(5), "took \(waited)")
+                    // A bound for a loaded machine (CI's two cores took 7 s once): the point is that it ends at all.
+                    #expect(waited < .seconds(20), "took \(waited)")
                     release.signal()
                     let committed = try await hung.value
                     #expect(committed.seqs == 2..<3)

@@ -316,19 +316,35 @@ struct TestTimeout: Error, CustomStringConvertible {
     var description: String { "timed out waiting for \(what)" }
 }
 
-/// Runs `body`, failing with ``TestTimeout`` when it takes longer than `seconds` (the body is cancelled).
+/// Runs `body`, failing with ``TestTimeout`` when it takes longer than `seconds`. On the timeout the body is
+/// cancelled and left behind, not awaited: a body stuck where cancellation cannot reach (a write queued behind a
+/// frozen process's lock) must fail its test, not hang the whole run.
 func within<T: Sendable>(
     _ seconds: Double, _ what: @autoclosure () -> String, _ body: @escaping @Sendable () async throws -> T
 ) async throws -> T {
     let description = what()
-    return try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
-            return nil
+    let race = TimeoutRace<T>()
+    return try await withCheckedThrowingContinuation { continuation in
+        race.waiter.withLock { $0 = continuation }
+        let work = Task {
+            let result: Result<T, any Error>
+            do { result = .success(try await body()) } catch { result = .failure(error) }
+            guard let continuation = race.waiter.withLock({ $0.take() }) else { return }
+            race.tasks.withLock { $0.timer }?.cancel()
+            continuation.resume(with: result)
         }
-        defer { group.cancelAll() }
-        guard let first = try await group.next(), let value = first else { throw TestTimeout(what: description) }
-        return value
+        let timer = Task {
+            try? await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+            guard !Task.isCancelled, let continuation = race.waiter.withLock({ $0.take() }) else { return }
+            race.tasks.withLock { $0.work }?.cancel()
+            continuation.resume(throwing: TestTimeout(what: description))
+        }
+        race.tasks.withLock { $0 = (work, timer) }
     }
+}
+
+/// ``within(_:_:_:)``'s state: the waiting caller, resumed once by whichever of the body and the timer ends first.
+private final class TimeoutRace<T: Sendable>: Sendable {
+    let waiter = Mutex<CheckedContinuation<T, any Error>?>(nil)
+    let tasks = Mutex<(work: Task<Void, Never>?, timer: Task<Void, Never>?)>((nil, nil))
 }

@@ -359,7 +359,7 @@ struct LinkedDeviceProcessTests {
         // made meanwhile must not be committed under the old tenure, and the sidecar is killed when it wakes.
         let log = try TestLog(dir.path)
         defer { log.close() }
-        agent.signal(SIGSTOP)
+        try await agent.freeze(holdingTheWriterLockOf: log)
         let grant = try await waitForLease(log)
         s2.emit(.auth(SidecarAuthBatch(batch: 7, creds: .object(["stale": .bool(true)]))))
         agent.signal(SIGCONT)

@@ -112,7 +112,7 @@ extension WorkerProcessTests {
             try await wa2.waitFor("Lease held by 'wa-1' for account 'default', retrying...")
             let log = try TestLog(dir.path)
             defer { log.close() }
-            wa1.signal(SIGSTOP)
+            try await wa1.freeze(holdingTheWriterLockOf: log)
             let stoppedAt = try log.log.lastSeq()
             let acquired = try await log.waitForEvent(from: stoppedAt + 1, "wa-2's lease.acquired") { record, event in
                 event.leaseAcquired != nil && record.writer.workerID == "wa-2"

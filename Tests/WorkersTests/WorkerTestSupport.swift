@@ -47,6 +47,33 @@ final class AgentProcess: @unchecked Sendable {  // @unchecked: used by one test
 
     func signal(_ signal: Int32) { spawned.signal(signal) }
 
+    /// Freezes the agent (SIGSTOP) from inside a write transaction on `log`, its LMDB log: LMDB has one writer at a
+    /// time, so the frozen agent cannot be holding the writer lock, which would stop every other writer on the log
+    /// (the test's and the standby's) until it was continued. Returns once every thread of it is stopped.
+    func freeze(holdingTheWriterLockOf log: TestLog) async throws {
+        let pid = self.pid
+        _ = try await log.engine.log.transact { _ in
+            Glibc.kill(pid, SIGSTOP)
+            let deadline = ContinuousClock.now + .seconds(10)
+            while !Self.isStopped(pid) && ContinuousClock.now < deadline { sched_yield() }
+        }
+        guard Self.isStopped(pid) else { throw TestTimeout(what: "\(name) to stop on SIGSTOP") }
+    }
+
+    /// Whether every thread of `pid` is stopped (`T` in `/proc/<pid>/task/<tid>/stat`).
+    private static func isStopped(_ pid: Int32) -> Bool {
+        guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task") else {
+            return false
+        }
+        return tasks.allSatisfy { tid in
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { return false }
+            // "pid (comm) S ...": the state follows the command's closing parenthesis.
+            return stat[close...].dropFirst(2).first == "T"
+        }
+    }
+
     /// SIGTERM, then the exit status; the remaining lines are kept.
     func stop() async -> Int32 {
         spawned.signal(SIGTERM)
