@@ -45,15 +45,16 @@ struct CoreServiceTests {
     @Test func aSlowJobIsHeartbeatedCompletedAndItsReplyQueuedUnderItsToken() async throws {
         let dir = TemporaryDirectory()
         var settings = EngineSettings.defaults()
-        // Heartbeats every 3 s: the claim lapses only if two in a row are late by 6 s (CI's two cores, shared with
-        // every other suite, once starved two at 2 s intervals).
-        settings.jobs.visibility = .milliseconds(9_000)
+        // Heartbeats every 8 s: the claim lapses only if two in a row are 16 s late. In CI the suite shares two
+        // cores and this process's two concurrency threads with every other suite: this 10 s test took 26 s there,
+        // and heartbeats 3 s apart were once late by more than 6 s.
+        settings.jobs.visibility = .milliseconds(24_000)
         let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
         let engine = try Switchboard(
             EventLogConfiguration(directory: dir.path, writer: WriterIdentity(role: "core", workerID: "core-t")),
             settings: settings, logger: quiet)
         let core = CoreService(
-            engine: engine, concurrency: 2, assistant: Self.slow(.milliseconds(10_000)), logger: quiet)
+            engine: engine, concurrency: 2, assistant: Self.slow(.milliseconds(25_000)), logger: quiet)
         let group = ServiceGroup(services: [core], logger: quiet)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
@@ -65,7 +66,7 @@ struct CoreServiceTests {
                 return
             }
             // Shut down while the job runs: the core finishes it first.
-            try await within(20, "the job's first heartbeat") {
+            try await within(60, "the job's first heartbeat") {
                 for try await record in engine.log.tail(from: 1) where record.type == JobHeartbeat.eventType {
                     return
                 }

@@ -43,6 +43,8 @@ public final class OutboundService: Service, Sendable {
     /// Jobs claimed by a core whose typing indicator is still to be shown (oldest first, bounded).
     private let typingQueue = Mutex<[JobClaimed]>([])
     private let typingBell = Wakeup()
+    /// The job whose typing action is being checked or sent, and the replies to it waiting for that call to end.
+    private let typingInFlight = Mutex<(jobID: String?, replies: [CheckedContinuation<Void, Never>])>((nil, []))
     /// The most typing indicators waiting; older ones are dropped (their replies are usually on the way).
     static let typingQueueLimit = 32
     /// The most deliveries one claim transaction takes.
@@ -123,17 +125,44 @@ public final class OutboundService: Service, Sendable {
                 continue
             }
             guard keeper.current() != nil else { continue }
-            let typing: OutboundMessage?
-            do {
-                typing = try typingMessage(for: claimed)
-            } catch {
-                logger.debug("typing.lookup.failed", metadata: ["job.id": "\(claimed.jobID)", "error": "\(error)"])
-                continue
+            // Marked before the check: a reply sent from here on waits for this call (see `afterTyping(of:)`), and
+            // one already past that wait was enqueued before the check, which then skips the typing action.
+            typingInFlight.withLock { $0.jobID = claimed.jobID }
+            await showTyping(claimed)
+            for reply in typingInFlight.withLock({ state in
+                defer { state = (nil, []) }
+                return state.replies
+            }) {
+                reply.resume()
             }
-            guard let typing else { continue }
-            let outcome = await sender.send(typing)
-            if case .sent = outcome { continue }
-            logger.debug("typing.not_shown", metadata: ["job.id": "\(claimed.jobID)", "outcome": "\(outcome)"])
+        }
+    }
+
+    private func showTyping(_ claimed: JobClaimed) async {
+        let typing: OutboundMessage?
+        do {
+            typing = try typingMessage(for: claimed)
+        } catch {
+            logger.debug("typing.lookup.failed", metadata: ["job.id": "\(claimed.jobID)", "error": "\(error)"])
+            return
+        }
+        guard let typing else { return }
+        let outcome = await sender.send(typing)
+        if case .sent = outcome { return }
+        logger.debug("typing.not_shown", metadata: ["job.id": "\(claimed.jobID)", "outcome": "\(outcome)"])
+    }
+
+    /// Returns once no typing action for the job `delivery` answers is being checked or sent, so a reply never
+    /// reaches the provider ahead of the typing action announcing it.
+    private func afterTyping(of delivery: DeliveryState) async {
+        guard let jobID = CoreService.jobID(ofReplyKey: delivery.idempotencyKey) else { return }
+        await withCheckedContinuation { (reply: CheckedContinuation<Void, Never>) in
+            let waits = typingInFlight.withLock { state in
+                guard state.jobID == jobID else { return false }
+                state.replies.append(reply)
+                return true
+            }
+            if !waits { reply.resume() }
         }
     }
 
@@ -272,6 +301,7 @@ public final class OutboundService: Service, Sendable {
             await handBack(claim, metadata)
             return nil
         }
+        await afterTyping(of: delivery)
         let outcome = await sender.send(
             OutboundMessage(
                 deliveryID: delivery.deliveryID, recipient: delivery.recipient, text: delivery.text,
