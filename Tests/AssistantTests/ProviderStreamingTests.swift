@@ -387,13 +387,22 @@ import Testing
             baseURL: base, model: "main", retry: RetryPolicy(maxRetries: 1, baseDelay: .milliseconds(10)),
             // A refused connection fails at once; the timeout only bounds the test (500 ms was hit first under load).
             requestTimeout: .seconds(10))
-        let client = OpenAICompatibleProvider.makeHTTPClient(settings: settings)
+        // The client as `makeHTTPClient` builds it, but failing each attempt when the connection is refused. By
+        // default AsyncHTTPClient retries a refused connection inside one attempt until the connect timeout (37 s
+        // for this test's two attempts), and a retry still connecting at that moment ends as `connectTimeout`.
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(connect: .seconds(10), read: .seconds(10))
+        configuration.connectionPool.retryConnectionEstablishment = false
+        let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
         let sleeps = SleepRecorder()
         let provider = OpenAICompatibleProvider(
             settings: settings, httpClient: client, logger: quietLogger, sleep: sleeps.sleep, jitter: { 0 })
+        let start = ContinuousClock.now
         let (_, error) = try await within(60, "a refused connection") { await Self.failure(provider) }
+        let took = ContinuousClock.now - start
         try await client.shutdown()
         #expect(error?.code == .network)
+        #expect(took < .seconds(10), "each attempt failed when refused, not at the timeout: took \(took)")
         #expect(sleeps.all.count == 1)
     }
 }
