@@ -71,6 +71,13 @@ public struct Committed<Value: Sendable>: Sendable {
     public var seqs: Range<UInt64>
     /// The log time of the transaction.
     public var timestamp: LogTimestamp
+
+    @usableFromInline
+    init(value: Value, seqs: Range<UInt64>, timestamp: LogTimestamp) {
+        self.value = value
+        self.seqs = seqs
+        self.timestamp = timestamp
+    }
 }
 
 /// The durable, append-only event log on LMDB that several processes on one host share.
@@ -89,7 +96,7 @@ public final class EventLog: Sendable {
     let lmdb: LMDBStore?
     /// The external backend, when the log is not on LMDB.
     let external: (any LogBackend)?
-    let writer: GroupCommitWriter
+    @usableFromInline let writer: GroupCommitWriter
     let notifier: CommitNotifier
     private let logger: Logger
     /// Whether the projection tables are in the projector's format (see ``ProjectionUpgrade``).
@@ -289,10 +296,13 @@ public final class EventLog: Sendable {
     /// writer thread and may run again (if the map has to grow, or if another body of the group threw after
     /// writing and the group is rerun with each body in a nested transaction), so it must not block or have
     /// outside effects.
+    @inlinable
     public func transact<R: Sendable>(_ body: @escaping @Sendable (inout WriteContext) throws -> R) async throws
         -> Committed<R>
     {
-        try await writer.transact(body)
+        try await withUnsafeThrowingContinuation { continuation in
+            writer.submit(.transact(DeciderCommand(TransactCommand(body, continuation: continuation))))
+        }
     }
 
     // MARK: Reading
@@ -365,7 +375,7 @@ public final class EventLog: Sendable {
     /// Durably records that reader `name` has processed everything up to and including `seq`.
     public func saveCheckpoint(_ name: String, seq: UInt64) async throws {
         let db = lmdb?.checkpointsDB ?? 0
-        _ = try await writer.transact { context in
+        _ = try await transact { context in
             try context.putCheckpoint(name, seq: seq, lmdbDatabase: db)
             return ()
         }

@@ -38,7 +38,7 @@ extension EventLog {
             previous = record.timestamp
             expected += 1
         }
-        let committed = try await writer.transact { context in
+        let committed = try await transact { context in
             let last = context.lastSeq
             guard last == expectedLast else {
                 throw EventLogError(

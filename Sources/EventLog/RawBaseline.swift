@@ -112,6 +112,13 @@ package enum RawLMDBBaseline {
     }
 
     /// `CLOCK_MONOTONIC` in nanoseconds (system-wide, so comparable across processes).
+    /// The calling thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`).
+    static func threadCPUNanoseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
     package static func monotonicNanoseconds() -> UInt64 {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
@@ -122,6 +129,10 @@ package enum RawLMDBBaseline {
 extension EventLog {
     /// The number of commits this process's writer has made (benchmarks derive the effective batch size).
     package var commitCount: Int { writer.commits.load(ordering: .relaxed) }
+
+    /// The CPU time this process's writer thread has used, as of its last group (benchmarks: the serial work per
+    /// command, which the machine's noise in throughput hides).
+    package var writerCPUSeconds: Double { Double(writer.cpuNanoseconds.load(ordering: .relaxed)) / 1e9 }
 
     /// The bytes `event` occupies as a stored value when this process writes it.
     package func storedSize(of event: PendingEvent) throws -> Int {

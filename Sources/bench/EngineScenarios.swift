@@ -22,6 +22,7 @@ extension Runner {
         let cpu = processCPUSeconds() - cpuStart
         let events = try engine.log.lastSeq()
         let commits = engine.log.commitCount
+        let writerCPU = engine.log.writerCPUSeconds
         await engine.close()
         let batch = max(1, Int((Double(events) / Double(max(1, commits))).rounded()))
         let raw = try RawLMDBBaseline.append(
@@ -34,6 +35,7 @@ extension Runner {
             "ratio": round(ours / baseline, 3), "cycles": completed, "events": events, "commits": commits,
             "effective_batch": batch, "target_value": 20_000, "workers": jobWorkers,
             "cpu_us_per_cycle": round(cpu / Double(completed) * 1e6, 1),
+            "writer_cpu_us_per_cycle": round(writerCPU / Double(completed) * 1e6, 1),
             "baseline_note": "raw LMDB appending the same number of records at the same records per commit",
         ])
     }
