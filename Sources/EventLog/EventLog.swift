@@ -63,23 +63,6 @@ public struct EventLogConfiguration: Sendable {
     }
 }
 
-/// What a ``EventLog/transact(_:)`` command produced once committed.
-public struct Committed<Value: Sendable>: Sendable {
-    /// The body's return value.
-    public var value: Value
-    /// The seqs the command appended (empty when it appended nothing).
-    public var seqs: Range<UInt64>
-    /// The log time of the transaction.
-    public var timestamp: LogTimestamp
-
-    @usableFromInline
-    init(value: Value, seqs: Range<UInt64>, timestamp: LogTimestamp) {
-        self.value = value
-        self.seqs = seqs
-        self.timestamp = timestamp
-    }
-}
-
 /// The durable, append-only event log on LMDB that several processes on one host share.
 ///
 /// - Appends from many tasks are grouped into one write transaction and one durable commit

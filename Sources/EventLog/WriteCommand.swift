@@ -107,3 +107,20 @@ final class TransactCommand<R: Sendable>: @unchecked Sendable {  // @unchecked: 
     @inlinable
     func resume(throwing error: any Error) { continuation.resume(throwing: error) }
 }
+
+/// What a ``EventLog/transact(_:)`` command produced once committed.
+public struct Committed<Value: Sendable>: Sendable {
+    /// The body's return value.
+    public var value: Value
+    /// The seqs the command appended (empty when it appended nothing).
+    public var seqs: Range<UInt64>
+    /// The log time of the transaction.
+    public var timestamp: LogTimestamp
+
+    @usableFromInline
+    init(value: Value, seqs: Range<UInt64>, timestamp: LogTimestamp) {
+        self.value = value
+        self.seqs = seqs
+        self.timestamp = timestamp
+    }
+}

@@ -166,7 +166,7 @@ public final class PostgresCluster: Sendable {
 
     /// The async form of `dropSchema(_:)`, on a thread of its own: the drop may wait up to its lock timeout.
     public func dropSchema(_ schema: String) async {
-        _ = try? await onThread { self.dropSchema(schema) }
+        await onThread { () throws(Never) in self.dropSchema(schema) }
     }
 
     /// Restarts the server (`pg_ctl restart -m fast`): every session is ended, the server shuts down cleanly and

@@ -137,8 +137,9 @@ public func corruptEveryOccurrence(of marker: String, in path: String, at offset
 /// Runs blocking `work` (psql, pg_ctl, a blocking connection) on a thread of its own, so it does not hold one of
 /// Swift concurrency's few threads.
 @discardableResult
-public func onThread<R: Sendable>(_ work: @escaping @Sendable () throws -> R) async throws -> R {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread { continuation.resume(with: Result { try work() }) }.start()
+public func onThread<R: Sendable, E: Error>(_ work: @escaping @Sendable () throws(E) -> R) async throws(E) -> R {
+    let result: Result<R, E> = await withCheckedContinuation { continuation in
+        Thread { continuation.resume(returning: Result { () throws(E) -> R in try work() }) }.start()
     }
+    return try result.get()
 }
