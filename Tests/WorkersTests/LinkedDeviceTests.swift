@@ -599,15 +599,12 @@ struct LinkedDeviceSidecarScriptTests {
     /// Without the registry the install fails with one line that says so (npm's own output names the cause).
     @Test func anUnreachableRegistryIsOneClearLine() async throws {
         let dir = TemporaryDirectory()
-        setenv("npm_config_registry", "http://127.0.0.1:9/", 1)
-        setenv("npm_config_fetch_retries", "0", 1)
-        defer {
-            unsetenv("npm_config_registry")
-            unsetenv("npm_config_fetch_retries")
-        }
+        // Given to npm only: setenv here once crashed another test spawning a process (it read the environment
+        // while setenv moved it).
+        let npm = ["npm_config_registry": "http://127.0.0.1:9/", "npm_config_fetch_retries": "0"]
         var progress: [String] = []
         do {
-            try WhatsAppSidecar.install(dir.path) { progress.append($0) }
+            try WhatsAppSidecar.install(dir.path, environment: npm) { progress.append($0) }
             Issue.record("installed without a registry")
         } catch {
             #expect(error.message.contains("the npm registry cannot be reached"), "\(error.message)")

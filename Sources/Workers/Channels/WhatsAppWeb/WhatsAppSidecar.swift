@@ -31,11 +31,15 @@ public enum WhatsAppSidecar {
     }
 
     /// Writes this build's files to `directory` and installs the pinned package when it is missing, reporting one
-    /// line per step to `progress`.
+    /// line per step to `progress`. `environment` adds to the process's environment for `node` and `npm` (an npm
+    /// setting such as `npm_config_registry`) without changing this process's own.
     /// - Throws: ``SidecarError`` with one line saying what is missing (Node 20, the registry) and what to do.
-    public static func install(_ directory: String, progress: (String) -> Void) throws(SidecarError) {
+    public static func install(
+        _ directory: String, environment: [String: String] = [:], progress: (String) -> Void
+    ) throws(SidecarError) {
         try writeFiles(directory)
-        let version = try run(["node", "--version"], in: directory, step: "node --version", timeout: 30)
+        let version = try run(
+            ["node", "--version"], in: directory, environment: environment, step: "node --version", timeout: 30)
         let major = Int(
             version.trimmingCharacters(in: .whitespacesAndNewlines).dropFirst().split(separator: ".").first ?? "")
         guard let major, major >= 20 else {
@@ -49,7 +53,7 @@ public enum WhatsAppSidecar {
         let lock = FileManager.default.fileExists(atPath: directory + "/package-lock.json")
         _ = try run(
             ["npm", lock ? "ci" : "install", "--omit=dev", "--no-audit", "--no-fund", "--loglevel=error"],
-            in: directory, step: "npm install", timeout: 600)
+            in: directory, environment: environment, step: "npm install", timeout: 600)
     }
 
     /// Writes this build's files to `directory` (those that differ).
@@ -68,11 +72,13 @@ public enum WhatsAppSidecar {
     }
 
     /// Runs `arguments` in `directory`; returns its output, or throws with its last line.
-    private static func run(_ arguments: [String], in directory: String, step: String, timeout: Int)
-        throws(SidecarError)
-        -> String
-    {
+    private static func run(
+        _ arguments: [String], in directory: String, environment: [String: String] = [:], step: String, timeout: Int
+    ) throws(SidecarError) -> String {
         let process = Process()
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["timeout", "\(timeout)"] + arguments
         process.currentDirectoryURL = URL(fileURLWithPath: directory)
