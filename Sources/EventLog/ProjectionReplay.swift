@@ -46,74 +46,167 @@ public enum ProjectionReplay {
         }
         var upcoming = try next(from: first)
         while let decoding = upcoming {
-            let (records, decoded) = decoding.wait()
-            guard let final = records.last else { return }
-            upcoming = try next(from: final.seq + 1)
-            try body(try decoded.get())
+            upcoming = try next(from: decoding.seqs.upperBound + 1)
+            try body(try decoding.take().get())
         }
     }
 
     /// The records `first...last` of `log`, decoded by `projector`, handed to `body` in batches.
+    ///
+    /// Reading needs no transaction of the caller's here, and seqs are gapless, so each batch is read and decoded
+    /// on background threads, in parts read in snapshots of their own, while `body` has the one before: the
+    /// calling thread only applies.
     public static func run<P: Projector>(
         _ projector: P, of log: EventLog, from first: UInt64 = 1, through last: UInt64? = nil,
         batch: Int = defaultBatch, stops: [UInt64] = [], _ body: ([DecodedRecord<P.Event>]) throws -> Void
     ) throws {
         let end = try last ?? log.lastSeq()
-        try run(
-            projector, from: first, through: end, batch: batch, stops: stops,
-            read: { try log.records(from: $0, limit: $1) }, body)
+        guard first <= end else { return }
+        let stops = stops.filter { $0 >= first && $0 <= end }.sorted()
+        let size = UInt64(max(1, batch))
+        func next(from seq: UInt64) -> BatchDecoding<P>? {
+            guard seq <= end else { return nil }
+            let stop = stops.first { $0 >= seq } ?? end
+            return BatchDecoding(projector, seq...min(stop, seq + size - 1)) { try log.records(from: $0, limit: $1) }
+        }
+        var upcoming = next(from: first)
+        while let decoding = upcoming {
+            upcoming = next(from: decoding.seqs.upperBound + 1)  // read while this one is applied
+            var decoded = try decoding.take().get()
+            try body(decoded)
+            discard(&decoded)
+        }
+    }
+
+    /// Frees a batch on a background thread: tearing down thousands of records and events would otherwise take
+    /// the applying thread's time.
+    private static func discard<T: Sendable>(_ batch: inout [T]) {
+        let finished = batch
+        batch = []
+        DispatchQueue.global(qos: .utility).async { withExtendedLifetime(finished) {} }
     }
 
     /// Cores to decode on: all but the one that applies.
     static var decodingThreads: Int { max(1, ProcessInfo.processInfo.activeProcessorCount - 1) }
 }
 
-/// One batch being decoded on background threads. Touches no transaction: records own their bytes.
+/// One batch being decoded on background threads — and read there too, when it is made with a range of seqs.
+/// Touches no transaction of the caller's: records own their bytes.
 private final class BatchDecoding<P: Projector>: @unchecked Sendable {
-    // `decoded` is written before `done` signals and read only after `wait()`.
-    private let records: [Record]
+    /// The seqs of the batch.
+    let seqs: ClosedRange<UInt64>
+    // Written before `done` signals, read only after `take()` waits for it.
     private var decoded: Result<[DecodedRecord<P.Event>], EventLogError> = .success([])
     private let done = DispatchSemaphore(value: 0)
 
     init(_ projector: P, _ records: [Record]) {
-        self.records = records
+        seqs = (records.first?.seq ?? 1)...(records.last?.seq ?? 1)
         DispatchQueue.global().async { [self] in
-            decoded = Self.decode(projector, records)
+            decoded = Self.decode(projector, count: records.count, parts: ProjectionReplay.decodingThreads) {
+                .success(Array(records[$0]))
+            }
             done.signal()
         }
     }
 
-    func wait() -> (records: [Record], decoded: Result<[DecodedRecord<P.Event>], EventLogError>) {
-        done.wait()
-        return (records, decoded)
-    }
-
-    private static func decode(_ projector: P, _ records: [Record]) -> Result<[DecodedRecord<P.Event>], EventLogError> {
-        let count = records.count
-        let output = UnsafeMutablePointer<DecodedRecord<P.Event>>.allocate(capacity: count)
-        let failures = FailureSlot()
-        let chunks = min(ProjectionReplay.decodingThreads, max(1, count))
-        let chunkSize = (count + chunks - 1) / chunks
-        let slots = Slots(base: output)
-        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-            let range = (chunk * chunkSize)..<min(count, (chunk + 1) * chunkSize)
-            for index in range {
-                let record = records[index]
-                do throws(EventLogError) {
-                    let event = try projector.decodeStopping(record)
-                    (slots.base + index).initialize(to: DecodedRecord(record, event: event))
+    /// Reads `seqs` with `read(from, limit)` — in parts, one per core, each in a snapshot of its own — and
+    /// decodes them, on background threads.
+    init(
+        _ projector: P, _ seqs: ClosedRange<UInt64>,
+        read: @escaping @Sendable (_ from: UInt64, _ limit: Int) throws -> [Record]
+    ) {
+        self.seqs = seqs
+        DispatchQueue.global().async { [self] in
+            let count = Int(seqs.count)
+            decoded = Self.decode(projector, count: count, parts: ProcessInfo.processInfo.activeProcessorCount) {
+                range in
+                let from = seqs.lowerBound + UInt64(range.lowerBound)
+                do {
+                    let records = try read(from, range.count)
+                    // Seqs are gapless: a part that is short, or out of place, is a damaged log.
+                    let inPlace = zip(records.indices, records).prefix { $1.seq == from + UInt64($0) }.count
+                    guard inPlace == range.count else {
+                        let missing = from + UInt64(inPlace)
+                        return .failure(EventLogError(.corruptRecord, "seq \(missing) is missing from the log"))
+                    }
+                    return .success(records)
+                } catch let error as EventLogError {
+                    return .failure(error)
                 } catch {
-                    (slots.base + index).initialize(to: DecodedRecord(record, event: nil))
-                    failures.record(index, error)
+                    return .failure(EventLogError(.corruptRecord, "reading from seq \(from): \(error)"))
                 }
             }
+            done.signal()
         }
-        let result = Array(UnsafeBufferPointer(start: output, count: count))
-        output.deinitialize(count: count)
-        output.deallocate()
+    }
+
+    /// The decoded batch, moved out: this object keeps no reference to it.
+    func take() -> Result<[DecodedRecord<P.Event>], EventLogError> {
+        done.wait()
+        defer { decoded = .success([]) }
+        return decoded
+    }
+
+    /// Decodes `count` records in `parts` concurrent parts, each getting its records from `records(range)`.
+    private static func decode(
+        _ projector: P, count: Int, parts: Int, _ records: @Sendable (Range<Int>) -> Result<[Record], EventLogError>
+    ) -> Result<[DecodedRecord<P.Event>], EventLogError> {
+        guard count > 0 else { return .success([]) }
+        let failures = FailureSlot()
+        let parts = min(max(1, parts), count)
+        let partSize = (count + parts - 1) / parts
+        var unread: [Int] = []
+        let result = [DecodedRecord<P.Event>](unsafeUninitializedCapacity: count) { buffer, initialized in
+            let slots = Slots(base: buffer.baseAddress!)
+            let done = DoneParts(parts)
+            DispatchQueue.concurrentPerform(iterations: parts) { part in
+                let range = (part * partSize)..<min(count, (part + 1) * partSize)
+                let got: [Record]
+                switch records(range) {
+                case .success(let read): got = read
+                case .failure(let error):
+                    failures.record(range.lowerBound, error)
+                    return
+                }
+                for (offset, record) in got.enumerated() {
+                    let index = range.lowerBound + offset
+                    do throws(EventLogError) {
+                        let event = try projector.decodeStopping(record)
+                        (slots.base + index).initialize(to: DecodedRecord(record, event: event))
+                    } catch {
+                        (slots.base + index).initialize(to: DecodedRecord(record, event: nil))
+                        failures.record(index, error)
+                    }
+                }
+                done.mark(part)
+            }
+            // A part that could not be read left its slots uninitialized: tear down only the parts that were.
+            unread = done.missing
+            if unread.isEmpty {
+                initialized = count
+            } else {
+                for part in 0..<parts where !unread.contains(part) {
+                    let range = (part * partSize)..<min(count, (part + 1) * partSize)
+                    (slots.base + range.lowerBound).deinitialize(count: range.count)
+                }
+                initialized = 0
+            }
+        }
         if let failure = failures.first { return .failure(failure) }
         return .success(result)
     }
+}
+
+/// Which parts of a concurrent decoding finished.
+private final class DoneParts: @unchecked Sendable {  // `lock` guards `done`.
+    private let lock = NSLock()
+    private var done: [Bool]
+
+    init(_ parts: Int) { done = Array(repeating: false, count: parts) }
+
+    func mark(_ part: Int) { lock.withLock { done[part] = true } }
+
+    var missing: [Int] { lock.withLock { done.indices.filter { !done[$0] } } }
 }
 
 /// Each concurrent iteration initializes only its own index range; `concurrentPerform` returns before the
@@ -156,9 +249,13 @@ extension EventLog {
             do {
                 try env.withWriteTransaction { txn in
                     let tables = TableWriter(txn: txn.view, projectionTables: projection.tables, replaying: true)
-                    for record in batch {
-                        if let event = record.event { try projector.apply(event, record.meta, to: tables) }
+                    // By index, borrowing each record: a `for` loop would copy every record and its event.
+                    try batch.withUnsafeBufferPointer { records in
+                        for index in records.indices where records[index].event != nil {
+                            try projector.apply(records[index].event!, records[index].meta, to: tables)
+                        }
                     }
+                    try projector.endReplayBatch(tables)
                 }
                 return
             } catch let error as EventLogError where error.code == .mapFull {

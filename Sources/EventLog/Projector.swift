@@ -36,11 +36,15 @@ public protocol Projector: Sendable {
     /// Completes the tables after a bulk replay: builds what `apply` left out while
     /// ``TableWriting/replaying``. Called at the end of a replay and at each point where it is read.
     func finishReplay<Tables: TableWriting>(_ tables: Tables) throws
+    /// Writes what `apply` kept in memory during a bulk replay, if anything: called at the end of each batch's
+    /// transaction, before it commits. (``finishReplay(_:)`` must also write it.)
+    func endReplayBatch<Tables: TableWriting>(_ tables: Tables) throws
 }
 
 extension Projector {
     public var retiredTables: [String] { [] }
     public func finishReplay<Tables: TableWriting>(_ tables: Tables) throws {}
+    public func endReplayBatch<Tables: TableWriting>(_ tables: Tables) throws {}
 
     /// Decodes `record` and applies it when it holds an event of this projector.
     func applyRecord(_ record: Record, to tables: TableWriter) throws {

@@ -22,11 +22,11 @@ public struct StateDigest: Sendable, Equatable, CustomStringConvertible {
         for name in ProjectionTable.all {
             let table = log.table(name)
             hasher.update(data: Array("\(name)\u{0}".utf8))
-            try snapshot.scan(table) { key, value in
+            try snapshot.scanBytes(table) { key, value in
                 var lengths = (UInt32(key.count).bigEndian, UInt32(value.count).bigEndian)
                 withUnsafeBytes(of: &lengths) { hasher.update(bufferPointer: $0) }
-                hasher.update(data: key)
-                hasher.update(data: value)
+                hasher.update(bufferPointer: key)
+                hasher.update(bufferPointer: value)
                 entries += 1
                 return true
             }
@@ -70,7 +70,7 @@ public enum Rebuild {
         logger: Logger
     ) async throws -> Outcome {
         try await onOwnThread {
-            let projector = SwitchboardProjector()
+            let projector = SwitchboardProjector.forReplay()
             let last = try seq ?? source.lastSeq()
             let (scratch, start, used) = try openScratch(
                 scratchDirectory, base: base.flatMap { $0.seq <= last ? $0 : nil }, logger: logger)

@@ -47,7 +47,7 @@ extension SwitchboardProjector {
         guard e.final else { return }
         guard var conversation = try tables.load(ConversationState.self, .conversations, Key(e.conversationID))
         else { return }
-        let job = try tables.load(JobState.self, .jobs, Key(e.jobID))
+        let job = try loadJob(e.jobID, tables)
         try touch(&conversation, seq: seq, tables)
         try tables.store(
             HistoryMessage(
@@ -94,7 +94,7 @@ extension SwitchboardProjector {
 
     /// A pending reply job answers a later message too: its trigger, claim time and count move with it.
     func retriggered(_ e: JobRetriggered, _ tables: some TableWriting) throws {
-        guard var job = try tables.load(JobState.self, .jobs, Key(e.jobID)), job.status == .pending else { return }
+        guard var job = try loadJob(e.jobID, tables), job.status == .pending else { return }
         let previous = job
         job.triggeringMessageSeq = e.messageSeq
         job.replyToExternalID = e.replyToExternalID
@@ -105,7 +105,7 @@ extension SwitchboardProjector {
 
     /// A turn that called a tool is not restarted by a steering message (docs/assistant.md, `QUEUE_MODE`).
     func markToolUse(_ jobID: String, _ tables: some TableWriting) throws {
-        guard var job = try tables.load(JobState.self, .jobs, Key(jobID)), job.payload["tools"] == nil else { return }
+        guard var job = try loadJob(jobID, tables), job.payload["tools"] == nil else { return }
         let previous = job
         job.payload["tools"] = "1"
         try saveJob(job, previous: previous, tables)

@@ -10,8 +10,10 @@ import Foundation
 public struct SwitchboardProjector: Projector {
     /// The most attempt times kept per recipient and per account (rate-limit counts above it are capped).
     public static let rateHistoryLimit = 256
+    /// Job states a bulk replay changed and has not written yet (``forReplay()``); `nil` for every append.
+    let replayStates: ReplayStates?
 
-    public init() {}
+    public init() { replayStates = nil }
 
     public var tables: [String] { ProjectionTable.all }
 
@@ -68,7 +70,7 @@ public struct SwitchboardProjector: Projector {
             try tables.mark(T.jobKeys, Key(e.idempotencyKey), Array(e.jobID.utf8))
             try saveJob(job, previous: nil, tables)
         case .jobClaimed(let e):
-            guard var job = try tables.load(JobState.self, T.jobs, Key(e.jobID)) else { return }
+            guard var job = try loadJob(e.jobID, tables) else { return }
             let previous = job
             job.status = .running
             job.token = e.token
@@ -77,12 +79,12 @@ public struct SwitchboardProjector: Projector {
             job.visibleUntil = e.visibleUntil
             try saveJob(job, previous: previous, tables)
         case .jobHeartbeat(let e):
-            guard var job = try tables.load(JobState.self, T.jobs, Key(e.jobID)), job.token == e.token else { return }
+            guard var job = try loadJob(e.jobID, tables), job.token == e.token else { return }
             let previous = job
             job.visibleUntil = e.visibleUntil
             try saveJob(job, previous: previous, tables)
         case .jobCompleted(let e):
-            guard var job = try tables.load(JobState.self, T.jobs, Key(e.jobID)), job.token == e.token else { return }
+            guard var job = try loadJob(e.jobID, tables), job.token == e.token else { return }
             let previous = job
             job.status = .completed
             job.result = e.result
@@ -90,7 +92,7 @@ public struct SwitchboardProjector: Projector {
             try saveJob(job, previous: previous, tables)
             try dropDeltas(e.jobID, tables)
         case .jobFailed(let e):
-            guard var job = try tables.load(JobState.self, T.jobs, Key(e.jobID)), job.token == e.token else { return }
+            guard var job = try loadJob(e.jobID, tables), job.token == e.token else { return }
             let previous = job
             // The decider follows with job.retried or job.dead in the same transaction.
             job.status = .pending
@@ -100,13 +102,13 @@ public struct SwitchboardProjector: Projector {
             job.notBefore = LogTimestamp(microseconds: .max)
             try saveJob(job, previous: previous, tables)
         case .jobRetried(let e):
-            guard var job = try tables.load(JobState.self, T.jobs, Key(e.jobID)) else { return }
+            guard var job = try loadJob(e.jobID, tables) else { return }
             let previous = job
             job.status = .pending
             job.notBefore = e.notBefore
             try saveJob(job, previous: previous, tables)
         case .jobDead(let e):
-            guard var job = try tables.load(JobState.self, T.jobs, Key(e.jobID)) else { return }
+            guard var job = try loadJob(e.jobID, tables) else { return }
             let previous = job
             job.status = .dead
             job.lastReason = e.lastReason
@@ -117,7 +119,7 @@ public struct SwitchboardProjector: Projector {
         case .jobRetriggered(let e):
             try retriggered(e, tables)
         case .jobCancelled(let e):
-            guard var job = try tables.load(JobState.self, T.jobs, Key(e.jobID)) else { return }
+            guard var job = try loadJob(e.jobID, tables) else { return }
             let previous = job
             job.status = .cancelled
             job.lastReason = e.reason
@@ -125,7 +127,7 @@ public struct SwitchboardProjector: Projector {
             try saveJob(job, previous: previous, tables)
             try dropDeltas(e.jobID, tables)
         case .jobRequeued(let e):
-            guard var job = try tables.load(JobState.self, T.jobs, Key(e.jobID)) else { return }
+            guard var job = try loadJob(e.jobID, tables) else { return }
             let previous = job
             job.status = .pending
             job.attempt = 0
@@ -298,6 +300,7 @@ public struct SwitchboardProjector: Projector {
     /// Builds the job and delivery indexes from `p.jobs` and `p.deliveries` after a bulk replay, which left them
     /// out: each is a function of those states (the same entries the transitions write one at a time).
     public func finishReplay<Tables: TableWriting>(_ tables: Tables) throws {
+        try endReplayBatch(tables)
         try IndexBuild.jobs(tables)
         try IndexBuild.deliveries(tables)
     }
@@ -311,7 +314,7 @@ public struct SwitchboardProjector: Projector {
     func saveJob(_ job: JobState, previous: JobState?, _ tables: some TableWriting) throws {
         typealias T = ProjectionTables
         guard !tables.replaying else {  // the indexes are built once, by finishReplay
-            try tables.store(job, T.jobs, Key(job.jobID))
+            if let replayStates { replayStates.save(job) } else { try tables.store(job, T.jobs, Key(job.jobID)) }
             return
         }
         // Only the transitions' own indexes are written: completed jobs (the bulk) are found by scanning p.jobs.
