@@ -35,9 +35,18 @@ public final class ModelHealth: Sendable {
         public var lastError: String?
     }
 
+    private struct Waiter {
+        var id: UInt64
+        var predicate: @Sendable (Snapshot) -> Bool
+        var continuation: CheckedContinuation<Snapshot, Never>
+    }
+
     private struct Guarded {
         var snapshot: Snapshot
-        var waiters: [(predicate: @Sendable (Snapshot) -> Bool, continuation: CheckedContinuation<Snapshot, Never>)]
+        var waiters: [Waiter]
+        var nextWaiter: UInt64 = 0
+        /// Waiters cancelled before they were registered.
+        var cancelled: Set<UInt64> = []
     }
 
     private let state: Mutex<Guarded>
@@ -52,15 +61,32 @@ public final class ModelHealth: Sendable {
 
     public var snapshot: Snapshot { state.withLock { $0.snapshot } }
 
-    /// Waits until the state satisfies `predicate` (at once when it does now); returns that state.
+    /// Waits until the state satisfies `predicate` (at once when it does now); returns that state. A cancelled
+    /// wait returns the state as it is then, which the caller checks.
     public func wait(until predicate: @escaping @Sendable (Snapshot) -> Bool) async -> Snapshot {
-        await withCheckedContinuation { continuation in
-            let ready: Snapshot? = state.withLock { guarded in
-                if predicate(guarded.snapshot) { return guarded.snapshot }
-                guarded.waiters.append((predicate, continuation))
-                return nil
+        let id = state.withLock { guarded in
+            defer { guarded.nextWaiter += 1 }
+            return guarded.nextWaiter
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let ready: Snapshot? = state.withLock { guarded in
+                    let cancelled = guarded.cancelled.remove(id) != nil
+                    if cancelled || predicate(guarded.snapshot) { return guarded.snapshot }
+                    guarded.waiters.append(Waiter(id: id, predicate: predicate, continuation: continuation))
+                    return nil
+                }
+                if let ready { continuation.resume(returning: ready) }
             }
-            if let ready { continuation.resume(returning: ready) }
+        } onCancel: {
+            let (waiter, snapshot): (Waiter?, Snapshot) = state.withLock { guarded in
+                guard let index = guarded.waiters.firstIndex(where: { $0.id == id }) else {
+                    guarded.cancelled.insert(id)
+                    return (nil, guarded.snapshot)
+                }
+                return (guarded.waiters.remove(at: index), guarded.snapshot)
+            }
+            waiter?.continuation.resume(returning: snapshot)
         }
     }
 
