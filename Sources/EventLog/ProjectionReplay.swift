@@ -259,7 +259,11 @@ extension EventLog {
                 }
                 return
             } catch let error as EventLogError where error.code == .mapFull {
+                projector.discardReplayBatch()  // the batch is applied again, from the state before it
                 guard try env.grow() else { throw error }
+            } catch {
+                projector.discardReplayBatch()
+                throw error
             }
         }
     }

@@ -39,12 +39,15 @@ public protocol Projector: Sendable {
     /// Writes what `apply` kept in memory during a bulk replay, if anything: called at the end of each batch's
     /// transaction, before it commits. (``finishReplay(_:)`` must also write it.)
     func endReplayBatch<Tables: TableWriting>(_ tables: Tables) throws
+    /// Forgets what `apply` kept in memory for a batch whose transaction did not commit (it is applied again).
+    func discardReplayBatch()
 }
 
 extension Projector {
     public var retiredTables: [String] { [] }
     public func finishReplay<Tables: TableWriting>(_ tables: Tables) throws {}
     public func endReplayBatch<Tables: TableWriting>(_ tables: Tables) throws {}
+    public func discardReplayBatch() {}
 
     /// Decodes `record` and applies it when it holds an event of this projector.
     func applyRecord(_ record: Record, to tables: TableWriter) throws {

@@ -17,12 +17,26 @@ public protocol TableReading {
     func withValue<R>(_ table: Table, _ key: [UInt8], _ body: (UnsafeRawBufferPointer?) throws -> R) throws -> R
     /// Visits entries in unsigned byte-wise key order from the first key ≥ `start` until `body` returns `false`.
     func scan(_ table: Table, from start: [UInt8]?, _ body: ([UInt8], [UInt8]) throws -> Bool) throws
+    /// ``scan(_:from:_:)`` without copying where the backend can: each key and value is valid only until `body`
+    /// returns, and only until `body` writes (read what it needs first).
+    func scanBytes(
+        _ table: Table, from start: [UInt8]?, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool
+    ) throws
 }
 
 extension TableReading {
     /// Visits every entry in key order until `body` returns `false`.
     public func scan(_ table: Table, _ body: ([UInt8], [UInt8]) throws -> Bool) throws {
         try scan(table, from: nil, body)
+    }
+
+    /// Over ``scan(_:from:_:)``'s copies: for backends that have nothing to lend.
+    public func scanBytes(
+        _ table: Table, from start: [UInt8]?, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool
+    ) throws {
+        try scan(table, from: start) { key, value in
+            try key.withUnsafeBytes { k in try value.withUnsafeBytes { v in try body(k, v) } }
+        }
     }
 }
 
@@ -69,6 +83,24 @@ enum TxnStore {
         switch self {
         case .lmdb(let txn): try scanTable(txn, table, from: start, body)
         case .external(let store): try store.scan(table, from: start, body)
+        }
+    }
+
+    @inline(__always)
+    func scanBytes(
+        _ table: Table, from start: [UInt8]?, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool
+    ) throws {
+        switch self {
+        case .lmdb(let txn):
+            if let start {
+                try start.withUnsafeBytes { s in try txn.scan(table.dbi, from: s, body) }
+            } else {
+                try txn.scan(table.dbi, from: nil, body)
+            }
+        case .external(let store):
+            try store.scan(table, from: start) { key, value in
+                try key.withUnsafeBytes { k in try value.withUnsafeBytes { v in try body(k, v) } }
+            }
         }
     }
 
@@ -153,6 +185,13 @@ public struct TableWriter: TableWriting {
         try store.scan(table, from: start, body)
     }
 
+    /// ``scan(_:from:_:)`` over LMDB's own pages: each key and value is valid until `body` returns or writes.
+    public func scanBytes(
+        _ table: Table, from start: [UInt8]?, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool
+    ) throws {
+        try store.scanBytes(table, from: start, body)
+    }
+
     /// Deletes every entry of `table`.
     public func removeAll(_ table: Table) throws {
         writes?.happened = true
@@ -182,6 +221,13 @@ public struct TableReader: TableReading {
     /// Visits entries in key order from the first key ≥ `start` until `body` returns `false`.
     public func scan(_ table: Table, from start: [UInt8]?, _ body: ([UInt8], [UInt8]) throws -> Bool) throws {
         try store.scan(table, from: start, body)
+    }
+
+    /// ``scan(_:from:_:)`` over LMDB's own pages: each key and value is valid until `body` returns or writes.
+    public func scanBytes(
+        _ table: Table, from start: [UInt8]?, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool
+    ) throws {
+        try store.scanBytes(table, from: start, body)
     }
 }
 

@@ -1,6 +1,6 @@
 import EventLog
 import Foundation
-import Projections
+@testable import Projections
 import Testing
 
 /// A rebuild keeps the job states it changes in memory until its batch ends (`SwitchboardProjector.forReplay()`)
@@ -67,6 +67,47 @@ struct RebuildBatchTests {
             of: engine.log, upTo: middle, scratchDirectory: dir.sub("up-to-middle"), logger: quietLogger)
         #expect(upToMiddle == middleDigest)
         await engine.close()
+    }
+
+    /// A batch that fills the scratch environment's map is applied again in a grown one, from the state before
+    /// it (the job states it had kept in memory are dropped with the transaction), and the rebuild equals the live
+    /// state. (The job transitions set fields from their events, so applying one twice would not show here: what
+    /// this checks is the growth path with states kept in memory.)
+    @Test func aBatchThatFillsTheMapIsAppliedAgainFromTheStateBeforeIt() async throws {
+        let dir = TemporaryDirectory()
+        let engine = try openEngine(dir.sub("log"))
+        let text = String(repeating: "x", count: 2_000)
+        for n in 0..<900 {
+            var job = NewJob(idempotencyKey: "k\(n)", conversationID: "c\(n % 50)")
+            job.payload = ["text": text]
+            _ = try await engine.enqueueJob(job)
+            if n % 3 == 0, let claim = try await engine.claimJob() {
+                _ = try await engine.completeJob(claim.job.jobID, token: claim.token, result: "r\(n)")
+            }
+        }
+        let live = try engine.digest()
+        let rebuilt = try await Rebuild.run(
+            of: engine.log, scratchDirectory: dir.sub("small-map"), initialMapSize: 1 << 20, logger: quietLogger)
+        #expect(rebuilt.final == live)
+        // The map grew: the state does not fit in the 1 MiB it started with.
+        let size = try FileManager.default.attributesOfItem(atPath: dir.sub("small-map/data.mdb"))[.size] as? Int
+        #expect((size ?? 0) > 1 << 20)
+        await engine.close()
+    }
+
+    /// Building the claim indexes after a rebuild reads only the status of each stored job until it finds one
+    /// that waits or runs: that reading agrees with the full decoding, and a cut value is corrupt, not a guess.
+    @Test(arguments: JobStatus.allCases)
+    func aStoredJobsStatusReadsWithoutDecodingTheRest(status: JobStatus) throws {
+        var job = jobState(
+            "j-\(status)", root: "root-1", seq: 9, status: status, visibleUntil: LogTimestamp(microseconds: 5))
+        job.payload = ["text": "hello", "tools": "1", "é": "ü"]
+        job.result = status == .completed ? "done" : nil
+        let stored = StateCoding.encode(job)
+        #expect(try stored.withUnsafeBytes { try JobState.status(of: $0) } == status)
+        #expect(try StateCoding.decode(JobState.self, stored).status == status)
+        let cut = Array(stored.prefix(stored.count / 2))
+        #expect(throws: DecodingError.self) { try cut.withUnsafeBytes { try JobState.status(of: $0) } }
     }
 
     /// The parts of a batch are read concurrently; a damaged record still stops the rebuild with its own seq,

@@ -56,6 +56,35 @@ extension BinaryStateDecoder {
     func int() throws -> Int { Int(try integer(Int64.self)) }
 }
 
+extension JobState {
+    /// The status in a stored job state, read without decoding the rest (``write(to:)``'s layout).
+    static func status(of stored: UnsafeRawBufferPointer) throws -> JobStatus {
+        var offset = 0
+        func integer<I: FixedWidthInteger>(_ type: I.Type) throws -> I {
+            guard offset + MemoryLayout<I>.size <= stored.count else { throw BinaryStateDecoder.corrupt("truncated") }
+            defer { offset += MemoryLayout<I>.size }
+            return I(littleEndian: stored.loadUnaligned(fromByteOffset: offset, as: I.self))
+        }
+        func skipString() throws {
+            let count = Int(try integer(UInt32.self))
+            guard offset + count <= stored.count else { throw BinaryStateDecoder.corrupt("truncated") }
+            offset += count
+        }
+        for _ in 0..<4 { try skipString() }  // jobID, idempotencyKey, conversationID, kind
+        _ = try integer(Int64.self)  // priority
+        if try integer(UInt8.self) != 0 { try skipString() }  // parentJobID
+        try skipString()  // rootJobID
+        _ = try integer(Int64.self)  // maxAttempts
+        for _ in 0..<(2 * Int(try integer(UInt32.self))) { try skipString() }  // payload
+        _ = try integer(UInt64.self)  // enqueueSeq
+        let count = Int(try integer(UInt32.self))
+        guard offset + count <= stored.count,
+            let status = JobStatus(rawValue: String(decoding: stored[offset..<offset + count], as: UTF8.self))
+        else { throw BinaryStateDecoder.corrupt("job status") }
+        return status
+    }
+}
+
 extension JobState: HotState {
     func write(to out: BinaryStateEncoder) {
         out.string(jobID)

@@ -16,8 +16,13 @@ enum IndexBuild {
             try tables.removeAll(tables.table(table))
         }
         var conversations: [String: (roots: [String], waiting: [Waiting])] = [:]
-        try tables.scan(tables.table(T.jobs)) { _, value in
-            let job = try StateCoding.decode(JobState.self, value)
+        try tables.scanBytes(tables.table(T.jobs), from: nil) { _, stored in
+            // Finished jobs, the bulk of the table, are in no index: their status is all that is read of them.
+            switch try JobState.status(of: stored) {
+            case .completed, .cancelled: return true
+            case .pending, .running, .dead: break
+            }
+            let job = try StateCoding.decode(JobState.self, [UInt8](stored))
             switch job.status {
             case .running:
                 try tables.mark(T.jobRunning, SwitchboardProjector.runningKey(job), Array(job.jobID.utf8))

@@ -22,6 +22,12 @@ final class ReplayStates: @unchecked Sendable {
         }
     }
 
+    /// Forgets every kept state: its batch's transaction did not commit.
+    func discard() {
+        jobs.removeAll(keepingCapacity: true)
+        jobIndex.removeAll(keepingCapacity: true)
+    }
+
     /// Stores every kept state in `tables` and forgets them.
     func flush(_ tables: some TableWriting) throws {
         guard !jobs.isEmpty else { return }
@@ -51,4 +57,8 @@ extension SwitchboardProjector {
 
     /// Writes the states this replay kept in memory.
     public func endReplayBatch<Tables: TableWriting>(_ tables: Tables) throws { try replayStates?.flush(tables) }
+
+    /// Forgets the states kept for a batch whose transaction did not commit: the replay applies the batch again,
+    /// from the state the tables hold (an earlier batch's states were written before it committed).
+    public func discardReplayBatch() { replayStates?.discard() }
 }

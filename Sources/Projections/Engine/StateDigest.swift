@@ -64,16 +64,19 @@ public enum Rebuild {
     ///
     /// This is ``ProjectionReplay`` (the one rebuild loop) writing into the scratch copy, one transaction per
     /// batch, on a thread of its own. A record that does not decode stops it with that record's seq.
+    ///
+    /// `initialMapSize` sizes the scratch environment at first (it grows as it fills; the tests start it small).
     public static func run(
         of source: EventLog, upTo seq: UInt64? = nil, from base: StateSnapshots.Entry? = nil,
         digestsAt: Set<UInt64> = [], scratchDirectory: String, batch: Int = ProjectionReplay.defaultBatch,
-        logger: Logger
+        initialMapSize: Int? = nil, logger: Logger
     ) async throws -> Outcome {
         try await onOwnThread {
             let projector = SwitchboardProjector.forReplay()
             let last = try seq ?? source.lastSeq()
             let (scratch, start, used) = try openScratch(
-                scratchDirectory, base: base.flatMap { $0.seq <= last ? $0 : nil }, logger: logger)
+                scratchDirectory, base: base.flatMap { $0.seq <= last ? $0 : nil }, initialMapSize: initialMapSize,
+                logger: logger)
             defer { scratch.close() }
             let checkpoints = Set(digestsAt.filter { $0 >= start && $0 <= last })
             var digests: [UInt64: StateDigest] = [:]
@@ -98,12 +101,13 @@ public enum Rebuild {
 
     /// The scratch environment, and the first seq to apply: a copy of `base` when this build can read it,
     /// otherwise empty.
-    static func openScratch(_ directory: String, base: StateSnapshots.Entry?, logger: Logger) throws
-        -> (EventLog, start: UInt64, base: StateSnapshots.Entry?)
-    {
+    static func openScratch(
+        _ directory: String, base: StateSnapshots.Entry?, initialMapSize: Int? = nil, logger: Logger
+    ) throws -> (EventLog, start: UInt64, base: StateSnapshots.Entry?) {
         func open() throws -> EventLog {
             var configuration = EventLogConfiguration(
                 directory: directory, writer: WriterIdentity(role: "rebuild", workerID: "rebuild"))
+            if let initialMapSize { configuration.initialMapSize = initialMapSize }
             configuration.projector = SwitchboardProjector()
             configuration.projectionUpgrade = .leave
             // A scratch copy is rebuilt when in doubt: syncing it would only wait for the disk.
