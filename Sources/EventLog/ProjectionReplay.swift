@@ -88,6 +88,10 @@ public enum ProjectionReplay {
 
     /// Cores to decode on: all but the one that applies.
     static var decodingThreads: Int { max(1, ProcessInfo.processInfo.activeProcessorCount - 1) }
+
+    /// Parts a batch read from a log is split into: one per core, at most 8, as each holds a reader slot (LMDB's
+    /// `maxReaders`, shared with every process on the log) or a PostgreSQL connection while it reads.
+    static var readingParts: Int { min(8, max(1, ProcessInfo.processInfo.activeProcessorCount)) }
 }
 
 /// One batch being decoded on background threads — and read there too, when it is made with a range of seqs.
@@ -118,7 +122,7 @@ private final class BatchDecoding<P: Projector>: @unchecked Sendable {
         self.seqs = seqs
         DispatchQueue.global().async { [self] in
             let count = Int(seqs.count)
-            decoded = Self.decode(projector, count: count, parts: ProcessInfo.processInfo.activeProcessorCount) {
+            decoded = Self.decode(projector, count: count, parts: ProjectionReplay.readingParts) {
                 range in
                 let from = seqs.lowerBound + UInt64(range.lowerBound)
                 do {
