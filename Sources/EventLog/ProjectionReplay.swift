@@ -159,7 +159,6 @@ private final class BatchDecoding<P: Projector>: @unchecked Sendable {
         let failures = FailureSlot()
         let parts = min(max(1, parts), count)
         let partSize = (count + parts - 1) / parts
-        var unread: [Int] = []
         let result = [DecodedRecord<P.Event>](unsafeUninitializedCapacity: count) { buffer, initialized in
             let slots = Slots(base: buffer.baseAddress!)
             let done = DoneParts(parts)
@@ -185,7 +184,7 @@ private final class BatchDecoding<P: Projector>: @unchecked Sendable {
                 done.mark(part)
             }
             // A part that could not be read left its slots uninitialized: tear down only the parts that were.
-            unread = done.missing
+            let unread = done.missing
             if unread.isEmpty {
                 initialized = count
             } else {
@@ -253,7 +252,8 @@ extension EventLog {
             do {
                 try env.withWriteTransaction { txn in
                     let tables = TableWriter(txn: txn.view, projectionTables: projection.tables, replaying: true)
-                    // By index, borrowing each record: a `for` loop would copy every record and its event.
+                    // By index: a `for` loop would copy each whole record (its payload, its envelope's strings);
+                    // only the event is copied here, to be applied.
                     try batch.withUnsafeBufferPointer { records in
                         for index in records.indices where records[index].event != nil {
                             try projector.apply(records[index].event!, records[index].meta, to: tables)

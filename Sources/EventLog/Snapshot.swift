@@ -81,14 +81,12 @@ public struct Snapshot: ~Copyable {
     /// ``scan(_:from:_:)`` without copying: `body` sees each key and value where the backend keeps them, valid
     /// only during the call (LMDB's mapped pages; a copy for an external backend).
     public func scanBytes(
-        _ table: Table, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool
+        _ table: Table, from start: [UInt8]? = nil,
+        _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool
     ) throws {
         switch store {
-        case .lmdb(let txn, _): try txn.scan(table.dbi, from: nil, body)
-        case .external(let store):
-            try store.scan(table, from: nil) { key, value in
-                try key.withUnsafeBytes { k in try value.withUnsafeBytes { v in try body(k, v) } }
-            }
+        case .lmdb(let txn, _): try scanTableBytes(txn, table, from: start, body)
+        case .external(let store): try store.scan(table, from: start) { try lend($0, $1, to: body) }
         }
     }
 

@@ -34,9 +34,7 @@ extension TableReading {
     public func scanBytes(
         _ table: Table, from start: [UInt8]?, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool
     ) throws {
-        try scan(table, from: start) { key, value in
-            try key.withUnsafeBytes { k in try value.withUnsafeBytes { v in try body(k, v) } }
-        }
+        try scan(table, from: start) { try lend($0, $1, to: body) }
     }
 }
 
@@ -91,16 +89,8 @@ enum TxnStore {
         _ table: Table, from start: [UInt8]?, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool
     ) throws {
         switch self {
-        case .lmdb(let txn):
-            if let start {
-                try start.withUnsafeBytes { s in try txn.scan(table.dbi, from: s, body) }
-            } else {
-                try txn.scan(table.dbi, from: nil, body)
-            }
-        case .external(let store):
-            try store.scan(table, from: start) { key, value in
-                try key.withUnsafeBytes { k in try value.withUnsafeBytes { v in try body(k, v) } }
-            }
+        case .lmdb(let txn): try scanTableBytes(txn, table, from: start, body)
+        case .external(let store): try store.scan(table, from: start) { try lend($0, $1, to: body) }
         }
     }
 

@@ -233,3 +233,22 @@ func scanTable(_ txn: TxnView, _ table: Table, from start: [UInt8]?, _ body: ([U
         try txn.scan(table.dbi, from: nil) { try body([UInt8]($0), [UInt8]($1)) }
     }
 }
+
+/// ``scanTable(_:_:from:_:)`` without copies: keys and values where LMDB's pages hold them.
+func scanTableBytes(
+    _ txn: TxnView, _ table: Table, from start: [UInt8]?,
+    _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool
+) throws {
+    if let start {
+        try start.withUnsafeBytes { s in try txn.scan(table.dbi, from: s, body) }
+    } else {
+        try txn.scan(table.dbi, from: nil, body)
+    }
+}
+
+/// Passes a copied key and value to a `scanBytes` body, for a backend that has nothing to lend.
+func lend(
+    _ key: [UInt8], _ value: [UInt8], to body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool
+) rethrows -> Bool {
+    try key.withUnsafeBytes { k in try value.withUnsafeBytes { v in try body(k, v) } }
+}
