@@ -111,17 +111,15 @@ package enum RawLMDBBaseline {
         return stat(path, &info) == 0 ? Int(info.st_size) : 0
     }
 
-    /// `CLOCK_MONOTONIC` in nanoseconds (system-wide, so comparable across processes).
     /// The calling thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`).
-    static func threadCPUNanoseconds() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-    }
+    static func threadCPUNanoseconds() -> UInt64 { nanoseconds(CLOCK_THREAD_CPUTIME_ID) }
 
-    package static func monotonicNanoseconds() -> UInt64 {
+    /// `CLOCK_MONOTONIC` in nanoseconds (system-wide, so comparable across processes).
+    package static func monotonicNanoseconds() -> UInt64 { nanoseconds(CLOCK_MONOTONIC) }
+
+    private static func nanoseconds(_ clock: clockid_t) -> UInt64 {
         var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
+        clock_gettime(clock, &ts)
         return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 }

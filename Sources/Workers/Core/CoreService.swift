@@ -322,13 +322,14 @@ public final class CoreService: Service, Sendable {
     }
 
     /// The id of a job's reply message, and the idempotency key of its delivery (`#<part>` appended when split).
-    static func replyKey(jobID: String) -> String { "reply:\(jobID)" }
+    static func replyKey(jobID: String) -> String { replyKeyPrefix + jobID }
+    private static let replyKeyPrefix = "reply:"
 
     /// The job a reply answers, from its delivery's idempotency key (`reply:<job>` or `reply:<job>#<part>`); `nil`
     /// for any other delivery.
     static func jobID(ofReplyKey key: String) -> String? {
-        guard key.hasPrefix("reply:") else { return nil }
-        return String(key.dropFirst(6).prefix { $0 != "#" })
+        guard key.hasPrefix(replyKeyPrefix) else { return nil }
+        return String(key.dropFirst(replyKeyPrefix.count).prefix { $0 != "#" })
     }
 }
 
